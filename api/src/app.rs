@@ -1,0 +1,183 @@
+//! Building and running the HTTP application: routes, middleware, graceful shutdown.
+
+use crate::error::{PROBLEM_JSON, Problem};
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use common::messaging::Bus;
+use common::{Config, db, nats};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Largest request body accepted; larger ones are answered 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// Longest a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A bound, ready-to-run api.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (migrating it) and NATS (provisioning streams), and binds
+    /// `HTTP_ADDR`. Port 0 picks a free port, which tests use.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.jwt_secret()?;
+        let metrics = common::metrics::install();
+        let db = db::connect_and_migrate(&config).await?;
+        let nats_client = nats::connect(&config, "order-service-api").await?;
+        let js = async_nats::jetstream::new(nats_client.clone());
+        let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
+        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        let state = AppState {
+            db,
+            nats: nats_client,
+            bus: Bus::new(js, ns),
+            config: Arc::new(config),
+            metrics,
+        };
+        let listener = TcpListener::bind(state.config.http_addr).await?;
+        Ok(Application {
+            router: router(state.clone()),
+            listener,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "api listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    }
+}
+
+/// The whole HTTP surface: domain routes under `/api/v1`, health, metrics, OpenAPI and docs.
+pub fn router(state: AppState) -> Router {
+    let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::router())
+        .split_for_parts();
+
+    let app = api_routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(routes::not_found)
+        .with_state(state);
+    with_middleware(app)
+}
+
+/// The middleware every route runs behind: request ids, tracing, metrics, problem+json for
+/// bare errors, panic recovery, timeouts and the body limit.
+pub fn with_middleware(app: Router) -> Router {
+    // Router::layer wraps outward: the last layer listed here sees a request first.
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(middleware::from_fn(track_metrics))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "http",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+            )
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+/// Errors produced outside our handlers (method not allowed, timeouts, panics, body limits)
+/// arrive without a body; give them the same problem+json shape as every other error.
+async fn problem_for_bare_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return res;
+    }
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this resource",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::SERVICE_UNAVAILABLE => "the request could not be completed in time",
+        StatusCode::INTERNAL_SERVER_ERROR => "an internal error occurred; it has been logged",
+        _ => status.canonical_reason().unwrap_or("error"),
+    };
+    let (parts, _) = res.into_parts();
+    let mut fresh = Problem::new(status, "about:blank", detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, REQUEST_ID] {
+        if let Some(v) = parts.headers.get(&name) {
+            fresh.headers_mut().insert(name, v.clone());
+        }
+    }
+    fresh
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => res.status().as_u16().to_string(),
+    )
+    .record(start.elapsed().as_secs_f64());
+    res
+}

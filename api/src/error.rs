@@ -1,0 +1,212 @@
+//! The api's error type and its RFC 9457 `application/problem+json` rendering.
+//!
+//! Every error a client can see is built here. 5xx bodies are opaque: the cause is logged with
+//! its chain, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FieldError {
+    /// Path of the field in the request (`items[0].quantity`), or the parameter name.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present on validation failures: each bad field and what is wrong with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Extra members some problems carry (the current status of an order, the checks of readiness).
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: kind.to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut res = (status, body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        res
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: bad JSON syntax, a bad path or query parameter.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Well-formed but invalid: each bad field named.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// Well-formed but unprocessable for a reason not tied to one field.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    #[error("not authenticated: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {detail}")]
+    Conflict {
+        detail: String,
+        extensions: serde_json::Map<String, serde_json::Value>,
+    },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (PostgreSQL, JetStream) is down; the client may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            detail: detail.into(),
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            // The pool could not reach PostgreSQL: a dependency outage, not a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database is unavailable, retry later".into())
+            }
+            _ => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::BadRequest(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, "about:blank", detail)
+            }
+            ApiError::Validation(errors) => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "/problems/validation",
+                    "the request has invalid fields",
+                );
+                p.title = "Validation failed".into();
+                p.errors = errors;
+                p
+            }
+            ApiError::Unprocessable(detail) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "about:blank", detail)
+            }
+            ApiError::Unauthorized(detail) => {
+                Problem::new(StatusCode::UNAUTHORIZED, "about:blank", detail)
+            }
+            ApiError::Forbidden => Problem::new(
+                StatusCode::FORBIDDEN,
+                "about:blank",
+                "your role does not allow this operation",
+            ),
+            ApiError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "about:blank",
+                format!("{what} not found"),
+            ),
+            ApiError::Conflict { detail, extensions } => {
+                let mut p = Problem::new(StatusCode::CONFLICT, "about:blank", detail);
+                p.extensions = extensions;
+                p
+            }
+            ApiError::UnsupportedMediaType => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "about:blank",
+                "expected Content-Type: application/json",
+            ),
+            ApiError::PayloadTooLarge => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "about:blank",
+                "the request body is too large",
+            ),
+            ApiError::RateLimited { retry_after_secs } => {
+                let mut res = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "about:blank",
+                    format!("too many attempts, retry in {retry_after_secs} s"),
+                )
+                .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return res;
+            }
+            ApiError::Unavailable(detail) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, error.chain = ?e, "internal error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "about:blank",
+                    "an internal error occurred; it has been logged",
+                )
+            }
+        };
+        problem.into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

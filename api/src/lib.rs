@@ -1,0 +1,11 @@
+//! The HTTP front of the order service: authenticates, validates, authorizes, reads from
+//! PostgreSQL and publishes order commands to JetStream.
+
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+pub use app::Application;

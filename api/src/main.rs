@@ -1,0 +1,34 @@
+//! `api`: the HTTP front. Everything testable lives in the library; this only wires it.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match common::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    common::telemetry::init(config.log_format, &config.log_filter);
+    let shutdown = common::shutdown::on_signal();
+    let app = match api::Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "api failed to start");
+            eprintln!("api failed to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(shutdown).await {
+        Ok(()) => {
+            tracing::info!("api stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "api server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

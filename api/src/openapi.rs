@@ -1,0 +1,18 @@
+//! The OpenAPI document: metadata here, paths collected from the routers.
+
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Order service",
+        description = "Order management: accounts, a product catalogue with stock, and orders \
+                       placed through JetStream and settled by workers.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,16 @@
+//! Shared state handed to every handler.
+
+use common::Config;
+use common::messaging::Bus;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub nats: async_nats::Client,
+    pub bus: Bus,
+    pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+}

@@ -1,0 +1,102 @@
+use crate::helpers::{assert_problem, spawn_app, spawn_app_behind_proxies};
+use common::testing::eventually;
+use std::time::Duration;
+
+#[tokio::test]
+async fn liveness_answers_ok() {
+    let app = spawn_app().await;
+    let res = app.get("/health/live").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn readiness_is_ok_when_postgres_and_nats_answer() {
+    let app = spawn_app().await;
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["nats"], "ok");
+}
+
+#[tokio::test]
+async fn readiness_goes_503_naming_postgres_while_it_is_unreachable_and_recovers() {
+    let (app, pg, _nats) = spawn_app_behind_proxies().await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+
+    pg.cut();
+    let body = eventually(Duration::from_secs(20), "readiness 503", || async {
+        let res = app.get("/health/ready").await;
+        if res.status() == 503 {
+            Some(assert_problem(res, 503).await)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("postgres"),
+        "{body}"
+    );
+    assert_ne!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["nats"], "ok");
+
+    pg.restore();
+    eventually(Duration::from_secs(20), "readiness back to 200", || async {
+        (app.get("/health/ready").await.status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_goes_503_naming_nats_while_it_is_unreachable_and_recovers() {
+    let (app, _pg, nats) = spawn_app_behind_proxies().await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+
+    nats.cut();
+    let body = eventually(Duration::from_secs(20), "readiness 503", || async {
+        let res = app.get("/health/ready").await;
+        if res.status() == 503 {
+            Some(assert_problem(res, 503).await)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("nats"), "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+
+    nats.restore();
+    eventually(Duration::from_secs(30), "readiness back to 200", || async {
+        (app.get("/health/ready").await.status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_format() {
+    let app = spawn_app().await;
+    app.get("/health/live").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_the_docs_page_are_served() {
+    let app = spawn_app().await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status(), 200);
+    let doc: serde_json::Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/health/ready"].is_object());
+
+    let res = app.get("/docs/").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "docs page is Swagger UI");
+    // The assets are vendored into the binary, not fetched from a CDN.
+    assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
+}

@@ -1,0 +1,95 @@
+//! Spawning a real api (real PostgreSQL, real JetStream) on a free port for each test.
+
+use common::testing::{TcpProxy, TestEnv, socket_addr_of};
+use tokio_util::sync::CancellationToken;
+
+#[allow(dead_code)] // fields used by some tests only
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub env: TestEnv,
+    pub state: api::state::AppState,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// A client that keeps cookies, like a browser.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub async fn spawn_app() -> TestApp {
+    let env = TestEnv::new().await;
+    let config = env.config();
+    start(env, config).await
+}
+
+/// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
+pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
+    let env = TestEnv::new().await;
+    let pg_proxy = TcpProxy::start(socket_addr_of(&env.database_url)).await;
+    let nats_proxy = TcpProxy::start(socket_addr_of(&common::testing::nats_url())).await;
+    let db_url = format!(
+        "postgres://postgres@{}/{}",
+        pg_proxy.addr, env.database_name
+    );
+    let nats_url = format!("nats://{}", nats_proxy.addr);
+    let config = env.config_with(&[("DATABASE_URL", &db_url), ("NATS_URL", &nats_url)]);
+    (start(env, config).await, pg_proxy, nats_proxy)
+}
+
+async fn start(env: TestEnv, config: common::Config) -> TestApp {
+    let app = api::Application::build(config).await.expect("api builds");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let state = app.state().clone();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        client: client(),
+        env,
+        state,
+        shutdown,
+    }
+}
+
+/// Asserts a response is an RFC 9457 problem with `status`, and returns its body.
+pub async fn assert_problem(res: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = res.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string(), "type: {body}");
+    assert!(body["title"].is_string(), "title: {body}");
+    assert!(body["detail"].is_string(), "detail: {body}");
+    body
+}

@@ -1,0 +1,131 @@
+//! Every error, from our handlers or from the framework, is RFC 9457 problem+json.
+
+use crate::helpers::{assert_problem, client, spawn_app};
+use api::error::ApiResult;
+use api::extract::Json;
+use axum::Router;
+use axum::routing::post;
+use serde::Deserialize;
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    let body = assert_problem(app.get("/api/v1/nowhere").await, 404).await;
+    assert_eq!(body["title"], "Not Found");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .delete(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    let allow = res.headers().get("allow").cloned();
+    assert_problem(res, 405).await;
+    assert!(allow.is_some(), "Allow header kept");
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Thing {
+    name: String,
+    count: u32,
+}
+
+async fn accept(Json(_thing): Json<Thing>) -> ApiResult<&'static str> {
+    Ok("ok")
+}
+
+/// A server with one JSON route behind the api's middleware, to exercise the extractor.
+async fn json_server() -> String {
+    let router = api::app::with_middleware(Router::new().route("/things", post(accept)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/things")
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem() {
+    let url = json_server().await;
+    let res = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("malformed JSON"));
+}
+
+#[tokio::test]
+async fn a_wrong_field_type_is_a_422_naming_the_field() {
+    let url = json_server().await;
+    let res = client()
+        .post(&url)
+        .json(&serde_json::json!({"name": "x", "count": -1}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 422).await;
+    assert_eq!(body["errors"][0]["field"], "count");
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_rejected() {
+    let url = json_server().await;
+    let res = client()
+        .post(&url)
+        .json(&serde_json::json!({"name": "x", "count": 1, "admin": true}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 422).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_content_type_is_a_415_problem() {
+    let url = json_server().await;
+    let res = client().post(&url).body("{}").send().await.unwrap();
+    assert_problem(res, 415).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_problem() {
+    let url = json_server().await;
+    let big = format!(
+        "{{\"name\": \"{}\", \"count\": 1}}",
+        "x".repeat(api::app::BODY_LIMIT_BYTES)
+    );
+    let res = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 413).await;
+}
+
+#[tokio::test]
+async fn a_valid_body_passes() {
+    let url = json_server().await;
+    let res = client()
+        .post(&url)
+        .json(&serde_json::json!({"name": "x", "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -1,0 +1,345 @@
+//! Configuration read from the environment, validated once at start-up.
+//!
+//! Every failure names the variable at fault, so a mis-configured process stops with one clear
+//! line instead of a panic.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A value that must never reach a log line.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Credentials of the administrator ensured at start-up.
+#[derive(Debug, Clone)]
+pub struct AdminSeed {
+    pub email: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub nats_url: String,
+    pub nats_namespace: String,
+    pub nats_stream_replicas: usize,
+    pub http_addr: SocketAddr,
+    pub worker_http_addr: SocketAddr,
+    /// Absent in processes that do not issue tokens; the api requires it via [`Config::jwt_secret`].
+    jwt_secret: Option<Secret>,
+    pub admin: Option<AdminSeed>,
+    pub cookie_secure: bool,
+    pub reservation_ttl: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub login_rate_per_minute: u32,
+}
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if one exists).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal in production; a malformed one is not worth failing for
+        // either, since every variable is validated below.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a configuration from any variable source; tests pass a map.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let database_url = var("DATABASE_URL").ok_or_else(|| {
+            ConfigError::new("DATABASE_URL", "required, e.g. postgres://user@host/db")
+        })?;
+        let parsed = url::Url::parse(&database_url)
+            .map_err(|e| ConfigError::new("DATABASE_URL", format!("not a valid URL ({e})")))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!(
+                    "scheme must be postgres:// or postgresql://, not {}://",
+                    parsed.scheme()
+                ),
+            ));
+        }
+
+        let nats_url = var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        for server in nats_url.split(',') {
+            let server = server.trim();
+            let with_scheme = if server.contains("://") {
+                server.to_owned()
+            } else {
+                format!("nats://{server}")
+            };
+            let url = url::Url::parse(&with_scheme).map_err(|e| {
+                ConfigError::new("NATS_URL", format!("{server:?} is not a valid URL ({e})"))
+            })?;
+            if url.host_str().is_none() {
+                return Err(ConfigError::new(
+                    "NATS_URL",
+                    format!("{server:?} has no host"),
+                ));
+            }
+        }
+
+        let nats_namespace = var("NATS_NAMESPACE").unwrap_or_default();
+        if !nats_namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::new(
+                "NATS_NAMESPACE",
+                "may contain only letters, digits, '_' and '-'",
+            ));
+        }
+
+        let jwt_secret = match var("JWT_SECRET") {
+            None => None,
+            Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    format!(
+                        "must be at least {MIN_JWT_SECRET_BYTES} bytes, got {}",
+                        s.len()
+                    ),
+                ));
+            }
+            Some(s) => Some(Secret::new(s)),
+        };
+
+        let admin = match (var("ADMIN_EMAIL"), var("ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some(AdminSeed {
+                email,
+                password: Secret::new(password),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "ADMIN_PASSWORD",
+                    "required when ADMIN_EMAIL is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "ADMIN_EMAIL",
+                    "required when ADMIN_PASSWORD is set",
+                ));
+            }
+            (None, None) => None,
+        };
+
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be pretty or json, not {other:?}"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            database_max_connections: parse(&var, "DATABASE_MAX_CONNECTIONS", 10u32)?,
+            nats_url,
+            nats_namespace,
+            nats_stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", 1usize)?,
+            http_addr: parse(&var, "HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            worker_http_addr: parse(
+                &var,
+                "WORKER_HTTP_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 9090)),
+            )?,
+            jwt_secret,
+            admin,
+            cookie_secure: parse_bool(&var, "COOKIE_SECURE", true)?,
+            reservation_ttl: Duration::from_secs(parse(&var, "RESERVATION_TTL_SECS", 900u64)?),
+            log_format,
+            log_filter: var("RUST_LOG").unwrap_or_else(|| "info".into()),
+            login_rate_per_minute: parse(&var, "LOGIN_RATE_PER_MINUTE", 10u32)?,
+        })
+    }
+
+    /// The token-signing key; processes that issue tokens call this at start-up.
+    pub fn jwt_secret(&self) -> Result<&Secret, ConfigError> {
+        self.jwt_secret.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "JWT_SECRET",
+                format!("required: a random key of at least {MIN_JWT_SECRET_BYTES} bytes"),
+            )
+        })
+    }
+}
+
+fn parse<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?} ({e})"))),
+    }
+}
+
+fn parse_bool(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match var(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            name,
+            format!("must be true or false, not {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://postgres@127.0.0.1/db");
+    const JWT: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn defaults_follow_the_design_table() {
+        let c = load(&[DB, JWT]).expect("valid");
+        assert_eq!(c.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(c.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.worker_http_addr.to_string(), "0.0.0.0:9090");
+        assert!(c.cookie_secure);
+        assert_eq!(c.reservation_ttl, Duration::from_secs(900));
+        assert_eq!(c.nats_namespace, "");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_missing_database_url_names_the_variable() {
+        let e = load(&[JWT]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn an_unparsable_database_url_names_the_variable() {
+        let e = load(&[("DATABASE_URL", "not a url"), JWT]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        let e = load(&[("DATABASE_URL", "mysql://x/y"), JWT]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused() {
+        let e = load(&[DB, ("JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(e.variable, "JWT_SECRET");
+        assert!(e.to_string().contains("at least 32 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_jwt_secret_fails_only_where_it_is_required() {
+        let c = load(&[DB]).expect("workers need no JWT secret");
+        assert_eq!(c.jwt_secret().unwrap_err().variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn the_secret_never_prints() {
+        let c = load(&[DB, JWT]).expect("valid");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("0123456789abcdef"));
+        assert!(!shown.contains("postgres@127.0.0.1"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("NATS_URL", "nats://"),
+            ("HTTP_ADDR", "nowhere"),
+            ("WORKER_HTTP_ADDR", "1.2.3.4"),
+            ("COOKIE_SECURE", "maybe"),
+            ("RESERVATION_TTL_SECS", "-5"),
+            ("LOG_FORMAT", "xml"),
+            ("NATS_NAMESPACE", "a.b"),
+        ] {
+            let e = load(&[DB, JWT, (name, value)]).unwrap_err();
+            assert_eq!(e.variable, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn admin_credentials_come_in_pairs() {
+        let e = load(&[DB, JWT, ("ADMIN_EMAIL", "a@b.c")]).unwrap_err();
+        assert_eq!(e.variable, "ADMIN_PASSWORD");
+        let c = load(&[DB, JWT, ("ADMIN_EMAIL", "a@b.c"), ("ADMIN_PASSWORD", "pw")]).expect("ok");
+        assert_eq!(c.admin.map(|a| a.email), Some("a@b.c".into()));
+    }
+
+    #[test]
+    fn several_nats_servers_are_accepted() {
+        let c = load(&[DB, JWT, ("NATS_URL", "nats://a:4222,nats://b:4222, c:4222")]).expect("ok");
+        assert!(c.nats_url.contains("b:4222"));
+    }
+}

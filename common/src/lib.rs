@@ -1,0 +1,17 @@
+//! Shared library of the order service: configuration, domain types, the message envelope and
+//! subjects, stream provisioning, the database pool and migrations, telemetry and shutdown.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod messaging;
+pub mod metrics;
+pub mod nats;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{Config, ConfigError};
+pub use error::{Error, Result};

@@ -1,0 +1,166 @@
+//! The NATS connection and the idempotent provisioning of every stream and consumer.
+//!
+//! Streams (names prefixed by the namespace):
+//!
+//! | stream | retention | subjects |
+//! | --- | --- | --- |
+//! | `ORDERS_CMD` | work queue | `orders.cmd.>` |
+//! | `INVENTORY_CMD` | work queue | `inventory.cmd.>` |
+//! | `EVENTS` | limits (7 days) | `orders.evt.>`, `inventory.evt.>`, `payments.evt.>` |
+//! | `DEAD_LETTERS` | limits (30 days) | `dlq.>` |
+
+use crate::config::Config;
+use crate::messaging::Namespace;
+use async_nats::jetstream::{self, consumer, stream};
+use std::time::Duration;
+
+/// How long the server remembers message ids to drop duplicate publishes.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+pub const ORDERS_CMD: &str = "ORDERS_CMD";
+pub const INVENTORY_CMD: &str = "INVENTORY_CMD";
+pub const EVENTS: &str = "EVENTS";
+pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
+
+/// Connects to NATS, retrying with backoff until the server answers. The client reconnects
+/// on its own afterwards.
+pub async fn connect(config: &Config, name: &str) -> crate::Result<async_nats::Client> {
+    use backon::{ExponentialBuilder, Retryable};
+    let servers: Vec<String> = config
+        .nats_url
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
+    let connect = || async {
+        async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(3))
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                    async_nats::Event::Connected => tracing::info!("NATS connected"),
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
+            })
+            .connect(servers.as_slice())
+            .await
+    };
+    connect
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(12),
+        )
+        .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "NATS not reachable"))
+        .await
+        .map_err(crate::Error::nats)
+}
+
+/// A durable pull consumer a worker reads from.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Base stream name (namespace added when provisioning).
+    pub stream: &'static str,
+    /// Base durable name (namespace added when provisioning).
+    pub durable: String,
+    /// Filter, relative to the namespace.
+    pub filter_subject: String,
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+    pub max_ack_pending: i64,
+}
+
+impl ConsumerSpec {
+    pub fn new(
+        stream: &'static str,
+        durable: impl Into<String>,
+        filter: impl Into<String>,
+    ) -> Self {
+        ConsumerSpec {
+            stream,
+            durable: durable.into(),
+            filter_subject: filter.into(),
+            max_deliver: 10,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+        }
+    }
+}
+
+/// Creates or updates every stream of the deployment. Safe to run from every replica.
+pub async fn provision_streams(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    replicas: usize,
+) -> crate::Result<()> {
+    let defs = [
+        (
+            ORDERS_CMD,
+            vec!["orders.cmd.>"],
+            stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
+        ),
+        (
+            INVENTORY_CMD,
+            vec!["inventory.cmd.>"],
+            stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
+        ),
+        (
+            EVENTS,
+            vec!["orders.evt.>", "inventory.evt.>", "payments.evt.>"],
+            stream::RetentionPolicy::Limits,
+            Duration::from_secs(7 * 24 * 3600),
+        ),
+        (
+            DEAD_LETTERS,
+            vec!["dlq.>"],
+            stream::RetentionPolicy::Limits,
+            Duration::from_secs(30 * 24 * 3600),
+        ),
+    ];
+    for (name, subjects, retention, max_age) in defs {
+        let config = stream::Config {
+            name: ns.name(name),
+            subjects: subjects.iter().map(|s| ns.subject(s)).collect(),
+            retention,
+            max_age,
+            storage: stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| crate::Error::Nats(format!("stream {}: {e}", ns.name(name))))?;
+    }
+    Ok(())
+}
+
+/// Creates (or updates) a durable pull consumer and returns it.
+pub async fn provision_consumer(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    spec: &ConsumerSpec,
+) -> crate::Result<consumer::Consumer<consumer::pull::Config>> {
+    let stream_name = ns.name(spec.stream);
+    let durable = ns.name(&spec.durable);
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| crate::Error::Nats(format!("stream {stream_name}: {e}")))?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: ns.subject(&spec.filter_subject),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver,
+            max_ack_pending: spec.max_ack_pending,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| crate::Error::Nats(format!("consumer {durable}: {e}")))
+}

@@ -1,0 +1,221 @@
+//! Test harness shared by the crates' integration tests: every test gets its own database and
+//! its own `NATS_NAMESPACE` on the shared servers, so the suite runs in parallel; a TCP proxy
+//! lets a test cut a dependency off and restore it.
+//!
+//! The servers are found through `TEST_DATABASE_URL` (an administrative connection, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `NATS_URL` (default `nats://127.0.0.1:4222`).
+
+#![allow(clippy::unwrap_used)] // test support: a failed set-up should fail the test loudly
+
+use crate::config::Config;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// The administrative PostgreSQL URL used to create per-test databases.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A fresh, empty database and a fresh namespace; dropped (best effort) with this value.
+pub struct TestEnv {
+    pub database_name: String,
+    pub namespace: String,
+    /// URL of the test database (direct, not through any proxy).
+    pub database_url: String,
+    cleaned: bool,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        use sqlx::Connection;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database_name = format!("test_{}", &id[..16]);
+        let namespace = format!("t{}", &id[..12]);
+        let admin = admin_database_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL at TEST_DATABASE_URL");
+        // The name is generated here from hex digits only.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            r#"CREATE DATABASE "{database_name}""#
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&database_name);
+        TestEnv {
+            database_name,
+            namespace,
+            database_url: url.to_string(),
+            cleaned: false,
+        }
+    }
+
+    /// A configuration for this environment with every listener on a free port.
+    pub fn config(&self) -> Config {
+        self.config_with(&[])
+    }
+
+    /// Like [`TestEnv::config`] with some variables overridden.
+    pub fn config_with(&self, overrides: &[(&str, &str)]) -> Config {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("NATS_URL".into(), nats_url()),
+            ("NATS_NAMESPACE".into(), self.namespace.clone()),
+            ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
+            ("WORKER_HTTP_ADDR".into(), "127.0.0.1:0".into()),
+            ("COOKIE_SECURE".into(), "false".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ]);
+        for (k, v) in overrides {
+            vars.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration")
+    }
+}
+
+impl Drop for TestEnv {
+    /// Deletes the namespace's streams and the database, so repeated runs leave nothing behind.
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.cleaned = true;
+        let namespace = self.namespace.clone();
+        let database = self.database_name.clone();
+        // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use futures::TryStreamExt;
+                use sqlx::Connection;
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let js = async_nats::jetstream::new(client);
+                    let names: Vec<String> =
+                        js.stream_names().try_collect().await.unwrap_or_default();
+                    for name in names
+                        .iter()
+                        .filter(|n| n.starts_with(&format!("{namespace}_")))
+                    {
+                        let _ = js.delete_stream(name).await;
+                    }
+                }
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_database_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A TCP proxy in front of a real server. `cut()` drops every connection and refuses new ones
+/// (as an unreachable server would); `restore()` lets connections through again.
+#[derive(Clone)]
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+struct ProxyState {
+    up: bool,
+    connections: Vec<AbortHandle>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ProxyState {
+            up: true,
+            connections: Vec::new(),
+        }));
+        let shared = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut guard = shared.lock().unwrap();
+                if !guard.up {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                guard.connections.retain(|c| !c.is_finished());
+                guard.connections.push(task.abort_handle());
+            }
+        });
+        TcpProxy { addr, state }
+    }
+
+    pub fn cut(&self) {
+        let mut guard = self.state.lock().unwrap();
+        guard.up = false;
+        for c in guard.connections.drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.lock().unwrap().up = true;
+    }
+}
+
+/// Resolves a `host:port` from a URL (for putting a proxy in front of it).
+pub fn socket_addr_of(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let parsed = url::Url::parse(url).unwrap();
+    let host = parsed.host_str().unwrap().to_owned();
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(match parsed.scheme() {
+            "nats" => 4222,
+            _ => 5432,
+        });
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

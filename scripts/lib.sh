@@ -1,0 +1,103 @@
+# Shared by scripts/dev, scripts/test and scripts/bench: make sure PostgreSQL and nats-server
+# (with JetStream) answer, starting or installing them when they do not.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE_DIR="${ROOT}/.dev"
+mkdir -p "${STATE_DIR}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+PG_HOST="${PG_HOST:-127.0.0.1}"
+PG_PORT="${PG_PORT:-5432}"
+NATS_HOST="${NATS_HOST:-127.0.0.1}"
+NATS_PORT="${NATS_PORT:-4222}"
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_for_port() {
+    local host=$1 port=$2 what=$3 tries=${4:-60}
+    for _ in $(seq "${tries}"); do
+        port_open "${host}" "${port}" && return 0
+        sleep 0.5
+    done
+    die "${what} did not start listening on ${host}:${port}"
+}
+
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        die "$* is missing; install it (Debian: apt-get install $*) or run this script as root"
+    fi
+    log "installing $* with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+# PostgreSQL on PG_HOST:PG_PORT with a superuser `postgres` reachable over TCP.
+ensure_postgres() {
+    if port_open "${PG_HOST}" "${PG_PORT}"; then
+        log "PostgreSQL answers on ${PG_HOST}:${PG_PORT}"
+        return
+    fi
+    if [ -z "$(pg_bin_dir)" ]; then
+        apt_install postgresql
+    fi
+    if command -v pg_ctlcluster >/dev/null && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+        local version
+        version="$(ls /etc/postgresql | sort -V | tail -1)"
+        log "starting the system PostgreSQL ${version} cluster"
+        pg_ctlcluster --skip-systemctl-redirect "${version}" main start || true
+    fi
+    if ! port_open "${PG_HOST}" "${PG_PORT}"; then
+        # No system cluster: run a private one in .dev/postgres with trust auth on loopback.
+        local bin data="${STATE_DIR}/postgres"
+        bin="$(pg_bin_dir)"
+        log "starting a private PostgreSQL in ${data}"
+        local as=()
+        if [ "$(id -u)" = 0 ]; then as=(runuser -u postgres --); chown -R postgres "${STATE_DIR}" 2>/dev/null || true; mkdir -p "${data}"; chown postgres "${data}"; fi
+        if [ ! -f "${data}/PG_VERSION" ]; then
+            "${as[@]}" "${bin}/initdb" -D "${data}" -U postgres --auth=trust >/dev/null
+        fi
+        "${as[@]}" "${bin}/pg_ctl" -D "${data}" -l "${data}/server.log" \
+            -o "-p ${PG_PORT} -k /tmp -c listen_addresses=${PG_HOST}" start >/dev/null
+    fi
+    wait_for_port "${PG_HOST}" "${PG_PORT}" PostgreSQL
+    # Fresh Debian clusters ask for a password over TCP; give the local superuser trust there.
+    if ! psql -h "${PG_HOST}" -p "${PG_PORT}" -U postgres -d postgres -c 'select 1' >/dev/null 2>&1; then
+        local hba
+        hba="$(ls /etc/postgresql/*/main/pg_hba.conf 2>/dev/null | sort -V | tail -1)"
+        if [ -n "${hba}" ] && [ "$(id -u)" = 0 ]; then
+            log "allowing trust authentication for postgres on loopback (development only)"
+            sed -i '1i host all postgres 127.0.0.1/32 trust' "${hba}"
+            runuser -u postgres -- psql -c 'select pg_reload_conf()' >/dev/null
+            sleep 1
+        fi
+    fi
+    psql -h "${PG_HOST}" -p "${PG_PORT}" -U postgres -d postgres -c 'select 1' >/dev/null 2>&1 \
+        || die "cannot log in to PostgreSQL on ${PG_HOST}:${PG_PORT} as postgres"
+}
+
+# nats-server with JetStream on NATS_HOST:NATS_PORT.
+ensure_nats() {
+    if port_open "${NATS_HOST}" "${NATS_PORT}"; then
+        log "NATS answers on ${NATS_HOST}:${NATS_PORT}"
+        return
+    fi
+    command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+    local bin
+    bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    log "starting nats-server with JetStream (store in ${STATE_DIR}/nats)"
+    mkdir -p "${STATE_DIR}/nats"
+    nohup "${bin}" -a "${NATS_HOST}" -p "${NATS_PORT}" -js -sd "${STATE_DIR}/nats" \
+        >"${STATE_DIR}/nats.log" 2>&1 &
+    wait_for_port "${NATS_HOST}" "${NATS_PORT}" nats-server
+}
+
+ensure_services() {
+    command -v psql >/dev/null || apt_install postgresql-client
+    ensure_postgres
+    ensure_nats
+}

@@ -1,0 +1,377 @@
+//! The generic consumer loop for durable pull consumers.
+//!
+//! It fetches in batches, runs a handler on each message concurrently, and settles each message
+//! by the handler's outcome:
+//!
+//! * success: acknowledged (double ack: the server confirms it) only after the handler returned,
+//!   i.e. after its transaction committed and its follow-up messages were acknowledged;
+//! * transient failure (database down, lock timeout): negatively acknowledged with an
+//!   exponential delay, so the server redelivers it later;
+//! * permanent failure (undecodable, unknown order), a panic that keeps recurring, or a
+//!   transient failure on its last allowed delivery: copied to the dead-letter stream with the
+//!   reason, then terminated. A message is never retried forever and never silently dropped.
+//!
+//! On shutdown it stops fetching, finishes and settles the batch in hand, and returns.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use common::messaging::{
+    Bus, CORRELATION_HEADER, DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SEQUENCE_HEADER,
+    DLQ_STREAM_HEADER, DLQ_SUBJECT_HEADER,
+};
+use futures::StreamExt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// One delivered message, as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Subject relative to the namespace, e.g. `orders.cmd.place`.
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Option<HeaderMap>,
+    /// How many times the server has delivered it (1 on first delivery).
+    pub delivered: i64,
+    pub stream_sequence: u64,
+    pub correlation_id: String,
+}
+
+/// Why a handler did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Worth retrying later: the database is down, a lock timed out, a dependency is not there yet.
+    #[error("transient: {0:#}")]
+    Transient(anyhow::Error),
+    /// Can never succeed: the message goes to the dead-letter stream with this reason.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl Failure {
+    pub fn permanent(reason: impl std::fmt::Display) -> Self {
+        Failure::Permanent(reason.to_string())
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    /// Database errors are transient unless they say the data itself is wrong.
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db)
+                if db.is_check_violation() || db.is_foreign_key_violation() =>
+            {
+                Failure::Permanent(format!("rejected by the database: {db}"))
+            }
+            _ => Failure::Transient(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<common::messaging::DecodeError> for Failure {
+    fn from(e: common::messaging::DecodeError) -> Self {
+        Failure::Permanent(e.to_string())
+    }
+}
+
+impl From<common::messaging::PublishError> for Failure {
+    fn from(e: common::messaging::PublishError) -> Self {
+        Failure::Transient(anyhow::Error::new(e))
+    }
+}
+
+/// Processes one message. Implementations must be idempotent: a message may arrive again
+/// after a crash between commit and ack.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), Failure>> + Send;
+}
+
+/// Tuning of one consumer loop.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// Messages requested per pull.
+    pub batch: usize,
+    /// Messages handled at once.
+    pub concurrency: usize,
+    /// How long one pull waits for messages; bounds how long shutdown takes to notice.
+    pub fetch_expiry: Duration,
+    /// Must match the consumer's `max_deliver`: the last delivery of a failing message is
+    /// dead-lettered instead of retried.
+    pub max_deliver: i64,
+    /// First and longest redelivery delay after a transient failure.
+    pub min_retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            batch: 64,
+            concurrency: 32,
+            fetch_expiry: Duration::from_secs(1),
+            max_deliver: 10,
+            min_retry_delay: Duration::from_millis(250),
+            max_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running consumer: a durable pull consumer, a handler, and where dead letters go.
+pub struct ConsumerLoop<H> {
+    name: String,
+    consumer: PullConsumer,
+    bus: Bus,
+    handler: Arc<H>,
+    options: LoopOptions,
+}
+
+impl<H: Handler> ConsumerLoop<H> {
+    pub fn new(
+        name: impl Into<String>,
+        consumer: PullConsumer,
+        bus: Bus,
+        handler: H,
+        options: LoopOptions,
+    ) -> Self {
+        ConsumerLoop {
+            name: name.into(),
+            consumer,
+            bus,
+            handler: Arc::new(handler),
+            options,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled; the batch in hand is finished and settled first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.name.as_str();
+        tracing::info!(consumer = name, "consumer started");
+        let mut pull_failures: usize = 0;
+        while !shutdown.is_cancelled() {
+            let batch = tokio::select! {
+                batch = self
+                    .consumer
+                    .batch()
+                    .max_messages(self.options.batch)
+                    .expires(self.options.fetch_expiry)
+                    .messages() => batch,
+                _ = shutdown.cancelled() => break,
+            };
+            let messages = match batch {
+                Ok(messages) => {
+                    pull_failures = 0;
+                    messages
+                }
+                Err(e) => {
+                    pull_failures += 1;
+                    let delay = retry_delay(
+                        &self.options,
+                        i64::try_from(pull_failures).unwrap_or(i64::MAX),
+                    );
+                    tracing::warn!(consumer = name, error = %e, retry_in = ?delay, "pull failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            };
+            // Messages already pulled are always processed, even during shutdown: leaving
+            // them would delay them by a whole ack wait.
+            messages
+                .for_each_concurrent(self.options.concurrency, |message| async {
+                    match message {
+                        Ok(message) => self.process(message).await,
+                        Err(e) => tracing::debug!(consumer = name, error = %e, "pull ended"),
+                    }
+                })
+                .await;
+        }
+        tracing::info!(consumer = name, "consumer drained and stopped");
+    }
+
+    async fn process(&self, message: jetstream::Message) {
+        let (delivered, stream_sequence, stream) = match message.info() {
+            Ok(info) => (info.delivered, info.stream_sequence, info.stream.to_owned()),
+            Err(e) => {
+                tracing::error!(consumer = %self.name, error = %e, "message without JetStream metadata");
+                return;
+            }
+        };
+        let correlation_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(CORRELATION_HEADER))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let delivery = Delivery {
+            subject: self.bus.namespace().relative(&message.subject).to_owned(),
+            payload: message.payload.clone(),
+            headers: message.headers.clone(),
+            delivered,
+            stream_sequence,
+            correlation_id: correlation_id.clone(),
+        };
+        let span = tracing::info_span!(
+            "message",
+            consumer = %self.name,
+            subject = %delivery.subject,
+            correlation_id = %correlation_id,
+            delivered,
+            stream_sequence,
+        );
+        async {
+            let labels = [("consumer", self.name.clone())];
+            if delivered > 1 {
+                metrics::counter!("message_redeliveries_total", &labels).increment(1);
+            }
+            let started = Instant::now();
+            // A panicking handler must not take the loop down with it.
+            let handler = Arc::clone(&self.handler);
+            let outcome = match tokio::spawn(async move { handler.handle(delivery).await }).await {
+                Ok(outcome) => outcome,
+                Err(join) => Err(Failure::Transient(anyhow::anyhow!("handler panicked: {join}"))),
+            };
+            metrics::histogram!("message_processing_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            let result = match outcome {
+                Ok(()) => {
+                    if let Err(e) = message.double_ack().await {
+                        // The effects are committed; a redelivery will find them applied.
+                        tracing::warn!(error = %e, "ack not confirmed, the message may be redelivered");
+                    }
+                    "ok"
+                }
+                Err(Failure::Transient(e)) if delivered < self.options.max_deliver => {
+                    let delay = retry_delay(&self.options, delivered);
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "transient failure, will retry");
+                    if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                        tracing::warn!(error = %e, "nak failed, the message redelivers after its ack wait");
+                    }
+                    "retry"
+                }
+                Err(failure) => {
+                    let reason = match failure {
+                        Failure::Permanent(reason) => reason,
+                        Failure::Transient(e) => {
+                            format!("gave up after {delivered} deliveries: {e:#}")
+                        }
+                    };
+                    self.dead_letter(&message, &stream, stream_sequence, delivered, &reason)
+                        .await
+                }
+            };
+            metrics::counter!("messages_processed_total", "consumer" => self.name.clone(), "outcome" => result)
+                .increment(1);
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Copies the message to `dlq.<subject>` with the reason, then terminates it. If the copy
+    /// is not acknowledged the message is retried instead, so it is never lost.
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        stream: &str,
+        sequence: u64,
+        delivered: i64,
+        reason: &str,
+    ) -> &'static str {
+        let relative = self.bus.namespace().relative(&message.subject).to_owned();
+        // Keep the application headers (correlation id, trace context); the server's own
+        // `Nats-*` headers (message id, expectations) must not apply to the copy.
+        let mut headers = HeaderMap::new();
+        if let Some(original) = &message.headers {
+            for (name, values) in original.iter() {
+                let name = name.to_string();
+                if name.starts_with("Nats-") {
+                    continue;
+                }
+                for value in values {
+                    headers.append(name.as_str(), value.as_str());
+                }
+            }
+        }
+        headers.insert(DLQ_REASON_HEADER, truncate(reason, 2000));
+        headers.insert(DLQ_SUBJECT_HEADER, relative.as_str());
+        headers.insert(DLQ_DELIVERIES_HEADER, delivered.to_string().as_str());
+        headers.insert(DLQ_STREAM_HEADER, stream);
+        headers.insert(DLQ_SEQUENCE_HEADER, sequence.to_string().as_str());
+        let subject = self.bus.namespace().subject(&format!("dlq.{relative}"));
+        let msg_id = format!("dlq:{stream}:{sequence}");
+        match self
+            .bus
+            .publish_raw(subject, msg_id, headers, message.payload.clone())
+            .await
+        {
+            Ok(_) => {
+                tracing::error!(reason, "message dead-lettered");
+                metrics::counter!("dead_letters_total", "consumer" => self.name.clone())
+                    .increment(1);
+                if let Err(e) = message.ack_with(AckKind::Term).await {
+                    tracing::warn!(error = %e, "term failed; the dead letter is recorded, a redelivery will record it once more at most");
+                }
+                "dead_letter"
+            }
+            Err(e) => {
+                tracing::error!(error = %e, reason, "dead letter not stored, retrying the message");
+                let delay = self.options.max_retry_delay;
+                if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak failed");
+                }
+                "retry"
+            }
+        }
+    }
+}
+
+/// Exponential delay with jitter for the `attempt`-th failure (1-based).
+fn retry_delay(options: &LoopOptions, attempt: i64) -> Duration {
+    let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(0);
+    ExponentialBuilder::default()
+        .with_min_delay(options.min_retry_delay)
+        .with_max_delay(options.max_retry_delay)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(index)
+        .unwrap_or(options.max_retry_delay)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let o = LoopOptions {
+            min_retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(2),
+            ..LoopOptions::default()
+        };
+        assert!(retry_delay(&o, 1) < Duration::from_millis(250));
+        assert!(retry_delay(&o, 4) >= Duration::from_millis(800));
+        assert!(retry_delay(&o, 50) <= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,96 @@
+//! JetStream workers of the order service. The inventory worker reserves, releases and
+//! commits stock; the order worker creates orders and applies status transitions. Each kind
+//! can run alone (`workers inventory`, `workers orders`) so ops scale them independently.
+
+pub mod consumer;
+pub mod dispatch;
+pub mod http;
+pub mod kinds;
+
+use common::messaging::{Bus, Namespace};
+use common::{Config, db, nats};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use kinds::Kind;
+
+/// Everything a worker needs: database, bus, configuration.
+#[derive(Clone)]
+pub struct Context {
+    pub db: sqlx::PgPool,
+    pub bus: Bus,
+    pub config: std::sync::Arc<Config>,
+}
+
+/// A set of worker kinds, connected and bound, ready to run.
+pub struct Workers {
+    context: Context,
+    nats: async_nats::Client,
+    kinds: Vec<Kind>,
+    listener: TcpListener,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl Workers {
+    /// Migrates the database, provisions streams, and binds `WORKER_HTTP_ADDR`.
+    pub async fn build(config: Config, kinds: Vec<Kind>) -> anyhow::Result<Self> {
+        let metrics = common::metrics::install();
+        let pool = db::connect_and_migrate(&config).await?;
+        let client = nats::connect(&config, "order-service-workers").await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let ns = Namespace::new(config.nats_namespace.clone());
+        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        let listener = TcpListener::bind(config.worker_http_addr).await?;
+        Ok(Workers {
+            context: Context {
+                db: pool,
+                bus: Bus::new(js, ns),
+                config: std::sync::Arc::new(config),
+            },
+            nats: client,
+            kinds,
+            listener,
+            metrics,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs every consumer of the chosen kinds and the HTTP endpoints until `shutdown`; then
+    /// drains in-flight messages (each is acked or nacked) and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for kind in &self.kinds {
+            for consumer in kind.consumers(&self.context).await? {
+                tasks.spawn(consumer.run(shutdown.clone()));
+            }
+            tracing::info!(kind = %kind, "worker kind started");
+        }
+        let http_state = http::HttpState {
+            db: self.context.db.clone(),
+            nats: self.nats.clone(),
+            metrics: self.metrics.clone(),
+        };
+        tracing::info!(addr = %self.listener.local_addr()?, "worker http listening");
+        let http_shutdown = shutdown.clone();
+        let server = axum::serve(self.listener, http::router(http_state))
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+        let (served, ()) = tokio::join!(server, async {
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "consumer task failed");
+                }
+            }
+        });
+        served?;
+        // Make sure every ack and publish left the client before the process exits.
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!(error = %e, "NATS flush on shutdown failed");
+        }
+        tracing::info!("workers stopped");
+        Ok(())
+    }
+}

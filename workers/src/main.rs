@@ -1,0 +1,41 @@
+//! `workers [inventory|orders]`: runs the chosen worker kinds, or all of them.
+
+use std::process::ExitCode;
+use workers::{Kind, Workers};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let kinds: Result<Vec<Kind>, String> = std::env::args().skip(1).map(|a| a.parse()).collect();
+    let kinds = match kinds {
+        Ok(k) if k.is_empty() => Kind::ALL.to_vec(),
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}\nusage: workers [inventory] [orders]");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match common::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    common::telemetry::init(config.log_format, &config.log_filter);
+    let shutdown = common::shutdown::on_signal();
+    let workers = match Workers::build(config, kinds).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "workers failed to start");
+            eprintln!("workers failed to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match workers.run_until_stopped(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "workers failed");
+            ExitCode::FAILURE
+        }
+    }
+}
