@@ -43,7 +43,7 @@ impl Application {
     /// Connects to PostgreSQL (migrating it) and NATS (provisioning streams), and binds
     /// `HTTP_ADDR`. Port 0 picks a free port, which tests use.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config.jwt_secret()?;
+        let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
         let nats_client = nats::connect(&config, "order-service-api").await?;
@@ -51,6 +51,7 @@ impl Application {
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
         let state = AppState {
+            tokens,
             db,
             nats: nats_client,
             bus: Bus::new(js, ns),

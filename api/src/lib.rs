@@ -2,9 +2,11 @@
 //! PostgreSQL and publishes order commands to JetStream.
 
 pub mod app;
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod pagination;
 pub mod routes;
 pub mod state;
 

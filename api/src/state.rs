@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
+    pub tokens: crate::auth::token::TokenKeys,
     pub db: PgPool,
     pub nats: async_nats::Client,
     pub bus: Bus,

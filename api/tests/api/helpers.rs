@@ -93,3 +93,34 @@ pub async fn assert_problem(res: reqwest::Response, status: u16) -> serde_json::
     assert!(body["detail"].is_string(), "detail: {body}");
     body
 }
+
+/// A user created directly in the database, with a valid access token.
+#[allow(dead_code)]
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Creates a user with `role` and returns it with an access token (sent as a Bearer token).
+    pub async fn create_user(&self, role: common::domain::Role) -> TestUser {
+        let id = uuid::Uuid::new_v4();
+        let email = format!("{}@example.com", id.simple());
+        sqlx::query(
+            "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Test', $3, 'not-a-login')",
+        )
+        .bind(id)
+        .bind(&email)
+        .bind(role.as_str())
+        .execute(&self.state.db)
+        .await
+        .expect("insert user");
+        let token = self
+            .state
+            .tokens
+            .issue(id, role, uuid::Uuid::new_v4())
+            .expect("token");
+        TestUser { id, email, token }
+    }
+}
