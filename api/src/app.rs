@@ -50,7 +50,9 @@ impl Application {
         let js = async_nats::jetstream::new(nats_client.clone());
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
         let state = AppState {
+            watch,
             tokens,
             db,
             nats: nats_client,
@@ -91,6 +93,7 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
+        .nest("/api/v1", crate::orders::router())
         .split_for_parts();
 
     let app = api_routes

@@ -14,4 +14,5 @@ pub struct AppState {
     pub bus: Bus,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    pub watch: Arc<crate::orders::watch::OrderWatch>,
 }

@@ -30,3 +30,133 @@ impl std::str::FromStr for Role {
         }
     }
 }
+
+/// Where an order stands in its lifecycle.
+///
+/// ```text
+/// PENDING ──reserved──▶ CONFIRMED ──paid──▶ PAID ──▶ SHIPPED ──▶ DELIVERED
+///    │                      │                 │
+///    └──▶ REJECTED          └──▶ CANCELLED ◀──┘
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Rejected,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Rejected => "REJECTED",
+            OrderStatus::Paid => "PAID",
+            OrderStatus::Shipped => "SHIPPED",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// The transition table: whether `self → to` is a legal move.
+    pub fn can_become(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Confirmed)
+                | (Pending, Rejected)
+                | (Confirmed, Paid)
+                | (Confirmed, Cancelled)
+                | (Paid, Shipped)
+                | (Paid, Cancelled)
+                | (Shipped, Delivered)
+        )
+    }
+
+    /// Settled for the placement flow: the outcome of reserving stock is known.
+    pub fn is_placement_settled(self) -> bool {
+        self != OrderStatus::Pending
+    }
+
+    /// Statuses whose stock is held by the order (reserved, or committed once shipped).
+    pub fn holds_stock(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Confirmed
+                | OrderStatus::Paid
+                | OrderStatus::Shipped
+                | OrderStatus::Delivered
+        )
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OrderStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// Bounds of an order, enforced by the api and again by the workers (other systems publish too).
+pub const MAX_ORDER_LINES: usize = 100;
+pub const MAX_LINE_QUANTITY: i32 = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lifecycle_allows_only_the_designed_moves() {
+        use OrderStatus::*;
+        let legal = [
+            (Pending, Confirmed),
+            (Pending, Rejected),
+            (Confirmed, Paid),
+            (Confirmed, Cancelled),
+            (Paid, Shipped),
+            (Paid, Cancelled),
+            (Shipped, Delivered),
+        ];
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    legal.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in OrderStatus::ALL {
+            assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
+        }
+        assert!("paid".parse::<OrderStatus>().is_err());
+    }
+}

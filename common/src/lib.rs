@@ -6,6 +6,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod health;
+pub mod messages;
 pub mod messaging;
 pub mod metrics;
 pub mod nats;

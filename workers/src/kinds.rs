@@ -2,9 +2,14 @@
 
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
+use crate::consumer::{Delivery, Failure};
 use crate::dispatch::Dispatch;
+use crate::{inventory, orders};
+use common::messages::{PlaceOrder, ReserveStock, StockRejected, StockReserved};
+use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,24 +24,22 @@ impl Kind {
     pub const ALL: [Kind; 2] = [Kind::Inventory, Kind::Orders];
 
     /// The durable consumers of this kind, each with its message routes.
-    fn specs(self) -> Vec<(ConsumerSpec, Dispatch)> {
+    fn specs(self, ctx: &Context) -> Vec<(ConsumerSpec, Dispatch)> {
         match self {
             Kind::Inventory => vec![(
                 ConsumerSpec::new(nats::INVENTORY_CMD, "inventory-commands", "inventory.cmd.>"),
-                Dispatch::new(),
+                Dispatch::new().on(ReserveStock::TYPE, with(ctx, inventory::reserve)),
             )],
             Kind::Orders => vec![
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, "orders-commands", "orders.cmd.>"),
-                    Dispatch::new(),
+                    Dispatch::new().on(PlaceOrder::TYPE, with(ctx, orders::place)),
                 ),
                 (
                     ConsumerSpec::new(nats::EVENTS, "orders-inventory-events", "inventory.evt.>"),
-                    Dispatch::new(),
-                ),
-                (
-                    ConsumerSpec::new(nats::EVENTS, "orders-payment-events", "payments.evt.>"),
-                    Dispatch::new(),
+                    Dispatch::new()
+                        .on(StockReserved::TYPE, with(ctx, orders::on_reserved))
+                        .on(StockRejected::TYPE, with(ctx, orders::on_rejected)),
                 ),
             ],
         }
@@ -45,7 +48,7 @@ impl Kind {
     /// Provisions this kind's durable consumers and returns their loops.
     pub async fn consumers(self, ctx: &Context) -> anyhow::Result<Vec<ConsumerLoop<Dispatch>>> {
         let mut loops = Vec::new();
-        for (spec, dispatch) in self.specs() {
+        for (spec, dispatch) in self.specs(ctx) {
             let consumer =
                 nats::provision_consumer(ctx.bus.jetstream(), ctx.bus.namespace(), &spec).await?;
             let options = LoopOptions {
@@ -62,6 +65,16 @@ impl Kind {
         }
         Ok(loops)
     }
+}
+
+/// Binds a handler function to the worker context.
+fn with<F, Fut>(ctx: &Context, handler: F) -> impl Fn(Delivery) -> Fut + Send + Sync + 'static
+where
+    F: Fn(Context, Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+{
+    let ctx = ctx.clone();
+    move |delivery| handler(ctx.clone(), delivery)
 }
 
 impl fmt::Display for Kind {

@@ -5,7 +5,9 @@
 pub mod consumer;
 pub mod dispatch;
 pub mod http;
+pub mod inventory;
 pub mod kinds;
+pub mod orders;
 
 use common::messaging::{Bus, Namespace};
 use common::{Config, db, nats};

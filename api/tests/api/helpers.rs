@@ -23,6 +23,15 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// Starts every worker kind with `config` (which may route through proxies); they stop
+    /// with the app.
+    pub async fn start_workers(&self, config: common::Config) {
+        let workers = workers::Workers::build(config, workers::Kind::ALL.to_vec())
+            .await
+            .expect("workers build");
+        tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -45,6 +54,14 @@ pub async fn spawn_app() -> TestApp {
     let env = TestEnv::new().await;
     let config = env.config();
     start(env, config).await
+}
+
+/// The api and every worker kind, sharing one database and namespace.
+pub async fn spawn_system() -> TestApp {
+    let app = spawn_app().await;
+    let config = app.env.config();
+    app.start_workers(config).await;
+    app
 }
 
 /// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
@@ -122,5 +139,83 @@ impl TestApp {
             .issue(id, role, uuid::Uuid::new_v4())
             .expect("token");
         TestUser { id, email, token }
+    }
+}
+
+impl TestApp {
+    /// Adds a product to the catalogue directly and returns its id.
+    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
+             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(price)
+        .bind(stock)
+        .execute(&self.state.db)
+        .await
+        .expect("insert product");
+        id
+    }
+
+    pub async fn stock_of(&self, product: uuid::Uuid) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+            .bind(product)
+            .fetch_one(&self.state.db)
+            .await
+            .expect("stock")
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST JSON with a Bearer token and extra headers.
+    pub async fn post_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Polls an order until `done` accepts it (deadline 20 s).
+    pub async fn order_when(
+        &self,
+        user: &TestUser,
+        id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        common::testing::eventually(
+            std::time::Duration::from_secs(20),
+            "order state",
+            || async {
+                let res = self.get_as(user, &format!("/api/v1/orders/{id}")).await;
+                if res.status() != 200 {
+                    return None;
+                }
+                let order: serde_json::Value = res.json().await.ok()?;
+                done(&order).then_some(order)
+            },
+        )
+        .await
     }
 }

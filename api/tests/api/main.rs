@@ -2,7 +2,10 @@
 //! database and NATS namespace on the real servers.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
+#![allow(dead_code)] // each test module uses a part of the helpers
 
 mod health;
 mod helpers;
+mod orders;
+mod orders_delivery;
 mod problems;

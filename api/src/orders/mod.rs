@@ -1,0 +1,10 @@
+//! The orders domain: placing orders through JetStream, reading them back.
+
+mod idempotency;
+pub mod model;
+mod repo;
+mod routes;
+mod service;
+pub mod watch;
+
+pub use routes::router;

@@ -1,0 +1,76 @@
+//! Request and response shapes of the orders domain.
+
+use chrono::{DateTime, Utc};
+use common::domain::OrderStatus;
+use common::messages::LineRequest;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// `POST /orders` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"product_id": "0192f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f", "quantity": 2}]}))]
+pub struct PlaceOrderRequest {
+    /// 1 to 100 lines; a product listed twice is merged into one line.
+    pub items: Vec<LineRequest>,
+}
+
+/// One line of an order: a snapshot of the product's name and unit price at order time.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct OrderItem {
+    pub product_id: Uuid,
+    /// `null` only for a product that does not exist (the order is then rejected).
+    pub name: Option<String>,
+    /// Minor units of the order's currency.
+    pub unit_price: Option<i64>,
+    pub quantity: i32,
+    pub subtotal: Option<i64>,
+}
+
+/// One transition of an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub at: DateTime<Utc>,
+    /// Who or which system made the change: `user:<id>`, `system:inventory`, …
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// An order with its lines and timeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItem>,
+    /// Minor units, computed by the system.
+    pub total: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Present when `REJECTED`: what was wrong, line by line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Filters and paging of `GET /orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersQuery {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub status: Option<OrderStatus>,
+    /// Orders created at or after this instant (RFC 3339).
+    pub created_from: Option<DateTime<Utc>>,
+    /// Orders created before this instant (RFC 3339).
+    pub created_to: Option<DateTime<Utc>>,
+    /// ADMIN only: one customer's orders.
+    pub user_id: Option<Uuid>,
+}

@@ -1,0 +1,190 @@
+//! HTTP handlers of the orders domain.
+
+use super::model::{ListOrdersQuery, Order, PlaceOrderRequest};
+use super::repo::{self, ListFilter};
+use super::service::{self, Placed};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{self, Page};
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use common::domain::Role;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+}
+
+/// A customer account: only CLIENTs place orders.
+pub struct Customer(pub AuthUser);
+
+impl FromRequestParts<AppState> for Customer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Client {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Customer(user))
+    }
+}
+
+fn location(id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/orders/{id}"))
+        .unwrap_or(HeaderValue::from_static("/api/v1/orders"))
+}
+
+/// The request id set by the middleware doubles as the correlation id across the bus.
+fn correlation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+/// Place an order.
+///
+/// Answers once JetStream has stored the command: `202 Accepted` with the order `PENDING`.
+/// With `Prefer: wait=N` (seconds, at most 10) it waits for the outcome and answers `201` with
+/// the order `CONFIRMED` or `REJECTED` if it arrives in time. With `Idempotency-Key`, a retry
+/// returns the same order.
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same order (1-255 visible ASCII characters)"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the outcome"),
+    ),
+    responses(
+        (status = 201, description = "Settled within the requested wait", body = Order),
+        (status = 202, description = "Accepted; the outcome follows", body = Order,
+            headers(("Location" = String, description = "The order's URL"))),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer account", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Same Idempotency-Key still in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid lines, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "JetStream did not acknowledge; nothing was created", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn place_order(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    headers: HeaderMap,
+    Json(body): Json<PlaceOrderRequest>,
+) -> ApiResult<Response> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().ok().filter(|k| super::idempotency::valid_key(k));
+            Some(key.ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                )
+            })?)
+        }
+    };
+    let wait = service::parse_prefer_wait(&headers);
+    let placed = service::place(
+        &state,
+        user.id,
+        body.items,
+        key,
+        wait,
+        &correlation_id(&headers),
+    )
+    .await?;
+    let (status, order) = match placed {
+        Placed::Settled(order) => (StatusCode::CREATED, order),
+        Placed::Accepted(order) => (StatusCode::ACCEPTED, order),
+    };
+    let mut res = (status, axum::Json(&order)).into_response();
+    res.headers_mut()
+        .insert(header::LOCATION, location(order.id));
+    if let Some(wait) = wait
+        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+    {
+        res.headers_mut().insert("preference-applied", v);
+    }
+    Ok(res)
+}
+
+/// An order with its lines, totals, status, rejection reason and timeline.
+///
+/// Customers see their own orders only; anyone else's is a 404, as if it did not exist.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn get_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<Order>> {
+    let owner = (!user.is_admin()).then_some(user.id);
+    repo::find(&state.db, id, owner)
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("order"))
+}
+
+/// Orders, newest first, with keyset pagination and filters.
+///
+/// Customers see their own orders; ADMINs see everyone's and may filter by `user_id`.
+#[utoipa::path(get, path = "/orders", tag = "orders",
+    params(ListOrdersQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        (status = 400, description = "Malformed parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn list_orders(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<ListOrdersQuery>,
+) -> ApiResult<axum::Json<Page<Order>>> {
+    let limit = pagination::limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor::<(DateTime<Utc>, Uuid)>)
+        .transpose()?;
+    let owner = if user.is_admin() {
+        q.user_id
+    } else {
+        Some(user.id)
+    };
+    if !user.is_admin() && q.user_id.is_some_and(|u| u != user.id) {
+        return Err(ApiError::Forbidden);
+    }
+    let filter = ListFilter {
+        owner,
+        status: q.status,
+        created_from: q.created_from,
+        created_to: q.created_to,
+        after,
+        limit,
+    };
+    let rows = repo::list(&state.db, &filter).await?;
+    Ok(axum::Json(pagination::page(rows, limit, |o| {
+        (o.created_at, o.id)
+    })))
+}

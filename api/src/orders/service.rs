@@ -1,0 +1,182 @@
+//! Placing an order: validate, claim the idempotency key, publish the command and wait for
+//! JetStream's acknowledgement, optionally wait for the outcome.
+
+use super::idempotency::{self, Claim};
+use super::model::Order;
+use super::repo;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use chrono::Utc;
+use common::domain::OrderStatus;
+use common::messages::{LineRequest, PlaceOrder, normalise_lines};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The longest `Prefer: wait` honoured, well inside the request timeout.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// UUID v5 namespace of order ids derived from idempotency keys.
+const IDEMPOTENT_ORDER_IDS: Uuid = Uuid::from_u128(0x0d3c_9a4e_52b1_4f0e_9c7a_61e2_b8d4_f017);
+
+pub enum Placed {
+    /// Accepted, outcome not known yet (202).
+    Accepted(Order),
+    /// Settled within the wait (201).
+    Settled(Order),
+}
+
+pub fn validate_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, ApiError> {
+    normalise_lines(lines).map_err(|errors| {
+        ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message))
+                .collect(),
+        )
+    })
+}
+
+pub async fn place(
+    state: &AppState,
+    user_id: Uuid,
+    lines: Vec<LineRequest>,
+    idempotency_key: Option<&str>,
+    wait: Option<Duration>,
+    correlation_id: &str,
+) -> Result<Placed, ApiError> {
+    let lines = validate_lines(&lines)?;
+    // With a key the order id is derived from it: should a command whose acknowledgement was
+    // lost reach the stream after all, a retry under the same key names the same order.
+    let fresh_id = match idempotency_key {
+        Some(key) => Uuid::new_v5(&IDEMPOTENT_ORDER_IDS, format!("{user_id}:{key}").as_bytes()),
+        None => Uuid::now_v7(),
+    };
+    let order_id = match idempotency_key {
+        None => fresh_id,
+        Some(key) => match idempotency::claim(&state.db, user_id, key, &lines, fresh_id).await? {
+            Claim::Fresh { order_id } => order_id,
+            Claim::Replay {
+                order_id,
+                items,
+                at,
+            } => {
+                return settle(state, order_id, user_id, &items, at, None, wait).await;
+            }
+            Claim::InFlight => {
+                return Err(ApiError::conflict(
+                    "a request with this Idempotency-Key is still in flight; retry shortly",
+                ));
+            }
+            Claim::Mismatch => {
+                return Err(ApiError::Unprocessable(
+                    "this Idempotency-Key was already used with a different request body".into(),
+                ));
+            }
+        },
+    };
+
+    // A disconnected client would queue the command and send it on reconnect, long after the
+    // client was told 503; refuse up front instead.
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        if let Some(key) = idempotency_key {
+            idempotency::release(&state.db, user_id, key).await?;
+        }
+        return Err(broker_unavailable());
+    }
+    // Listen before publishing, so a fast outcome is not missed.
+    let waiter = wait.map(|_| state.watch.register(order_id));
+    let command = PlaceOrder {
+        order_id,
+        user_id,
+        items: lines.clone(),
+    };
+    let accepted_at = Utc::now();
+    if let Err(e) = state.bus.publish(command, correlation_id).await {
+        tracing::error!(error = %e, %order_id, "order command not acknowledged by JetStream");
+        if let Some(key) = idempotency_key {
+            idempotency::release(&state.db, user_id, key).await?;
+        }
+        return Err(broker_unavailable());
+    }
+    metrics::counter!("orders_placed_total").increment(1);
+    if let Some(key) = idempotency_key {
+        idempotency::mark_published(&state.db, user_id, key).await?;
+    }
+    settle(state, order_id, user_id, &lines, accepted_at, waiter, wait).await
+}
+
+fn broker_unavailable() -> ApiError {
+    ApiError::Unavailable(
+        "the order could not be accepted right now (message broker unavailable); retry later"
+            .into(),
+    )
+}
+
+/// Waits (if asked) for the outcome, then answers with the order as it now stands.
+async fn settle(
+    state: &AppState,
+    order_id: Uuid,
+    user_id: Uuid,
+    lines: &[LineRequest],
+    accepted_at: chrono::DateTime<Utc>,
+    waiter: Option<super::watch::Waiter>,
+    wait: Option<Duration>,
+) -> Result<Placed, ApiError> {
+    if let Some(wait) = wait {
+        let mut waiter = waiter.unwrap_or_else(|| state.watch.register(order_id));
+        // A replayed or fast order may be settled already: check once before waiting.
+        if let Some(order) = repo::find(&state.db, order_id, Some(user_id)).await?
+            && order.status.is_placement_settled()
+        {
+            return Ok(Placed::Settled(order));
+        }
+        waiter
+            .wait_for(wait, OrderStatus::is_placement_settled)
+            .await;
+    }
+    match repo::find(&state.db, order_id, Some(user_id)).await? {
+        Some(order) if order.status.is_placement_settled() && wait.is_some() => {
+            Ok(Placed::Settled(order))
+        }
+        Some(order) => Ok(Placed::Accepted(order)),
+        None => Ok(Placed::Accepted(
+            repo::pending_view(&state.db, order_id, user_id, lines, accepted_at).await?,
+        )),
+    }
+}
+
+/// Parses `Prefer: wait=N` (RFC 7240), capped at [`MAX_WAIT`].
+pub fn parse_prefer_wait(headers: &axum::http::HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(axum::http::header::HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pref| {
+            let (name, value) = pref.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .map(|secs| Duration::from_secs(secs).min(MAX_WAIT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn prefer_wait_is_parsed_and_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_prefer_wait(&h), None);
+        h.insert("prefer", HeaderValue::from_static("respond-async, wait=3"));
+        assert_eq!(parse_prefer_wait(&h), Some(Duration::from_secs(3)));
+        h.insert("prefer", HeaderValue::from_static("wait=3600"));
+        assert_eq!(parse_prefer_wait(&h), Some(MAX_WAIT));
+        h.insert("prefer", HeaderValue::from_static("wait=soon"));
+        assert_eq!(parse_prefer_wait(&h), None);
+    }
+}

@@ -1,0 +1,362 @@
+//! Exactly-once effects under at-least-once delivery, rule by rule (DESIGN.md "Delivery").
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_behind_proxies, spawn_system};
+use common::domain::Role;
+use common::messages::{LineRequest, PlaceOrder};
+use common::messaging::{Bus, Envelope, Message};
+use common::nats;
+use common::testing::{TcpProxy, eventually, socket_addr_of};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+use workers::consumer::Delivery;
+
+fn place_command(order_id: Uuid, user_id: Uuid, product: Uuid, quantity: i32) -> PlaceOrder {
+    PlaceOrder {
+        order_id,
+        user_id,
+        items: vec![LineRequest {
+            product_id: product,
+            quantity,
+        }],
+    }
+}
+
+fn delivery_of<M: Message>(message: M) -> Delivery {
+    let subject = message.subject();
+    let payload = serde_json::to_vec(&Envelope::<M>::new(message, "test-correlation")).unwrap();
+    Delivery {
+        subject,
+        payload: payload.into(),
+        headers: None,
+        delivered: 1,
+        stream_sequence: 1,
+        correlation_id: "test-correlation".into(),
+    }
+}
+
+async fn count(app: &crate::helpers::TestApp, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+async fn dead_letters(bus: &Bus) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.namespace().name(nats::DEAD_LETTERS))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut seq = 1;
+    while let Ok(m) = stream.get_raw_message(seq).await {
+        out.push(m);
+        seq += 1;
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reservation() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let order_id = Uuid::now_v7();
+    let command = place_command(order_id, client.id, product, 3);
+    let payload = serde_json::to_vec(&Envelope::<PlaceOrder>::new(command.clone(), "c")).unwrap();
+    // Two copies with different message ids get past the server's duplicate check, as a
+    // redelivery would.
+    for copy in ["a", "b"] {
+        app.state
+            .bus
+            .publish_raw(
+                app.state.bus.namespace().subject("orders.cmd.place"),
+                format!("copy-{copy}"),
+                async_nats::HeaderMap::new(),
+                payload.clone().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let order = app
+        .order_when(&client, &order_id.to_string(), |o| o["status"] != "PENDING")
+        .await;
+    assert_eq!(order["status"], "CONFIRMED");
+    // Let the second copy be processed too before counting.
+    eventually(Duration::from_secs(20), "both copies consumed", || async {
+        let mut c: async_nats::jetstream::consumer::PullConsumer = app
+            .state
+            .bus
+            .jetstream()
+            .get_consumer_from_stream(
+                app.state.bus.namespace().name("orders-commands"),
+                app.state.bus.namespace().name(nats::ORDERS_CMD),
+            )
+            .await
+            .ok()?;
+        let info = c.info().await.ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence >= 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+    assert_eq!(app.stock_of(product).await, 7);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM order_events WHERE to_status = 'CONFIRMED'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_handler_rerun_after_a_crash_between_commit_and_ack_changes_nothing_twice() {
+    // No workers running: the handlers are driven by hand, exactly as a redelivery drives them.
+    let app = spawn_app().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let ctx = workers::Context {
+        db: app.state.db.clone(),
+        bus: app.state.bus.clone(),
+        config: app.state.config.clone(),
+    };
+    let order_id = Uuid::now_v7();
+    let place = delivery_of(place_command(order_id, client.id, product, 4));
+    workers::orders::place(ctx.clone(), place.clone())
+        .await
+        .unwrap();
+    workers::orders::place(ctx.clone(), place).await.unwrap();
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM order_items").await, 1);
+
+    let reserve = delivery_of(common::messages::ReserveStock {
+        order_id,
+        items: vec![LineRequest {
+            product_id: product,
+            quantity: 4,
+        }],
+    });
+    workers::inventory::reserve(ctx.clone(), reserve.clone())
+        .await
+        .unwrap();
+    workers::inventory::reserve(ctx.clone(), reserve)
+        .await
+        .unwrap();
+    assert_eq!(app.stock_of(product).await, 6, "decremented once");
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+
+    let reserved = delivery_of(common::messages::StockReserved { order_id });
+    workers::orders::on_reserved(ctx.clone(), reserved.clone())
+        .await
+        .unwrap();
+    workers::orders::on_reserved(ctx, reserved).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "CONFIRMED");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM order_events").await,
+        2,
+        "PENDING and CONFIRMED once each"
+    );
+}
+
+#[tokio::test]
+async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let order_id = Uuid::now_v7();
+    let first = app
+        .state
+        .bus
+        .publish(place_command(order_id, client.id, product, 1), "c")
+        .await
+        .unwrap();
+    let retry = app
+        .state
+        .bus
+        .publish(place_command(order_id, client.id, product, 1), "c")
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(
+        retry.duplicate,
+        "the retried publish is recognised as a duplicate"
+    );
+    assert_eq!(retry.sequence, first.sequence);
+    app.order_when(&client, &order_id.to_string(), |o| {
+        o["status"] == "CONFIRMED"
+    })
+    .await;
+    assert_eq!(app.stock_of(product).await, 9);
+}
+
+#[tokio::test]
+async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_afterwards() {
+    let app = spawn_app().await;
+    let pg = TcpProxy::start(socket_addr_of(&app.env.database_url)).await;
+    let via_proxy = format!("postgres://postgres@{}/{}", pg.addr, app.env.database_name);
+    app.start_workers(app.env.config_with(&[("DATABASE_URL", &via_proxy)]))
+        .await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+
+    pg.cut();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let res = app
+            .post_as(
+                &client,
+                "/api/v1/orders",
+                &json!({"items": [{"product_id": product, "quantity": 1}]}),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            202,
+            "the api accepts while the workers' database is down"
+        );
+        let order: Value = res.json().await.unwrap();
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    // The workers are failing and retrying meanwhile; give them a few attempts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM orders").await,
+        0,
+        "nothing applied while down"
+    );
+
+    pg.restore();
+    for id in &ids {
+        let order = app
+            .order_when(&client, id, |o| o["status"] == "CONFIRMED")
+            .await;
+        assert_eq!(order["status"], "CONFIRMED");
+    }
+    assert_eq!(app.stock_of(product).await, 5);
+    assert!(
+        dead_letters(&app.state.bus).await.is_empty(),
+        "nothing was given up"
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothing() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let bus = &app.state.bus;
+    let subject = bus.namespace().subject("orders.cmd.place");
+
+    bus.publish_raw(
+        subject.clone(),
+        "garbage".into(),
+        async_nats::HeaderMap::new(),
+        "{not json".into(),
+    )
+    .await
+    .unwrap();
+    let bad_quantity = json!({
+        "id": Uuid::new_v4(), "type": "orders.place", "version": 1,
+        "occurred_at": "2026-01-01T00:00:00Z", "correlation_id": "c",
+        "data": {"order_id": Uuid::new_v4(), "user_id": client.id,
+                 "items": [{"product_id": product, "quantity": 0}]}
+    });
+    bus.publish_raw(
+        subject.clone(),
+        "bad-quantity".into(),
+        async_nats::HeaderMap::new(),
+        bad_quantity.to_string().into(),
+    )
+    .await
+    .unwrap();
+    let unknown_user = serde_json::to_vec(&Envelope::<PlaceOrder>::new(
+        place_command(Uuid::now_v7(), Uuid::new_v4(), product, 1),
+        "c",
+    ))
+    .unwrap();
+    bus.publish_raw(
+        subject,
+        "unknown-user".into(),
+        async_nats::HeaderMap::new(),
+        unknown_user.into(),
+    )
+    .await
+    .unwrap();
+
+    let letters = eventually(Duration::from_secs(20), "three dead letters", || async {
+        let d = dead_letters(bus).await;
+        (d.len() == 3).then_some(d)
+    })
+    .await;
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|m| {
+            m.headers
+                .get(common::messaging::DLQ_REASON_HEADER)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no handler") || r.contains("not a JSON envelope")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("items[0].quantity")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown user")),
+        "{reasons:?}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 0);
+    assert_eq!(app.stock_of(product).await, 10);
+}
+
+#[tokio::test]
+async fn placing_an_order_while_jetstream_is_unreachable_is_a_503_that_creates_nothing() {
+    let (app, _pg, nats_proxy) = spawn_app_behind_proxies().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let body = json!({"items": [{"product_id": product, "quantity": 1}]});
+    let key = [("idempotency-key", "during-outage")];
+
+    nats_proxy.cut();
+    eventually(Duration::from_secs(10), "client notices", || async {
+        (app.state.nats.connection_state() != async_nats::connection::State::Connected)
+            .then_some(())
+    })
+    .await;
+    let res = app.post_as(&client, "/api/v1/orders", &body, &key).await;
+    assert_problem(res, 503).await;
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM idempotency_keys").await,
+        0
+    );
+
+    nats_proxy.restore();
+    eventually(Duration::from_secs(30), "client reconnects", || async {
+        (app.state.nats.connection_state() == async_nats::connection::State::Connected)
+            .then_some(())
+    })
+    .await;
+    let res = app.post_as(&client, "/api/v1/orders", &body, &key).await;
+    assert_eq!(
+        res.status(),
+        202,
+        "the same key works once the broker is back"
+    );
+}
