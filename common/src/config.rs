@@ -53,6 +53,8 @@ pub struct Config {
     pub admin: Option<AdminSeed>,
     pub cookie_secure: bool,
     pub reservation_ttl: Duration,
+    /// How often the order worker looks for expired reservations.
+    pub expiry_sweep_interval: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub login_rate_per_minute: u32,
@@ -200,6 +202,9 @@ impl Config {
             admin,
             cookie_secure: parse_bool(&var, "COOKIE_SECURE", true)?,
             reservation_ttl: Duration::from_secs(parse(&var, "RESERVATION_TTL_SECS", 900u64)?),
+            expiry_sweep_interval: Duration::from_millis(
+                parse(&var, "EXPIRY_SWEEP_INTERVAL_MS", 5000u64)?.max(10),
+            ),
             log_format,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".into()),
             login_rate_per_minute: parse(&var, "LOGIN_RATE_PER_MINUTE", 10u32)?,

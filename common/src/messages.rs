@@ -172,6 +172,114 @@ impl Message for OrderStatusChanged {
     }
 }
 
+/// `orders.cmd.transition`: move an order along its lifecycle (staff, the expiry sweeper, or
+/// another system). The order worker applies it under the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionOrder {
+    pub order_id: Uuid,
+    pub to: OrderStatus,
+    /// Who asks: `user:<id>`, `system:expiry`, …
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+impl Message for TransitionOrder {
+    const TYPE: &'static str = "orders.transition";
+    const VERSION: u32 = 1;
+    fn subject(&self) -> String {
+        "orders.cmd.transition".into()
+    }
+    /// One id per target status: each status is reached at most once, so two requests for the
+    /// same move (an admin's cancel and an expiry, say) are one command.
+    fn message_id(&self) -> String {
+        format!("order:{}:to:{}", self.order_id, self.to)
+    }
+}
+
+/// `inventory.cmd.release`: give an order's reserved stock back (it was cancelled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseStock {
+    pub order_id: Uuid,
+}
+
+impl Message for ReleaseStock {
+    const TYPE: &'static str = "inventory.release";
+    const VERSION: u32 = 1;
+    fn subject(&self) -> String {
+        "inventory.cmd.release".into()
+    }
+    fn message_id(&self) -> String {
+        format!("order:{}:release", self.order_id)
+    }
+}
+
+/// `inventory.cmd.commit`: the order shipped; its reservation becomes a sale for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitStock {
+    pub order_id: Uuid,
+}
+
+impl Message for CommitStock {
+    const TYPE: &'static str = "inventory.commit";
+    const VERSION: u32 = 1;
+    fn subject(&self) -> String {
+        "inventory.cmd.commit".into()
+    }
+    fn message_id(&self) -> String {
+        format!("order:{}:commit", self.order_id)
+    }
+}
+
+/// `payments.evt.succeeded`: a payment provider captured a payment for an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSucceeded {
+    pub order_id: Uuid,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217.
+    pub currency: String,
+    /// The provider's id of the payment; unique per payment.
+    pub provider_reference: String,
+}
+
+impl Message for PaymentSucceeded {
+    const TYPE: &'static str = "payments.succeeded";
+    const VERSION: u32 = 1;
+    fn subject(&self) -> String {
+        "payments.evt.succeeded".into()
+    }
+    fn message_id(&self) -> String {
+        format!("payment:{}:succeeded", self.provider_reference)
+    }
+}
+
+/// `payments.evt.failed`: a payment for an order failed for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub order_id: Uuid,
+    pub amount: i64,
+    pub currency: String,
+    pub provider_reference: String,
+    /// The provider's explanation.
+    pub reason: Option<String>,
+}
+
+impl Message for PaymentFailed {
+    const TYPE: &'static str = "payments.failed";
+    const VERSION: u32 = 1;
+    fn subject(&self) -> String {
+        "payments.evt.failed".into()
+    }
+    fn message_id(&self) -> String {
+        format!("payment:{}:failed", self.provider_reference)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,9 @@
 
 use crate::Context;
 use crate::consumer::{Delivery, Failure};
-use common::messages::{ReserveStock, StockRejected, StockReserved, normalise_lines};
+use common::messages::{
+    CommitStock, ReleaseStock, ReserveStock, StockRejected, StockReserved, normalise_lines,
+};
 use common::messaging::decode;
 use uuid::Uuid;
 
@@ -141,5 +143,57 @@ pub async fn reserve(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
                 .await?
         }
     };
+    Ok(())
+}
+
+/// `inventory.cmd.release`: gives a cancelled order's reserved stock back. Exactly once: only
+/// reservations still `reserved` are released (guarded update), so a duplicate or late release
+/// finds nothing left to give back, and a committed (shipped) reservation never comes back.
+pub async fn release(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let envelope = decode::<ReleaseStock>(&delivery.payload)?;
+    let order_id = envelope.data.order_id;
+    let mut tx = ctx.db.begin().await?;
+    // Lock the products first, in id order, as reservations do, so the two cannot deadlock.
+    sqlx::query(
+        "SELECT p.id FROM products p
+          WHERE p.id IN (SELECT product_id FROM reservations WHERE order_id = $1 AND state = 'reserved')
+          ORDER BY p.id FOR UPDATE",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    let released = sqlx::query(
+        r#"
+        WITH released AS (
+            UPDATE reservations SET state = 'released'
+             WHERE order_id = $1 AND state = 'reserved'
+            RETURNING product_id, quantity
+        )
+        UPDATE products p SET stock = p.stock + r.quantity
+          FROM released r WHERE p.id = r.product_id
+        "#,
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    if released > 0 {
+        metrics::counter!("stock_released_lines_total").increment(released);
+        tracing::info!(%order_id, lines = released, "stock released");
+    }
+    Ok(())
+}
+
+/// `inventory.cmd.commit`: the order shipped; its reservation becomes a sale. Idempotent by
+/// the guarded update.
+pub async fn commit(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let envelope = decode::<CommitStock>(&delivery.payload)?;
+    sqlx::query(
+        "UPDATE reservations SET state = 'committed' WHERE order_id = $1 AND state = 'reserved'",
+    )
+    .bind(envelope.data.order_id)
+    .execute(&ctx.db)
+    .await?;
     Ok(())
 }

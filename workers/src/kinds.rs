@@ -5,7 +5,10 @@ use crate::consumer::{ConsumerLoop, LoopOptions};
 use crate::consumer::{Delivery, Failure};
 use crate::dispatch::Dispatch;
 use crate::{inventory, orders};
-use common::messages::{PlaceOrder, ReserveStock, StockRejected, StockReserved};
+use common::messages::{
+    CommitStock, PaymentFailed, PaymentSucceeded, PlaceOrder, ReleaseStock, ReserveStock,
+    StockRejected, StockReserved, TransitionOrder,
+};
 use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
 use std::fmt;
@@ -28,18 +31,32 @@ impl Kind {
         match self {
             Kind::Inventory => vec![(
                 ConsumerSpec::new(nats::INVENTORY_CMD, "inventory-commands", "inventory.cmd.>"),
-                Dispatch::new().on(ReserveStock::TYPE, with(ctx, inventory::reserve)),
+                Dispatch::new()
+                    .on(ReserveStock::TYPE, with(ctx, inventory::reserve))
+                    .on(ReleaseStock::TYPE, with(ctx, inventory::release))
+                    .on(CommitStock::TYPE, with(ctx, inventory::commit)),
             )],
             Kind::Orders => vec![
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, "orders-commands", "orders.cmd.>"),
-                    Dispatch::new().on(PlaceOrder::TYPE, with(ctx, orders::place)),
+                    Dispatch::new()
+                        .on(PlaceOrder::TYPE, with(ctx, orders::place))
+                        .on(TransitionOrder::TYPE, with(ctx, orders::transition)),
                 ),
                 (
                     ConsumerSpec::new(nats::EVENTS, "orders-inventory-events", "inventory.evt.>"),
                     Dispatch::new()
                         .on(StockReserved::TYPE, with(ctx, orders::on_reserved))
                         .on(StockRejected::TYPE, with(ctx, orders::on_rejected)),
+                ),
+                (
+                    ConsumerSpec::new(nats::EVENTS, "orders-payment-events", "payments.evt.>"),
+                    Dispatch::new()
+                        .on(
+                            PaymentSucceeded::TYPE,
+                            with(ctx, orders::on_payment_succeeded),
+                        )
+                        .on(PaymentFailed::TYPE, with(ctx, orders::on_payment_failed)),
                 ),
             ],
         }

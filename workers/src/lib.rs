@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod dispatch;
+pub mod expiry;
 pub mod http;
 pub mod inventory;
 pub mod kinds;
@@ -68,6 +69,13 @@ impl Workers {
         for kind in &self.kinds {
             for consumer in kind.consumers(&self.context).await? {
                 tasks.spawn(consumer.run(shutdown.clone()));
+            }
+            if *kind == Kind::Orders {
+                tasks.spawn(expiry::run(
+                    self.context.clone(),
+                    self.context.config.expiry_sweep_interval,
+                    shutdown.clone(),
+                ));
             }
             tracing::info!(kind = %kind, "worker kind started");
         }

@@ -6,8 +6,8 @@ use crate::consumer::{Delivery, Failure};
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use common::messages::{
-    LineRequest, OrderStatusChanged, PlaceOrder, ReserveStock, StockRejected, StockReserved,
-    normalise_lines,
+    CommitStock, LineRequest, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder,
+    ReleaseStock, ReserveStock, StockRejected, StockReserved, TransitionOrder, normalise_lines,
 };
 use common::messaging::decode;
 use sqlx::{Postgres, Transaction};
@@ -201,132 +201,506 @@ async fn record_order(
 /// `inventory.evt.reserved`: PENDING → CONFIRMED.
 pub async fn on_reserved(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
     let envelope = decode::<StockReserved>(&delivery.payload)?;
-    let change = Transition {
+    let change = Change {
         order_id: envelope.data.order_id,
-        from: OrderStatus::Pending,
         to: OrderStatus::Confirmed,
-        actor: "system:inventory",
+        actor: "system:inventory".into(),
         reason: Some("stock reserved".into()),
     };
-    apply(&ctx, change, &envelope.correlation_id).await
+    apply_exactly_from(&ctx, change, OrderStatus::Pending, &envelope.correlation_id).await
 }
 
 /// `inventory.evt.rejected`: PENDING → REJECTED, with the reason naming the lines.
 pub async fn on_rejected(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
     let envelope = decode::<StockRejected>(&delivery.payload)?;
-    let change = Transition {
+    let change = Change {
         order_id: envelope.data.order_id,
-        from: OrderStatus::Pending,
         to: OrderStatus::Rejected,
-        actor: "system:inventory",
+        actor: "system:inventory".into(),
         reason: Some(envelope.data.reason),
     };
-    apply(&ctx, change, &envelope.correlation_id).await
+    apply_exactly_from(&ctx, change, OrderStatus::Pending, &envelope.correlation_id).await
 }
 
-/// A guarded status change.
-pub struct Transition {
-    pub order_id: Uuid,
-    pub from: OrderStatus,
-    pub to: OrderStatus,
-    pub actor: &'static str,
-    pub reason: Option<String>,
-}
-
-/// Applies a transition once and publishes `orders.evt.status_changed`. Idempotent: the update
-/// is guarded by the current status, and a redelivery that finds the transition already made
-/// publishes the same event again (same message id), in case the first publish was lost.
-async fn apply(ctx: &Context, change: Transition, correlation_id: &str) -> Result<(), Failure> {
+async fn apply_exactly_from(
+    ctx: &Context,
+    change: Change,
+    from: OrderStatus,
+    correlation_id: &str,
+) -> Result<(), Failure> {
     let mut tx = ctx.db.begin().await?;
-    let updated: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        r#"
-        UPDATE orders
-           SET status = $3,
-               rejection_reason = CASE WHEN $3 = 'REJECTED' THEN $4 ELSE rejection_reason END,
-               reserved_at = CASE WHEN $3 = 'CONFIRMED' THEN now() ELSE reserved_at END
-         WHERE id = $1 AND status = $2
-        RETURNING user_id, clock_timestamp()
-        "#,
-    )
-    .bind(change.order_id)
-    .bind(change.from.as_str())
-    .bind(change.to.as_str())
-    .bind(change.reason.as_deref())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let outcome = transition_in(&mut tx, &change, |current| current == from).await?;
+    tx.commit().await?;
+    match outcome {
+        Outcome::Applied(event) | Outcome::AlreadyThere(event) => {
+            publish_with_follow_ups(ctx, event, correlation_id).await
+        }
+        Outcome::Missing => Err(Failure::permanent(format!(
+            "unknown order {}",
+            change.order_id
+        ))),
+        Outcome::NotApplicable(current) => Err(Failure::permanent(format!(
+            "order {} is {current}; cannot move {from} -> {}",
+            change.order_id, change.to
+        ))),
+    }
+}
 
-    let event = match updated {
-        Some((user_id, at)) => {
-            sqlx::query(
-                "INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(change.order_id)
-            .bind(change.from.as_str())
-            .bind(change.to.as_str())
-            .bind(at)
-            .bind(change.actor)
-            .bind(change.reason.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            OrderStatusChanged {
-                order_id: change.order_id,
-                user_id,
-                from: Some(change.from),
-                to: change.to,
-                at,
-                actor: change.actor.to_owned(),
-                reason: change.reason,
-            }
-        }
-        None => {
-            // Already applied (a redelivery), or not applicable: find out which.
-            let recorded: Option<(Uuid, DateTime<Utc>, String, Option<String>)> = sqlx::query_as(
-                "SELECT o.user_id, e.at, e.actor, e.reason
-                   FROM orders o JOIN order_events e ON e.order_id = o.id
-                  WHERE o.id = $1 AND e.to_status = $2 AND e.from_status = $3",
-            )
-            .bind(change.order_id)
-            .bind(change.to.as_str())
-            .bind(change.from.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            match recorded {
-                Some((user_id, at, actor, reason)) => OrderStatusChanged {
-                    order_id: change.order_id,
-                    user_id,
-                    from: Some(change.from),
-                    to: change.to,
-                    at,
-                    actor,
-                    reason,
-                },
-                None => return Err(not_applicable(ctx, &change).await),
-            }
-        }
+/// `orders.cmd.transition`: a move requested by staff, the expiry sweeper or another system,
+/// applied if the lifecycle allows it from the order's current status. An illegal move can
+/// never succeed: it is dead-lettered with the current status named.
+pub async fn transition(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let envelope = decode::<TransitionOrder>(&delivery.payload)?;
+    let command = envelope.data;
+    if !matches!(
+        command.to,
+        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Cancelled
+    ) {
+        return Err(Failure::permanent(format!(
+            "{} is set by the system, not by a transition command",
+            command.to
+        )));
+    }
+    let change = Change {
+        order_id: command.order_id,
+        to: command.to,
+        actor: command.actor,
+        reason: command.reason,
     };
-    ctx.bus.publish(event, correlation_id).await?;
+    let mut tx = ctx.db.begin().await?;
+    let outcome = transition_in(&mut tx, &change, |current| current.can_become(change.to)).await?;
+    tx.commit().await?;
+    match outcome {
+        Outcome::Applied(event) | Outcome::AlreadyThere(event) => {
+            publish_with_follow_ups(&ctx, event, &envelope.correlation_id).await
+        }
+        Outcome::Missing => Err(Failure::permanent(format!(
+            "unknown order {}",
+            change.order_id
+        ))),
+        Outcome::NotApplicable(current) => Err(Failure::permanent(format!(
+            "illegal transition: order {} is {current}, cannot move to {}",
+            change.order_id, change.to
+        ))),
+    }
+}
+
+/// `payments.evt.succeeded`. The right amount for a CONFIRMED order pays it. Money is never
+/// lost: a wrong amount, a second payment, or a payment for an order that is no longer
+/// payable (expired, cancelled, rejected) is recorded as `refund_required` and the order is
+/// left as it is. A payment that arrives before the order is confirmed is retried with backoff
+/// (the confirmation is on its way) until it applies or is dead-lettered.
+pub async fn on_payment_succeeded(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let envelope = decode::<PaymentSucceeded>(&delivery.payload)?;
+    let payment = envelope.data;
+    validate_payment(
+        payment.amount,
+        &payment.currency,
+        &payment.provider_reference,
+    )?;
+
+    let mut tx = ctx.db.begin().await?;
+    if let Some(recorded) = recorded_payment(&mut tx, &payment.provider_reference).await? {
+        tx.commit().await?;
+        return republish_if_applied(
+            &ctx,
+            recorded,
+            payment.order_id,
+            OrderStatus::Paid,
+            &envelope.correlation_id,
+        )
+        .await;
+    }
+    let order = lock_order(&mut tx, payment.order_id).await?;
+    let (outcome, note, event) = match order {
+        None
+        | Some(OrderDue {
+            status: OrderStatus::Pending,
+            ..
+        }) => {
+            return Err(Failure::Transient(anyhow::anyhow!(
+                "payment {} for order {} arrived before the order was confirmed",
+                payment.provider_reference,
+                payment.order_id
+            )));
+        }
+        Some(due) if due.status == OrderStatus::Confirmed => {
+            if due.total == payment.amount && due.currency == payment.currency {
+                let change = Change {
+                    order_id: payment.order_id,
+                    to: OrderStatus::Paid,
+                    actor: "system:payments".into(),
+                    reason: Some(format!("payment {}", payment.provider_reference)),
+                };
+                match transition_in(&mut tx, &change, |s| s == OrderStatus::Confirmed).await? {
+                    Outcome::Applied(event) => ("applied", None, Some(event)),
+                    _ => {
+                        return Err(Failure::Transient(anyhow::anyhow!(
+                            "order changed while paying"
+                        )));
+                    }
+                }
+            } else {
+                let note = format!(
+                    "amount mismatch: paid {} {}, due {} {}",
+                    payment.amount, payment.currency, due.total, due.currency
+                );
+                ("refund_required", Some(note), None)
+            }
+        }
+        Some(due) => (
+            "refund_required",
+            Some(format!("order is {}, not payable", due.status)),
+            None,
+        ),
+    };
+    record_payment(
+        &mut tx,
+        &payment.provider_reference,
+        payment.order_id,
+        "succeeded",
+        payment.amount,
+        &payment.currency,
+        outcome,
+        note.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(note) = &note {
+        tracing::warn!(order_id = %payment.order_id, reference = %payment.provider_reference, note, "payment needs a refund");
+        metrics::counter!("payments_refund_required_total").increment(1);
+    }
+    match event {
+        Some(event) => publish_with_follow_ups(&ctx, event, &envelope.correlation_id).await,
+        None => Ok(()),
+    }
+}
+
+/// `payments.evt.failed`: the order will not be paid; a CONFIRMED order is cancelled and its
+/// stock released. A failure for an order not waiting for payment changes nothing.
+pub async fn on_payment_failed(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let envelope = decode::<PaymentFailed>(&delivery.payload)?;
+    let payment = envelope.data;
+    validate_payment(
+        payment.amount,
+        &payment.currency,
+        &payment.provider_reference,
+    )?;
+
+    let mut tx = ctx.db.begin().await?;
+    if let Some(recorded) = recorded_payment(&mut tx, &payment.provider_reference).await? {
+        tx.commit().await?;
+        return republish_if_applied(
+            &ctx,
+            recorded,
+            payment.order_id,
+            OrderStatus::Cancelled,
+            &envelope.correlation_id,
+        )
+        .await;
+    }
+    let order = lock_order(&mut tx, payment.order_id).await?;
+    let (outcome, event) = match order {
+        None
+        | Some(OrderDue {
+            status: OrderStatus::Pending,
+            ..
+        }) => {
+            return Err(Failure::Transient(anyhow::anyhow!(
+                "payment failure for order {} arrived before the order was confirmed",
+                payment.order_id
+            )));
+        }
+        Some(due) if due.status == OrderStatus::Confirmed => {
+            let reason = match &payment.reason {
+                Some(r) => format!("payment_failed: {r}"),
+                None => "payment_failed".to_owned(),
+            };
+            let change = Change {
+                order_id: payment.order_id,
+                to: OrderStatus::Cancelled,
+                actor: "system:payments".into(),
+                reason: Some(reason),
+            };
+            match transition_in(&mut tx, &change, |s| s == OrderStatus::Confirmed).await? {
+                Outcome::Applied(event) => ("applied", Some(event)),
+                _ => {
+                    return Err(Failure::Transient(anyhow::anyhow!(
+                        "order changed while cancelling"
+                    )));
+                }
+            }
+        }
+        Some(_) => ("ignored", None),
+    };
+    record_payment(
+        &mut tx,
+        &payment.provider_reference,
+        payment.order_id,
+        "failed",
+        payment.amount,
+        &payment.currency,
+        outcome,
+        payment.reason.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    match event {
+        Some(event) => publish_with_follow_ups(&ctx, event, &envelope.correlation_id).await,
+        None => Ok(()),
+    }
+}
+
+fn validate_payment(amount: i64, currency: &str, reference: &str) -> Result<(), Failure> {
+    if amount < 0 {
+        return Err(Failure::permanent("payment amount is negative"));
+    }
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Failure::permanent(format!(
+            "currency {currency:?} is not an ISO 4217 code"
+        )));
+    }
+    if reference.is_empty() || reference.len() > 200 {
+        return Err(Failure::permanent(
+            "provider_reference must be 1 to 200 characters",
+        ));
+    }
     Ok(())
 }
 
-/// Explains why a transition could not apply: an unknown order is permanent; an order in
-/// another status means the event is stale or contradicts the lifecycle (also permanent).
-async fn not_applicable(ctx: &Context, change: &Transition) -> Failure {
-    let status: Result<Option<String>, _> =
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(change.order_id)
-            .fetch_optional(&ctx.db)
-            .await;
-    match status {
-        Err(e) => Failure::from(e),
-        Ok(None) => Failure::permanent(format!("unknown order {}", change.order_id)),
-        Ok(Some(status)) => Failure::permanent(format!(
-            "order {} is {status}; cannot move {} -> {}",
-            change.order_id, change.from, change.to
-        )),
+struct OrderDue {
+    status: OrderStatus,
+    total: i64,
+    currency: String,
+}
+
+async fn lock_order(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+) -> Result<Option<OrderDue>, Failure> {
+    let row: Option<(String, i64, String)> =
+        sqlx::query_as("SELECT status, total, currency FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|(status, total, currency)| {
+        Ok(OrderDue {
+            status: parse_status(&status)?,
+            total,
+            currency,
+        })
+    })
+    .transpose()
+}
+
+async fn recorded_payment(
+    tx: &mut Transaction<'_, Postgres>,
+    reference: &str,
+) -> Result<Option<String>, Failure> {
+    Ok(
+        sqlx::query_scalar("SELECT outcome FROM payments WHERE provider_reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_payment(
+    tx: &mut Transaction<'_, Postgres>,
+    reference: &str,
+    order_id: Uuid,
+    kind: &str,
+    amount: i64,
+    currency: &str,
+    outcome: &str,
+    note: Option<&str>,
+) -> Result<(), Failure> {
+    sqlx::query(
+        "INSERT INTO payments (provider_reference, order_id, kind, amount, currency, outcome, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(reference)
+    .bind(order_id)
+    .bind(kind)
+    .bind(amount)
+    .bind(currency)
+    .bind(outcome)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A redelivered payment event: if it moved the order, make sure the move's messages went out.
+async fn republish_if_applied(
+    ctx: &Context,
+    outcome: String,
+    order_id: Uuid,
+    to: OrderStatus,
+    correlation_id: &str,
+) -> Result<(), Failure> {
+    if outcome != "applied" {
+        return Ok(());
     }
+    let mut tx = ctx.db.begin().await?;
+    let event = recorded_event(&mut tx, order_id, to).await?;
+    tx.commit().await?;
+    match event {
+        Some(event) => publish_with_follow_ups(ctx, event, correlation_id).await,
+        None => Ok(()),
+    }
+}
+
+/// A requested status change.
+pub struct Change {
+    pub order_id: Uuid,
+    pub to: OrderStatus,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// What [`transition_in`] found.
+pub enum Outcome {
+    /// The order moved; the event is to be published after commit.
+    Applied(OrderStatusChanged),
+    /// The order had already made this move (a redelivery): the recorded event, to publish again.
+    AlreadyThere(OrderStatusChanged),
+    /// No such order.
+    Missing,
+    /// The order is in a status from which the move is not allowed.
+    NotApplicable(OrderStatus),
+}
+
+/// Applies a status change inside `tx`, guarded by the current status (row locked), and records
+/// it in the timeline. Idempotent: a change already made is reported, not made twice.
+pub async fn transition_in(
+    tx: &mut Transaction<'_, Postgres>,
+    change: &Change,
+    allowed_from: impl Fn(OrderStatus) -> bool,
+) -> Result<Outcome, Failure> {
+    let current: Option<(String, Uuid)> =
+        sqlx::query_as("SELECT status, user_id FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(change.order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((current, user_id)) = current else {
+        return Ok(Outcome::Missing);
+    };
+    let current = parse_status(&current)?;
+    if current == change.to {
+        return Ok(
+            match recorded_event(tx, change.order_id, change.to).await? {
+                Some(event) => Outcome::AlreadyThere(event),
+                None => Outcome::NotApplicable(current),
+            },
+        );
+    }
+    if !allowed_from(current) || !current.can_become(change.to) {
+        return Ok(Outcome::NotApplicable(current));
+    }
+    let at: DateTime<Utc> = sqlx::query_scalar(
+        r#"
+        UPDATE orders
+           SET status = $2,
+               rejection_reason = CASE WHEN $2 = 'REJECTED' THEN $3 ELSE rejection_reason END,
+               reserved_at = CASE WHEN $2 = 'CONFIRMED' THEN now() ELSE reserved_at END
+         WHERE id = $1
+        RETURNING clock_timestamp()
+        "#,
+    )
+    .bind(change.order_id)
+    .bind(change.to.as_str())
+    .bind(change.reason.as_deref())
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(change.order_id)
+    .bind(current.as_str())
+    .bind(change.to.as_str())
+    .bind(at)
+    .bind(&change.actor)
+    .bind(change.reason.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    let label = change.to.as_str().to_lowercase();
+    metrics::counter!("order_transitions_total", "to" => label).increment(1);
+    Ok(Outcome::Applied(OrderStatusChanged {
+        order_id: change.order_id,
+        user_id,
+        from: Some(current),
+        to: change.to,
+        at,
+        actor: change.actor.clone(),
+        reason: change.reason.clone(),
+    }))
+}
+
+/// The timeline entry of an order reaching `to`, as an event.
+async fn recorded_event(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+    to: OrderStatus,
+) -> Result<Option<OrderStatusChanged>, Failure> {
+    let row: Option<(Uuid, Option<String>, DateTime<Utc>, String, Option<String>)> =
+        sqlx::query_as(
+            "SELECT o.user_id, e.from_status, e.at, e.actor, e.reason
+           FROM orders o JOIN order_events e ON e.order_id = o.id
+          WHERE o.id = $1 AND e.to_status = $2",
+        )
+        .bind(order_id)
+        .bind(to.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|(user_id, from, at, actor, reason)| {
+        Ok(OrderStatusChanged {
+            order_id,
+            user_id,
+            from: from.as_deref().map(parse_status).transpose()?,
+            to,
+            at,
+            actor,
+            reason,
+        })
+    })
+    .transpose()
+}
+
+/// Publishes a status change and what it implies for stock (release on CANCELLED, commit on
+/// SHIPPED), all acknowledged before the triggering message is acked.
+pub async fn publish_with_follow_ups(
+    ctx: &Context,
+    event: OrderStatusChanged,
+    correlation_id: &str,
+) -> Result<(), Failure> {
+    let order_id = event.order_id;
+    let to = event.to;
+    let status = ctx.bus.publish(event, correlation_id);
+    match to {
+        OrderStatus::Cancelled => {
+            let (a, b) = tokio::join!(
+                status,
+                ctx.bus.publish(ReleaseStock { order_id }, correlation_id)
+            );
+            a?;
+            b?;
+        }
+        OrderStatus::Shipped => {
+            let (a, b) = tokio::join!(
+                status,
+                ctx.bus.publish(CommitStock { order_id }, correlation_id)
+            );
+            a?;
+            b?;
+        }
+        _ => {
+            status.await?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_status(raw: &str) -> Result<OrderStatus, Failure> {

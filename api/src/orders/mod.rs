@@ -1,6 +1,7 @@
 //! The orders domain: placing orders through JetStream, reading them back.
 
 mod idempotency;
+mod lifecycle;
 pub mod model;
 mod repo;
 mod routes;

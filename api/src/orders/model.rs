@@ -74,3 +74,14 @@ pub struct ListOrdersQuery {
     /// ADMIN only: one customer's orders.
     pub user_id: Option<Uuid>,
 }
+
+/// `PATCH /orders/{id}/status` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "SHIPPED", "reason": "tracking 1Z999"}))]
+pub struct StatusChangeRequest {
+    /// `PAID`, `SHIPPED`, `DELIVERED` or `CANCELLED`.
+    pub status: OrderStatus,
+    /// Up to 500 characters, recorded in the timeline.
+    pub reason: Option<String>,
+}

@@ -1,9 +1,10 @@
 //! HTTP handlers of the orders domain.
 
-use super::model::{ListOrdersQuery, Order, PlaceOrderRequest};
+use super::lifecycle;
+use super::model::{ListOrdersQuery, Order, PlaceOrderRequest, StatusChangeRequest};
 use super::repo::{self, ListFilter};
 use super::service::{self, Placed};
-use crate::auth::AuthUser;
+use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
@@ -12,7 +13,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use common::domain::Role;
+use common::domain::{OrderStatus, Role};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -20,6 +21,112 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
+        .routes(routes!(change_status))
+        .routes(routes!(cancel_order))
+}
+
+fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
+    let (status, order) = match placed {
+        Placed::Settled(order) => (StatusCode::OK, order),
+        Placed::Accepted(order) => (StatusCode::ACCEPTED, order),
+    };
+    let mut res = (status, axum::Json(&order)).into_response();
+    res.headers_mut()
+        .insert(header::LOCATION, location(order.id));
+    if let Some(wait) = wait
+        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+    {
+        res.headers_mut().insert("preference-applied", v);
+    }
+    res
+}
+
+/// Move an order along its lifecycle (ADMIN).
+///
+/// `PAID`, `SHIPPED`, `DELIVERED` or `CANCELLED`, if the lifecycle allows it from the current
+/// status (else 409 naming it). Published as a command: `202` with the order as it stands, or
+/// with `Prefer: wait=N` `200` once the change is applied. Asking for the status the order
+/// already has is a `200` that changes nothing.
+#[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the change")),
+    request_body = StatusChangeRequest,
+    responses(
+        (status = 200, description = "The order has the requested status", body = Order),
+        (status = 202, description = "Accepted; the order worker applies it", body = Order),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal transition; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid status or reason", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn change_status(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(body): Json<StatusChangeRequest>,
+) -> ApiResult<Response> {
+    lifecycle::validate_target(body.status)?;
+    let wait = service::parse_prefer_wait(&headers);
+    let placed = lifecycle::request(
+        &state,
+        admin,
+        id,
+        body.status,
+        body.reason,
+        |_| true,
+        wait,
+        &correlation_id(&headers),
+    )
+    .await?;
+    Ok(respond(placed, wait))
+}
+
+/// Cancel an order; its reserved stock is released.
+///
+/// The customer may cancel before payment (`CONFIRMED`), an ADMIN before shipping (`CONFIRMED`
+/// or `PAID`). Cancelling a cancelled order is a `200` that changes nothing.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the cancellation")),
+    responses(
+        (status = 200, description = "The order is cancelled", body = Order),
+        (status = 202, description = "Accepted; the order worker cancels it", body = Order),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too late to cancel; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn cancel_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let wait = service::parse_prefer_wait(&headers);
+    let (reason, allowed): (&str, fn(OrderStatus) -> bool) = if user.is_admin() {
+        ("cancelled by staff", |s| {
+            matches!(s, OrderStatus::Confirmed | OrderStatus::Paid)
+        })
+    } else {
+        ("cancelled by the customer", |s| s == OrderStatus::Confirmed)
+    };
+    let placed = lifecycle::request(
+        &state,
+        user,
+        id,
+        OrderStatus::Cancelled,
+        Some(reason.to_owned()),
+        allowed,
+        wait,
+        &correlation_id(&headers),
+    )
+    .await?;
+    Ok(respond(placed, wait))
 }
 
 /// A customer account: only CLIENTs place orders.

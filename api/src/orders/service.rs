@@ -105,7 +105,7 @@ pub async fn place(
     settle(state, order_id, user_id, &lines, accepted_at, waiter, wait).await
 }
 
-fn broker_unavailable() -> ApiError {
+pub(super) fn broker_unavailable() -> ApiError {
     ApiError::Unavailable(
         "the order could not be accepted right now (message broker unavailable); retry later"
             .into(),

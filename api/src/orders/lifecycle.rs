@@ -1,0 +1,104 @@
+//! Moving orders along their lifecycle from the api: staff status changes and cancellations.
+//! The api checks the move against the order's current status before publishing (so the
+//! common mistakes get an immediate 409), and the order worker checks again: it is the
+//! authority, since the status may change between the two.
+
+use super::model::Order;
+use super::repo;
+use super::service::{Placed, broker_unavailable};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use common::domain::OrderStatus;
+use common::messages::TransitionOrder;
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+const MAX_REASON_CHARS: usize = 500;
+
+fn illegal(order: &Order, to: OrderStatus) -> ApiError {
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("current_status".into(), json!(order.status));
+    ApiError::Conflict {
+        detail: format!("order is {}; it cannot become {to}", order.status),
+        extensions,
+    }
+}
+
+/// Requests `order → to` on behalf of `actor`. `allowed` says from which statuses this caller
+/// may make the move (narrower than the lifecycle for customers).
+pub async fn request(
+    state: &AppState,
+    user: AuthUser,
+    order_id: Uuid,
+    to: OrderStatus,
+    reason: Option<String>,
+    allowed: impl Fn(OrderStatus) -> bool,
+    wait: Option<Duration>,
+    correlation_id: &str,
+) -> Result<Placed, ApiError> {
+    if let Some(r) = &reason
+        && (r.trim().is_empty() || r.chars().count() > MAX_REASON_CHARS)
+    {
+        return Err(ApiError::field(
+            "reason",
+            format!("must be 1 to {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    let owner = (!user.is_admin()).then_some(user.id);
+    let order = repo::find(&state.db, order_id, owner)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    if order.status == to {
+        // Already there: asking again changes nothing.
+        return Ok(Placed::Settled(order));
+    }
+    if !(order.status.can_become(to) && allowed(order.status)) {
+        return Err(illegal(&order, to));
+    }
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        return Err(broker_unavailable());
+    }
+    let mut waiter = wait.map(|_| state.watch.register(order_id));
+    let command = TransitionOrder {
+        order_id,
+        to,
+        actor: format!("user:{}", user.id),
+        reason,
+    };
+    if let Err(e) = state.bus.publish(command, correlation_id).await {
+        tracing::error!(error = %e, %order_id, "transition command not acknowledged by JetStream");
+        return Err(broker_unavailable());
+    }
+    if let (Some(waiter), Some(wait)) = (waiter.as_mut(), wait) {
+        waiter
+            .wait_for(wait, |s| s == to || !s.can_become(to))
+            .await;
+    }
+    let order = repo::find(&state.db, order_id, owner)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    if order.status == to {
+        return Ok(Placed::Settled(order));
+    }
+    if wait.is_some() && !order.status.can_become(to) {
+        // The worker refused it: the order moved elsewhere meanwhile.
+        return Err(illegal(&order, to));
+    }
+    Ok(Placed::Accepted(order))
+}
+
+/// Statuses staff may set by hand.
+pub fn validate_target(to: OrderStatus) -> Result<(), ApiError> {
+    match to {
+        OrderStatus::Paid
+        | OrderStatus::Shipped
+        | OrderStatus::Delivered
+        | OrderStatus::Cancelled => Ok(()),
+        other => Err(ApiError::Validation(vec![FieldError::new(
+            "status",
+            format!("{other} is set by the system; use PAID, SHIPPED, DELIVERED or CANCELLED"),
+        )])),
+    }
+}

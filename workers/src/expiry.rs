@@ -1,0 +1,70 @@
+//! The reservation-expiry sweeper: unpaid CONFIRMED orders older than `RESERVATION_TTL_SECS`
+//! are cancelled with reason `reservation_expired`, and their stock released.
+//!
+//! The sweeper changes nothing itself: it publishes a transition command per expired order,
+//! with the same message id whoever publishes it (`order:<id>:to:CANCELLED`). With many worker
+//! instances sweeping at once, the server drops the duplicate commands and the order worker's
+//! guarded update applies the cancellation once; the release that follows is exactly-once too.
+
+use crate::Context;
+use common::domain::OrderStatus;
+use common::messages::TransitionOrder;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Orders handled per sweep; the next sweep continues where this one stopped.
+const SWEEP_BATCH: i64 = 500;
+
+pub const EXPIRED_REASON: &str = "reservation_expired";
+
+/// Sweeps every `interval` until shutdown.
+pub async fn run(ctx: Context, interval: Duration, shutdown: CancellationToken) {
+    tracing::info!(?interval, ttl = ?ctx.config.reservation_ttl, "expiry sweeper started");
+    loop {
+        match sweep(&ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired reservations sent for cancellation"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying next round"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    tracing::info!("expiry sweeper stopped");
+}
+
+/// One sweep: finds expired reservations and publishes their cancellation commands.
+pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
+    let ttl_secs = ctx.config.reservation_ttl.as_secs_f64();
+    let expired: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM orders
+          WHERE status = 'CONFIRMED' AND reserved_at < now() - make_interval(secs => $1)
+          ORDER BY reserved_at
+          LIMIT $2",
+    )
+    .bind(ttl_secs)
+    .bind(SWEEP_BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    let count = expired.len();
+    let publishes = expired.into_iter().map(|order_id| {
+        ctx.bus.publish(
+            TransitionOrder {
+                order_id,
+                to: OrderStatus::Cancelled,
+                actor: "system:expiry".into(),
+                reason: Some(EXPIRED_REASON.into()),
+            },
+            "expiry-sweeper",
+        )
+    });
+    for result in futures::future::join_all(publishes).await {
+        result?;
+    }
+    if count > 0 {
+        metrics::counter!("orders_expired_total").increment(count as u64);
+    }
+    Ok(count)
+}
