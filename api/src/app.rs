@@ -91,6 +91,7 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
+        .nest("/api/v1", crate::products::router())
         .split_for_parts();
 
     let app = api_routes
