@@ -6,3 +6,4 @@
 mod health;
 mod helpers;
 mod problems;
+mod products;
