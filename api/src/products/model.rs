@@ -43,14 +43,18 @@ pub struct Product {
 }))]
 pub struct CreateProduct {
     /// 1 to 200 characters, surrounding whitespace trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Up to 5000 characters; empty when absent.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Minor units, 0 or more.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000i64)]
     pub price: i64,
     /// Initial available stock, 0 or more; 0 when absent.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
 }
 
@@ -62,9 +66,14 @@ pub struct CreateProduct {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"price": 1100, "stock": 35}))]
 pub struct UpdateProduct {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000i64)]
     pub price: Option<i64>,
+    /// The new available stock; the difference is recorded in the ledger.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
 }
 
@@ -74,8 +83,10 @@ pub struct UpdateProduct {
 #[schema(example = json!({"delta": -3, "reason": "broken in the warehouse"}))]
 pub struct AdjustStock {
     /// Signed change of available stock, never 0.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// Why: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -130,10 +141,10 @@ pub struct ListProducts {
     #[param(example = "cup")]
     pub q: Option<String>,
     /// Lowest price, in minor units, inclusive.
-    #[param(example = 500)]
+    #[param(example = 500, minimum = 0)]
     pub min_price: Option<i64>,
     /// Highest price, in minor units, inclusive.
-    #[param(example = 5000)]
+    #[param(example = 5000, minimum = 0)]
     pub max_price: Option<i64>,
     /// `true`: only products with available stock; `false`: only those without.
     pub in_stock: Option<bool>,
@@ -141,7 +152,7 @@ pub struct ListProducts {
     #[param(inline)]
     pub sort: Option<Sort>,
     /// Page size, 1 to 100 (default 20).
-    #[param(example = 20)]
+    #[param(example = 20, minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -153,6 +164,7 @@ pub struct ListProducts {
 #[into_params(parameter_in = Query)]
 pub struct ListAdjustments {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -37,6 +37,11 @@ impl Errors {
             Err(ApiError::Validation(self.0))
         }
     }
+
+    /// The 422 for a value some check refused (each refusal adds an error).
+    fn into_error(self) -> ApiError {
+        ApiError::Validation(self.0)
+    }
 }
 
 fn name(errors: &mut Errors, raw: &str) -> Option<ProductName> {
@@ -101,25 +106,27 @@ pub fn create(req: CreateProduct) -> Result<NewProduct, ApiError> {
     let description = description(&mut errors, &req.description);
     let price = price(&mut errors, "price", req.price);
     let stock = stock(&mut errors, req.stock);
-    errors
-        .finish(|| match (name, description, price, stock) {
-            (Some(name), Some(description), Some(price), Some(stock)) => Some(NewProduct {
+    match (name, description, price, stock) {
+        (Some(name), Some(description), Some(price), Some(stock)) if errors.0.is_empty() => {
+            Ok(NewProduct {
                 name,
                 description,
                 price,
                 stock,
-            }),
-            _ => None,
-        })?
-        .ok_or_else(|| ApiError::Unprocessable("invalid product".into()))
+            })
+        }
+        _ => Err(errors.into_error()),
+    }
 }
 
 pub fn update(req: UpdateProduct) -> Result<ProductChanges, ApiError> {
-    let mut errors = Errors::default();
     if req.name.is_none() && req.description.is_none() && req.price.is_none() && req.stock.is_none()
     {
-        errors.add("", "give at least one of name, description, price, stock");
+        return Err(ApiError::Unprocessable(
+            "nothing to change: give at least one of name, description, price, stock".into(),
+        ));
     }
+    let mut errors = Errors::default();
     let changes = ProductChanges {
         name: req.name.as_deref().and_then(|n| name(&mut errors, n)),
         description: req
@@ -137,7 +144,7 @@ pub fn adjustment(req: AdjustStock) -> Result<Adjustment, ApiError> {
     let delta = if req.delta == 0 {
         errors.add("delta", "must not be 0");
         None
-    } else if req.delta.abs() > MAX_STOCK {
+    } else if req.delta.unsigned_abs() > MAX_STOCK.unsigned_abs() {
         errors.add(
             "delta",
             format!("must be between -{MAX_STOCK} and {MAX_STOCK}"),
@@ -146,20 +153,24 @@ pub fn adjustment(req: AdjustStock) -> Result<Adjustment, ApiError> {
     } else {
         i32::try_from(req.delta).ok()
     };
-    let reason = req.reason.trim();
-    let reason_chars = reason.chars().count();
-    if reason_chars == 0 {
+    let trimmed = req.reason.trim();
+    let reason_chars = trimmed.chars().count();
+    let reason = if reason_chars == 0 {
         errors.add("reason", "must not be empty");
+        None
     } else if reason_chars > REASON_MAX_CHARS {
         errors.add(
             "reason",
             format!("must be at most {REASON_MAX_CHARS} characters"),
         );
+        None
+    } else {
+        Some(trimmed.to_owned())
+    };
+    match (delta, reason) {
+        (Some(delta), Some(reason)) if errors.0.is_empty() => Ok(Adjustment { delta, reason }),
+        _ => Err(errors.into_error()),
     }
-    let reason = reason.to_owned();
-    errors
-        .finish(|| delta.map(|delta| Adjustment { delta, reason }))?
-        .ok_or_else(|| ApiError::Unprocessable("invalid adjustment".into()))
 }
 
 /// Escapes `%`, `_` and `\` so the text matches literally inside an ILIKE pattern.
@@ -273,6 +284,15 @@ mod tests {
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "description", "price", "stock"]);
+    }
+
+    #[test]
+    fn the_most_negative_delta_is_refused_not_overflowed() {
+        let err = adjustment(AdjustStock {
+            delta: i64::MIN,
+            reason: "x".into(),
+        });
+        assert!(matches!(err, Err(ApiError::Validation(_))));
     }
 
     #[test]
