@@ -66,15 +66,29 @@ pub struct CreateProduct {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"price": 1100, "stock": 35}))]
 pub struct UpdateProduct {
+    #[serde(default, deserialize_with = "present")]
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000i64)]
     pub price: Option<i64>,
     /// The new available stock; the difference is recorded in the ledger.
+    #[serde(default, deserialize_with = "present")]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
+}
+
+/// An optional field that, when given, must hold a value: `null` is refused rather than read
+/// as "leave unchanged", since no product field can be cleared.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Body of `POST /products/{id}/stock-adjustments`.

@@ -515,6 +515,58 @@ async fn an_update_is_validated_like_a_creation() {
 }
 
 #[tokio::test]
+async fn a_null_field_is_refused_on_update() {
+    let app = spawn_app().await;
+    let (admin, id) = admin_and_product(&app).await;
+    let res = app
+        .patch_json(
+            &format!("/api/v1/products/{id}"),
+            Some(&admin),
+            &json!({"description": null}),
+        )
+        .await;
+    assert_invalid(res, "description").await;
+}
+
+#[tokio::test]
+async fn concurrent_stock_updates_and_adjustments_keep_the_ledger_in_step() {
+    let app = spawn_app().await;
+    let (admin, id) = admin_and_product(&app).await;
+    let path = format!("/api/v1/products/{id}");
+    let patches = (0..15).map(|i| {
+        let (app, admin, path) = (&app, &admin, &path);
+        async move {
+            app.patch_json(path, Some(admin), &json!({"stock": 10 + i}))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let adjustments = (0..15).map(|i| {
+        let (app, admin, id) = (&app, &admin, &id);
+        async move {
+            let delta = if i % 2 == 0 { 4 } else { -4 };
+            app.adjust(admin, id, delta, "mixed")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let (patched, adjusted) = futures::future::join(
+        futures::future::join_all(patches),
+        futures::future::join_all(adjustments),
+    )
+    .await;
+    assert!(patched.iter().all(|s| *s == 200), "{patched:?}");
+    assert!(
+        adjusted.iter().all(|s| *s == 201 || *s == 409),
+        "{adjusted:?}"
+    );
+    let (stock, initial, ledger) = app.stock_of(&id).await;
+    assert_eq!(i64::from(initial) + ledger, i64::from(stock));
+}
+
+#[tokio::test]
 async fn an_unknown_field_is_refused_on_update() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
