@@ -7,7 +7,6 @@ use super::model::{
 use super::repo::{self, Archived};
 use crate::error::ApiError;
 use crate::pagination::{self, Page};
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -15,7 +14,8 @@ use uuid::Uuid;
 pub const SET_STOCK_REASON: &str = "stock set by product update";
 
 pub async fn create(db: &PgPool, product: NewProduct, currency: &str) -> Result<Product, ApiError> {
-    // Time-ordered ids keep the primary key index compact and make ties sort by creation.
+    // Time-ordered ids keep the primary key index compact, and ties on a sort key then fall
+    // roughly in creation order.
     repo::insert(db, Uuid::now_v7(), &product, currency).await
 }
 
@@ -99,13 +99,9 @@ pub async fn adjust_stock(
                 adjustment.delta
             )
         };
-        return Err(ApiError::Conflict {
-            detail,
-            extensions: json!({"available": available})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        });
+        let mut extensions = serde_json::Map::new();
+        extensions.insert("available".into(), available.into());
+        return Err(ApiError::Conflict { detail, extensions });
     };
     let entry = repo::record_adjustment(&mut tx, id, &adjustment, actor_id, stock_after).await?;
     tx.commit().await?;
