@@ -93,6 +93,7 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
+        .nest("/api/v1", crate::products::router())
         .nest("/api/v1", crate::orders::router())
         .split_for_parts();
 

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod openapi;
 pub mod orders;
 pub mod pagination;
+pub mod products;
 pub mod routes;
 pub mod state;
 

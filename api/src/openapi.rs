@@ -13,6 +13,7 @@ use utoipa::OpenApi;
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "products", description = "The catalogue: public reading, ADMIN writes, stock adjustments and their ledger"),
         (name = "orders", description = "Placing orders and following them"),
     )
 )]

@@ -58,6 +58,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: String,
     pub login_rate_per_minute: u32,
+    /// ISO 4217 code (three upper-case letters) that new products are priced in.
+    pub store_currency: String,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -186,6 +188,16 @@ impl Config {
             }
         };
 
+        let store_currency = var("STORE_CURRENCY").unwrap_or_else(|| "USD".into());
+        if !(store_currency.len() == 3 && store_currency.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(ConfigError::new(
+                "STORE_CURRENCY",
+                format!(
+                    "must be an ISO 4217 code of three upper-case letters, not {store_currency:?}"
+                ),
+            ));
+        }
+
         Ok(Config {
             database_url: Secret::new(database_url),
             database_max_connections: parse(&var, "DATABASE_MAX_CONNECTIONS", 10u32)?,
@@ -208,6 +220,7 @@ impl Config {
             log_format,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".into()),
             login_rate_per_minute: parse(&var, "LOGIN_RATE_PER_MINUTE", 10u32)?,
+            store_currency,
         })
     }
 
@@ -281,6 +294,17 @@ mod tests {
         assert_eq!(c.reservation_ttl, Duration::from_secs(900));
         assert_eq!(c.nats_namespace, "");
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.store_currency, "USD");
+    }
+
+    #[test]
+    fn the_store_currency_must_be_three_upper_case_letters() {
+        let c = load(&[DB, JWT, ("STORE_CURRENCY", "EUR")]).expect("valid");
+        assert_eq!(c.store_currency, "EUR");
+        for bad in ["eur", "EURO", "E1R", "US"] {
+            let e = load(&[DB, JWT, ("STORE_CURRENCY", bad)]).unwrap_err();
+            assert_eq!(e.variable, "STORE_CURRENCY", "{bad}");
+        }
     }
 
     #[test]

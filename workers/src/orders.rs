@@ -13,9 +13,6 @@ use common::messaging::decode;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-/// Currency of an order none of whose products exist (it is rejected anyway).
-const FALLBACK_CURRENCY: &str = "USD";
-
 #[derive(sqlx::FromRow)]
 struct ProductSnapshot {
     id: Uuid,
@@ -60,7 +57,15 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
                     command.user_id
                 )));
             }
-            match record_order(&mut tx, &command, &lines, &envelope.correlation_id).await? {
+            match record_order(
+                &mut tx,
+                &command,
+                &lines,
+                &envelope.correlation_id,
+                &ctx.config.store_currency,
+            )
+            .await?
+            {
                 Some(at) => (OrderStatus::Pending, Some(at)),
                 // Recorded concurrently by another delivery of the same command.
                 None => (OrderStatus::Pending, None),
@@ -110,6 +115,7 @@ async fn record_order(
     command: &PlaceOrder,
     lines: &[LineRequest],
     correlation_id: &str,
+    store_currency: &str,
 ) -> Result<Option<DateTime<Utc>>, Failure> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let products: Vec<ProductSnapshot> =
@@ -120,7 +126,8 @@ async fn record_order(
     let currency = products
         .first()
         .map(|p| p.currency.clone())
-        .unwrap_or_else(|| FALLBACK_CURRENCY.to_owned());
+        // An order none of whose products exist is rejected anyway.
+        .unwrap_or_else(|| store_currency.to_owned());
 
     let mut names = Vec::with_capacity(lines.len());
     let mut prices = Vec::with_capacity(lines.len());

@@ -159,6 +159,7 @@ pub async fn pending_view(
     user_id: Uuid,
     lines: &[common::messages::LineRequest],
     accepted_at: DateTime<Utc>,
+    store_currency: &str,
 ) -> sqlx::Result<Order> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quotes: Vec<Quote> =
@@ -187,7 +188,7 @@ pub async fn pending_view(
         currency: quotes
             .first()
             .map(|q| q.currency.clone())
-            .unwrap_or_else(|| "USD".into()),
+            .unwrap_or_else(|| store_currency.to_owned()),
         created_at: accepted_at,
         updated_at: accepted_at,
         rejection_reason: None,

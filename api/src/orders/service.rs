@@ -140,7 +140,15 @@ async fn settle(
         }
         Some(order) => Ok(Placed::Accepted(order)),
         None => Ok(Placed::Accepted(
-            repo::pending_view(&state.db, order_id, user_id, lines, accepted_at).await?,
+            repo::pending_view(
+                &state.db,
+                order_id,
+                user_id,
+                lines,
+                accepted_at,
+                &state.config.store_currency,
+            )
+            .await?,
         )),
     }
 }

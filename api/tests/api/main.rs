@@ -9,3 +9,4 @@ mod helpers;
 mod orders;
 mod orders_delivery;
 mod problems;
+mod products;
