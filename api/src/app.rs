@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .nest("/api/v1", crate::products::router())
         .nest("/api/v1", crate::orders::router())
+        .nest("/api/v1", crate::ops::router())
         .split_for_parts();
 
     let app = api_routes

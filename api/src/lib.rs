@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod ops;
 pub mod orders;
 pub mod pagination;
 pub mod products;

@@ -15,6 +15,7 @@ use utoipa::OpenApi;
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "products", description = "The catalogue: public reading, ADMIN writes, stock adjustments and their ledger"),
         (name = "orders", description = "Placing orders and following them"),
+        (name = "operations", description = "ADMIN operations: dead letters and stock reconciliation"),
     )
 )]
 pub struct ApiDoc;

@@ -652,25 +652,32 @@ async fn recorded_event(
     order_id: Uuid,
     to: OrderStatus,
 ) -> Result<Option<OrderStatusChanged>, Failure> {
-    let row: Option<(Uuid, Option<String>, DateTime<Utc>, String, Option<String>)> =
-        sqlx::query_as(
-            "SELECT o.user_id, e.from_status, e.at, e.actor, e.reason
+    #[derive(sqlx::FromRow)]
+    struct Recorded {
+        user_id: Uuid,
+        from_status: Option<String>,
+        at: DateTime<Utc>,
+        actor: String,
+        reason: Option<String>,
+    }
+    let row: Option<Recorded> = sqlx::query_as(
+        "SELECT o.user_id, e.from_status, e.at, e.actor, e.reason
            FROM orders o JOIN order_events e ON e.order_id = o.id
           WHERE o.id = $1 AND e.to_status = $2",
-        )
-        .bind(order_id)
-        .bind(to.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|(user_id, from, at, actor, reason)| {
+    )
+    .bind(order_id)
+    .bind(to.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
         Ok(OrderStatusChanged {
             order_id,
-            user_id,
-            from: from.as_deref().map(parse_status).transpose()?,
+            user_id: r.user_id,
+            from: r.from_status.as_deref().map(parse_status).transpose()?,
             to,
-            at,
-            actor,
-            reason,
+            at: r.at,
+            actor: r.actor,
+            reason: r.reason,
         })
     })
     .transpose()

@@ -26,18 +26,30 @@ fn illegal(order: &Order, to: OrderStatus) -> ApiError {
     }
 }
 
-/// Requests `order → to` on behalf of `actor`. `allowed` says from which statuses this caller
-/// may make the move (narrower than the lifecycle for customers).
-pub async fn request(
-    state: &AppState,
-    user: AuthUser,
-    order_id: Uuid,
-    to: OrderStatus,
-    reason: Option<String>,
-    allowed: impl Fn(OrderStatus) -> bool,
-    wait: Option<Duration>,
-    correlation_id: &str,
-) -> Result<Placed, ApiError> {
+/// A move asked for over HTTP.
+pub struct MoveRequest<'a> {
+    pub user: AuthUser,
+    pub order_id: Uuid,
+    pub to: OrderStatus,
+    pub reason: Option<String>,
+    /// From which statuses this caller may make the move (narrower than the lifecycle for
+    /// customers).
+    pub allowed: fn(OrderStatus) -> bool,
+    pub wait: Option<Duration>,
+    pub correlation_id: &'a str,
+}
+
+/// Requests the move: checked here, published, applied by the order worker.
+pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Placed, ApiError> {
+    let MoveRequest {
+        user,
+        order_id,
+        to,
+        reason,
+        allowed,
+        wait,
+        correlation_id,
+    } = request;
     if let Some(r) = &reason
         && (r.trim().is_empty() || r.chars().count() > MAX_REASON_CHARS)
     {

@@ -71,15 +71,18 @@ async fn change_status(
 ) -> ApiResult<Response> {
     lifecycle::validate_target(body.status)?;
     let wait = service::parse_prefer_wait(&headers);
+    let correlation = correlation_id(&headers);
     let placed = lifecycle::request(
         &state,
-        admin,
-        id,
-        body.status,
-        body.reason,
-        |_| true,
-        wait,
-        &correlation_id(&headers),
+        lifecycle::MoveRequest {
+            user: admin,
+            order_id: id,
+            to: body.status,
+            reason: body.reason,
+            allowed: |_| true,
+            wait,
+            correlation_id: &correlation,
+        },
     )
     .await?;
     Ok(respond(placed, wait))
@@ -115,15 +118,18 @@ async fn cancel_order(
     } else {
         ("cancelled by the customer", |s| s == OrderStatus::Confirmed)
     };
+    let correlation = correlation_id(&headers);
     let placed = lifecycle::request(
         &state,
-        user,
-        id,
-        OrderStatus::Cancelled,
-        Some(reason.to_owned()),
-        allowed,
-        wait,
-        &correlation_id(&headers),
+        lifecycle::MoveRequest {
+            user,
+            order_id: id,
+            to: OrderStatus::Cancelled,
+            reason: Some(reason.to_owned()),
+            allowed,
+            wait,
+            correlation_id: &correlation,
+        },
     )
     .await?;
     Ok(respond(placed, wait))
