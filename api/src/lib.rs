@@ -9,5 +9,6 @@ pub mod openapi;
 pub mod pagination;
 pub mod routes;
 pub mod state;
+pub mod users;
 
 pub use app::Application;

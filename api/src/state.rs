@@ -14,4 +14,6 @@ pub struct AppState {
     pub bus: Bus,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// Failed-login limits of this process.
+    pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
 }
