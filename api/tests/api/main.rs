@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
+mod auth;
 mod health;
 mod helpers;
 mod problems;
+mod users;
