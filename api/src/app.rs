@@ -125,6 +125,8 @@ pub fn router(state: AppState) -> Router {
 pub fn with_middleware(app: Router) -> Router {
     // Router::layer wraps outward: the last layer listed here sees a request first.
     app.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Inside the trace layer, so nothing it logs can show a token being set.
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
@@ -151,7 +153,6 @@ pub fn with_middleware(app: Router) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
 }
 
 /// Errors produced outside our handlers (method not allowed, timeouts, panics, body limits)

@@ -77,6 +77,7 @@ impl LoginLimiter {
 
     /// 429 if this address or this account is blocked; checked before any password work.
     pub fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
+        let address = client_key(address);
         let wait = longest(
             self.per_address.blocked_for(&address),
             self.per_account.blocked_for(&account.to_owned()),
@@ -89,6 +90,7 @@ impl LoginLimiter {
 
     /// Records a failed login; 429 if it used up the address's or the account's allowance.
     pub fn record_failure(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
+        let address = client_key(address);
         let wait = longest(
             self.per_address.fail(&address),
             self.per_account.fail(&account.to_owned()),
@@ -115,6 +117,21 @@ impl LoginLimiter {
             Some(wait) => Err(limited(wait)),
             None => Ok(()),
         }
+    }
+}
+
+/// The key of a client address: IPv4 as is, IPv6 by its /64 prefix (one host usually owns a
+/// whole /64, so counting single addresses would let it rotate past the limit).
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
     }
 }
 
@@ -151,6 +168,20 @@ mod tests {
         assert!((1..=30).contains(&retry_after_secs), "{retry_after_secs}");
         assert!(limits.check(ip, "a@x.io").is_err());
         assert!(limits.check(ip, "b@x.io").is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_bit_prefix() {
+        let limits = LoginLimiter::new(1, 100);
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        assert!(limits.record_failure(a, "a@x.io").is_ok());
+        assert!(limits.record_failure(b, "b@x.io").is_err());
+        assert!(
+            limits
+                .check("2001:db8:1:3::1".parse().expect("ip"), "c@x.io")
+                .is_ok()
+        );
     }
 
     #[test]

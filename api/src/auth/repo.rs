@@ -115,6 +115,14 @@ pub async fn create_session(db: &PgPool, user_id: Uuid) -> sqlx::Result<NewSessi
     let session_id = Uuid::new_v4();
     let refresh_token = random_token();
     let mut tx = db.begin().await?;
+    // Housekeeping: the user's sessions that can no longer be used go (their tokens with them).
+    sqlx::query(
+        "DELETE FROM sessions WHERE user_id = $1 \
+         AND (expires_at < now() OR revoked_at < now() - interval '1 day')",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, expires_at) \
          VALUES ($1, $2, now() + make_interval(days => $3))",
