@@ -940,3 +940,16 @@ async fn the_openapi_document_describes_every_auth_and_users_route_and_both_sche
     assert!(doc["components"]["schemas"]["RegisterRequest"].is_object());
     assert!(doc["components"]["schemas"]["User"].is_object());
 }
+
+#[tokio::test]
+async fn a_validly_signed_token_for_a_session_that_never_existed_is_401() {
+    let app = spawn_app().await;
+    let user = app.create_user(Role::Admin).await;
+    let token = app
+        .state
+        .tokens
+        .issue(user.id, Role::Admin, uuid::Uuid::new_v4())
+        .unwrap();
+
+    assert_problem(app.me_with_bearer(&token).await, 401).await;
+}
