@@ -953,3 +953,90 @@ async fn a_validly_signed_token_for_a_session_that_never_existed_is_401() {
 
     assert_problem(app.me_with_bearer(&token).await, 401).await;
 }
+
+// --- logs ---------------------------------------------------------------------------------
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_carries_a_password_a_hash_or_a_token() {
+    // The test runtime has one thread, so the server's tasks log into this subscriber too.
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_env_filter("debug,hyper=off,hyper_util=off,reqwest=off,cookie_store=off")
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app_with(&[
+        ("ADMIN_EMAIL", ADMIN_EMAIL),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ])
+    .await;
+    let browser = client();
+    let mut secrets = vec![PASSWORD.to_owned(), ADMIN_PASSWORD.to_owned()];
+
+    let res = app.register(&browser, "ann@example.com").await;
+    secrets.push(cookie_value(&res, "access_token"));
+    secrets.push(cookie_value(&res, "refresh_token"));
+    app.login(&client(), "ann@example.com", "a wrong password")
+        .await;
+    app.login(&client(), "nobody@example.com", "another wrong password")
+        .await;
+    let res = browser
+        .post(app.url("/api/v1/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    secrets.push(cookie_value(&res, "access_token"));
+    secrets.push(cookie_value(&res, "refresh_token"));
+    browser
+        .put(app.url("/api/v1/auth/password"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    browser
+        .post(app.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    app.refresh_with(&secrets[5]).await;
+    secrets.extend(
+        [
+            "a wrong password",
+            "another wrong password",
+            "a brand new passphrase",
+        ]
+        .map(String::from),
+    );
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("account registered"),
+        "logs were captured: {text}"
+    );
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "a secret was logged");
+    }
+    assert!(!text.contains("$argon2"), "a hash was logged");
+}
