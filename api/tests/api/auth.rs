@@ -597,6 +597,27 @@ async fn a_new_password_against_the_policy_is_422_naming_it() {
     assert_eq!(body["errors"][0]["field"], "new_password");
 }
 
+#[tokio::test]
+async fn wrong_current_passwords_over_the_account_limit_are_429() {
+    let app = spawn_app_with(&[("LOGIN_RATE_PER_MINUTE", "2")]).await;
+    let browser = client();
+    app.register(&browser, "ann@example.com").await;
+    let attempt = || {
+        browser
+            .put(app.url("/api/v1/auth/password"))
+            .json(&json!({"current_password": "a guessed password", "new_password": "a brand new passphrase"}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_problem(attempt().await.unwrap(), 422).await;
+    }
+
+    let res = attempt().await.unwrap();
+
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429).await;
+}
+
 // --- forged access tokens -----------------------------------------------------------------
 
 /// Claims of a genuine token for a user with a live session, to be forged in various ways.
