@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -46,6 +48,15 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
+        if let Some(seed) = &config.admin {
+            crate::auth::service::seed_admin(&db, seed).await?;
+        }
+        // Computed now so the first failed login with an unknown email is not faster.
+        crate::auth::password::dummy_hash().await?;
+        let login_limits = Arc::new(crate::auth::rate_limit::LoginLimiter::new(
+            config.login_ip_rate_per_minute,
+            config.login_rate_per_minute,
+        ));
         let nats_client = nats::connect(&config, "order-service-api").await?;
         let js = async_nats::jetstream::new(nats_client.clone());
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
@@ -59,6 +70,7 @@ impl Application {
             bus: Bus::new(js, ns),
             config: Arc::new(config),
             metrics,
+            login_limits,
         };
         let listener = TcpListener::bind(state.config.http_addr).await?;
         Ok(Application {
@@ -96,11 +108,19 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", crate::products::router())
         .nest("/api/v1", crate::orders::router())
         .nest("/api/v1", crate::ops::router())
+        .nest(
+            "/api/v1",
+            crate::auth::router().merge(crate::users::router()),
+        )
         .split_for_parts();
 
     let app = api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::csrf::guard,
+        ))
         .with_state(state);
     with_middleware(app)
 }
@@ -110,6 +130,8 @@ pub fn router(state: AppState) -> Router {
 pub fn with_middleware(app: Router) -> Router {
     // Router::layer wraps outward: the last layer listed here sees a request first.
     app.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Inside the trace layer, so nothing it logs can show a token being set.
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

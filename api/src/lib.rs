@@ -12,5 +12,6 @@ pub mod pagination;
 pub mod products;
 pub mod routes;
 pub mod state;
+pub mod users;
 
 pub use app::Application;

@@ -15,4 +15,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     pub watch: Arc<crate::orders::watch::OrderWatch>,
+    /// Failed-login limits of this process.
+    pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
 }

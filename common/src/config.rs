@@ -57,9 +57,15 @@ pub struct Config {
     pub expiry_sweep_interval: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Failed logins allowed per account per minute before 429.
     pub login_rate_per_minute: u32,
     /// ISO 4217 code (three upper-case letters) that new products are priced in.
     pub store_currency: String,
+    /// Failed logins allowed per client address per minute before 429.
+    pub login_ip_rate_per_minute: u32,
+    /// Origins, besides the api's own, allowed to send cookie-authenticated unsafe requests
+    /// (`scheme://host[:port]`, lower case).
+    pub trusted_origins: Vec<String>,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -219,8 +225,10 @@ impl Config {
             ),
             log_format,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".into()),
-            login_rate_per_minute: parse(&var, "LOGIN_RATE_PER_MINUTE", 10u32)?,
             store_currency,
+            login_rate_per_minute: parse_positive(&var, "LOGIN_RATE_PER_MINUTE", 10)?,
+            login_ip_rate_per_minute: parse_positive(&var, "LOGIN_IP_RATE_PER_MINUTE", 30)?,
+            trusted_origins: parse_origins(&var, "TRUSTED_ORIGINS")?,
         })
     }
 
@@ -250,6 +258,42 @@ where
             .parse()
             .map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?} ({e})"))),
     }
+}
+
+fn parse_positive(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match parse(var, name, default)? {
+        0 => Err(ConfigError::new(name, "must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+/// A comma-separated list of origins (`https://shop.example`, `http://localhost:5173`).
+fn parse_origins(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = var(name) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let url = url::Url::parse(o)
+                .map_err(|e| ConfigError::new(name, format!("{o:?} is not an origin ({e})")))?;
+            if url.host_str().is_none() || url.path() != "/" || url.query().is_some() {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{o:?} must be scheme://host[:port] only"),
+                ));
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
 }
 
 fn parse_bool(
@@ -352,6 +396,9 @@ mod tests {
             ("RESERVATION_TTL_SECS", "-5"),
             ("LOG_FORMAT", "xml"),
             ("NATS_NAMESPACE", "a.b"),
+            ("LOGIN_RATE_PER_MINUTE", "0"),
+            ("LOGIN_IP_RATE_PER_MINUTE", "many"),
+            ("TRUSTED_ORIGINS", "https://shop.example/path"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");
@@ -364,6 +411,23 @@ mod tests {
         assert_eq!(e.variable, "ADMIN_PASSWORD");
         let c = load(&[DB, JWT, ("ADMIN_EMAIL", "a@b.c"), ("ADMIN_PASSWORD", "pw")]).expect("ok");
         assert_eq!(c.admin.map(|a| a.email), Some("a@b.c".into()));
+    }
+
+    #[test]
+    fn trusted_origins_are_normalised() {
+        let c = load(&[
+            DB,
+            JWT,
+            (
+                "TRUSTED_ORIGINS",
+                "https://Shop.Example, http://localhost:5173",
+            ),
+        ])
+        .expect("ok");
+        assert_eq!(
+            c.trusted_origins,
+            vec!["https://shop.example", "http://localhost:5173"]
+        );
     }
 
     #[test]

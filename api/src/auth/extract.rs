@@ -3,13 +3,16 @@
 //! by an ADMIN.
 //!
 //! The token is read from the `access_token` cookie or an `Authorization: Bearer` header.
+//! Besides its signature and expiry, the token's session must still be live, so logout, a
+//! password change or a detected token theft ends it at once; the role is read from the
+//! account, so a change of role takes effect at once too.
 //! There is deliberately no `Option<AuthUser>`: it would turn a bad token into "anonymous"
 //! silently; a route open to everyone simply does not take the extractor.
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{HeaderMap, header, request::Parts};
 use common::domain::Role;
 use uuid::Uuid;
 
@@ -48,14 +51,18 @@ pub fn access_token(parts: &Parts) -> Option<&str> {
 
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of cookie `name` among `headers`, if present and not empty.
+pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .find(|(k, v)| *k == name && !v.is_empty())
         .map(|(_, v)| v)
 }
 
@@ -74,9 +81,14 @@ impl FromRequestParts<AppState> for AuthUser {
             .tokens
             .verify(token)
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
+        let role = crate::auth::repo::live_session_role(&state.db, claims.sid, claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "the session has ended, log in again",
+            ))?;
         let user = AuthUser {
             id: claims.sub,
-            role: claims.role,
+            role: role.parse().map_err(anyhow::Error::msg)?,
             session_id: claims.sid,
         };
         parts.extensions.insert(user);

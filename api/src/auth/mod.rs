@@ -1,6 +1,17 @@
-//! Authentication: access tokens and the extractors that enforce roles.
+//! Authentication: accounts' credentials, sessions with rotating refresh tokens, access tokens,
+//! the extractors that enforce roles, login rate limits and the CSRF guard.
 
+pub mod csrf;
 pub mod extract;
+pub mod model;
+pub mod password;
+pub mod rate_limit;
+pub mod repo;
+pub mod routes;
+pub mod service;
+pub mod session;
 pub mod token;
+pub mod validation;
 
 pub use extract::{AdminUser, AuthUser};
+pub use routes::router;

@@ -51,8 +51,13 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// An app whose configuration has some variables overridden (e.g. `ADMIN_EMAIL`).
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let env = TestEnv::new().await;
-    let config = env.config();
+    let config = env.config_with(overrides);
     start(env, config).await
 }
 
@@ -120,7 +125,8 @@ pub struct TestUser {
 }
 
 impl TestApp {
-    /// Creates a user with `role` and returns it with an access token (sent as a Bearer token).
+    /// Creates a user with `role` and returns it with an access token (sent as a Bearer token)
+    /// of a live session. The user has no usable password: log in through the api to test that.
     pub async fn create_user(&self, role: common::domain::Role) -> TestUser {
         let id = uuid::Uuid::new_v4();
         let email = format!("{}@example.com", id.simple());
@@ -133,10 +139,19 @@ impl TestApp {
         .execute(&self.state.db)
         .await
         .expect("insert user");
+        let session_id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, now() + interval '1 day')",
+        )
+        .bind(session_id)
+        .bind(id)
+        .execute(&self.state.db)
+        .await
+        .expect("insert session");
         let token = self
             .state
             .tokens
-            .issue(id, role, uuid::Uuid::new_v4())
+            .issue(id, role, session_id)
             .expect("token");
         TestUser { id, email, token }
     }

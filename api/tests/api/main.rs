@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 #![allow(dead_code)] // each test module uses a part of the helpers
 
+mod auth;
 mod health;
 mod helpers;
 mod orders;
 mod orders_delivery;
 mod problems;
 mod products;
+mod users;

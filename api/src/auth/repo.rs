@@ -1,0 +1,273 @@
+//! Data access of the auth domain: accounts' credentials, sessions and refresh tokens.
+
+use crate::auth::session::{SESSION_TTL_DAYS, random_token, token_hash};
+use crate::auth::validation::Email;
+use crate::users::model::UserRow;
+use common::domain::Role;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+/// An account with its password hash: never leaves the auth service.
+#[derive(sqlx::FromRow)]
+pub struct Account {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_account_by_email(db: &PgPool, email: &str) -> sqlx::Result<Option<Account>> {
+    sqlx::query_as(
+        "SELECT id, email, name, role, created_at, password_hash FROM users WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn find_account(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Account>> {
+    sqlx::query_as(
+        "SELECT id, email, name, role, created_at, password_hash FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Why inserting a user failed.
+pub enum InsertUserError {
+    DuplicateEmail,
+    Db(sqlx::Error),
+}
+
+/// Inserts a new user; a taken email (case-insensitively, as emails are stored normalised) is
+/// [`InsertUserError::DuplicateEmail`], told by the constraint's name.
+#[tracing::instrument(skip_all)]
+pub async fn insert_user(
+    db: impl PgExecutor<'_>,
+    email: &Email,
+    name: Option<&str>,
+    role: Role,
+    password_hash: &str,
+) -> Result<UserRow, InsertUserError> {
+    sqlx::query_as(
+        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id, email, name, role, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(email.as_str())
+    .bind(name)
+    .bind(role.as_str())
+    .bind(password_hash)
+    .fetch_one(db)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("users_email_key") => {
+            InsertUserError::DuplicateEmail
+        }
+        _ => InsertUserError::Db(e),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn update_password(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    password_hash: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(password_hash)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Creates the start-up ADMIN, or makes the existing account with that email an ADMIN with
+/// that password. Returns the user id.
+#[tracing::instrument(skip_all)]
+pub async fn upsert_admin(
+    db: impl PgExecutor<'_>,
+    email: &Email,
+    password_hash: &str,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Administrator', 'ADMIN', $3) \
+         ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', password_hash = EXCLUDED.password_hash \
+         RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(email.as_str())
+    .bind(password_hash)
+    .fetch_one(db)
+    .await
+}
+
+/// A new session and its first refresh token.
+pub struct NewSession {
+    pub session_id: Uuid,
+    pub refresh_token: String,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn create_session(db: &PgPool, user_id: Uuid) -> sqlx::Result<NewSession> {
+    let session_id = Uuid::new_v4();
+    let refresh_token = random_token();
+    let mut tx = db.begin().await?;
+    // Housekeeping: the user's sessions that can no longer be used go (their tokens with them).
+    sqlx::query(
+        "DELETE FROM sessions WHERE user_id = $1 \
+         AND (expires_at < now() OR revoked_at < now() - interval '1 day')",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, expires_at) \
+         VALUES ($1, $2, now() + make_interval(days => $3))",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(SESSION_TTL_DAYS as i32)
+    .execute(&mut *tx)
+    .await?;
+    insert_refresh_token(&mut *tx, session_id, &refresh_token).await?;
+    tx.commit().await?;
+    Ok(NewSession {
+        session_id,
+        refresh_token,
+    })
+}
+
+async fn insert_refresh_token(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    token: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(token_hash(token))
+        .bind(session_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// What presenting a refresh token led to.
+pub enum Rotation {
+    /// The token was current: it is now used, and this one replaces it.
+    Rotated {
+        session_id: Uuid,
+        user_id: Uuid,
+        role: String,
+        refresh_token: String,
+    },
+    /// The token had already been rotated: treated as stolen, its session is now revoked.
+    Reused { session_id: Uuid, user_id: Uuid },
+    /// Unknown token, or its session is revoked or expired.
+    Invalid,
+}
+
+/// Rotates a refresh token in one transaction. Marking the token used is a guarded update
+/// (`used_at IS NULL`), so of two concurrent presentations exactly one rotates and the other
+/// is seen as a reuse.
+#[tracing::instrument(skip_all)]
+pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rotation> {
+    let hash = token_hash(token);
+    let mut tx = db.begin().await?;
+    let used: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE refresh_tokens SET used_at = now() \
+         WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    let Some(session_id) = used else {
+        // Either never issued, or already rotated: the latter means two parties hold it.
+        let reused: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match reused {
+            Some((session_id, user_id)) => {
+                revoke_session(&mut *tx, session_id).await?;
+                Rotation::Reused {
+                    session_id,
+                    user_id,
+                }
+            }
+            None => Rotation::Invalid,
+        };
+        tx.commit().await?;
+        return Ok(outcome);
+    };
+
+    let live: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+    )
+    .bind(session_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, role)) = live else {
+        tx.commit().await?;
+        return Ok(Rotation::Invalid);
+    };
+    let refresh_token = random_token();
+    insert_refresh_token(&mut *tx, session_id, &refresh_token).await?;
+    tx.commit().await?;
+    Ok(Rotation::Rotated {
+        session_id,
+        user_id,
+        role,
+        refresh_token,
+    })
+}
+
+/// The current role of the user of a live session; `None` when the session is revoked,
+/// expired, unknown or not this user's.
+pub async fn live_session_role(
+    db: &PgPool,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn revoke_session(db: impl PgExecutor<'_>, session_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Revokes every live session of a user except `keep` (pass `None` to revoke them all).
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn revoke_sessions_except(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() \
+         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected())
+}
