@@ -234,3 +234,111 @@ impl TestApp {
         .await
     }
 }
+
+impl TestApp {
+    /// PATCH JSON with a Bearer token and extra headers.
+    pub async fn patch_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .patch(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// POST without a body, with a Bearer token and extra headers.
+    pub async fn post_empty_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).bearer_auth(&user.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Places a one-line order and waits until it is settled; returns it.
+    pub async fn place_settled(
+        &self,
+        user: &TestUser,
+        product: uuid::Uuid,
+        quantity: i32,
+    ) -> serde_json::Value {
+        let body = serde_json::json!({"items": [{"product_id": product, "quantity": quantity}]});
+        let res = self
+            .post_as(user, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+            .await;
+        assert!(
+            res.status() == 201 || res.status() == 202,
+            "placing: {}",
+            res.status()
+        );
+        let order: serde_json::Value = res.json().await.expect("order");
+        let id = order["id"].as_str().expect("id").to_owned();
+        self.order_when(user, &id, |o| o["status"] != "PENDING")
+            .await
+    }
+
+    /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
+    pub async fn insert_order(&self, user: &TestUser, status: &str) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
+             VALUES ($1, $2, $3, 0, 'USD', CASE WHEN $3 = 'REJECTED' THEN 'test' END)",
+        )
+        .bind(id)
+        .bind(user.id)
+        .bind(status)
+        .execute(&self.state.db)
+        .await
+        .expect("insert order");
+        id
+    }
+
+    /// Waits until every durable consumer of the namespace has nothing pending or unacked.
+    pub async fn quiescent(&self) {
+        let bus = self.state.bus.clone();
+        common::testing::eventually(
+            std::time::Duration::from_secs(30),
+            "consumers drained",
+            || {
+                let bus = bus.clone();
+                async move {
+                    for (stream, durable) in [
+                        (common::nats::ORDERS_CMD, "orders-commands"),
+                        (common::nats::INVENTORY_CMD, "inventory-commands"),
+                        (common::nats::EVENTS, "orders-inventory-events"),
+                        (common::nats::EVENTS, "orders-payment-events"),
+                    ] {
+                        let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
+                            .jetstream()
+                            .get_consumer_from_stream(
+                                bus.namespace().name(durable),
+                                bus.namespace().name(stream),
+                            )
+                            .await
+                            .ok()?;
+                        let info = consumer.info().await.ok()?;
+                        if info.num_pending > 0 || info.num_ack_pending > 0 {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }
+            },
+        )
+        .await;
+    }
+}
