@@ -1,6 +1,7 @@
 //! Shared library of the order service: configuration, domain types, the message envelope and
 //! subjects, stream provisioning, the database pool and migrations, telemetry and shutdown.
 
+pub mod asyncapi;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -15,6 +15,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(live))
         .routes(routes!(ready))
         .routes(routes!(metrics))
+        .routes(routes!(asyncapi))
+}
+
+/// The AsyncAPI document of the NATS subjects outside systems publish to or read from.
+#[utoipa::path(get, path = "/asyncapi.json", tag = "health",
+    responses((status = 200, description = "AsyncAPI 2.6 document", content_type = "application/json")))]
+async fn asyncapi() -> Json<serde_json::Value> {
+    Json(common::asyncapi::document())
 }
 
 /// The process is up and serving HTTP.

@@ -100,3 +100,12 @@ async fn the_openapi_document_and_the_docs_page_are_served() {
     // The assets are vendored into the binary, not fetched from a CDN.
     assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_asyncapi_document_is_served_and_names_the_payment_subjects() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/asyncapi.json").await.json().await.unwrap();
+    assert_eq!(doc["asyncapi"], "2.6.0");
+    assert!(doc["channels"]["payments.evt.succeeded"]["publish"].is_object());
+    assert!(doc["channels"]["orders.evt.status_changed"]["subscribe"].is_object());
+}

@@ -1,0 +1,259 @@
+//! The AsyncAPI document of every subject an outside system may publish or subscribe to,
+//! generated from the Rust message types, so the published schema cannot drift from the code.
+//! `docs/asyncapi.json` is its committed copy (a test keeps the two equal).
+
+use crate::messages::{
+    CommitStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, ReleaseStock,
+    ReserveStock, StockRejected, StockReserved, TransitionOrder,
+};
+use crate::messaging::Message;
+use serde_json::{Map, Value, json};
+use utoipa::openapi::{RefOr, schema::Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+/// Who is expected to publish on a subject, and who consumes it.
+struct Channel {
+    subject: &'static str,
+    message: &'static str,
+    version: u32,
+    schema: String,
+    description: &'static str,
+    /// Outside systems may publish here.
+    external_publish: bool,
+}
+
+struct Collected {
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Collected {
+    fn add<T: ToSchema>(&mut self) {
+        self.schemas
+            .push((T::name().into_owned(), <T as PartialSchema>::schema()));
+        T::schemas(&mut self.schemas);
+    }
+}
+
+fn channel<M: Message + ToSchema>(
+    description: &'static str,
+    subject: &'static str,
+    external_publish: bool,
+) -> Channel {
+    Channel {
+        subject,
+        message: M::TYPE,
+        version: M::VERSION,
+        schema: M::name().into_owned(),
+        description,
+        external_publish,
+    }
+}
+
+/// Builds the document. Subjects are shown without a namespace; a deployment with
+/// `NATS_NAMESPACE=x` prefixes each with `x.`.
+pub fn document() -> Value {
+    let mut collected = Collected {
+        schemas: Vec::new(),
+    };
+    collected.add::<PlaceOrder>();
+    collected.add::<TransitionOrder>();
+    collected.add::<ReserveStock>();
+    collected.add::<ReleaseStock>();
+    collected.add::<CommitStock>();
+    collected.add::<StockReserved>();
+    collected.add::<StockRejected>();
+    collected.add::<OrderStatusChanged>();
+    collected.add::<PaymentSucceeded>();
+    collected.add::<PaymentFailed>();
+
+    let channels = [
+        channel::<PlaceOrder>(
+            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. Publish with header Nats-Msg-Id: order:<order_id>:place.",
+            "orders.cmd.place",
+            true,
+        ),
+        channel::<TransitionOrder>(
+            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED). Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
+            "orders.cmd.transition",
+            true,
+        ),
+        channel::<ReserveStock>(
+            "Internal: the order worker asks the inventory worker to reserve an order's lines.",
+            "inventory.cmd.reserve",
+            false,
+        ),
+        channel::<ReleaseStock>(
+            "Internal: give a cancelled order's stock back.",
+            "inventory.cmd.release",
+            false,
+        ),
+        channel::<CommitStock>(
+            "Internal: a shipped order's reservation becomes a sale.",
+            "inventory.cmd.commit",
+            false,
+        ),
+        channel::<StockReserved>(
+            "Every line of the order is reserved. Stream EVENTS.",
+            "inventory.evt.reserved",
+            false,
+        ),
+        channel::<StockRejected>(
+            "The order could not be reserved; the reason names the lines. Stream EVENTS.",
+            "inventory.evt.rejected",
+            false,
+        ),
+        channel::<OrderStatusChanged>(
+            "An order changed status (also PENDING when recorded). Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
+            "orders.evt.status_changed",
+            false,
+        ),
+        channel::<PaymentSucceeded>(
+            "A payment provider captured a payment. The right amount for a CONFIRMED order pays it; anything else is recorded for refund. Nats-Msg-Id: payment:<provider_reference>:succeeded.",
+            "payments.evt.succeeded",
+            true,
+        ),
+        channel::<PaymentFailed>(
+            "A payment failed for good: a CONFIRMED order is cancelled and its stock released. Nats-Msg-Id: payment:<provider_reference>:failed.",
+            "payments.evt.failed",
+            true,
+        ),
+    ];
+
+    let mut schemas = Map::new();
+    for (name, schema) in collected.schemas {
+        schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
+    }
+    let mut messages = Map::new();
+    let mut channel_map = Map::new();
+    for c in &channels {
+        let key = c.message.replace('.', "_");
+        messages.insert(
+            key.clone(),
+            json!({
+                "name": c.message,
+                "title": c.message,
+                "contentType": "application/json",
+                "headers": {
+                    "type": "object",
+                    "properties": {
+                        "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
+                        "Correlation-Id": {"type": "string", "description": "Travels to every step the message causes"}
+                    }
+                },
+                "payload": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["id", "type", "version", "occurred_at", "correlation_id", "data"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "type": {"type": "string", "const": c.message},
+                        "version": {"type": "integer", "const": c.version},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "correlation_id": {"type": "string"},
+                        "data": {"$ref": format!("#/components/schemas/{}", c.schema)}
+                    }
+                }
+            }),
+        );
+        let operation = json!({"message": {"$ref": format!("#/components/messages/{key}")}});
+        let mut item = Map::new();
+        item.insert("description".into(), json!(c.description));
+        // AsyncAPI 2 speaks from the application's side: `subscribe` = others may receive it
+        // from us, `publish` = others may send it to us.
+        item.insert("subscribe".into(), operation.clone());
+        if c.external_publish {
+            item.insert("publish".into(), operation);
+        }
+        channel_map.insert(c.subject.to_owned(), Value::Object(item));
+    }
+    json!({
+        "asyncapi": "2.6.0",
+        "info": {
+            "title": "Order service messaging",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Subjects of the order service on NATS JetStream. Every message is JSON in one envelope (id, type, version, occurred_at, correlation_id, data); unknown fields are rejected and an invalid message is dead-lettered with its reason (subject dlq.<original subject>). Prefix every subject with NATS_NAMESPACE and a dot when the deployment sets one."
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {"url": "nats://127.0.0.1:4222", "protocol": "nats", "description": "nats-server 2.9 or later with JetStream"}
+        },
+        "channels": channel_map,
+        "components": {"messages": messages, "schemas": schemas}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi.json")
+    }
+
+    /// Regenerate with `UPDATE_ASYNCAPI=1 cargo test -p common asyncapi`.
+    #[test]
+    fn the_committed_asyncapi_document_matches_the_rust_types() {
+        let generated = serde_json::to_string_pretty(&document()).expect("serialises") + "\n";
+        if std::env::var_os("UPDATE_ASYNCAPI").is_some() {
+            std::fs::write(committed_path(), &generated).expect("write docs/asyncapi.json");
+        }
+        let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/asyncapi.json is out of date: run UPDATE_ASYNCAPI=1 cargo test -p common asyncapi"
+        );
+    }
+
+    #[test]
+    fn every_schema_a_message_references_is_defined() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for piece in text.split("#/components/schemas/").skip(1) {
+            let name: String = piece
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                schemas.contains_key(&name),
+                "{name} is referenced but not defined"
+            );
+        }
+    }
+
+    #[test]
+    fn an_envelope_produced_by_the_publisher_satisfies_the_documented_shape() {
+        let doc = document();
+        let message = &doc["components"]["messages"]["payments_succeeded"]["payload"];
+        let envelope = crate::messaging::Envelope::<PaymentSucceeded>::new(
+            PaymentSucceeded {
+                order_id: uuid::Uuid::nil(),
+                amount: 1,
+                currency: "USD".into(),
+                provider_reference: "r".into(),
+            },
+            "c",
+        );
+        let value = serde_json::to_value(&envelope).expect("envelope");
+        let required: Vec<&str> = message["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let keys: Vec<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        for key in &keys {
+            assert!(required.contains(key), "{key} is not documented");
+        }
+        assert_eq!(keys.len(), required.len());
+        let data = &doc["components"]["schemas"]["PaymentSucceeded"]["properties"];
+        for field in value["data"].as_object().expect("data").keys() {
+            assert!(data.get(field).is_some(), "data.{field} is not documented");
+        }
+    }
+}
