@@ -201,11 +201,26 @@ impl TestApp {
         body: &serde_json::Value,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
+            .await
+    }
+
+    /// Any request with a Bearer token, an optional JSON body and extra headers.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        user: &TestUser,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut req = self
             .client
-            .post(self.url(path))
-            .bearer_auth(&user.token)
-            .json(body);
+            .request(method, self.url(path))
+            .bearer_auth(&user.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -244,15 +259,8 @@ impl TestApp {
         body: &serde_json::Value,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .patch(self.url(path))
-            .bearer_auth(&user.token)
-            .json(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request")
+        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
+            .await
     }
 
     /// POST without a body, with a Bearer token and extra headers.
@@ -262,11 +270,17 @@ impl TestApp {
         path: &str,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).bearer_auth(&user.token);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request")
+        self.send_as(reqwest::Method::POST, user, path, None, headers)
+            .await
+    }
+
+    /// How many times orders reached `status`.
+    pub async fn transitions_to(&self, status: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status = $1")
+            .bind(status)
+            .fetch_one(&self.state.db)
+            .await
+            .expect("count")
     }
 
     /// Places a one-line order and waits until it is settled; returns it.

@@ -441,11 +441,7 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
         10,
         "each expired order released once"
     );
-    let cancellations: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status = 'CANCELLED'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let cancellations = app.transitions_to("CANCELLED").await;
     assert_eq!(cancellations, 3);
 }
 
@@ -481,11 +477,7 @@ async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
     )
     .await;
     app.quiescent().await;
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status = 'PAID'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let events = app.transitions_to("PAID").await;
     assert_eq!(events, 1);
 }
 
