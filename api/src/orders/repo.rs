@@ -61,30 +61,36 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
-/// Newest first; `limit + 1` rows so the caller knows whether there is a next page.
+/// Newest first; `limit + 1` rows so the caller knows whether there is a next page. Only the
+/// filters given become predicates, so each combination gets a plan that uses its index
+/// (`orders_user_created`, `orders_status_created` or `orders_created`).
 pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
-    let rows: Vec<OrderRow> = sqlx::query_as(
-        r#"
-        SELECT id, user_id, status, total, currency, rejection_reason, created_at, updated_at
-          FROM orders
-         WHERE ($1::uuid IS NULL OR user_id = $1)
-           AND ($2::text IS NULL OR status = $2)
-           AND ($3::timestamptz IS NULL OR created_at >= $3)
-           AND ($4::timestamptz IS NULL OR created_at < $4)
-           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
-         ORDER BY created_at DESC, id DESC
-         LIMIT $7
-        "#,
-    )
-    .bind(f.owner)
-    .bind(f.status.map(|s| s.as_str()))
-    .bind(f.created_from)
-    .bind(f.created_to)
-    .bind(f.after.map(|(at, _)| at))
-    .bind(f.after.map(|(_, id)| id))
-    .bind(i64::from(f.limit) + 1)
-    .fetch_all(db)
-    .await?;
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT id, user_id, status, total, currency, rejection_reason, created_at, updated_at
+           FROM orders WHERE true",
+    );
+    if let Some(owner) = f.owner {
+        q.push(" AND user_id = ").push_bind(owner);
+    }
+    if let Some(status) = f.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(from) = f.created_from {
+        q.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = f.created_to {
+        q.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some((at, id)) = f.after {
+        q.push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(f.limit) + 1);
+    let rows: Vec<OrderRow> = q.build_query_as().fetch_all(db).await?;
     assemble(db, rows).await
 }
 
