@@ -38,13 +38,33 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
     })?;
 
     let mut tx = ctx.db.begin().await?;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+    let existing: Option<(String, Uuid)> =
+        sqlx::query_as("SELECT status, user_id FROM orders WHERE id = $1 FOR UPDATE")
             .bind(command.order_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let (status, created) = match status {
-        Some(status) => (parse_status(&status)?, None),
+    let (status, created) = match existing {
+        Some((status, user_id)) => {
+            // A redelivery carries the same content; anything else reuses an order id.
+            let recorded: Vec<(Uuid, i32)> = sqlx::query_as(
+                "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id",
+            )
+            .bind(command.order_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let same_lines = recorded.len() == lines.len()
+                && recorded
+                    .iter()
+                    .zip(&lines)
+                    .all(|((p, q), l)| *p == l.product_id && *q == l.quantity);
+            if user_id != command.user_id || !same_lines {
+                return Err(Failure::permanent(format!(
+                    "order id {} is already used by a different order",
+                    command.order_id
+                )));
+            }
+            (parse_status(&status)?, None)
+        }
         None => {
             let user_exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")

@@ -360,3 +360,52 @@ async fn placing_an_order_while_jetstream_is_unreachable_is_a_503_that_creates_n
         "the same key works once the broker is back"
     );
 }
+
+#[tokio::test]
+async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let product = app.create_product("P", 100, 10).await;
+    let order_id = Uuid::now_v7();
+    app.state
+        .bus
+        .publish(place_command(order_id, client.id, product, 1), "c")
+        .await
+        .unwrap();
+    app.order_when(&client, &order_id.to_string(), |o| {
+        o["status"] == "CONFIRMED"
+    })
+    .await;
+
+    let impostor = serde_json::to_vec(&Envelope::<PlaceOrder>::new(
+        place_command(order_id, client.id, product, 5),
+        "c",
+    ))
+    .unwrap();
+    app.state
+        .bus
+        .publish_raw(
+            app.state.bus.namespace().subject("orders.cmd.place"),
+            "impostor".into(),
+            Default::default(),
+            impostor.into(),
+        )
+        .await
+        .unwrap();
+    let letters = eventually(Duration::from_secs(20), "a dead letter", || async {
+        let d = dead_letters(&app.state.bus).await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    let reason = letters[0]
+        .headers
+        .get(common::messaging::DLQ_REASON_HEADER)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(
+        reason.contains("already used by a different order"),
+        "{reason}"
+    );
+    assert_eq!(app.stock_of(product).await, 9);
+}
