@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         )
         .split_for_parts();
 
+    let mut openapi = openapi;
+    crate::openapi::add_common_errors(&mut openapi);
     let app = api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(routes::not_found)

@@ -46,6 +46,13 @@ where
 
 /// Parses JSON, telling malformed syntax (400) from well-formed but invalid data (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // PostgreSQL text cannot hold U+0000, and no field of this api has a use for it.
+    if bytes.windows(6).any(|w| w == br"\u0000") {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "text must not contain the NUL character (\\u0000)",
+        )]));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -98,6 +105,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::BadRequest(
+                "query parameters must not contain the NUL character".into(),
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))

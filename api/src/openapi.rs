@@ -55,3 +55,61 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+/// Adds the error responses every operation can give to each operation that does not document
+/// them already: a malformed request (400), a wrong media type or oversized body where there is
+/// a body (415, 413), invalid parameters or fields where there are any (422), and a dependency
+/// down or an internal error (503, 500). Run on the assembled document, after the routers'
+/// paths are merged in.
+pub fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let is_api = path.starts_with("/api/");
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let has_body = operation.request_body.is_some();
+            let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let mut defaults = vec![("500", "Internal error; the cause is logged, never sent")];
+            if is_api {
+                defaults.push((
+                    "400",
+                    "Malformed request: bad JSON, path or query parameter",
+                ));
+                defaults.push(("503", "A dependency (PostgreSQL, JetStream) is unavailable"));
+            }
+            if has_body {
+                defaults.push(("413", "Body over 64 KiB"));
+                defaults.push(("415", "Content-Type is not application/json"));
+                defaults.push(("422", "Well-formed but invalid: `errors` names each field"));
+            } else if has_params && is_api {
+                defaults.push(("422", "Invalid parameter value, e.g. `limit` out of range"));
+            }
+            for (code, description) in defaults {
+                operation
+                    .responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| problem(description).into());
+            }
+        }
+    }
+}

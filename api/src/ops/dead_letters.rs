@@ -75,7 +75,7 @@ async fn stream(state: &AppState) -> Result<async_nats::jetstream::stream::Strea
 }
 
 /// Dead letters, oldest first (ADMIN).
-#[utoipa::path(get, path = "/admin/dead-letters", tag = "operations",
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "operations", operation_id = "list_dead_letters",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of dead letters", body = Page<DeadLetter>),
@@ -115,7 +115,7 @@ pub async fn list(
 }
 
 /// Re-drive a dead letter (ADMIN): publish it again to its original subject, then remove it.
-#[utoipa::path(post, path = "/admin/dead-letters/{sequence}/redrive", tag = "operations",
+#[utoipa::path(post, path = "/admin/dead-letters/{sequence}/redrive", tag = "operations", operation_id = "redrive_dead_letter",
     params(("sequence" = u64, Path, description = "The dead letter's sequence")),
     responses(
         (status = 202, description = "Published again to its original subject", body = DeadLetter),

@@ -40,7 +40,7 @@ pub struct Reconciliation {
 }
 
 /// Check stock conservation for every product (ADMIN). Exact when no order is in flight.
-#[utoipa::path(get, path = "/admin/stock-reconciliation", tag = "operations",
+#[utoipa::path(get, path = "/admin/stock-reconciliation", tag = "operations", operation_id = "reconcile_stock",
     responses(
         (status = 200, description = "The result, per product in drift", body = Reconciliation),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),

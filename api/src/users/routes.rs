@@ -47,7 +47,7 @@ pub struct ListParams {
 }
 
 /// Every account, oldest first, a page at a time (ADMIN only).
-#[utoipa::path(get, path = "/users", tag = "users",
+#[utoipa::path(get, path = "/users", tag = "users", operation_id = "list_users",
     security(("cookie" = []), ("bearer" = [])),
     params(ListParams),
     responses(

@@ -109,3 +109,29 @@ async fn the_asyncapi_document_is_served_and_names_the_payment_subjects() {
     assert!(doc["channels"]["payments.evt.succeeded"]["publish"].is_object());
     assert!(doc["channels"]["orders.evt.status_changed"]["subscribe"].is_object());
 }
+
+#[tokio::test]
+async fn every_operation_in_the_openapi_document_has_a_unique_id_and_documented_errors() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                seen.insert(id.clone()),
+                "operationId {id:?} repeated ({method} {path})"
+            );
+            if path.starts_with("/api/v1") && method != "get" {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|code| code.starts_with('4')),
+                    "{method} {path} documents no error response"
+                );
+            }
+        }
+    }
+}

@@ -129,3 +129,31 @@ async fn a_valid_body_passes() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_json_string_is_a_422_not_a_database_error() {
+    let url = json_server().await;
+    let res = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "a\u0000b", "count": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422).await;
+}
+
+#[tokio::test]
+async fn a_nul_character_in_a_login_or_a_query_is_refused_cleanly() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a\u0000@example.com", "password": "whatever-123"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422).await;
+    assert_problem(app.get("/api/v1/products?q=%00").await, 400).await;
+}
