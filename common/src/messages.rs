@@ -15,6 +15,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product_id: Uuid,
+    #[schema(minimum = 1, maximum = 10000)]
     pub quantity: i32,
 }
 

@@ -41,6 +41,7 @@ pub struct DeadLetter {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1 to 100, default 20.
+    #[param(example = 20, minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 #[schema(example = json!({"items": [{"product_id": "0192f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f", "quantity": 2}]}))]
 pub struct PlaceOrderRequest {
     /// 1 to 100 lines; a product listed twice is merged into one line.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
 }
 
@@ -63,6 +64,7 @@ pub struct Order {
 #[into_params(parameter_in = Query)]
 pub struct ListOrdersQuery {
     /// 1 to 100, default 20.
+    #[param(example = 20, minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

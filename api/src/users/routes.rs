@@ -41,6 +41,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Use
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(example = 20, minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
