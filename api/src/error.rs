@@ -197,7 +197,7 @@ impl IntoResponse for ApiError {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
             }
             ApiError::Internal(e) => {
-                tracing::error!(error = %e, error.chain = ?e, "internal error");
+                tracing::error!(error.chain = %format!("{e:#}"), "internal error");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "about:blank",
