@@ -10,6 +10,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use common::messaging::Bus;
+use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use common::{Config, db, nats};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,6 +140,7 @@ pub fn with_middleware(app: Router) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(trace_context))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
@@ -146,11 +148,15 @@ pub fn with_middleware(app: Router) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
+            // The request id is the correlation id of every message the request publishes.
             tracing::info_span!(
                 "http",
                 method = %req.method(),
                 path = %req.uri().path(),
                 request_id = %request_id,
+                correlation_id = %request_id,
+                trace_id = tracing::field::Empty,
+                user_id = tracing::field::Empty,
             )
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -189,6 +195,18 @@ async fn problem_for_bare_errors(res: Response) -> Response {
         }
     }
     fresh
+}
+
+/// Runs the request in a child of the caller's W3C trace context (`traceparent`), or in a new
+/// trace, so the commands it publishes carry it to the workers.
+async fn trace_context(req: Request, next: Next) -> Response {
+    let trace = TraceContext::from_incoming(
+        req.headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    tracing::Span::current().record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    trace.scope(next.run(req)).await
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

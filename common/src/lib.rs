@@ -14,6 +14,7 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, Result};

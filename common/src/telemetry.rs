@@ -1,23 +1,42 @@
 //! Tracing subscriber set-up: human-readable logs for development, one JSON object a line in production.
+//!
+//! JSON lines carry the fields of every enclosing span (`spans`) besides the innermost one
+//! (`span`), so a line logged deep inside a message handler still names the order, the
+//! correlation id, the trace id and, in the api, the authenticated user.
 
 use crate::config::LogFormat;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the global subscriber. Calling it twice is harmless (the second call does nothing),
 /// which keeps tests that build several applications in one process simple.
 pub fn init(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
+        LogFormat::Json => json_subscriber(filter, std::io::stdout).try_init(),
+        LogFormat::Pretty => tracing_subscriber::registry()
+            .with(env_filter(filter))
+            .with(fmt::layer().compact())
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };
+}
+
+/// The production JSON subscriber writing to `writer`; tests capture logs with it.
+pub fn json_subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(env_filter(filter))
+        .with(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(writer),
+        )
+}
+
+fn env_filter(filter: &str) -> EnvFilter {
+    EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"))
 }
