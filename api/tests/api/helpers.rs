@@ -24,12 +24,14 @@ impl TestApp {
     }
 
     /// Starts every worker kind with `config` (which may route through proxies); they stop
-    /// with the app.
-    pub async fn start_workers(&self, config: common::Config) {
+    /// with the app. Returns the base URL of the workers' HTTP endpoints.
+    pub async fn start_workers(&self, config: common::Config) -> String {
         let workers = workers::Workers::build(config, workers::Kind::ALL.to_vec())
             .await
             .expect("workers build");
+        let address = format!("http://{}", workers.local_addr().expect("bound"));
         tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
+        address
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -67,6 +69,14 @@ pub async fn spawn_system() -> TestApp {
     let config = app.env.config();
     app.start_workers(config).await;
     app
+}
+
+/// Like [`spawn_system`], also returning the base URL of the workers' HTTP endpoints.
+pub async fn spawn_system_with_workers_url() -> (TestApp, String) {
+    let app = spawn_app().await;
+    let config = app.env.config();
+    let workers = app.start_workers(config).await;
+    (app, workers)
 }
 
 /// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
