@@ -34,6 +34,14 @@ impl TestApp {
         address
     }
 
+    /// Starts the chosen worker kinds with `config`; they stop with the app.
+    pub async fn start_worker_kinds(&self, config: common::Config, kinds: &[workers::Kind]) {
+        let workers = workers::Workers::build(config, kinds.to_vec())
+            .await
+            .expect("workers build");
+        tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -93,7 +101,8 @@ pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
     (start(env, config).await, pg_proxy, nats_proxy)
 }
 
-async fn start(env: TestEnv, config: common::Config) -> TestApp {
+/// Starts an api with `config` in the test environment `env`.
+pub async fn start(env: TestEnv, config: common::Config) -> TestApp {
     let app = api::Application::build(config).await.expect("api builds");
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let state = app.state().clone();

@@ -7,6 +7,7 @@
 mod auth;
 mod health;
 mod helpers;
+mod nats_permissions;
 mod observability;
 mod orders;
 mod orders_delivery;
