@@ -136,7 +136,10 @@ impl Config {
             // The message names the server only by position: it may hold a password.
             let position = servers.len() + 1;
             let mut url = url::Url::parse(&with_scheme).map_err(|e| {
-                ConfigError::new("NATS_URL", format!("server {position} is not a valid URL ({e})"))
+                ConfigError::new(
+                    "NATS_URL",
+                    format!("server {position} is not a valid URL ({e})"),
+                )
             })?;
             if url.host_str().is_none() {
                 return Err(ConfigError::new(
@@ -493,7 +496,10 @@ mod tests {
         let c = load(&[
             DB,
             JWT,
-            ("NATS_URL", "nats://api:s%40cret@a:4222, nats://api:s%40cret@b:4222"),
+            (
+                "NATS_URL",
+                "nats://api:s%40cret@a:4222, nats://api:s%40cret@b:4222",
+            ),
         ])
         .expect("ok");
         assert_eq!(c.nats_url, "nats://a:4222,nats://b:4222");
@@ -508,7 +514,10 @@ mod tests {
             ("NATS_PASSWORD", "pw"),
         ])
         .expect("ok");
-        assert_eq!(c.nats_credentials.map(|(u, _)| u), Some("orders-worker".into()));
+        assert_eq!(
+            c.nats_credentials.map(|(u, _)| u),
+            Some("orders-worker".into())
+        );
         let e = load(&[DB, JWT, ("NATS_USER", "u")]).unwrap_err();
         assert_eq!(e.variable, "NATS_PASSWORD");
     }
