@@ -148,8 +148,13 @@ pub fn with_middleware(app: Router) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
+            let parent = TraceContext::parent_of_incoming(
+                req.headers()
+                    .get(TRACEPARENT_HEADER)
+                    .and_then(|v| v.to_str().ok()),
+            );
             // The request id is the correlation id of every message the request publishes.
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "http",
                 method = %req.method(),
                 path = %req.uri().path(),
@@ -157,7 +162,10 @@ pub fn with_middleware(app: Router) -> Router {
                 correlation_id = %request_id,
                 trace_id = tracing::field::Empty,
                 user_id = tracing::field::Empty,
-            )
+            );
+            // Before the span is entered, so an exported span has the caller's parent.
+            common::otel::adopt(&span, &parent);
+            span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -200,12 +208,16 @@ async fn problem_for_bare_errors(res: Response) -> Response {
 /// Runs the request in a child of the caller's W3C trace context (`traceparent`), or in a new
 /// trace, so the commands it publishes carry it to the workers.
 async fn trace_context(req: Request, next: Next) -> Response {
-    let trace = TraceContext::from_incoming(
-        req.headers()
-            .get(TRACEPARENT_HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
-    tracing::Span::current().record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    let span = tracing::Span::current();
+    // With span export on, the request span already continues the caller's trace.
+    let trace = common::otel::context_of(&span).unwrap_or_else(|| {
+        TraceContext::from_incoming(
+            req.headers()
+                .get(TRACEPARENT_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
+    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
     trace.scope(next.run(req)).await
 }
 

@@ -22,7 +22,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    common::telemetry::init(config.log_format, &config.log_filter);
+    common::telemetry::init_service("order-service-api", config.log_format, &config.log_filter);
+    let code = run(config, migrate_only).await;
+    // Exported spans still buffered leave before the process does.
+    let _ = tokio::task::spawn_blocking(common::otel::shutdown).await;
+    code
+}
+
+async fn run(config: common::Config, migrate_only: bool) -> ExitCode {
     if migrate_only {
         return match api::release::migrate(&config).await {
             Ok(()) => ExitCode::SUCCESS,

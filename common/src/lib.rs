@@ -10,6 +10,7 @@ pub mod messages;
 pub mod messaging;
 pub mod metrics;
 pub mod nats;
+pub mod otel;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

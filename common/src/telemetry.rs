@@ -1,4 +1,5 @@
-//! Tracing subscriber set-up: human-readable logs for development, one JSON object a line in production.
+//! Tracing subscriber set-up: human-readable logs for development, one JSON object a line in production,
+//! and span export with OpenTelemetry when an OTLP endpoint is configured (see [`crate::otel`]).
 //!
 //! JSON lines carry the fields of every enclosing span (`spans`) besides the innermost one
 //! (`span`), so a line logged deep inside a message handler still names the order, the
@@ -11,12 +12,28 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// Installs the global subscriber. Calling it twice is harmless (the second call does nothing),
 /// which keeps tests that build several applications in one process simple.
 pub fn init(format: LogFormat, filter: &str) {
+    init_service("order-service", format, filter);
+}
+
+/// Like [`init`], naming the process (`service.name`) for exported spans.
+pub fn init_service(service: &str, format: LogFormat, filter: &str) {
+    let otel = if crate::otel::configured() {
+        match crate::otel::tracer(service) {
+            Ok(tracer) => Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+            Err(e) => {
+                eprintln!("OpenTelemetry export disabled: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let registry = tracing_subscriber::registry()
+        .with(env_filter(filter))
+        .with(otel);
     let _ = match format {
-        LogFormat::Json => json_subscriber(filter, std::io::stdout).try_init(),
-        LogFormat::Pretty => tracing_subscriber::registry()
-            .with(env_filter(filter))
-            .with(fmt::layer().compact())
-            .try_init(),
+        LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };
 }
 
@@ -27,14 +44,20 @@ where
 {
     tracing_subscriber::registry()
         .with(env_filter(filter))
-        .with(
-            fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(true)
-                .with_writer(writer),
-        )
+        .with(json_layer(writer))
+}
+
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(writer)
 }
 
 fn env_filter(filter: &str) -> EnvFilter {

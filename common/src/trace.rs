@@ -95,8 +95,12 @@ impl TraceContext {
         CURRENT.scope(self, future)
     }
 
-    /// The context for an outgoing message: a child of the current one, or a new trace.
+    /// The context for an outgoing message: the current exported span when spans are exported
+    /// (see [`crate::otel`]), else a child of the current context, or a new trace.
     pub fn for_outgoing() -> Self {
+        if let Some(exported) = crate::otel::context_of(&tracing::Span::current()) {
+            return exported;
+        }
         Self::current()
             .map(|c| c.child())
             .unwrap_or_else(Self::new_root)
@@ -104,10 +108,22 @@ impl TraceContext {
 
     /// The context for incoming work: a child of the `traceparent` received, or a new trace.
     pub fn from_incoming(traceparent: Option<&str>) -> Self {
+        Self::parent_of_incoming(traceparent).child()
+    }
+
+    /// The received `traceparent` itself, or a new trace when there is none (or it is invalid).
+    pub fn parent_of_incoming(traceparent: Option<&str>) -> Self {
         traceparent
             .and_then(Self::parse)
-            .map(|c| c.child())
             .unwrap_or_else(Self::new_root)
+    }
+
+    /// Starts the work of `span` under the received `parent`: with span export on, `span`
+    /// becomes the exported child of `parent` and its own context is returned; otherwise a new
+    /// child context. Call before `span` is first entered.
+    pub fn continue_in(span: &tracing::Span, parent: &TraceContext) -> Self {
+        crate::otel::adopt(span, parent);
+        crate::otel::context_of(span).unwrap_or_else(|| parent.child())
     }
 }
 

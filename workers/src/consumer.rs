@@ -223,7 +223,7 @@ impl<H: Handler> ConsumerLoop<H> {
         };
         // The handler runs in a child of the publisher's trace context, so whatever it
         // publishes continues the same trace.
-        let trace = TraceContext::from_incoming(
+        let parent = TraceContext::parent_of_incoming(
             message
                 .headers
                 .as_ref()
@@ -237,10 +237,11 @@ impl<H: Handler> ConsumerLoop<H> {
             subject = %delivery.subject,
             correlation_id = %correlation_id,
             order_id = order_id.as_deref(),
-            trace_id = %trace.trace_id_hex(),
+            trace_id = %parent.trace_id_hex(),
             delivered,
             stream_sequence,
         );
+        let trace = TraceContext::continue_in(&span, &parent);
         let subject = delivery.subject.clone();
         async {
             let labels = [
