@@ -26,12 +26,19 @@ pub fn configured() -> bool {
     .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()))
 }
 
-/// Builds the exporting tracer provider, kept for [`shutdown`].
-pub(crate) fn tracer(service: &str) -> Result<opentelemetry_sdk::trace::Tracer, String> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()
-        .map_err(|e| e.to_string())?;
+/// Builds the exporting tracer provider, kept for [`shutdown`]. Without `endpoint` the
+/// exporter reads the `OTEL_EXPORTER_OTLP_*` variables; with one, spans go to
+/// `{endpoint}/v1/traces`.
+pub(crate) fn tracer(
+    service: &str,
+    endpoint: Option<&str>,
+) -> Result<opentelemetry_sdk::trace::Tracer, String> {
+    use opentelemetry_otlp::WithExportConfig;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+    }
+    let exporter = builder.build().map_err(|e| e.to_string())?;
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(service.to_owned());

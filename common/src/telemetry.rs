@@ -17,8 +17,14 @@ pub fn init(format: LogFormat, filter: &str) {
 
 /// Like [`init`], naming the process (`service.name`) for exported spans.
 pub fn init_service(service: &str, format: LogFormat, filter: &str) {
-    let otel = if crate::otel::configured() {
-        match crate::otel::tracer(service) {
+    init_exporting(service, format, filter, None);
+}
+
+/// Like [`init_service`]; spans are exported when an OTLP endpoint is configured in the
+/// environment or `otlp_endpoint` names one (tests use it).
+pub fn init_exporting(service: &str, format: LogFormat, filter: &str, otlp_endpoint: Option<&str>) {
+    let otel = if crate::otel::configured() || otlp_endpoint.is_some() {
+        match crate::otel::tracer(service, otlp_endpoint) {
             Ok(tracer) => Some(tracing_opentelemetry::layer().with_tracer(tracer)),
             Err(e) => {
                 eprintln!("OpenTelemetry export disabled: {e}");
