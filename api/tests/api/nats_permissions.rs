@@ -151,17 +151,18 @@ async fn last_sequence(js: &async_nats::jetstream::Context, stream: &str) -> u64
     stream.info().await.unwrap().state.last_sequence
 }
 
-#[tokio::test]
-async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
-    let nats = PrivateNats::start().await;
+/// The api and each worker kind on `nats`, each logged in as its own user.
+async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate::helpers::TestApp {
     let env = TestEnv::new().await;
     let config_as = |user: &str| {
-        env.config_with(&[
-            ("NATS_URL", &nats.url),
+        let mut vars = vec![
+            ("NATS_URL", nats.url.as_str()),
             ("NATS_NAMESPACE", ""),
             ("NATS_USER", user),
             ("NATS_PASSWORD", password_of(user)),
-        ])
+        ];
+        vars.extend_from_slice(overrides);
+        env.config_with(&vars)
     };
     let (api_config, orders_config, inventory_config) = (
         config_as("api"),
@@ -173,6 +174,55 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
         .await;
     app.start_worker_kinds(inventory_config, &[workers::Kind::Inventory])
         .await;
+    app
+}
+
+/// Whether the server refused anything to `user`.
+fn refused(log: &str, user: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
+}
+
+#[tokio::test]
+async fn the_order_worker_expires_reservations_under_its_own_user() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(
+        &nats,
+        &[
+            ("RESERVATION_TTL_SECS", "1"),
+            ("EXPIRY_SWEEP_INTERVAL_MS", "200"),
+        ],
+    )
+    .await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 4).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 3}]});
+
+    let order: Value = app
+        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
+    app.order_when(&client, order["id"].as_str().unwrap(), |o| {
+        o["status"] == "CANCELLED"
+    })
+    .await;
+    common::testing::eventually(Duration::from_secs(10), "stock released", || async {
+        (app.stock_of(mug).await == 4).then_some(())
+    })
+    .await;
+    let log = nats.log();
+    for user in ["api", "orders-worker", "inventory-worker"] {
+        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(&nats, &[]).await;
     let client = app.create_user(Role::Client).await;
     let mug = app.create_product("Mug", 1250, 10).await;
     let wait = [("prefer", "wait=10")];
@@ -344,13 +394,12 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
     }
     // The application users never hit a permission they lack.
     let log = nats.log();
-    let refused = |user: &str| {
-        log.lines()
-            .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
-    };
-    assert!(refused("payments"), "the server logs refusals:\n{log}");
+    assert!(
+        refused(&log, "payments"),
+        "the server logs refusals:\n{log}"
+    );
     for user in ["api", "orders-worker", "inventory-worker"] {
-        assert!(!refused(user), "{user} was refused something:\n{log}");
+        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
     }
 }
 
