@@ -96,6 +96,25 @@ ensure_nats() {
     wait_for_port "${NATS_HOST}" "${NATS_PORT}" nats-server
 }
 
+# The Kubernetes manifest validator (PyPI `kubernetes-validate`, which bundles the Kubernetes
+# OpenAPI schemas, so validating needs no network), used by api/tests/manifests.rs.
+ensure_manifest_validator() {
+    local python="${PYTHON:-python3}"
+    command -v "${python}" >/dev/null || apt_install python3 python3-pip
+    if ! "${python}" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+        log "installing kubernetes-validate with pip"
+        "${python}" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" \
+            || "${python}" -m pip install --quiet --disable-pip-version-check --break-system-packages "kubernetes-validate==1.37.0" \
+            || die "cannot install kubernetes-validate (pip install kubernetes-validate)"
+    fi
+}
+
+# The nats-server binary itself: the NATS permission tests start private servers with it,
+# even when the shared server runs elsewhere.
+ensure_nats_server_binary() {
+    command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+}
+
 ensure_services() {
     command -v psql >/dev/null || apt_install postgresql-client
     ensure_postgres

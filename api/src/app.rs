@@ -10,6 +10,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use common::messaging::Bus;
+use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use common::{Config, db, nats};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -141,6 +142,7 @@ pub fn with_middleware(app: Router) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(trace_context))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
@@ -148,12 +150,24 @@ pub fn with_middleware(app: Router) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            tracing::info_span!(
+            let parent = TraceContext::parent_of_incoming(
+                req.headers()
+                    .get(TRACEPARENT_HEADER)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            // The request id is the correlation id of every message the request publishes.
+            let span = tracing::info_span!(
                 "http",
                 method = %req.method(),
                 path = %req.uri().path(),
                 request_id = %request_id,
-            )
+                correlation_id = %request_id,
+                trace_id = tracing::field::Empty,
+                user_id = tracing::field::Empty,
+            );
+            // Before the span is entered, so an exported span has the caller's parent.
+            common::otel::adopt(&span, &parent);
+            span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -191,6 +205,22 @@ async fn problem_for_bare_errors(res: Response) -> Response {
         }
     }
     fresh
+}
+
+/// Runs the request in a child of the caller's W3C trace context (`traceparent`), or in a new
+/// trace, so the commands it publishes carry it to the workers.
+async fn trace_context(req: Request, next: Next) -> Response {
+    let span = tracing::Span::current();
+    // With span export on, the request span already continues the caller's trace.
+    let trace = common::otel::context_of(&span).unwrap_or_else(|| {
+        TraceContext::from_incoming(
+            req.headers()
+                .get(TRACEPARENT_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
+    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+    trace.scope(next.run(req)).await
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod orders;
 pub mod pagination;
 pub mod products;
+pub mod release;
 pub mod routes;
 pub mod state;
 pub mod users;

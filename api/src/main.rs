@@ -1,9 +1,20 @@
-//! `api`: the HTTP front. Everything testable lives in the library; this only wires it.
+//! `api [migrate]`: the HTTP front, or (with `migrate`) the once-per-release step that applies
+//! migrations and provisions streams, then exits. Everything testable lives in the library;
+//! this only wires it.
 
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let migrate_only = match args.as_slice() {
+        [] => false,
+        [cmd] if cmd == "migrate" => true,
+        _ => {
+            eprintln!("usage: api [migrate]");
+            return ExitCode::from(2);
+        }
+    };
     let config = match common::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -11,7 +22,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    common::telemetry::init(config.log_format, &config.log_filter);
+    common::telemetry::init_service("order-service-api", config.log_format, &config.log_filter);
+    let code = run(config, migrate_only).await;
+    // Exported spans still buffered leave before the process does.
+    let _ = tokio::task::spawn_blocking(common::otel::shutdown).await;
+    code
+}
+
+async fn run(config: common::Config, migrate_only: bool) -> ExitCode {
+    if migrate_only {
+        return match api::release::migrate(&config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "migration failed");
+                eprintln!("migration failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let shutdown = common::shutdown::on_signal();
     let app = match api::Application::build(config).await {
         Ok(app) => app,

@@ -43,7 +43,11 @@ pub struct AdminSeed {
 pub struct Config {
     pub database_url: Secret,
     pub database_max_connections: u32,
+    /// Server URLs, without credentials (those embedded in `NATS_URL` are moved to
+    /// [`Config::nats_credentials`], so the URL can be logged).
     pub nats_url: String,
+    /// User and password for NATS (`NATS_USER`/`NATS_PASSWORD`, or `user:password@` in `NATS_URL`).
+    pub nats_credentials: Option<(String, Secret)>,
     pub nats_namespace: String,
     pub nats_stream_replicas: usize,
     pub http_addr: SocketAddr,
@@ -119,24 +123,56 @@ impl Config {
             ));
         }
 
-        let nats_url = var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-        for server in nats_url.split(',') {
+        let raw_nats_url = var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let mut servers = Vec::new();
+        let mut url_credentials = None;
+        for server in raw_nats_url.split(',') {
             let server = server.trim();
             let with_scheme = if server.contains("://") {
                 server.to_owned()
             } else {
                 format!("nats://{server}")
             };
-            let url = url::Url::parse(&with_scheme).map_err(|e| {
-                ConfigError::new("NATS_URL", format!("{server:?} is not a valid URL ({e})"))
+            // The message names the server only by position: it may hold a password.
+            let position = servers.len() + 1;
+            let mut url = url::Url::parse(&with_scheme).map_err(|e| {
+                ConfigError::new(
+                    "NATS_URL",
+                    format!("server {position} is not a valid URL ({e})"),
+                )
             })?;
             if url.host_str().is_none() {
                 return Err(ConfigError::new(
                     "NATS_URL",
-                    format!("{server:?} has no host"),
+                    format!("server {position} has no host"),
                 ));
             }
+            if !url.username().is_empty() {
+                let user = percent_decode(url.username());
+                let password = percent_decode(url.password().unwrap_or_default());
+                url_credentials.get_or_insert((user, Secret::new(password)));
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+            }
+            servers.push(url.as_str().trim_end_matches('/').to_owned());
         }
+        let nats_url = servers.join(",");
+        let nats_credentials = match (var("NATS_USER"), var("NATS_PASSWORD")) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "NATS_PASSWORD",
+                    "required when NATS_USER is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "NATS_USER",
+                    "required when NATS_PASSWORD is set",
+                ));
+            }
+            (None, None) => url_credentials,
+        };
 
         let nats_namespace = var("NATS_NAMESPACE").unwrap_or_default();
         if !nats_namespace
@@ -208,6 +244,7 @@ impl Config {
             database_url: Secret::new(database_url),
             database_max_connections: parse(&var, "DATABASE_MAX_CONNECTIONS", 10u32)?,
             nats_url,
+            nats_credentials,
             nats_namespace,
             nats_stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", 1usize)?,
             http_addr: parse(&var, "HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
@@ -258,6 +295,30 @@ where
             .parse()
             .map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?} ({e})"))),
     }
+}
+
+/// Decodes `%XX` escapes of URL user info (a password may contain `@` or `:`).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_positive(
@@ -428,6 +489,37 @@ mod tests {
             c.trusted_origins,
             vec!["https://shop.example", "http://localhost:5173"]
         );
+    }
+
+    #[test]
+    fn nats_credentials_in_the_url_are_moved_out_of_it() {
+        let c = load(&[
+            DB,
+            JWT,
+            (
+                "NATS_URL",
+                "nats://api:s%40cret@a:4222, nats://api:s%40cret@b:4222",
+            ),
+        ])
+        .expect("ok");
+        assert_eq!(c.nats_url, "nats://a:4222,nats://b:4222");
+        let (user, password) = c.nats_credentials.clone().expect("credentials");
+        assert_eq!((user.as_str(), password.expose()), ("api", "s@cret"));
+        assert!(!format!("{c:?}").contains("s@cret"));
+        let c = load(&[
+            DB,
+            JWT,
+            ("NATS_URL", "nats://x:y@a:4222"),
+            ("NATS_USER", "orders-worker"),
+            ("NATS_PASSWORD", "pw"),
+        ])
+        .expect("ok");
+        assert_eq!(
+            c.nats_credentials.map(|(u, _)| u),
+            Some("orders-worker".into())
+        );
+        let e = load(&[DB, JWT, ("NATS_USER", "u")]).unwrap_err();
+        assert_eq!(e.variable, "NATS_PASSWORD");
     }
 
     #[test]

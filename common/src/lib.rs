@@ -11,10 +11,12 @@ pub mod messages;
 pub mod messaging;
 pub mod metrics;
 pub mod nats;
+pub mod otel;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, Result};

@@ -212,7 +212,9 @@ impl Bus {
 
     /// Publishes `message` and waits until JetStream has stored it (or recognised it as a
     /// duplicate). Only then is the intent durable.
-    #[tracing::instrument(skip_all, fields(subject, msg_id))]
+    /// The message carries the correlation id and a child of the current trace context
+    /// (see [`crate::trace`]) in its headers.
+    #[tracing::instrument(skip_all, fields(subject, msg_id, correlation_id = %correlation_id))]
     pub async fn publish<M: Message>(
         &self,
         message: M,
@@ -229,8 +231,20 @@ impl Bus {
         })?;
         let mut headers = HeaderMap::new();
         headers.insert(CORRELATION_HEADER, correlation_id);
-        self.publish_raw(subject, msg_id, headers, payload.into())
-            .await
+        let trace = crate::trace::TraceContext::for_outgoing();
+        headers.insert(crate::trace::TRACEPARENT_HEADER, trace.to_string().as_str());
+        let order_id = crate::trace::order_id_in(&payload);
+        let published = self
+            .publish_raw(subject, msg_id, headers, payload.into())
+            .await?;
+        tracing::info!(
+            order_id = order_id.as_deref(),
+            trace_id = %trace.trace_id_hex(),
+            sequence = published.sequence,
+            duplicate = published.duplicate,
+            "message published"
+        );
+        Ok(published)
     }
 
     /// Publishes bytes with headers and an explicit message id (dead letters, re-drives).

@@ -28,3 +28,15 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Sets the connection-pool gauges of `pool` (labelled `pool`): open connections by state
+/// and the configured maximum. Called on each scrape, so the values are current.
+pub fn record_pool(pool: &sqlx::PgPool, name: &'static str) {
+    let size = f64::from(pool.size());
+    let idle = pool.num_idle() as f64;
+    metrics::gauge!("db_pool_connections", "pool" => name, "state" => "idle").set(idle);
+    metrics::gauge!("db_pool_connections", "pool" => name, "state" => "in_use")
+        .set((size - idle).max(0.0));
+    metrics::gauge!("db_pool_max_connections", "pool" => name)
+        .set(f64::from(pool.options().get_max_connections()));
+}

@@ -32,7 +32,12 @@ pub async fn connect(config: &Config, name: &str) -> crate::Result<async_nats::C
         .map(|s| s.trim().to_owned())
         .collect();
     let connect = || async {
-        async_nats::ConnectOptions::new()
+        let options = match &config.nats_credentials {
+            Some((user, password)) => async_nats::ConnectOptions::new()
+                .user_and_password(user.clone(), password.expose().to_owned()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options
             .name(name)
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None)

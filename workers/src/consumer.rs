@@ -21,6 +21,7 @@ use common::messaging::{
     Bus, CORRELATION_HEADER, DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SEQUENCE_HEADER,
     DLQ_STREAM_HEADER, DLQ_SUBJECT_HEADER,
 };
+use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use futures::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -146,6 +147,11 @@ impl<H: Handler> ConsumerLoop<H> {
         }
     }
 
+    /// The durable name (without namespace) and the consumer, for lag sampling.
+    pub fn watch(&self) -> (String, PullConsumer) {
+        (self.name.clone(), self.consumer.clone())
+    }
+
     /// Runs until `shutdown` is cancelled; the batch in hand is finished and settled first.
     pub async fn run(self, shutdown: CancellationToken) {
         let name = self.name.as_str();
@@ -215,23 +221,41 @@ impl<H: Handler> ConsumerLoop<H> {
             stream_sequence,
             correlation_id: correlation_id.clone(),
         };
+        // The handler runs in a child of the publisher's trace context, so whatever it
+        // publishes continues the same trace.
+        let parent = TraceContext::parent_of_incoming(
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(TRACEPARENT_HEADER))
+                .map(|v| v.as_str()),
+        );
+        let order_id = common::trace::order_id_in(&message.payload);
         let span = tracing::info_span!(
             "message",
             consumer = %self.name,
             subject = %delivery.subject,
             correlation_id = %correlation_id,
+            order_id = order_id.as_deref(),
+            trace_id = %parent.trace_id_hex(),
             delivered,
             stream_sequence,
         );
+        let trace = TraceContext::continue_in(&span, &parent);
+        let subject = subject_label(&delivery.subject);
         async {
-            let labels = [("consumer", self.name.clone())];
+            let labels = [
+                ("consumer", self.name.clone()),
+                ("subject", subject.clone()),
+            ];
             if delivered > 1 {
                 metrics::counter!("message_redeliveries_total", &labels).increment(1);
             }
             let started = Instant::now();
             // A panicking handler must not take the loop down with it.
             let handler = Arc::clone(&self.handler);
-            let outcome = match tokio::spawn(async move { handler.handle(delivery).await }).await {
+            let work = trace.scope(async move { handler.handle(delivery).await });
+            let outcome = match tokio::spawn(work.in_current_span()).await {
                 Ok(outcome) => outcome,
                 Err(join) => Err(Failure::Transient(anyhow::anyhow!("handler panicked: {join}"))),
             };
@@ -264,8 +288,18 @@ impl<H: Handler> ConsumerLoop<H> {
                         .await
                 }
             };
-            metrics::counter!("messages_processed_total", "consumer" => self.name.clone(), "outcome" => result)
-                .increment(1);
+            tracing::debug!(
+                outcome = result,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message handled"
+            );
+            metrics::counter!(
+                "messages_processed_total",
+                "consumer" => self.name.clone(),
+                "subject" => subject.clone(),
+                "outcome" => result,
+            )
+            .increment(1);
         }
         .instrument(span)
         .await;
@@ -310,8 +344,12 @@ impl<H: Handler> ConsumerLoop<H> {
         {
             Ok(_) => {
                 tracing::error!(reason, "message dead-lettered");
-                metrics::counter!("dead_letters_total", "consumer" => self.name.clone())
-                    .increment(1);
+                metrics::counter!(
+                    "dead_letters_total",
+                    "consumer" => self.name.clone(),
+                    "subject" => subject_label(&relative),
+                )
+                .increment(1);
                 if let Err(e) = message.ack_with(AckKind::Term).await {
                     tracing::warn!(error = %e, "term failed; the dead letter is recorded, a redelivery will record it once more at most");
                 }
@@ -326,6 +364,31 @@ impl<H: Handler> ConsumerLoop<H> {
                 "retry"
             }
         }
+    }
+}
+
+/// The subjects the workers consume, the only values of the `subject` metric label.
+const KNOWN_SUBJECTS: [&str; 10] = [
+    "orders.cmd.place",
+    "orders.cmd.transition",
+    "inventory.cmd.reserve",
+    "inventory.cmd.release",
+    "inventory.cmd.commit",
+    "inventory.evt.reserved",
+    "inventory.evt.rejected",
+    "orders.evt.status_changed",
+    "payments.evt.succeeded",
+    "payments.evt.failed",
+];
+
+/// The `subject` label of a message: outside publishers (a payment provider) may use any
+/// subject under their prefix, so unknown ones share the label `other` and cannot grow the
+/// number of series without bound.
+fn subject_label(subject: &str) -> String {
+    if KNOWN_SUBJECTS.contains(&subject) {
+        subject.to_owned()
+    } else {
+        "other".to_owned()
     }
 }
 
@@ -367,6 +430,12 @@ mod tests {
         assert!(retry_delay(&o, 1) < Duration::from_millis(250));
         assert!(retry_delay(&o, 4) >= Duration::from_millis(800));
         assert!(retry_delay(&o, 50) <= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn unknown_subjects_share_one_metric_label() {
+        assert_eq!(subject_label("orders.cmd.place"), "orders.cmd.place");
+        assert_eq!(subject_label("payments.evt.x1234"), "other");
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod expiry;
 pub mod http;
 pub mod inventory;
 pub mod kinds;
+pub mod lag;
 pub mod orders;
+pub mod outcomes;
 
 use common::messaging::{Bus, Namespace};
 use common::{Config, db, nats};
@@ -66,8 +68,10 @@ impl Workers {
     /// drains in-flight messages (each is acked or nacked) and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut watched = Vec::new();
         for kind in &self.kinds {
             for consumer in kind.consumers(&self.context).await? {
+                watched.push(consumer.watch());
                 tasks.spawn(consumer.run(shutdown.clone()));
             }
             if *kind == Kind::Orders {
@@ -79,6 +83,7 @@ impl Workers {
             }
             tracing::info!(kind = %kind, "worker kind started");
         }
+        tasks.spawn(lag::run(watched, lag::SAMPLE_INTERVAL, shutdown.clone()));
         let http_state = http::HttpState {
             db: self.context.db.clone(),
             nats: self.nats.clone(),

@@ -21,7 +21,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    common::telemetry::init(config.log_format, &config.log_filter);
+    common::telemetry::init_service(
+        "order-service-workers",
+        config.log_format,
+        &config.log_filter,
+    );
+    let code = run(config, kinds).await;
+    // Exported spans still buffered leave before the process does.
+    let _ = tokio::task::spawn_blocking(common::otel::shutdown).await;
+    code
+}
+
+async fn run(config: common::Config, kinds: Vec<Kind>) -> ExitCode {
     let shutdown = common::shutdown::on_signal();
     let workers = match Workers::build(config, kinds).await {
         Ok(w) => w,

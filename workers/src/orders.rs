@@ -653,8 +653,7 @@ pub async fn transition_in(
     .bind(change.reason.as_deref())
     .execute(&mut **tx)
     .await?;
-    let label = change.to.as_str().to_lowercase();
-    metrics::counter!("order_transitions_total", "to" => label).increment(1);
+    crate::outcomes::record_transition(change.to);
     Ok(Outcome::Applied(OrderStatusChanged {
         order_id: change.order_id,
         user_id,

@@ -92,6 +92,9 @@ impl FromRequestParts<AppState> for AuthUser {
             session_id: claims.sid,
         };
         parts.extensions.insert(user);
+        // The request span (see `app::with_middleware`) declares the field; every later log
+        // line of the request names its caller.
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         Ok(user)
     }
 }

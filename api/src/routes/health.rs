@@ -61,6 +61,7 @@ pub fn readiness_response(report: Readiness) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    common::metrics::record_pool(&state.db, "api");
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

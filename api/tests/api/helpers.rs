@@ -24,9 +24,19 @@ impl TestApp {
     }
 
     /// Starts every worker kind with `config` (which may route through proxies); they stop
-    /// with the app.
-    pub async fn start_workers(&self, config: common::Config) {
+    /// with the app. Returns the base URL of the workers' HTTP endpoints.
+    pub async fn start_workers(&self, config: common::Config) -> String {
         let workers = workers::Workers::build(config, workers::Kind::ALL.to_vec())
+            .await
+            .expect("workers build");
+        let address = format!("http://{}", workers.local_addr().expect("bound"));
+        tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
+        address
+    }
+
+    /// Starts the chosen worker kinds with `config`; they stop with the app.
+    pub async fn start_worker_kinds(&self, config: common::Config, kinds: &[workers::Kind]) {
+        let workers = workers::Workers::build(config, kinds.to_vec())
             .await
             .expect("workers build");
         tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
@@ -69,6 +79,14 @@ pub async fn spawn_system() -> TestApp {
     app
 }
 
+/// Like [`spawn_system`], also returning the base URL of the workers' HTTP endpoints.
+pub async fn spawn_system_with_workers_url() -> (TestApp, String) {
+    let app = spawn_app().await;
+    let config = app.env.config();
+    let workers = app.start_workers(config).await;
+    (app, workers)
+}
+
 /// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
 pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
     let env = TestEnv::new().await;
@@ -83,7 +101,8 @@ pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
     (start(env, config).await, pg_proxy, nats_proxy)
 }
 
-async fn start(env: TestEnv, config: common::Config) -> TestApp {
+/// Starts an api with `config` in the test environment `env`.
+pub async fn start(env: TestEnv, config: common::Config) -> TestApp {
     let app = api::Application::build(config).await.expect("api builds");
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let state = app.state().clone();

@@ -8,6 +8,8 @@ mod auth;
 mod health;
 mod helpers;
 mod lifecycle;
+mod nats_permissions;
+mod observability;
 mod orders;
 mod orders_delivery;
 mod problems;

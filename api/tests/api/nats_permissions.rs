@@ -1,0 +1,425 @@
+//! The least-privilege NATS users of deploy/nats/auth.conf on a real nats-server: the api and
+//! each worker kind run an order end to end under their own users, a payment provider may
+//! publish payment events only, and the read-only event consumer may read events and publish
+//! nothing.
+
+use crate::helpers::start;
+use common::domain::Role;
+use common::messages::PaymentSucceeded;
+use common::messaging::{Bus, Namespace};
+use common::testing::TestEnv;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const USERS: [(&str, &str, &str); 5] = [
+    ("api", "NATS_API_PASSWORD", "api-password"),
+    (
+        "orders-worker",
+        "NATS_ORDERS_WORKER_PASSWORD",
+        "orders-password",
+    ),
+    (
+        "inventory-worker",
+        "NATS_INVENTORY_WORKER_PASSWORD",
+        "inventory-password",
+    ),
+    ("payments", "NATS_PAYMENTS_PASSWORD", "payments-password"),
+    (
+        "event-reader",
+        "NATS_EVENT_READER_PASSWORD",
+        "reader-password",
+    ),
+];
+
+fn password_of(user: &str) -> &'static str {
+    USERS
+        .iter()
+        .find(|(u, _, _)| *u == user)
+        .map(|(_, _, p)| *p)
+        .unwrap()
+}
+
+fn nats_server_binary() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("nats-server"))
+        .chain([PathBuf::from("/usr/sbin/nats-server")]);
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("nats-server is installed (scripts/test installs it)")
+}
+
+/// A private single-node nats-server with the production users, removed when dropped.
+struct PrivateNats {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl PrivateNats {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("nats-perms-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/auth.conf");
+        std::fs::copy(&auth, dir.join("auth.conf")).unwrap();
+        std::fs::write(
+            dir.join("server.conf"),
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./auth.conf\n",
+                dir.join("js").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let mut cmd = Command::new(nats_server_binary());
+        cmd.arg("-c")
+            .arg(dir.join("server.conf"))
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (_, var, password) in USERS {
+            cmd.env(var, password);
+        }
+        let child = cmd.spawn().expect("start nats-server");
+        let server = PrivateNats {
+            child,
+            dir,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        common::testing::eventually(Duration::from_secs(10), "nats-server listening", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// A client logged in as `user`, recording the errors the server sends it.
+    async fn client(&self, user: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let seen = errors.clone();
+        let client = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), password_of(user).into())
+            .event_callback(move |event| {
+                let seen = seen.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        seen.lock().unwrap().push(e.to_string());
+                    }
+                }
+            })
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{user} logs in: {e}"));
+        (client, errors)
+    }
+}
+
+fn jetstream(client: &async_nats::Client) -> async_nats::jetstream::Context {
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(Duration::from_secs(2));
+    js
+}
+
+async fn last_sequence(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
+    let mut stream = js.get_stream(stream).await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
+/// The api and each worker kind on `nats`, each logged in as its own user.
+async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate::helpers::TestApp {
+    let env = TestEnv::new().await;
+    let config_as = |user: &str| {
+        let mut vars = vec![
+            ("NATS_URL", nats.url.as_str()),
+            ("NATS_NAMESPACE", ""),
+            ("NATS_USER", user),
+            ("NATS_PASSWORD", password_of(user)),
+        ];
+        vars.extend_from_slice(overrides);
+        env.config_with(&vars)
+    };
+    let (api_config, orders_config, inventory_config) = (
+        config_as("api"),
+        config_as("orders-worker"),
+        config_as("inventory-worker"),
+    );
+    let app = start(env, api_config).await;
+    app.start_worker_kinds(orders_config, &[workers::Kind::Orders])
+        .await;
+    app.start_worker_kinds(inventory_config, &[workers::Kind::Inventory])
+        .await;
+    app
+}
+
+/// Whether the server refused anything to `user`.
+fn refused(log: &str, user: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
+}
+
+#[tokio::test]
+async fn the_order_worker_expires_reservations_under_its_own_user() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(
+        &nats,
+        &[
+            ("RESERVATION_TTL_SECS", "1"),
+            ("EXPIRY_SWEEP_INTERVAL_MS", "200"),
+        ],
+    )
+    .await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 4).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 3}]});
+
+    let order: Value = app
+        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
+    app.order_when(&client, order["id"].as_str().unwrap(), |o| {
+        o["status"] == "CANCELLED"
+    })
+    .await;
+    common::testing::eventually(Duration::from_secs(10), "stock released", || async {
+        (app.stock_of(mug).await == 4).then_some(())
+    })
+    .await;
+    let log = nats.log();
+    for user in ["api", "orders-worker", "inventory-worker"] {
+        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(&nats, &[]).await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let wait = [("prefer", "wait=10")];
+    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
+
+    // An order confirmed, another one cancelled (stock released) through every worker step.
+    let paid: Value = app
+        .post_as(&client, "/api/v1/orders", &body, &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "CONFIRMED", "{}", nats.log());
+    let cancelled: Value = app
+        .post_as(&client, "/api/v1/orders", &body, &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "CONFIRMED");
+    let cancelled_id = cancelled["id"].as_str().unwrap();
+    let res = app
+        .post_as(
+            &client,
+            &format!("/api/v1/orders/{cancelled_id}/cancel"),
+            &json!({}),
+            &wait,
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    app.order_when(&client, cancelled_id, |o| o["status"] == "CANCELLED")
+        .await;
+
+    // The payment provider pays the first order.
+    let (provider, provider_errors) = nats.client("payments").await;
+    let provider_js = jetstream(&provider);
+    let paid_id: uuid::Uuid = paid["id"].as_str().unwrap().parse().unwrap();
+    Bus::new(provider_js.clone(), Namespace::default())
+        .publish(
+            PaymentSucceeded {
+                order_id: paid_id,
+                amount: 1250,
+                currency: "USD".into(),
+                provider_reference: "psp-1".into(),
+            },
+            "psp-corr-1",
+        )
+        .await
+        .expect("the payment provider publishes payment events");
+    app.order_when(&client, &paid_id.to_string(), |o| o["status"] == "PAID")
+        .await;
+    assert_eq!(app.stock_of(mug).await, 9);
+
+    // A payment event no worker understands is dead-lettered by the order worker; an ADMIN
+    // lists it and re-drives it through the api.
+    provider_js
+        .publish("payments.evt.unknown", "not an envelope".into())
+        .await
+        .unwrap()
+        .await
+        .expect("the provider publishes under payments.evt.>");
+    let admin = app.create_user(Role::Admin).await;
+    let letters = common::testing::eventually(Duration::from_secs(20), "a dead letter", || async {
+        let page: Value = app
+            .get_as(&admin, "/api/v1/admin/dead-letters")
+            .await
+            .json()
+            .await
+            .ok()?;
+        let items = page["items"].as_array()?.clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(letters[0]["subject"], "payments.evt.unknown");
+    let sequence = letters[0]["sequence"].as_u64().unwrap();
+    let res = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/admin/dead-letters/{sequence}/redrive"),
+            &json!({}),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{}", nats.log());
+
+    // Counted with the api's user, which may read stream state.
+    let (api_client, _) = nats.client("api").await;
+    let api_js = jetstream(&api_client);
+    let commands_before = last_sequence(&api_js, "ORDERS_CMD").await;
+    let events_before = last_sequence(&api_js, "EVENTS").await;
+
+    // ... but it may not send commands.
+    let forged = provider_js
+        .publish("orders.cmd.place", "{}".into())
+        .await
+        .unwrap()
+        .await;
+    assert!(forged.is_err(), "a payment provider placed a command");
+
+    // The reader reads the events through its own durable consumer ...
+    let (reader, reader_errors) = nats.client("event-reader").await;
+    let reader_js = jetstream(&reader);
+    let events = reader_js.get_stream("EVENTS").await.unwrap();
+    let consumer = events
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("event-reader".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("the reader creates its consumer");
+    let mut batch = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    while let Some(message) = batch.next().await {
+        let message = message.unwrap();
+        message.ack().await.unwrap();
+        read.push(message.subject.to_string());
+    }
+    assert!(
+        read.iter().any(|s| s == "orders.evt.status_changed"),
+        "{read:?}"
+    );
+    assert!(
+        read.iter().any(|s| s == "payments.evt.succeeded"),
+        "{read:?}"
+    );
+    // ... and publishes nothing: no event, no command, not even through JetStream.
+    for subject in ["orders.evt.status_changed", "payments.evt.succeeded"] {
+        let published = reader_js.publish(subject, "{}".into()).await.unwrap().await;
+        assert!(published.is_err(), "the reader published to {subject}");
+    }
+    reader
+        .publish("orders.cmd.place", "{}".into())
+        .await
+        .unwrap();
+    reader.flush().await.unwrap();
+    // Nor may it take over a worker's consumer.
+    let stolen = events
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("orders-payment-events")
+        .await;
+    assert!(stolen.is_err(), "the reader read a worker's consumer");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(last_sequence(&api_js, "ORDERS_CMD").await, commands_before);
+    assert_eq!(last_sequence(&api_js, "EVENTS").await, events_before);
+    let provider_errors = provider_errors.lock().unwrap().join("\n");
+    assert!(
+        provider_errors.contains("Permissions Violation for Publish to \"orders.cmd.place\""),
+        "{provider_errors}"
+    );
+    let reader_errors = reader_errors.lock().unwrap().join("\n");
+    for subject in [
+        "orders.evt.status_changed",
+        "payments.evt.succeeded",
+        "orders.cmd.place",
+    ] {
+        assert!(
+            reader_errors.contains(&format!(
+                "Permissions Violation for Publish to \"{subject}\""
+            )),
+            "{subject}: {reader_errors}"
+        );
+    }
+    // The application users never hit a permission they lack.
+    let log = nats.log();
+    assert!(
+        refused(&log, "payments"),
+        "the server logs refusals:\n{log}"
+    );
+    for user in ["api", "orders-worker", "inventory-worker"] {
+        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
+    }
+}
+
+#[test]
+fn the_cluster_configuration_is_accepted_by_nats_server() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/cluster.conf");
+    let mut cmd = Command::new(nats_server_binary());
+    cmd.arg("-t")
+        .arg("-c")
+        .arg(&config)
+        .env("SERVER_NAME", "nats-0");
+    for (_, var, password) in USERS {
+        cmd.env(var, password);
+    }
+    let out = cmd.output().expect("run nats-server -t");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("is valid"), "{said}");
+}

@@ -1,0 +1,329 @@
+//! Operating the system: Prometheus metrics on both binaries, and one order followed through
+//! the JSON logs of the api and the workers by its correlation id and trace id.
+
+use crate::helpers::{spawn_system, spawn_system_with_workers_url};
+use common::domain::Role;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+fn one_line(product: uuid::Uuid, quantity: i32) -> Value {
+    json!({"items": [{"product_id": product, "quantity": quantity}]})
+}
+
+/// The value of the first sample of `name` carrying every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
+async fn scrape(url: &str) -> String {
+    let res = reqwest::get(url).await.unwrap();
+    assert_eq!(res.status(), 200, "{url}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "{url}"
+    );
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn both_binaries_expose_metrics_that_move_when_orders_are_placed() {
+    let (app, workers) = spawn_system_with_workers_url().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 3).await;
+    let wait = [("prefer", "wait=10")];
+
+    let confirmed: Value = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["status"], "CONFIRMED");
+    let rejected: Value = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 50), &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rejected["status"], "REJECTED");
+    let id = confirmed["id"].as_str().unwrap();
+    let res = app
+        .post_as(
+            &client,
+            &format!("/api/v1/orders/{id}/cancel"),
+            &json!({}),
+            &wait,
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+        .await;
+
+    let api = scrape(&app.url("/metrics")).await;
+    let placed = sample(&api, "orders_placed_total", &[]).unwrap_or(0.0);
+    assert!(placed >= 2.0, "orders_placed_total {placed}\n{api}");
+    assert!(
+        sample(
+            &api,
+            "http_request_duration_seconds_count",
+            &[
+                ("method", "POST"),
+                ("route", "/api/v1/orders"),
+                ("status", "201")
+            ]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{api}"
+    );
+    assert!(
+        sample(&api, "db_pool_max_connections", &[("pool", "api")]).unwrap_or(0.0) >= 1.0,
+        "{api}"
+    );
+    assert!(
+        sample(
+            &api,
+            "db_pool_connections",
+            &[("pool", "api"), ("state", "idle")]
+        )
+        .is_some(),
+        "{api}"
+    );
+
+    // The outcome counters are bumped just before the workers' commit: wait for the scrape.
+    let text = common::testing::eventually(
+        std::time::Duration::from_secs(20),
+        "worker metrics",
+        || async {
+            let text = scrape(&format!("{workers}/metrics")).await;
+            (sample(&text, "orders_cancelled_total", &[]).unwrap_or(0.0) >= 1.0).then_some(text)
+        },
+    )
+    .await;
+    for name in ["orders_confirmed_total", "orders_rejected_total"] {
+        assert!(
+            sample(&text, name, &[]).unwrap_or(0.0) >= 1.0,
+            "{name}\n{text}"
+        );
+    }
+    let place = [
+        ("consumer", "orders-commands"),
+        ("subject", "orders.cmd.place"),
+    ];
+    assert!(
+        sample(
+            &text,
+            "messages_processed_total",
+            &[place[0], place[1], ("outcome", "ok")]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "message_processing_seconds_count", &place).unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "messages_processed_total",
+            &[
+                ("consumer", "inventory-commands"),
+                ("subject", "inventory.cmd.reserve")
+            ]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{text}"
+    );
+    for consumer in [
+        "orders-commands",
+        "orders-inventory-events",
+        "orders-payment-events",
+        "inventory-commands",
+    ] {
+        assert!(
+            sample(
+                &text,
+                "consumer_pending_messages",
+                &[("consumer", consumer)]
+            )
+            .is_some(),
+            "pending gauge of {consumer}\n{text}"
+        );
+        assert!(
+            sample(
+                &text,
+                "consumer_ack_pending_messages",
+                &[("consumer", consumer)]
+            )
+            .is_some(),
+            "ack pending gauge of {consumer}\n{text}"
+        );
+    }
+    assert!(
+        sample(&text, "db_pool_max_connections", &[("pool", "workers")]).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+}
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The value of `field` on the line itself or on any of its spans.
+fn field<'a>(line: &'a Value, span: Option<&str>, field: &str) -> Option<&'a str> {
+    let spans = line["spans"].as_array().into_iter().flatten();
+    match span {
+        None => line[field].as_str(),
+        Some(name) => spans
+            .filter(|s| s["name"] == name)
+            .find_map(|s| s[field].as_str()),
+    }
+}
+
+#[tokio::test]
+async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id() {
+    // The test runtime has one thread, so the api's and the workers' tasks log here too, in
+    // the production JSON format.
+    let logs = LogBuffer::default();
+    let subscriber = common::telemetry::json_subscriber(
+        "info,workers=debug,hyper=off,hyper_util=off,reqwest=off",
+        logs.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let correlation = format!("corr-{}", uuid::Uuid::new_v4());
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+
+    let res = app
+        .post_as(
+            &client,
+            "/api/v1/orders",
+            &one_line(mug, 2),
+            &[
+                ("prefer", "wait=10"),
+                ("x-request-id", &correlation),
+                ("traceparent", &traceparent),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["status"], "CONFIRMED");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    // The confirmation's own event is handled by the api's watcher; give the last worker
+    // step a moment to log its outcome.
+    common::testing::eventually(
+        std::time::Duration::from_secs(10),
+        "the reservation event handled",
+        || async {
+            let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|l| {
+                    field(&l, Some("message"), "consumer") == Some("orders-inventory-events")
+                        && l["message"] == "message handled"
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {e}: {l}"))
+        })
+        .collect();
+    let of_order: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.to_string().contains(&correlation))
+        .collect();
+
+    // The api: the command published inside the request span, naming user, order and trace.
+    let api_line = of_order
+        .iter()
+        .find(|l| field(l, Some("http"), "correlation_id") == Some(correlation.as_str()))
+        .unwrap_or_else(|| panic!("no api line with the correlation id:\n{text}"));
+    assert_eq!(
+        field(api_line, Some("http"), "user_id"),
+        Some(client.id.to_string().as_str())
+    );
+    assert_eq!(field(api_line, Some("http"), "trace_id"), Some(trace_id));
+    assert_eq!(field(api_line, None, "order_id"), Some(order_id.as_str()));
+
+    // Every worker step of this order: same correlation id, same order, same trace.
+    let mut consumers: Vec<&str> = of_order
+        .iter()
+        .filter_map(|l| {
+            let consumer = field(l, Some("message"), "consumer")?;
+            assert_eq!(
+                field(l, Some("message"), "correlation_id"),
+                Some(correlation.as_str())
+            );
+            assert_eq!(
+                field(l, Some("message"), "order_id"),
+                Some(order_id.as_str()),
+                "{l}"
+            );
+            assert_eq!(field(l, Some("message"), "trace_id"), Some(trace_id), "{l}");
+            Some(consumer)
+        })
+        .collect();
+    consumers.sort_unstable();
+    consumers.dedup();
+    assert_eq!(
+        consumers,
+        [
+            "inventory-commands",
+            "orders-commands",
+            "orders-inventory-events"
+        ],
+        "{text}"
+    );
+
+    // The logs never carry the access token.
+    assert!(!text.contains(&client.token), "a token was logged");
+}

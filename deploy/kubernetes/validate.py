@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Validates deploy/kubernetes offline.
+
+* Built-in kinds (Deployment, Service, Job, ...) against the Kubernetes OpenAPI schemas that
+  the `kubernetes-validate` package (PyPI) bundles, strictly: unknown fields fail.
+* KEDA ScaledObjects (a CRD whose schema no registry package ships) structurally: the fields
+  the nats-jetstream trigger needs, and the streams and durable consumers the workers create.
+* Cross-references: every kustomization resource exists, every ConfigMap/Secret key a pod reads
+  is defined (the example Secret stands for the real one), every ScaledObject targets a
+  Deployment, probes hit /health/live and /health/ready, pods run as non-root with limits.
+
+Usage: validate.py [KUBERNETES_VERSION]   (exit status 1 and one line per problem on failure)
+"""
+
+import pathlib
+import sys
+
+import kubernetes_validate
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+K8S_VERSION = sys.argv[1] if len(sys.argv) > 1 else "1.30.0"
+
+# What the workers provision (common/src/nats.rs, workers/src/kinds.rs).
+WORKER_CONSUMERS = {
+    "worker-inventory": {("INVENTORY_CMD", "inventory-commands")},
+    "worker-orders": {
+        ("ORDERS_CMD", "orders-commands"),
+        ("EVENTS", "orders-inventory-events"),
+        ("EVENTS", "orders-payment-events"),
+    },
+}
+NATS_TRIGGER_KEYS = {"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"}
+
+problems = []
+
+
+def problem(where, what):
+    problems.append(f"{where}: {what}")
+
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def check_scaled_object(where, doc, deployments):
+    if doc.get("apiVersion") != "keda.sh/v1alpha1":
+        problem(where, f"apiVersion {doc.get('apiVersion')!r}, expected keda.sh/v1alpha1")
+    spec = doc.get("spec") or {}
+    known = {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
+             "cooldownPeriod", "idleReplicaCount", "fallback", "advanced", "triggers",
+             "initialCooldownPeriod"}
+    for key in set(spec) - known:
+        problem(where, f"unknown field spec.{key}")
+    target = (spec.get("scaleTargetRef") or {}).get("name")
+    if target not in deployments:
+        problem(where, f"scaleTargetRef.name {target!r} is no Deployment")
+    lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+    if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
+        problem(where, f"replica bounds {lo!r}..{hi!r}")
+    if target == "worker-orders" and lo < 1:
+        problem(where, "the order worker runs the expiry sweeper: minReplicaCount must be >= 1")
+    seen = set()
+    for i, trigger in enumerate(spec.get("triggers") or []):
+        if trigger.get("type") != "nats-jetstream":
+            problem(where, f"trigger {i} type {trigger.get('type')!r}")
+            continue
+        meta = trigger.get("metadata") or {}
+        missing = NATS_TRIGGER_KEYS - set(meta)
+        if missing:
+            problem(where, f"trigger {i} lacks {sorted(missing)}")
+        if any(not isinstance(v, str) for v in meta.values()):
+            problem(where, f"trigger {i}: metadata values must be strings")
+        try:
+            if int(meta.get("lagThreshold", "x")) < 1:
+                problem(where, f"trigger {i}: lagThreshold must be positive")
+        except ValueError:
+            problem(where, f"trigger {i}: lagThreshold is not an integer")
+        if not str(meta.get("natsServerMonitoringEndpoint", "")).endswith(":8222"):
+            problem(where, f"trigger {i}: the monitoring endpoint is port 8222")
+        seen.add((meta.get("stream"), meta.get("consumer")))
+    expected = WORKER_CONSUMERS.get(target)
+    if expected is not None and seen != expected:
+        problem(where, f"triggers cover {sorted(seen)}, the worker consumes {sorted(expected)}")
+
+
+def check_pod(where, pod, config_keys, secret_keys, is_job=False):
+    ctx = pod.get("securityContext") or {}
+    if not ctx.get("runAsNonRoot"):
+        problem(where, "pod securityContext.runAsNonRoot is not true")
+    for c in pod.get("containers") or []:
+        name = f"{where} container {c.get('name')}"
+        limits = (c.get("resources") or {}).get("limits") or {}
+        requests = (c.get("resources") or {}).get("requests") or {}
+        if "memory" not in limits or "cpu" not in requests:
+            problem(name, "needs a memory limit and a cpu request")
+        if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False:
+            problem(name, "allowPrivilegeEscalation must be false")
+        for src in c.get("envFrom") or []:
+            ref = src.get("configMapRef") or src.get("secretRef") or {}
+            known = config_keys if "configMapRef" in src else secret_keys
+            if ref.get("name") not in known:
+                problem(name, f"envFrom names unknown {ref.get('name')!r}")
+        for env in c.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and ref.get("key") not in secret_keys.get(ref.get("name"), set()):
+                problem(name, f"{env['name']} reads missing key {ref.get('key')!r} of {ref.get('name')!r}")
+        if not is_job and (c.get("image") == "order-service"):
+            live = ((c.get("livenessProbe") or {}).get("httpGet") or {}).get("path")
+            ready = ((c.get("readinessProbe") or {}).get("httpGet") or {}).get("path")
+            if (live, ready) != ("/health/live", "/health/ready"):
+                problem(name, f"probes {live!r}, {ready!r}")
+
+
+def main():
+    kustomization = yaml.safe_load((HERE / "kustomization.yaml").read_text())
+    files = []
+    for resource in kustomization.get("resources", []):
+        path = HERE / resource
+        if not path.is_file():
+            problem("kustomization.yaml", f"resource {resource} does not exist")
+        else:
+            files.append(path)
+    listed = {p.name for p in files} | {"kustomization.yaml", "secret.example.yaml"}
+    for path in HERE.glob("*.yaml"):
+        if path.name not in listed:
+            problem(path.name, "not listed in kustomization.yaml")
+
+    docs = [(p.name, d) for p in files for d in load(p)]
+    examples = [("secret.example.yaml", d) for d in load(HERE / "secret.example.yaml")]
+    config_keys, secret_keys, deployments = {}, {}, set()
+    for _, d in docs + examples:
+        name = d.get("metadata", {}).get("name")
+        if d.get("kind") == "ConfigMap":
+            config_keys[name] = set(d.get("data") or {})
+        elif d.get("kind") == "Secret":
+            secret_keys[name] = set(d.get("stringData") or {}) | set(d.get("data") or {})
+        elif d.get("kind") == "Deployment":
+            deployments.add(name)
+    # Created from deploy/nats/ by hand (see the README).
+    config_keys.setdefault("nats-config", {"cluster.conf", "auth.conf"})
+
+    for file, doc in docs + examples:
+        where = f"{file} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        if doc.get("kind") == "ScaledObject":
+            check_scaled_object(where, doc, deployments)
+            continue
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            problem(where, f"{e.message} at {path}")
+        except kubernetes_validate.SchemaNotFoundError:
+            problem(where, f"no schema for {doc.get('apiVersion')} {doc.get('kind')}")
+        if doc.get("metadata", {}).get("namespace") not in (None, "orders") and doc.get("kind") != "Namespace":
+            problem(where, "outside the orders namespace")
+        kind = doc.get("kind")
+        if kind in ("Deployment", "StatefulSet", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+            check_pod(where, pod, config_keys, secret_keys, is_job=kind == "Job")
+            if kind == "Deployment" and pod.get("terminationGracePeriodSeconds", 30) < 40:
+                problem(where, "terminationGracePeriodSeconds too short to drain")
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for _, d in docs if d.get("kind") == "ScaledObject"}
+    for worker in WORKER_CONSUMERS:
+        if worker not in deployments:
+            problem("manifests", f"no Deployment {worker}")
+        if worker not in scaled:
+            problem("manifests", f"no ScaledObject for {worker}")
+    if not any(d.get("kind") == "PodDisruptionBudget" and d["metadata"]["name"] == "api" for _, d in docs):
+        problem("manifests", "no PodDisruptionBudget for the api")
+    if not any(d.get("kind") == "Job" and d["spec"]["template"]["spec"]["containers"][0].get("args") == ["api", "migrate"] for _, d in docs):
+        problem("manifests", "no migration Job running `api migrate`")
+
+    for p in problems:
+        print(p)
+    print(f"{len(docs) + len(examples)} resources checked against Kubernetes {K8S_VERSION}: "
+          f"{'FAILED' if problems else 'valid'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
