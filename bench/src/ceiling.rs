@@ -16,6 +16,8 @@ use uuid::Uuid;
 pub struct Ceiling {
     pub ran: Ran,
     pub recorder: Arc<Recorder>,
+    /// CPU used by PostgreSQL and the driver, read before the pool's backends exit.
+    pub cpu: String,
 }
 
 pub async fn run(
@@ -48,6 +50,7 @@ pub async fn run(
     .await?;
     let ids = Arc::new(ids);
     let recorder = Arc::new(Recorder::new());
+    let meter = crate::rss::CpuMeter::start(&[]);
     let ran = {
         let pool = pool.clone();
         driver::drive(
@@ -78,9 +81,13 @@ pub async fn run(
         )
         .await
     };
+    let cpu = meter.report(
+        ran.elapsed,
+        recorder.accepted.load(std::sync::atomic::Ordering::Relaxed),
+    );
     drop_tables(&pool).await?;
     pool.close().await;
-    Ok(Ceiling { ran, recorder })
+    Ok(Ceiling { ran, recorder, cpu })
 }
 
 /// Two distinct products, lowest id first.

@@ -87,6 +87,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         )
         .await?;
         let sampler = Sampler::start(processes.clone());
+        let cpu = rss::CpuMeter::start(&processes);
         let peak = scenarios::place(
             &shop,
             &db,
@@ -97,8 +98,10 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         )
         .await?;
         let peaks = sampler.peaks();
+        let cpu_place = cpu.report(peak.ran.elapsed, peak.stats.accepted);
         drop(sampler);
         let half_rate = (peak.accepted_per_sec() / 2.0).max(1.0);
+        let cpu = rss::CpuMeter::start(&processes);
         let half = scenarios::place(
             &shop,
             &db,
@@ -111,6 +114,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
             "place @ half",
         )
         .await?;
+        let cpu_half = cpu.report(half.ran.elapsed, half.stats.accepted);
         let ceiling = ceiling::run(
             &o.database_url,
             o.products,
@@ -119,6 +123,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         )
         .await?;
         let ceiling_stats = ceiling.recorder.snapshot();
+        let cpu_ceiling = &ceiling.cpu;
         let ceiling_rate = ceiling_stats.accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
 
         let _ = writeln!(
@@ -142,12 +147,14 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
                 rss::mib(*kib)
             );
         }
+        let _ = writeln!(out, "  CPU                 {cpu_place}");
         let _ = writeln!(
             out,
             "\n== place at half of peak ({half_rate:.0} requests/s offered)"
         );
         describe(&mut out, &half, &["201", "202"]);
         let _ = writeln!(out, "  (target: p99 <= 50 ms)");
+        let _ = writeln!(out, "  CPU                 {cpu_half}");
         let _ = writeln!(
             out,
             "\n== ceiling (one transaction per order: guarded decrement of two lines + order row)"
@@ -167,6 +174,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
             ms(ceiling_stats.p99)
         );
         let _ = writeln!(out, "  outcomes            {}", ceiling_stats.by_status());
+        let _ = writeln!(out, "  CPU                 {cpu_ceiling}");
     }
 
     if wants("flash-sale") {
@@ -225,7 +233,9 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
             products
         };
         let half = o.duration / 2;
+        let cpu = rss::CpuMeter::start(&processes);
         let lists = scenarios::browse_lists(Arc::clone(&api), o.concurrency, half).await;
+        let cpu_lists = cpu.report(lists.ran.elapsed, lists.stats.accepted);
         let details =
             scenarios::browse_details(Arc::clone(&api), Arc::new(products), o.concurrency, half)
                 .await;
@@ -235,6 +245,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         let _ = writeln!(out, "\n== browse (anonymous, {} clients)", o.concurrency);
         let _ = writeln!(out, "  list (filters, sorts, limit 20-50)");
         describe(&mut out, &lists, &["200"]);
+        let _ = writeln!(out, "  CPU (per request)   {cpu_lists}");
         let _ = writeln!(out, "  detail");
         describe(&mut out, &details, &["200"]);
         let _ = writeln!(
