@@ -130,6 +130,15 @@ impl From<sqlx::Error> for ApiError {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable("the database is unavailable, retry later".into())
             }
+            // The server is shutting down or restarting (57P0x), or the connection broke (08xxx).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database is unavailable, retry later".into())
+            }
             _ => ApiError::Internal(anyhow::Error::new(e)),
         }
     }

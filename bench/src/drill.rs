@@ -1,0 +1,77 @@
+//! The fault drill's client side: load while the script breaks things, then the checks.
+
+use crate::scenarios;
+use crate::setup::{Api, http_client};
+use crate::verify::{self, Verdict};
+use sqlx::postgres::PgPoolOptions;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub api_url: String,
+    pub database_url: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub products: usize,
+    pub stock: i64,
+    pub settle_timeout: Duration,
+}
+
+/// Places orders for `duration` (answers 202), then waits for them to settle and checks.
+pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
+    let api = Arc::new(Api::new(&o.api_url, http_client(o.concurrency * 2)?));
+    api.wait_ready(Duration::from_secs(60)).await?;
+    let admin = api.login(&o.admin_email, &o.admin_password).await?;
+    let customers = Arc::new(api.register_customers(o.concurrency, "drill").await?);
+    let products = Arc::new(
+        api.create_products(&admin, o.products, o.stock, "drill")
+            .await?,
+    );
+    eprintln!(
+        "drill: load for {} s from {} clients",
+        o.duration.as_secs(),
+        o.concurrency
+    );
+    let (load, accepted) = scenarios::drill_load(
+        Arc::clone(&api),
+        customers,
+        products,
+        o.concurrency,
+        o.duration,
+    )
+    .await;
+    eprintln!(
+        "drill: load done, {} orders accepted; checking",
+        accepted.len()
+    );
+    let summary = format!(
+        "load                 {} requests in {:.1} s, {} accepted; by status {}",
+        load.stats.sent,
+        load.ran.elapsed.as_secs_f64(),
+        load.stats.accepted,
+        load.stats.by_status()
+    );
+    // The database may just have been restarted: retry connecting for a while.
+    let mut attempts = 0;
+    let db = loop {
+        match PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&o.database_url)
+            .await
+        {
+            Ok(db) => break db,
+            Err(e) if attempts < 60 => {
+                attempts += 1;
+                eprintln!("drill: database not reachable yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let verdict = verify::check(&db, &accepted, o.settle_timeout).await?;
+    db.close().await;
+    Ok((summary, verdict))
+}

@@ -1,0 +1,191 @@
+//! `bench run …` measures a running deployment; `bench drill …` is the fault drill's load
+//! and checks (scripts/bench and scripts/chaos start the system and call these).
+
+use bench::{drill, run};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks and fault drills of the order service")]
+struct Cli {
+    /// Base URL of the api.
+    #[arg(
+        long,
+        env = "BENCH_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    api_url: String,
+    /// The deployment's database (for settlement checks, the ceiling and the drill's checks).
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[arg(long, env = "ADMIN_EMAIL", global = true)]
+    admin_email: Option<String>,
+    #[arg(long, env = "ADMIN_PASSWORD", global = true, hide_env_values = true)]
+    admin_password: Option<String>,
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    nats_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run benchmark scenarios and print a summary.
+    Run {
+        /// Comma-separated: place (with the ceiling), flash-sale, browse.
+        #[arg(long, value_delimiter = ',', default_value = "place,flash-sale,browse")]
+        scenarios: Vec<String>,
+        /// Concurrent clients for place, the ceiling and browse.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds per measured phase (browse splits it between list, detail and baseline).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Size of the place catalogue.
+        #[arg(long, default_value_t = 300)]
+        products: usize,
+        /// `Prefer: wait=N` sent with place orders.
+        #[arg(long, default_value_t = 5)]
+        wait: u64,
+        #[arg(long, default_value_t = 10_000)]
+        flash_orders: u64,
+        #[arg(long, default_value_t = 100)]
+        flash_stock: i64,
+        #[arg(long, default_value_t = 64)]
+        flash_clients: usize,
+        /// pid of the api process (peak memory).
+        #[arg(long)]
+        api_pid: Option<u32>,
+        /// pids of worker processes (peak memory); repeatable.
+        #[arg(long)]
+        workers_pid: Vec<u32>,
+    },
+    /// Place orders for a while, then check every accepted order settled exactly once and stock
+    /// is conserved; exits 1 on any violation.
+    Drill {
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 40)]
+        duration: u64,
+        #[arg(long, default_value_t = 40)]
+        products: usize,
+        /// Stock of each product (low enough that some orders are rejected).
+        #[arg(long, default_value_t = 600)]
+        stock: i64,
+        /// How long to wait for accepted orders to settle after the load.
+        #[arg(long, default_value_t = 120)]
+        settle_timeout: u64,
+    },
+    /// Delete every stream of a NATS namespace (a fresh start for the next run).
+    PurgeNamespace {
+        #[arg(long)]
+        namespace: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::PurgeNamespace { namespace } = &cli.command {
+        return match bench::purge_namespace(&cli.nats_url, namespace).await {
+            Ok(n) => {
+                eprintln!("deleted {n} streams of namespace {namespace}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("purge failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (Some(database_url), Some(admin_email), Some(admin_password)) =
+        (cli.database_url, cli.admin_email, cli.admin_password)
+    else {
+        eprintln!(
+            "DATABASE_URL, ADMIN_EMAIL and ADMIN_PASSWORD are required (flags or environment)"
+        );
+        return ExitCode::from(2);
+    };
+    match cli.command {
+        Command::Run {
+            scenarios,
+            concurrency,
+            duration,
+            products,
+            wait,
+            flash_orders,
+            flash_stock,
+            flash_clients,
+            api_pid,
+            workers_pid,
+        } => {
+            let options = run::Options {
+                api_url: cli.api_url,
+                database_url,
+                admin_email,
+                admin_password,
+                scenarios,
+                concurrency,
+                duration: Duration::from_secs(duration.clamp(1, 120)),
+                products: products.max(2),
+                wait,
+                flash_orders,
+                flash_stock,
+                flash_clients,
+                api_pid,
+                workers_pids: workers_pid,
+            };
+            match run::run(&options).await {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Drill {
+            concurrency,
+            duration,
+            products,
+            stock,
+            settle_timeout,
+        } => {
+            let options = drill::Options {
+                api_url: cli.api_url,
+                database_url,
+                admin_email,
+                admin_password,
+                concurrency,
+                duration: Duration::from_secs(duration.clamp(1, 600)),
+                products: products.max(2),
+                stock,
+                settle_timeout: Duration::from_secs(settle_timeout),
+            };
+            match drill::run(&options).await {
+                Ok((summary, verdict)) => {
+                    println!("{summary}\n{verdict}");
+                    if verdict.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("drill failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::PurgeNamespace { .. } => ExitCode::SUCCESS,
+    }
+}

@@ -1,0 +1,155 @@
+//! Resident memory of the api and worker processes, from `/proc/<pid>/status`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A value in KiB from a `/proc/<pid>/status` line such as `VmHWM:    12345 kB`.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Samples `VmRSS` of some processes until dropped, keeping each one's peak.
+pub struct Sampler {
+    peaks: Arc<Mutex<BTreeMap<String, u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    pub fn start(processes: Vec<(String, u32)>) -> Self {
+        let peaks = Arc::new(Mutex::new(BTreeMap::new()));
+        let shared = Arc::clone(&peaks);
+        let task = tokio::spawn(async move {
+            loop {
+                for (name, pid) in &processes {
+                    if let Some(kib) = status_kib(*pid, "VmRSS")
+                        && let Ok(mut peaks) = shared.lock()
+                    {
+                        let peak = peaks.entry(name.clone()).or_insert(0);
+                        *peak = (*peak).max(kib);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Sampler { peaks, task }
+    }
+
+    /// Peak sampled `VmRSS` per process, in KiB.
+    pub fn peaks(&self) -> BTreeMap<String, u64> {
+        self.peaks.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds used so far by every process named `comm` (e.g. all `postgres` backends).
+pub fn cpu_secs_by_name(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == comm)
+                .unwrap_or(false)
+        })
+        .filter_map(cpu_secs)
+        .sum()
+}
+
+/// Busy and total CPU seconds of the whole machine (all cores), from `/proc/stat`.
+pub fn machine_cpu() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().sum();
+    // idle and iowait
+    let idle = v.get(3)? + v.get(4).unwrap_or(&0.0);
+    Some(((total - idle) / 100.0, total / 100.0))
+}
+
+/// CPU used by each process of the system over a phase.
+pub struct CpuMeter {
+    processes: Vec<(String, u32)>,
+    start: Vec<f64>,
+    named: Vec<(&'static str, f64)>,
+    machine: Option<(f64, f64)>,
+    me: f64,
+}
+
+impl CpuMeter {
+    pub fn start(processes: &[(String, u32)]) -> Self {
+        CpuMeter {
+            processes: processes.to_vec(),
+            start: processes
+                .iter()
+                .map(|(_, p)| cpu_secs(*p).unwrap_or(0.0))
+                .collect(),
+            named: ["postgres", "nats-server"]
+                .into_iter()
+                .map(|n| (n, cpu_secs_by_name(n)))
+                .collect(),
+            machine: machine_cpu(),
+            me: cpu_secs(std::process::id()).unwrap_or(0.0),
+        }
+    }
+
+    /// `name: seconds (share of one core)` for each process, over `elapsed`, and the machine's
+    /// busy share of all its cores.
+    pub fn report(&self, elapsed: Duration, per: u64) -> String {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut parts = Vec::new();
+        let mut line = |name: &str, used: f64| {
+            parts.push(format!(
+                "{name} {:.0}% ({:.2} ms each)",
+                100.0 * used / secs,
+                1000.0 * used / per.max(1) as f64
+            ));
+        };
+        for ((name, pid), start) in self.processes.iter().zip(&self.start) {
+            line(name, cpu_secs(*pid).unwrap_or(*start) - start);
+        }
+        for (name, start) in &self.named {
+            line(name, cpu_secs_by_name(name) - start);
+        }
+        line(
+            "bench",
+            cpu_secs(std::process::id()).unwrap_or(self.me) - self.me,
+        );
+        let machine = match (self.machine, machine_cpu()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                format!("; machine busy {:.0}%", 100.0 * (b1 - b0) / (t1 - t0))
+            }
+            _ => String::new(),
+        };
+        format!("{}{machine}", parts.join(", "))
+    }
+}

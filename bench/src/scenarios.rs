@@ -1,0 +1,423 @@
+//! The load scenarios: `place`, `flash-sale`, `browse` (with its bare-axum baseline) and the
+//! fault drill's `load`.
+
+use crate::driver::{self, Outcome, Plan, Ran};
+use crate::setup::{Api, Customer};
+use crate::stats::{Recorder, Snapshot};
+use rand::Rng;
+use reqwest::header::HeaderValue;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// What a scenario measured.
+pub struct Measured {
+    pub ran: Ran,
+    pub stats: Snapshot,
+    /// From the first request until no order of the scenario is `PENDING` (None: not settled
+    /// within the wait, or not an ordering scenario).
+    pub settled_after: Option<Duration>,
+    pub settled: i64,
+    pub confirmed: i64,
+}
+
+impl Measured {
+    pub fn accepted_per_sec(&self) -> f64 {
+        self.stats.accepted as f64 / self.ran.elapsed.as_secs_f64().max(1e-9)
+    }
+    pub fn settled_per_sec(&self) -> Option<f64> {
+        self.settled_after
+            .map(|d| self.settled as f64 / d.as_secs_f64().max(1e-9))
+    }
+}
+
+/// Two distinct products of the catalogue, chosen at random.
+fn two_lines(products: &[Uuid]) -> serde_json::Value {
+    let mut rng = rand::rng();
+    let n = products.len();
+    let a = rng.random_range(0..n);
+    let b = (a + 1 + rng.random_range(0..n.saturating_sub(1).max(1))) % n;
+    json!({"items": [
+        {"product_id": products[a], "quantity": 1},
+        {"product_id": products[b], "quantity": 1},
+    ]})
+}
+
+/// Sends one order and reads the whole answer (so the connection is reused); an accepted
+/// order's id comes from its `Location`.
+async fn post_order(
+    api: &Api,
+    customer: &Customer,
+    body: &serde_json::Value,
+    wait: Option<u64>,
+) -> (Outcome, Option<Uuid>) {
+    let mut req = api
+        .http
+        .post(api.url("/orders"))
+        .bearer_auth(&customer.token)
+        .json(body);
+    if let Some(wait) = wait
+        && let Ok(v) = HeaderValue::from_str(&format!("wait={wait}"))
+    {
+        req = req.header("prefer", v);
+    }
+    match req.send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let id: Option<Uuid> = res
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .and_then(|s| s.parse().ok());
+            let accepted = status == 201 || status == 202;
+            // A 201/202 is final once its status line arrived, even if the body is cut off.
+            let _ = res.bytes().await;
+            (Outcome::http(status, accepted), id.filter(|_| accepted))
+        }
+        Err(e) => (Outcome::error(&e), None),
+    }
+}
+
+/// Settled orders of `customers` so far (`status` other than `PENDING`), and how many of them
+/// are `CONFIRMED`.
+pub async fn settled_of(db: &sqlx::PgPool, customers: &[Customer]) -> anyhow::Result<(i64, i64)> {
+    let users: Vec<Uuid> = customers.iter().map(|c| c.id).collect();
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status <> 'PENDING'),
+                count(*) FILTER (WHERE status = 'CONFIRMED')
+           FROM orders WHERE user_id = ANY($1)",
+    )
+    .bind(&users)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Waits until the orders `customers` placed since `before` was counted are all settled (or
+/// `timeout`); returns when, how many settled and how many of them were confirmed.
+pub async fn wait_settled(
+    db: &sqlx::PgPool,
+    customers: &[Customer],
+    before: (i64, i64),
+    accepted: u64,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<(Option<Duration>, i64, i64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (settled, confirmed) = settled_of(db, customers).await?;
+        let (settled, confirmed) = (settled - before.0, confirmed - before.1);
+        if u64::try_from(settled).unwrap_or(0) >= accepted {
+            return Ok((Some(started.elapsed()), settled, confirmed));
+        }
+        if Instant::now() > deadline {
+            return Ok((None, settled, confirmed));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Who orders what, through which api.
+#[derive(Clone)]
+pub struct Shop {
+    pub api: Arc<Api>,
+    pub customers: Arc<Vec<Customer>>,
+    pub products: Arc<Vec<Uuid>>,
+}
+
+/// `place`: every client orders two lines of the catalogue, waiting for the outcome.
+pub async fn place(
+    shop: &Shop,
+    db: &sqlx::PgPool,
+    clients: usize,
+    plan: Plan,
+    wait: u64,
+    label: &str,
+) -> anyhow::Result<Measured> {
+    let customers = Arc::clone(&shop.customers);
+    let recorder = Arc::new(Recorder::new());
+    let before = settled_of(db, &customers).await?;
+    let ran = {
+        let (api, customers, products) = (
+            Arc::clone(&shop.api),
+            Arc::clone(&shop.customers),
+            Arc::clone(&shop.products),
+        );
+        driver::drive(label, clients, plan, Arc::clone(&recorder), move |_, c| {
+            let (api, customers, products) = (
+                Arc::clone(&api),
+                Arc::clone(&customers),
+                Arc::clone(&products),
+            );
+            async move {
+                let body = two_lines(&products);
+                let customer = &customers[c % customers.len()];
+                post_order(&api, customer, &body, Some(wait)).await.0
+            }
+        })
+        .await
+    };
+    let stats = recorder.snapshot();
+    let (settled_after, settled, confirmed) = wait_settled(
+        db,
+        &customers,
+        before,
+        stats.accepted,
+        ran.started,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(Measured {
+        ran,
+        stats,
+        settled_after,
+        settled,
+        confirmed,
+    })
+}
+
+/// `flash-sale`: `orders` one-unit orders for one product, answered 202 at once.
+pub async fn flash_sale(
+    api: Arc<Api>,
+    db: &sqlx::PgPool,
+    customers: Arc<Vec<Customer>>,
+    product: Uuid,
+    clients: usize,
+    orders: u64,
+) -> anyhow::Result<Measured> {
+    let recorder = Arc::new(Recorder::new());
+    let before = settled_of(db, &customers).await?;
+    let body = Arc::new(json!({"items": [{"product_id": product, "quantity": 1}]}));
+    let plan = Plan::Count {
+        n: orders,
+        limit: Duration::from_secs(60),
+    };
+    let ran = {
+        let (api, customers) = (Arc::clone(&api), Arc::clone(&customers));
+        driver::drive(
+            "flash-sale",
+            clients,
+            plan,
+            Arc::clone(&recorder),
+            move |_, c| {
+                let (api, customers, body) =
+                    (Arc::clone(&api), Arc::clone(&customers), Arc::clone(&body));
+                async move {
+                    let customer = &customers[c % customers.len()];
+                    post_order(&api, customer, &body, None).await.0
+                }
+            },
+        )
+        .await
+    };
+    let stats = recorder.snapshot();
+    let (settled_after, settled, confirmed) = wait_settled(
+        db,
+        &customers,
+        before,
+        stats.accepted,
+        ran.started,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(Measured {
+        ran,
+        stats,
+        settled_after,
+        settled,
+        confirmed,
+    })
+}
+
+/// The catalogue queries `browse` cycles through.
+pub const LIST_QUERIES: &[&str] = &[
+    "/products?limit=20",
+    "/products?sort=price&limit=20",
+    "/products?min_price=1000&max_price=6000&limit=20",
+    "/products?in_stock=true&sort=-name&limit=20",
+    "/products?q=product%2001&limit=20",
+    "/products?sort=-created_at&limit=50",
+];
+
+async fn get(api: &Api, url: String) -> Outcome {
+    match api.http.get(url).send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let ok = res.bytes().await.is_ok() && status == 200;
+            Outcome::http(status, ok)
+        }
+        Err(e) => Outcome::error(&e),
+    }
+}
+
+/// `browse`, list phase: anonymous catalogue pages with filters.
+pub async fn browse_lists(api: Arc<Api>, clients: usize, duration: Duration) -> Measured {
+    let recorder = Arc::new(Recorder::new());
+    let ran = driver::drive(
+        "browse list",
+        clients,
+        Plan::For(duration),
+        Arc::clone(&recorder),
+        move |i, _| {
+            let api = Arc::clone(&api);
+            async move {
+                let query = LIST_QUERIES[usize::try_from(i).unwrap_or(0) % LIST_QUERIES.len()];
+                let url = api.url(query);
+                get(&api, url).await
+            }
+        },
+    )
+    .await;
+    measured(ran, &recorder)
+}
+
+/// `browse`, detail phase: anonymous product pages.
+pub async fn browse_details(
+    api: Arc<Api>,
+    products: Arc<Vec<Uuid>>,
+    clients: usize,
+    duration: Duration,
+) -> Measured {
+    let recorder = Arc::new(Recorder::new());
+    let ran = driver::drive(
+        "browse detail",
+        clients,
+        Plan::For(duration),
+        Arc::clone(&recorder),
+        move |i, _| {
+            let (api, products) = (Arc::clone(&api), Arc::clone(&products));
+            async move {
+                let id = products[usize::try_from(i).unwrap_or(0) % products.len()];
+                let url = api.url(&format!("/products/{id}"));
+                get(&api, url).await
+            }
+        },
+    )
+    .await;
+    measured(ran, &recorder)
+}
+
+/// The baseline for `browse`: a bare axum handler answering the bytes of a real list page from
+/// a fixed buffer, on its own runtime (like a separate server process), driven the same way.
+pub async fn baseline(
+    api: &Api,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<(Measured, usize)> {
+    let page = api
+        .http
+        .get(api.url(LIST_QUERIES[0]))
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let size = page.len();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let app = axum::Router::new().route(
+                "/api/v1/products",
+                axum::routing::get(move || {
+                    let page = page.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            page,
+                        )
+                    }
+                }),
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await?;
+            Ok(())
+        })
+    });
+    let bare = Arc::new(Api::new(&format!("http://{addr}"), api.http.clone()));
+    let recorder = Arc::new(Recorder::new());
+    let ran = driver::drive(
+        "bare axum",
+        clients,
+        Plan::For(duration),
+        Arc::clone(&recorder),
+        move |_, _| {
+            let bare = Arc::clone(&bare);
+            async move {
+                let url = bare.url("/products");
+                get(&bare, url).await
+            }
+        },
+    )
+    .await;
+    let _ = stop_tx.send(());
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
+    Ok((measured(ran, &recorder), size))
+}
+
+fn measured(ran: Ran, recorder: &Recorder) -> Measured {
+    Measured {
+        ran,
+        stats: recorder.snapshot(),
+        settled_after: None,
+        settled: 0,
+        confirmed: 0,
+    }
+}
+
+/// The fault drill's load: two-line orders answered 202 at once; returns every accepted id.
+pub async fn drill_load(
+    api: Arc<Api>,
+    customers: Arc<Vec<Customer>>,
+    products: Arc<Vec<Uuid>>,
+    clients: usize,
+    duration: Duration,
+) -> (Measured, Vec<Uuid>) {
+    let recorder = Arc::new(Recorder::new());
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let ran = {
+        let ids = Arc::clone(&ids);
+        driver::drive(
+            "drill load",
+            clients,
+            Plan::For(duration),
+            Arc::clone(&recorder),
+            move |_, c| {
+                let (api, customers, products, ids) = (
+                    Arc::clone(&api),
+                    Arc::clone(&customers),
+                    Arc::clone(&products),
+                    Arc::clone(&ids),
+                );
+                async move {
+                    let body = two_lines(&products);
+                    let customer = &customers[c % customers.len()];
+                    let (outcome, id) = post_order(&api, customer, &body, None).await;
+                    if !outcome.accepted {
+                        // Back off a little while a dependency is down.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if let Some(id) = id
+                        && let Ok(mut ids) = ids.lock()
+                    {
+                        ids.push(id);
+                    }
+                    outcome
+                }
+            },
+        )
+        .await
+    };
+    let accepted = ids.lock().map(|ids| ids.clone()).unwrap_or_default();
+    (measured(ran, &recorder), accepted)
+}

@@ -1,0 +1,156 @@
+//! Preparing a run through the public API: the ADMIN's token, customer accounts, a catalogue.
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// An HTTP client for load: keep-alive, no cookies (tokens go in `Authorization`).
+pub fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(pool)
+        .tcp_nodelay(true)
+        .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// The `access_token` cookie of a register or login answer: the Bearer token.
+pub fn access_token(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let first = c.split(';').next()?.trim();
+            first
+                .strip_prefix("access_token=")
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        })
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A customer account and its token.
+#[derive(Clone)]
+pub struct Customer {
+    pub id: Uuid,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(base: &str, http: reqwest::Client) -> Self {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// Waits until `/health/ready` answers 200 (at most `timeout`).
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(res) = self
+                .http
+                .get(format!("{}/health/ready", self.base))
+                .send()
+                .await
+                && res.status().is_success()
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{} not ready after {timeout:?}", self.base);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let res = self
+            .http
+            .post(self.url("/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("admin login answered {}", res.status());
+        }
+        access_token(&res).context("login answer without an access_token cookie")
+    }
+
+    /// Registers `n` customers (a few at a time: each costs an argon2 hash on the server).
+    pub async fn register_customers(&self, n: usize, tag: &str) -> anyhow::Result<Vec<Customer>> {
+        let run = Uuid::new_v4().simple().to_string();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let email = format!("bench-{tag}-{}-{i}@example.com", &run[..8]);
+                async move {
+                    let res = self
+                        .http
+                        .post(self.url("/auth/register"))
+                        .json(&json!({"email": email, "password": "bench-password-1", "name": "Bench"}))
+                        .send()
+                        .await?;
+                    if res.status().as_u16() != 201 {
+                        bail!("register answered {}", res.status());
+                    }
+                    let token = access_token(&res).context("register without access_token")?;
+                    let user: Value = res.json().await?;
+                    let id = user["id"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .context("register answer without a user id")?;
+                    Ok(Customer { id, token })
+                }
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await
+    }
+
+    /// Creates `n` products with `stock` each and returns their ids.
+    pub async fn create_products(
+        &self,
+        admin: &str,
+        n: usize,
+        stock: i64,
+        tag: &str,
+    ) -> anyhow::Result<Vec<Uuid>> {
+        futures::stream::iter(0..n)
+            .map(|i| async move {
+                let body = json!({
+                    "name": format!("{tag} product {i:04}"),
+                    "description": format!("A {tag} benchmark item, number {i}"),
+                    "price": 100 + (i as i64 * 37) % 9_900,
+                    "stock": stock,
+                });
+                let res = self
+                    .http
+                    .post(self.url("/products"))
+                    .bearer_auth(admin)
+                    .json(&body)
+                    .send()
+                    .await?;
+                if res.status().as_u16() != 201 {
+                    bail!("create product answered {}", res.status());
+                }
+                let product: Value = res.json().await?;
+                product["id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<Uuid>().ok())
+                    .context("product without an id")
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+    }
+}
