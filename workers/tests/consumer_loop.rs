@@ -81,17 +81,31 @@ impl Harness {
 
     /// Waits until the consumer has nothing pending and nothing unacknowledged.
     async fn settled(&self) {
+        self.consumer_until("consumer settled", |i| {
+            i.num_pending == 0 && i.num_ack_pending == 0
+        })
+        .await;
+    }
+
+    /// Waits until the server holds no pull request for the consumer.
+    async fn no_pull_waiting(&self) {
+        self.consumer_until("no pull request waiting", |i| i.num_waiting == 0)
+            .await;
+    }
+
+    /// Polls the consumer's info until `done` accepts it.
+    async fn consumer_until(&self, what: &str, done: fn(&jetstream::consumer::Info) -> bool) {
         let stream = self.bus.namespace().name(self.spec.stream);
         let durable = self.bus.namespace().name(&self.spec.durable);
         let js = self.bus.jetstream().clone();
-        eventually(WAIT, "consumer settled", || {
+        eventually(WAIT, what, || {
             let js = js.clone();
             let (stream, durable) = (stream.clone(), durable.clone());
             async move {
                 let mut consumer: jetstream::consumer::PullConsumer =
                     js.get_consumer_from_stream(&durable, &stream).await.ok()?;
                 let info = consumer.info().await.ok()?;
-                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+                done(info).then_some(())
             }
         })
         .await;
@@ -296,6 +310,9 @@ async fn a_message_is_redelivered_after_its_handler_crashed_before_acking() {
     // The worker dies mid-message: no ack, no nak.
     crashed.abort();
     let _ = crashed.await;
+    // The dead loop's last pull request lives on at the server until it expires; a redelivery
+    // sent to it would be lost once more. Start the new worker once the server holds none.
+    h.no_pull_waiting().await;
 
     let (_stop2, _task2) = h.start(HangsOnFirstDelivery { started: tx }).await;
     assert_eq!(
