@@ -234,7 +234,13 @@ pub async fn on_reserved(ctx: Context, delivery: Delivery) -> Result<(), Failure
         actor: "system:inventory".into(),
         reason: Some("stock reserved".into()),
     };
-    apply_exactly_from(&ctx, change, OrderStatus::Pending, &envelope.correlation_id).await
+    apply(
+        &ctx,
+        change,
+        |current| current == OrderStatus::Pending,
+        &envelope.correlation_id,
+    )
+    .await
 }
 
 /// `inventory.evt.rejected`: PENDING → REJECTED, with the reason naming the lines.
@@ -246,17 +252,26 @@ pub async fn on_rejected(ctx: Context, delivery: Delivery) -> Result<(), Failure
         actor: "system:inventory".into(),
         reason: Some(envelope.data.reason),
     };
-    apply_exactly_from(&ctx, change, OrderStatus::Pending, &envelope.correlation_id).await
+    apply(
+        &ctx,
+        change,
+        |current| current == OrderStatus::Pending,
+        &envelope.correlation_id,
+    )
+    .await
 }
 
-async fn apply_exactly_from(
+/// Applies `change` in its own transaction if the order's current status passes
+/// `allowed_from`, then publishes it and its follow-ups. A redelivery finds the change made and
+/// publishes again; an unknown order or a move that cannot apply is permanent.
+async fn apply(
     ctx: &Context,
     change: Change,
-    from: OrderStatus,
+    allowed_from: impl Fn(OrderStatus) -> bool,
     correlation_id: &str,
 ) -> Result<(), Failure> {
     let mut tx = ctx.db.begin().await?;
-    let outcome = transition_in(&mut tx, &change, |current| current == from).await?;
+    let outcome = transition_in(&mut tx, &change, allowed_from).await?;
     tx.commit().await?;
     match outcome {
         Outcome::Applied(event) | Outcome::AlreadyThere(event) => {
@@ -267,7 +282,7 @@ async fn apply_exactly_from(
             change.order_id
         ))),
         Outcome::NotApplicable(current) => Err(Failure::permanent(format!(
-            "order {} is {current}; cannot move {from} -> {}",
+            "illegal transition: order {} is {current}, cannot move to {}",
             change.order_id, change.to
         ))),
     }
@@ -294,22 +309,14 @@ pub async fn transition(ctx: Context, delivery: Delivery) -> Result<(), Failure>
         actor: command.actor,
         reason: command.reason,
     };
-    let mut tx = ctx.db.begin().await?;
-    let outcome = transition_in(&mut tx, &change, |current| current.can_become(change.to)).await?;
-    tx.commit().await?;
-    match outcome {
-        Outcome::Applied(event) | Outcome::AlreadyThere(event) => {
-            publish_with_follow_ups(&ctx, event, &envelope.correlation_id).await
-        }
-        Outcome::Missing => Err(Failure::permanent(format!(
-            "unknown order {}",
-            change.order_id
-        ))),
-        Outcome::NotApplicable(current) => Err(Failure::permanent(format!(
-            "illegal transition: order {} is {current}, cannot move to {}",
-            change.order_id, change.to
-        ))),
-    }
+    let to = change.to;
+    apply(
+        &ctx,
+        change,
+        |current| current.can_become(to),
+        &envelope.correlation_id,
+    )
+    .await
 }
 
 /// `payments.evt.succeeded`. The right amount for a CONFIRMED order pays it. Money is never
