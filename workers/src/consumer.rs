@@ -1,7 +1,10 @@
 //! The generic consumer loop for durable pull consumers.
 //!
-//! It fetches in batches, runs a handler on each message concurrently, and settles each message
-//! by the handler's outcome:
+//! It fetches in batches and takes the messages as they arrive, in chunks of those already
+//! received. A message whose handler groups it ([`Handler::batch_group`]) is handled together
+//! with the rest of its group in the chunk (one transaction for many messages); any other
+//! message is handled on its own, concurrently with the rest. Each message is settled by its
+//! own outcome:
 //!
 //! * success: acknowledged (double ack: the server confirms it) only after the handler returned,
 //!   i.e. after its transaction committed and its follow-up messages were acknowledged;
@@ -40,6 +43,9 @@ pub struct Delivery {
     pub delivered: i64,
     pub stream_sequence: u64,
     pub correlation_id: String,
+    /// The context of the message's handling, child of the publisher's: what a handler
+    /// publishes for this message continues the same trace (see [`TraceContext::scope`]).
+    pub trace: TraceContext,
 }
 
 /// Why a handler did not succeed.
@@ -85,18 +91,49 @@ impl From<common::messaging::PublishError> for Failure {
     }
 }
 
-/// Processes one message. Implementations must be idempotent: a message may arrive again
-/// after a crash between commit and ack.
+/// Processes messages. Implementations must be idempotent: a message may arrive again after a
+/// crash between commit and ack.
 pub trait Handler: Send + Sync + 'static {
+    /// Handles one message.
     fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), Failure>> + Send;
+
+    /// The group a message is handled in, if it is handled together with others of its group
+    /// by [`Handler::handle_batch`]; `None` (the default) handles it on its own.
+    fn batch_group(&self, _delivery: &Delivery) -> Option<&'static str> {
+        None
+    }
+
+    /// Handles messages of one group together; one outcome per delivery, in their order.
+    /// The default handles them one after the other.
+    fn handle_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> impl Future<Output = Vec<Result<(), Failure>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                outcomes.push(self.handle(delivery).await);
+            }
+            outcomes
+        }
+    }
+}
+
+/// A fetched message, ready to be handled and then settled.
+struct Received {
+    message: jetstream::Message,
+    delivery: Delivery,
+    stream: String,
+    span: tracing::Span,
+    subject_label: String,
 }
 
 /// Tuning of one consumer loop.
 #[derive(Debug, Clone)]
 pub struct LoopOptions {
-    /// Messages requested per pull.
+    /// Messages requested per pull, and the largest group handled together.
     pub batch: usize,
-    /// Messages handled at once.
+    /// Chunks of received messages in hand at once.
     pub concurrency: usize,
     /// How long one pull waits for messages; bounds how long shutdown takes to notice.
     pub fetch_expiry: Duration,
@@ -112,7 +149,7 @@ impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
             batch: 64,
-            concurrency: 32,
+            concurrency: 4,
             fetch_expiry: Duration::from_secs(1),
             max_deliver: 10,
             min_retry_delay: Duration::from_millis(250),
@@ -188,23 +225,32 @@ impl<H: Handler> ConsumerLoop<H> {
             // Messages already pulled are always processed, even during shutdown: leaving
             // them would delay them by a whole ack wait.
             messages
-                .for_each_concurrent(self.options.concurrency, |message| async {
-                    match message {
-                        Ok(message) => self.process(message).await,
-                        Err(e) => tracing::debug!(consumer = name, error = %e, "pull ended"),
-                    }
+                .ready_chunks(self.options.batch)
+                .for_each_concurrent(self.options.concurrency, |chunk| async {
+                    let received = chunk
+                        .into_iter()
+                        .filter_map(|message| match message {
+                            Ok(message) => self.receive(message),
+                            Err(e) => {
+                                tracing::debug!(consumer = name, error = %e, "pull ended");
+                                None
+                            }
+                        })
+                        .collect();
+                    self.process_chunk(received).await;
                 })
                 .await;
         }
         tracing::info!(consumer = name, "consumer drained and stopped");
     }
 
-    async fn process(&self, message: jetstream::Message) {
+    /// Reads a message's metadata and prepares its span and trace context.
+    fn receive(&self, message: jetstream::Message) -> Option<Received> {
         let (delivered, stream_sequence, stream) = match message.info() {
             Ok(info) => (info.delivered, info.stream_sequence, info.stream.to_owned()),
             Err(e) => {
                 tracing::error!(consumer = %self.name, error = %e, "message without JetStream metadata");
-                return;
+                return None;
             }
         };
         let correlation_id = message
@@ -213,14 +259,7 @@ impl<H: Handler> ConsumerLoop<H> {
             .and_then(|h| h.get(CORRELATION_HEADER))
             .map(|v| v.to_string())
             .unwrap_or_default();
-        let delivery = Delivery {
-            subject: self.bus.namespace().relative(&message.subject).to_owned(),
-            payload: message.payload.clone(),
-            headers: message.headers.clone(),
-            delivered,
-            stream_sequence,
-            correlation_id: correlation_id.clone(),
-        };
+        let subject = self.bus.namespace().relative(&message.subject).to_owned();
         // The handler runs in a child of the publisher's trace context, so whatever it
         // publishes continues the same trace.
         let parent = TraceContext::parent_of_incoming(
@@ -234,7 +273,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let span = tracing::info_span!(
             "message",
             consumer = %self.name,
-            subject = %delivery.subject,
+            subject = %subject,
             correlation_id = %correlation_id,
             order_id = order_id.as_deref(),
             trace_id = %parent.trace_id_hex(),
@@ -242,7 +281,113 @@ impl<H: Handler> ConsumerLoop<H> {
             stream_sequence,
         );
         let trace = TraceContext::continue_in(&span, &parent);
-        let subject = subject_label(&delivery.subject);
+        Some(Received {
+            subject_label: subject_label(&subject),
+            delivery: Delivery {
+                subject,
+                payload: message.payload.clone(),
+                headers: message.headers.clone(),
+                delivered,
+                stream_sequence,
+                correlation_id,
+                trace,
+            },
+            message,
+            stream,
+            span,
+        })
+    }
+
+    /// Handles a chunk of received messages: each group together, the rest one by one, all
+    /// concurrently; then settles each message by its outcome.
+    async fn process_chunk(&self, received: Vec<Received>) {
+        let mut singles = Vec::new();
+        let mut groups: Vec<(&'static str, Vec<Received>)> = Vec::new();
+        for r in received {
+            match self.handler.batch_group(&r.delivery) {
+                None => singles.push(r),
+                Some(group) => match groups.iter_mut().find(|(g, _)| *g == group) {
+                    Some((_, members)) => members.push(r),
+                    None => groups.push((group, vec![r])),
+                },
+            }
+        }
+        futures::future::join(
+            futures::future::join_all(singles.into_iter().map(|r| self.process_one(r))),
+            futures::future::join_all(
+                groups
+                    .into_iter()
+                    .map(|(group, members)| self.process_group(group, members)),
+            ),
+        )
+        .await;
+    }
+
+    async fn process_one(&self, received: Received) {
+        let started = Instant::now();
+        let delivery = received.delivery.clone();
+        let trace = delivery.trace;
+        // A panicking handler must not take the loop down with it.
+        let handler = Arc::clone(&self.handler);
+        let work = trace.scope(async move { handler.handle(delivery).await });
+        let outcome = match tokio::spawn(work.instrument(received.span.clone())).await {
+            Ok(outcome) => outcome,
+            Err(join) => Err(Failure::Transient(anyhow::anyhow!(
+                "handler panicked: {join}"
+            ))),
+        };
+        self.settle(received, outcome, started).await;
+    }
+
+    async fn process_group(&self, group: &'static str, members: Vec<Received>) {
+        let started = Instant::now();
+        let size = members.len();
+        let deliveries: Vec<Delivery> = members.iter().map(|r| r.delivery.clone()).collect();
+        let handler = Arc::clone(&self.handler);
+        let span = tracing::info_span!("batch", consumer = %self.name, group, size);
+        let work = async move { handler.handle_batch(deliveries).await };
+        let outcomes: Vec<Result<(), Failure>> = match tokio::spawn(work.instrument(span)).await {
+            Ok(outcomes) if outcomes.len() == size => outcomes,
+            Ok(outcomes) => {
+                let reason = format!(
+                    "batch handler gave {} outcomes for {size} messages",
+                    outcomes.len()
+                );
+                tracing::error!(consumer = %self.name, group, "{reason}");
+                (0..size)
+                    .map(|_| Err(Failure::Transient(anyhow::anyhow!(reason.clone()))))
+                    .collect()
+            }
+            Err(join) => (0..size)
+                .map(|_| {
+                    Err(Failure::Transient(anyhow::anyhow!(
+                        "handler panicked: {join}"
+                    )))
+                })
+                .collect(),
+        };
+        metrics::histogram!("message_batch_size", "consumer" => self.name.clone(), "group" => group)
+            .record(size as f64);
+        futures::future::join_all(
+            members
+                .into_iter()
+                .zip(outcomes)
+                .map(|(r, outcome)| self.settle(r, outcome, started)),
+        )
+        .await;
+    }
+
+    /// Acks, naks or dead-letters a message by its handler's outcome, and counts it.
+    async fn settle(&self, received: Received, outcome: Result<(), Failure>, started: Instant) {
+        let Received {
+            message,
+            delivery,
+            stream,
+            span,
+            subject_label: subject,
+        } = received;
+        let delivered = delivery.delivered;
+        let stream_sequence = delivery.stream_sequence;
         async {
             let labels = [
                 ("consumer", self.name.clone()),
@@ -251,14 +396,6 @@ impl<H: Handler> ConsumerLoop<H> {
             if delivered > 1 {
                 metrics::counter!("message_redeliveries_total", &labels).increment(1);
             }
-            let started = Instant::now();
-            // A panicking handler must not take the loop down with it.
-            let handler = Arc::clone(&self.handler);
-            let work = trace.scope(async move { handler.handle(delivery).await });
-            let outcome = match tokio::spawn(work.in_current_span()).await {
-                Ok(outcome) => outcome,
-                Err(join) => Err(Failure::Transient(anyhow::anyhow!("handler panicked: {join}"))),
-            };
             metrics::histogram!("message_processing_seconds", &labels)
                 .record(started.elapsed().as_secs_f64());
             let result = match outcome {

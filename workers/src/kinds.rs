@@ -2,7 +2,6 @@
 
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
-use crate::consumer::{Delivery, Failure};
 use crate::dispatch::Dispatch;
 use crate::{inventory, orders};
 use common::messages::{
@@ -32,7 +31,7 @@ impl Kind {
             Kind::Inventory => vec![(
                 ConsumerSpec::new(nats::INVENTORY_CMD, "inventory-commands", "inventory.cmd.>"),
                 Dispatch::new()
-                    .on(ReserveStock::TYPE, with(ctx, inventory::reserve))
+                    .on_many(&[ReserveStock::TYPE], with(ctx, inventory::reserve_many))
                     .on(ReleaseStock::TYPE, with(ctx, inventory::release))
                     .on(CommitStock::TYPE, with(ctx, inventory::commit)),
             )],
@@ -40,14 +39,15 @@ impl Kind {
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, "orders-commands", "orders.cmd.>"),
                     Dispatch::new()
-                        .on(PlaceOrder::TYPE, with(ctx, orders::place))
+                        .on_many(&[PlaceOrder::TYPE], with(ctx, orders::place_many))
                         .on(TransitionOrder::TYPE, with(ctx, orders::transition)),
                 ),
                 (
                     ConsumerSpec::new(nats::EVENTS, "orders-inventory-events", "inventory.evt.>"),
-                    Dispatch::new()
-                        .on(StockReserved::TYPE, with(ctx, orders::on_reserved))
-                        .on(StockRejected::TYPE, with(ctx, orders::on_rejected)),
+                    Dispatch::new().on_many(
+                        &[StockReserved::TYPE, StockRejected::TYPE],
+                        with(ctx, orders::on_reserved_many),
+                    ),
                 ),
                 (
                     ConsumerSpec::new(nats::EVENTS, "orders-payment-events", "payments.evt.>"),
@@ -84,11 +84,11 @@ impl Kind {
     }
 }
 
-/// Binds a handler function to the worker context.
-fn with<F, Fut>(ctx: &Context, handler: F) -> impl Fn(Delivery) -> Fut + Send + Sync + 'static
+/// Binds a handler function (of one delivery or of many) to the worker context.
+fn with<D, F, Fut>(ctx: &Context, handler: F) -> impl Fn(D) -> Fut + Send + Sync + 'static
 where
-    F: Fn(Context, Delivery) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    F: Fn(Context, D) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
 {
     let ctx = ctx.clone();
     move |delivery| handler(ctx.clone(), delivery)

@@ -2,6 +2,7 @@
 //! commits stock; the order worker creates orders and applies status transitions. Each kind
 //! can run alone (`workers inventory`, `workers orders`) so ops scale them independently.
 
+pub mod batch;
 pub mod consumer;
 pub mod dispatch;
 pub mod expiry;

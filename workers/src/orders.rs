@@ -2,6 +2,7 @@
 //! worker to reserve them, and applies the outcome to the order's status and timeline.
 
 use crate::Context;
+use crate::batch::Outcomes;
 use crate::consumer::{Delivery, Failure};
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
@@ -9,8 +10,9 @@ use common::messages::{
     CommitStock, LineRequest, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder,
     ReleaseStock, ReserveStock, StockRejected, StockReserved, TransitionOrder, normalise_lines,
 };
-use common::messaging::decode;
+use common::messaging::{Message, decode};
 use sqlx::{Postgres, Transaction};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
@@ -21,12 +23,16 @@ struct ProductSnapshot {
     currency: String,
 }
 
-/// `orders.cmd.place`. Idempotent: the order id is the key; a redelivered command finds the
-/// order recorded and only sends its follow-up again (same message id, dropped if a duplicate).
-pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+/// A place command, decoded and checked.
+struct Placing {
+    command: PlaceOrder,
+    lines: Vec<LineRequest>,
+    correlation_id: String,
+}
+
+fn parse_place(delivery: &Delivery) -> Result<Placing, Failure> {
     let envelope = decode::<PlaceOrder>(&delivery.payload)?;
-    let command = envelope.data;
-    let lines = normalise_lines(&command.items).map_err(|errors| {
+    let lines = normalise_lines(&envelope.data.items).map_err(|errors| {
         Failure::permanent(format!(
             "invalid order: {}",
             errors
@@ -36,6 +42,19 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
                 .join("; ")
         ))
     })?;
+    Ok(Placing {
+        command: envelope.data,
+        lines,
+        correlation_id: envelope.correlation_id,
+    })
+}
+
+/// `orders.cmd.place`. Idempotent: the order id is the key; a redelivered command finds the
+/// order recorded and only sends its follow-up again (same message id, dropped if a duplicate).
+pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let placing = parse_place(&delivery)?;
+    let command = &placing.command;
+    let lines = &placing.lines;
 
     let mut tx = ctx.db.begin().await?;
     let existing: Option<(String, Uuid)> =
@@ -55,7 +74,7 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
             let same_lines = recorded.len() == lines.len()
                 && recorded
                     .iter()
-                    .zip(&lines)
+                    .zip(lines)
                     .all(|((p, q), l)| *p == l.product_id && *q == l.quantity);
             if user_id != command.user_id || !same_lines {
                 return Err(Failure::permanent(format!(
@@ -77,16 +96,12 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
                     command.user_id
                 )));
             }
-            match record_order(
-                &mut tx,
-                &command,
-                &lines,
-                &envelope.correlation_id,
-                &ctx.config.store_currency,
-            )
-            .await?
-            {
-                Some(at) => (OrderStatus::Pending, Some(at)),
+            let recorded = record_orders(&mut tx, &[&placing], &ctx.config.store_currency)
+                .await?
+                .pop();
+            match recorded {
+                Some(Err(failure)) => return Err(failure),
+                Some(Ok(at)) => (OrderStatus::Pending, at),
                 // Recorded concurrently by another delivery of the same command.
                 None => (OrderStatus::Pending, None),
             }
@@ -97,11 +112,117 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
     if status != OrderStatus::Pending {
         return Ok(());
     }
+    publish_placed(&ctx, &placing, created).await
+}
+
+/// `orders.cmd.place`, many at once: the new orders among them are recorded with one
+/// statement in one transaction; a redelivery, an order id seen twice, an unknown user or a
+/// failed batch is left to [`place`].
+pub async fn place_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result<(), Failure>> {
+    let mut outcomes = Outcomes::new(deliveries.len());
+    let mut fresh: Vec<(usize, Placing)> = Vec::with_capacity(deliveries.len());
+    let mut seen = HashSet::with_capacity(deliveries.len());
+    for (i, delivery) in deliveries.iter().enumerate() {
+        match parse_place(delivery) {
+            Err(failure) => outcomes.set(i, Err(failure)),
+            Ok(placing) => {
+                if seen.insert(placing.command.order_id) {
+                    fresh.push((i, placing));
+                }
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        match record_new_orders(&ctx, &fresh).await {
+            Ok(recorded) => {
+                let published = futures::future::join_all(fresh.iter().zip(recorded).filter_map(
+                    |((i, placing), recorded)| {
+                        let trace = deliveries.get(*i)?.trace;
+                        let ctx = &ctx;
+                        Some(async move {
+                            let outcome = match recorded? {
+                                Err(failure) => Err(failure),
+                                Ok(at) => trace.scope(publish_placed(ctx, placing, Some(at))).await,
+                            };
+                            Some((*i, outcome))
+                        })
+                    },
+                ))
+                .await;
+                for (i, outcome) in published.into_iter().flatten() {
+                    outcomes.set(i, outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, size = fresh.len(), "recording a batch of orders failed; recording them one by one");
+            }
+        }
+    }
+    outcomes
+        .finish_with(&deliveries, |d| place(ctx.clone(), d))
+        .await
+}
+
+/// Records, in one transaction, those of `fresh` that are new orders of known users: per
+/// entry, when it was recorded, a permanent failure, or `None` to leave it to [`place`].
+async fn record_new_orders(
+    ctx: &Context,
+    fresh: &[(usize, Placing)],
+) -> Result<Vec<Option<Result<DateTime<Utc>, Failure>>>, Failure> {
+    let ids: Vec<Uuid> = fresh.iter().map(|(_, p)| p.command.order_id).collect();
+    let user_ids: Vec<Uuid> = fresh.iter().map(|(_, p)| p.command.user_id).collect();
+    let mut tx = ctx.db.begin().await?;
+    let existing: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM orders WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let users: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
+        .bind(&user_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let candidates: Vec<(usize, &Placing)> = fresh
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| {
+            !existing.contains(&p.command.order_id) && users.contains(&p.command.user_id)
+        })
+        .map(|(at, (_, p))| (at, p))
+        .collect();
+    let placings: Vec<&Placing> = candidates.iter().map(|(_, p)| *p).collect();
+    let recorded = record_orders(&mut tx, &placings, &ctx.config.store_currency).await?;
+    tx.commit().await?;
+
+    let mut out: Vec<Option<Result<DateTime<Utc>, Failure>>> =
+        (0..fresh.len()).map(|_| None).collect();
+    for ((at, _), recorded) in candidates.iter().zip(recorded) {
+        if let Some(slot) = out.get_mut(*at) {
+            *slot = match recorded {
+                Ok(Some(created)) => Some(Ok(created)),
+                Ok(None) => None,
+                Err(failure) => Some(Err(failure)),
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// Sends what follows a recorded order: the reservation request, and the `PENDING` event if
+/// this delivery recorded it (`created`). Both are acknowledged before the command is acked.
+async fn publish_placed(
+    ctx: &Context,
+    placing: &Placing,
+    created: Option<DateTime<Utc>>,
+) -> Result<(), Failure> {
+    let command = &placing.command;
     let reserve = ReserveStock {
         order_id: command.order_id,
-        items: lines,
+        items: placing.lines.clone(),
     };
-    let correlation = envelope.correlation_id.as_str();
+    let correlation = placing.correlation_id.as_str();
     match created {
         Some(at) => {
             let placed = OrderStatusChanged {
@@ -113,7 +234,7 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
                 actor: format!("user:{}", command.user_id),
                 reason: Some("placed".into()),
             };
-            // Both acknowledged before the command is acked; sent together to save a round trip.
+            // Sent together to save a round trip.
             let (a, b) = tokio::join!(
                 ctx.bus.publish(reserve, correlation),
                 ctx.bus.publish(placed, correlation)
@@ -128,105 +249,158 @@ pub async fn place(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Inserts the order, its lines (snapshot of name and price) and its first timeline entry.
-/// Returns when it was recorded, or `None` if it already existed.
-async fn record_order(
+/// Inserts orders, their lines (snapshot of name and price) and their first timeline entries
+/// with one statement. Per order: when it was recorded, `None` if it already existed, or a
+/// permanent failure (its total overflows).
+async fn record_orders(
     tx: &mut Transaction<'_, Postgres>,
-    command: &PlaceOrder,
-    lines: &[LineRequest],
-    correlation_id: &str,
+    orders: &[&Placing],
     store_currency: &str,
-) -> Result<Option<DateTime<Utc>>, Failure> {
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let products: Vec<ProductSnapshot> =
-        sqlx::query_as("SELECT id, name, price, currency FROM products WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?;
-    let currency = products
-        .first()
-        .map(|p| p.currency.clone())
-        // An order none of whose products exist is rejected anyway.
-        .unwrap_or_else(|| store_currency.to_owned());
+) -> Result<Vec<Result<Option<DateTime<Utc>>, Failure>>, Failure> {
+    let mut product_ids: Vec<Uuid> = orders
+        .iter()
+        .flat_map(|o| o.lines.iter().map(|l| l.product_id))
+        .collect();
+    product_ids.sort_unstable();
+    product_ids.dedup();
+    let products: HashMap<Uuid, ProductSnapshot> = sqlx::query_as::<_, ProductSnapshot>(
+        "SELECT id, name, price, currency FROM products WHERE id = ANY($1)",
+    )
+    .bind(&product_ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
 
-    let mut names = Vec::with_capacity(lines.len());
-    let mut prices = Vec::with_capacity(lines.len());
-    let mut subtotals = Vec::with_capacity(lines.len());
-    let mut total: i64 = 0;
-    for line in lines {
-        match products.iter().find(|p| p.id == line.product_id) {
-            Some(p) => {
-                let subtotal = p
-                    .price
-                    .checked_mul(i64::from(line.quantity))
-                    .ok_or_else(|| Failure::permanent("order total overflows"))?;
-                total = total
-                    .checked_add(subtotal)
-                    .ok_or_else(|| Failure::permanent("order total overflows"))?;
-                names.push(Some(p.name.clone()));
-                prices.push(Some(p.price));
-                subtotals.push(Some(subtotal));
+    // Column arrays of the orders and of their lines.
+    let mut ids = Vec::with_capacity(orders.len());
+    let mut users = Vec::with_capacity(orders.len());
+    let mut totals = Vec::with_capacity(orders.len());
+    let mut currencies = Vec::with_capacity(orders.len());
+    let mut correlations = Vec::with_capacity(orders.len());
+    let mut line_orders = Vec::new();
+    let mut line_nos: Vec<i16> = Vec::new();
+    let mut line_products = Vec::new();
+    let mut names: Vec<Option<String>> = Vec::new();
+    let mut prices: Vec<Option<i64>> = Vec::new();
+    let mut quantities = Vec::new();
+    let mut subtotals: Vec<Option<i64>> = Vec::new();
+    let mut failures: HashMap<Uuid, Failure> = HashMap::new();
+
+    for order in orders {
+        let order_id = order.command.order_id;
+        let priced: Result<i64, Failure> = order.lines.iter().try_fold(0i64, |total, line| {
+            let Some(p) = products.get(&line.product_id) else {
+                return Ok(total);
+            };
+            p.price
+                .checked_mul(i64::from(line.quantity))
+                .and_then(|subtotal| total.checked_add(subtotal))
+                .ok_or_else(|| Failure::permanent("order total overflows"))
+        });
+        let total = match priced {
+            Ok(total) => total,
+            Err(failure) => {
+                failures.insert(order_id, failure);
+                continue;
             }
-            None => {
-                names.push(None);
-                prices.push(None);
-                subtotals.push(None);
-            }
+        };
+        // An order none of whose products exist is rejected anyway.
+        let currency = order
+            .lines
+            .iter()
+            .find_map(|l| products.get(&l.product_id))
+            .map_or(store_currency, |p| p.currency.as_str());
+        ids.push(order_id);
+        users.push(order.command.user_id);
+        totals.push(total);
+        currencies.push(currency.to_owned());
+        correlations.push(order.correlation_id.clone());
+        for (no, line) in order.lines.iter().enumerate() {
+            let product = products.get(&line.product_id);
+            line_orders.push(order_id);
+            line_nos.push(i16::try_from(no).unwrap_or(i16::MAX));
+            line_products.push(line.product_id);
+            names.push(product.map(|p| p.name.clone()));
+            prices.push(product.map(|p| p.price));
+            quantities.push(line.quantity);
+            subtotals.push(product.map(|p| p.price * i64::from(line.quantity)));
         }
     }
 
-    let created_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        r#"
-        INSERT INTO orders (id, user_id, status, total, currency, correlation_id)
-        VALUES ($1, $2, 'PENDING', $3, $4, $5)
-        ON CONFLICT (id) DO NOTHING
-        RETURNING created_at
-        "#,
-    )
-    .bind(command.order_id)
-    .bind(command.user_id)
-    .bind(total)
-    .bind(&currency)
-    .bind(correlation_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(created_at) = created_at else {
-        return Ok(None);
+    let inserted: HashMap<Uuid, DateTime<Utc>> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
+            r#"
+            WITH new_orders AS (
+                INSERT INTO orders (id, user_id, status, total, currency, correlation_id)
+                SELECT id, user_id, 'PENDING', total, currency, correlation_id
+                  FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[])
+                       AS v(id, user_id, total, currency, correlation_id)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id, user_id, created_at
+            ), new_lines AS (
+                INSERT INTO order_items
+                       (order_id, line_no, product_id, name, unit_price, quantity, subtotal)
+                SELECT l.order_id, l.line_no, l.product_id, l.name, l.unit_price, l.quantity,
+                       l.subtotal
+                  FROM unnest($6::uuid[], $7::int2[], $8::uuid[], $9::text[], $10::int8[],
+                              $11::int4[], $12::int8[])
+                       AS l(order_id, line_no, product_id, name, unit_price, quantity, subtotal)
+                  JOIN new_orders o ON o.id = l.order_id
+            ), placed AS (
+                INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
+                SELECT id, NULL, 'PENDING', created_at, 'user:' || user_id, 'placed'
+                  FROM new_orders
+            )
+            SELECT id, created_at FROM new_orders
+            "#,
+        )
+        .bind(&ids)
+        .bind(&users)
+        .bind(&totals)
+        .bind(&currencies)
+        .bind(&correlations)
+        .bind(&line_orders)
+        .bind(&line_nos)
+        .bind(&line_products)
+        .bind(&names)
+        .bind(&prices)
+        .bind(&quantities)
+        .bind(&subtotals)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect()
     };
-
-    let line_nos: Vec<i16> = (0..lines.len())
-        .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
-        .collect();
-    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-    sqlx::query(
-        r#"
-        INSERT INTO order_items (order_id, line_no, product_id, name, unit_price, quantity, subtotal)
-        SELECT $1, * FROM unnest($2::int2[], $3::uuid[], $4::text[], $5::int8[], $6::int4[], $7::int8[])
-        "#,
-    )
-    .bind(command.order_id)
-    .bind(&line_nos)
-    .bind(&ids)
-    .bind(&names)
-    .bind(&prices)
-    .bind(&quantities)
-    .bind(&subtotals)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-         VALUES ($1, NULL, 'PENDING', $2, $3, 'placed')",
-    )
-    .bind(command.order_id)
-    .bind(created_at)
-    .bind(format!("user:{}", command.user_id))
-    .execute(&mut **tx)
-    .await?;
-    Ok(Some(created_at))
+    Ok(orders
+        .iter()
+        .map(|o| {
+            let id = o.command.order_id;
+            match failures.remove(&id) {
+                Some(failure) => Err(failure),
+                None => Ok(inserted.get(&id).copied()),
+            }
+        })
+        .collect())
 }
 
-/// `inventory.evt.reserved`: PENDING → CONFIRMED.
-pub async fn on_reserved(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+/// `inventory.evt.reserved` (PENDING → CONFIRMED) or `inventory.evt.rejected` (PENDING →
+/// REJECTED, with the reason naming the lines), as a status change.
+fn inventory_change(delivery: &Delivery) -> Result<(Change, String), Failure> {
+    let kind = common::messaging::peek_type(&delivery.payload).unwrap_or_default();
+    if kind == StockRejected::TYPE {
+        let envelope = decode::<StockRejected>(&delivery.payload)?;
+        let change = Change {
+            order_id: envelope.data.order_id,
+            to: OrderStatus::Rejected,
+            actor: "system:inventory".into(),
+            reason: Some(envelope.data.reason),
+        };
+        return Ok((change, envelope.correlation_id));
+    }
     let envelope = decode::<StockReserved>(&delivery.payload)?;
     let change = Change {
         order_id: envelope.data.order_id,
@@ -234,31 +408,111 @@ pub async fn on_reserved(ctx: Context, delivery: Delivery) -> Result<(), Failure
         actor: "system:inventory".into(),
         reason: Some("stock reserved".into()),
     };
+    Ok((change, envelope.correlation_id))
+}
+
+/// `inventory.evt.reserved` / `inventory.evt.rejected`: the inventory worker's decision
+/// settles a PENDING order.
+pub async fn on_reserved(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
+    let (change, correlation_id) = inventory_change(&delivery)?;
     apply(
         &ctx,
         change,
         |current| current == OrderStatus::Pending,
-        &envelope.correlation_id,
+        &correlation_id,
     )
     .await
 }
 
-/// `inventory.evt.rejected`: PENDING → REJECTED, with the reason naming the lines.
-pub async fn on_rejected(ctx: Context, delivery: Delivery) -> Result<(), Failure> {
-    let envelope = decode::<StockRejected>(&delivery.payload)?;
-    let change = Change {
-        order_id: envelope.data.order_id,
-        to: OrderStatus::Rejected,
-        actor: "system:inventory".into(),
-        reason: Some(envelope.data.reason),
-    };
-    apply(
-        &ctx,
-        change,
-        |current| current == OrderStatus::Pending,
-        &envelope.correlation_id,
+/// Inventory decisions, many at once: the PENDING orders among them move in one transaction;
+/// anything else (a redelivery, an unknown order, a failed batch) is left to [`on_reserved`].
+pub async fn on_reserved_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result<(), Failure>> {
+    let mut outcomes = Outcomes::new(deliveries.len());
+    let mut changes: Vec<(usize, Change, String)> = Vec::with_capacity(deliveries.len());
+    let mut seen = HashSet::with_capacity(deliveries.len());
+    for (i, delivery) in deliveries.iter().enumerate() {
+        match inventory_change(delivery) {
+            Err(failure) => outcomes.set(i, Err(failure)),
+            Ok((change, correlation_id)) => {
+                if seen.insert(change.order_id) {
+                    changes.push((i, change, correlation_id));
+                }
+            }
+        }
+    }
+    if !changes.is_empty() {
+        match settle_pending(&ctx, &changes).await {
+            Ok(events) => {
+                let published = futures::future::join_all(events.into_iter().filter_map(
+                    |(i, event, correlation_id)| {
+                        let trace = deliveries.get(i)?.trace;
+                        let ctx = &ctx;
+                        Some(async move {
+                            let outcome = trace
+                                .scope(publish_with_follow_ups(ctx, event, correlation_id))
+                                .await;
+                            (i, outcome)
+                        })
+                    },
+                ))
+                .await;
+                for (i, outcome) in published {
+                    outcomes.set(i, outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, size = changes.len(), "settling a batch of orders failed; settling them one by one");
+            }
+        }
+    }
+    outcomes
+        .finish_with(&deliveries, |d| on_reserved(ctx.clone(), d))
+        .await
+}
+
+/// Applies those of `changes` whose order is PENDING, in one transaction (rows locked in id
+/// order); returns their events with the index and correlation id of their message.
+async fn settle_pending<'a>(
+    ctx: &Context,
+    changes: &'a [(usize, Change, String)],
+) -> Result<Vec<(usize, OrderStatusChanged, &'a str)>, Failure> {
+    let ids: Vec<Uuid> = changes.iter().map(|(_, c, _)| c.order_id).collect();
+    let mut tx = ctx.db.begin().await?;
+    let pending: HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT id, user_id FROM orders WHERE id = ANY($1) AND status = 'PENDING'
+          ORDER BY id FOR UPDATE",
     )
-    .await
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let moves: Vec<(usize, Move<'a>, &'a str)> = changes
+        .iter()
+        .filter_map(|(i, change, correlation_id)| {
+            let user_id = *pending.get(&change.order_id)?;
+            Some((
+                *i,
+                Move {
+                    change,
+                    from: OrderStatus::Pending,
+                    user_id,
+                },
+                correlation_id.as_str(),
+            ))
+        })
+        .collect();
+    let events = move_orders(
+        &mut tx,
+        &moves.iter().map(|(_, m, _)| *m).collect::<Vec<_>>(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(moves
+        .into_iter()
+        .zip(events)
+        .map(|((i, _, correlation_id), event)| (i, event, correlation_id))
+        .collect())
 }
 
 /// Applies `change` in its own transaction if the order's current status passes
@@ -633,43 +887,94 @@ pub async fn transition_in(
     if !allowed_from(current) || !current.can_become(change.to) {
         return Ok(Outcome::NotApplicable(current));
     }
-    let at: DateTime<Utc> = sqlx::query_scalar(
+    let event = move_orders(
+        tx,
+        &[Move {
+            change,
+            from: current,
+            user_id,
+        }],
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| Failure::Transient(anyhow::anyhow!("order {} did not move", change.order_id)))?;
+    Ok(Outcome::Applied(event))
+}
+
+/// A status change checked against the order's current status, ready to be made.
+#[derive(Clone, Copy)]
+struct Move<'a> {
+    change: &'a Change,
+    from: OrderStatus,
+    user_id: Uuid,
+}
+
+/// Makes the moves (their rows locked by the caller) and records them in the timeline, with
+/// one statement; returns their events, in order.
+async fn move_orders(
+    tx: &mut Transaction<'_, Postgres>,
+    moves: &[Move<'_>],
+) -> Result<Vec<OrderStatusChanged>, Failure> {
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = moves.iter().map(|m| m.change.order_id).collect();
+    let froms: Vec<&str> = moves.iter().map(|m| m.from.as_str()).collect();
+    let tos: Vec<&str> = moves.iter().map(|m| m.change.to.as_str()).collect();
+    let actors: Vec<&str> = moves.iter().map(|m| m.change.actor.as_str()).collect();
+    let reasons: Vec<Option<&str>> = moves.iter().map(|m| m.change.reason.as_deref()).collect();
+    let moved: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
         r#"
-        UPDATE orders
-           SET status = $2,
-               rejection_reason = CASE WHEN $2 = 'REJECTED' THEN $3 ELSE rejection_reason END,
-               reserved_at = CASE WHEN $2 = 'CONFIRMED' THEN now() ELSE reserved_at END
-         WHERE id = $1
-        RETURNING clock_timestamp()
+        WITH moved AS (
+            UPDATE orders o
+               SET status = v.to_status,
+                   rejection_reason = CASE WHEN v.to_status = 'REJECTED' THEN v.reason
+                                           ELSE o.rejection_reason END,
+                   reserved_at = CASE WHEN v.to_status = 'CONFIRMED' THEN now()
+                                      ELSE o.reserved_at END
+              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                   AS v(id, from_status, to_status, actor, reason)
+             WHERE o.id = v.id AND o.status = v.from_status
+            RETURNING o.id, v.from_status, v.to_status, v.actor, v.reason, clock_timestamp() AS at
+        )
+        INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
+        SELECT id, from_status, to_status, at, actor, reason FROM moved
+        RETURNING order_id, at
         "#,
     )
-    .bind(change.order_id)
-    .bind(change.to.as_str())
-    .bind(change.reason.as_deref())
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(change.order_id)
-    .bind(current.as_str())
-    .bind(change.to.as_str())
-    .bind(at)
-    .bind(&change.actor)
-    .bind(change.reason.as_deref())
-    .execute(&mut **tx)
-    .await?;
-    crate::outcomes::record_transition(change.to);
-    Ok(Outcome::Applied(OrderStatusChanged {
-        order_id: change.order_id,
-        user_id,
-        from: Some(current),
-        to: change.to,
-        at,
-        actor: change.actor.clone(),
-        reason: change.reason.clone(),
-    }))
+    .bind(&ids)
+    .bind(&froms)
+    .bind(&tos)
+    .bind(&actors)
+    .bind(&reasons)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    moves
+        .iter()
+        .map(|m| {
+            let change = m.change;
+            let at = *moved.get(&change.order_id).ok_or_else(|| {
+                // Cannot happen while the rows are locked; refuse to commit a partial batch.
+                Failure::Transient(anyhow::anyhow!(
+                    "order {} was not {} any more",
+                    change.order_id,
+                    m.from
+                ))
+            })?;
+            crate::outcomes::record_transition(change.to);
+            Ok(OrderStatusChanged {
+                order_id: change.order_id,
+                user_id: m.user_id,
+                from: Some(m.from),
+                to: change.to,
+                at,
+                actor: change.actor.clone(),
+                reason: change.reason.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The timeline entry of an order reaching `to`, as an event.

@@ -5,6 +5,7 @@ use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_system};
 use common::domain::{OrderStatus, Role};
 use common::messages::{ReleaseStock, TransitionOrder};
 use common::messaging::Envelope;
+use common::testing::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -94,10 +95,18 @@ async fn staff_move_an_order_through_paid_shipped_and_delivered_and_shipping_com
         assert_eq!(last["actor"], format!("user:{}", admin.id));
         assert_eq!(last["reason"], reason);
     }
-    assert_eq!(
-        reservation_states(&app, &id_of(&order)).await,
-        vec!["committed"]
-    );
+    // The commit follows the SHIPPED event through the inventory worker.
+    let id = id_of(&order);
+    let states = eventually(
+        Duration::from_secs(10),
+        "the reservation committed",
+        || async {
+            let states = reservation_states(&app, &id).await;
+            (states != ["reserved"]).then_some(states)
+        },
+    )
+    .await;
+    assert_eq!(states, vec!["committed"]);
     assert_eq!(app.stock_of(p).await, 8, "a sale never gives stock back");
 }
 

@@ -32,6 +32,7 @@ fn delivery_of<M: Message>(message: M) -> Delivery {
         delivered: 1,
         stream_sequence: 1,
         correlation_id: "test-correlation".into(),
+        trace: common::trace::TraceContext::new_root(),
     }
 }
 
@@ -408,4 +409,154 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
         "{reason}"
     );
     assert_eq!(app.stock_of(product).await, 9);
+}
+
+#[tokio::test]
+async fn commands_received_together_are_settled_in_shared_transactions_with_the_same_outcomes() {
+    // The commands are all in the stream before the workers start, so each pull brings many
+    // at once: the workers record, reserve and settle them in batches.
+    let app = spawn_app().await;
+    let client = app.create_user(Role::Client).await;
+    let scarce = app.create_product("Scarce", 250, 30).await;
+    let plenty = app.create_product("Plenty", 100, 1000).await;
+    let bus = &app.state.bus;
+    let mut order_ids = Vec::new();
+    for i in 0..120 {
+        let order_id = Uuid::now_v7();
+        order_ids.push(order_id);
+        let mut items = vec![LineRequest {
+            product_id: scarce,
+            quantity: 1,
+        }];
+        if i % 2 == 0 {
+            items.push(LineRequest {
+                product_id: plenty,
+                quantity: 2,
+            });
+        }
+        let command = PlaceOrder {
+            order_id,
+            user_id: client.id,
+            items,
+        };
+        bus.publish(command.clone(), "batch").await.unwrap();
+        if i == 5 {
+            // A copy under another message id, as a redelivery would arrive.
+            let payload = serde_json::to_vec(&Envelope::<PlaceOrder>::new(command, "batch"));
+            bus.publish_raw(
+                bus.namespace().subject("orders.cmd.place"),
+                "copy-of-5".into(),
+                async_nats::HeaderMap::new(),
+                payload.unwrap().into(),
+            )
+            .await
+            .unwrap();
+        }
+        if i == 60 {
+            // Two commands that can never succeed, in the middle of the others.
+            bus.publish(
+                place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
+                "bad",
+            )
+            .await
+            .unwrap();
+            let invalid = place_command(Uuid::now_v7(), client.id, plenty, 0);
+            let payload = serde_json::to_vec(&Envelope::<PlaceOrder>::new(invalid, "bad"));
+            bus.publish_raw(
+                bus.namespace().subject("orders.cmd.place"),
+                "invalid-quantity".into(),
+                async_nats::HeaderMap::new(),
+                payload.unwrap().into(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    app.start_workers(app.env.config()).await;
+    app.quiescent().await;
+
+    let statuses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM orders WHERE id = ANY($1) GROUP BY status ORDER BY status",
+    )
+    .bind(&order_ids)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        vec![("CONFIRMED".to_owned(), 30), ("REJECTED".to_owned(), 90)]
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 120);
+    assert_eq!(app.stock_of(scarce).await, 0);
+    let plenty_held: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(quantity), 0) FROM reservations WHERE product_id = $1",
+    )
+    .bind(plenty)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        i64::from(app.stock_of(plenty).await) + plenty_held,
+        1000,
+        "conservation"
+    );
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT rejection_reason FROM orders WHERE status = 'REJECTED' AND id = ANY($1)",
+    )
+    .bind(&order_ids)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("line 1: product") && r.ends_with("1 requested, 0 available")),
+        "{reasons:?}"
+    );
+    // Rows written in one transaction share its `now()`: far fewer distinct times than
+    // orders means they were recorded many per transaction.
+    let recorded_at: i64 = sqlx::query_scalar("SELECT count(DISTINCT created_at) FROM orders")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    let reserved_at: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT created_at) FROM reservations")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert!(
+        recorded_at <= 60,
+        "120 orders recorded in {recorded_at} transactions"
+    );
+    assert!(
+        reserved_at <= 15,
+        "30 reservations made in {reserved_at} transactions"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM order_events WHERE to_status = 'PENDING'"
+        )
+        .await,
+        120,
+        "one timeline entry per order, the copy of one changed nothing"
+    );
+
+    let mut reasons: Vec<String> = dead_letters(bus)
+        .await
+        .iter()
+        .map(|m| {
+            m.headers
+                .get(common::messaging::DLQ_REASON_HEADER)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("invalid order: items[0].quantity"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("unknown user"), "{reasons:?}");
 }
