@@ -6,8 +6,10 @@
 //! message is handled on its own, concurrently with the rest. Each message is settled by its
 //! own outcome:
 //!
-//! * success: acknowledged (double ack: the server confirms it) only after the handler returned,
-//!   i.e. after its transaction committed and its follow-up messages were acknowledged;
+//! * success: acknowledged only after the handler returned, i.e. after its transaction
+//!   committed and its follow-up messages were acknowledged by the server. The ack itself is
+//!   not confirmed (no double ack): should it be lost, the message is redelivered after its
+//!   ack wait and the idempotent handler finds its effects already there;
 //! * transient failure (database down, lock timeout): negatively acknowledged with an
 //!   exponential delay, so the server redelivers it later;
 //! * permanent failure (undecodable, unknown order), a panic that keeps recurring, or a
@@ -400,9 +402,9 @@ impl<H: Handler> ConsumerLoop<H> {
                 .record(started.elapsed().as_secs_f64());
             let result = match outcome {
                 Ok(()) => {
-                    if let Err(e) = message.double_ack().await {
+                    if let Err(e) = message.ack().await {
                         // The effects are committed; a redelivery will find them applied.
-                        tracing::warn!(error = %e, "ack not confirmed, the message may be redelivered");
+                        tracing::warn!(error = %e, "ack not sent, the message will be redelivered");
                     }
                     "ok"
                 }
