@@ -1238,8 +1238,10 @@ async fn archived_products_are_not_listed() {
     let other = app
         .create_product_via_api(&admin, json!({"name": "Saucer", "price": 5}))
         .await;
-    app.delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+    let res = app
+        .delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
         .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
     assert_eq!(
         ids(&app.list_all("").await),
         [other["id"].as_str().unwrap()]
