@@ -27,6 +27,31 @@ impl Outcomes {
         }
     }
 
+    /// Runs the steps (each the rest of one delivery's handling, by index) concurrently, each
+    /// in the trace of its delivery, and records their outcomes.
+    pub async fn settle_each<Fut>(
+        &mut self,
+        deliveries: &[Delivery],
+        steps: impl IntoIterator<Item = (usize, Fut)>,
+    ) where
+        Fut: Future<Output = Result<(), Failure>>,
+    {
+        let done = futures::future::join_all(steps.into_iter().map(|(i, step)| {
+            let trace = deliveries.get(i).map(|d| d.trace);
+            async move {
+                let outcome = match trace {
+                    Some(trace) => trace.scope(step).await,
+                    None => step.await,
+                };
+                (i, outcome)
+            }
+        }))
+        .await;
+        for (i, outcome) in done {
+            self.set(i, outcome);
+        }
+    }
+
     /// Handles every delivery that has no outcome yet with `single`, concurrently, and returns
     /// all outcomes in the order of `deliveries`.
     pub async fn finish_with<F, Fut>(

@@ -135,23 +135,17 @@ pub async fn place_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result<(
     if !fresh.is_empty() {
         match record_new_orders(&ctx, &fresh).await {
             Ok(recorded) => {
-                let published = futures::future::join_all(fresh.iter().zip(recorded).filter_map(
-                    |((i, placing), recorded)| {
-                        let trace = deliveries.get(*i)?.trace;
+                let steps = fresh
+                    .iter()
+                    .zip(recorded)
+                    .filter_map(|((i, placing), recorded)| {
+                        let recorded = recorded?;
                         let ctx = &ctx;
-                        Some(async move {
-                            let outcome = match recorded? {
-                                Err(failure) => Err(failure),
-                                Ok(at) => trace.scope(publish_placed(ctx, placing, Some(at))).await,
-                            };
-                            Some((*i, outcome))
-                        })
-                    },
-                ))
-                .await;
-                for (i, outcome) in published.into_iter().flatten() {
-                    outcomes.set(i, outcome);
-                }
+                        Some((*i, async move {
+                            publish_placed(ctx, placing, Some(recorded?)).await
+                        }))
+                    });
+                outcomes.settle_each(&deliveries, steps).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, size = fresh.len(), "recording a batch of orders failed; recording them one by one");
@@ -443,22 +437,10 @@ pub async fn on_reserved_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Re
     if !changes.is_empty() {
         match settle_pending(&ctx, &changes).await {
             Ok(events) => {
-                let published = futures::future::join_all(events.into_iter().filter_map(
-                    |(i, event, correlation_id)| {
-                        let trace = deliveries.get(i)?.trace;
-                        let ctx = &ctx;
-                        Some(async move {
-                            let outcome = trace
-                                .scope(publish_with_follow_ups(ctx, event, correlation_id))
-                                .await;
-                            (i, outcome)
-                        })
-                    },
-                ))
-                .await;
-                for (i, outcome) in published {
-                    outcomes.set(i, outcome);
-                }
+                let steps = events.into_iter().map(|(i, event, correlation_id)| {
+                    (i, publish_with_follow_ups(&ctx, event, correlation_id))
+                });
+                outcomes.settle_each(&deliveries, steps).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, size = changes.len(), "settling a batch of orders failed; settling them one by one");
