@@ -49,9 +49,10 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
-        if let Some(seed) = &config.admin {
-            crate::auth::service::seed_admin(&db, seed).await?;
-        }
+        let seeded = match &config.admin {
+            Some(seed) => crate::auth::service::seed_admin(&db, seed).await?,
+            None => None,
+        };
         // Computed now so the first failed login with an unknown email is not faster.
         crate::auth::password::dummy_hash().await?;
         let login_limits = Arc::new(crate::auth::rate_limit::LoginLimiter::new(
@@ -63,6 +64,17 @@ impl Application {
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
         let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
+        let caches = crate::caches::Caches::start(
+            &nats_client,
+            &ns,
+            crate::auth::live::LiveSessions::new(config.session_cache_ttl),
+            crate::products::cache::CatalogueCache::new(config.catalogue_cache_ttl),
+        )
+        .await?;
+        if let Some(admin) = seeded {
+            // Replicas already running may remember the account's old sessions or role.
+            caches.user_changed(admin).await;
+        }
         let state = AppState {
             watch,
             tokens,
@@ -72,6 +84,7 @@ impl Application {
             config: Arc::new(config),
             metrics,
             login_limits,
+            caches,
         };
         let listener = TcpListener::bind(state.config.http_addr).await?;
         Ok(Application {

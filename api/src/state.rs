@@ -17,4 +17,7 @@ pub struct AppState {
     pub watch: Arc<crate::orders::watch::OrderWatch>,
     /// Failed-login limits of this process.
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
+    /// Live sessions and catalogue answers of this process, kept in step with the other
+    /// replicas.
+    pub caches: crate::caches::Caches,
 }
