@@ -75,7 +75,7 @@ impl Application {
             // Replicas already running may remember the account's old sessions or role.
             caches.user_changed(admin).await;
         }
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             watch,
             tokens,
             db,
@@ -85,7 +85,7 @@ impl Application {
             metrics,
             login_limits,
             caches,
-        };
+        });
         let listener = TcpListener::bind(state.config.http_addr).await?;
         Ok(Application {
             router: router(state.clone()),
@@ -163,11 +163,6 @@ pub fn with_middleware(app: Router) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            let parent = TraceContext::parent_of_incoming(
-                req.headers()
-                    .get(TRACEPARENT_HEADER)
-                    .and_then(|v| v.to_str().ok()),
-            );
             // The request id is the correlation id of every message the request publishes.
             let span = tracing::info_span!(
                 "http",
@@ -179,7 +174,14 @@ pub fn with_middleware(app: Router) -> Router {
                 user_id = tracing::field::Empty,
             );
             // Before the span is entered, so an exported span has the caller's parent.
-            common::otel::adopt(&span, &parent);
+            if common::otel::enabled() {
+                let parent = TraceContext::parent_of_incoming(
+                    req.headers()
+                        .get(TRACEPARENT_HEADER)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                common::otel::adopt(&span, &parent);
+            }
             span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
