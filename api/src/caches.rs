@@ -18,12 +18,16 @@ use common::messaging::Namespace;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Subject (before the namespace) of session changes.
 pub const SESSIONS_CHANGED: &str = "auth.sessions_changed";
 /// Subject (before the namespace) of catalogue changes.
 pub const CATALOGUE_CHANGED: &str = "catalogue.changed";
+
+/// Longest a request waits to hand a notice to the NATS client.
+const NOTICE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a notice says changed. `origin` names the replica that sent it, which has already
 /// applied it.
@@ -119,11 +123,19 @@ impl Caches {
             change,
         };
         let sent = match serde_json::to_vec(&notice) {
-            Ok(payload) => self
-                .nats
-                .publish(subject.clone(), payload.into())
-                .await
-                .map_err(anyhow::Error::new),
+            // The client queues it (also while reconnecting); only a full queue makes this wait,
+            // and the request that changed something does not wait long for the other replicas.
+            Ok(payload) => match tokio::time::timeout(
+                NOTICE_SEND_TIMEOUT,
+                self.nats.publish(subject.clone(), payload.into()),
+            )
+            .await
+            {
+                Ok(sent) => sent.map_err(anyhow::Error::new),
+                Err(_) => Err(anyhow::anyhow!(
+                    "NATS did not take it within {NOTICE_SEND_TIMEOUT:?}"
+                )),
+            },
             Err(e) => Err(anyhow::Error::new(e)),
         };
         if let Err(e) = sent {
