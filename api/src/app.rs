@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{
@@ -49,9 +50,10 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
-        if let Some(seed) = &config.admin {
-            crate::auth::service::seed_admin(&db, seed).await?;
-        }
+        let seeded = match &config.admin {
+            Some(seed) => crate::auth::service::seed_admin(&db, seed).await?,
+            None => None,
+        };
         // Computed now so the first failed login with an unknown email is not faster.
         crate::auth::password::dummy_hash().await?;
         let login_limits = Arc::new(crate::auth::rate_limit::LoginLimiter::new(
@@ -63,7 +65,18 @@ impl Application {
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
         let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
-        let state = AppState {
+        let caches = crate::caches::Caches::start(
+            &nats_client,
+            &ns,
+            crate::auth::live::LiveSessions::new(config.session_cache_ttl),
+            crate::products::cache::CatalogueCache::new(config.catalogue_cache_ttl),
+        )
+        .await?;
+        if let Some(admin) = seeded {
+            // Replicas already running may remember the account's old sessions or role.
+            caches.user_changed(admin).await;
+        }
+        let state = AppState::new(crate::state::Shared {
             watch,
             tokens,
             db,
@@ -72,7 +85,8 @@ impl Application {
             config: Arc::new(config),
             metrics,
             login_limits,
-        };
+            caches,
+        });
         let listener = TcpListener::bind(state.config.http_addr).await?;
         Ok(Application {
             router: router(state.clone()),
@@ -130,65 +144,96 @@ pub fn router(state: AppState) -> Router {
 
 /// The middleware every route runs behind: request ids, tracing, metrics, problem+json for
 /// bare errors, panic recovery, timeouts and the body limit.
+///
+/// One `ServiceBuilder` applied with one `Router::layer`: each `Router::layer` call boxes every
+/// route once more, and a request clones and drops each box, so the stack is built as a
+/// single layer.
 pub fn with_middleware(app: Router) -> Router {
-    // Router::layer wraps outward: the last layer listed here sees a request first.
-    app.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        // Inside the trace layer, so nothing it logs can show a token being set.
-        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::map_response(problem_for_bare_errors))
-        .layer(middleware::from_fn(track_metrics))
-        .layer(middleware::from_fn(trace_context))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let parent = TraceContext::parent_of_incoming(
-                req.headers()
-                    .get(TRACEPARENT_HEADER)
-                    .and_then(|v| v.to_str().ok()),
-            );
-            // The request id is the correlation id of every message the request publishes.
-            let span = tracing::info_span!(
-                "http",
-                method = %req.method(),
-                path = %req.uri().path(),
-                request_id = %request_id,
-                correlation_id = %request_id,
-                trace_id = tracing::field::Empty,
-                user_id = tracing::field::Empty,
-            );
-            // Before the span is entered, so an exported span has the caller's parent.
-            common::otel::adopt(&span, &parent);
-            span
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
+    // The first layer listed here sees a request first.
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+            ]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .map_request(trace_parent)
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn(trace_context))
+            .layer(middleware::from_fn(track_metrics))
+            .layer(middleware::map_response(problem_for_bare_errors))
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                REQUEST_TIMEOUT,
+            ))
+            // Inside the trace layer, so nothing it logs can show a token being set.
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+    )
+}
+
+/// The caller's W3C trace context (`traceparent`), or a new trace: read once, before the
+/// request span is made, so the span carries the trace id from the start and the request runs
+/// in the same trace (see [`trace_context`]).
+#[derive(Clone, Copy)]
+struct TraceParent(TraceContext);
+
+fn trace_parent(mut req: Request) -> Request {
+    let parent = TraceContext::parent_of_incoming(
+        req.headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(TraceParent(parent));
+    req
+}
+
+/// The span of a request; every log line of the request carries its fields.
+fn request_span(req: &Request) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let parent = req.extensions().get::<TraceParent>().map(|p| p.0);
+    // The request id is the correlation id of every message the request publishes. The trace
+    // id is the caller's (an exported span continues the caller's trace, and without export
+    // the request's context is a child of it).
+    let span = tracing::info_span!(
+        "http",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        correlation_id = %request_id,
+        trace_id = parent.map(|p| tracing::field::display(p.trace_id_hex())),
+        user_id = tracing::field::Empty,
+    );
+    // Before the span is entered, so an exported span has the caller's parent.
+    if let Some(parent) = parent {
+        common::otel::adopt(&span, &parent);
+    }
+    span
 }
 
 /// Errors produced outside our handlers (method not allowed, timeouts, panics, body limits)
 /// arrive without a body; give them the same problem+json shape as every other error.
-async fn problem_for_bare_errors(res: Response) -> Response {
+async fn problem_for_bare_errors<B>(res: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
-        return res;
+        return res.map(axum::body::Body::new);
     }
     let is_problem = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
-        return res;
+        return res.map(axum::body::Body::new);
     }
     let detail = match status {
         StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this resource",
@@ -211,15 +256,16 @@ async fn problem_for_bare_errors(res: Response) -> Response {
 /// trace, so the commands it publishes carry it to the workers.
 async fn trace_context(req: Request, next: Next) -> Response {
     let span = tracing::Span::current();
+    let parent = req.extensions().get::<TraceParent>().map(|p| p.0);
     // With span export on, the request span already continues the caller's trace.
-    let trace = common::otel::context_of(&span).unwrap_or_else(|| {
-        TraceContext::from_incoming(
+    let trace = common::otel::context_of(&span).unwrap_or_else(|| match parent {
+        Some(parent) => parent.child(),
+        None => TraceContext::from_incoming(
             req.headers()
                 .get(TRACEPARENT_HEADER)
                 .and_then(|v| v.to_str().ok()),
-        )
+        ),
     });
-    span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
     trace.scope(next.run(req)).await
 }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod caches;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -4,10 +4,30 @@ use common::Config;
 use common::messaging::Bus;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use std::ops::Deref;
 use std::sync::Arc;
 
+/// What every handler shares. axum clones the state for each request (and for each
+/// middleware and extractor that takes it), so it is one `Arc`: a clone is a reference count,
+/// not a copy of NATS clients, keys and pools.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub tokens: crate::auth::token::TokenKeys,
     pub db: PgPool,
     pub nats: async_nats::Client,
@@ -17,4 +37,7 @@ pub struct AppState {
     pub watch: Arc<crate::orders::watch::OrderWatch>,
     /// Failed-login limits of this process.
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
+    /// Live sessions and catalogue answers of this process, kept in step with the other
+    /// replicas.
+    pub caches: crate::caches::Caches,
 }

@@ -70,6 +70,11 @@ pub struct Config {
     /// Origins, besides the api's own, allowed to send cookie-authenticated unsafe requests
     /// (`scheme://host[:port]`, lower case).
     pub trusted_origins: Vec<String>,
+    /// How long the api keeps the JSON of a public catalogue page or product (zero: not cached).
+    pub catalogue_cache_ttl: Duration,
+    /// How long the api trusts that a session it saw live still is (zero: checked on every
+    /// request).
+    pub session_cache_ttl: Duration,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -266,6 +271,8 @@ impl Config {
             login_rate_per_minute: parse_positive(&var, "LOGIN_RATE_PER_MINUTE", 10)?,
             login_ip_rate_per_minute: parse_positive(&var, "LOGIN_IP_RATE_PER_MINUTE", 30)?,
             trusted_origins: parse_origins(&var, "TRUSTED_ORIGINS")?,
+            catalogue_cache_ttl: parse_ttl(&var, "CATALOGUE_CACHE_TTL_MS", 1000)?,
+            session_cache_ttl: parse_ttl(&var, "SESSION_CACHE_TTL_MS", 1000)?,
         })
     }
 
@@ -329,6 +336,24 @@ fn parse_positive(
     match parse(var, name, default)? {
         0 => Err(ConfigError::new(name, "must be at least 1")),
         n => Ok(n),
+    }
+}
+
+/// Most a cache TTL may be: these caches trade freshness for load, for seconds, not hours.
+pub const MAX_CACHE_TTL_MS: u64 = 60_000;
+
+/// A cache lifetime in milliseconds, 0 (off) to [`MAX_CACHE_TTL_MS`].
+fn parse_ttl(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default_ms: u64,
+) -> Result<Duration, ConfigError> {
+    match parse(var, name, default_ms)? {
+        ms if ms > MAX_CACHE_TTL_MS => Err(ConfigError::new(
+            name,
+            format!("must be at most {MAX_CACHE_TTL_MS} (milliseconds), got {ms}"),
+        )),
+        ms => Ok(Duration::from_millis(ms)),
     }
 }
 
@@ -400,6 +425,24 @@ mod tests {
         assert_eq!(c.nats_namespace, "");
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert_eq!(c.store_currency, "USD");
+        assert_eq!(c.catalogue_cache_ttl, Duration::from_millis(1000));
+        assert_eq!(c.session_cache_ttl, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn cache_ttls_may_be_zero_and_are_bounded() {
+        let c = load(&[
+            DB,
+            JWT,
+            ("CATALOGUE_CACHE_TTL_MS", "0"),
+            ("SESSION_CACHE_TTL_MS", "2500"),
+        ])
+        .expect("valid");
+        assert_eq!(c.catalogue_cache_ttl, Duration::ZERO);
+        assert_eq!(c.session_cache_ttl, Duration::from_millis(2500));
+        let e = load(&[DB, JWT, ("SESSION_CACHE_TTL_MS", "3600000")]).unwrap_err();
+        assert_eq!(e.variable, "SESSION_CACHE_TTL_MS");
+        assert!(e.to_string().contains("at most 60000"), "{e}");
     }
 
     #[test]
@@ -460,6 +503,8 @@ mod tests {
             ("LOGIN_RATE_PER_MINUTE", "0"),
             ("LOGIN_IP_RATE_PER_MINUTE", "many"),
             ("TRUSTED_ORIGINS", "https://shop.example/path"),
+            ("CATALOGUE_CACHE_TTL_MS", "-1"),
+            ("SESSION_CACHE_TTL_MS", "1s"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");

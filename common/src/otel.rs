@@ -54,7 +54,8 @@ pub(crate) fn tracer(
     Ok(tracer)
 }
 
-fn enabled() -> bool {
+/// Whether spans are exported (the exporter was installed at start-up).
+pub fn enabled() -> bool {
     PROVIDER.get().is_some()
 }
 

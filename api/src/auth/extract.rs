@@ -4,8 +4,10 @@
 //!
 //! The token is read from the `access_token` cookie or an `Authorization: Bearer` header.
 //! Besides its signature and expiry, the token's session must still be live, so logout, a
-//! password change or a detected token theft ends it at once; the role is read from the
-//! account, so a change of role takes effect at once too.
+//! password change or a detected token theft ends it at once; the role is the account's
+//! current one, so a change of role takes effect at once too. Both come from
+//! [`crate::auth::live`], which reads PostgreSQL only when it has not seen the session within
+//! `SESSION_CACHE_TTL_MS` and forgets a session as soon as anything in the api ends it.
 //! There is deliberately no `Option<AuthUser>`: it would turn a bad token into "anonymous"
 //! silently; a route open to everyone simply does not take the extractor.
 
@@ -81,14 +83,17 @@ impl FromRequestParts<AppState> for AuthUser {
             .tokens
             .verify(token)
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
-        let role = crate::auth::repo::live_session_role(&state.db, claims.sid, claims.sub)
+        let role = state
+            .caches
+            .sessions
+            .role(&state.db, claims.sid, claims.sub)
             .await?
             .ok_or(ApiError::Unauthorized(
                 "the session has ended, log in again",
             ))?;
         let user = AuthUser {
             id: claims.sub,
-            role: role.parse().map_err(anyhow::Error::msg)?,
+            role,
             session_id: claims.sid,
         };
         parts.extensions.insert(user);

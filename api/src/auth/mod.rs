@@ -3,6 +3,7 @@
 
 pub mod csrf;
 pub mod extract;
+pub mod live;
 pub mod model;
 pub mod password;
 pub mod rate_limit;

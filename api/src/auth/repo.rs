@@ -3,6 +3,7 @@
 use crate::auth::session::{SESSION_TTL_DAYS, random_token, token_hash};
 use crate::auth::validation::Email;
 use crate::users::model::UserRow;
+use chrono::{DateTime, Utc};
 use common::domain::Role;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -228,15 +229,15 @@ pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rota
     })
 }
 
-/// The current role of the user of a live session; `None` when the session is revoked,
-/// expired, unknown or not this user's.
-pub async fn live_session_role(
+/// The current role of the user of a live session and when the session expires; `None` when
+/// the session is revoked, expired, unknown or not this user's.
+pub async fn live_session(
     db: &PgPool,
     session_id: Uuid,
     user_id: Uuid,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+) -> sqlx::Result<Option<(String, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "SELECT u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
     )
     .bind(session_id)

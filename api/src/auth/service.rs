@@ -121,6 +121,7 @@ pub async fn refresh(state: &AppState, refresh_token: Option<&str>) -> ApiResult
             session_id,
             user_id,
         } => {
+            state.caches.session_ended(session_id).await;
             tracing::warn!(%session_id, %user_id, "refresh token reused: session revoked");
             Err(ApiError::Unauthorized(
                 "this refresh token was already used; the session has been revoked",
@@ -136,6 +137,7 @@ pub async fn refresh(state: &AppState, refresh_token: Option<&str>) -> ApiResult
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn logout(state: &AppState, user: AuthUser) -> ApiResult<()> {
     repo::revoke_session(&state.db, user.session_id).await?;
+    state.caches.session_ended(user.session_id).await;
     tracing::info!(session_id = %user.session_id, "logged out");
     Ok(())
 }
@@ -180,6 +182,7 @@ pub async fn change_password(
     repo::update_password(&mut *tx, user.id, &hash).await?;
     let revoked = repo::revoke_sessions_except(&mut *tx, user.id, Some(user.session_id)).await?;
     tx.commit().await?;
+    state.caches.user_changed(user.id).await;
     tracing::info!(other_sessions_revoked = revoked, "password changed");
     Ok(())
 }
@@ -187,8 +190,10 @@ pub async fn change_password(
 /// Ensures the ADMIN named by `ADMIN_EMAIL` exists with `ADMIN_PASSWORD`: creates it, or
 /// promotes and re-keys an existing account with that email (ending its sessions). Nothing
 /// else in the service can create an ADMIN. Idempotent, so concurrent replicas may run it.
+/// Returns the account's id when it changed (its sessions and role are then to be forgotten
+/// by the replicas' caches).
 #[tracing::instrument(skip_all)]
-pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<()> {
+pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<Option<Uuid>> {
     let email = Email::parse(&seed.email).map_err(|m| anyhow!("ADMIN_EMAIL {m}"))?;
     check_password("ADMIN_PASSWORD", seed.password.expose(), Some(&email))
         .map_err(|e| anyhow!("ADMIN_PASSWORD {}", e.message))?;
@@ -198,7 +203,7 @@ pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<()> {
         && password::verify(seed.password.clone(), existing.password_hash).await?
     {
         tracing::info!(user_id = %existing.user.id, "start-up administrator already present");
-        return Ok(());
+        return Ok(None);
     }
     let hash = password::hash(seed.password.clone()).await?;
     let mut tx = db.begin().await?;
@@ -208,5 +213,5 @@ pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<()> {
     repo::revoke_sessions_except(&mut *tx, id, None).await?;
     tx.commit().await?;
     tracing::info!(user_id = %id, "start-up administrator created or updated");
-    Ok(())
+    Ok(Some(id))
 }

@@ -9,3 +9,4 @@ mod service;
 pub mod watch;
 
 pub use routes::router;
+pub use service::idempotent_order_id;

@@ -18,7 +18,7 @@ pub struct PlaceOrderRequest {
 }
 
 /// One line of an order: a snapshot of the product's name and unit price at order time.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderItem {
     pub product_id: Uuid,
     /// `null` only for a product that does not exist (the order is then rejected).

@@ -5,8 +5,23 @@ use super::model::{Order, OrderItem, TimelineEntry};
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use sqlx::PgPool;
-use std::collections::HashMap;
+use sqlx::types::Json;
 use uuid::Uuid;
+
+/// An order as one row: its lines and timeline aggregated as JSON arrays, so one statement
+/// reads whole orders (the lines through `order_items`' primary key, the timeline through
+/// `order_events`' `(order_id, to_status)` index).
+const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.currency,
+        o.rejection_reason, o.created_at, o.updated_at,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'product_id', i.product_id, 'name', i.name, 'unit_price', i.unit_price,
+                      'quantity', i.quantity, 'subtotal', i.subtotal) ORDER BY i.line_no)
+                    FROM order_items i WHERE i.order_id = o.id), '[]') AS items,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'from_status', e.from_status, 'to_status', e.to_status, 'at', e.at,
+                      'actor', e.actor, 'reason', e.reason) ORDER BY e.at, e.id)
+                    FROM order_events e WHERE e.order_id = o.id), '[]') AS events
+   FROM orders o";
 
 #[derive(sqlx::FromRow)]
 struct OrderRow {
@@ -18,18 +33,12 @@ struct OrderRow {
     rejection_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    items: Json<Vec<OrderItem>>,
+    events: Json<Vec<EventRow>>,
 }
 
-#[derive(sqlx::FromRow)]
-struct ItemRow {
-    order_id: Uuid,
-    #[sqlx(flatten)]
-    item: OrderItem,
-}
-
-#[derive(sqlx::FromRow)]
+#[derive(serde::Deserialize)]
 struct EventRow {
-    order_id: Uuid,
     from_status: Option<String>,
     to_status: String,
     at: DateTime<Utc>,
@@ -37,19 +46,46 @@ struct EventRow {
     reason: Option<String>,
 }
 
+impl From<OrderRow> for Order {
+    fn from(r: OrderRow) -> Self {
+        Order {
+            id: r.id,
+            user_id: r.user_id,
+            status: r.status.parse().unwrap_or(OrderStatus::Pending),
+            items: r.items.0,
+            total: r.total,
+            currency: r.currency,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            rejection_reason: r.rejection_reason,
+            timeline: r
+                .events
+                .0
+                .into_iter()
+                .map(|e| TimelineEntry {
+                    from: e.from_status.and_then(|s| s.parse().ok()),
+                    to: e.to_status.parse().unwrap_or(OrderStatus::Pending),
+                    at: e.at,
+                    actor: e.actor,
+                    reason: e.reason,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Who is reading: `Some(user)` restricts to that customer's orders.
 pub type Owner = Option<Uuid>;
 
+/// One order with its lines and timeline, in one statement.
 pub async fn find(db: &PgPool, id: Uuid, owner: Owner) -> sqlx::Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, status, total, currency, rejection_reason, created_at, updated_at
-           FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
-    )
-    .bind(id)
-    .bind(owner)
-    .fetch_optional(db)
-    .await?;
-    Ok(assemble(db, row.into_iter().collect()).await?.pop())
+    let mut q = sqlx::QueryBuilder::new(SELECT_ORDERS);
+    q.push(" WHERE o.id = ").push_bind(id);
+    if let Some(owner) = owner {
+        q.push(" AND o.user_id = ").push_bind(owner);
+    }
+    let row: Option<OrderRow> = q.build_query_as().fetch_optional(db).await?;
+    Ok(row.map(Order::from))
 }
 
 pub struct ListFilter {
@@ -65,88 +101,31 @@ pub struct ListFilter {
 /// filters given become predicates, so each combination gets a plan that uses its index
 /// (`orders_user_created`, `orders_status_created` or `orders_created`).
 pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
-    let mut q = sqlx::QueryBuilder::new(
-        "SELECT id, user_id, status, total, currency, rejection_reason, created_at, updated_at
-           FROM orders WHERE true",
-    );
+    let mut q = sqlx::QueryBuilder::new(SELECT_ORDERS);
+    q.push(" WHERE true");
     if let Some(owner) = f.owner {
-        q.push(" AND user_id = ").push_bind(owner);
+        q.push(" AND o.user_id = ").push_bind(owner);
     }
     if let Some(status) = f.status {
-        q.push(" AND status = ").push_bind(status.as_str());
+        q.push(" AND o.status = ").push_bind(status.as_str());
     }
     if let Some(from) = f.created_from {
-        q.push(" AND created_at >= ").push_bind(from);
+        q.push(" AND o.created_at >= ").push_bind(from);
     }
     if let Some(to) = f.created_to {
-        q.push(" AND created_at < ").push_bind(to);
+        q.push(" AND o.created_at < ").push_bind(to);
     }
     if let Some((at, id)) = f.after {
-        q.push(" AND (created_at, id) < (")
+        q.push(" AND (o.created_at, o.id) < (")
             .push_bind(at)
             .push(", ")
             .push_bind(id)
             .push(")");
     }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+    q.push(" ORDER BY o.created_at DESC, o.id DESC LIMIT ")
         .push_bind(i64::from(f.limit) + 1);
     let rows: Vec<OrderRow> = q.build_query_as().fetch_all(db).await?;
-    assemble(db, rows).await
-}
-
-/// Loads the lines and timelines of several orders in two queries.
-async fn assemble(db: &PgPool, rows: Vec<OrderRow>) -> sqlx::Result<Vec<Order>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let items: Vec<ItemRow> = sqlx::query_as(
-        "SELECT order_id, product_id, name, unit_price, quantity, subtotal
-           FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, line_no",
-    )
-    .bind(&ids)
-    .fetch_all(db)
-    .await?;
-    let events: Vec<EventRow> = sqlx::query_as(
-        "SELECT order_id, from_status, to_status, at, actor, reason
-           FROM order_events WHERE order_id = ANY($1) ORDER BY order_id, at, id",
-    )
-    .bind(&ids)
-    .fetch_all(db)
-    .await?;
-
-    let mut items_by: HashMap<Uuid, Vec<OrderItem>> = HashMap::new();
-    for row in items {
-        items_by.entry(row.order_id).or_default().push(row.item);
-    }
-    let mut events_by: HashMap<Uuid, Vec<TimelineEntry>> = HashMap::new();
-    for e in events {
-        events_by
-            .entry(e.order_id)
-            .or_default()
-            .push(TimelineEntry {
-                from: e.from_status.and_then(|s| s.parse().ok()),
-                to: e.to_status.parse().unwrap_or(OrderStatus::Pending),
-                at: e.at,
-                actor: e.actor,
-                reason: e.reason,
-            });
-    }
-    Ok(rows
-        .into_iter()
-        .map(|r| Order {
-            items: items_by.remove(&r.id).unwrap_or_default(),
-            timeline: events_by.remove(&r.id).unwrap_or_default(),
-            id: r.id,
-            user_id: r.user_id,
-            status: r.status.parse().unwrap_or(OrderStatus::Pending),
-            total: r.total,
-            currency: r.currency,
-            rejection_reason: r.rejection_reason,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Order::from).collect())
 }
 
 #[derive(sqlx::FromRow)]

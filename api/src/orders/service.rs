@@ -25,6 +25,11 @@ pub enum Placed {
     Settled(Order),
 }
 
+/// The id of the order a user places under an idempotency key: the same for every retry.
+pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
+    Uuid::new_v5(&IDEMPOTENT_ORDER_IDS, format!("{user_id}:{key}").as_bytes())
+}
+
 pub fn validate_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, ApiError> {
     normalise_lines(lines).map_err(|errors| {
         ApiError::Validation(
@@ -48,7 +53,7 @@ pub async fn place(
     // With a key the order id is derived from it: should a command whose acknowledgement was
     // lost reach the stream after all, a retry under the same key names the same order.
     let fresh_id = match idempotency_key {
-        Some(key) => Uuid::new_v5(&IDEMPOTENT_ORDER_IDS, format!("{user_id}:{key}").as_bytes()),
+        Some(key) => idempotent_order_id(user_id, key),
         None => Uuid::now_v7(),
     };
     let order_id = match idempotency_key {
@@ -91,17 +96,27 @@ pub async fn place(
         items: lines.clone(),
     };
     let accepted_at = Utc::now();
-    if let Err(e) = state.bus.publish(command, correlation_id).await {
-        tracing::error!(error = %e, %order_id, "order command not acknowledged by JetStream");
-        if let Some(key) = idempotency_key {
-            idempotency::release(&state.db, user_id, key).await?;
+    let published = match state.bus.publish(command, correlation_id).await {
+        Ok(published) => published,
+        Err(e) => {
+            tracing::error!(error = %e, %order_id, "order command not acknowledged by JetStream");
+            if let Some(key) = idempotency_key {
+                idempotency::release(&state.db, user_id, key).await?;
+            }
+            return Err(broker_unavailable());
         }
-        return Err(broker_unavailable());
-    }
+    };
     metrics::counter!("orders_placed_total").increment(1);
     if let Some(key) = idempotency_key {
         idempotency::mark_published(&state.db, user_id, key).await?;
     }
+    // A waiter registered before the publish hears every outcome of this command. A duplicate
+    // (a command of this id already stored by an attempt whose acknowledgement was lost) may
+    // have settled before it listened, like a replay.
+    let waiter = waiter.map(|w| match published.duplicate {
+        false => Listening::SincePublish(w),
+        true => Listening::Late(w),
+    });
     settle(state, order_id, user_id, &lines, accepted_at, waiter, wait).await
 }
 
@@ -112,6 +127,14 @@ pub(super) fn broker_unavailable() -> ApiError {
     )
 }
 
+/// How a request waiting for an order's outcome listens to its status events.
+enum Listening {
+    /// Registered before the command was published: no outcome can have been missed.
+    SincePublish(super::watch::Waiter),
+    /// Registered after the command may already have been handled (a replay, a duplicate).
+    Late(super::watch::Waiter),
+}
+
 /// Waits (if asked) for the outcome, then answers with the order as it now stands.
 async fn settle(
     state: &AppState,
@@ -119,17 +142,23 @@ async fn settle(
     user_id: Uuid,
     lines: &[LineRequest],
     accepted_at: chrono::DateTime<Utc>,
-    waiter: Option<super::watch::Waiter>,
+    waiter: Option<Listening>,
     wait: Option<Duration>,
 ) -> Result<Placed, ApiError> {
     if let Some(wait) = wait {
-        let mut waiter = waiter.unwrap_or_else(|| state.watch.register(order_id));
-        // A replayed or fast order may be settled already: check once before waiting.
-        if let Some(order) = repo::find(&state.db, order_id, Some(user_id)).await?
-            && order.status.is_placement_settled()
-        {
-            return Ok(Placed::Settled(order));
-        }
+        let listening = waiter.unwrap_or_else(|| Listening::Late(state.watch.register(order_id)));
+        let mut waiter = match listening {
+            Listening::SincePublish(waiter) => waiter,
+            Listening::Late(waiter) => {
+                // The outcome may have been announced before this listened: check once.
+                if let Some(order) = repo::find(&state.db, order_id, Some(user_id)).await?
+                    && order.status.is_placement_settled()
+                {
+                    return Ok(Placed::Settled(order));
+                }
+                waiter
+            }
+        };
         waiter
             .wait_for(wait, OrderStatus::is_placement_settled)
             .await;

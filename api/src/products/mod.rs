@@ -4,6 +4,7 @@
 //! `routes` extracts and answers, `validate` turns requests into validated values, `service`
 //! holds the rules and transactions, `repo` the SQL.
 
+pub mod cache;
 pub mod model;
 mod repo;
 mod routes;

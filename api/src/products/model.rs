@@ -129,7 +129,7 @@ pub struct StockAdjustment {
 
 /// Sort orders of the catalogue; `-` means descending. Ties are broken by id, in the same
 /// direction, so paging never skips or repeats a product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 pub enum Sort {
     #[serde(rename = "name")]
     NameAsc,
@@ -220,7 +220,7 @@ pub struct Adjustment {
 }
 
 /// Validated catalogue filters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     /// An ILIKE pattern (`%text%`, with `%`, `_` and `\` escaped).
     pub pattern: Option<String>,
@@ -230,7 +230,7 @@ pub struct Filters {
 }
 
 /// Where a page of the catalogue starts: the sort key and id of the last product seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProductCursor {
     pub sort: Sort,
     pub key: SortKey,
@@ -238,7 +238,7 @@ pub struct ProductCursor {
 }
 
 /// The value of the sort column; tagged, so a name that looks like a date stays a name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
     Price(i64),
@@ -254,10 +254,18 @@ impl SortKey {
             Sort::CreatedAtAsc | Sort::CreatedAtDesc => SortKey::CreatedAt(p.created_at),
         }
     }
+
+    /// Bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            SortKey::Name(name) => name.len(),
+            SortKey::Price(_) | SortKey::CreatedAt(_) => 0,
+        }
+    }
 }
 
-/// A validated request for one page of the catalogue.
-#[derive(Debug, Clone)]
+/// A validated request for one page of the catalogue; equal requests ask for the same page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CatalogueQuery {
     pub filters: Filters,
     pub sort: Sort,

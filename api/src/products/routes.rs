@@ -1,6 +1,9 @@
 //! HTTP handlers of the catalogue: extract and validate, call the service, shape the answer.
 //! Reading is open to everyone; every write takes [`AdminUser`], so anonymous callers get 401
 //! and clients 403 before any handler code runs.
+//!
+//! Reads are answered from the catalogue cache ([`super::cache`]) once validated, so a bad
+//! query is still a problem+json; every write empties the cache of every replica.
 
 use super::model::{
     AdjustStock, CreateProduct, ListAdjustments, ListProducts, Product, StockAdjustment,
@@ -28,11 +31,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List the catalogue, filtered and sorted, one page at a time.
 ///
 /// Archived products never appear. Paging follows `next_cursor` until it is `null`; each sort
-/// order breaks ties by id, so no product is skipped or repeated.
+/// order breaks ties by id, so no product is skipped or repeated. Pages are cached briefly
+/// (`CATALOGUE_CACHE_TTL_MS`): a product write through the api shows at once, stock taken by
+/// orders within that time.
 #[utoipa::path(get, path = "/products", tag = "products",
     params(ListProducts),
     responses(
         (status = 200, description = "A page of products", body = Page<Product>,
+            headers(("cache-control" = String, description = "`public, max-age=N`: the page may be up to N seconds old (absent when the api does not cache the catalogue)")),
             example = json!({"items": [{
                 "id": "0193a5b0-7c1e-7d3a-9f00-3c2b1a0e4d5f", "name": "Espresso cup",
                 "description": "Porcelain, 80 ml", "price": 1250, "currency": "USD", "stock": 40,
@@ -44,9 +50,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_products(
     State(state): State<AppState>,
     Query(params): Query<ListProducts>,
-) -> ApiResult<axum::Json<Page<Product>>> {
+) -> ApiResult<Response> {
     let query = validate::catalogue(params)?;
-    Ok(axum::Json(service::list(&state.db, query).await?))
+    let cache = &state.caches.catalogue;
+    let body = cache
+        .page(query, |query| service::list(&state.db, query))
+        .await?;
+    Ok(cache.respond(body))
+}
+
+/// Runs a product write, then empties the catalogue caches, here at once and in the other
+/// replicas. Whatever the outcome: a write that failed late may still have committed.
+async fn writing<T>(state: &AppState, write: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
+    let outcome = write.await;
+    state.caches.catalogue_changed().await;
+    outcome
 }
 
 /// Create a product (ADMIN), priced in the store's currency.
@@ -70,7 +88,11 @@ async fn create_product(
     Json(body): Json<CreateProduct>,
 ) -> ApiResult<Response> {
     let product = validate::create(body)?;
-    let product = service::create(&state.db, product, &state.config.store_currency).await?;
+    let product = writing(
+        &state,
+        service::create(&state.db, product, &state.config.store_currency),
+    )
+    .await?;
     let location = format!("/api/v1/products/{}", product.id);
     Ok((
         StatusCode::CREATED,
@@ -81,18 +103,21 @@ async fn create_product(
 }
 
 /// One product of the catalogue; archived and unknown ids are 404.
+///
+/// Cached like the list: a write through the api shows at once, stock taken by orders within
+/// `CATALOGUE_CACHE_TTL_MS`.
 #[utoipa::path(get, path = "/products/{id}", tag = "products",
     params(("id" = Uuid, Path, description = "Product id")),
     responses(
-        (status = 200, description = "The product", body = Product),
+        (status = 200, description = "The product", body = Product,
+            headers(("cache-control" = String, description = "`public, max-age=N`: the product may be up to N seconds old (absent when the api does not cache the catalogue)"))),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown or archived", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_product(
-    State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<Product>> {
-    Ok(axum::Json(service::get(&state.db, id).await?))
+async fn get_product(State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult<Response> {
+    let cache = &state.caches.catalogue;
+    let body = cache.product(id, || service::get(&state.db, id)).await?;
+    Ok(cache.respond(body))
 }
 
 /// Change any of name, description, price and stock (ADMIN).
@@ -117,9 +142,8 @@ async fn update_product(
     Json(body): Json<UpdateProduct>,
 ) -> ApiResult<axum::Json<Product>> {
     let changes = validate::update(body)?;
-    Ok(axum::Json(
-        service::update(&state.db, id, changes, admin.id).await?,
-    ))
+    let product = writing(&state, service::update(&state.db, id, changes, admin.id)).await?;
+    Ok(axum::Json(product))
 }
 
 /// Archive a product (ADMIN): it leaves the catalogue but stays inside past orders.
@@ -139,7 +163,7 @@ async fn archive_product(
     _admin: AdminUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    service::archive(&state.db, id).await?;
+    writing(&state, service::archive(&state.db, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,7 +192,11 @@ async fn adjust_stock(
     Json(body): Json<AdjustStock>,
 ) -> ApiResult<(StatusCode, axum::Json<StockAdjustment>)> {
     let adjustment = validate::adjustment(body)?;
-    let entry = service::adjust_stock(&state.db, id, adjustment, admin.id).await?;
+    let entry = writing(
+        &state,
+        service::adjust_stock(&state.db, id, adjustment, admin.id),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(entry)))
 }
 

@@ -427,6 +427,8 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
     let res = app.refresh_with(&stolen).await;
     let newer_refresh = cookie_value(&res, "refresh_token");
     let newer_access = cookie_value(&res, "access_token");
+    // In use, so the api remembers the session as live.
+    assert_eq!(app.me_with_bearer(&newer_access).await.status(), 200);
 
     let res = app.refresh_with(&stolen).await;
 
@@ -539,6 +541,7 @@ async fn changing_the_password_revokes_every_other_session() {
     let other = app.login(&client(), "ann@example.com", PASSWORD).await;
     let other_access = cookie_value(&other, "access_token");
     let other_refresh = cookie_value(&other, "refresh_token");
+    assert_eq!(app.me_with_bearer(&other_access).await.status(), 200);
 
     let res = this_browser
         .put(app.url("/api/v1/auth/password"))

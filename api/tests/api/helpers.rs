@@ -51,6 +51,48 @@ impl TestApp {
     }
 }
 
+/// Another api replica: same database and NATS namespace as the [`TestApp`] that started it,
+/// its own process state (caches, limits), stopped with that app.
+pub struct Replica {
+    pub address: String,
+    pub state: api::state::AppState,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(self.url(path)).await.expect("request")
+    }
+}
+
+impl TestApp {
+    /// Starts another api on this app's database and namespace, with `overrides` on top of the
+    /// test configuration.
+    pub async fn replica(&self, overrides: &[(&str, &str)]) -> Replica {
+        let app = api::Application::build(self.env.config_with(overrides))
+            .await
+            .expect("replica builds");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
+        Replica { address, state }
+    }
+}
+
 /// A client that keeps cookies, like a browser.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -141,6 +183,7 @@ pub struct TestUser {
     pub id: uuid::Uuid,
     pub email: String,
     pub token: String,
+    pub session_id: uuid::Uuid,
 }
 
 impl TestApp {
@@ -172,12 +215,18 @@ impl TestApp {
             .tokens
             .issue(id, role, session_id)
             .expect("token");
-        TestUser { id, email, token }
+        TestUser {
+            id,
+            email,
+            token,
+            session_id,
+        }
     }
 }
 
 impl TestApp {
-    /// Adds a product to the catalogue directly and returns its id.
+    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
+    /// catalogue cache) and returns its id.
     pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> uuid::Uuid {
         let id = uuid::Uuid::now_v7();
         sqlx::query(

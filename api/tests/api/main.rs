@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test module uses a part of the helpers
 
 mod auth;
+mod caches;
 mod health;
 mod helpers;
 mod lifecycle;

@@ -403,6 +403,54 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
     }
 }
 
+#[tokio::test]
+async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(&nats, &[("SESSION_CACHE_TTL_MS", "60000")]).await;
+    let other = app
+        .replica(&[
+            ("NATS_URL", nats.url.as_str()),
+            ("NATS_NAMESPACE", ""),
+            ("NATS_USER", "api"),
+            ("NATS_PASSWORD", password_of("api")),
+            ("SESSION_CACHE_TTL_MS", "60000"),
+            ("CATALOGUE_CACHE_TTL_MS", "60000"),
+        ])
+        .await;
+    let admin = app.create_user(Role::Admin).await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let path = format!("/api/v1/products/{mug}");
+    assert_eq!(other.get(&path).await.status(), 200);
+    assert_eq!(
+        other.get_as(&client, "/api/v1/users/me").await.status(),
+        200
+    );
+
+    let res = app
+        .patch_as(&admin, &path, &json!({"price": 999}), &[])
+        .await;
+    assert_eq!(res.status(), 200, "{}", nats.log());
+    let res = app.post_empty_as(&client, "/api/v1/auth/logout", &[]).await;
+    assert_eq!(res.status(), 204);
+
+    common::testing::eventually(
+        Duration::from_secs(10),
+        "the other replica told",
+        || async {
+            let product: Value = other.get(&path).await.json().await.ok()?;
+            let me = other.get_as(&client, "/api/v1/users/me").await.status();
+            (product["price"] == 999 && me == 401).then_some(())
+        },
+    )
+    .await;
+    let log = nats.log();
+    assert!(
+        !refused(&log, "api"),
+        "the api was refused something:\n{log}"
+    );
+}
+
 #[test]
 fn the_cluster_configuration_is_accepted_by_nats_server() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/cluster.conf");

@@ -327,3 +327,44 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
     // The logs never carry the access token.
     assert!(!text.contains(&client.token), "a token was logged");
 }
+
+#[tokio::test]
+async fn a_request_without_traceparent_starts_one_trace_that_its_messages_continue() {
+    let logs = LogBuffer::default();
+    let subscriber = common::telemetry::json_subscriber(
+        "info,hyper=off,hyper_util=off,reqwest=off",
+        logs.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let correlation = format!("corr-{}", uuid::Uuid::new_v4());
+
+    let res = app
+        .post_as(
+            &client,
+            "/api/v1/orders",
+            &one_line(mug, 1),
+            &[("prefer", "wait=10"), ("x-request-id", &correlation)],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let published = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["message"] == "message published"
+                && field(l, Some("http"), "correlation_id") == Some(correlation.as_str())
+        })
+        .unwrap_or_else(|| panic!("no publish of the request:\n{text}"));
+    let span_trace = field(&published, Some("http"), "trace_id").expect("the span's trace id");
+    assert_eq!(span_trace.len(), 32, "{span_trace}");
+    assert_eq!(
+        published["trace_id"].as_str(),
+        Some(span_trace),
+        "the command continues the request's trace"
+    );
+}

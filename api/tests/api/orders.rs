@@ -4,6 +4,7 @@
 use crate::helpers::{assert_problem, spawn_system};
 use common::domain::Role;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn one_line(product: uuid::Uuid, quantity: i32) -> Value {
     json!({"items": [{"product_id": product, "quantity": quantity}]})
@@ -81,6 +82,148 @@ async fn prefer_wait_answers_201_with_the_settled_order() {
     assert_eq!(res.headers()["preference-applied"], "wait=10");
     let order: Value = res.json().await.unwrap();
     assert_eq!(order["status"], "CONFIRMED");
+}
+
+#[tokio::test]
+async fn a_retry_of_a_settled_order_with_prefer_wait_answers_201_without_waiting() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let headers = [("prefer", "wait=10"), ("idempotency-key", "settled-retry")];
+    let res = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &headers)
+        .await;
+    assert_eq!(res.status(), 201);
+    let first: Value = res.json().await.unwrap();
+
+    let started = Instant::now();
+    let res = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &headers)
+        .await;
+
+    assert_eq!(res.status(), 201);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}: it waited for an outcome already known",
+        started.elapsed()
+    );
+    let retry: Value = res.json().await.unwrap();
+    assert_eq!(retry, first);
+}
+
+#[tokio::test]
+async fn an_order_whose_command_was_already_stored_answers_201_without_waiting() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let key = "ack-lost";
+    // An earlier attempt's command reached the stream, but its acknowledgement (and so the
+    // idempotency record) did not make it back: the order settled without the api knowing.
+    let order_id = api::orders::idempotent_order_id(client.id, key);
+    app.state
+        .bus
+        .publish(
+            common::messages::PlaceOrder {
+                order_id,
+                user_id: client.id,
+                items: vec![common::messages::LineRequest {
+                    product_id: mug,
+                    quantity: 1,
+                }],
+            },
+            "earlier-attempt",
+        )
+        .await
+        .unwrap();
+    app.order_when(&client, &order_id.to_string(), settled)
+        .await;
+
+    let started = Instant::now();
+    let res = app
+        .post_as(
+            &client,
+            "/api/v1/orders",
+            &one_line(mug, 1),
+            &[("prefer", "wait=10"), ("idempotency-key", key)],
+        )
+        .await;
+
+    assert_eq!(res.status(), 201);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["id"], order_id.to_string());
+    assert_eq!(order["status"], "CONFIRMED");
+    assert_eq!(app.stock_of(mug).await, 9, "reserved once");
+}
+
+#[tokio::test]
+async fn an_order_reads_the_same_alone_and_in_a_list_with_exact_instants() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let tea = app.create_product("Tea", 399, 0).await;
+    let body = json!({"items": [
+        {"product_id": tea, "quantity": 1},
+        {"product_id": mug, "quantity": 2},
+    ]});
+    let res = app
+        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+        .await;
+    let placed: Value = res.json().await.unwrap();
+    assert_eq!(placed["status"], "REJECTED");
+    let id = placed["id"].as_str().unwrap();
+
+    let alone: Value = app
+        .get_as(&client, &format!("/api/v1/orders/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list: Value = app
+        .get_as(&client, "/api/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(alone, placed);
+    assert_eq!(list["items"][0], alone);
+    let lines: Vec<&str> = alone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(alone["rejection_reason"].is_string());
+    // The timeline's instants, as PostgreSQL holds them (microseconds), oldest first.
+    let stored: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT at FROM order_events WHERE order_id = $1 ORDER BY at, id")
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .fetch_all(&app.state.db)
+            .await
+            .unwrap();
+    let shown: Vec<Value> = alone["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].clone())
+        .collect();
+    assert_eq!(
+        shown,
+        serde_json::to_value(&stored)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(alone["timeline"][0]["from"], Value::Null);
+    assert_eq!(alone["timeline"][0]["to"], "PENDING");
+    assert_eq!(alone["timeline"][1]["from"], "PENDING");
 }
 
 #[tokio::test]

@@ -1,0 +1,260 @@
+//! The catalogue's response cache: the serialised JSON of public list pages and product
+//! details, kept a short time (`CATALOGUE_CACHE_TTL_MS`), so a hit costs no database work and
+//! no JSON encoding.
+//!
+//! Only public representations live here. The catalogue's read routes answer every caller the
+//! same body (they take no caller at all), so nothing cached depends on who asks; a future
+//! caller-dependent view (say, ADMINs seeing archived products) must bypass this cache.
+//!
+//! Entries are keyed by the validated query, so spellings that mean the same page (parameter
+//! order, `q` with surrounding spaces, `sort=created_at` or no sort) share one entry, and by a
+//! generation that every product write through the api moves forward. A reader that went to the
+//! database before a write committed files its answer under the old generation, where nobody
+//! looks any more, so a client that changed a product reads its change. Stock changed by the
+//! workers (orders) is not seen here: lists and details may show it up to one TTL late. The
+//! cache is bounded by weight in bytes, whatever queries clients invent.
+
+use super::model::CatalogueQuery;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+use moka::sync::Cache;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Most bytes of bodies (and keys) held: a few hundred pages of 20 to 100 products.
+pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What a cached body answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Resource {
+    Page(CatalogueQuery),
+    Product(Uuid),
+}
+
+impl Resource {
+    /// Heap bytes held by the key besides its fixed size.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Resource::Page(q) => {
+                q.filters.pattern.as_ref().map_or(0, String::len)
+                    + q.after.as_ref().map_or(0, |c| c.key.heap_bytes())
+            }
+            Resource::Product(_) => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    generation: u64,
+    resource: Resource,
+}
+
+pub struct CatalogueCache {
+    /// `None` when the TTL is 0: every read goes to the database.
+    entries: Option<Cache<Key, Bytes>>,
+    generation: AtomicU64,
+    /// `Cache-Control` of every 200 answer, matching the TTL (absent when caching is off).
+    cache_control: Option<HeaderValue>,
+}
+
+impl CatalogueCache {
+    /// A cache whose entries live `ttl`; zero disables it.
+    pub fn new(ttl: Duration) -> Self {
+        if ttl.is_zero() {
+            return CatalogueCache {
+                entries: None,
+                generation: AtomicU64::new(0),
+                cache_control: None,
+            };
+        }
+        let entries = Cache::builder()
+            .max_capacity(MAX_BYTES)
+            .weigher(|key: &Key, body: &Bytes| {
+                let bytes = std::mem::size_of::<Key>() + key.resource.heap_bytes() + body.len();
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .build();
+        let cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", ttl.as_secs())).ok();
+        CatalogueCache {
+            entries: Some(entries),
+            generation: AtomicU64::new(0),
+            cache_control,
+        }
+    }
+
+    /// The JSON of a page of the catalogue: cached, or loaded by `load` and cached.
+    pub async fn page<T, Fut>(
+        &self,
+        query: CatalogueQuery,
+        load: impl FnOnce(CatalogueQuery) -> Fut,
+    ) -> Result<Bytes, ApiError>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let for_load = query.clone();
+        self.get_or_load(Resource::Page(query), || load(for_load))
+            .await
+    }
+
+    /// The JSON of one product of the catalogue: cached, or loaded by `load` and cached.
+    /// Errors (a 404) are not cached.
+    pub async fn product<T, Fut>(
+        &self,
+        id: Uuid,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Bytes, ApiError>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.get_or_load(Resource::Product(id), load).await
+    }
+
+    async fn get_or_load<T, Fut>(
+        &self,
+        resource: Resource,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Bytes, ApiError>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let Some(entries) = &self.entries else {
+            return encode(&load().await?);
+        };
+        // Read before the database is: see the module's first paragraph.
+        let key = Key {
+            generation: self.generation.load(Ordering::SeqCst),
+            resource,
+        };
+        if let Some(body) = entries.get(&key) {
+            return Ok(body);
+        }
+        let body = encode(&load().await?)?;
+        entries.insert(key, body.clone());
+        Ok(body)
+    }
+
+    /// Forgets every cached answer: called after each product write, here and (told over
+    /// NATS) in the other replicas.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
+    }
+
+    /// A 200 answer carrying `body`, with the headers `axum::Json` would set, plus
+    /// `Cache-Control` when caching is on.
+    pub fn respond(&self, body: Bytes) -> Response {
+        let mut res = Response::new(Body::from(body));
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(value) = &self.cache_control {
+            headers.insert(header::CACHE_CONTROL, value.clone());
+        }
+        res
+    }
+
+    /// Bytes currently held (after pending evictions are applied); for tests and diagnostics.
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |entries| {
+            entries.run_pending_tasks();
+            entries.weighted_size()
+        })
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encoding the catalogue")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::products::model::{Filters, Sort};
+
+    fn query(text: &str) -> CatalogueQuery {
+        CatalogueQuery {
+            filters: Filters {
+                pattern: Some(format!("%{text}%")),
+                ..Filters::default()
+            },
+            sort: Sort::default(),
+            limit: 20,
+            after: None,
+        }
+    }
+
+    async fn load_page(
+        cache: &CatalogueCache,
+        q: CatalogueQuery,
+        body: &str,
+    ) -> Result<Bytes, ApiError> {
+        let body = body.to_owned();
+        cache
+            .page(q, |_| async move { Ok::<_, ApiError>(body) })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_hit_does_not_load_again_until_invalidated() {
+        let cache = CatalogueCache::new(Duration::from_secs(60));
+        let first = load_page(&cache, query("cup"), "first").await.unwrap();
+        let second = load_page(&cache, query("cup"), "second").await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.as_ref(), b"\"first\"");
+
+        cache.invalidate();
+        let third = load_page(&cache, query("cup"), "third").await.unwrap();
+        assert_eq!(third.as_ref(), b"\"third\"");
+    }
+
+    #[tokio::test]
+    async fn a_ttl_of_zero_caches_nothing_and_sends_no_cache_control() {
+        let cache = CatalogueCache::new(Duration::ZERO);
+        load_page(&cache, query("cup"), "first").await.unwrap();
+        let second = load_page(&cache, query("cup"), "second").await.unwrap();
+        assert_eq!(second.as_ref(), b"\"second\"");
+        let res = cache.respond(second);
+        assert!(res.headers().get(header::CACHE_CONTROL).is_none());
+    }
+
+    #[tokio::test]
+    async fn arbitrary_queries_cannot_grow_the_cache_past_its_bound() {
+        let cache = CatalogueCache::new(Duration::from_secs(60));
+        let body = "x".repeat(64 * 1024);
+        // 64 KiB bodies under 400 distinct queries: 25 MiB offered, 8 MiB kept at most.
+        for i in 0..400 {
+            load_page(&cache, query(&format!("q{i}")), &body)
+                .await
+                .unwrap();
+        }
+        let held = cache.weighted_size();
+        assert!(held <= MAX_BYTES, "{held} bytes held");
+        assert!(held > MAX_BYTES / 2, "{held} bytes held: the cache is used");
+    }
+
+    #[test]
+    fn answers_carry_the_json_content_type_and_a_max_age_of_the_ttl() {
+        let cache = CatalogueCache::new(Duration::from_millis(2500));
+        let res = cache.respond(Bytes::from_static(b"{}"));
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "public, max-age=2");
+    }
+}
