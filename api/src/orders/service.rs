@@ -110,6 +110,21 @@ pub async fn place(
     if let Some(key) = idempotency_key {
         idempotency::mark_published(&state.db, user_id, key).await?;
     }
+    if wait.is_none() && !published.duplicate {
+        // Just stored and not waited for: the order is PENDING as far as this answer goes, so
+        // answer with what was accepted instead of looking for it.
+        return Ok(Placed::Accepted(
+            repo::pending_view(
+                &state.db,
+                order_id,
+                user_id,
+                &lines,
+                accepted_at,
+                &state.config.store_currency,
+            )
+            .await?,
+        ));
+    }
     // A waiter registered before the publish hears every outcome of this command. A duplicate
     // (a command of this id already stored by an attempt whose acknowledgement was lost) may
     // have settled before it listened, like a replay.
