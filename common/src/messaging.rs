@@ -233,12 +233,14 @@ impl Bus {
         headers.insert(CORRELATION_HEADER, correlation_id);
         let trace = crate::trace::TraceContext::for_outgoing();
         headers.insert(crate::trace::TRACEPARENT_HEADER, trace.to_string().as_str());
-        let order_id = crate::trace::order_id_in(&payload);
+        let payload = bytes::Bytes::from(payload);
         let published = self
-            .publish_raw(subject, msg_id, headers, payload.into())
+            .publish_raw(subject, msg_id, headers, payload.clone())
             .await?;
-        tracing::info!(
-            order_id = order_id.as_deref(),
+        // One line per message is too many for INFO at a thousand orders a second; failures
+        // are logged where they happen, and `common::messaging=debug` shows every publish.
+        tracing::debug!(
+            order_id = crate::trace::order_id_in(&payload).as_deref(),
             trace_id = %trace.trace_id_hex(),
             sequence = published.sequence,
             duplicate = published.duplicate,

@@ -225,7 +225,7 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
     // the production JSON format.
     let logs = LogBuffer::default();
     let subscriber = common::telemetry::json_subscriber(
-        "info,workers=debug,hyper=off,hyper_util=off,reqwest=off",
+        "info,workers=debug,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off",
         logs.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -332,7 +332,7 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
 async fn a_request_without_traceparent_starts_one_trace_that_its_messages_continue() {
     let logs = LogBuffer::default();
     let subscriber = common::telemetry::json_subscriber(
-        "info,hyper=off,hyper_util=off,reqwest=off",
+        "info,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off",
         logs.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
