@@ -135,8 +135,13 @@ struct Received {
 pub struct LoopOptions {
     /// Messages requested per pull, and the largest group handled together.
     pub batch: usize,
-    /// Chunks of received messages in hand at once.
+    /// Chunks of received messages in hand at once. With one, the messages that arrive while a
+    /// chunk is handled make up the next one, so groups grow with the load by themselves
+    /// (and a message arriving alone is handled at once).
     pub concurrency: usize,
+    /// The longest a handler may take before its messages are retried (below the consumer's
+    /// ack wait, so the server does not hand them to another worker meanwhile).
+    pub handler_timeout: Duration,
     /// How long one pull waits for messages; bounds how long shutdown takes to notice.
     pub fetch_expiry: Duration,
     /// Must match the consumer's `max_deliver`: the last delivery of a failing message is
@@ -151,7 +156,8 @@ impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
             batch: 64,
-            concurrency: 4,
+            concurrency: 1,
+            handler_timeout: Duration::from_secs(20),
             fetch_expiry: Duration::from_secs(1),
             max_deliver: 10,
             min_retry_delay: Duration::from_millis(250),
@@ -332,11 +338,9 @@ impl<H: Handler> ConsumerLoop<H> {
         // A panicking handler must not take the loop down with it.
         let handler = Arc::clone(&self.handler);
         let work = trace.scope(async move { handler.handle(delivery).await });
-        let outcome = match tokio::spawn(work.instrument(received.span.clone())).await {
+        let outcome = match self.guarded(work.instrument(received.span.clone())).await {
             Ok(outcome) => outcome,
-            Err(join) => Err(Failure::Transient(anyhow::anyhow!(
-                "handler panicked: {join}"
-            ))),
+            Err(failure) => Err(failure),
         };
         self.settle(received, outcome, started).await;
     }
@@ -348,7 +352,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let handler = Arc::clone(&self.handler);
         let span = tracing::info_span!("batch", consumer = %self.name, group, size);
         let work = async move { handler.handle_batch(deliveries).await };
-        let outcomes: Vec<Result<(), Failure>> = match tokio::spawn(work.instrument(span)).await {
+        let outcomes: Vec<Result<(), Failure>> = match self.guarded(work.instrument(span)).await {
             Ok(outcomes) if outcomes.len() == size => outcomes,
             Ok(outcomes) => {
                 let reason = format!(
@@ -360,13 +364,12 @@ impl<H: Handler> ConsumerLoop<H> {
                     .map(|_| Err(Failure::Transient(anyhow::anyhow!(reason.clone()))))
                     .collect()
             }
-            Err(join) => (0..size)
-                .map(|_| {
-                    Err(Failure::Transient(anyhow::anyhow!(
-                        "handler panicked: {join}"
-                    )))
-                })
-                .collect(),
+            Err(failure) => {
+                let reason = failure.to_string();
+                (0..size)
+                    .map(|_| Err(Failure::Transient(anyhow::anyhow!(reason.clone()))))
+                    .collect()
+            }
         };
         metrics::histogram!("message_batch_size", "consumer" => self.name.clone(), "group" => group)
             .record(size as f64);
@@ -377,6 +380,30 @@ impl<H: Handler> ConsumerLoop<H> {
                 .map(|(r, outcome)| self.settle(r, outcome, started)),
         )
         .await;
+    }
+
+    /// Runs handler work in its own task, so that a panic does not take the loop down with it
+    /// and work stuck past `handler_timeout` is abandoned; either is a transient failure.
+    async fn guarded<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let mut task = tokio::spawn(work);
+        match tokio::time::timeout(self.options.handler_timeout, &mut task).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(join)) => Err(Failure::Transient(anyhow::anyhow!(
+                "handler panicked: {join}"
+            ))),
+            Err(_) => {
+                // Dropping the work rolls back its transaction; what it published carries
+                // message ids, so the retry's publishes are dropped as duplicates.
+                task.abort();
+                Err(Failure::Transient(anyhow::anyhow!(
+                    "handler did not finish within {:?}",
+                    self.options.handler_timeout
+                )))
+            }
+        }
     }
 
     /// Acks, naks or dead-letters a message by its handler's outcome, and counts it.

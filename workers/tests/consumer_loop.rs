@@ -47,17 +47,26 @@ impl Harness {
         &self,
         handler: H,
     ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        self.start_with(handler, |_| {}).await
+    }
+
+    async fn start_with<H: Handler>(
+        &self,
+        handler: H,
+        tune: impl FnOnce(&mut LoopOptions),
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let consumer =
             nats::provision_consumer(self.bus.jetstream(), self.bus.namespace(), &self.spec)
                 .await
                 .unwrap();
-        let options = LoopOptions {
+        let mut options = LoopOptions {
             max_deliver: self.spec.max_deliver,
             min_retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_millis(200),
             fetch_expiry: Duration::from_millis(500),
             ..LoopOptions::default()
         };
+        tune(&mut options);
         let token = CancellationToken::new();
         let lp = ConsumerLoop::new("test", consumer, self.bus.clone(), handler, options);
         let task = tokio::spawn(lp.run(token.clone()));
@@ -315,6 +324,28 @@ async fn a_message_is_redelivered_after_its_handler_crashed_before_acking() {
     h.no_pull_waiting().await;
 
     let (_stop2, _task2) = h.start(HangsOnFirstDelivery { started: tx }).await;
+    assert_eq!(
+        tokio::time::timeout(WAIT, started.recv()).await.unwrap(),
+        Some(2)
+    );
+    h.settled().await;
+}
+
+#[tokio::test]
+async fn a_handler_stuck_past_its_timeout_is_abandoned_and_its_message_retried_by_the_same_loop() {
+    // The ack wait is long: the retry can only come from the loop giving up on the handler.
+    let h = Harness::new(5, Duration::from_secs(60)).await;
+    let (tx, mut started) = mpsc::unbounded_channel();
+    let (_stop, _task) = h
+        .start_with(HangsOnFirstDelivery { started: tx }, |o| {
+            o.handler_timeout = Duration::from_millis(300);
+        })
+        .await;
+    h.publish("stuck once").await;
+    assert_eq!(
+        tokio::time::timeout(WAIT, started.recv()).await.unwrap(),
+        Some(1)
+    );
     assert_eq!(
         tokio::time::timeout(WAIT, started.recv()).await.unwrap(),
         Some(2)
