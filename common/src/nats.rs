@@ -11,7 +11,9 @@
 
 use crate::config::Config;
 use crate::messaging::Namespace;
+use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
+use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
 
 /// How long the server remembers message ids to drop duplicate publishes.
@@ -137,7 +139,21 @@ pub async fn provision_streams(
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         };
-        js.create_or_update_stream(config)
+        // A server-side failure (e.g. nats-server 2.9 creating a stream's store while another
+        // client deletes the account's last stream, and with it the store's directory) is
+        // worth a few quick retries; a refused configuration is not.
+        (|| js.create_or_update_stream(config.clone()))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_max_times(5),
+            )
+            .when(|e| match e.kind() {
+                CreateStreamErrorKind::JetStream(e) => e.code() >= 500,
+                CreateStreamErrorKind::TimedOut => true,
+                _ => false,
+            })
             .await
             .map_err(|e| crate::Error::Nats(format!("stream {}: {e}", ns.name(name))))?;
     }
