@@ -133,7 +133,9 @@ struct Received {
 /// Tuning of one consumer loop.
 #[derive(Debug, Clone)]
 pub struct LoopOptions {
-    /// Messages requested per pull, and the largest group handled together.
+    /// Messages requested per pull.
+    pub pull: usize,
+    /// The most messages in one chunk, and so in one group handled together.
     pub batch: usize,
     /// Chunks of received messages in hand at once. With one, the messages that arrive while a
     /// chunk is handled make up the next one, so groups grow with the load by themselves
@@ -155,6 +157,7 @@ pub struct LoopOptions {
 impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
+            pull: 256,
             batch: 64,
             concurrency: 1,
             handler_timeout: Duration::from_secs(20),
@@ -207,7 +210,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 batch = self
                     .consumer
                     .batch()
-                    .max_messages(self.options.batch)
+                    .max_messages(self.options.pull)
                     .expires(self.options.fetch_expiry)
                     .messages() => batch,
                 _ = shutdown.cancelled() => break,
