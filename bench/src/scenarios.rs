@@ -118,6 +118,34 @@ pub async fn wait_settled(
     }
 }
 
+/// What an ordering scenario measured, once every order it had accepted settled (or a minute
+/// passed); `before` is [`settled_of`] the customers before it started.
+async fn settled_measure(
+    db: &sqlx::PgPool,
+    customers: &[Customer],
+    before: (i64, i64),
+    recorder: &Recorder,
+    ran: Ran,
+) -> anyhow::Result<Measured> {
+    let stats = recorder.snapshot();
+    let (settled_after, settled, confirmed) = wait_settled(
+        db,
+        customers,
+        before,
+        stats.accepted,
+        ran.started,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(Measured {
+        ran,
+        stats,
+        settled_after,
+        settled,
+        confirmed,
+    })
+}
+
 /// Who orders what, through which api.
 #[derive(Clone)]
 pub struct Shop {
@@ -158,23 +186,7 @@ pub async fn place(
         })
         .await
     };
-    let stats = recorder.snapshot();
-    let (settled_after, settled, confirmed) = wait_settled(
-        db,
-        &customers,
-        before,
-        stats.accepted,
-        ran.started,
-        Duration::from_secs(60),
-    )
-    .await?;
-    Ok(Measured {
-        ran,
-        stats,
-        settled_after,
-        settled,
-        confirmed,
-    })
+    settled_measure(db, &customers, before, &recorder, ran).await
 }
 
 /// `flash-sale`: `orders` one-unit orders for one product, answered 202 at once.
@@ -211,23 +223,7 @@ pub async fn flash_sale(
         )
         .await
     };
-    let stats = recorder.snapshot();
-    let (settled_after, settled, confirmed) = wait_settled(
-        db,
-        &customers,
-        before,
-        stats.accepted,
-        ran.started,
-        Duration::from_secs(60),
-    )
-    .await?;
-    Ok(Measured {
-        ran,
-        stats,
-        settled_after,
-        settled,
-        confirmed,
-    })
+    settled_measure(db, &customers, before, &recorder, ran).await
 }
 
 /// The catalogue queries `browse` cycles through.
