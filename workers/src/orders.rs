@@ -284,42 +284,40 @@ async fn record_orders(
 
     for order in orders {
         let order_id = order.command.order_id;
-        let priced: Result<i64, Failure> = order.lines.iter().try_fold(0i64, |total, line| {
-            let Some(p) = products.get(&line.product_id) else {
-                return Ok(total);
+        // Each line's product (if it exists) and subtotal, and the order's total.
+        let mut priced = Vec::with_capacity(order.lines.len());
+        let mut total: Option<i64> = Some(0);
+        for line in &order.lines {
+            let product = products.get(&line.product_id);
+            let subtotal = product.map(|p| p.price.checked_mul(i64::from(line.quantity)));
+            total = match subtotal {
+                None => total,
+                Some(subtotal) => subtotal.and_then(|s| total?.checked_add(s)),
             };
-            p.price
-                .checked_mul(i64::from(line.quantity))
-                .and_then(|subtotal| total.checked_add(subtotal))
-                .ok_or_else(|| Failure::permanent("order total overflows"))
-        });
-        let total = match priced {
-            Ok(total) => total,
-            Err(failure) => {
-                failures.insert(order_id, failure);
-                continue;
-            }
+            priced.push((line, product, subtotal.flatten()));
+        }
+        let Some(total) = total else {
+            failures.insert(order_id, Failure::permanent("order total overflows"));
+            continue;
         };
         // An order none of whose products exist is rejected anyway.
-        let currency = order
-            .lines
+        let currency = priced
             .iter()
-            .find_map(|l| products.get(&l.product_id))
+            .find_map(|(_, product, _)| *product)
             .map_or(store_currency, |p| p.currency.as_str());
         ids.push(order_id);
         users.push(order.command.user_id);
         totals.push(total);
         currencies.push(currency.to_owned());
         correlations.push(order.correlation_id.clone());
-        for (no, line) in order.lines.iter().enumerate() {
-            let product = products.get(&line.product_id);
+        for (no, (line, product, subtotal)) in priced.into_iter().enumerate() {
             line_orders.push(order_id);
             line_nos.push(i16::try_from(no).unwrap_or(i16::MAX));
             line_products.push(line.product_id);
             names.push(product.map(|p| p.name.clone()));
             prices.push(product.map(|p| p.price));
             quantities.push(line.quantity);
-            subtotals.push(product.map(|p| p.price * i64::from(line.quantity)));
+            subtotals.push(subtotal);
         }
     }
 

@@ -560,3 +560,44 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     );
     assert!(reasons[1].starts_with("unknown user"), "{reasons:?}");
 }
+
+#[tokio::test]
+async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_are_recorded() {
+    let app = spawn_app().await;
+    let client = app.create_user(Role::Client).await;
+    let dear = app.create_product("Dear", 100, 10).await;
+    let cheap = app.create_product("Cheap", 100, 10).await;
+    sqlx::query("UPDATE products SET price = $2 WHERE id = $1")
+        .bind(dear)
+        .bind(i64::MAX / 2)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    let ctx = workers::Context {
+        db: app.state.db.clone(),
+        bus: app.state.bus.clone(),
+        config: app.state.config.clone(),
+    };
+    let (overflowing, fine) = (Uuid::now_v7(), Uuid::now_v7());
+    let outcomes = workers::orders::place_many(
+        ctx,
+        vec![
+            delivery_of(place_command(overflowing, client.id, dear, 3)),
+            delivery_of(place_command(fine, client.id, cheap, 2)),
+        ],
+    )
+    .await;
+    match &outcomes[0] {
+        Err(workers::consumer::Failure::Permanent(reason)) => {
+            assert_eq!(reason, "order total overflows")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    let recorded: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, total FROM orders")
+        .fetch_all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![(fine, 200)]);
+    assert_eq!(count(&app, "SELECT count(*) FROM order_items").await, 1);
+}
