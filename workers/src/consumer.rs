@@ -341,10 +341,10 @@ impl<H: Handler> ConsumerLoop<H> {
         // A panicking handler must not take the loop down with it.
         let handler = Arc::clone(&self.handler);
         let work = trace.scope(async move { handler.handle(delivery).await });
-        let outcome = match self.guarded(work.instrument(received.span.clone())).await {
-            Ok(outcome) => outcome,
-            Err(failure) => Err(failure),
-        };
+        let outcome = self
+            .guarded(work.instrument(received.span.clone()))
+            .await
+            .and_then(|outcome| outcome);
         self.settle(received, outcome, started).await;
     }
 
