@@ -52,6 +52,20 @@ impl Outcomes {
         }
     }
 
+    /// Gives the deliveries at `to` the outcome of the one at `from` (copies of one message).
+    pub fn copy(&mut self, from: usize, to: &[usize]) {
+        let Some(Some(outcome)) = self.slots.get(from) else {
+            return;
+        };
+        let copied: Vec<Result<(), Failure>> = to
+            .iter()
+            .map(|_| outcome.as_ref().map(|_| ()).map_err(Failure::duplicate))
+            .collect();
+        for (&i, outcome) in to.iter().zip(copied) {
+            self.set(i, outcome);
+        }
+    }
+
     /// Handles every delivery that has no outcome yet with `single`, concurrently, and returns
     /// all outcomes in the order of `deliveries`.
     pub async fn finish_with<F, Fut>(

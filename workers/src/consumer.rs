@@ -65,6 +65,14 @@ impl Failure {
     pub fn permanent(reason: impl std::fmt::Display) -> Self {
         Failure::Permanent(reason.to_string())
     }
+
+    /// The same failure again, for another message that shares its outcome.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Failure::Permanent(reason) => Failure::Permanent(reason.clone()),
+            Failure::Transient(e) => Failure::Transient(anyhow::anyhow!("{e:#}")),
+        }
+    }
 }
 
 impl From<sqlx::Error> for Failure {

@@ -84,32 +84,21 @@ pub async fn reserve_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result
         Err(e) => vec![Err(e)],
     };
 
-    let published = futures::future::join_all(requests.iter().zip(decisions).map(
-        |((request, members), decision)| {
-            let trace = members
-                .first()
-                .and_then(|&i| deliveries.get(i))
-                .map(|d| d.trace);
+    // The first delivery of each order publishes its decision; copies share the outcome.
+    let steps = requests
+        .iter()
+        .zip(decisions)
+        .filter_map(|((request, members), decision)| {
+            let first = *members.first()?;
             let ctx = &ctx;
-            async move {
-                let outcome = match decision {
-                    Err(failure) => Err(failure),
-                    Ok(rejection) => {
-                        let publish = publish_decision(ctx, request, rejection);
-                        match trace {
-                            Some(trace) => trace.scope(publish).await,
-                            None => publish.await,
-                        }
-                    }
-                };
-                (members, outcome)
-            }
-        },
-    ))
-    .await;
-    for (members, outcome) in published {
-        for &i in members {
-            outcomes.set(i, clone_outcome(&outcome));
+            Some((first, async move {
+                publish_decision(ctx, request, decision?).await
+            }))
+        });
+    outcomes.settle_each(&deliveries, steps).await;
+    for (_, members) in &requests {
+        if let Some((&first, copies)) = members.split_first() {
+            outcomes.copy(first, copies);
         }
     }
     outcomes
@@ -123,14 +112,6 @@ pub async fn reserve_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result
 
 fn no_decision(order_id: Uuid) -> Failure {
     Failure::Transient(anyhow::anyhow!("no decision for order {order_id}"))
-}
-
-fn clone_outcome(outcome: &Result<(), Failure>) -> Result<(), Failure> {
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(Failure::Permanent(reason)) => Err(Failure::Permanent(reason.clone())),
-        Err(Failure::Transient(e)) => Err(Failure::Transient(anyhow::anyhow!("{e:#}"))),
-    }
 }
 
 async fn publish_decision(

@@ -601,3 +601,44 @@ async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_a
     assert_eq!(recorded, vec![(fine, 200)]);
     assert_eq!(count(&app, "SELECT count(*) FROM order_items").await, 1);
 }
+
+#[tokio::test]
+async fn copies_of_a_reserve_command_received_together_reserve_once_and_share_the_outcome() {
+    let app = spawn_app().await;
+    let product = app.create_product("P", 100, 10).await;
+    let ctx = workers::Context {
+        db: app.state.db.clone(),
+        bus: app.state.bus.clone(),
+        config: app.state.config.clone(),
+    };
+    let reserve = |order_id, quantity| {
+        delivery_of(common::messages::ReserveStock {
+            order_id,
+            items: vec![LineRequest {
+                product_id: product,
+                quantity,
+            }],
+        })
+    };
+    let (twice, once) = (Uuid::now_v7(), Uuid::now_v7());
+    let outcomes = workers::inventory::reserve_many(
+        ctx,
+        vec![reserve(twice, 4), reserve(once, 9), reserve(twice, 4)],
+    )
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(app.stock_of(product).await, 6, "decremented once, for 4");
+    let decisions: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT order_id, outcome FROM inventory_decisions ORDER BY outcome")
+            .fetch_all(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        decisions,
+        vec![
+            (once, "rejected".to_owned()),
+            (twice, "reserved".to_owned())
+        ]
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+}
