@@ -65,6 +65,7 @@ impl Application {
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
         let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
+        let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
         let caches = crate::caches::Caches::start(
             &nats_client,
             &ns,
@@ -78,6 +79,7 @@ impl Application {
         }
         let state = AppState::new(crate::state::Shared {
             watch,
+            accepted,
             tokens,
             db,
             nats: nats_client,

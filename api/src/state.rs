@@ -35,6 +35,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     pub watch: Arc<crate::orders::watch::OrderWatch>,
+    /// Orders accepted and not recorded yet, to answer them `PENDING`.
+    pub accepted: Arc<crate::orders::accepted::Accepted>,
     /// Failed-login limits of this process.
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
     /// Live sessions and catalogue answers of this process, kept in step with the other

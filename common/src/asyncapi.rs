@@ -3,8 +3,7 @@
 //! `docs/asyncapi.json` is its committed copy (a test keeps the two equal).
 
 use crate::messages::{
-    CommitStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, ReleaseStock,
-    ReserveStock, StockRejected, StockReserved, TransitionOrder,
+    AdjustStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, TransitionOrder,
 };
 use crate::messaging::Message;
 use serde_json::{Map, Value, json};
@@ -34,13 +33,9 @@ impl Collected {
     }
 }
 
-fn channel<M: Message + ToSchema>(
-    description: &'static str,
-    subject: &'static str,
-    external_publish: bool,
-) -> Channel {
+fn channel<M: Message + ToSchema>(description: &'static str, external_publish: bool) -> Channel {
     Channel {
-        subject,
+        subject: M::SUBJECT,
         message: M::TYPE,
         version: M::VERSION,
         schema: M::name().into_owned(),
@@ -57,64 +52,34 @@ pub fn document() -> Value {
     };
     collected.add::<PlaceOrder>();
     collected.add::<TransitionOrder>();
-    collected.add::<ReserveStock>();
-    collected.add::<ReleaseStock>();
-    collected.add::<CommitStock>();
-    collected.add::<StockReserved>();
-    collected.add::<StockRejected>();
+    collected.add::<AdjustStock>();
     collected.add::<OrderStatusChanged>();
     collected.add::<PaymentSucceeded>();
     collected.add::<PaymentFailed>();
 
     let channels = [
         channel::<PlaceOrder>(
-            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. Publish with header Nats-Msg-Id: order:<order_id>:place.",
-            "orders.cmd.place",
+            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. Publish with header Nats-Msg-Id: order:<order_id>:place.",
             true,
         ),
         channel::<TransitionOrder>(
-            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED). Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
-            "orders.cmd.transition",
+            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
             true,
         ),
-        channel::<ReserveStock>(
-            "Internal: the order worker asks the inventory worker to reserve an order's lines.",
-            "inventory.cmd.reserve",
-            false,
-        ),
-        channel::<ReleaseStock>(
-            "Internal: give a cancelled order's stock back.",
-            "inventory.cmd.release",
-            false,
-        ),
-        channel::<CommitStock>(
-            "Internal: a shipped order's reservation becomes a sale.",
-            "inventory.cmd.commit",
-            false,
-        ),
-        channel::<StockReserved>(
-            "Every line of the order is reserved. Stream EVENTS.",
-            "inventory.evt.reserved",
-            false,
-        ),
-        channel::<StockRejected>(
-            "The order could not be reserved; the reason names the lines. Stream EVENTS.",
-            "inventory.evt.rejected",
-            false,
+        channel::<AdjustStock>(
+            "Add or remove available stock (warehouse receipts, counts, breakage), recorded in the product's stock ledger once per reference. Stock never goes below zero: such an adjustment, or one for an unknown or archived product, is dead-lettered with the reason. Work-queue stream INVENTORY_CMD. Nats-Msg-Id: adjustment:<reference>.",
+            true,
         ),
         channel::<OrderStatusChanged>(
-            "An order changed status (also PENDING when recorded). Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
-            "orders.evt.status_changed",
+            "An order was recorded (from null to CONFIRMED or REJECTED) or changed status. Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
             false,
         ),
         channel::<PaymentSucceeded>(
             "A payment provider captured a payment. The right amount for a CONFIRMED order pays it; anything else is recorded for refund. Nats-Msg-Id: payment:<provider_reference>:succeeded.",
-            "payments.evt.succeeded",
             true,
         ),
         channel::<PaymentFailed>(
-            "A payment failed for good: a CONFIRMED order is cancelled and its stock released. Nats-Msg-Id: payment:<provider_reference>:failed.",
-            "payments.evt.failed",
+            "A payment failed for good: a CONFIRMED order is cancelled and its stock released, in one transaction. Nats-Msg-Id: payment:<provider_reference>:failed.",
             true,
         ),
     ];

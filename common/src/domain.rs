@@ -38,8 +38,11 @@ impl std::str::FromStr for Role {
 ///    │                      │                 │
 ///    └──▶ REJECTED          └──▶ CANCELLED ◀──┘
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "order_status", rename_all = "UPPERCASE")]
 pub enum OrderStatus {
     Pending,
     Confirmed,
@@ -88,9 +91,18 @@ impl OrderStatus {
         )
     }
 
-    /// Settled for the placement flow: the outcome of reserving stock is known.
+    /// Settled for the placement flow: the order is recorded with the outcome of reserving
+    /// its stock.
     pub fn is_placement_settled(self) -> bool {
         self != OrderStatus::Pending
+    }
+
+    /// No transition leaves this status.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Rejected | OrderStatus::Cancelled | OrderStatus::Delivered
+        )
     }
 
     /// Statuses whose stock is held by the order (reserved, or committed once shipped).
@@ -121,9 +133,47 @@ impl std::str::FromStr for OrderStatus {
     }
 }
 
+/// Where an order's hold on a product's stock stands: `Reserved` at placement, then
+/// `Committed` (a sale, at SHIPPED) or `Released` (back to available stock, on CANCELLED),
+/// each once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "reservation_state", rename_all = "lowercase")]
+pub enum ReservationState {
+    Reserved,
+    Committed,
+    Released,
+}
+
+/// What a payment system reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "payment_kind", rename_all = "lowercase")]
+pub enum PaymentKind {
+    Succeeded,
+    Failed,
+}
+
+/// What was done with a payment: `Applied` moved the order; `RefundRequired` is money to
+/// return (wrong amount, order no longer payable, paid twice); `Ignored` needed nothing (a
+/// failure for an order no longer waiting for payment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "payment_outcome", rename_all = "snake_case")]
+pub enum PaymentOutcome {
+    Applied,
+    RefundRequired,
+    Ignored,
+}
+
 /// Bounds of an order, enforced by the api and again by the workers (other systems publish too).
 pub const MAX_ORDER_LINES: usize = 100;
 pub const MAX_LINE_QUANTITY: i32 = 10_000;
+
+/// Bounds of the texts other systems send on the bus, checked by the workers and by the
+/// database: who asked for a transition, and why (also a failed payment's reason).
+pub const MAX_ACTOR_CHARS: usize = 200;
+pub const MAX_REASON_CHARS: usize = 1000;
 
 #[cfg(test)]
 mod tests {

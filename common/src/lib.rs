@@ -11,6 +11,7 @@ pub mod messages;
 pub mod messaging;
 pub mod metrics;
 pub mod nats;
+pub mod notices;
 pub mod otel;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,11 +1,12 @@
-//! Every message type on the bus: its schema, subject and deterministic message id.
+//! Every message type on the bus: its schema, subject, type name, version and deterministic
+//! message id, declared once with [`message!`](crate::message).
 //!
 //! Message ids are derived from the order id and the step, so a retried publish inside the
 //! duplicate window is dropped by the server, and a redelivered handler that publishes its
 //! follow-up again publishes the same id.
 
 use crate::domain::{MAX_LINE_QUANTITY, MAX_ORDER_LINES, OrderStatus};
-use crate::messaging::Message;
+use crate::message;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -80,98 +81,13 @@ pub struct PlaceOrder {
     pub items: Vec<LineRequest>,
 }
 
-impl Message for PlaceOrder {
-    const TYPE: &'static str = "orders.place";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "orders.cmd.place".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:place", self.order_id)
-    }
-}
-
-/// `inventory.cmd.reserve`: reserve every line of an order, or none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReserveStock {
-    pub order_id: Uuid,
-    pub items: Vec<LineRequest>,
-}
-
-impl Message for ReserveStock {
-    const TYPE: &'static str = "inventory.reserve";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "inventory.cmd.reserve".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:reserve", self.order_id)
-    }
-}
-
-/// `inventory.evt.reserved`: every line of the order is reserved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockReserved {
-    pub order_id: Uuid,
-}
-
-impl Message for StockReserved {
-    const TYPE: &'static str = "inventory.reserved";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "inventory.evt.reserved".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:reserved", self.order_id)
-    }
-}
-
-/// `inventory.evt.rejected`: the order cannot be reserved; nothing was reserved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockRejected {
-    pub order_id: Uuid,
-    /// Human-readable, naming each line at fault.
-    pub reason: String,
-}
-
-impl Message for StockRejected {
-    const TYPE: &'static str = "inventory.rejected";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "inventory.evt.rejected".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:rejected", self.order_id)
-    }
-}
-
-/// `orders.evt.status_changed`: an order moved in its lifecycle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderStatusChanged {
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub from: Option<OrderStatus>,
-    pub to: OrderStatus,
-    pub at: DateTime<Utc>,
-    /// Who or which system made the change (`user:<id>`, `system:inventory`, …).
-    pub actor: String,
-    pub reason: Option<String>,
-}
-
-impl Message for OrderStatusChanged {
-    const TYPE: &'static str = "orders.status_changed";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "orders.evt.status_changed".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:status:{}", self.order_id, self.to)
-    }
-}
+message!(PlaceOrder {
+    subject: "orders.cmd.place",
+    kind: "orders.place",
+    version: 1,
+    id: |m| format!("order:{}:place", m.order_id),
+    order: |m| m.order_id,
+});
 
 /// `orders.cmd.transition`: move an order along its lifecycle (staff, the expiry sweeper, or
 /// another system). The order worker applies it under the state machine.
@@ -180,59 +96,77 @@ impl Message for OrderStatusChanged {
 pub struct TransitionOrder {
     pub order_id: Uuid,
     pub to: OrderStatus,
-    /// Who asks: `user:<id>`, `system:expiry`, …
+    /// Who asks: `user:<id>`, `system:expiry`, … (1 to 200 characters).
+    pub actor: String,
+    /// Why (at most 1000 characters).
+    pub reason: Option<String>,
+    /// The statuses the order may be in for this transition to apply, narrower than the
+    /// lifecycle (a customer may cancel only before payment). Absent: any status the lifecycle
+    /// allows the move from. An order that has moved on is refused (dead-lettered), never moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_from: Option<Vec<OrderStatus>>,
+}
+
+message!(TransitionOrder {
+    subject: "orders.cmd.transition",
+    kind: "orders.transition",
+    version: 1,
+    // One id per target status: each status is reached at most once, so two requests for the
+    // same transition (a customer's cancel and an expiry, say) are one command.
+    id: |m| format!("order:{}:to:{}", m.order_id, m.to),
+    order: |m| m.order_id,
+});
+
+/// `orders.evt.status_changed`: an order was recorded (`from` is null) or moved in its
+/// lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderStatusChanged {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    /// The previous status; null when the order was just recorded (`CONFIRMED` or `REJECTED`).
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub at: DateTime<Utc>,
+    /// Who or which system made the change (`user:<id>`, `system:inventory`, …).
     pub actor: String,
     pub reason: Option<String>,
+    /// The id of the timeline entry this change recorded (ordered per order).
+    #[serde(default)]
+    pub entry_id: Option<i64>,
 }
 
-impl Message for TransitionOrder {
-    const TYPE: &'static str = "orders.transition";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "orders.cmd.transition".into()
-    }
-    /// One id per target status: each status is reached at most once, so two requests for the
-    /// same move (an admin's cancel and an expiry, say) are one command.
-    fn message_id(&self) -> String {
-        format!("order:{}:to:{}", self.order_id, self.to)
-    }
-}
+message!(OrderStatusChanged {
+    subject: "orders.evt.status_changed",
+    kind: "orders.status_changed",
+    version: 1,
+    id: |m| format!("order:{}:status:{}", m.order_id, m.to),
+    order: |m| m.order_id,
+});
 
-/// `inventory.cmd.release`: give an order's reserved stock back (it was cancelled).
+/// `inventory.cmd.adjust`: a warehouse or ERP system adds or removes stock (a receipt, a
+/// count, breakage). Recorded in the same ledger as the api's stock adjustments, once per
+/// `reference`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseStock {
-    pub order_id: Uuid,
+pub struct AdjustStock {
+    pub product_id: Uuid,
+    /// Added to the available stock (negative removes); not 0. Stock never goes below zero:
+    /// an adjustment that would take it there is refused (dead-lettered).
+    pub delta: i32,
+    /// Why, for the ledger (1 to 500 characters).
+    pub reason: String,
+    /// The publisher's unique id of this adjustment (a receipt or count number, 1 to 200
+    /// characters). An adjustment is applied once per reference, however often it arrives.
+    pub reference: String,
 }
 
-impl Message for ReleaseStock {
-    const TYPE: &'static str = "inventory.release";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "inventory.cmd.release".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:release", self.order_id)
-    }
-}
-
-/// `inventory.cmd.commit`: the order shipped; its reservation becomes a sale for good.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommitStock {
-    pub order_id: Uuid,
-}
-
-impl Message for CommitStock {
-    const TYPE: &'static str = "inventory.commit";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "inventory.cmd.commit".into()
-    }
-    fn message_id(&self) -> String {
-        format!("order:{}:commit", self.order_id)
-    }
-}
+message!(AdjustStock {
+    subject: "inventory.cmd.adjust",
+    kind: "inventory.adjust",
+    version: 1,
+    id: |m| format!("adjustment:{}", m.reference),
+});
 
 /// `payments.evt.succeeded`: a payment provider captured a payment for an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -247,16 +181,13 @@ pub struct PaymentSucceeded {
     pub provider_reference: String,
 }
 
-impl Message for PaymentSucceeded {
-    const TYPE: &'static str = "payments.succeeded";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "payments.evt.succeeded".into()
-    }
-    fn message_id(&self) -> String {
-        format!("payment:{}:succeeded", self.provider_reference)
-    }
-}
+message!(PaymentSucceeded {
+    subject: "payments.evt.succeeded",
+    kind: "payments.succeeded",
+    version: 1,
+    id: |m| format!("payment:{}:succeeded", m.provider_reference),
+    order: |m| m.order_id,
+});
 
 /// `payments.evt.failed`: a payment for an order failed for good.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -266,24 +197,32 @@ pub struct PaymentFailed {
     pub amount: i64,
     pub currency: String,
     pub provider_reference: String,
-    /// The provider's explanation.
+    /// The provider's explanation (at most 1000 characters).
     pub reason: Option<String>,
 }
 
-impl Message for PaymentFailed {
-    const TYPE: &'static str = "payments.failed";
-    const VERSION: u32 = 1;
-    fn subject(&self) -> String {
-        "payments.evt.failed".into()
-    }
-    fn message_id(&self) -> String {
-        format!("payment:{}:failed", self.provider_reference)
-    }
-}
+message!(PaymentFailed {
+    subject: "payments.evt.failed",
+    kind: "payments.failed",
+    version: 1,
+    id: |m| format!("payment:{}:failed", m.provider_reference),
+    order: |m| m.order_id,
+});
+
+/// Every subject the service defines, each declared once by its message type.
+pub const SUBJECTS: [&str; 6] = [
+    <PlaceOrder as crate::messaging::Message>::SUBJECT,
+    <TransitionOrder as crate::messaging::Message>::SUBJECT,
+    <OrderStatusChanged as crate::messaging::Message>::SUBJECT,
+    <AdjustStock as crate::messaging::Message>::SUBJECT,
+    <PaymentSucceeded as crate::messaging::Message>::SUBJECT,
+    <PaymentFailed as crate::messaging::Message>::SUBJECT,
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messaging::Message;
 
     fn line(id: u128, quantity: i32) -> LineRequest {
         LineRequest {
@@ -318,10 +257,32 @@ mod tests {
             items: vec![],
         };
         assert_eq!(place.message_id(), format!("order:{id}:place"));
-        let reserve = ReserveStock {
+        assert_eq!(place.order_id(), Some(id));
+        let cancel = TransitionOrder {
             order_id: id,
-            items: vec![],
+            to: OrderStatus::Cancelled,
+            actor: "a".into(),
+            reason: None,
+            allowed_from: None,
         };
-        assert_ne!(place.message_id(), reserve.message_id());
+        assert_eq!(cancel.message_id(), format!("order:{id}:to:CANCELLED"));
+    }
+
+    #[test]
+    fn a_transition_without_allowed_statuses_keeps_the_published_shape() {
+        let command = TransitionOrder {
+            order_id: Uuid::nil(),
+            to: OrderStatus::Paid,
+            actor: "system:test".into(),
+            reason: None,
+            allowed_from: None,
+        };
+        let json = serde_json::to_value(&command).expect("encodes");
+        assert!(json.get("allowed_from").is_none(), "{json}");
+        let old: TransitionOrder = serde_json::from_value(serde_json::json!({
+            "order_id": Uuid::nil(), "to": "PAID", "actor": "system:test", "reason": null
+        }))
+        .expect("a publisher unaware of allowed_from is still understood");
+        assert_eq!(old, command);
     }
 }

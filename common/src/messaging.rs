@@ -8,6 +8,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Header carrying the correlation id from the HTTP request to every worker step.
@@ -38,18 +39,65 @@ pub struct Envelope<T> {
     pub data: T,
 }
 
-/// A message type: its name, schema version, subject and deterministic id.
-pub trait Message: Serialize + DeserializeOwned + Send + Sync {
+/// A message type: its subject, type name, schema version and deterministic id. Declared with
+/// [`message!`](crate::message), so each is written once.
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The subject, relative to the namespace (e.g. `orders.cmd.place`).
+    const SUBJECT: &'static str;
     /// The `type` field of the envelope.
     const TYPE: &'static str;
     /// The schema version in the envelope; bumped on incompatible changes.
     const VERSION: u32;
-    /// The subject, relative to the namespace (e.g. `orders.cmd.place`).
-    fn subject(&self) -> String;
     /// A deterministic id (order id and step), used as `Nats-Msg-Id` so that the server drops a
     /// retried publish inside its duplicate window.
     fn message_id(&self) -> String;
+    /// The order the message is about, for log fields and traces.
+    fn order_id(&self) -> Option<uuid::Uuid> {
+        None
+    }
 }
+
+/// Implements [`Message`] for a type:
+///
+/// ```ignore
+/// message!(PlaceOrder {
+///     subject: "orders.cmd.place",
+///     kind: "orders.place",
+///     version: 1,
+///     id: |m| format!("order:{}:place", m.order_id),
+///     order: |m| m.order_id,          // optional
+/// });
+/// ```
+#[macro_export]
+macro_rules! message {
+    ($ty:ident {
+        subject: $subject:literal,
+        kind: $kind:literal,
+        version: $version:literal,
+        id: |$m:ident| $id:expr
+        $(, order: |$o:ident| $order:expr)?
+        $(,)?
+    }) => {
+        impl $crate::messaging::Message for $ty {
+            const SUBJECT: &'static str = $subject;
+            const TYPE: &'static str = $kind;
+            const VERSION: u32 = $version;
+            fn message_id(&self) -> String {
+                let $m = self;
+                $id
+            }
+            $(
+                fn order_id(&self) -> Option<$crate::messaging::OrderId> {
+                    let $o = self;
+                    Some($order)
+                }
+            )?
+        }
+    };
+}
+
+/// The id type [`Message::order_id`] returns (for [`message!`](crate::message)).
+pub type OrderId = uuid::Uuid;
 
 /// Why an incoming message could not be decoded: a poison message, never retried.
 #[derive(Debug, thiserror::Error)]
@@ -87,27 +135,43 @@ impl<T> Envelope<T> {
     }
 }
 
+/// An envelope whose `data` is not decoded yet. The consumer loop reads a delivery's envelope
+/// once; the handler its `type` names decodes `data` into its message type with
+/// [`RawEnvelope::data_as`].
+pub type RawEnvelope = Envelope<Box<RawValue>>;
+
+impl RawEnvelope {
+    /// Reads the envelope of a payload, leaving `data` undecoded.
+    pub fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(payload).map_err(DecodeError::Envelope)
+    }
+
+    /// Decodes `data` as `M`, checking the envelope's type and version.
+    pub fn data_as<M: Message>(&self) -> Result<M, DecodeError> {
+        if self.kind != M::TYPE {
+            return Err(DecodeError::Type {
+                expected: M::TYPE,
+                found: self.kind.clone(),
+            });
+        }
+        if self.version != M::VERSION {
+            return Err(DecodeError::Version {
+                kind: M::TYPE,
+                found: self.version,
+                supported: M::VERSION,
+            });
+        }
+        serde_json::from_str(self.data.get()).map_err(|source| DecodeError::Data {
+            kind: M::TYPE,
+            source,
+        })
+    }
+}
+
 /// Decodes a payload into the envelope of `M`, checking type and version.
 pub fn decode<M: Message>(payload: &[u8]) -> Result<Envelope<M>, DecodeError> {
-    let raw: Envelope<serde_json::Value> =
-        serde_json::from_slice(payload).map_err(DecodeError::Envelope)?;
-    if raw.kind != M::TYPE {
-        return Err(DecodeError::Type {
-            expected: M::TYPE,
-            found: raw.kind,
-        });
-    }
-    if raw.version != M::VERSION {
-        return Err(DecodeError::Version {
-            kind: M::TYPE,
-            found: raw.version,
-            supported: M::VERSION,
-        });
-    }
-    let data = serde_json::from_value(raw.data).map_err(|source| DecodeError::Data {
-        kind: M::TYPE,
-        source,
-    })?;
+    let raw = RawEnvelope::parse(payload)?;
+    let data = raw.data_as::<M>()?;
     Ok(Envelope {
         id: raw.id,
         kind: raw.kind,
@@ -116,18 +180,6 @@ pub fn decode<M: Message>(payload: &[u8]) -> Result<Envelope<M>, DecodeError> {
         correlation_id: raw.correlation_id,
         data,
     })
-}
-
-/// Reads only the `type` field of an envelope, to route a message among several kinds.
-pub fn peek_type(payload: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct TypeOnly {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    serde_json::from_slice::<TypeOnly>(payload)
-        .ok()
-        .map(|t| t.kind)
 }
 
 /// The deployment's prefix for subjects and stream names (`NATS_NAMESPACE`).
@@ -220,8 +272,9 @@ impl Bus {
         message: M,
         correlation_id: &str,
     ) -> Result<Published, PublishError> {
-        let subject = self.ns.subject(&message.subject());
+        let subject = self.ns.subject(M::SUBJECT);
         let msg_id = message.message_id();
+        let order_id = message.order_id();
         tracing::Span::current().record("subject", subject.as_str());
         tracing::Span::current().record("msg_id", msg_id.as_str());
         let envelope = Envelope::<M>::new(message, correlation_id);
@@ -240,7 +293,7 @@ impl Bus {
         // One line per message is too many for INFO at a thousand orders a second; failures
         // are logged where they happen, and `common::messaging=debug` shows every publish.
         tracing::debug!(
-            order_id = crate::trace::order_id_in(&payload).as_deref(),
+            order_id = order_id.map(tracing::field::display),
             trace_id = %trace.trace_id_hex(),
             sequence = published.sequence,
             duplicate = published.duplicate,
@@ -291,16 +344,12 @@ mod tests {
         n: u32,
     }
 
-    impl Message for Ping {
-        const TYPE: &'static str = "test.ping";
-        const VERSION: u32 = 1;
-        fn subject(&self) -> String {
-            "test.ping".into()
-        }
-        fn message_id(&self) -> String {
-            format!("ping:{}", self.n)
-        }
-    }
+    crate::message!(Ping {
+        subject: "test.ping",
+        kind: "test.ping",
+        version: 1,
+        id: |m| format!("ping:{}", m.n),
+    });
 
     #[test]
     fn an_envelope_round_trips_and_its_id_is_deterministic() {
@@ -311,7 +360,9 @@ mod tests {
         let back = decode::<Ping>(&bytes).expect("decode");
         assert_eq!(back.data, Ping { n: 7 });
         assert_eq!(back.correlation_id, "corr");
-        assert_eq!(peek_type(&bytes).as_deref(), Some("test.ping"));
+        let raw = RawEnvelope::parse(&bytes).expect("envelope");
+        assert_eq!(raw.kind, "test.ping");
+        assert_eq!(raw.data_as::<Ping>().expect("data"), Ping { n: 7 });
     }
 
     #[test]

@@ -8,10 +8,16 @@
 //! | `INVENTORY_CMD` | work queue | `inventory.cmd.>` |
 //! | `EVENTS` | limits (7 days) | `orders.evt.>`, `inventory.evt.>`, `payments.evt.>` |
 //! | `DEAD_LETTERS` | limits (30 days) | `dlq.>` |
+//!
+//! Durable consumers that earlier versions created and nothing reads any more are deleted
+//! here ([`RETIRED_CONSUMERS`]): on a work-queue stream, one of them would hold back messages
+//! or, with an overlapping filter, refuse the consumers that replace it.
 
 use crate::config::Config;
 use crate::messaging::Namespace;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::CreateStreamErrorKind;
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
 use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
@@ -96,7 +102,16 @@ impl ConsumerSpec {
     }
 }
 
-/// Creates or updates every stream of the deployment. Safe to run from every replica.
+/// Durable consumers of earlier versions: `orders-commands` (all of `orders.cmd.>`, now split
+/// between `inventory-place` and `orders-transitions`) and `orders-inventory-events` (the
+/// inventory decisions, which no longer exist).
+pub const RETIRED_CONSUMERS: [(&str, &str); 2] = [
+    (ORDERS_CMD, "orders-commands"),
+    (EVENTS, "orders-inventory-events"),
+];
+
+/// Creates or updates every stream of the deployment and deletes retired consumers. Safe to
+/// run from every replica.
 pub async fn provision_streams(
     js: &jetstream::Context,
     ns: &Namespace,
@@ -156,6 +171,20 @@ pub async fn provision_streams(
             })
             .await
             .map_err(|e| crate::Error::Nats(format!("stream {}: {e}", ns.name(name))))?;
+    }
+    for (stream, durable) in RETIRED_CONSUMERS {
+        let (stream, durable) = (ns.name(stream), ns.name(durable));
+        match js.delete_consumer_from_stream(&durable, &stream).await {
+            Ok(_) => tracing::info!(%stream, consumer = %durable, "retired consumer deleted"),
+            Err(e)
+                if matches!(e.kind(), ConsumerErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) => {
+                return Err(crate::Error::Nats(format!(
+                    "retired consumer {durable} on {stream}: {e}"
+                )));
+            }
+        }
     }
     Ok(())
 }

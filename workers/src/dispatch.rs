@@ -1,23 +1,48 @@
-//! Routes the messages of one consumer to a handler by their envelope `type`.
+//! Routes the deliveries of one consumer to their handler by the envelope's `type`, decoding
+//! `data` into the handler's message type once. A delivery whose `data` does not decode is a
+//! permanent failure of its own; the others of its group go on.
 
-use crate::consumer::{Delivery, Failure, Handler};
+use crate::consumer::{Delivery, Failure, Handled, Handler};
+use common::messaging::Message;
+use common::trace::TraceContext;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument;
 
-type One = Arc<dyn Fn(Delivery) -> BoxFuture<'static, Result<(), Failure>> + Send + Sync>;
-type Many =
-    Arc<dyn Fn(Vec<Delivery>) -> BoxFuture<'static, Vec<Result<(), Failure>>> + Send + Sync>;
-
-#[derive(Clone)]
-enum Route {
-    One(One),
-    /// Handles the messages of its group received together, in one call.
-    Many {
-        group: &'static str,
-        handler: Many,
-    },
+/// A delivered message of type `M`, as a handler sees it.
+#[derive(Debug)]
+pub struct Incoming<M> {
+    pub message: M,
+    pub correlation_id: String,
+    /// How many times the server has delivered it (1 on first delivery).
+    pub delivered: i64,
+    trace: TraceContext,
+    span: tracing::Span,
 }
+
+impl<M> Incoming<M> {
+    /// A message as if delivered for the first time, in a new trace: for handing to a
+    /// handler directly.
+    pub fn new(message: M, correlation_id: impl Into<String>) -> Self {
+        Incoming {
+            message,
+            correlation_id: correlation_id.into(),
+            delivered: 1,
+            trace: TraceContext::new_root(),
+            span: tracing::Span::none(),
+        }
+    }
+
+    /// Runs `work` as part of this message's handling: in its trace (what it publishes
+    /// continues the publisher's trace) and its log span.
+    pub fn within<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        self.trace.scope(work).instrument(self.span.clone())
+    }
+}
+
+type Route = Arc<dyn Fn(Vec<Delivery>) -> BoxFuture<'static, Vec<Handled>> + Send + Sync>;
 
 /// A table from message type to handler. A message whose type has no handler can never
 /// succeed here and is dead-lettered with that reason.
@@ -31,88 +56,86 @@ impl Dispatch {
         Self::default()
     }
 
-    /// Messages of `message_type` are handled one by one.
-    pub fn on<F, Fut>(mut self, message_type: &'static str, handler: F) -> Self
+    /// Messages of type `M` received together are handled in one call of `handler`, which
+    /// gives one result per message, in order.
+    pub fn on<M, F, Fut>(mut self, handler: F) -> Self
     where
-        F: Fn(Delivery) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), Failure>> + Send + 'static,
+        M: Message,
+        F: Fn(Vec<Incoming<M>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Handled>> + Send + 'static,
     {
-        self.routes.insert(
-            message_type,
-            Route::One(Arc::new(move |d| Box::pin(handler(d)))),
-        );
+        let handler = Arc::new(handler);
+        let route: Route = Arc::new(move |deliveries| {
+            let handler = Arc::clone(&handler);
+            Box::pin(decode_and_handle(deliveries, move |m| handler(m)))
+        });
+        self.routes.insert(M::TYPE, route);
         self
-    }
-
-    /// Messages of any of `message_types` received together are handled in one call (one
-    /// outcome per message, in order).
-    pub fn on_many<F, Fut>(mut self, message_types: &[&'static str], handler: F) -> Self
-    where
-        F: Fn(Vec<Delivery>) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Vec<Result<(), Failure>>> + Send + 'static,
-    {
-        let handler: Many = Arc::new(move |d| Box::pin(handler(d)));
-        let group = message_types.first().copied().unwrap_or_default();
-        for message_type in message_types {
-            self.routes.insert(
-                message_type,
-                Route::Many {
-                    group,
-                    handler: Arc::clone(&handler),
-                },
-            );
-        }
-        self
-    }
-
-    fn route(&self, delivery: &Delivery) -> Result<&Route, Failure> {
-        let Some(kind) = common::messaging::peek_type(&delivery.payload) else {
-            return Err(Failure::permanent(
-                "payload is not a JSON envelope with a type",
-            ));
-        };
-        self.routes.get(kind.as_str()).ok_or_else(|| {
-            Failure::permanent(format!(
-                "no handler for message type {kind:?} on {}",
-                delivery.subject
-            ))
-        })
     }
 }
 
-impl Handler for Dispatch {
-    async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
-        match self.route(&delivery)? {
-            Route::One(handler) => handler(delivery).await,
-            Route::Many { handler, .. } => {
-                let mut outcomes = handler(vec![delivery]).await;
-                outcomes.pop().unwrap_or_else(|| {
-                    Err(Failure::Transient(anyhow::anyhow!(
-                        "batch handler gave no outcome"
-                    )))
-                })
-            }
-        }
-    }
-
-    fn batch_group(&self, delivery: &Delivery) -> Option<&'static str> {
-        match self.route(delivery) {
-            Ok(Route::Many { group, .. }) => Some(group),
-            _ => None,
-        }
-    }
-
-    async fn handle_batch(&self, deliveries: Vec<Delivery>) -> Vec<Result<(), Failure>> {
-        // The loop groups by `batch_group`: every delivery here has the same route.
-        match deliveries.first().map(|d| self.route(d)) {
-            Some(Ok(Route::Many { handler, .. })) => handler(deliveries).await,
-            _ => {
-                let mut outcomes = Vec::with_capacity(deliveries.len());
-                for delivery in deliveries {
-                    outcomes.push(self.handle(delivery).await);
+/// Decodes each delivery's data as `M` and hands those that decode to `handler`.
+async fn decode_and_handle<M, F, Fut>(deliveries: Vec<Delivery>, handler: F) -> Vec<Handled>
+where
+    M: Message,
+    F: FnOnce(Vec<Incoming<M>>) -> Fut,
+    Fut: Future<Output = Vec<Handled>>,
+{
+    let mut results: Vec<Option<Handled>> = (0..deliveries.len()).map(|_| None).collect();
+    let mut decoded = Vec::with_capacity(deliveries.len());
+    let mut positions = Vec::with_capacity(deliveries.len());
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        match delivery.envelope.data_as::<M>() {
+            Ok(message) => {
+                if let Some(order_id) = message.order_id() {
+                    delivery
+                        .span
+                        .record("order_id", tracing::field::display(order_id));
                 }
-                outcomes
+                positions.push(i);
+                decoded.push(Incoming {
+                    message,
+                    correlation_id: delivery.correlation_id,
+                    delivered: delivery.delivered,
+                    trace: delivery.trace,
+                    span: delivery.span,
+                });
             }
+            Err(e) => results[i] = Some(Err(e.into())),
+        }
+    }
+    if !decoded.is_empty() {
+        for (i, result) in positions.into_iter().zip(handler(decoded).await) {
+            results[i] = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Failure::transient("the handler gave no result"))))
+        .collect()
+}
+
+impl Handler for Dispatch {
+    fn group(&self, delivery: &Delivery) -> Result<&'static str, Failure> {
+        let kind = delivery.envelope.kind.as_str();
+        self.routes
+            .get_key_value(kind)
+            .map(|(group, _)| *group)
+            .ok_or_else(|| {
+                Failure::permanent(format!(
+                    "no handler for message type {kind:?} on {}",
+                    delivery.subject
+                ))
+            })
+    }
+
+    async fn handle(&self, group: &'static str, deliveries: Vec<Delivery>) -> Vec<Handled> {
+        match self.routes.get(group) {
+            Some(route) => route(deliveries).await,
+            None => deliveries
+                .iter()
+                .map(|_| Err(Failure::permanent(format!("no handler for {group}"))))
+                .collect(),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! are cancelled with reason `reservation_expired`, and their stock released.
 //!
 //! The sweeper changes nothing itself: it publishes a transition command per expired order,
-//! with the same message id whoever publishes it (`order:<id>:to:CANCELLED`). With many worker
-//! instances sweeping at once, the server drops the duplicate commands and the order worker's
-//! guarded update applies the cancellation once; the release that follows is exactly-once too.
+//! allowed only from CONFIRMED, with the same message id whoever publishes it
+//! (`order:<id>:to:CANCELLED`). With many worker instances sweeping at once, the server drops
+//! the duplicate commands, and the transition (with its stock release, in one transaction) is
+//! applied once; an order paid meanwhile is left alone.
 
 use crate::Context;
 use common::domain::OrderStatus;
@@ -38,6 +39,8 @@ pub async fn run(ctx: Context, interval: Duration, shutdown: CancellationToken) 
 /// One sweep: finds expired reservations and publishes their cancellation commands.
 pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
     let ttl_secs = ctx.config.reservation_ttl.as_secs_f64();
+    // The status is written out, not bound: the partial index `orders_confirmed_reserved_at`
+    // serves only a statement whose predicate names it, in every plan PostgreSQL caches.
     let expired: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM orders
           WHERE status = 'CONFIRMED' AND reserved_at < now() - make_interval(secs => $1)
@@ -56,6 +59,7 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
                 to: OrderStatus::Cancelled,
                 actor: "system:expiry".into(),
                 reason: Some(EXPIRED_REASON.into()),
+                allowed_from: Some(vec![OrderStatus::Confirmed]),
             },
             "expiry-sweeper",
         )

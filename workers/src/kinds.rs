@@ -3,11 +3,8 @@
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
 use crate::dispatch::Dispatch;
-use crate::{inventory, orders};
-use common::messages::{
-    CommitStock, PaymentFailed, PaymentSucceeded, PlaceOrder, ReleaseStock, ReserveStock,
-    StockRejected, StockReserved, TransitionOrder,
-};
+use crate::{adjusting, payments, placing, transitions};
+use common::messages::{AdjustStock, PaymentFailed, PaymentSucceeded, PlaceOrder, TransitionOrder};
 use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
 use std::fmt;
@@ -16,11 +13,17 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Reserves, releases and commits stock.
+    /// Records placed orders with their stock reserved; applies stock adjustments.
     Inventory,
-    /// Creates orders and applies status transitions.
+    /// Applies status transitions and payment events; expires unpaid reservations.
     Orders,
 }
+
+/// Durable consumer names (without namespace).
+pub const INVENTORY_PLACE: &str = "inventory-place";
+pub const INVENTORY_COMMANDS: &str = "inventory-commands";
+pub const ORDERS_TRANSITIONS: &str = "orders-transitions";
+pub const ORDERS_PAYMENT_EVENTS: &str = "orders-payment-events";
 
 impl Kind {
     pub const ALL: [Kind; 2] = [Kind::Inventory, Kind::Orders];
@@ -28,35 +31,32 @@ impl Kind {
     /// The durable consumers of this kind, each with its message routes.
     fn specs(self, ctx: &Context) -> Vec<(ConsumerSpec, Dispatch)> {
         match self {
-            Kind::Inventory => vec![(
-                ConsumerSpec::new(nats::INVENTORY_CMD, "inventory-commands", "inventory.cmd.>"),
-                Dispatch::new()
-                    .on_many(&[ReserveStock::TYPE], with(ctx, inventory::reserve_many))
-                    .on(ReleaseStock::TYPE, with(ctx, inventory::release))
-                    .on(CommitStock::TYPE, with(ctx, inventory::commit)),
-            )],
+            Kind::Inventory => vec![
+                (
+                    ConsumerSpec::new(nats::ORDERS_CMD, INVENTORY_PLACE, PlaceOrder::SUBJECT),
+                    Dispatch::new().on(with(ctx, placing::place)),
+                ),
+                (
+                    // Everything under `inventory.cmd.`: a subject nobody handles is
+                    // dead-lettered, visibly, instead of waiting in the stream.
+                    ConsumerSpec::new(nats::INVENTORY_CMD, INVENTORY_COMMANDS, "inventory.cmd.>"),
+                    Dispatch::new().on::<AdjustStock, _, _>(with(ctx, adjusting::adjust)),
+                ),
+            ],
             Kind::Orders => vec![
                 (
-                    ConsumerSpec::new(nats::ORDERS_CMD, "orders-commands", "orders.cmd.>"),
-                    Dispatch::new()
-                        .on_many(&[PlaceOrder::TYPE], with(ctx, orders::place_many))
-                        .on(TransitionOrder::TYPE, with(ctx, orders::transition)),
-                ),
-                (
-                    ConsumerSpec::new(nats::EVENTS, "orders-inventory-events", "inventory.evt.>"),
-                    Dispatch::new().on_many(
-                        &[StockReserved::TYPE, StockRejected::TYPE],
-                        with(ctx, orders::on_reserved_many),
+                    ConsumerSpec::new(
+                        nats::ORDERS_CMD,
+                        ORDERS_TRANSITIONS,
+                        TransitionOrder::SUBJECT,
                     ),
+                    Dispatch::new().on(with(ctx, transitions::transition)),
                 ),
                 (
-                    ConsumerSpec::new(nats::EVENTS, "orders-payment-events", "payments.evt.>"),
+                    ConsumerSpec::new(nats::EVENTS, ORDERS_PAYMENT_EVENTS, "payments.evt.>"),
                     Dispatch::new()
-                        .on(
-                            PaymentSucceeded::TYPE,
-                            with(ctx, orders::on_payment_succeeded),
-                        )
-                        .on(PaymentFailed::TYPE, with(ctx, orders::on_payment_failed)),
+                        .on::<PaymentSucceeded, _, _>(with(ctx, payments::succeeded))
+                        .on::<PaymentFailed, _, _>(with(ctx, payments::failed)),
                 ),
             ],
         }
@@ -84,14 +84,14 @@ impl Kind {
     }
 }
 
-/// Binds a handler function (of one delivery or of many) to the worker context.
+/// Binds a handler function to the worker context.
 fn with<D, F, Fut>(ctx: &Context, handler: F) -> impl Fn(D) -> Fut + Send + Sync + 'static
 where
     F: Fn(Context, D) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
 {
     let ctx = ctx.clone();
-    move |delivery| handler(ctx.clone(), delivery)
+    move |messages| handler(ctx.clone(), messages)
 }
 
 impl fmt::Display for Kind {

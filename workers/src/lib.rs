@@ -1,19 +1,25 @@
-//! JetStream workers of the order service. The inventory worker reserves, releases and
-//! commits stock; the order worker creates orders and applies status transitions. Each kind
-//! can run alone (`workers inventory`, `workers orders`) so ops scale them independently.
+//! JetStream workers of the order service, one commit per step. The inventory worker records
+//! placed orders with their stock reserved and applies stock adjustments; the order worker
+//! applies status transitions and payment events (each with its stock effect) and expires
+//! unpaid reservations. Each kind can run alone (`workers inventory`, `workers orders`) so ops
+//! scale them independently. `docs/architecture.md` maps every step to its module.
 
+pub mod adjusting;
+pub mod announce;
 pub mod batch;
 pub mod consumer;
+pub mod counters;
 pub mod dispatch;
 pub mod expiry;
 pub mod http;
-pub mod inventory;
 pub mod kinds;
 pub mod lag;
-pub mod orders;
-pub mod outcomes;
+pub mod payments;
+pub mod placing;
+pub mod transitions;
 
 use common::messaging::{Bus, Namespace};
+use common::notices::Notices;
 use common::{Config, db, nats};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -21,12 +27,25 @@ use tokio_util::sync::CancellationToken;
 
 pub use kinds::Kind;
 
-/// Everything a worker needs: database, bus, configuration.
+/// Everything a worker needs: database, bus, cache notices, configuration.
 #[derive(Clone)]
 pub struct Context {
     pub db: sqlx::PgPool,
     pub bus: Bus,
+    pub notices: Notices,
     pub config: std::sync::Arc<Config>,
+}
+
+impl Context {
+    pub fn new(db: sqlx::PgPool, bus: Bus, config: std::sync::Arc<Config>) -> Self {
+        let notices = Notices::new(bus.jetstream().client(), bus.namespace().clone());
+        Context {
+            db,
+            bus,
+            notices,
+            config,
+        }
+    }
 }
 
 /// A set of worker kinds, connected and bound, ready to run.
@@ -49,11 +68,7 @@ impl Workers {
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
         let listener = TcpListener::bind(config.worker_http_addr).await?;
         Ok(Workers {
-            context: Context {
-                db: pool,
-                bus: Bus::new(js, ns),
-                config: std::sync::Arc::new(config),
-            },
+            context: Context::new(pool, Bus::new(js, ns), std::sync::Arc::new(config)),
             nats: client,
             kinds,
             listener,

@@ -1,5 +1,6 @@
 //! The generic consumer loop against a real JetStream: ack after success, retry with backoff,
-//! dead letters with their reason, redelivery after a crash, draining on shutdown.
+//! dead letters with their reason, redelivery after a crash, draining on shutdown, and pull
+//! requests renewed at once when one expires or the server goes quiet.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
@@ -8,15 +9,64 @@ use common::messaging::{
     Bus, DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SUBJECT_HEADER, Namespace,
 };
 use common::nats::{self, ConsumerSpec};
-use common::testing::{TestEnv, eventually};
+use common::testing::{TcpProxy, TestEnv, eventually, socket_addr_of};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use workers::consumer::{ConsumerLoop, Delivery, Failure, Handler, LoopOptions};
+use workers::consumer::{
+    ConsumerLoop, Delivery, Failure, Handled, Handler, LoopOptions, PullOptions,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The message the tests publish.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Probe {
+    text: String,
+}
+
+common::message!(Probe {
+    subject: "orders.evt.test",
+    kind: "test.probe",
+    version: 1,
+    id: |m| format!("probe:{}", m.text),
+});
+
+/// The text a delivery carries.
+fn text_of(delivery: &Delivery) -> String {
+    delivery
+        .envelope
+        .data_as::<Probe>()
+        .map(|p| p.text)
+        .unwrap_or_default()
+}
+
+/// A test handler that takes one message at a time.
+trait OneByOne: Send + Sync + 'static {
+    fn handle_one(&self, delivery: Delivery) -> impl Future<Output = Handled> + Send;
+}
+
+/// Runs a [`OneByOne`] handler over each delivery of a group in turn.
+struct Each<H>(H);
+
+impl<H: OneByOne> Handler for Each<H> {
+    fn group(&self, _delivery: &Delivery) -> Result<&'static str, Failure> {
+        Ok("test")
+    }
+
+    async fn handle(&self, _group: &'static str, deliveries: Vec<Delivery>) -> Vec<Handled> {
+        let mut results = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            results.push(self.0.handle_one(delivery).await);
+        }
+        results
+    }
+}
 
 struct Harness {
     _env: TestEnv,
@@ -43,11 +93,11 @@ impl Harness {
         }
     }
 
-    async fn start<H: Handler>(
+    async fn start<H: OneByOne>(
         &self,
         handler: H,
     ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-        self.start_with(handler, |_| {}).await
+        self.start_with(Each(handler), |_| {}).await
     }
 
     async fn start_with<H: Handler>(
@@ -55,25 +105,47 @@ impl Harness {
         handler: H,
         tune: impl FnOnce(&mut LoopOptions),
     ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-        let consumer =
-            nats::provision_consumer(self.bus.jetstream(), self.bus.namespace(), &self.spec)
-                .await
-                .unwrap();
+        self.start_on(&self.bus, handler, tune).await
+    }
+
+    /// Starts a loop whose NATS connection is `bus`'s (another than the publisher's, say).
+    async fn start_on<H: Handler>(
+        &self,
+        bus: &Bus,
+        handler: H,
+        tune: impl FnOnce(&mut LoopOptions),
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let consumer = nats::provision_consumer(bus.jetstream(), bus.namespace(), &self.spec)
+            .await
+            .unwrap();
         let mut options = LoopOptions {
             max_deliver: self.spec.max_deliver,
             min_retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_millis(200),
-            fetch_expiry: Duration::from_millis(500),
+            pull: PullOptions {
+                batch: 256,
+                expires: Duration::from_millis(500),
+                heartbeat: Duration::from_millis(100),
+            },
             ..LoopOptions::default()
         };
         tune(&mut options);
         let token = CancellationToken::new();
-        let lp = ConsumerLoop::new("test", consumer, self.bus.clone(), handler, options);
+        let lp = ConsumerLoop::new("test", consumer, bus.clone(), handler, options);
         let task = tokio::spawn(lp.run(token.clone()));
         (token, task)
     }
 
-    async fn publish(&self, body: &str) {
+    /// Publishes a [`Probe`] carrying `text`.
+    async fn publish(&self, text: &str) {
+        let probe = Probe { text: text.into() };
+        let body = serde_json::to_vec(&common::messaging::Envelope::<Probe>::new(probe, "corr-1"))
+            .unwrap();
+        self.publish_raw(&body).await;
+    }
+
+    /// Publishes `body` as it is.
+    async fn publish_raw(&self, body: &[u8]) {
         let subject = self.bus.namespace().subject("orders.evt.test");
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(common::messaging::CORRELATION_HEADER, "corr-1");
@@ -82,7 +154,7 @@ impl Harness {
                 subject,
                 uuid::Uuid::new_v4().to_string(),
                 headers,
-                body.to_owned().into(),
+                body.to_vec().into(),
             )
             .await
             .unwrap();
@@ -143,8 +215,8 @@ struct Scripted {
     outcome: fn(&Delivery) -> Result<(), Failure>,
 }
 
-impl Handler for Scripted {
-    async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+impl OneByOne for Scripted {
+    async fn handle_one(&self, delivery: Delivery) -> Handled {
         let outcome = (self.outcome)(&delivery);
         let _ = self.seen.send(delivery);
         outcome
@@ -174,7 +246,7 @@ async fn a_handled_message_is_acked_once_with_its_correlation_id() {
 
     let d = next(&mut seen).await;
     assert_eq!(d.subject, "orders.evt.test");
-    assert_eq!(&d.payload[..], b"hello");
+    assert_eq!(text_of(&d), "hello");
     assert_eq!(d.delivered, 1);
     assert_eq!(d.correlation_id, "corr-1");
     h.settled().await;
@@ -221,7 +293,7 @@ async fn a_permanent_failure_is_dead_lettered_with_its_reason_and_not_retried() 
     .await;
     assert_eq!(dead.len(), 1);
     let letter = &dead[0];
-    assert_eq!(&letter.payload[..], b"poison");
+    assert!(String::from_utf8_lossy(&letter.payload).contains("poison"));
     assert_eq!(
         letter.headers.get(DLQ_REASON_HEADER).unwrap().as_str(),
         "unknown order 42"
@@ -266,10 +338,11 @@ async fn a_message_failing_on_every_delivery_is_dead_lettered_after_max_deliver(
 }
 
 #[tokio::test]
-async fn an_undecodable_message_is_dead_lettered_by_the_dispatcher() {
+async fn an_undecodable_message_is_dead_lettered_before_any_handler_sees_it() {
     let h = Harness::new(5, Duration::from_secs(30)).await;
-    let (_stop, _task) = h.start(workers::dispatch::Dispatch::new()).await;
-    h.publish("{not an envelope").await;
+    let (handler, mut seen) = scripted(|_| Ok(()));
+    let (_stop, _task) = h.start(handler).await;
+    h.publish_raw(b"{not an envelope").await;
     h.settled().await;
     let dead = eventually(WAIT, "a dead letter", || async {
         let d = h.dead_letters().await;
@@ -282,7 +355,28 @@ async fn an_undecodable_message_is_dead_lettered_by_the_dispatcher() {
             .get(DLQ_REASON_HEADER)
             .unwrap()
             .as_str()
-            .contains("not a JSON envelope")
+            .contains("not a valid envelope")
+    );
+    assert!(seen.try_recv().is_err(), "no handler saw it");
+}
+
+#[tokio::test]
+async fn a_message_of_a_type_nobody_handles_is_dead_lettered_by_the_dispatcher() {
+    let h = Harness::new(5, Duration::from_secs(30)).await;
+    let (_stop, _task) = h
+        .start_with(workers::dispatch::Dispatch::new(), |_| {})
+        .await;
+    h.publish("unrouted").await;
+    h.settled().await;
+    let dead = eventually(WAIT, "a dead letter", || async {
+        let d = h.dead_letters().await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    let reason = dead[0].headers.get(DLQ_REASON_HEADER).unwrap().as_str();
+    assert!(
+        reason.contains("no handler for message type \"test.probe\""),
+        "{reason}"
     );
 }
 
@@ -291,8 +385,8 @@ struct HangsOnFirstDelivery {
     started: mpsc::UnboundedSender<i64>,
 }
 
-impl Handler for HangsOnFirstDelivery {
-    async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+impl OneByOne for HangsOnFirstDelivery {
+    async fn handle_one(&self, delivery: Delivery) -> Handled {
         let _ = self.started.send(delivery.delivered);
         if delivery.delivered == 1 {
             std::future::pending::<()>().await;
@@ -337,7 +431,7 @@ async fn a_handler_stuck_past_its_timeout_is_abandoned_and_its_message_retried_b
     let h = Harness::new(5, Duration::from_secs(60)).await;
     let (tx, mut started) = mpsc::unbounded_channel();
     let (_stop, _task) = h
-        .start_with(HangsOnFirstDelivery { started: tx }, |o| {
+        .start_with(Each(HangsOnFirstDelivery { started: tx }), |o| {
             o.handler_timeout = Duration::from_millis(300);
         })
         .await;
@@ -353,10 +447,13 @@ async fn a_handler_stuck_past_its_timeout_is_abandoned_and_its_message_retried_b
     h.settled().await;
 }
 
-struct PanicsOnce;
+struct PanicsOnce {
+    seen: mpsc::UnboundedSender<i64>,
+}
 
-impl Handler for PanicsOnce {
-    async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+impl OneByOne for PanicsOnce {
+    async fn handle_one(&self, delivery: Delivery) -> Handled {
+        let _ = self.seen.send(delivery.delivered);
         if delivery.delivered == 1 {
             panic!("handler bug on first delivery");
         }
@@ -367,8 +464,14 @@ impl Handler for PanicsOnce {
 #[tokio::test]
 async fn a_panicking_handler_does_not_stop_the_loop_and_the_message_is_retried() {
     let h = Harness::new(5, Duration::from_secs(30)).await;
-    let (_stop, task) = h.start(PanicsOnce).await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let (_stop, task) = h.start(PanicsOnce { seen: tx }).await;
     h.publish("panic").await;
+    let deliveries = [
+        tokio::time::timeout(WAIT, seen.recv()).await.unwrap(),
+        tokio::time::timeout(WAIT, seen.recv()).await.unwrap(),
+    ];
+    assert_eq!(deliveries, [Some(1), Some(2)], "retried after the panic");
     h.settled().await;
     assert!(!task.is_finished());
     assert!(h.dead_letters().await.is_empty());
@@ -380,8 +483,8 @@ struct Slow {
     done: Arc<AtomicUsize>,
 }
 
-impl Handler for Slow {
-    async fn handle(&self, _delivery: Delivery) -> Result<(), Failure> {
+impl OneByOne for Slow {
+    async fn handle_one(&self, _delivery: Delivery) -> Handled {
         let _ = self.started.send(());
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.done.fetch_add(1, Ordering::SeqCst);
@@ -414,4 +517,67 @@ async fn shutdown_finishes_and_acks_the_message_in_hand() {
         "the in-flight message finished"
     );
     h.settled().await;
+}
+
+/// How long a message published to an idle consumer may take to reach its handler.
+const PROMPTLY: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_consumer_whose_pull_requests_expire_pulls_again_at_once() {
+    let h = Harness::new(5, Duration::from_secs(30)).await;
+    let (handler, mut seen) = scripted(|_| Ok(()));
+    let expires = Duration::from_millis(300);
+    let (_stop, _task) = h
+        .start_with(Each(handler), |o| {
+            o.pull.expires = expires;
+            o.pull.heartbeat = Duration::from_millis(100);
+        })
+        .await;
+    // Idle through several expiries: each request must be renewed.
+    tokio::time::sleep(expires * 4).await;
+    h.publish("after expiries").await;
+    let d = tokio::time::timeout(PROMPTLY, seen.recv())
+        .await
+        .expect("handled within a second of being published")
+        .unwrap();
+    assert_eq!(text_of(&d), "after expiries");
+}
+
+#[tokio::test]
+async fn a_consumer_whose_pull_request_the_server_forgot_pulls_again_at_once() {
+    // The loop talks to NATS through a proxy; cutting it makes the server forget the pull
+    // request (its subscriber went away) without telling the client, as a server restart or
+    // a new consumer leader would.
+    let h = Harness::new(5, Duration::from_secs(30)).await;
+    let proxy = TcpProxy::start(socket_addr_of(&common::testing::nats_url())).await;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(format!("nats://{}", proxy.addr))
+        .await
+        .unwrap();
+    let bus = Bus::new(jetstream::new(client.clone()), h.bus.namespace().clone());
+    let (handler, mut seen) = scripted(|_| Ok(()));
+    let (_stop, _task) = h
+        .start_on(&bus, Each(handler), |o| {
+            // Long enough that waiting for the expiry would be noticed.
+            o.pull.expires = Duration::from_secs(10);
+            o.pull.heartbeat = Duration::from_millis(200);
+        })
+        .await;
+    h.consumer_until("a pull request waiting", |i| i.num_waiting > 0)
+        .await;
+
+    proxy.cut();
+    h.no_pull_waiting().await;
+    proxy.restore();
+    eventually(WAIT, "the loop's client reconnects", || async {
+        (client.connection_state() == async_nats::connection::State::Connected).then_some(())
+    })
+    .await;
+    h.publish("after the gap").await;
+    let d = tokio::time::timeout(PROMPTLY, seen.recv())
+        .await
+        .expect("handled within a second of being published")
+        .unwrap();
+    assert_eq!(text_of(&d), "after the gap");
 }

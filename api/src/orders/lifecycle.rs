@@ -32,9 +32,10 @@ pub struct MoveRequest<'a> {
     pub order_id: Uuid,
     pub to: OrderStatus,
     pub reason: Option<String>,
-    /// From which statuses this caller may make the move (narrower than the lifecycle for
-    /// customers).
-    pub allowed: fn(OrderStatus) -> bool,
+    /// From which statuses this caller may make the move, narrower than the lifecycle (a
+    /// customer cancels only before payment); `None`: wherever the lifecycle allows. Carried in
+    /// the command, so the order worker refuses the move if the order moved on meanwhile.
+    pub allowed_from: Option<&'static [OrderStatus]>,
     pub wait: Option<Duration>,
     pub correlation_id: &'a str,
 }
@@ -46,10 +47,11 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         order_id,
         to,
         reason,
-        allowed,
+        allowed_from,
         wait,
         correlation_id,
     } = request;
+    let allowed = |s: OrderStatus| s.can_become(to) && allowed_from.is_none_or(|a| a.contains(&s));
     if let Some(r) = &reason
         && (r.trim().is_empty() || r.chars().count() > MAX_REASON_CHARS)
     {
@@ -66,7 +68,7 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         // Already there: asking again changes nothing.
         return Ok(Placed::Settled(order));
     }
-    if !(order.status.can_become(to) && allowed(order.status)) {
+    if !allowed(order.status) {
         return Err(illegal(&order, to));
     }
     if state.nats.connection_state() != async_nats::connection::State::Connected {
@@ -78,15 +80,15 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         to,
         actor: format!("user:{}", user.id),
         reason,
+        allowed_from: allowed_from.map(<[OrderStatus]>::to_vec),
     };
     if let Err(e) = state.bus.publish(command, correlation_id).await {
         tracing::error!(error = %e, %order_id, "transition command not acknowledged by JetStream");
         return Err(broker_unavailable());
     }
     if let (Some(waiter), Some(wait)) = (waiter.as_mut(), wait) {
-        waiter
-            .wait_for(wait, |s| s == to || !s.can_become(to))
-            .await;
+        // Until the order gets there, or moves where it cannot get there from any more.
+        waiter.wait_for(wait, |s| s == to || !allowed(s)).await;
     }
     let order = repo::find(&state.db, order_id, owner)
         .await?
@@ -94,8 +96,9 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
     if order.status == to {
         return Ok(Placed::Settled(order));
     }
-    if wait.is_some() && !order.status.can_become(to) {
-        // The worker refused it: the order moved elsewhere meanwhile.
+    if wait.is_some() && !allowed(order.status) {
+        // The worker refused it: the order moved elsewhere meanwhile (paid before a
+        // customer's cancel reached it, say).
         return Err(illegal(&order, to));
     }
     Ok(Placed::Accepted(order))

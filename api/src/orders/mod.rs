@@ -1,5 +1,6 @@
 //! The orders domain: placing orders through JetStream, reading them back.
 
+pub mod accepted;
 mod idempotency;
 mod lifecycle;
 pub mod model;

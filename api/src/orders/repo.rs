@@ -27,7 +27,7 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.curren
 struct OrderRow {
     id: Uuid,
     user_id: Uuid,
-    status: String,
+    status: OrderStatus,
     total: i64,
     currency: String,
     rejection_reason: Option<String>,
@@ -39,8 +39,8 @@ struct OrderRow {
 
 #[derive(serde::Deserialize)]
 struct EventRow {
-    from_status: Option<String>,
-    to_status: String,
+    from_status: Option<OrderStatus>,
+    to_status: OrderStatus,
     at: DateTime<Utc>,
     actor: String,
     reason: Option<String>,
@@ -51,7 +51,7 @@ impl From<OrderRow> for Order {
         Order {
             id: r.id,
             user_id: r.user_id,
-            status: r.status.parse().unwrap_or(OrderStatus::Pending),
+            status: r.status,
             items: r.items.0,
             total: r.total,
             currency: r.currency,
@@ -63,8 +63,8 @@ impl From<OrderRow> for Order {
                 .0
                 .into_iter()
                 .map(|e| TimelineEntry {
-                    from: e.from_status.and_then(|s| s.parse().ok()),
-                    to: e.to_status.parse().unwrap_or(OrderStatus::Pending),
+                    from: e.from_status,
+                    to: e.to_status,
                     at: e.at,
                     actor: e.actor,
                     reason: e.reason,
@@ -107,7 +107,7 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
         q.push(" AND o.user_id = ").push_bind(owner);
     }
     if let Some(status) = f.status {
-        q.push(" AND o.status = ").push_bind(status.as_str());
+        q.push(" AND o.status = ").push_bind(status);
     }
     if let Some(from) = f.created_from {
         q.push(" AND o.created_at >= ").push_bind(from);

@@ -79,7 +79,7 @@ async fn change_status(
             order_id: id,
             to: body.status,
             reason: body.reason,
-            allowed: |_| true,
+            allowed_from: None,
             wait,
             correlation_id: &correlation,
         },
@@ -111,12 +111,12 @@ async fn cancel_order(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let wait = service::parse_prefer_wait(&headers);
-    let (reason, allowed): (&str, fn(OrderStatus) -> bool) = if user.is_admin() {
-        ("cancelled by staff", |s| {
-            matches!(s, OrderStatus::Confirmed | OrderStatus::Paid)
-        })
+    const STAFF: &[OrderStatus] = &[OrderStatus::Confirmed, OrderStatus::Paid];
+    const CUSTOMER: &[OrderStatus] = &[OrderStatus::Confirmed];
+    let (reason, allowed_from) = if user.is_admin() {
+        ("cancelled by staff", STAFF)
     } else {
-        ("cancelled by the customer", |s| s == OrderStatus::Confirmed)
+        ("cancelled by the customer", CUSTOMER)
     };
     let correlation = correlation_id(&headers);
     let placed = lifecycle::request(
@@ -126,7 +126,7 @@ async fn cancel_order(
             order_id: id,
             to: OrderStatus::Cancelled,
             reason: Some(reason.to_owned()),
-            allowed,
+            allowed_from: Some(allowed_from),
             wait,
             correlation_id: &correlation,
         },
@@ -235,7 +235,8 @@ async fn place_order(
 
 /// An order with its lines, totals, status, rejection reason and timeline.
 ///
-/// Customers see their own orders only; anyone else's is a 404, as if it did not exist.
+/// Customers see their own orders only; anyone else's is a 404, as if it did not exist. An
+/// order accepted (202) and not recorded yet reads `PENDING`, priced from the catalogue.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
@@ -251,10 +252,25 @@ async fn get_order(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Order>> {
     let owner = (!user.is_admin()).then_some(user.id);
-    repo::find(&state.db, id, owner)
-        .await?
-        .map(axum::Json)
-        .ok_or(ApiError::NotFound("order"))
+    // Looked up before the database is read: an order recorded in between is found there.
+    let accepted = state
+        .accepted
+        .get(id)
+        .filter(|p| owner.is_none_or(|owner| owner == p.user_id));
+    if let Some(order) = repo::find(&state.db, id, owner).await? {
+        return Ok(axum::Json(order));
+    }
+    let pending = accepted.ok_or(ApiError::NotFound("order"))?;
+    let order = repo::pending_view(
+        &state.db,
+        id,
+        pending.user_id,
+        &pending.lines,
+        pending.accepted_at,
+        &state.config.store_currency,
+    )
+    .await?;
+    Ok(axum::Json(order))
 }
 
 /// Orders, newest first, with keyset pagination and filters.

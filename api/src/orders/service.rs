@@ -107,6 +107,14 @@ pub async fn place(
         }
     };
     metrics::counter!("orders_placed_total").increment(1);
+    state.accepted.accepted(
+        order_id,
+        super::accepted::Pending {
+            user_id,
+            lines: lines.clone(),
+            accepted_at,
+        },
+    );
     if let Some(key) = idempotency_key {
         idempotency::mark_published(&state.db, user_id, key).await?;
     }

@@ -23,18 +23,7 @@ pub struct OrderWatch {
 impl OrderWatch {
     /// Subscribes to status changes (core NATS: every api replica gets every event).
     pub async fn start(nats: &async_nats::Client, ns: &Namespace) -> anyhow::Result<Arc<Self>> {
-        let subject = ns.subject(
-            &OrderStatusChanged {
-                order_id: Uuid::nil(),
-                user_id: Uuid::nil(),
-                from: None,
-                to: OrderStatus::Pending,
-                at: chrono::Utc::now(),
-                actor: String::new(),
-                reason: None,
-            }
-            .subject(),
-        );
+        let subject = ns.subject(OrderStatusChanged::SUBJECT);
         let mut subscription = nats.subscribe(subject).await?;
         let watch = Arc::new(OrderWatch::default());
         let weak = Arc::downgrade(&watch);

@@ -7,12 +7,14 @@
 //! caller-dependent view (say, ADMINs seeing archived products) must bypass this cache.
 //!
 //! Entries are keyed by the validated query, so spellings that mean the same page (parameter
-//! order, `q` with surrounding spaces, `sort=created_at` or no sort) share one entry, and by a
-//! generation that every product write through the api moves forward. A reader that went to the
-//! database before a write committed files its answer under the old generation, where nobody
-//! looks any more, so a client that changed a product reads its change. Stock changed by the
-//! workers (orders) is not seen here: lists and details may show it up to one TTL late. The
-//! cache is bounded by weight in bytes, whatever queries clients invent.
+//! order, `q` with surrounding spaces, `sort=created_at` or no sort) share one entry, and by
+//! generations: one that every product write through the api moves forward (everything is
+//! forgotten), one that every stock change moves forward for the pages (any page may show the
+//! product), and, for details, one of a fixed set of counters picked by the product's id, which
+//! a stock change of that product moves forward. A reader that went to the database before a
+//! change committed files its answer under the old generation, where nobody looks any more, so
+//! whoever changed a product, or learnt that an order took or gave back its stock, reads the
+//! change. The cache is bounded by weight in bytes, whatever queries clients invent.
 
 use super::model::CatalogueQuery;
 use crate::error::ApiError;
@@ -53,13 +55,21 @@ impl Resource {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     generation: u64,
+    /// The pages' stock generation for a page, the product's stripe for a detail.
+    stock: u64,
     resource: Resource,
 }
+
+/// Stock counters of product details; a stock change forgets the details of the products that
+/// share its product's counter (a 1/256th of the catalogue), whatever the catalogue's size.
+const STRIPES: usize = 256;
 
 pub struct CatalogueCache {
     /// `None` when the TTL is 0: every read goes to the database.
     entries: Option<Cache<Key, Bytes>>,
     generation: AtomicU64,
+    pages_stock: AtomicU64,
+    details_stock: [AtomicU64; STRIPES],
     /// `Cache-Control` of every 200 answer, matching the TTL (absent when caching is off).
     cache_control: Option<HeaderValue>,
 }
@@ -71,6 +81,8 @@ impl CatalogueCache {
             return CatalogueCache {
                 entries: None,
                 generation: AtomicU64::new(0),
+                pages_stock: AtomicU64::new(0),
+                details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
                 cache_control: None,
             };
         }
@@ -87,6 +99,8 @@ impl CatalogueCache {
         CatalogueCache {
             entries: Some(entries),
             generation: AtomicU64::new(0),
+            pages_stock: AtomicU64::new(0),
+            details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_control,
         }
     }
@@ -133,8 +147,13 @@ impl CatalogueCache {
             return encode(&load().await?);
         };
         // Read before the database is: see the module's first paragraph.
+        let stock = match &resource {
+            Resource::Page(_) => &self.pages_stock,
+            Resource::Product(id) => self.stripe(*id),
+        };
         let key = Key {
             generation: self.generation.load(Ordering::SeqCst),
+            stock: stock.load(Ordering::SeqCst),
             resource,
         };
         if let Some(body) = entries.get(&key) {
@@ -152,6 +171,20 @@ impl CatalogueCache {
         if let Some(entries) = &self.entries {
             entries.invalidate_all();
         }
+    }
+
+    /// The available stock of `products` changed (an order took or gave it back, or a
+    /// warehouse adjusted it): forgets every page and those products' details.
+    pub fn stock_changed(&self, products: &[Uuid]) {
+        self.pages_stock.fetch_add(1, Ordering::SeqCst);
+        for id in products {
+            self.stripe(*id).fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn stripe(&self, product: Uuid) -> &AtomicU64 {
+        let index = usize::from(product.as_bytes()[15]) % STRIPES;
+        &self.details_stock[index]
     }
 
     /// A 200 answer carrying `body`, with the headers `axum::Json` would set, plus
@@ -223,6 +256,38 @@ mod tests {
         cache.invalidate();
         let third = load_page(&cache, query("cup"), "third").await.unwrap();
         assert_eq!(third.as_ref(), b"\"third\"");
+    }
+
+    #[tokio::test]
+    async fn a_stock_change_forgets_the_pages_and_that_products_detail_only() {
+        let cache = CatalogueCache::new(Duration::from_secs(60));
+        let (changed, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let detail = |id, body: &'static str| {
+            let cache = &cache;
+            async move {
+                cache
+                    .product(id, || async move { Ok::<_, ApiError>(body) })
+                    .await
+                    .unwrap()
+            }
+        };
+        load_page(&cache, query("cup"), "page before")
+            .await
+            .unwrap();
+        detail(changed, "changed before").await;
+        detail(other, "other before").await;
+
+        cache.stock_changed(&[changed]);
+        let page = load_page(&cache, query("cup"), "page after").await.unwrap();
+        assert_eq!(page.as_ref(), b"\"page after\"");
+        assert_eq!(
+            detail(changed, "changed after").await.as_ref(),
+            b"\"changed after\""
+        );
+        assert_eq!(
+            detail(other, "other after").await.as_ref(),
+            b"\"other before\""
+        );
     }
 
     #[tokio::test]

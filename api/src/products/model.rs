@@ -120,8 +120,11 @@ pub struct StockAdjustment {
     pub product_id: Uuid,
     pub delta: i32,
     pub reason: String,
-    /// The ADMIN who made the adjustment.
+    /// The ADMIN who made the adjustment (none for one received over the bus).
     pub actor_id: Option<Uuid>,
+    /// The publisher's reference of an adjustment received over the bus
+    /// (`inventory.cmd.adjust`).
+    pub reference: Option<String>,
     /// Available stock right after the adjustment.
     pub stock_after: i32,
     pub created_at: DateTime<Utc>,

@@ -239,7 +239,7 @@ pub async fn record_adjustment(
     sqlx::query_as(
         "INSERT INTO stock_adjustments (id, product_id, delta, reason, actor_id, stock_after)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, product_id, delta, reason, actor_id, stock_after, created_at",
+         RETURNING id, product_id, delta, reason, actor_id, reference, stock_after, created_at",
     )
     .bind(Uuid::now_v7())
     .bind(product_id)
@@ -259,21 +259,19 @@ pub async fn list_adjustments(
     query: &LedgerQuery,
 ) -> Result<Vec<StockAdjustment>, ApiError> {
     let fetch = i64::from(query.limit) + 1;
-    let rows = match query.after {
-        None => {
-            sqlx::query_as(
-                "SELECT id, product_id, delta, reason, actor_id, stock_after, created_at
+    let rows =
+        match query.after {
+            None => sqlx::query_as(
+                "SELECT id, product_id, delta, reason, actor_id, reference, stock_after, created_at
                  FROM stock_adjustments WHERE product_id = $1
                  ORDER BY created_at, id LIMIT $2",
             )
             .bind(product_id)
             .bind(fetch)
             .fetch_all(db)
-            .await?
-        }
-        Some((at, id)) => {
-            sqlx::query_as(
-                "SELECT id, product_id, delta, reason, actor_id, stock_after, created_at
+            .await?,
+            Some((at, id)) => sqlx::query_as(
+                "SELECT id, product_id, delta, reason, actor_id, reference, stock_after, created_at
                  FROM stock_adjustments WHERE product_id = $1 AND (created_at, id) > ($2, $3)
                  ORDER BY created_at, id LIMIT $4",
             )
@@ -282,8 +280,7 @@ pub async fn list_adjustments(
             .bind(id)
             .bind(fetch)
             .fetch_all(db)
-            .await?
-        }
-    };
+            .await?,
+        };
     Ok(rows)
 }

@@ -121,6 +121,14 @@ pub async fn spawn_system() -> TestApp {
     app
 }
 
+/// The api and every worker kind, with `overrides` on top of the test configuration.
+pub async fn spawn_system_with(overrides: &[(&str, &str)]) -> TestApp {
+    let app = spawn_app_with(overrides).await;
+    let config = app.env.config_with(overrides);
+    app.start_workers(config).await;
+    app
+}
+
 /// Like [`spawn_system`], also returning the base URL of the workers' HTTP endpoints.
 pub async fn spawn_system_with_workers_url() -> (TestApp, String) {
     let app = spawn_app().await;
@@ -344,7 +352,7 @@ impl TestApp {
 
     /// How many times orders reached `status`.
     pub async fn transitions_to(&self, status: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status = $1")
+        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status::text = $1")
             .bind(status)
             .fetch_one(&self.state.db)
             .await
@@ -378,7 +386,8 @@ impl TestApp {
         let id = uuid::Uuid::now_v7();
         sqlx::query(
             "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
-             VALUES ($1, $2, $3, 0, 'USD', CASE WHEN $3 = 'REJECTED' THEN 'test' END)",
+             VALUES ($1, $2, $3::text::order_status, 0, 'USD',
+                     CASE WHEN $3::text = 'REJECTED' THEN 'test' END)",
         )
         .bind(id)
         .bind(user.id)
@@ -387,6 +396,30 @@ impl TestApp {
         .await
         .expect("insert order");
         id
+    }
+
+    /// The reasons of every dead letter so far, oldest first.
+    pub async fn dead_letter_reasons(&self) -> Vec<String> {
+        let stream = self
+            .state
+            .bus
+            .jetstream()
+            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
+            .await
+            .expect("dead-letter stream");
+        let mut reasons = Vec::new();
+        let mut sequence = 1;
+        while let Ok(letter) = stream.get_raw_message(sequence).await {
+            reasons.push(
+                letter
+                    .headers
+                    .get(common::messaging::DLQ_REASON_HEADER)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
+            );
+            sequence += 1;
+        }
+        reasons
     }
 
     /// Waits until every durable consumer of the namespace has nothing pending or unacked.
@@ -399,10 +432,13 @@ impl TestApp {
                 let bus = bus.clone();
                 async move {
                     for (stream, durable) in [
-                        (common::nats::ORDERS_CMD, "orders-commands"),
-                        (common::nats::INVENTORY_CMD, "inventory-commands"),
-                        (common::nats::EVENTS, "orders-inventory-events"),
-                        (common::nats::EVENTS, "orders-payment-events"),
+                        (common::nats::ORDERS_CMD, workers::kinds::INVENTORY_PLACE),
+                        (
+                            common::nats::INVENTORY_CMD,
+                            workers::kinds::INVENTORY_COMMANDS,
+                        ),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
+                        (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
                     ] {
                         let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
                             .jetstream()

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 #![allow(dead_code)] // each test module uses a part of the helpers
 
+mod adjustments;
 mod auth;
 mod caches;
 mod health;
@@ -15,4 +16,5 @@ mod orders;
 mod orders_delivery;
 mod problems;
 mod products;
+mod stock_read_back;
 mod users;

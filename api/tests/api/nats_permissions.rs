@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const USERS: [(&str, &str, &str); 5] = [
+const USERS: [(&str, &str, &str); 6] = [
     ("api", "NATS_API_PASSWORD", "api-password"),
     (
         "orders-worker",
@@ -28,6 +28,7 @@ const USERS: [(&str, &str, &str); 5] = [
         "inventory-password",
     ),
     ("payments", "NATS_PAYMENTS_PASSWORD", "payments-password"),
+    ("warehouse", "NATS_WAREHOUSE_PASSWORD", "warehouse-password"),
     (
         "event-reader",
         "NATS_EVENT_READER_PASSWORD",

@@ -1,4 +1,4 @@
-//! Order outcome counters, named for dashboards: `orders_confirmed_total`,
+//! Order counters, named for dashboards: `orders_confirmed_total`,
 //! `orders_rejected_total`, `orders_cancelled_total` (every path, expiry included; expiries
 //! alone are also `orders_expired_total`), `orders_paid_total`, `orders_shipped_total`,
 //! `orders_delivered_total`, besides `order_transitions_total{to}`.

@@ -1,0 +1,43 @@
+//! What follows a committed step: the stock notice for the api replicas' caches, then each
+//! message's status event, published in that message's trace and acknowledged by JetStream
+//! before the message itself is acknowledged.
+
+use crate::Context;
+use crate::consumer::{Failure, Handled};
+use crate::dispatch::Incoming;
+use common::messages::OrderStatusChanged;
+use uuid::Uuid;
+
+/// What one message's step committed.
+#[derive(Debug, Default)]
+pub struct Stepped {
+    /// The status event to publish, if the step moved (or had moved) an order.
+    pub event: Option<OrderStatusChanged>,
+    /// Products whose available stock the step changed.
+    pub stock: Vec<Uuid>,
+}
+
+/// Announces the stock changes of `results`, then publishes their events: one result per
+/// message of `incoming`, in order.
+pub async fn announce<M>(
+    ctx: &Context,
+    incoming: &[Incoming<M>],
+    results: Vec<Result<Stepped, Failure>>,
+) -> Vec<Handled> {
+    let stock = results
+        .iter()
+        .flatten()
+        .flat_map(|s| s.stock.iter().copied())
+        .collect();
+    // Before the events: whoever learns of a change then reads the stock it left.
+    ctx.notices.stock_changed(stock).await;
+    futures::future::join_all(incoming.iter().zip(results).map(|(message, result)| {
+        message.within(async move {
+            if let Some(event) = result?.event {
+                ctx.bus.publish(event, &message.correlation_id).await?;
+            }
+            Ok(())
+        })
+    }))
+    .await
+}

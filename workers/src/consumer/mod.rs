@@ -1,0 +1,343 @@
+//! The generic consumer loop for durable pull consumers.
+//!
+//! It keeps pull requests outstanding ([`pull`]) and takes the messages in chunks of those
+//! already received, one chunk at a time: the messages that arrive while a chunk is handled
+//! make up the next one, so chunks grow with the load by themselves, and a message arriving
+//! alone is handled at once. Each message's envelope is read once, here. The messages of a
+//! chunk are grouped by their handler ([`Handler::group`]) and each group is handled in one
+//! call, all groups concurrently. Each message is then settled by its own result:
+//!
+//! * success: acknowledged only after the handler returned, i.e. after its transaction
+//!   committed and its follow-up messages were acknowledged by the server. The ack itself is
+//!   not confirmed (no double ack): should it be lost, the message is redelivered after its
+//!   ack wait and the idempotent handler finds its effects already there;
+//! * transient failure (database down, lock timeout): negatively acknowledged with an
+//!   exponential delay, so the server redelivers it later;
+//! * permanent failure (undecodable, unknown order), a panic that keeps recurring, or a
+//!   transient failure on its last allowed delivery: copied to the dead-letter stream with the
+//!   reason, then terminated. A message is never retried forever and never silently dropped.
+//!
+//! On shutdown it stops asking for messages, handles and settles what its requests still
+//! bring, and returns.
+
+mod delivery;
+mod pull;
+mod settle;
+
+pub use delivery::{Delivery, Failure, Handled, Handler};
+pub use pull::PullOptions;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use common::messaging::{Bus, CORRELATION_HEADER, RawEnvelope};
+use common::trace::{TRACEPARENT_HEADER, TraceContext};
+use settle::{Origin, subject_label};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Tuning of one consumer loop.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// How much each pull request asks for, and how the server keeps it alive.
+    pub pull: PullOptions,
+    /// The most messages in one chunk, and so in one group handled together.
+    pub chunk: usize,
+    /// The longest a handler may take before its messages are retried (below the consumer's
+    /// ack wait, so the server does not hand them to another worker meanwhile).
+    pub handler_timeout: Duration,
+    /// Must match the consumer's `max_deliver`: the last delivery of a failing message is
+    /// dead-lettered instead of retried.
+    pub max_deliver: i64,
+    /// First and longest redelivery delay after a transient failure.
+    pub min_retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            pull: PullOptions {
+                batch: 256,
+                expires: Duration::from_secs(2),
+                heartbeat: Duration::from_millis(250),
+            },
+            chunk: 64,
+            handler_timeout: Duration::from_secs(20),
+            max_deliver: 10,
+            min_retry_delay: Duration::from_millis(250),
+            max_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running consumer: a durable pull consumer, a handler, and where dead letters go.
+pub struct ConsumerLoop<H> {
+    name: String,
+    consumer: PullConsumer,
+    bus: Bus,
+    handler: Arc<H>,
+    options: LoopOptions,
+}
+
+/// A received message waiting for its result, to be settled.
+struct InHand {
+    message: jetstream::Message,
+    stream: String,
+    sequence: u64,
+    delivered: i64,
+    subject: String,
+    span: tracing::Span,
+}
+
+impl<H: Handler> ConsumerLoop<H> {
+    pub fn new(
+        name: impl Into<String>,
+        consumer: PullConsumer,
+        bus: Bus,
+        handler: H,
+        options: LoopOptions,
+    ) -> Self {
+        ConsumerLoop {
+            name: name.into(),
+            consumer,
+            bus,
+            handler: Arc::new(handler),
+            options,
+        }
+    }
+
+    /// The durable name (without namespace) and the consumer, for lag sampling.
+    pub fn watch(&self) -> (String, PullConsumer) {
+        (self.name.clone(), self.consumer.clone())
+    }
+
+    /// Runs until `shutdown` is cancelled; what the pull requests already sent bring is
+    /// handled and settled first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.name.as_str();
+        let mut puller = loop {
+            match pull::Puller::new(
+                name,
+                &self.consumer,
+                self.bus.jetstream().clone(),
+                self.options.pull,
+            )
+            .await
+            {
+                Ok(puller) => break puller,
+                Err(e) => {
+                    tracing::warn!(consumer = name, error = %e, "cannot subscribe for pulls; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.options.min_retry_delay) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
+        tracing::info!(consumer = name, "consumer started");
+        let mut draining = false;
+        loop {
+            let chunk = tokio::select! {
+                chunk = puller.next_chunk(self.options.chunk) => chunk,
+                _ = shutdown.cancelled(), if !draining => {
+                    puller.drain();
+                    draining = true;
+                    continue;
+                }
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            self.process_chunk(chunk).await;
+        }
+        tracing::info!(consumer = name, "consumer drained and stopped");
+    }
+
+    /// Reads each message's metadata and envelope, groups the messages by handler, handles
+    /// every group concurrently and settles each message by its result.
+    async fn process_chunk(&self, messages: Vec<jetstream::Message>) {
+        let started = Instant::now();
+        let mut groups: Vec<(&'static str, Vec<Delivery>, Vec<InHand>)> = Vec::new();
+        let mut refused = Vec::new();
+        for message in messages {
+            let Some((delivery, in_hand)) = self.receive(message) else {
+                continue;
+            };
+            match delivery.and_then(|d| self.handler.group(&d).map(|g| (g, d))) {
+                Ok((group, delivery)) => match groups.iter_mut().find(|(g, ..)| *g == group) {
+                    Some((_, deliveries, held)) => {
+                        deliveries.push(delivery);
+                        held.push(in_hand);
+                    }
+                    None => groups.push((group, vec![delivery], vec![in_hand])),
+                },
+                Err(failure) => refused.push(self.settle(in_hand, Err(failure), started)),
+            }
+        }
+        let handled = groups
+            .into_iter()
+            .map(|(group, deliveries, held)| self.process_group(group, deliveries, held, started));
+        futures::future::join(
+            futures::future::join_all(refused),
+            futures::future::join_all(handled),
+        )
+        .await;
+    }
+
+    async fn process_group(
+        &self,
+        group: &'static str,
+        deliveries: Vec<Delivery>,
+        held: Vec<InHand>,
+        started: Instant,
+    ) {
+        let size = deliveries.len();
+        metrics::histogram!("message_batch_size", "consumer" => self.name.clone(), "group" => group)
+            .record(size as f64);
+        let handler = Arc::clone(&self.handler);
+        let span = tracing::info_span!("batch", consumer = %self.name, group, size);
+        let work = async move { handler.handle(group, deliveries).await };
+        let results: Vec<Handled> = match self.guarded(work.instrument(span)).await {
+            Ok(results) if results.len() == size => results,
+            Ok(results) => {
+                let reason = format!("handler gave {} results for {size} messages", results.len());
+                tracing::error!(consumer = %self.name, group, "{reason}");
+                (0..size)
+                    .map(|_| Err(Failure::transient(&reason)))
+                    .collect()
+            }
+            Err(failure) => (0..size).map(|_| Err(failure.shared())).collect(),
+        };
+        futures::future::join_all(
+            held.into_iter()
+                .zip(results)
+                .map(|(in_hand, result)| self.settle(in_hand, result, started)),
+        )
+        .await;
+    }
+
+    /// Reads a message's metadata, prepares its span and trace context, and reads its
+    /// envelope (an undecodable one is a permanent failure). `None` for a message without
+    /// JetStream metadata, which cannot be acknowledged either.
+    fn receive(&self, message: jetstream::Message) -> Option<(Result<Delivery, Failure>, InHand)> {
+        let (delivered, sequence, stream) = match message.info() {
+            Ok(info) => (info.delivered, info.stream_sequence, info.stream.to_owned()),
+            Err(e) => {
+                tracing::error!(consumer = %self.name, error = %e, "message without JetStream metadata");
+                return None;
+            }
+        };
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let subject = self.bus.namespace().relative(&message.subject).to_owned();
+        // The handler runs in a child of the publisher's trace context, so whatever it
+        // publishes continues the same trace.
+        let parent = TraceContext::parent_of_incoming(header(TRACEPARENT_HEADER).as_deref());
+        let envelope = RawEnvelope::parse(&message.payload);
+        let correlation_id = header(CORRELATION_HEADER)
+            .or_else(|| envelope.as_ref().ok().map(|e| e.correlation_id.clone()))
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "message",
+            consumer = %self.name,
+            subject = %subject,
+            correlation_id = %correlation_id,
+            order_id = tracing::field::Empty,
+            trace_id = %parent.trace_id_hex(),
+            delivered,
+            stream_sequence = sequence,
+        );
+        let trace = TraceContext::continue_in(&span, &parent);
+        let delivery = envelope
+            .map(|envelope| Delivery {
+                subject: subject.clone(),
+                envelope,
+                delivered,
+                stream_sequence: sequence,
+                correlation_id,
+                trace,
+                span: span.clone(),
+            })
+            .map_err(Failure::from);
+        let in_hand = InHand {
+            message,
+            stream,
+            sequence,
+            delivered,
+            subject,
+            span,
+        };
+        Some((delivery, in_hand))
+    }
+
+    /// Runs handler work in its own task, so that a panic does not take the loop down with it
+    /// and work stuck past `handler_timeout` is abandoned; either is a transient failure.
+    async fn guarded<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let mut task = tokio::spawn(work);
+        match tokio::time::timeout(self.options.handler_timeout, &mut task).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(join)) => Err(Failure::transient(format!("handler panicked: {join}"))),
+            Err(_) => {
+                // Dropping the work rolls back its transaction; what it published carries
+                // message ids, so the retry's publishes are dropped as duplicates.
+                task.abort();
+                Err(Failure::transient(format!(
+                    "handler did not finish within {:?}",
+                    self.options.handler_timeout
+                )))
+            }
+        }
+    }
+
+    /// Settles a message by its result, and counts it.
+    async fn settle(&self, in_hand: InHand, result: Handled, started: Instant) {
+        let InHand {
+            message,
+            stream,
+            sequence,
+            delivered,
+            subject,
+            span,
+        } = in_hand;
+        async {
+            let label = subject_label(&subject);
+            let labels = [("consumer", self.name.clone()), ("subject", label.clone())];
+            if delivered > 1 {
+                metrics::counter!("message_redeliveries_total", &labels).increment(1);
+            }
+            metrics::histogram!("message_processing_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            let origin = Origin {
+                consumer: &self.name,
+                stream: &stream,
+                sequence,
+                delivered,
+            };
+            let outcome = settle::settle(&self.bus, &self.options, &message, origin, result).await;
+            tracing::debug!(
+                outcome,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message handled"
+            );
+            metrics::counter!(
+                "messages_processed_total",
+                "consumer" => self.name.clone(),
+                "subject" => label,
+                "outcome" => outcome,
+            )
+            .increment(1);
+        }
+        .instrument(span)
+        .await;
+    }
+}

@@ -1,0 +1,148 @@
+//! Status transitions (`orders.cmd.transition`, order worker): staff, customers, the expiry
+//! sweeper and other systems move orders along their lifecycle. Each batch of commands is
+//! one transaction ([`apply`]): every status, its timeline entry, its stock effect (released
+//! on every path into CANCELLED, sold at SHIPPED) commit together; then one status event per
+//! transition.
+//!
+//! Idempotent: each status is reached once (`UNIQUE (order_id, to_status)`), so a redelivered
+//! command finds its transition made and publishes its recorded event again. A transition the
+//! lifecycle (or the command's `allowed_from`) forbids from the order's current status can
+//! never succeed: it is dead-lettered naming that status, and changes nothing.
+
+pub mod apply;
+pub mod judge;
+
+use crate::Context;
+use crate::announce::{Stepped, announce};
+use crate::consumer::{Failure, Handled};
+use crate::dispatch::Incoming;
+use apply::{Asked, Planned, TransitionTx};
+use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
+use common::messages::TransitionOrder;
+
+/// Handles the transition commands received together.
+pub async fn transition(ctx: Context, commands: Vec<Incoming<TransitionOrder>>) -> Vec<Handled> {
+    let results = crate::batch::checked(
+        &commands,
+        |c| asked(&c.message),
+        |some| apply_all(&ctx, some),
+    )
+    .await;
+    announce(&ctx, &commands, results).await
+}
+
+/// Applies the transitions in one transaction, in order.
+async fn apply_all(
+    ctx: &Context,
+    asked: Vec<Asked>,
+) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
+    let ids: Vec<_> = asked.iter().map(|a| a.order_id).collect();
+    let mut tx = TransitionTx::lock(ctx, &ids).await?;
+    let planned: Vec<Result<Planned, Failure>> =
+        asked.iter().map(|a| tx.transition(a.clone())).collect();
+    let again: Vec<Planned> = planned.iter().flatten().copied().collect();
+    let committed = tx.commit(&again).await?;
+    Ok(planned
+        .into_iter()
+        .map(|p| {
+            Ok(Stepped {
+                event: Some(committed.event(p?)?),
+                stock: committed.restocked.clone(),
+            })
+        })
+        .collect())
+}
+
+/// The command, checked: a status staff or systems may set, and bounded texts.
+fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
+    if !matches!(
+        command.to,
+        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Cancelled
+    ) {
+        return Err(Failure::permanent(format!(
+            "{} is set by the system, not by a transition command",
+            command.to
+        )));
+    }
+    let actor = command.actor.trim();
+    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS {
+        return Err(Failure::permanent(format!(
+            "actor must be 1 to {MAX_ACTOR_CHARS} characters"
+        )));
+    }
+    check_reason(command.reason.as_deref())?;
+    if command.allowed_from.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Failure::permanent(
+            "allowed_from, when given, must name at least one status",
+        ));
+    }
+    Ok(Asked {
+        order_id: command.order_id,
+        to: command.to,
+        allowed_from: command.allowed_from.clone(),
+        actor: actor.to_owned(),
+        reason: command.reason.clone(),
+    })
+}
+
+/// A reason from the bus: at most [`MAX_REASON_CHARS`] characters.
+pub fn check_reason(reason: Option<&str>) -> Result<(), Failure> {
+    match reason {
+        Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(Failure::permanent(format!(
+            "reason must be at most {MAX_REASON_CHARS} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn command(to: OrderStatus, actor: &str, reason: Option<String>) -> TransitionOrder {
+        TransitionOrder {
+            order_id: Uuid::nil(),
+            to,
+            actor: actor.into(),
+            reason,
+            allowed_from: None,
+        }
+    }
+
+    fn refused(command: &TransitionOrder) -> String {
+        match asked(command) {
+            Err(Failure::Permanent(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn statuses_the_system_sets_cannot_be_asked_for() {
+        for to in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Rejected,
+        ] {
+            assert!(refused(&command(to, "a", None)).contains("set by the system"));
+        }
+    }
+
+    #[test]
+    fn texts_from_the_bus_are_bounded() {
+        assert!(refused(&command(OrderStatus::Paid, " ", None)).starts_with("actor"));
+        let long_actor = "a".repeat(MAX_ACTOR_CHARS + 1);
+        assert!(refused(&command(OrderStatus::Paid, &long_actor, None)).starts_with("actor"));
+        let long_reason = Some("r".repeat(MAX_REASON_CHARS + 1));
+        assert!(refused(&command(OrderStatus::Paid, "a", long_reason)).starts_with("reason"));
+        let fits = Some("r".repeat(MAX_REASON_CHARS));
+        assert!(asked(&command(OrderStatus::Paid, "a", fits)).is_ok());
+    }
+
+    #[test]
+    fn an_empty_list_of_allowed_statuses_is_refused() {
+        let mut c = command(OrderStatus::Cancelled, "a", None);
+        c.allowed_from = Some(vec![]);
+        assert!(refused(&c).starts_with("allowed_from"));
+    }
+}
