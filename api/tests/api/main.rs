@@ -6,6 +6,7 @@
 
 mod auth;
 mod caches;
+mod contracts;
 mod health;
 mod helpers;
 mod lifecycle;
