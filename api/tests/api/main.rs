@@ -9,6 +9,7 @@ mod caches;
 mod contracts;
 mod health;
 mod helpers;
+mod key_rotation;
 mod lifecycle;
 mod nats_permissions;
 mod observability;
