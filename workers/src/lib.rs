@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod lag;
 pub mod orders;
 pub mod outcomes;
+pub mod reconcile;
 
 use common::messaging::{Bus, Namespace};
 use common::{Config, db, nats};
@@ -85,6 +86,7 @@ impl Workers {
             tracing::info!(kind = %kind, "worker kind started");
         }
         tasks.spawn(lag::run(watched, lag::SAMPLE_INTERVAL, shutdown.clone()));
+        tasks.spawn(reconcile::run(self.context.clone(), shutdown.clone()));
         let http_state = http::HttpState {
             db: self.context.db.clone(),
             nats: self.nats.clone(),
