@@ -135,8 +135,10 @@ ensure_contract_validators() {
 }
 
 # promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yaml
-# and the PromQL of the Grafana dashboard.
+# (through deploy/prometheus/check.py, which reads it with PyYAML) and the PromQL of the
+# Grafana dashboard.
 ensure_promtool() {
+    pip_ensure yaml "PyYAML>=6"
     command -v promtool >/dev/null && return
     apt_install prometheus
     # Only promtool is wanted: where the package started its server (systemd), stop it, so it

@@ -11,10 +11,13 @@ mod health;
 mod helpers;
 mod key_rotation;
 mod lifecycle;
+mod monitoring;
 mod nats_permissions;
 mod observability;
 mod orders;
 mod orders_delivery;
 mod problems;
 mod products;
+#[path = "../support/promql.rs"]
+mod promql;
 mod users;
