@@ -131,3 +131,28 @@ fn metric_names_are_read_from_promql_without_functions_labels_or_durations() {
         ]
     );
 }
+
+#[test]
+fn the_readme_operating_section_points_to_every_operations_file() {
+    let readme = std::fs::read_to_string(promql::repo_file("README.md")).unwrap();
+    let operating = readme
+        .split("\n## Operating\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("an Operating section");
+
+    for file in [
+        "deploy/grafana/order-service.json",
+        "deploy/prometheus/alerts.yaml",
+        "deploy/prometheus/alerts.test.yaml",
+        "deploy/prometheus/check.py",
+        "docs/operations.md",
+        "docs/asyncapi.json",
+        "/openapi.json",
+    ] {
+        assert!(operating.contains(file), "Operating does not name {file}");
+        if !file.starts_with('/') {
+            assert!(promql::repo_file(file).is_file(), "{file} does not exist");
+        }
+    }
+}

@@ -43,6 +43,32 @@ def github_anchors(markdown):
     return anchors
 
 
+def sections(markdown):
+    """Each heading's anchor and the text below it, up to the next heading."""
+    found, anchor = {}, None
+    for line in markdown.splitlines():
+        if re.match(r"#{1,6}\s", line):
+            anchor = next(iter(github_anchors(line)))
+            found[anchor] = ""
+        elif anchor:
+            found[anchor] += line + "\n"
+    return found
+
+
+def check_runbook(markdown, alerts):
+    """Every alert has its section saying what it means, where to look and what to do, and
+    every link inside the runbook lands on a section."""
+    found = sections(markdown)
+    for name in alerts:
+        text = found.get(name.lower(), "")
+        for part in ("**Means.**", "**Look.**", "**Do.**"):
+            if part not in text:
+                problem(f"docs/operations.md: section {name} lacks {part}")
+    for anchor in re.findall(r"\]\(#([^)]+)\)", markdown):
+        if anchor not in found:
+            problem(f"docs/operations.md: link to #{anchor}, which is no section")
+
+
 def check_rule_object(doc):
     if doc.get("apiVersion") != "monitoring.coreos.com/v1":
         problem(f"apiVersion {doc.get('apiVersion')!r}, expected monitoring.coreos.com/v1")
@@ -77,6 +103,8 @@ def check_rule_object(doc):
                 problem(f"{name}: runbook {runbook!r} is no section of docs/operations.md")
     if len(set(alerts)) != len(alerts):
         problem("alert names are not unique")
+    if RUNBOOK.is_file():
+        check_runbook(RUNBOOK.read_text(), alerts)
     return spec, alerts
 
 

@@ -7,6 +7,7 @@
 mod auth;
 mod caches;
 mod contracts;
+mod demo;
 mod health;
 mod helpers;
 mod key_rotation;
