@@ -109,6 +109,46 @@ ensure_manifest_validator() {
     fi
 }
 
+# A Python package for the test suite's validators, installed with pip when missing.
+pip_ensure() {
+    local module=$1 requirement=$2 python="${PYTHON:-python3}"
+    command -v "${python}" >/dev/null || apt_install python3 python3-pip
+    "${python}" -c "import ${module}" 2>/dev/null && return
+    log "installing ${requirement} with pip"
+    "${python}" -m pip install --quiet --disable-pip-version-check "${requirement}" \
+        || "${python}" -m pip install --quiet --disable-pip-version-check --break-system-packages "${requirement}" \
+        || die "cannot install ${requirement} (pip install ${requirement})"
+}
+
+# The contract validators (api/tests/api/contracts.rs): openapi-spec-validator (PyPI) for the
+# api's OpenAPI document, and the AsyncAPI project's parser (npm, locked in docs/validate) for
+# docs/asyncapi.json.
+ensure_contract_validators() {
+    pip_ensure openapi_spec_validator "openapi-spec-validator==0.9.0"
+    command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+    if [ ! -f "${ROOT}/docs/validate/node_modules/@asyncapi/parser/package.json" ]; then
+        log "installing the AsyncAPI parser with npm (docs/validate)"
+        (cd "${ROOT}/docs/validate" \
+            && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) \
+            || die "cannot install docs/validate's packages (cd docs/validate && npm ci)"
+    fi
+}
+
+# promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yaml
+# (through deploy/prometheus/check.py, which reads it with PyYAML) and the PromQL of the
+# Grafana dashboard.
+ensure_promtool() {
+    pip_ensure yaml "PyYAML>=6"
+    command -v promtool >/dev/null && return
+    apt_install prometheus
+    # Only promtool is wanted: where the package started its server (systemd), stop it, so it
+    # does not hold port 9090 (the workers' default WORKER_HTTP_ADDR).
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "stopping the prometheus service the package started (only promtool is needed)"
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+}
+
 # The nats-server binary itself: the NATS permission tests start private servers with it,
 # even when the shared server runs elsewhere.
 ensure_nats_server_binary() {

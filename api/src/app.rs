@@ -47,7 +47,8 @@ impl Application {
     /// Connects to PostgreSQL (migrating it) and NATS (provisioning streams), and binds
     /// `HTTP_ADDR`. Port 0 picks a free port, which tests use.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
+        let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?)
+            .with_previous(config.jwt_previous_secret());
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
         let seeded = match &config.admin {

@@ -1,6 +1,7 @@
-//! The AsyncAPI document of every subject an outside system may publish or subscribe to,
+//! The AsyncAPI 3.0 document of every subject an outside system may publish or subscribe to,
 //! generated from the Rust message types, so the published schema cannot drift from the code.
-//! `docs/asyncapi.json` is its committed copy (a test keeps the two equal).
+//! `docs/asyncapi.json` is its committed copy (a test keeps the two equal, and the test suite
+//! validates it with the AsyncAPI project's own parser).
 
 use crate::messages::{
     AdjustStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, TransitionOrder,
@@ -10,139 +11,179 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-/// Who is expected to publish on a subject, and who consumes it.
-struct Channel {
-    subject: &'static str,
-    message: &'static str,
-    version: u32,
-    schema: String,
-    description: &'static str,
-    /// Outside systems may publish here.
-    external_publish: bool,
+/// What the order service does on a channel: AsyncAPI 3 describes operations from the
+/// application's side, so `Receive` is where others publish to the service and `Send` where
+/// others may subscribe to what it publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Send,
+    Receive,
 }
 
-struct Collected {
+/// Every channel of the document, one entry each: the message type (which names its subject),
+/// what the service does there, and what an integrator needs to know.
+fn channels() -> Vec<Channel> {
+    use Action::{Receive, Send};
+    vec![
+        channel::<PlaceOrder>(
+            &[Send, Receive],
+            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. Publish with header Nats-Msg-Id: order:<order_id>:place.",
+        ),
+        channel::<TransitionOrder>(
+            &[Send, Receive],
+            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
+        ),
+        channel::<AdjustStock>(
+            &[Receive],
+            "Add or remove available stock (warehouse receipts, counts, breakage), recorded in the product's stock ledger once per reference. Stock never goes below zero: such an adjustment, or one for an unknown or archived product, is dead-lettered with the reason. Work-queue stream INVENTORY_CMD. Nats-Msg-Id: adjustment:<reference>.",
+        ),
+        channel::<OrderStatusChanged>(
+            &[Send],
+            "An order was recorded (from null to CONFIRMED or REJECTED) or changed status. Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
+        ),
+        channel::<PaymentSucceeded>(
+            &[Receive],
+            "A payment provider captured a payment. The right amount for a CONFIRMED order pays it; anything else is recorded for refund. Nats-Msg-Id: payment:<provider_reference>:succeeded.",
+        ),
+        channel::<PaymentFailed>(
+            &[Receive],
+            "A payment failed for good: a CONFIRMED order is cancelled and its stock released, in one transaction. Nats-Msg-Id: payment:<provider_reference>:failed.",
+        ),
+    ]
+}
+
+/// One subject and the one message type carried on it.
+struct Channel {
+    subject: &'static str,
+    actions: &'static [Action],
+    description: &'static str,
+    message: &'static str,
+    version: u32,
+    /// The name of the message's `data` schema.
+    schema: String,
+    /// That schema and every schema it refers to.
     schemas: Vec<(String, RefOr<Schema>)>,
 }
 
-impl Collected {
-    fn add<T: ToSchema>(&mut self) {
-        self.schemas
-            .push((T::name().into_owned(), <T as PartialSchema>::schema()));
-        T::schemas(&mut self.schemas);
-    }
-}
-
-fn channel<M: Message + ToSchema>(description: &'static str, external_publish: bool) -> Channel {
+fn channel<M: Message + ToSchema>(
+    actions: &'static [Action],
+    description: &'static str,
+) -> Channel {
+    let mut schemas = vec![(M::name().into_owned(), <M as PartialSchema>::schema())];
+    M::schemas(&mut schemas);
     Channel {
         subject: M::SUBJECT,
+        actions,
+        description,
         message: M::TYPE,
         version: M::VERSION,
         schema: M::name().into_owned(),
-        description,
-        external_publish,
+        schemas,
+    }
+}
+
+impl Channel {
+    /// Channel ids may not contain dots: `orders.cmd.place` is `orders_cmd_place`.
+    fn id(&self) -> String {
+        self.subject.replace('.', "_")
+    }
+
+    fn message_id(&self) -> String {
+        self.message.replace('.', "_")
+    }
+
+    /// The message in `components.messages`: the envelope, with this type's `data`.
+    fn message(&self) -> Value {
+        json!({
+            "name": self.message,
+            "title": self.message,
+            "summary": format!("Envelope of a {} message, version {}", self.message, self.version),
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
+                    "Correlation-Id": {"type": "string", "description": "Travels to every step the message causes"},
+                    "traceparent": {"type": "string", "description": "W3C trace context, continued by every step the message causes"}
+                }
+            },
+            "payload": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "type", "version", "occurred_at", "correlation_id", "data"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "type": {"type": "string", "const": self.message},
+                    "version": {"type": "integer", "const": self.version},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                    "correlation_id": {"type": "string"},
+                    "data": {"$ref": format!("#/components/schemas/{}", self.schema)}
+                }
+            }
+        })
     }
 }
 
 /// Builds the document. Subjects are shown without a namespace; a deployment with
 /// `NATS_NAMESPACE=x` prefixes each with `x.`.
 pub fn document() -> Value {
-    let mut collected = Collected {
-        schemas: Vec::new(),
-    };
-    collected.add::<PlaceOrder>();
-    collected.add::<TransitionOrder>();
-    collected.add::<AdjustStock>();
-    collected.add::<OrderStatusChanged>();
-    collected.add::<PaymentSucceeded>();
-    collected.add::<PaymentFailed>();
-
-    let channels = [
-        channel::<PlaceOrder>(
-            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. Publish with header Nats-Msg-Id: order:<order_id>:place.",
-            true,
-        ),
-        channel::<TransitionOrder>(
-            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
-            true,
-        ),
-        channel::<AdjustStock>(
-            "Add or remove available stock (warehouse receipts, counts, breakage), recorded in the product's stock ledger once per reference. Stock never goes below zero: such an adjustment, or one for an unknown or archived product, is dead-lettered with the reason. Work-queue stream INVENTORY_CMD. Nats-Msg-Id: adjustment:<reference>.",
-            true,
-        ),
-        channel::<OrderStatusChanged>(
-            "An order was recorded (from null to CONFIRMED or REJECTED) or changed status. Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
-            false,
-        ),
-        channel::<PaymentSucceeded>(
-            "A payment provider captured a payment. The right amount for a CONFIRMED order pays it; anything else is recorded for refund. Nats-Msg-Id: payment:<provider_reference>:succeeded.",
-            true,
-        ),
-        channel::<PaymentFailed>(
-            "A payment failed for good: a CONFIRMED order is cancelled and its stock released, in one transaction. Nats-Msg-Id: payment:<provider_reference>:failed.",
-            true,
-        ),
-    ];
-
     let mut schemas = Map::new();
-    for (name, schema) in collected.schemas {
-        schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
-    }
     let mut messages = Map::new();
     let mut channel_map = Map::new();
-    for c in &channels {
-        let key = c.message.replace('.', "_");
-        messages.insert(
-            key.clone(),
+    let mut operations = Map::new();
+    for c in channels() {
+        for (name, schema) in &c.schemas {
+            schemas.insert(
+                name.clone(),
+                serde_json::to_value(schema).unwrap_or(Value::Null),
+            );
+        }
+        let (id, message) = (c.id(), c.message_id());
+        messages.insert(message.clone(), c.message());
+        channel_map.insert(
+            id.clone(),
             json!({
-                "name": c.message,
-                "title": c.message,
-                "contentType": "application/json",
-                "headers": {
-                    "type": "object",
-                    "properties": {
-                        "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
-                        "Correlation-Id": {"type": "string", "description": "Travels to every step the message causes"}
-                    }
-                },
-                "payload": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["id", "type", "version", "occurred_at", "correlation_id", "data"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "type": {"type": "string", "const": c.message},
-                        "version": {"type": "integer", "const": c.version},
-                        "occurred_at": {"type": "string", "format": "date-time"},
-                        "correlation_id": {"type": "string"},
-                        "data": {"$ref": format!("#/components/schemas/{}", c.schema)}
-                    }
-                }
+                "address": c.subject,
+                "description": c.description,
+                "messages": {&message: {"$ref": format!("#/components/messages/{message}")}}
             }),
         );
-        let operation = json!({"message": {"$ref": format!("#/components/messages/{key}")}});
-        let mut item = Map::new();
-        item.insert("description".into(), json!(c.description));
-        // AsyncAPI 2 speaks from the application's side: `subscribe` = others may receive it
-        // from us, `publish` = others may send it to us.
-        item.insert("subscribe".into(), operation.clone());
-        if c.external_publish {
-            item.insert("publish".into(), operation);
+        for action in c.actions {
+            let (verb, summary) = match action {
+                Action::Send => (
+                    "send",
+                    format!("The order service publishes {}.", c.subject),
+                ),
+                Action::Receive => (
+                    "receive",
+                    format!("The order service consumes {}.", c.subject),
+                ),
+            };
+            operations.insert(
+                format!("{verb}_{id}"),
+                json!({
+                    "action": verb,
+                    "summary": summary,
+                    "channel": {"$ref": format!("#/channels/{id}")},
+                    "messages": [{"$ref": format!("#/channels/{id}/messages/{message}")}]
+                }),
+            );
         }
-        channel_map.insert(c.subject.to_owned(), Value::Object(item));
     }
     json!({
-        "asyncapi": "2.6.0",
+        "asyncapi": "3.0.0",
         "info": {
             "title": "Order service messaging",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Subjects of the order service on NATS JetStream. Every message is JSON in one envelope (id, type, version, occurred_at, correlation_id, data); unknown fields are rejected and an invalid message is dead-lettered with its reason (subject dlq.<original subject>). Prefix every subject with NATS_NAMESPACE and a dot when the deployment sets one."
+            "description": "Subjects of the order service on NATS JetStream. Every message is JSON in one envelope (id, type, version, occurred_at, correlation_id, data); unknown fields are rejected and an invalid message is dead-lettered with its reason (subject dlq.<original subject>). Prefix every subject with NATS_NAMESPACE and a dot when the deployment sets one. Operations are the service's own: `receive` where other systems may publish to it, `send` where they may subscribe to what it publishes.",
+            "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"}
         },
         "defaultContentType": "application/json",
         "servers": {
-            "local": {"url": "nats://127.0.0.1:4222", "protocol": "nats", "description": "nats-server 2.9 or later with JetStream"}
+            "local": {"host": "127.0.0.1:4222", "protocol": "nats", "description": "nats-server 2.9 or later with JetStream"}
         },
         "channels": channel_map,
+        "operations": operations,
         "components": {"messages": messages, "schemas": schemas}
     })
 }

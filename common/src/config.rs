@@ -54,11 +54,16 @@ pub struct Config {
     pub worker_http_addr: SocketAddr,
     /// Absent in processes that do not issue tokens; the api requires it via [`Config::jwt_secret`].
     jwt_secret: Option<Secret>,
+    /// The key tokens were signed with before the last rotation of `JWT_SECRET`: accepted for
+    /// verification only, so rotating the key logs nobody out.
+    jwt_previous_secret: Option<Secret>,
     pub admin: Option<AdminSeed>,
     pub cookie_secure: bool,
     pub reservation_ttl: Duration,
     /// How often the order worker looks for expired reservations.
     pub expiry_sweep_interval: Duration,
+    /// How often the workers check stock conservation for the `stock_drift_products` gauge.
+    pub stock_reconciliation_interval: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
     /// Failed logins allowed per account per minute before 429.
@@ -190,19 +195,8 @@ impl Config {
             ));
         }
 
-        let jwt_secret = match var("JWT_SECRET") {
-            None => None,
-            Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    format!(
-                        "must be at least {MIN_JWT_SECRET_BYTES} bytes, got {}",
-                        s.len()
-                    ),
-                ));
-            }
-            Some(s) => Some(Secret::new(s)),
-        };
+        let jwt_secret = parse_jwt_key(&var, "JWT_SECRET")?;
+        let jwt_previous_secret = parse_jwt_key(&var, "JWT_PREVIOUS_SECRET")?;
 
         let admin = match (var("ADMIN_EMAIL"), var("ADMIN_PASSWORD")) {
             (Some(email), Some(password)) => Some(AdminSeed {
@@ -259,12 +253,18 @@ impl Config {
                 SocketAddr::from(([0, 0, 0, 0], 9090)),
             )?,
             jwt_secret,
+            jwt_previous_secret,
             admin,
             cookie_secure: parse_bool(&var, "COOKIE_SECURE", true)?,
             reservation_ttl: Duration::from_secs(parse(&var, "RESERVATION_TTL_SECS", 900u64)?),
             expiry_sweep_interval: Duration::from_millis(
                 parse(&var, "EXPIRY_SWEEP_INTERVAL_MS", 5000u64)?.max(10),
             ),
+            stock_reconciliation_interval: Duration::from_millis(u64::from(parse_positive(
+                &var,
+                "STOCK_RECONCILIATION_INTERVAL_MS",
+                60_000,
+            )?)),
             log_format,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".into()),
             store_currency,
@@ -284,6 +284,28 @@ impl Config {
                 format!("required: a random key of at least {MIN_JWT_SECRET_BYTES} bytes"),
             )
         })
+    }
+
+    /// The key of the previous rotation, still accepted to verify tokens (`JWT_PREVIOUS_SECRET`).
+    pub fn jwt_previous_secret(&self) -> Option<&Secret> {
+        self.jwt_previous_secret.as_ref()
+    }
+}
+
+/// An HMAC key for access tokens: at least [`MIN_JWT_SECRET_BYTES`] bytes, when set.
+fn parse_jwt_key(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match var(name) {
+        Some(s) if s.len() < MIN_JWT_SECRET_BYTES => Err(ConfigError::new(
+            name,
+            format!(
+                "must be at least {MIN_JWT_SECRET_BYTES} bytes, got {}",
+                s.len()
+            ),
+        )),
+        key => Ok(key.map(Secret::new)),
     }
 }
 
@@ -427,6 +449,7 @@ mod tests {
         assert_eq!(c.store_currency, "USD");
         assert_eq!(c.catalogue_cache_ttl, Duration::from_millis(1000));
         assert_eq!(c.session_cache_ttl, Duration::from_millis(1000));
+        assert_eq!(c.stock_reconciliation_interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -477,6 +500,34 @@ mod tests {
     }
 
     #[test]
+    fn a_previous_jwt_secret_is_read_and_never_printed() {
+        assert!(
+            load(&[DB, JWT])
+                .expect("valid")
+                .jwt_previous_secret()
+                .is_none()
+        );
+        let c = load(&[
+            DB,
+            JWT,
+            ("JWT_PREVIOUS_SECRET", "previous-previous-previous-012345"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.jwt_previous_secret().map(Secret::expose),
+            Some("previous-previous-previous-012345")
+        );
+        assert!(!format!("{c:?}").contains("previous-previous"));
+    }
+
+    #[test]
+    fn a_short_previous_jwt_secret_is_refused() {
+        let e = load(&[DB, JWT, ("JWT_PREVIOUS_SECRET", "short")]).unwrap_err();
+        assert_eq!(e.variable, "JWT_PREVIOUS_SECRET");
+        assert!(e.to_string().contains("at least 32 bytes"), "{e}");
+    }
+
+    #[test]
     fn a_missing_jwt_secret_fails_only_where_it_is_required() {
         let c = load(&[DB]).expect("workers need no JWT secret");
         assert_eq!(c.jwt_secret().unwrap_err().variable, "JWT_SECRET");
@@ -505,6 +556,7 @@ mod tests {
             ("TRUSTED_ORIGINS", "https://shop.example/path"),
             ("CATALOGUE_CACHE_TTL_MS", "-1"),
             ("SESSION_CACHE_TTL_MS", "1s"),
+            ("STOCK_RECONCILIATION_INTERVAL_MS", "0"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");

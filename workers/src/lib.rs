@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod lag;
 pub mod payments;
 pub mod placing;
+pub mod reconcile;
 pub mod transitions;
 
 use common::messaging::{Bus, Namespace};
@@ -100,6 +101,7 @@ impl Workers {
             tracing::info!(kind = %kind, "worker kind started");
         }
         tasks.spawn(lag::run(watched, lag::SAMPLE_INTERVAL, shutdown.clone()));
+        tasks.spawn(reconcile::run(self.context.clone(), shutdown.clone()));
         let http_state = http::HttpState {
             db: self.context.db.clone(),
             nats: self.nats.clone(),

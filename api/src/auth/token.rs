@@ -1,5 +1,9 @@
 //! Access tokens: short-lived HS256 JWTs. Only HS256 is accepted; `alg: none`, other
 //! algorithms, tampered signatures, a wrong issuer and expired tokens are all refused.
+//!
+//! Tokens are signed with the current key (`JWT_SECRET`); the key of the previous rotation
+//! (`JWT_PREVIOUS_SECRET`), when set, still verifies the tokens it signed until they expire, so
+//! rotating the key logs nobody out.
 
 use chrono::Utc;
 use common::config::Secret;
@@ -24,11 +28,13 @@ pub struct Claims {
     pub iss: String,
 }
 
-/// Signs and verifies access tokens with the configured secret.
+/// Signs access tokens with the current key and verifies them with it or the previous one.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The previous rotation's key: verifies, never signs.
+    previous: Option<DecodingKey>,
 }
 
 impl TokenKeys {
@@ -36,7 +42,14 @@ impl TokenKeys {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            previous: None,
         }
+    }
+
+    /// Also accepts tokens signed with `previous`, the key `JWT_SECRET` held before.
+    pub fn with_previous(mut self, previous: Option<&Secret>) -> Self {
+        self.previous = previous.map(|key| DecodingKey::from_secret(key.expose().as_bytes()));
+        self
     }
 
     pub fn issue(&self, user_id: Uuid, role: Role, session_id: Uuid) -> anyhow::Result<String> {
@@ -63,8 +76,9 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 5;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .ok()
+        std::iter::once(&self.decoding)
+            .chain(self.previous.as_ref())
+            .find_map(|key| jsonwebtoken::decode::<Claims>(token, key, &validation).ok())
             .map(|data| data.claims)
     }
 }

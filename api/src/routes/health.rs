@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The AsyncAPI document of the NATS subjects outside systems publish to or read from.
 #[utoipa::path(get, path = "/asyncapi.json", tag = "health",
-    responses((status = 200, description = "AsyncAPI 2.6 document", content_type = "application/json")))]
+    responses((status = 200, description = "AsyncAPI 3.0 document", content_type = "application/json")))]
 async fn asyncapi() -> Json<serde_json::Value> {
     Json(common::asyncapi::document())
 }

@@ -105,9 +105,20 @@ async fn the_openapi_document_and_the_docs_page_are_served() {
 async fn the_asyncapi_document_is_served_and_names_the_payment_subjects() {
     let app = spawn_app().await;
     let doc: serde_json::Value = app.get("/asyncapi.json").await.json().await.unwrap();
-    assert_eq!(doc["asyncapi"], "2.6.0");
-    assert!(doc["channels"]["payments.evt.succeeded"]["publish"].is_object());
-    assert!(doc["channels"]["orders.evt.status_changed"]["subscribe"].is_object());
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(
+        doc["channels"]["payments_evt_succeeded"]["address"],
+        "payments.evt.succeeded"
+    );
+    // Other systems publish payments to the service, and read its status changes.
+    assert_eq!(
+        doc["operations"]["receive_payments_evt_succeeded"]["action"],
+        "receive"
+    );
+    assert_eq!(
+        doc["operations"]["send_orders_evt_status_changed"]["action"],
+        "send"
+    );
 }
 
 #[tokio::test]

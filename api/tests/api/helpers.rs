@@ -42,6 +42,11 @@ impl TestApp {
         tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
     }
 
+    /// Where this api serves its Prometheus metrics.
+    pub fn metrics_url(&self) -> String {
+        self.url("/metrics")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

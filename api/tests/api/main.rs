@@ -7,14 +7,20 @@
 mod adjustments;
 mod auth;
 mod caches;
+mod contracts;
+mod demo;
 mod health;
 mod helpers;
+mod key_rotation;
 mod lifecycle;
+mod monitoring;
 mod nats_permissions;
 mod observability;
 mod orders;
 mod orders_delivery;
 mod problems;
 mod products;
+#[path = "../support/promql.rs"]
+mod promql;
 mod stock_read_back;
 mod users;

@@ -1,0 +1,145 @@
+//! The demo shop of scripts/dev (scripts/demo.sh): the seed creates a small catalogue and a
+//! demo customer once, through the api, and the walk-through it prints works when pasted
+//! into a shell, as the README's quick start shows it.
+
+use crate::helpers::{TestApp, spawn_app_with};
+use std::path::PathBuf;
+
+const ADMIN: [(&str, &str); 2] = [
+    ("ADMIN_EMAIL", "admin@example.com"),
+    ("ADMIN_PASSWORD", "admin-password-for-the-demo"),
+];
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `script` in bash from the repository root with `scripts/lib.sh` and `scripts/demo.sh`
+/// sourced; returns its standard output, failing on a non-zero exit.
+async fn bash(script: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail; source scripts/lib.sh; source scripts/demo.sh; {script}"
+        ))
+        .arg("bash")
+        .args(args)
+        .envs(ADMIN)
+        .current_dir(repo_root())
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The commands of a printed walk-through: its lines indented by four spaces.
+fn commands(walk_through: &str) -> Vec<String> {
+    walk_through
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn seeded_app() -> TestApp {
+    let app = spawn_app_with(&ADMIN).await;
+    bash(r#"demo_seed "$1""#, &[&app.address]).await;
+    app
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_demo_seed_creates_a_catalogue_and_a_customer_once() {
+    let app = seeded_app().await;
+
+    bash(r#"demo_seed "$1""#, &[&app.address]).await;
+
+    assert_eq!(count(&app, "SELECT count(*) FROM products").await, 5);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM users WHERE email = 'demo@example.com' AND role = 'CLIENT'"
+        )
+        .await,
+        1
+    );
+    // Created through the api: each initial stock is in the product, none by hand.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM products WHERE stock <> initial_stock"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_printed_walk_through_places_follows_and_cancels_an_order() {
+    let app = seeded_app().await;
+    app.start_workers(app.env.config()).await;
+    let printed = bash(r#"demo_walkthrough "$1""#, &[&app.address]).await;
+
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\n{}",
+            commands(&printed).join("\n")
+        ))
+        .output()
+        .await
+        .unwrap();
+
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = said.lines().collect();
+    assert_eq!(answers.len(), 4, "login, place, follow, cancel:\n{said}");
+    assert!(answers[1].contains(r#""status":"CONFIRMED""#), "{said}");
+    assert!(answers[2].contains(r#""timeline""#), "{said}");
+    assert!(answers[3].contains(r#""status":"CANCELLED""#), "{said}");
+    common::testing::eventually(
+        std::time::Duration::from_secs(20),
+        "the cancelled kettles back in stock",
+        || async {
+            let sql = "SELECT stock::int8 FROM products WHERE name = 'Pour-over kettle'";
+            (count(&app, sql).await == 10).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_readme_quick_start_shows_the_walk_through_scripts_dev_prints() {
+    let printed = bash(r#"demo_walkthrough "$1""#, &["http://127.0.0.1:8080"]).await;
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let quick_start = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Quick start section");
+
+    let commands = commands(&printed);
+    assert!(commands.len() > 5, "{printed}");
+    for command in commands {
+        assert!(
+            quick_start.lines().any(|l| l == command),
+            "the README's quick start lacks: {command}"
+        );
+    }
+}
