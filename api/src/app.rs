@@ -50,15 +50,16 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?);
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
+        let passwords =
+            crate::auth::password::Hashing::start(config.password_hash_concurrency).await?;
         let seeded = match &config.admin {
-            Some(seed) => crate::auth::service::seed_admin(&db, seed).await?,
+            Some(seed) => crate::auth::service::seed_admin(&db, &passwords, seed).await?,
             None => None,
         };
-        // Computed now so the first failed login with an unknown email is not faster.
-        crate::auth::password::dummy_hash().await?;
         let login_limits = Arc::new(crate::auth::rate_limit::LoginLimiter::new(
             config.login_ip_rate_per_minute,
             config.login_rate_per_minute,
+            config.register_ip_rate_per_minute,
         ));
         let nats_client = nats::connect(&config, "order-service-api").await?;
         let js = async_nats::jetstream::new(nats_client.clone());
@@ -85,6 +86,7 @@ impl Application {
             config: Arc::new(config),
             metrics,
             login_limits,
+            passwords,
             caches,
         });
         let listener = TcpListener::bind(state.config.http_addr).await?;

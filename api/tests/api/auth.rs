@@ -887,7 +887,7 @@ async fn seeding_again_with_a_new_password_updates_it_and_ends_old_sessions() {
         password: common::config::Secret::new("a newer administrator passphrase"),
     };
 
-    api::auth::service::seed_admin(&app.state.db, &seed)
+    api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
         .await
         .unwrap();
 
@@ -909,7 +909,7 @@ async fn an_existing_client_with_the_admin_email_is_promoted_at_start_up() {
         password: common::config::Secret::new(ADMIN_PASSWORD),
     };
 
-    api::auth::service::seed_admin(&app.state.db, &seed)
+    api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
         .await
         .unwrap();
 

@@ -9,6 +9,7 @@ mod caches;
 mod health;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod nats_permissions;
 mod observability;
 mod orders;
