@@ -64,7 +64,13 @@ impl Application {
         let nats_client = nats::connect(&config, "order-service-api").await?;
         let js = async_nats::jetstream::new(nats_client.clone());
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        nats::provision_streams(
+            &js,
+            &ns,
+            config.nats_stream_replicas,
+            &config.nats_stream_limits,
+        )
+        .await?;
         let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
         let caches = crate::caches::Caches::start(
             &nats_client,

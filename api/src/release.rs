@@ -17,7 +17,13 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let client = nats::connect(config, "order-service-migrate").await?;
     let js = async_nats::jetstream::new(client.clone());
     let ns = Namespace::new(config.nats_namespace.clone());
-    nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+    nats::provision_streams(
+        &js,
+        &ns,
+        config.nats_stream_replicas,
+        &config.nats_stream_limits,
+    )
+    .await?;
     client.flush().await?;
     tracing::info!(
         replicas = config.nats_stream_replicas,

@@ -1,5 +1,6 @@
 //! Shared library of the order service: configuration, domain types, the message envelope and
-//! subjects, stream provisioning, the database pool and migrations, telemetry and shutdown.
+//! subjects, stream provisioning, dead-letter re-drives, the database pool and migrations,
+//! telemetry and shutdown.
 
 pub mod asyncapi;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod nats;
 pub mod otel;
+pub mod redrive;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

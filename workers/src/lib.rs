@@ -46,7 +46,13 @@ impl Workers {
         let client = nats::connect(&config, "order-service-workers").await?;
         let js = async_nats::jetstream::new(client.clone());
         let ns = Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        nats::provision_streams(
+            &js,
+            &ns,
+            config.nats_stream_replicas,
+            &config.nats_stream_limits,
+        )
+        .await?;
         let listener = TcpListener::bind(config.worker_http_addr).await?;
         Ok(Workers {
             context: Context {
@@ -76,6 +82,11 @@ impl Workers {
                 tasks.spawn(consumer.run(shutdown.clone()));
             }
             if *kind == Kind::Orders {
+                tasks.spawn(common::redrive::serve(
+                    self.nats.clone(),
+                    self.context.bus.clone(),
+                    shutdown.clone(),
+                ));
                 tasks.spawn(expiry::run(
                     self.context.clone(),
                     self.context.config.expiry_sweep_interval,

@@ -14,6 +14,7 @@ mod nats_permissions;
 mod observability;
 mod orders;
 mod orders_delivery;
+mod private_nats;
 mod problems;
 mod products;
 mod users;

@@ -1,187 +1,22 @@
 //! The least-privilege NATS users of deploy/nats/auth.conf on a real nats-server: the api and
 //! each worker kind run an order end to end under their own users, a payment provider may
-//! publish payment events only, and the read-only event consumer may read events and publish
-//! nothing.
+//! publish payment events only, the read-only event consumer may read events and publish
+//! nothing, no user can read another's replies, and only the release step may create or change
+//! a stream.
 
-use crate::helpers::start;
+use crate::private_nats::{
+    PrivateNats, USERS, config_as, jetstream, last_sequence, migrate, nats_server_binary,
+    password_of, refused, system_on,
+};
 use common::domain::Role;
 use common::messages::PaymentSucceeded;
 use common::messaging::{Bus, Namespace};
 use common::testing::TestEnv;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-const USERS: [(&str, &str, &str); 5] = [
-    ("api", "NATS_API_PASSWORD", "api-password"),
-    (
-        "orders-worker",
-        "NATS_ORDERS_WORKER_PASSWORD",
-        "orders-password",
-    ),
-    (
-        "inventory-worker",
-        "NATS_INVENTORY_WORKER_PASSWORD",
-        "inventory-password",
-    ),
-    ("payments", "NATS_PAYMENTS_PASSWORD", "payments-password"),
-    (
-        "event-reader",
-        "NATS_EVENT_READER_PASSWORD",
-        "reader-password",
-    ),
-];
-
-fn password_of(user: &str) -> &'static str {
-    USERS
-        .iter()
-        .find(|(u, _, _)| *u == user)
-        .map(|(_, _, p)| *p)
-        .unwrap()
-}
-
-fn nats_server_binary() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("nats-server"))
-        .chain([PathBuf::from("/usr/sbin/nats-server")]);
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("nats-server is installed (scripts/test installs it)")
-}
-
-/// A private single-node nats-server with the production users, removed when dropped.
-struct PrivateNats {
-    child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl PrivateNats {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("nats-perms-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/auth.conf");
-        std::fs::copy(&auth, dir.join("auth.conf")).unwrap();
-        std::fs::write(
-            dir.join("server.conf"),
-            format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./auth.conf\n",
-                dir.join("js").display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let mut cmd = Command::new(nats_server_binary());
-        cmd.arg("-c")
-            .arg(dir.join("server.conf"))
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (_, var, password) in USERS {
-            cmd.env(var, password);
-        }
-        let child = cmd.spawn().expect("start nats-server");
-        let server = PrivateNats {
-            child,
-            dir,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        common::testing::eventually(Duration::from_secs(10), "nats-server listening", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-
-    /// A client logged in as `user`, recording the errors the server sends it.
-    async fn client(&self, user: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let seen = errors.clone();
-        let client = async_nats::ConnectOptions::new()
-            .user_and_password(user.into(), password_of(user).into())
-            .event_callback(move |event| {
-                let seen = seen.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = event {
-                        seen.lock().unwrap().push(e.to_string());
-                    }
-                }
-            })
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("{user} logs in: {e}"));
-        (client, errors)
-    }
-}
-
-fn jetstream(client: &async_nats::Client) -> async_nats::jetstream::Context {
-    let mut js = async_nats::jetstream::new(client.clone());
-    js.set_timeout(Duration::from_secs(2));
-    js
-}
-
-async fn last_sequence(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
-    let mut stream = js.get_stream(stream).await.unwrap();
-    stream.info().await.unwrap().state.last_sequence
-}
-
-/// The api and each worker kind on `nats`, each logged in as its own user.
-async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate::helpers::TestApp {
-    let env = TestEnv::new().await;
-    let config_as = |user: &str| {
-        let mut vars = vec![
-            ("NATS_URL", nats.url.as_str()),
-            ("NATS_NAMESPACE", ""),
-            ("NATS_USER", user),
-            ("NATS_PASSWORD", password_of(user)),
-        ];
-        vars.extend_from_slice(overrides);
-        env.config_with(&vars)
-    };
-    let (api_config, orders_config, inventory_config) = (
-        config_as("api"),
-        config_as("orders-worker"),
-        config_as("inventory-worker"),
-    );
-    let app = start(env, api_config).await;
-    app.start_worker_kinds(orders_config, &[workers::Kind::Orders])
-        .await;
-    app.start_worker_kinds(inventory_config, &[workers::Kind::Inventory])
-        .await;
-    app
-}
-
-/// Whether the server refused anything to `user`.
-fn refused(log: &str, user: &str) -> bool {
-    log.lines()
-        .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
-}
 
 #[tokio::test]
 async fn the_order_worker_expires_reservations_under_its_own_user() {
@@ -413,6 +248,7 @@ async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
             ("NATS_NAMESPACE", ""),
             ("NATS_USER", "api"),
             ("NATS_PASSWORD", password_of("api")),
+            ("NATS_INBOX_PREFIX", "_INBOX_api"),
             ("SESSION_CACHE_TTL_MS", "60000"),
             ("CATALOGUE_CACHE_TTL_MS", "60000"),
         ])
@@ -449,6 +285,161 @@ async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
         !refused(&log, "api"),
         "the api was refused something:\n{log}"
     );
+}
+
+/// Waits until the server has told `errors`' client of a permission violation containing
+/// `what`.
+async fn told(errors: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, what: &str) {
+    common::testing::eventually(Duration::from_secs(5), what, || async {
+        errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.contains("Permissions Violation") && e.contains(what))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_user_can_read_the_replies_meant_for_another() {
+    let nats = PrivateNats::start().await;
+    let env = TestEnv::new().await;
+    migrate(&env, &nats).await;
+    let (provider, provider_errors) = nats.client("payments").await;
+
+    // The provider tries the api's reply subjects and the shared default prefix ...
+    let mut spying = provider.subscribe("_INBOX_api.>").await.unwrap();
+    let _shared = provider.subscribe("_INBOX.>").await.unwrap();
+    told(&provider_errors, "Subscription to \"_INBOX_api.>\"").await;
+    told(&provider_errors, "Subscription to \"_INBOX.>\"").await;
+
+    // ... while the api, with its own prefix, gets every answer to its requests.
+    let (api, _) = nats.client("api").await;
+    let api_js = jetstream(&api);
+    assert_eq!(last_sequence(&api_js, "EVENTS").await, 0);
+    provider.flush().await.unwrap();
+    let spied = tokio::time::timeout(Duration::from_millis(200), spying.next()).await;
+    assert!(
+        !matches!(spied, Ok(Some(_))),
+        "the payment provider read a reply meant for the api"
+    );
+}
+
+#[tokio::test]
+async fn the_api_user_cannot_publish_a_payment_event() {
+    let nats = PrivateNats::start().await;
+    let env = TestEnv::new().await;
+    migrate(&env, &nats).await;
+    let (api, api_errors) = nats.client("api").await;
+    let api_js = jetstream(&api);
+
+    let forged = Bus::new(api_js.clone(), Namespace::default())
+        .publish(
+            PaymentSucceeded {
+                order_id: uuid::Uuid::now_v7(),
+                amount: 1250,
+                currency: "USD".into(),
+                provider_reference: "forged".into(),
+            },
+            "forged",
+        )
+        .await;
+
+    assert!(forged.is_err(), "the api published a payment event");
+    told(&api_errors, "Publish to \"payments.evt.succeeded\"").await;
+    assert_eq!(last_sequence(&api_js, "EVENTS").await, 0);
+}
+
+#[tokio::test]
+async fn a_worker_user_cannot_create_or_update_a_stream() {
+    let nats = PrivateNats::start().await;
+    let env = TestEnv::new().await;
+    migrate(&env, &nats).await;
+    let (worker, worker_errors) = nats.client("orders-worker").await;
+    let js = jetstream(&worker);
+    let mut events = js
+        .get_stream("EVENTS")
+        .await
+        .expect("stream information is allowed");
+    let before = events.info().await.unwrap().config.clone();
+
+    let mut changed = before.clone();
+    changed.max_age = Duration::from_secs(60);
+    changed.max_bytes = -1;
+    assert!(
+        js.update_stream(changed).await.is_err(),
+        "a worker updated EVENTS"
+    );
+    let created = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ELSEWHERE".into(),
+            subjects: vec!["elsewhere.>".into()],
+            ..Default::default()
+        })
+        .await;
+    assert!(created.is_err(), "a worker created a stream");
+
+    told(
+        &worker_errors,
+        "Publish to \"$JS.API.STREAM.UPDATE.EVENTS\"",
+    )
+    .await;
+    let after = events.info().await.unwrap().config.clone();
+    assert_eq!(after.max_age, before.max_age);
+    assert_eq!(after.max_bytes, before.max_bytes);
+}
+
+#[tokio::test]
+async fn runtime_users_need_the_streams_of_the_release_step_and_say_so() {
+    let nats = PrivateNats::start().await;
+    let env = TestEnv::new().await;
+    let api_refusals = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("Violation") && l.contains("User \"api\""))
+            .count()
+    };
+
+    let refused = api::Application::build(config_as(&env, &nats, "api", &[])).await;
+
+    let Err(e) = refused else {
+        panic!("the api started without streams");
+    };
+    assert!(e.to_string().contains("api migrate"), "{e}");
+    let refusals = api_refusals(&nats.log());
+    migrate(&env, &nats).await;
+    api::Application::build(config_as(&env, &nats, "api", &[]))
+        .await
+        .expect("the api starts once the streams exist");
+    assert_eq!(
+        api_refusals(&nats.log()),
+        refusals,
+        "the api asked for more than stream information:\n{}",
+        nats.log()
+    );
+}
+
+#[tokio::test]
+async fn a_warehouse_may_publish_stock_adjustments_and_nothing_else() {
+    let nats = PrivateNats::start().await;
+    let env = TestEnv::new().await;
+    migrate(&env, &nats).await;
+    let (warehouse, errors) = nats.client("warehouse").await;
+    let js = jetstream(&warehouse);
+
+    js.publish("inventory.cmd.adjust", "{}".into())
+        .await
+        .unwrap()
+        .await
+        .expect("the warehouse publishes stock adjustments");
+    let paid = js
+        .publish("payments.evt.succeeded", "{}".into())
+        .await
+        .unwrap()
+        .await;
+
+    assert!(paid.is_err(), "the warehouse published a payment event");
+    told(&errors, "Publish to \"payments.evt.succeeded\"").await;
 }
 
 #[test]
