@@ -113,6 +113,11 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tokio::spawn(crate::retention::run(
+            self.state.db.clone(),
+            self.state.config.purge_interval,
+            shutdown.clone(),
+        ));
         tracing::info!(addr = %self.listener.local_addr()?, "api listening");
         axum::serve(
             self.listener,

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod pagination;
 pub mod products;
 pub mod release;
+pub mod retention;
 pub mod routes;
 pub mod state;
 pub mod users;

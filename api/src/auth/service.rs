@@ -104,7 +104,17 @@ pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiR
 }
 
 async fn start_session(state: &AppState, user_id: Uuid, role: Role) -> ApiResult<Tokens> {
-    let session = repo::create_session(&state.db, user_id).await?;
+    let session =
+        repo::create_session(&state.db, user_id, state.config.max_sessions_per_user).await?;
+    for revoked in &session.revoked {
+        state.caches.session_ended(*revoked).await;
+    }
+    if !session.revoked.is_empty() {
+        tracing::info!(
+            revoked = session.revoked.len(),
+            "oldest sessions revoked past the cap"
+        );
+    }
     let access = state.tokens.issue(user_id, role, session.session_id)?;
     Ok(Tokens {
         access,

@@ -17,4 +17,5 @@ mod orders_delivery;
 mod private_nats;
 mod problems;
 mod products;
+mod retention;
 mod users;
