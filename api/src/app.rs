@@ -39,6 +39,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A bound, ready-to-run api.
 pub struct Application {
     listener: TcpListener,
+    /// `METRICS_ADDR`: Prometheus scrapes here, apart from the public port.
+    metrics_listener: TcpListener,
     router: Router,
     state: AppState,
 }
@@ -96,15 +98,22 @@ impl Application {
             caches,
         });
         let listener = TcpListener::bind(state.config.http_addr).await?;
+        let metrics_listener = TcpListener::bind(state.config.metrics_addr).await?;
         Ok(Application {
             router: router(state.clone()),
             listener,
+            metrics_listener,
             state,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` is served (`METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
     }
 
     pub fn state(&self) -> &AppState {
@@ -118,7 +127,18 @@ impl Application {
             self.state.config.purge_interval,
             shutdown.clone(),
         ));
-        tracing::info!(addr = %self.listener.local_addr()?, "api listening");
+        tracing::info!(addr = %self.listener.local_addr()?, metrics = %self.metrics_listener.local_addr()?, "api listening");
+        let metrics_shutdown = shutdown.clone();
+        let metrics = axum::serve(
+            self.metrics_listener,
+            routes::health::metrics_router(self.state.clone()),
+        )
+        .with_graceful_shutdown(async move { metrics_shutdown.cancelled().await });
+        tokio::spawn(async move {
+            if let Err(e) = metrics.await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
         axum::serve(
             self.listener,
             self.router
@@ -129,7 +149,8 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: domain routes under `/api/v1`, health, metrics, OpenAPI and docs.
+/// The public HTTP surface: domain routes under `/api/v1`, health, OpenAPI and docs (metrics
+/// are served apart, on `METRICS_ADDR`).
 pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
@@ -144,6 +165,12 @@ pub fn router(state: AppState) -> Router {
 
     let mut openapi = openapi;
     crate::openapi::add_common_errors(&mut openapi);
+    crate::openapi::add_security_schemes(
+        &mut openapi,
+        crate::auth::session::Cookies {
+            secure: state.config.cookie_secure,
+        },
+    );
     let app = api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(routes::not_found)
@@ -175,6 +202,7 @@ pub fn with_middleware(app: Router) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(trace_context))
             .layer(middleware::from_fn(track_metrics))
+            .layer(middleware::from_fn(crate::headers::security_headers))
             .layer(middleware::map_response(problem_for_bare_errors))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(

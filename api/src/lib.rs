@@ -7,6 +7,7 @@ pub mod caches;
 pub mod client_address;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod openapi;
 pub mod ops;
 pub mod orders;

@@ -19,7 +19,7 @@ pub const USED_REFRESH_TOKEN_DAYS: i32 = 7;
 pub const ENDED_SESSION_DAYS: i32 = 1;
 
 /// Key of the advisory lock one purge holds (`purge` in ASCII).
-const PURGE_LOCK: i64 = 0x7075_7267_65;
+const PURGE_LOCK: i64 = 0x0070_7572_6765;
 
 /// Rows one purge removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ async fn the_api_binary_becomes_ready_and_exits_cleanly_on_sigterm() {
         .env("NATS_NAMESPACE", &env.namespace)
         .env("JWT_SECRET", common::testing::TEST_JWT_SECRET)
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

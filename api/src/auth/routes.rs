@@ -3,7 +3,7 @@
 
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
 use crate::auth::service::{self, Tokens};
-use crate::auth::session::{Cookies, REFRESH_COOKIE};
+use crate::auth::session::Cookies;
 use crate::auth::{AuthUser, extract::cookie_in};
 use crate::client_address::ClientAddress;
 use crate::error::{ApiResult, Problem};
@@ -44,15 +44,15 @@ fn token_cookies(
 
 /// Create a CLIENT account and log it in.
 ///
-/// Sets the `access_token` cookie (path `/`) and the `refresh_token` cookie (path
-/// `/api/v1/auth`). Registration never creates an ADMIN: a `role` field is an unknown field.
+/// Sets the access cookie (path `/`) and the refresh cookie (path `/api/v1/auth`): `__Host-access_token`
+/// and `__Secure-refresh_token`, or `access_token` and `refresh_token` with `COOKIE_SECURE=false`. Registration never creates an ADMIN: a `role` field is an unknown field.
 /// Registrations are limited per client address (`REGISTER_IP_RATE_PER_MINUTE`), and
 /// password hashes per process (`PASSWORD_HASH_CONCURRENCY`).
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and logged in", body = User,
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email is taken", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -85,7 +85,7 @@ async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = User,
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid email or password", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -106,18 +106,19 @@ async fn login(
 
 /// Rotate the refresh token and get a new access token.
 ///
-/// Needs the `refresh_token` cookie. Each refresh token works once; presenting one that was
+/// Needs the refresh cookie. Each refresh token works once; presenting one that was
 /// already rotated revokes the whole session (the newer token too) and answers 401.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth",
     security(("refresh_cookie" = [])),
     responses(
         (status = 204, description = "New tokens set",
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 401, description = "Missing, unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Cross-origin request refused", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let tokens = service::refresh(&state, cookie_in(&headers, REFRESH_COOKIE)).await?;
+    let refresh_cookie = cookies(&state).refresh_name();
+    let tokens = service::refresh(&state, cookie_in(&headers, refresh_cookie)).await?;
     Ok((StatusCode::NO_CONTENT, token_cookies(&state, &tokens)).into_response())
 }
 

@@ -140,12 +140,12 @@ async fn auth_cookies_are_secure_unless_cookie_secure_is_false() {
     let res = app.register(&client(), "ann@example.com").await;
 
     assert!(
-        set_cookie(&res, "access_token")
+        set_cookie(&res, "__Host-access_token")
             .unwrap()
             .contains("; Secure")
     );
     assert!(
-        set_cookie(&res, "refresh_token")
+        set_cookie(&res, "__Secure-refresh_token")
             .unwrap()
             .contains("; Secure")
     );

@@ -18,4 +18,5 @@ mod private_nats;
 mod problems;
 mod products;
 mod retention;
+mod security_headers;
 mod users;
