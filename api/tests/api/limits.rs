@@ -162,3 +162,55 @@ async fn without_trusted_proxies_a_forwarding_header_changes_nothing() {
 
     assert_problem(res, 429).await;
 }
+
+#[tokio::test]
+async fn a_full_command_stream_refuses_new_commands_and_the_api_answers_503() {
+    let app = spawn_app_with(&[("NATS_STREAM_LIMITS", "ORDERS_CMD=1MiB/2")]).await;
+    let client = app.create_user(common::domain::Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let order = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    for _ in 0..2 {
+        let res = app.post_as(&client, "/api/v1/orders", &order, &[]).await;
+        assert_eq!(res.status(), 202);
+    }
+
+    let res = app.post_as(&client, "/api/v1/orders", &order, &[]).await;
+
+    assert_problem(res, 503).await;
+    let mut stream = app
+        .state
+        .bus
+        .jetstream()
+        .get_stream(app.state.bus.namespace().name(common::nats::ORDERS_CMD))
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 2, "nothing past the limit was stored");
+    assert_eq!(
+        info.config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
+}
+
+#[tokio::test]
+async fn history_streams_keep_their_newest_messages_within_their_limits() {
+    let app = spawn_app_with(&[("NATS_STREAM_LIMITS", "DEAD_LETTERS=1MiB/3")]).await;
+    let js = app.state.bus.jetstream();
+    let ns = app.state.bus.namespace();
+    for n in 0..5 {
+        js.publish(ns.subject("dlq.test"), format!("{n}").into())
+            .await
+            .unwrap()
+            .await
+            .expect("a full history stream still stores new messages");
+    }
+
+    let mut stream = js
+        .get_stream(ns.name(common::nats::DEAD_LETTERS))
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.max_bytes, 1024 * 1024);
+    assert_eq!(info.state.messages, 3);
+    assert_eq!(info.state.first_sequence, 3, "the oldest went");
+}
