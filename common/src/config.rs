@@ -484,6 +484,14 @@ mod tests {
         assert_eq!(c.store_currency, "USD");
         assert_eq!(c.catalogue_cache_ttl, Duration::from_millis(1000));
         assert_eq!(c.session_cache_ttl, Duration::from_millis(1000));
+        assert_eq!(c.register_ip_rate_per_minute, 10);
+        assert_eq!(c.max_sessions_per_user, 10);
+        assert_eq!(c.purge_interval, Duration::from_secs(600));
+        assert_eq!(c.metrics_addr.to_string(), "0.0.0.0:9091");
+        assert_eq!(c.nats_inbox_prefix, "_INBOX");
+        assert!(c.trusted_proxies.is_empty());
+        assert!(c.password_hash_concurrency >= 1);
+        assert_eq!(c.nats_stream_limits, StreamLimits::default());
     }
 
     #[test]
