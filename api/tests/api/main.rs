@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod limits;
+mod nats_isolation;
 mod nats_permissions;
 mod observability;
 mod orders;
