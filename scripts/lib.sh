@@ -155,6 +155,11 @@ ensure_nats_server_binary() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 }
 
+# Headless Chromium: a test loads the interactive docs (Swagger UI) under their CSP.
+ensure_chromium() {
+    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium
+}
+
 ensure_services() {
     command -v psql >/dev/null || apt_install postgresql-client
     ensure_postgres

@@ -39,6 +39,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A bound, ready-to-run api.
 pub struct Application {
     listener: TcpListener,
+    /// `METRICS_ADDR`: Prometheus scrapes here, apart from the public port.
+    metrics_listener: TcpListener,
     router: Router,
     state: AppState,
 }
@@ -51,20 +53,27 @@ impl Application {
             .with_previous(config.jwt_previous_secret());
         let metrics = common::metrics::install();
         let db = db::connect_and_migrate(&config).await?;
+        let passwords =
+            crate::auth::password::Hashing::start(config.password_hash_concurrency).await?;
         let seeded = match &config.admin {
-            Some(seed) => crate::auth::service::seed_admin(&db, seed).await?,
+            Some(seed) => crate::auth::service::seed_admin(&db, &passwords, seed).await?,
             None => None,
         };
-        // Computed now so the first failed login with an unknown email is not faster.
-        crate::auth::password::dummy_hash().await?;
         let login_limits = Arc::new(crate::auth::rate_limit::LoginLimiter::new(
             config.login_ip_rate_per_minute,
             config.login_rate_per_minute,
+            config.register_ip_rate_per_minute,
         ));
         let nats_client = nats::connect(&config, "order-service-api").await?;
         let js = async_nats::jetstream::new(nats_client.clone());
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        nats::provision_streams(
+            &js,
+            &ns,
+            config.nats_stream_replicas,
+            &config.nats_stream_limits,
+        )
+        .await?;
         let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
         let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
         let caches = crate::caches::Caches::start(
@@ -88,12 +97,15 @@ impl Application {
             config: Arc::new(config),
             metrics,
             login_limits,
+            passwords,
             caches,
         });
         let listener = TcpListener::bind(state.config.http_addr).await?;
+        let metrics_listener = TcpListener::bind(state.config.metrics_addr).await?;
         Ok(Application {
             router: router(state.clone()),
             listener,
+            metrics_listener,
             state,
         })
     }
@@ -102,13 +114,34 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served (`METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "api listening");
+        tokio::spawn(crate::retention::run(
+            self.state.db.clone(),
+            self.state.config.purge_interval,
+            shutdown.clone(),
+        ));
+        tracing::info!(addr = %self.listener.local_addr()?, metrics = %self.metrics_listener.local_addr()?, "api listening");
+        let metrics_shutdown = shutdown.clone();
+        let metrics = axum::serve(
+            self.metrics_listener,
+            routes::health::metrics_router(self.state.clone()),
+        )
+        .with_graceful_shutdown(async move { metrics_shutdown.cancelled().await });
+        tokio::spawn(async move {
+            if let Err(e) = metrics.await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
         axum::serve(
             self.listener,
             self.router
@@ -119,7 +152,8 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: domain routes under `/api/v1`, health, metrics, OpenAPI and docs.
+/// The public HTTP surface: domain routes under `/api/v1`, health, OpenAPI and docs (metrics
+/// are served apart, on `METRICS_ADDR`).
 pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
@@ -134,6 +168,12 @@ pub fn router(state: AppState) -> Router {
 
     let mut openapi = openapi;
     crate::openapi::add_common_errors(&mut openapi);
+    crate::openapi::add_security_schemes(
+        &mut openapi,
+        crate::auth::session::Cookies {
+            secure: state.config.cookie_secure,
+        },
+    );
     let app = api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(routes::not_found)
@@ -165,6 +205,7 @@ pub fn with_middleware(app: Router) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(trace_context))
             .layer(middleware::from_fn(track_metrics))
+            .layer(middleware::from_fn(crate::headers::security_headers))
             .layer(middleware::map_response(problem_for_bare_errors))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(

@@ -105,6 +105,9 @@ pub enum ApiError {
     /// A dependency (PostgreSQL, JetStream) is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The api is at a bound it keeps on purpose (password hashes at once); retry shortly.
+    #[error("busy")]
+    Busy { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -204,6 +207,17 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(detail) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
+            }
+            ApiError::Busy { retry_after_secs } => {
+                let mut res = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "/problems/busy",
+                    format!("too many password checks at once, retry in {retry_after_secs} s"),
+                )
+                .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return res;
             }
             ApiError::Internal(e) => {
                 tracing::error!(error.chain = %format!("{e:#}"), "internal error");

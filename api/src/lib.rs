@@ -4,14 +4,17 @@
 pub mod app;
 pub mod auth;
 pub mod caches;
+pub mod client_address;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod pagination;
 pub mod products;
 pub mod release;
+pub mod retention;
 pub mod routes;
 pub mod state;
 pub mod users;

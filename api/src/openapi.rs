@@ -1,7 +1,7 @@
 //! The OpenAPI document: metadata and security schemes here, paths collected from the routers.
 
+use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,7 +11,6 @@ use utoipa::{Modify, OpenApi};
                        placed through JetStream and settled by workers.",
         license(name = "Apache-2.0")
     ),
-    modifiers(&SecuritySchemes),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
@@ -24,36 +23,35 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// The ways to authenticate: the `access_token` cookie browsers keep, the same JWT as a
-/// Bearer token for other clients, and the `refresh_token` cookie of `/auth/refresh`.
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let mut cookie = ApiKeyValue::new("access_token");
-        cookie.description = Some(
-            "Short-lived HS256 JWT set by login, registration and refresh (HttpOnly, \
-             SameSite=Strict). Unsafe requests authenticated by it must come from the api's \
-             own origin or a trusted one."
-                .into(),
-        );
-        components.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(cookie)));
-        let mut bearer = Http::new(HttpAuthScheme::Bearer);
-        bearer.bearer_format = Some("JWT".into());
-        bearer.description = Some(
-            "The access token (the value of the access_token cookie) as a Bearer token.".into(),
-        );
-        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
-        let mut refresh = ApiKeyValue::new("refresh_token");
-        refresh.description = Some(
-            "Opaque 256-bit refresh token, HttpOnly, sent only to /api/v1/auth; single use.".into(),
-        );
-        components.add_security_scheme(
-            "refresh_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(refresh)),
-        );
-    }
+/// The ways to authenticate: the access cookie browsers keep, the same JWT as a Bearer token
+/// for other clients, and the refresh cookie of `/auth/refresh`. The cookies' names depend on
+/// `COOKIE_SECURE` (`__Host-access_token` and `__Secure-refresh_token` when secure).
+pub fn add_security_schemes(
+    openapi: &mut utoipa::openapi::OpenApi,
+    cookies: crate::auth::session::Cookies,
+) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    let mut cookie = ApiKeyValue::new(cookies.access_name());
+    cookie.description = Some(
+        "Short-lived HS256 JWT set by login, registration and refresh (HttpOnly, \
+         SameSite=Strict). Unsafe requests authenticated by it must come from the api's \
+         own origin or a trusted one."
+            .into(),
+    );
+    components.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(cookie)));
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.bearer_format = Some("JWT".into());
+    bearer.description =
+        Some("The access token (the value of the access cookie) as a Bearer token.".into());
+    components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    let mut refresh = ApiKeyValue::new(cookies.refresh_name());
+    refresh.description = Some(
+        "Opaque 256-bit refresh token, HttpOnly, sent only to /api/v1/auth; single use.".into(),
+    );
+    components.add_security_scheme(
+        "refresh_cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(refresh)),
+    );
 }
 
 /// Adds the error responses every operation can give to each operation that does not document

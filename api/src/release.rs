@@ -1,5 +1,5 @@
-//! `api migrate`: the once-per-release step. Applies pending migrations and creates or
-//! updates the streams, then exits, so a Kubernetes Job (or any release hook) can run it
+//! `api migrate`: the once-per-release step. Applies pending migrations, creates or updates
+//! the streams and deletes the consumers this release retired, then exits, so a Kubernetes Job (or any release hook) can run it
 //! before the new replicas start, instead of the replicas racing for it.
 //!
 //! The api and workers still migrate and provision at start-up (both are idempotent and the
@@ -17,7 +17,14 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let client = nats::connect(config, "order-service-migrate").await?;
     let js = async_nats::jetstream::new(client.clone());
     let ns = Namespace::new(config.nats_namespace.clone());
-    nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+    nats::provision_streams(
+        &js,
+        &ns,
+        config.nats_stream_replicas,
+        &config.nats_stream_limits,
+    )
+    .await?;
+    nats::retire_consumers(&js, &ns).await?;
     client.flush().await?;
     tracing::info!(
         replicas = config.nats_stream_replicas,

@@ -39,6 +39,8 @@ pub struct Shared {
     pub accepted: Arc<crate::orders::accepted::Accepted>,
     /// Failed-login limits of this process.
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
+    /// Password hashing, a bounded number at a time.
+    pub passwords: crate::auth::password::Hashing,
     /// Live sessions and catalogue answers of this process, kept in step with the other
     /// replicas.
     pub caches: crate::caches::Caches,

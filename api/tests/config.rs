@@ -23,6 +23,26 @@ const DB: (&str, &str) = (
 );
 
 #[test]
+fn the_placeholder_secret_of_the_example_environment_stops_the_api() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.env.example"),
+    )
+    .unwrap();
+    let placeholder = example
+        .lines()
+        .find_map(|l| l.strip_prefix("JWT_SECRET="))
+        .expect(".env.example shows JWT_SECRET");
+
+    let (code, stderr) = run_api(&[DB, ("JWT_SECRET", placeholder)]);
+
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("JWT_SECRET") && stderr.contains("placeholder"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_jwt_secret_stops_the_api_naming_the_variable() {
     let (code, stderr) = run_api(&[DB, ("HTTP_ADDR", "127.0.0.1:0")]);
     assert_ne!(code, 0);

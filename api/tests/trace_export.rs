@@ -58,6 +58,7 @@ async fn an_orders_spans_from_api_and_workers_share_the_callers_trace() {
     api_vars.extend([
         ("JWT_SECRET", TEST_JWT_SECRET),
         ("HTTP_ADDR", http_addr.as_str()),
+        ("METRICS_ADDR", "127.0.0.1:0"),
         ("COOKIE_SECURE", "false"),
     ]);
     let api = spawn(env!("CARGO_BIN_EXE_api"), &[], &api_vars);

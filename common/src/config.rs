@@ -7,6 +7,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod limits;
+pub use limits::{ForwardedHeader, StreamLimit, StreamLimits};
+
 /// A value that must never reach a log line.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -80,6 +83,24 @@ pub struct Config {
     /// How long the api trusts that a session it saw live still is (zero: checked on every
     /// request).
     pub session_cache_ttl: Duration,
+    /// Password hashes (argon2, 19 MiB each) the api computes at once; past that, 503.
+    pub password_hash_concurrency: usize,
+    /// Registrations allowed per client address per minute before 429.
+    pub register_ip_rate_per_minute: u32,
+    /// Peers whose forwarding header names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The forwarding header those proxies set.
+    pub trusted_proxy_header: ForwardedHeader,
+    /// Live sessions one account may hold; a new login revokes the oldest past it.
+    pub max_sessions_per_user: u32,
+    /// How often the api purges idempotency keys, used refresh tokens and ended sessions.
+    pub purge_interval: Duration,
+    /// Where the api serves `/metrics`, apart from the public `HTTP_ADDR`.
+    pub metrics_addr: SocketAddr,
+    /// Prefix of this process's NATS reply subjects (`NATS_INBOX_PREFIX`).
+    pub nats_inbox_prefix: String,
+    /// Size and count limits of the streams (`NATS_STREAM_LIMITS`).
+    pub nats_stream_limits: StreamLimits,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -199,6 +220,12 @@ impl Config {
         let jwt_previous_secret = parse_jwt_key(&var, "JWT_PREVIOUS_SECRET")?;
 
         let admin = match (var("ADMIN_EMAIL"), var("ADMIN_PASSWORD")) {
+            (Some(_), Some(password)) if limits::is_placeholder(&password) => {
+                return Err(ConfigError::new(
+                    "ADMIN_PASSWORD",
+                    "is the placeholder of .env.example; choose the administrator's password",
+                ));
+            }
             (Some(email), Some(password)) => Some(AdminSeed {
                 email,
                 password: Secret::new(password),
@@ -273,6 +300,30 @@ impl Config {
             trusted_origins: parse_origins(&var, "TRUSTED_ORIGINS")?,
             catalogue_cache_ttl: parse_ttl(&var, "CATALOGUE_CACHE_TTL_MS", 1000)?,
             session_cache_ttl: parse_ttl(&var, "SESSION_CACHE_TTL_MS", 1000)?,
+            password_hash_concurrency: parse_positive(
+                &var,
+                "PASSWORD_HASH_CONCURRENCY",
+                std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            )? as usize,
+            register_ip_rate_per_minute: parse_positive(&var, "REGISTER_IP_RATE_PER_MINUTE", 10)?,
+            trusted_proxies: limits::parse_cidrs(var("TRUSTED_PROXIES"), "TRUSTED_PROXIES")?,
+            trusted_proxy_header: limits::parse_forwarded_header(
+                var("TRUSTED_PROXY_HEADER"),
+                "TRUSTED_PROXY_HEADER",
+            )?,
+            max_sessions_per_user: parse_positive(&var, "MAX_SESSIONS_PER_USER", 10)?,
+            purge_interval: Duration::from_millis(
+                parse_positive(&var, "PURGE_INTERVAL_MS", 600_000)?.into(),
+            ),
+            metrics_addr: parse(&var, "METRICS_ADDR", SocketAddr::from(([0, 0, 0, 0], 9091)))?,
+            nats_inbox_prefix: limits::parse_inbox_prefix(
+                var("NATS_INBOX_PREFIX"),
+                "NATS_INBOX_PREFIX",
+            )?,
+            nats_stream_limits: limits::parse_stream_limits(
+                var("NATS_STREAM_LIMITS"),
+                "NATS_STREAM_LIMITS",
+            )?,
         })
     }
 
@@ -304,6 +355,10 @@ fn parse_jwt_key(
                 "must be at least {MIN_JWT_SECRET_BYTES} bytes, got {}",
                 s.len()
             ),
+        )),
+        Some(s) if limits::is_placeholder(&s) => Err(ConfigError::new(
+            name,
+            "is the placeholder of .env.example; use a random key, e.g. `openssl rand -base64 48`",
         )),
         key => Ok(key.map(Secret::new)),
     }
@@ -450,6 +505,14 @@ mod tests {
         assert_eq!(c.catalogue_cache_ttl, Duration::from_millis(1000));
         assert_eq!(c.session_cache_ttl, Duration::from_millis(1000));
         assert_eq!(c.stock_reconciliation_interval, Duration::from_secs(60));
+        assert_eq!(c.register_ip_rate_per_minute, 10);
+        assert_eq!(c.max_sessions_per_user, 10);
+        assert_eq!(c.purge_interval, Duration::from_secs(600));
+        assert_eq!(c.metrics_addr.to_string(), "0.0.0.0:9091");
+        assert_eq!(c.nats_inbox_prefix, "_INBOX");
+        assert!(c.trusted_proxies.is_empty());
+        assert!(c.password_hash_concurrency >= 1);
+        assert_eq!(c.nats_stream_limits, StreamLimits::default());
     }
 
     #[test]
@@ -557,10 +620,37 @@ mod tests {
             ("CATALOGUE_CACHE_TTL_MS", "-1"),
             ("SESSION_CACHE_TTL_MS", "1s"),
             ("STOCK_RECONCILIATION_INTERVAL_MS", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "0"),
+            ("REGISTER_IP_RATE_PER_MINUTE", "0"),
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("TRUSTED_PROXY_HEADER", "x-real-ip"),
+            ("MAX_SESSIONS_PER_USER", "0"),
+            ("METRICS_ADDR", "9091"),
+            ("NATS_INBOX_PREFIX", "_INBOX.>"),
+            ("NATS_STREAM_LIMITS", "EVENTS=1GiB"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");
         }
+    }
+
+    #[test]
+    fn the_placeholders_of_the_example_environment_are_refused() {
+        let e = load(&[
+            DB,
+            ("JWT_SECRET", "change-me-to-at-least-32-random-bytes-please"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "JWT_SECRET");
+        assert!(e.to_string().contains("placeholder"), "{e}");
+        let e = load(&[
+            DB,
+            JWT,
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", "change-me-admin-password"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "ADMIN_PASSWORD");
     }
 
     #[test]

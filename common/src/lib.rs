@@ -1,5 +1,6 @@
 //! Shared library of the order service: configuration, domain types, the message envelope and
-//! subjects, stream provisioning, the database pool and migrations, telemetry and shutdown.
+//! subjects, stream provisioning, dead-letter re-drives, the database pool and migrations,
+//! telemetry and shutdown.
 
 pub mod asyncapi;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod nats;
 pub mod notices;
 pub mod otel;
+pub mod redrive;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -9,14 +9,16 @@
 //! | `EVENTS` | limits (7 days) | `orders.evt.>`, `inventory.evt.>`, `payments.evt.>` |
 //! | `DEAD_LETTERS` | limits (30 days) | `dlq.>` |
 //!
-//! Durable consumers that earlier versions created and nothing reads any more are deleted
-//! here ([`RETIRED_CONSUMERS`]): on a work-queue stream, one of them would hold back messages
-//! or, with an overlapping filter, refuse the consumers that replace it.
+//! Each has a size and a message count limit (`NATS_STREAM_LIMITS`).
+//!
+//! Durable consumers that an earlier release created and nothing reads any more are deleted by
+//! the release step ([`retire_consumers`]): on a work-queue stream, one of them would hold
+//! back messages or, with an overlapping filter, refuse the consumers that replace it.
 
-use crate::config::Config;
+use crate::config::{Config, StreamLimits};
 use crate::messaging::Namespace;
 use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::context::CreateStreamErrorKind;
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
 use backon::{ExponentialBuilder, Retryable};
@@ -47,6 +49,7 @@ pub async fn connect(config: &Config, name: &str) -> crate::Result<async_nats::C
         };
         options
             .name(name)
+            .custom_inbox_prefix(&config.nats_inbox_prefix)
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None)
             .event_callback(|event| async move {
@@ -102,7 +105,7 @@ impl ConsumerSpec {
     }
 }
 
-/// Durable consumers of earlier versions: `orders-commands` (all of `orders.cmd.>`, now split
+/// Durable consumers of earlier releases: `orders-commands` (all of `orders.cmd.>`, now split
 /// between `inventory-place` and `orders-transitions`) and `orders-inventory-events` (the
 /// inventory decisions, which no longer exist).
 pub const RETIRED_CONSUMERS: [(&str, &str); 2] = [
@@ -110,13 +113,59 @@ pub const RETIRED_CONSUMERS: [(&str, &str); 2] = [
     (EVENTS, "orders-inventory-events"),
 ];
 
-/// Creates or updates every stream of the deployment and deletes retired consumers. Safe to
-/// run from every replica.
+/// JetStream's "filtered consumer not unique on workqueue stream": a new consumer overlaps
+/// one already there.
+const OVERLAPPING_CONSUMER: ErrorCode = ErrorCode(10100);
+
+/// What a user that may not create or change streams is told.
+const RUN_MIGRATE: &str =
+    "run `api migrate` (as a NATS user allowed to create and update streams) first";
+
+/// Makes every stream of the deployment match this release's configuration. Each stream is
+/// read first (`$JS.API.STREAM.INFO`), and created or updated only when it is missing or
+/// differs, so the runtime users, which may read stream information but neither create nor
+/// change a stream (deploy/nats/auth.conf), start without asking for more once `api migrate`
+/// has run; the same call in `api migrate`, and wherever the NATS user may (development,
+/// tests), creates or updates them. A missing stream that cannot be created is an error naming
+/// `api migrate`; a stream that differs and cannot be updated is only a warning, since it
+/// works meanwhile. Safe to run from every replica.
 pub async fn provision_streams(
     js: &jetstream::Context,
     ns: &Namespace,
     replicas: usize,
+    limits: &StreamLimits,
 ) -> crate::Result<()> {
+    for config in stream_configs(ns, replicas, limits) {
+        let current = match js.get_stream(&config.name).await {
+            Ok(stream) => Some(stream.cached_info().config.clone()),
+            Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j) if j.code() == 404) => {
+                None
+            }
+            Err(e) => return Err(crate::Error::Nats(format!("stream {}: {e}", config.name))),
+        };
+        if current.as_ref().is_some_and(|c| same_settings(c, &config)) {
+            continue;
+        }
+        match (create_or_update(js, &config).await, current) {
+            (Ok(()), _) => tracing::info!(stream = %config.name, "stream created or updated"),
+            (Err(e), Some(_)) => tracing::warn!(
+                stream = %config.name, error = %e,
+                "the stream differs from this release's configuration and this NATS user may not update it; {RUN_MIGRATE}"
+            ),
+            (Err(e), None) => {
+                return Err(crate::Error::Nats(format!(
+                    "stream {} does not exist and cannot be created ({e}): {RUN_MIGRATE}",
+                    config.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The configuration of every stream: retention, age, and size limits with the discard
+/// policy that suits it (see [`StreamLimits`]).
+fn stream_configs(ns: &Namespace, replicas: usize, limits: &StreamLimits) -> Vec<stream::Config> {
     let defs = [
         (
             ORDERS_CMD,
@@ -143,50 +192,65 @@ pub async fn provision_streams(
             Duration::from_secs(30 * 24 * 3600),
         ),
     ];
-    for (name, subjects, retention, max_age) in defs {
-        let config = stream::Config {
-            name: ns.name(name),
-            subjects: subjects.iter().map(|s| ns.subject(s)).collect(),
-            retention,
-            max_age,
-            storage: stream::StorageType::File,
-            num_replicas: replicas.max(1),
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        };
-        // A server-side failure (e.g. nats-server 2.9 creating a stream's store while another
-        // client deletes the account's last stream, and with it the store's directory) is
-        // worth a few quick retries; a refused configuration is not.
-        (|| js.create_or_update_stream(config.clone()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(50))
-                    .with_max_delay(Duration::from_secs(1))
-                    .with_max_times(5),
-            )
-            .when(|e| match e.kind() {
-                CreateStreamErrorKind::JetStream(e) => e.code() >= 500,
-                CreateStreamErrorKind::TimedOut => true,
-                _ => false,
-            })
-            .await
-            .map_err(|e| crate::Error::Nats(format!("stream {}: {e}", ns.name(name))))?;
-    }
-    for (stream, durable) in RETIRED_CONSUMERS {
-        let (stream, durable) = (ns.name(stream), ns.name(durable));
-        match js.delete_consumer_from_stream(&durable, &stream).await {
-            Ok(_) => tracing::info!(%stream, consumer = %durable, "retired consumer deleted"),
-            Err(e)
-                if matches!(e.kind(), ConsumerErrorKind::JetStream(j)
-                    if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) => {}
-            Err(e) => {
-                return Err(crate::Error::Nats(format!(
-                    "retired consumer {durable} on {stream}: {e}"
-                )));
+    defs.into_iter()
+        .map(|(name, subjects, retention, max_age)| {
+            let limit = limits.of(name);
+            // A full command stream refuses new commands (their publisher answers 503, nothing
+            // accepted is lost); a full history drops its oldest messages.
+            let discard = match retention {
+                stream::RetentionPolicy::WorkQueue => stream::DiscardPolicy::New,
+                _ => stream::DiscardPolicy::Old,
+            };
+            stream::Config {
+                name: ns.name(name),
+                subjects: subjects.iter().map(|s| ns.subject(s)).collect(),
+                retention,
+                max_age,
+                max_bytes: limit.map_or(-1, |l| l.max_bytes),
+                max_messages: limit.map_or(-1, |l| l.max_msgs),
+                discard,
+                storage: stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
             }
-        }
-    }
-    Ok(())
+        })
+        .collect()
+}
+
+/// Whether a stream's current configuration has every setting provisioning makes.
+fn same_settings(current: &stream::Config, wanted: &stream::Config) -> bool {
+    let mut subjects = current.subjects.clone();
+    let mut wanted_subjects = wanted.subjects.clone();
+    subjects.sort();
+    wanted_subjects.sort();
+    subjects == wanted_subjects
+        && current.retention == wanted.retention
+        && current.max_age == wanted.max_age
+        && current.max_bytes == wanted.max_bytes
+        && current.max_messages == wanted.max_messages
+        && current.discard == wanted.discard
+        && current.storage == wanted.storage
+        && current.num_replicas == wanted.num_replicas
+        && current.duplicate_window == wanted.duplicate_window
+}
+
+async fn create_or_update(js: &jetstream::Context, config: &stream::Config) -> crate::Result<()> {
+    // A server-side failure (e.g. nats-server 2.9 creating a stream's store while another
+    // client deletes the account's last stream, and with it the store's directory) is worth a
+    // few quick retries; a refused configuration, or a request no one answers (a user without
+    // the permission), is not.
+    (|| js.create_or_update_stream(config.clone()))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(1))
+                .with_max_times(5),
+        )
+        .when(|e| matches!(e.kind(), CreateStreamErrorKind::JetStream(e) if e.code() >= 500))
+        .await
+        .map(|_| ())
+        .map_err(crate::Error::nats)
 }
 
 /// Creates (or updates) a durable pull consumer and returns it.
@@ -201,16 +265,47 @@ pub async fn provision_consumer(
         .get_stream(&stream_name)
         .await
         .map_err(|e| crate::Error::Nats(format!("stream {stream_name}: {e}")))?;
-    stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some(durable.clone()),
-            filter_subject: ns.subject(&spec.filter_subject),
-            ack_policy: consumer::AckPolicy::Explicit,
-            ack_wait: spec.ack_wait,
-            max_deliver: spec.max_deliver,
-            max_ack_pending: spec.max_ack_pending,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| crate::Error::Nats(format!("consumer {durable}: {e}")))
+    let config = consumer::pull::Config {
+        durable_name: Some(durable.clone()),
+        filter_subject: ns.subject(&spec.filter_subject),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: spec.ack_wait,
+        max_deliver: spec.max_deliver,
+        max_ack_pending: spec.max_ack_pending,
+        ..Default::default()
+    };
+    match stream.create_consumer(config.clone()).await {
+        Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+            if j.error_code() == OVERLAPPING_CONSUMER) =>
+        {
+            // A consumer of an earlier release is still there: retire it (where this user may;
+            // otherwise the release step must) and try once more.
+            tracing::warn!(consumer = %durable, "a consumer of an earlier release overlaps; retiring it");
+            retire_consumers(js, ns).await?;
+            stream.create_consumer(config).await
+        }
+        created => created,
+    }
+    .map_err(|e| crate::Error::Nats(format!("consumer {durable}: {e}")))
+}
+
+/// Deletes the durable consumers earlier releases used ([`RETIRED_CONSUMERS`]); those already
+/// gone are skipped. Run by the release step (`api migrate`); only its NATS user may.
+pub async fn retire_consumers(js: &jetstream::Context, ns: &Namespace) -> crate::Result<()> {
+    for (stream, durable) in RETIRED_CONSUMERS {
+        let (stream, durable) = (ns.name(stream), ns.name(durable));
+        match js.delete_consumer_from_stream(&durable, &stream).await {
+            Ok(_) => tracing::info!(%stream, consumer = %durable, "retired consumer deleted"),
+            Err(e)
+                if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                    if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND
+                        || j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {}
+            Err(e) => {
+                return Err(crate::Error::Nats(format!(
+                    "consumer {durable} of an earlier release on {stream} cannot be deleted ({e}): {RUN_MIGRATE}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,10 @@
 * Cross-references: every kustomization resource exists, every ConfigMap/Secret key a pod reads
   is defined (the example Secret stands for the real one), every ScaledObject targets a
   Deployment, probes hit /health/live and /health/ready, pods run as non-root with limits.
+* Exposure: every pod of the service is selected by a NetworkPolicy restricting both ingress and
+  egress; the api's metrics port (METRICS_ADDR) is the one Prometheus is told to scrape, is not
+  in its Service and is reachable from the monitoring namespace only; each process's NATS inbox
+  prefix is its user's (deploy/nats/auth.conf).
 
 Usage: validate.py [KUBERNETES_VERSION]   (exit status 1 and one line per problem on failure)
 """
@@ -23,10 +27,9 @@ K8S_VERSION = sys.argv[1] if len(sys.argv) > 1 else "1.30.0"
 
 # What the workers provision (common/src/nats.rs, workers/src/kinds.rs).
 WORKER_CONSUMERS = {
-    "worker-inventory": {("INVENTORY_CMD", "inventory-commands")},
+    "worker-inventory": {("ORDERS_CMD", "inventory-place"), ("INVENTORY_CMD", "inventory-commands")},
     "worker-orders": {
-        ("ORDERS_CMD", "orders-commands"),
-        ("EVENTS", "orders-inventory-events"),
+        ("ORDERS_CMD", "orders-transitions"),
         ("EVENTS", "orders-payment-events"),
     },
 }
@@ -113,6 +116,62 @@ def check_pod(where, pod, config_keys, secret_keys, is_job=False):
                 problem(name, f"probes {live!r}, {ready!r}")
 
 
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions with In) selects `labels`."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        if expr.get("operator") != "In" or labels.get(expr.get("key")) not in expr.get("values", []):
+            return False
+    return True
+
+
+def check_exposure(docs, config_keys_values):
+    policies = [d for _, d in docs if d.get("kind") == "NetworkPolicy"]
+    workloads = [(f, d) for f, d in docs if d.get("kind") in ("Deployment", "Job")]
+    for file, doc in workloads:
+        where = f"{file} {doc['kind']}/{doc['metadata']['name']}"
+        labels = doc["spec"]["template"]["metadata"].get("labels") or {}
+        covering = [p for p in policies if selects(p["spec"].get("podSelector") or {}, labels)]
+        kinds = {t for p in covering for t in p["spec"].get("policyTypes") or []}
+        if not {"Ingress", "Egress"} <= kinds:
+            problem(where, f"no NetworkPolicy restricts both its ingress and egress (has {sorted(kinds)})")
+        for c in doc["spec"]["template"]["spec"].get("containers") or []:
+            env = {e["name"]: e.get("value") for e in c.get("env") or []}
+            user = env.get("NATS_USER")
+            if user and env.get("NATS_INBOX_PREFIX") != f"_INBOX_{user}":
+                problem(where, f"NATS user {user} needs NATS_INBOX_PREFIX=_INBOX_{user} (auth.conf)")
+    if not any(selects(p["spec"].get("podSelector") or {}, {"app.kubernetes.io/name": "postgres"})
+               for p in policies):
+        problem("manifests", "no NetworkPolicy for PostgreSQL")
+
+    api = next((d for _, d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == "api"), None)
+    if api is None:
+        return
+    metrics_addr = config_keys_values.get("METRICS_ADDR", "")
+    port = metrics_addr.rpartition(":")[2]
+    ports = {p.get("name"): p.get("containerPort") for c in api["spec"]["template"]["spec"]["containers"]
+             for p in c.get("ports") or []}
+    if str(ports.get("metrics")) != port:
+        problem("api.yaml", f"container port `metrics` {ports.get('metrics')!r} is not METRICS_ADDR's {port!r}")
+    annotations = api["spec"]["template"]["metadata"].get("annotations") or {}
+    if annotations.get("prometheus.io/port") != port:
+        problem("api.yaml", f"Prometheus scrapes port {annotations.get('prometheus.io/port')!r}, metrics are on {port!r}")
+    for _, svc in docs:
+        if svc.get("kind") == "Service" and svc["metadata"]["name"] == "api":
+            for p in svc["spec"].get("ports") or []:
+                if str(p.get("targetPort")) in ("metrics", port) or str(p.get("port")) == port:
+                    problem("api.yaml", "the api Service exposes the metrics port")
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    for p in policies:
+        if not selects(p["spec"].get("podSelector") or {}, labels):
+            continue
+        for rule in p["spec"].get("ingress") or []:
+            opens = not rule.get("ports") or any(str(r.get("port")) == port for r in rule["ports"])
+            if opens and not all("namespaceSelector" in f for f in rule.get("from") or [{}]):
+                problem(f"NetworkPolicy/{p['metadata']['name']}", "lets more than the monitoring namespace reach the api's metrics")
+
+
 def main():
     kustomization = yaml.safe_load((HERE / "kustomization.yaml").read_text())
     files = []
@@ -129,11 +188,12 @@ def main():
 
     docs = [(p.name, d) for p in files for d in load(p)]
     examples = [("secret.example.yaml", d) for d in load(HERE / "secret.example.yaml")]
-    config_keys, secret_keys, deployments = {}, {}, set()
+    config_keys, secret_keys, deployments, config_values = {}, {}, set(), {}
     for _, d in docs + examples:
         name = d.get("metadata", {}).get("name")
         if d.get("kind") == "ConfigMap":
             config_keys[name] = set(d.get("data") or {})
+            config_values.update(d.get("data") or {})
         elif d.get("kind") == "Secret":
             secret_keys[name] = set(d.get("stringData") or {}) | set(d.get("data") or {})
         elif d.get("kind") == "Deployment":
@@ -171,6 +231,8 @@ def main():
         problem("manifests", "no PodDisruptionBudget for the api")
     if not any(d.get("kind") == "Job" and d["spec"]["template"]["spec"]["containers"][0].get("args") == ["api", "migrate"] for _, d in docs):
         problem("manifests", "no migration Job running `api migrate`")
+
+    check_exposure(docs, config_values)
 
     for p in problems:
         print(p)

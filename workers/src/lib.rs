@@ -66,7 +66,13 @@ impl Workers {
         let client = nats::connect(&config, "order-service-workers").await?;
         let js = async_nats::jetstream::new(client.clone());
         let ns = Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
+        nats::provision_streams(
+            &js,
+            &ns,
+            config.nats_stream_replicas,
+            &config.nats_stream_limits,
+        )
+        .await?;
         let listener = TcpListener::bind(config.worker_http_addr).await?;
         Ok(Workers {
             context: Context::new(pool, Bus::new(js, ns), std::sync::Arc::new(config)),
@@ -92,6 +98,11 @@ impl Workers {
                 tasks.spawn(consumer.run(shutdown.clone()));
             }
             if *kind == Kind::Orders {
+                tasks.spawn(common::redrive::serve(
+                    self.nats.clone(),
+                    self.context.bus.clone(),
+                    shutdown.clone(),
+                ));
                 tasks.spawn(expiry::run(
                     self.context.clone(),
                     self.context.config.expiry_sweep_interval,

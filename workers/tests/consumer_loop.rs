@@ -82,7 +82,9 @@ impl Harness {
             .unwrap();
         let js = jetstream::new(client);
         let ns = Namespace::new(env.namespace.clone());
-        nats::provision_streams(&js, &ns, 1).await.unwrap();
+        nats::provision_streams(&js, &ns, 1, &env.config().nats_stream_limits)
+            .await
+            .unwrap();
         let mut spec = ConsumerSpec::new(nats::EVENTS, "test-consumer", "orders.evt.test");
         spec.max_deliver = max_deliver;
         spec.ack_wait = ack_wait;

@@ -9,8 +9,10 @@
 //! sending a request. Requests with `Authorization: Bearer` need no check: a page cannot make
 //! a browser add that header on its own.
 
-use crate::auth::extract::{ACCESS_COOKIE, cookie_in};
-use crate::auth::session::REFRESH_COOKIE;
+use crate::auth::extract::cookie_in;
+use crate::auth::session::{
+    ACCESS_COOKIE, REFRESH_COOKIE, SECURE_ACCESS_COOKIE, SECURE_REFRESH_COOKIE,
+};
 use crate::error::Problem;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -43,8 +45,15 @@ pub fn is_forged(method: &Method, headers: &HeaderMap, trusted: &[String]) -> bo
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer "));
-    let cookie_auth =
-        cookie_in(headers, ACCESS_COOKIE).is_some() || cookie_in(headers, REFRESH_COOKIE).is_some();
+    // Every name an auth cookie may have, whichever COOKIE_SECURE chose.
+    let cookie_auth = [
+        ACCESS_COOKIE,
+        REFRESH_COOKIE,
+        SECURE_ACCESS_COOKIE,
+        SECURE_REFRESH_COOKIE,
+    ]
+    .iter()
+    .any(|name| cookie_in(headers, name).is_some());
     if bearer || !cookie_auth {
         return false;
     }

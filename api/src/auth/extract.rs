@@ -18,8 +18,6 @@ use axum::http::{HeaderMap, header, request::Parts};
 use common::domain::Role;
 use uuid::Uuid;
 
-pub const ACCESS_COOKIE: &str = "access_token";
-
 /// An authenticated caller.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
@@ -38,8 +36,9 @@ impl AuthUser {
 #[derive(Debug, Clone, Copy)]
 pub struct AdminUser(pub AuthUser);
 
-/// The raw access token of a request: the Bearer header wins over the cookie.
-pub fn access_token(parts: &Parts) -> Option<&str> {
+/// The raw access token of a request: the Bearer header wins over the cookie named
+/// `access_cookie` (its name depends on `COOKIE_SECURE`, see [`crate::auth::session::Cookies`]).
+pub fn access_token<'a>(parts: &'a Parts, access_cookie: &str) -> Option<&'a str> {
     if let Some(bearer) = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -48,7 +47,7 @@ pub fn access_token(parts: &Parts) -> Option<&str> {
     {
         return Some(bearer.trim());
     }
-    cookie(parts, ACCESS_COOKIE)
+    cookie(parts, access_cookie)
 }
 
 /// The value of cookie `name`, if the request carries it.
@@ -78,7 +77,15 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(*user);
         }
-        let token = access_token(parts).ok_or(ApiError::Unauthorized("authentication required"))?;
+        if let Some(marker) = parts.extensions.get::<crate::headers::Authenticated>() {
+            // Whatever the answer, it is about this caller: no cache may keep it.
+            marker.mark();
+        }
+        let cookies = crate::auth::session::Cookies {
+            secure: state.config.cookie_secure,
+        };
+        let token = access_token(parts, cookies.access_name())
+            .ok_or(ApiError::Unauthorized("authentication required"))?;
         let claims = state
             .tokens
             .verify(token)

@@ -109,13 +109,36 @@ pub async fn upsert_admin(
 pub struct NewSession {
     pub session_id: Uuid,
     pub refresh_token: String,
+    /// The user's oldest live sessions, revoked to stay within the cap.
+    pub revoked: Vec<Uuid>,
 }
 
+/// Starts a session for `user_id`. A user holds at most `max_sessions` live sessions: past
+/// that, the oldest are revoked, so logins in a loop cannot grow the table without bound.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn create_session(db: &PgPool, user_id: Uuid) -> sqlx::Result<NewSession> {
+pub async fn create_session(
+    db: &PgPool,
+    user_id: Uuid,
+    max_sessions: u32,
+) -> sqlx::Result<NewSession> {
     let session_id = Uuid::new_v4();
     let refresh_token = random_token();
     let mut tx = db.begin().await?;
+    // Concurrent logins of one user take turns, so together they cannot pass the cap.
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let revoked: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = now() WHERE id IN ( \
+             SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+             AND expires_at > now() ORDER BY created_at DESC OFFSET $2) \
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(i64::from(max_sessions.max(1)) - 1)
+    .fetch_all(&mut *tx)
+    .await?;
     // Housekeeping: the user's sessions that can no longer be used go (their tokens with them).
     sqlx::query(
         "DELETE FROM sessions WHERE user_id = $1 \
@@ -138,6 +161,7 @@ pub async fn create_session(db: &PgPool, user_id: Uuid) -> sqlx::Result<NewSessi
     Ok(NewSession {
         session_id,
         refresh_token,
+        revoked,
     })
 }
 

@@ -3,16 +3,16 @@
 
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
 use crate::auth::service::{self, Tokens};
-use crate::auth::session::{Cookies, REFRESH_COOKIE};
+use crate::auth::session::Cookies;
 use crate::auth::{AuthUser, extract::cookie_in};
+use crate::client_address::ClientAddress;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Json;
 use crate::state::AppState;
 use crate::users::model::User;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
-use std::net::SocketAddr;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,23 +44,30 @@ fn token_cookies(
 
 /// Create a CLIENT account and log it in.
 ///
-/// Sets the `access_token` cookie (path `/`) and the `refresh_token` cookie (path
-/// `/api/v1/auth`). Registration never creates an ADMIN: a `role` field is an unknown field.
+/// Sets the access cookie (path `/`) and the refresh cookie (path `/api/v1/auth`): `__Host-access_token`
+/// and `__Secure-refresh_token`, or `access_token` and `refresh_token` with `COOKIE_SECURE=false`. Registration never creates an ADMIN: a `role` field is an unknown field.
+/// Registrations are limited per client address (`REGISTER_IP_RATE_PER_MINUTE`), and
+/// password hashes per process (`PASSWORD_HASH_CONCURRENCY`).
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and logged in", body = User,
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email is taken", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Every password hashing slot is busy, or a dependency is down", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait, when busy"))),
     ))]
 async fn register(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
-    let done = service::register(&state, req).await?;
+    let done = service::register(&state, address, req).await?;
     Ok((
         StatusCode::CREATED,
         token_cookies(&state, &done.tokens),
@@ -72,42 +79,46 @@ async fn register(
 /// Log in with email and password.
 ///
 /// Unknown emails and wrong passwords get the same 401. Failed attempts are limited per
-/// client address and per account; over the limit the answer is 429 with `Retry-After`.
+/// client address and per account; over the limit the answer is 429 with `Retry-After`. An
+/// email over 254 bytes is a 422.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = User,
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid email or password", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins",  body = Problem, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Every password hashing slot is busy, or a dependency is down", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait, when busy"))),
     ))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(address): ClientAddress,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let done = service::login(&state, peer.ip(), req).await?;
+    let done = service::login(&state, address, req).await?;
     Ok((token_cookies(&state, &done.tokens), axum::Json(done.user)).into_response())
 }
 
 /// Rotate the refresh token and get a new access token.
 ///
-/// Needs the `refresh_token` cookie. Each refresh token works once; presenting one that was
+/// Needs the refresh cookie. Each refresh token works once; presenting one that was
 /// already rotated revokes the whole session (the newer token too) and answers 401.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth",
     security(("refresh_cookie" = [])),
     responses(
         (status = 204, description = "New tokens set",
-            headers(("set-cookie" = String, description = "access_token and refresh_token, HttpOnly, SameSite=Strict"))),
+            headers(("set-cookie" = String, description = "The access and refresh cookies (access_token and refresh_token; __Host-access_token and __Secure-refresh_token with COOKIE_SECURE), HttpOnly, SameSite=Strict"))),
         (status = 401, description = "Missing, unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Cross-origin request refused", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let tokens = service::refresh(&state, cookie_in(&headers, REFRESH_COOKIE)).await?;
+    let refresh_cookie = cookies(&state).refresh_name();
+    let tokens = service::refresh(&state, cookie_in(&headers, refresh_cookie)).await?;
     Ok((StatusCode::NO_CONTENT, token_cookies(&state, &tokens)).into_response())
 }
 

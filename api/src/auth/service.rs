@@ -1,10 +1,11 @@
 //! The rules of accounts and sessions: registration, login, refresh-token rotation with theft
 //! detection, logout, password change and the start-up ADMIN. Handlers only translate HTTP.
 
+use crate::auth::AuthUser;
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
+use crate::auth::password::Hashing;
 use crate::auth::repo::{self, InsertUserError, Rotation};
-use crate::auth::validation::{Email, check_password, parse_name};
-use crate::auth::{AuthUser, password};
+use crate::auth::validation::{Email, check_email_length, check_password, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::state::AppState;
 use crate::users::model::User;
@@ -29,9 +30,16 @@ pub struct LoggedIn {
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
 
-/// Creates a CLIENT account and logs it in.
-#[tracing::instrument(skip_all)]
-pub async fn register(state: &AppState, req: RegisterRequest) -> ApiResult<LoggedIn> {
+/// Creates a CLIENT account and logs it in. Input is checked first (cheap), then the
+/// address's registration allowance (429), then the password is hashed (503 when every
+/// hashing slot is busy).
+#[tracing::instrument(skip_all, fields(%address))]
+pub async fn register(
+    state: &AppState,
+    address: IpAddr,
+    req: RegisterRequest,
+) -> ApiResult<LoggedIn> {
+    check_email_length(&req.email)?;
     let mut errors = Vec::new();
     let email = Email::parse(&req.email)
         .map_err(|m| errors.push(FieldError::new("email", m)))
@@ -47,7 +55,8 @@ pub async fn register(state: &AppState, req: RegisterRequest) -> ApiResult<Logge
         return Err(ApiError::Validation(errors));
     };
 
-    let hash = password::hash(Secret::new(req.password)).await?;
+    state.login_limits.record_registration(address)?;
+    let hash = state.passwords.hash(Secret::new(req.password)).await?;
     let row = repo::insert_user(&state.db, &email, name.as_deref(), Role::Client, &hash)
         .await
         .map_err(|e| match e {
@@ -63,18 +72,23 @@ pub async fn register(state: &AppState, req: RegisterRequest) -> ApiResult<Logge
 }
 
 /// Checks credentials. Unknown emails and wrong passwords cost the same (a dummy hash is
-/// verified) and get the same answer; failures count towards the rate limits.
+/// verified) and get the same answer; failures count towards the rate limits. An email too
+/// long to be one is refused before any limiter sees it, so it cannot grow their state.
 #[tracing::instrument(skip_all, fields(%address))]
 pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiResult<LoggedIn> {
+    check_email_length(&req.email)?;
     let account_key = Email::normalise(&req.email);
     state.login_limits.check(address, &account_key)?;
 
     let account = repo::find_account_by_email(&state.db, &account_key).await?;
     let (hash, account) = match account {
         Some(a) => (a.password_hash.clone(), Some(a)),
-        None => (password::dummy_hash().await?, None),
+        None => (state.passwords.dummy_hash(), None),
     };
-    let matches = password::verify(Secret::new(req.password), hash).await?;
+    let matches = state
+        .passwords
+        .verify(Secret::new(req.password), hash)
+        .await?;
     let account = match account {
         Some(a) if matches => a,
         _ => {
@@ -90,7 +104,17 @@ pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiR
 }
 
 async fn start_session(state: &AppState, user_id: Uuid, role: Role) -> ApiResult<Tokens> {
-    let session = repo::create_session(&state.db, user_id).await?;
+    let session =
+        repo::create_session(&state.db, user_id, state.config.max_sessions_per_user).await?;
+    for revoked in &session.revoked {
+        state.caches.session_ended(*revoked).await;
+    }
+    if !session.revoked.is_empty() {
+        tracing::info!(
+            revoked = session.revoked.len(),
+            "oldest sessions revoked past the cap"
+        );
+    }
     let access = state.tokens.issue(user_id, role, session.session_id)?;
     Ok(Tokens {
         access,
@@ -156,11 +180,13 @@ pub async fn change_password(
     let email = Email::parse(&account.user.email).map_err(anyhow::Error::msg)?;
     state.login_limits.check_account(email.as_str())?;
 
-    let current_ok = password::verify(
-        Secret::new(req.current_password.clone()),
-        account.password_hash,
-    )
-    .await?;
+    let current_ok = state
+        .passwords
+        .verify(
+            Secret::new(req.current_password.clone()),
+            account.password_hash,
+        )
+        .await?;
     if !current_ok {
         state.login_limits.record_account_failure(email.as_str())?;
         return Err(ApiError::field(
@@ -177,7 +203,7 @@ pub async fn change_password(
         ));
     }
 
-    let hash = password::hash(Secret::new(req.new_password)).await?;
+    let hash = state.passwords.hash(Secret::new(req.new_password)).await?;
     let mut tx = state.db.begin().await?;
     repo::update_password(&mut *tx, user.id, &hash).await?;
     let revoked = repo::revoke_sessions_except(&mut *tx, user.id, Some(user.session_id)).await?;
@@ -193,19 +219,25 @@ pub async fn change_password(
 /// Returns the account's id when it changed (its sessions and role are then to be forgotten
 /// by the replicas' caches).
 #[tracing::instrument(skip_all)]
-pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<Option<Uuid>> {
+pub async fn seed_admin(
+    db: &PgPool,
+    passwords: &Hashing,
+    seed: &AdminSeed,
+) -> anyhow::Result<Option<Uuid>> {
     let email = Email::parse(&seed.email).map_err(|m| anyhow!("ADMIN_EMAIL {m}"))?;
     check_password("ADMIN_PASSWORD", seed.password.expose(), Some(&email))
         .map_err(|e| anyhow!("ADMIN_PASSWORD {}", e.message))?;
 
     if let Some(existing) = repo::find_account_by_email(db, email.as_str()).await?
         && existing.user.role == Role::Admin.as_str()
-        && password::verify(seed.password.clone(), existing.password_hash).await?
+        && passwords
+            .verify(seed.password.clone(), existing.password_hash)
+            .await?
     {
         tracing::info!(user_id = %existing.user.id, "start-up administrator already present");
         return Ok(None);
     }
-    let hash = password::hash(seed.password.clone()).await?;
+    let hash = passwords.hash(seed.password.clone()).await?;
     let mut tx = db.begin().await?;
     let id = repo::upsert_admin(&mut *tx, &email, &hash)
         .await

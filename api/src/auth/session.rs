@@ -10,8 +10,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-pub const ACCESS_COOKIE: &str = crate::auth::extract::ACCESS_COOKIE;
+/// Cookie names over plain http (`COOKIE_SECURE=false`, local use only).
+pub const ACCESS_COOKIE: &str = "access_token";
 pub const REFRESH_COOKIE: &str = "refresh_token";
+/// Cookie names with `Secure`: `__Host-` makes browsers refuse the access cookie unless it is
+/// `Secure`, host-only and for path `/`, so no subdomain can plant or shadow it; the refresh
+/// cookie's path rules `__Host-` out, and `__Secure-` still demands `Secure`.
+pub const SECURE_ACCESS_COOKIE: &str = "__Host-access_token";
+pub const SECURE_REFRESH_COOKIE: &str = "__Secure-refresh_token";
 /// The refresh cookie is only ever sent to the auth routes.
 pub const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
 /// Absolute lifetime of a session: after this, the user logs in again.
@@ -30,21 +36,37 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 /// Builds `Set-Cookie` values with the attributes every auth cookie shares: `HttpOnly` (no
-/// script can read it), `SameSite=Strict` (no cross-site request carries it) and `Secure`
-/// unless `COOKIE_SECURE=false`.
+/// script can read it), `SameSite=Strict` (no cross-site request carries it) and, unless
+/// `COOKIE_SECURE=false`, `Secure` with a prefixed name.
 #[derive(Clone, Copy)]
 pub struct Cookies {
     pub secure: bool,
 }
 
 impl Cookies {
+    pub fn access_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_ACCESS_COOKIE
+        } else {
+            ACCESS_COOKIE
+        }
+    }
+
+    pub fn refresh_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_REFRESH_COOKIE
+        } else {
+            REFRESH_COOKIE
+        }
+    }
+
     pub fn access(&self, token: &str) -> HeaderValue {
-        self.build(ACCESS_COOKIE, token, "/", ACCESS_TOKEN_TTL_SECS)
+        self.build(self.access_name(), token, "/", ACCESS_TOKEN_TTL_SECS)
     }
 
     pub fn refresh(&self, token: &str) -> HeaderValue {
         self.build(
-            REFRESH_COOKIE,
+            self.refresh_name(),
             token,
             REFRESH_COOKIE_PATH,
             SESSION_TTL_DAYS * 24 * 3600,
@@ -54,8 +76,8 @@ impl Cookies {
     /// Both cookies, expired: what logout sends.
     pub fn cleared(&self) -> [HeaderValue; 2] {
         [
-            self.build(ACCESS_COOKIE, "", "/", 0),
-            self.build(REFRESH_COOKIE, "", REFRESH_COOKIE_PATH, 0),
+            self.build(self.access_name(), "", "/", 0),
+            self.build(self.refresh_name(), "", REFRESH_COOKIE_PATH, 0),
         ]
     }
 
@@ -82,15 +104,23 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_http_only_strict_and_secure_when_asked() {
+    fn cookies_are_http_only_strict_and_secure_and_prefixed_when_asked() {
         let c = Cookies { secure: true }.refresh("abc");
         let c = c.to_str().expect("ascii");
         assert!(
-            c.starts_with("refresh_token=abc; Path=/api/v1/auth;"),
+            c.starts_with("__Secure-refresh_token=abc; Path=/api/v1/auth;"),
             "{c}"
         );
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("Secure"));
+        let c = Cookies { secure: true }.access("abc");
+        let c = c.to_str().expect("ascii");
+        assert!(c.starts_with("__Host-access_token=abc; Path=/;"), "{c}");
+        assert!(!c.contains("Domain") && c.ends_with("Secure"), "{c}");
         let c = Cookies { secure: false }.access("abc");
-        assert!(!c.to_str().expect("ascii").contains("Secure"));
+        let c = c.to_str().expect("ascii");
+        assert!(
+            c.starts_with("access_token=abc;") && !c.contains("Secure"),
+            "{c}"
+        );
     }
 }

@@ -1,14 +1,27 @@
 //! Parsing of account input at the edge: email addresses, display names and the password
 //! policy. Everything past these functions works with values known to be valid.
 
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 
 /// Shortest password accepted (NIST SP 800-63B asks for at least 8).
 pub const PASSWORD_MIN_CHARS: usize = 8;
 /// Longest password accepted; long passphrases are welcome, unbounded input is not.
 pub const PASSWORD_MAX_CHARS: usize = 128;
 pub const NAME_MAX_CHARS: usize = 200;
-const EMAIL_MAX_LEN: usize = 254;
+/// Longest email address (RFC 5321's path limit less its angle brackets), in bytes.
+pub const EMAIL_MAX_LEN: usize = 254;
+
+/// Refuses an `email` longer than any address can be (422 naming the field), before it is
+/// lower-cased, looked up, or used as a rate-limit key.
+pub fn check_email_length(raw: &str) -> Result<(), ApiError> {
+    if raw.trim().len() > EMAIL_MAX_LEN {
+        return Err(ApiError::field(
+            "email",
+            format!("must be at most {EMAIL_MAX_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
 
 /// An email address, trimmed and lower-cased, so uniqueness is case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,6 +1,7 @@
 //! Dead letters, read straight from the `DEAD_LETTERS` stream: every message a worker could
-//! not process, with the reason. Once its cause is fixed, an ADMIN re-drives one: it is
-//! published again to its original subject and removed from the dead letters.
+//! not process, with the reason. Once its cause is fixed, an ADMIN re-drives one: the order
+//! worker publishes it again to its original subject and removes it from the dead letters
+//! (`common::redrive`).
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -8,14 +9,13 @@ use crate::extract::{Path, Query};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
 use async_nats::HeaderMap;
+use async_nats::client::RequestErrorKind;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use common::messaging::{
-    DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SEQUENCE_HEADER, DLQ_STREAM_HEADER,
-    DLQ_SUBJECT_HEADER,
-};
+use common::messaging::{DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SUBJECT_HEADER};
 use common::nats::DEAD_LETTERS;
+use common::redrive::{REDRIVE_SUBJECT, RedriveReply, RedriveRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -116,6 +116,10 @@ pub async fn list(
 }
 
 /// Re-drive a dead letter (ADMIN): publish it again to its original subject, then remove it.
+///
+/// The api's NATS user may not publish to the subjects dead letters come from (payment events
+/// among them), so it asks the order worker to do it (`ops.redrive`, see README "Dead
+/// letters"); without an order worker running, the answer is 503.
 #[utoipa::path(post, path = "/admin/dead-letters/{sequence}/redrive", tag = "operations", operation_id = "redrive_dead_letter",
     params(("sequence" = u64, Path, description = "The dead letter's sequence")),
     responses(
@@ -123,7 +127,7 @@ pub async fn list(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dead letter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "JetStream or the order worker unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn redrive(
@@ -136,41 +140,36 @@ pub async fn redrive(
         .get_raw_message(sequence)
         .await
         .map_err(|_| ApiError::NotFound("dead letter"))?;
-    let mut headers = HeaderMap::new();
-    for (name, values) in message.headers.iter() {
-        let name = name.to_string();
-        let is_bookkeeping = name.starts_with("Nats-")
-            || [
-                DLQ_REASON_HEADER,
-                DLQ_SUBJECT_HEADER,
-                DLQ_DELIVERIES_HEADER,
-                DLQ_STREAM_HEADER,
-                DLQ_SEQUENCE_HEADER,
-            ]
-            .contains(&name.as_str());
-        if !is_bookkeeping {
-            for v in values {
-                headers.append(name.as_str(), v.as_str());
-            }
-        }
-    }
-    let letter = to_dead_letter(message.clone());
-    let subject = state.bus.namespace().subject(&letter.subject);
-    // A fresh id: the original one may still be inside the duplicate window.
-    let msg_id = format!("redrive:{}:{}", sequence, uuid::Uuid::new_v4());
-    state
-        .bus
-        .publish_raw(subject, msg_id, headers, message.payload.clone())
+    let letter = to_dead_letter(message);
+    let subject = state.bus.namespace().subject(REDRIVE_SUBJECT);
+    let request = serde_json::to_vec(&RedriveRequest { sequence })
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let unavailable = |why: &str| {
+        ApiError::Unavailable(format!(
+            "the dead letter could not be re-driven: {why}; nothing changed"
+        ))
+    };
+    let answer = state
+        .nats
+        .request(subject, request.into())
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "re-drive publish failed");
-            ApiError::Unavailable("the message broker is unavailable; nothing changed".into())
+        .map_err(|e| match e.kind() {
+            RequestErrorKind::NoResponders => unavailable("no order worker is running"),
+            _ => {
+                tracing::error!(error = %e, "re-drive request failed");
+                unavailable("the order worker did not answer")
+            }
         })?;
-    if let Err(e) = stream.delete_message(sequence).await {
-        // Published but still listed: a second re-drive would deliver it twice, which the
-        // idempotent handlers absorb.
-        tracing::warn!(error = %e, sequence, "re-driven dead letter not removed");
+    match serde_json::from_slice::<RedriveReply>(&answer.payload) {
+        Ok(RedriveReply::Redriven { .. }) => {
+            tracing::info!(sequence, subject = %letter.subject, admin = %admin.id, "dead letter re-driven");
+            Ok((StatusCode::ACCEPTED, axum::Json(letter)))
+        }
+        Ok(RedriveReply::NotFound) => Err(ApiError::NotFound("dead letter")),
+        Ok(RedriveReply::Failed { reason }) => {
+            tracing::error!(%reason, sequence, "re-drive failed");
+            Err(unavailable("the message broker did not store it"))
+        }
+        Err(e) => Err(ApiError::Internal(anyhow::anyhow!("re-drive reply: {e}"))),
     }
-    tracing::info!(sequence, subject = %letter.subject, admin = %admin.id, "dead letter re-driven");
-    Ok((StatusCode::ACCEPTED, axum::Json(letter)))
 }

@@ -1,4 +1,4 @@
-//! Liveness, readiness and the Prometheus scrape endpoint.
+//! Liveness, readiness, and the Prometheus scrape endpoint (on its own address).
 
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -14,8 +14,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
-        .routes(routes!(metrics))
         .routes(routes!(asyncapi))
+}
+
+/// `GET /metrics` alone, for `METRICS_ADDR`: what the api counts (routes, orders, pool use)
+/// is for Prometheus, not for the public port.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
 }
 
 /// The AsyncAPI document of the NATS subjects outside systems publish to or read from.
@@ -58,8 +65,6 @@ pub fn readiness_response(report: Readiness) -> Response {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     common::metrics::record_pool(&state.db, "api");
     Ok((

@@ -140,12 +140,12 @@ async fn auth_cookies_are_secure_unless_cookie_secure_is_false() {
     let res = app.register(&client(), "ann@example.com").await;
 
     assert!(
-        set_cookie(&res, "access_token")
+        set_cookie(&res, "__Host-access_token")
             .unwrap()
             .contains("; Secure")
     );
     assert!(
-        set_cookie(&res, "refresh_token")
+        set_cookie(&res, "__Secure-refresh_token")
             .unwrap()
             .contains("; Secure")
     );
@@ -887,7 +887,7 @@ async fn seeding_again_with_a_new_password_updates_it_and_ends_old_sessions() {
         password: common::config::Secret::new("a newer administrator passphrase"),
     };
 
-    api::auth::service::seed_admin(&app.state.db, &seed)
+    api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
         .await
         .unwrap();
 
@@ -909,7 +909,7 @@ async fn an_existing_client_with_the_admin_email_is_promoted_at_start_up() {
         password: common::config::Secret::new(ADMIN_PASSWORD),
     };
 
-    api::auth::service::seed_admin(&app.state.db, &seed)
+    api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
         .await
         .unwrap();
 

@@ -75,13 +75,21 @@ async fn readiness_goes_503_naming_nats_while_it_is_unreachable_and_recovers() {
 }
 
 #[tokio::test]
-async fn metrics_are_exposed_in_prometheus_format() {
+async fn metrics_are_exposed_in_prometheus_format_on_the_metrics_address_only() {
     let app = spawn_app().await;
     app.get("/health/live").await;
-    let res = app.get("/metrics").await;
+
+    let res = reqwest::get(format!("{}/metrics", app.metrics))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(text.contains("http_request_duration_seconds"), "{text}");
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        404,
+        "not on the public port"
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ use tokio_util::sync::CancellationToken;
 #[allow(dead_code)] // fields used by some tests only
 pub struct TestApp {
     pub address: String,
+    /// Base URL of `METRICS_ADDR`.
+    pub metrics: String,
     pub client: reqwest::Client,
     pub env: TestEnv,
     pub state: api::state::AppState,
@@ -160,11 +162,13 @@ pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
 pub async fn start(env: TestEnv, config: common::Config) -> TestApp {
     let app = api::Application::build(config).await.expect("api builds");
     let address = format!("http://{}", app.local_addr().expect("bound"));
+    let metrics = format!("http://{}", app.metrics_addr().expect("bound"));
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
         address,
+        metrics,
         client: client(),
         env,
         state,

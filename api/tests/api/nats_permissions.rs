@@ -3,186 +3,18 @@
 //! publish payment events only, and the read-only event consumer may read events and publish
 //! nothing.
 
-use crate::helpers::start;
+use crate::private_nats::{
+    PrivateNats, USERS, jetstream, last_sequence, nats_server_binary, password_of, refused,
+    system_on,
+};
 use common::domain::Role;
 use common::messages::PaymentSucceeded;
 use common::messaging::{Bus, Namespace};
-use common::testing::TestEnv;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-const USERS: [(&str, &str, &str); 6] = [
-    ("api", "NATS_API_PASSWORD", "api-password"),
-    (
-        "orders-worker",
-        "NATS_ORDERS_WORKER_PASSWORD",
-        "orders-password",
-    ),
-    (
-        "inventory-worker",
-        "NATS_INVENTORY_WORKER_PASSWORD",
-        "inventory-password",
-    ),
-    ("payments", "NATS_PAYMENTS_PASSWORD", "payments-password"),
-    ("warehouse", "NATS_WAREHOUSE_PASSWORD", "warehouse-password"),
-    (
-        "event-reader",
-        "NATS_EVENT_READER_PASSWORD",
-        "reader-password",
-    ),
-];
-
-fn password_of(user: &str) -> &'static str {
-    USERS
-        .iter()
-        .find(|(u, _, _)| *u == user)
-        .map(|(_, _, p)| *p)
-        .unwrap()
-}
-
-fn nats_server_binary() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("nats-server"))
-        .chain([PathBuf::from("/usr/sbin/nats-server")]);
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("nats-server is installed (scripts/test installs it)")
-}
-
-/// A private single-node nats-server with the production users, removed when dropped.
-struct PrivateNats {
-    child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl PrivateNats {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("nats-perms-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/auth.conf");
-        std::fs::copy(&auth, dir.join("auth.conf")).unwrap();
-        std::fs::write(
-            dir.join("server.conf"),
-            format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./auth.conf\n",
-                dir.join("js").display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let mut cmd = Command::new(nats_server_binary());
-        cmd.arg("-c")
-            .arg(dir.join("server.conf"))
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (_, var, password) in USERS {
-            cmd.env(var, password);
-        }
-        let child = cmd.spawn().expect("start nats-server");
-        let server = PrivateNats {
-            child,
-            dir,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        common::testing::eventually(Duration::from_secs(10), "nats-server listening", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-
-    /// A client logged in as `user`, recording the errors the server sends it.
-    async fn client(&self, user: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let seen = errors.clone();
-        let client = async_nats::ConnectOptions::new()
-            .user_and_password(user.into(), password_of(user).into())
-            .event_callback(move |event| {
-                let seen = seen.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = event {
-                        seen.lock().unwrap().push(e.to_string());
-                    }
-                }
-            })
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("{user} logs in: {e}"));
-        (client, errors)
-    }
-}
-
-fn jetstream(client: &async_nats::Client) -> async_nats::jetstream::Context {
-    let mut js = async_nats::jetstream::new(client.clone());
-    js.set_timeout(Duration::from_secs(2));
-    js
-}
-
-async fn last_sequence(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
-    let mut stream = js.get_stream(stream).await.unwrap();
-    stream.info().await.unwrap().state.last_sequence
-}
-
-/// The api and each worker kind on `nats`, each logged in as its own user.
-async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate::helpers::TestApp {
-    let env = TestEnv::new().await;
-    let config_as = |user: &str| {
-        let mut vars = vec![
-            ("NATS_URL", nats.url.as_str()),
-            ("NATS_NAMESPACE", ""),
-            ("NATS_USER", user),
-            ("NATS_PASSWORD", password_of(user)),
-        ];
-        vars.extend_from_slice(overrides);
-        env.config_with(&vars)
-    };
-    let (api_config, orders_config, inventory_config) = (
-        config_as("api"),
-        config_as("orders-worker"),
-        config_as("inventory-worker"),
-    );
-    let app = start(env, api_config).await;
-    app.start_worker_kinds(orders_config, &[workers::Kind::Orders])
-        .await;
-    app.start_worker_kinds(inventory_config, &[workers::Kind::Inventory])
-        .await;
-    app
-}
-
-/// Whether the server refused anything to `user`.
-fn refused(log: &str, user: &str) -> bool {
-    log.lines()
-        .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
-}
 
 #[tokio::test]
 async fn the_order_worker_expires_reservations_under_its_own_user() {
@@ -414,6 +246,7 @@ async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
             ("NATS_NAMESPACE", ""),
             ("NATS_USER", "api"),
             ("NATS_PASSWORD", password_of("api")),
+            ("NATS_INBOX_PREFIX", "_INBOX_api"),
             ("SESSION_CACHE_TTL_MS", "60000"),
             ("CATALOGUE_CACHE_TTL_MS", "60000"),
         ])

@@ -78,7 +78,7 @@ async fn both_binaries_expose_metrics_that_move_when_orders_are_placed() {
     app.order_when(&client, id, |o| o["status"] == "CANCELLED")
         .await;
 
-    let api = scrape(&app.url("/metrics")).await;
+    let api = scrape(&format!("{}/metrics", app.metrics)).await;
     let placed = sample(&api, "orders_placed_total", &[]).unwrap_or(0.0);
     assert!(placed >= 2.0, "orders_placed_total {placed}\n{api}");
     assert!(

@@ -1,0 +1,192 @@
+//! Tables that would only grow are purged, from any number of replicas at once, and a user's
+//! live sessions are capped.
+
+use crate::helpers::{TestApp, client, spawn_app, spawn_app_with};
+use common::domain::Role;
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// An idempotency key of `user` created `age` ago.
+    async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
+        let key = Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state, created_at)
+             VALUES ($1, $2, '\\x00', $3, '[]', 'published', now() - $4::interval)",
+        )
+        .bind(user)
+        .bind(&key)
+        .bind(Uuid::new_v4())
+        .bind(age)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        key
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.state.db)
+            .await
+            .unwrap()
+    }
+
+    /// A session of `user` with one refresh token used `used` ago (or unused), the session
+    /// revoked `revoked` ago (or live).
+    async fn session_with_token(
+        &self,
+        user: Uuid,
+        used: Option<&str>,
+        revoked: Option<&str>,
+    ) -> Uuid {
+        let session = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
+             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
+        )
+        .bind(session)
+        .bind(user)
+        .bind(revoked)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
+             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
+        )
+        .bind(session.to_string())
+        .bind(session)
+        .bind(used)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        session
+    }
+}
+
+#[tokio::test]
+async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and_nothing_else() {
+    let app = spawn_app().await;
+    let user = app.create_user(Role::Client).await;
+    let old_key = app.idempotency_key_aged(user.id, "25 hours").await;
+    let fresh_key = app.idempotency_key_aged(user.id, "23 hours").await;
+    let stale_token = app.session_with_token(user.id, Some("8 days"), None).await;
+    let recent_token = app.session_with_token(user.id, Some("6 days"), None).await;
+    let unused_token = app.session_with_token(user.id, None, None).await;
+    let ended = app.session_with_token(user.id, None, Some("2 days")).await;
+    let just_ended = app.session_with_token(user.id, None, Some("1 hour")).await;
+
+    let purged = api::retention::purge(&app.state.db)
+        .await
+        .unwrap()
+        .expect("not locked");
+
+    assert_eq!(purged.idempotency_keys, 1);
+    assert_eq!(purged.sessions, 1);
+    assert_eq!(purged.refresh_tokens, 1);
+    let keys = app.count("SELECT count(*) FROM idempotency_keys").await;
+    assert_eq!(keys, 1, "{old_key} went, {fresh_key} stays");
+    for (session, tokens) in [
+        (stale_token, 0),
+        (recent_token, 1),
+        (unused_token, 1),
+        (just_ended, 1),
+    ] {
+        let left = app
+            .count(&format!(
+                "SELECT count(*) FROM refresh_tokens WHERE session_id = '{session}'"
+            ))
+            .await;
+        assert_eq!(left, tokens, "tokens of session {session}");
+    }
+    let gone = app
+        .count(&format!(
+            "SELECT count(*) FROM sessions WHERE id = '{ended}'"
+        ))
+        .await;
+    assert_eq!(gone, 0, "a session ended two days ago goes with its tokens");
+}
+
+#[tokio::test]
+async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
+    let app = spawn_app().await;
+    let user = app.create_user(Role::Client).await;
+    for _ in 0..50 {
+        app.idempotency_key_aged(user.id, "2 days").await;
+    }
+
+    let purges =
+        futures::future::join_all((0..4).map(|_| api::retention::purge(&app.state.db))).await;
+
+    let removed: u64 = purges
+        .into_iter()
+        .map(|p| p.expect("no purge fails").map_or(0, |p| p.idempotency_keys))
+        .sum();
+    assert_eq!(removed, 50);
+    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys").await, 0);
+}
+
+#[tokio::test]
+async fn the_api_purges_on_its_own_every_interval() {
+    let app = spawn_app_with(&[("PURGE_INTERVAL_MS", "100")]).await;
+    let user = app.create_user(Role::Client).await;
+    app.idempotency_key_aged(user.id, "2 days").await;
+
+    common::testing::eventually(Duration::from_secs(10), "the old key purged", || async {
+        (app.count("SELECT count(*) FROM idempotency_keys").await == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_login_past_the_session_cap_revokes_the_oldest_session() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "2")]).await;
+    let auth = |path: &'static str| {
+        let url = app.url(path);
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let access = |res: &reqwest::Response| {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("access_token="))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+            .expect("an access cookie")
+    };
+    let first = access(&auth("/api/v1/auth/register").await);
+    let second = access(&auth("/api/v1/auth/login").await);
+
+    let third = access(&auth("/api/v1/auth/login").await);
+
+    let me = |token: String| {
+        let url = app.url("/api/v1/users/me");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(first).await, 401, "the oldest session is revoked");
+    assert_eq!(me(second).await, 200);
+    assert_eq!(me(third).await, 200);
+    let live = app
+        .count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL")
+        .await;
+    assert_eq!(live, 2);
+}
