@@ -18,6 +18,8 @@ pub struct Ceiling {
     pub recorder: Arc<Recorder>,
     /// CPU used by PostgreSQL and the driver, read before the pool's backends exit.
     pub cpu: String,
+    /// PostgreSQL's CPU milliseconds per committed order.
+    pub postgres_ms: f64,
 }
 
 pub async fn run(
@@ -30,25 +32,7 @@ pub async fn run(
         .max_connections(u32::try_from(concurrency).unwrap_or(u32::MAX).max(1))
         .connect(database_url)
         .await?;
-    drop_tables(&pool).await?;
-    sqlx::raw_sql(
-        "CREATE TABLE bench_ceiling_products (
-             id uuid PRIMARY KEY, stock integer NOT NULL CHECK (stock >= 0), price bigint NOT NULL);
-         CREATE TABLE bench_ceiling_orders (
-             id uuid PRIMARY KEY, user_id uuid NOT NULL, status text NOT NULL, total bigint NOT NULL,
-             created_at timestamptz NOT NULL DEFAULT now());",
-    )
-    .execute(&pool)
-    .await?;
-    let ids: Vec<Uuid> = (0..products).map(|_| Uuid::now_v7()).collect();
-    sqlx::query(
-        "INSERT INTO bench_ceiling_products (id, stock, price)
-         SELECT id, 1000000000, 100 FROM unnest($1::uuid[]) AS id",
-    )
-    .bind(&ids)
-    .execute(&pool)
-    .await?;
-    let ids = Arc::new(ids);
+    let ids = Arc::new(create_tables(&pool, products).await?);
     let recorder = Arc::new(Recorder::new());
     let meter = crate::rss::CpuMeter::start(&[]);
     let ran = {
@@ -62,7 +46,7 @@ pub async fn run(
                 let (pool, ids) = (pool.clone(), Arc::clone(&ids));
                 async move {
                     let (a, b) = two_of(&ids);
-                    match one_order(&pool, a, b).await {
+                    match one_order(&pool, &[a, b]).await {
                         Ok(true) => Outcome {
                             status: "committed".into(),
                             accepted: true,
@@ -81,13 +65,40 @@ pub async fn run(
         )
         .await
     };
-    let cpu = meter.report(
-        ran.elapsed,
-        recorder.accepted.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let accepted = recorder.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let cpu = meter.report(ran.elapsed, accepted);
+    let postgres_ms = meter.ms_per("postgres", accepted);
     drop_tables(&pool).await?;
     pool.close().await;
-    Ok(Ceiling { ran, recorder, cpu })
+    Ok(Ceiling {
+        ran,
+        recorder,
+        cpu,
+        postgres_ms,
+    })
+}
+
+/// Creates the scratch tables with `products` products of ample stock; returns their ids.
+pub async fn create_tables(pool: &sqlx::PgPool, products: usize) -> anyhow::Result<Vec<Uuid>> {
+    drop_tables(pool).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE bench_ceiling_products (
+             id uuid PRIMARY KEY, stock integer NOT NULL CHECK (stock >= 0), price bigint NOT NULL);
+         CREATE TABLE bench_ceiling_orders (
+             id uuid PRIMARY KEY, user_id uuid NOT NULL, status text NOT NULL, total bigint NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now());",
+    )
+    .execute(pool)
+    .await?;
+    let ids: Vec<Uuid> = (0..products).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO bench_ceiling_products (id, stock, price)
+         SELECT id, 1000000000, 100 FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    Ok(ids)
 }
 
 /// Two distinct products, lowest id first.
@@ -102,17 +113,19 @@ fn two_of(ids: &[Uuid]) -> (Uuid, Uuid) {
     if a < b { (a, b) } else { (b, a) }
 }
 
-async fn one_order(pool: &sqlx::PgPool, a: Uuid, b: Uuid) -> Result<bool, sqlx::Error> {
+/// The ceiling's transaction for one order of one unit of each product (distinct ids, in id
+/// order): a guarded decrement of every line, all or none, and the order row. `Ok(false)` when
+/// a line is short.
+pub async fn one_order(pool: &sqlx::PgPool, products: &[Uuid]) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let total: Option<i64> = sqlx::query_scalar(
         "WITH d AS (
              UPDATE bench_ceiling_products SET stock = stock - 1
-              WHERE id IN ($1, $2) AND stock >= 1
+              WHERE id = ANY($1) AND stock >= 1
           RETURNING price)
-         SELECT sum(price)::int8 FROM d HAVING count(*) = 2",
+         SELECT sum(price)::int8 FROM d HAVING count(*) = cardinality($1)",
     )
-    .bind(a)
-    .bind(b)
+    .bind(products)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(total) = total else {
@@ -131,7 +144,7 @@ async fn one_order(pool: &sqlx::PgPool, a: Uuid, b: Uuid) -> Result<bool, sqlx::
     Ok(true)
 }
 
-async fn drop_tables(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+pub async fn drop_tables(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS bench_ceiling_orders; DROP TABLE IF EXISTS bench_ceiling_products;",
     )

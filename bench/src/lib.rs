@@ -1,6 +1,7 @@
 //! Benchmarks and fault drills of the order service: a load generator that drives a running
 //! deployment over HTTP, the database ceiling it is compared with, and the drill's checks.
 
+pub mod browse;
 pub mod ceiling;
 pub mod drill;
 pub mod driver;
@@ -8,7 +9,9 @@ pub mod rss;
 pub mod run;
 pub mod scenarios;
 pub mod setup;
+pub mod soak;
 pub mod stats;
+pub mod synchronous;
 pub mod verify;
 
 /// Deletes every stream whose name starts with `{namespace}_`; returns how many.

@@ -39,8 +39,13 @@ struct Cli {
 enum Command {
     /// Run benchmark scenarios and print a summary.
     Run {
-        /// Comma-separated: place (with the ceiling), flash-sale, browse.
-        #[arg(long, value_delimiter = ',', default_value = "place,flash-sale,browse")]
+        /// Comma-separated: place (with the ceiling and the synchronous baseline), latency,
+        /// flash-sale, browse, soak.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "place,latency,flash-sale,browse,soak"
+        )]
         scenarios: Vec<String>,
         /// Concurrent clients for place, the ceiling and browse.
         #[arg(long, default_value_t = 32)]
@@ -66,6 +71,18 @@ enum Command {
         /// pids of worker processes (peak memory); repeatable.
         #[arg(long)]
         workers_pid: Vec<u32>,
+        /// The api's JWT_SECRET, for the synchronous baseline (skipped without it).
+        #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Seconds of the soak scenario.
+        #[arg(long, default_value_t = 180)]
+        soak_secs: u64,
+        /// Clients of the soak scenario.
+        #[arg(long, default_value_t = 8)]
+        soak_clients: usize,
+        /// The deployment's NATS namespace (the soak watches its consumers).
+        #[arg(long, env = "NATS_NAMESPACE", default_value = "")]
+        nats_namespace: String,
     },
     /// Place orders for a while, then check every accepted order settled exactly once and stock
     /// is conserved; exits 1 on any violation.
@@ -125,6 +142,10 @@ async fn main() -> ExitCode {
             flash_clients,
             api_pid,
             workers_pid,
+            jwt_secret,
+            soak_secs,
+            soak_clients,
+            nats_namespace,
         } => {
             let options = run::Options {
                 api_url: cli.api_url,
@@ -141,6 +162,11 @@ async fn main() -> ExitCode {
                 flash_clients,
                 api_pid,
                 workers_pids: workers_pid,
+                jwt_secret,
+                soak: Duration::from_secs(soak_secs.clamp(10, 3600)),
+                soak_clients: soak_clients.max(1),
+                nats_url: cli.nats_url,
+                nats_namespace,
             };
             match run::run(&options).await {
                 Ok(summary) => {

@@ -122,6 +122,17 @@ impl CpuMeter {
         }
     }
 
+    /// CPU milliseconds the processes named `name` (`postgres`, `nats-server`) used per item
+    /// since the start, for `per` items.
+    pub fn ms_per(&self, name: &str, per: u64) -> f64 {
+        let start = self
+            .named
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0.0, |(_, s)| *s);
+        1000.0 * (cpu_secs_by_name(name) - start) / per.max(1) as f64
+    }
+
     /// `name: seconds (share of one core)` for each process, over `elapsed`, and the machine's
     /// busy share of all its cores.
     pub fn report(&self, elapsed: Duration, per: u64) -> String {

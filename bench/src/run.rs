@@ -27,6 +27,14 @@ pub struct Options {
     pub flash_clients: usize,
     pub api_pid: Option<u32>,
     pub workers_pids: Vec<u32>,
+    /// The api's `JWT_SECRET`: the synchronous baseline verifies the same tokens.
+    pub jwt_secret: Option<String>,
+    /// How long the soak runs, and from how many clients.
+    pub soak: Duration,
+    pub soak_clients: usize,
+    /// NATS, and the deployment's namespace, for watching the consumers' pull requests.
+    pub nats_url: String,
+    pub nats_namespace: String,
 }
 
 /// Runs the chosen scenarios and returns the summary text.
@@ -102,6 +110,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         .await?;
         let peaks = sampler.peaks();
         let cpu_place = cpu.report(peak.ran.elapsed, peak.stats.accepted);
+        let postgres_place = cpu.ms_per("postgres", peak.stats.accepted);
         drop(sampler);
         let half_rate = (peak.accepted_per_sec() / 2.0).max(1.0);
         let cpu = rss::CpuMeter::start(&processes);
@@ -126,6 +135,20 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         )
         .await?;
         let ceiling_stats = ceiling.recorder.snapshot();
+        let synchronous = match &o.jwt_secret {
+            Some(secret) => Some(
+                crate::synchronous::run(
+                    &shop,
+                    &o.database_url,
+                    secret,
+                    o.products,
+                    o.concurrency,
+                    o.duration,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let cpu_ceiling = &ceiling.cpu;
         let ceiling_rate = ceiling_stats.accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
 
@@ -142,7 +165,21 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
                 settled / ceiling_rate,
                 ceiling_rate
             );
+            if let Some(sync) = &synchronous {
+                let _ = writeln!(
+                    out,
+                    "  vs synchronous      {:.2}x of {:.0} orders/s (target >= 0.8x)",
+                    settled / sync.accepted_per_sec().max(1e-9),
+                    sync.accepted_per_sec()
+                );
+            }
         }
+        let _ = writeln!(
+            out,
+            "  PostgreSQL CPU      {postgres_place:.3} ms per order, {:.2}x the ceiling's {:.3} ms (target <= 1.3x)",
+            postgres_place / ceiling.postgres_ms.max(1e-9),
+            ceiling.postgres_ms
+        );
         for (name, kib) in &peaks {
             let _ = writeln!(
                 out,
@@ -178,6 +215,71 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         );
         let _ = writeln!(out, "  outcomes            {}", ceiling_stats.by_status());
         let _ = writeln!(out, "  CPU                 {cpu_ceiling}");
+        if let Some(sync) = &synchronous {
+            let _ = writeln!(
+                out,
+                "\n== synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)"
+            );
+            describe(&mut out, sync, &["201"]);
+            if let Some(ms) = sync.postgres_ms {
+                let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
+            }
+        }
+    }
+
+    if wants("latency") || wants("soak") {
+        let shop = scenarios::Shop {
+            api: Arc::clone(&api),
+            customers: Arc::new(
+                api.register_customers(o.soak_clients.max(4), "steady")
+                    .await?,
+            ),
+            products: Arc::new(
+                api.create_products(&admin, o.products, 1_000_000_000, "steady")
+                    .await?,
+            ),
+        };
+        if wants("latency") {
+            let phase = (o.duration / 2).max(Duration::from_secs(5));
+            let _ = writeln!(
+                out,
+                "\n== latency (two-line orders, Prefer: wait={}, closed loop)",
+                o.wait
+            );
+            for clients in [1, 4] {
+                let s = crate::soak::latency(&shop, clients, phase, o.wait).await;
+                let _ = writeln!(
+                    out,
+                    "  {clients} client{}           {} requests, p50 {}  p99 {}  max {} (target p50 <= 5 ms, p99 <= 15 ms); errors {}",
+                    if clients == 1 { " " } else { "s" },
+                    s.sent,
+                    ms(s.p50),
+                    ms(s.p99),
+                    ms(s.max),
+                    s.errors(&["201", "202"])
+                );
+            }
+        }
+        if wants("soak") {
+            let soak = crate::soak::soak(
+                &shop,
+                o.soak_clients,
+                o.soak,
+                o.wait,
+                &processes,
+                Some((o.nats_url.as_str(), o.nats_namespace.as_str())),
+            )
+            .await?;
+            let _ = writeln!(
+                out,
+                "\n== soak ({} clients, Prefer: wait={}, {} s, p50/p99 per {} s window)",
+                o.soak_clients,
+                o.wait,
+                o.soak.as_secs(),
+                crate::soak::WINDOW.as_secs()
+            );
+            soak.describe(&mut out);
+        }
     }
 
     if wants("flash-sale") {
@@ -237,12 +339,16 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         };
         let half = o.duration / 2;
         let cpu = rss::CpuMeter::start(&processes);
-        let lists = scenarios::browse_lists(Arc::clone(&api), o.concurrency, half).await;
+        let lists = crate::browse::browse_lists(Arc::clone(&api), o.concurrency, half).await;
         let cpu_lists = cpu.report(lists.ran.elapsed, lists.stats.accepted);
-        let details =
-            scenarios::browse_details(Arc::clone(&api), Arc::new(products), o.concurrency, half)
-                .await;
-        let (bare, size) = scenarios::baseline(&api, o.concurrency, half).await?;
+        let details = crate::browse::browse_details(
+            Arc::clone(&api),
+            Arc::new(products),
+            o.concurrency,
+            half,
+        )
+        .await;
+        let (bare, size) = crate::browse::baseline(&api, o.concurrency, half).await?;
         let list_rps = lists.stats.accepted as f64 / lists.ran.elapsed.as_secs_f64();
         let bare_rps = bare.stats.accepted as f64 / bare.ran.elapsed.as_secs_f64();
         let _ = writeln!(out, "\n== browse (anonymous, {} clients)", o.concurrency);

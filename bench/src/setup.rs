@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// An HTTP client for load: keep-alive, no cookies (tokens go in `Authorization`).
@@ -94,12 +95,31 @@ impl Api {
             .map(|i| {
                 let email = format!("bench-{tag}-{}-{i}@example.com", &run[..8]);
                 async move {
-                    let res = self
-                        .http
-                        .post(self.url("/auth/register"))
-                        .json(&json!({"email": email, "password": "bench-password-1", "name": "Bench"}))
-                        .send()
-                        .await?;
+                    let body =
+                        json!({"email": email, "password": "bench-password-1", "name": "Bench"});
+                    // Password hashing runs a bounded number at a time: a 503 (or a 429) says
+                    // when to come back.
+                    let mut attempts = 0;
+                    let res = loop {
+                        let res = self
+                            .http
+                            .post(self.url("/auth/register"))
+                            .json(&body)
+                            .send()
+                            .await?;
+                        let status = res.status().as_u16();
+                        attempts += 1;
+                        if !matches!(status, 429 | 503) || attempts >= 50 {
+                            break res;
+                        }
+                        let after = res
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .map_or(Duration::from_millis(100), Duration::from_secs);
+                        tokio::time::sleep(after.min(Duration::from_secs(2))).await;
+                    };
                     if res.status().as_u16() != 201 {
                         bail!("register answered {}", res.status());
                     }
