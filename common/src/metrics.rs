@@ -2,8 +2,12 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often recorded histogram samples are folded into their buckets and summaries.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Installs the global recorder once per process and returns a handle that renders the
 /// text exposition format. Later calls return the same handle.
@@ -21,6 +25,17 @@ pub fn install() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // Histogram samples wait in per-series queues until upkeep folds them in; scrapes
+            // do it too, but a process nobody scrapes would keep every sample of every message.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
             // Another recorder may already be installed (a test binary hosting both the api and
             // the workers); metrics then flow to that one and this handle renders nothing extra.
             let _ = metrics::set_global_recorder(recorder);
