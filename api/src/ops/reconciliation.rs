@@ -1,4 +1,5 @@
-//! The stock reconciliation: checks DESIGN.md's conservation invariant for every product,
+//! The stock reconciliation: checks the conservation invariant (docs/architecture.md) for every
+//! product,
 //!
 //!   initial stock + Σ adjustments = available stock + Σ quantities held by orders
 //!

@@ -1,4 +1,5 @@
-//! Exactly-once effects under at-least-once delivery, rule by rule (DESIGN.md "Delivery").
+//! Exactly-once effects under at-least-once delivery, rule by rule (docs/architecture.md,
+//! "Delivery rules").
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_behind_proxies, spawn_system};
 use common::domain::OrderStatus;
