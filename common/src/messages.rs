@@ -160,6 +160,10 @@ pub struct OrderStatusChanged {
     /// Who or which system made the change (`user:<id>`, `system:inventory`, …).
     pub actor: String,
     pub reason: Option<String>,
+    /// The id of the order's timeline entry this change recorded (absent in events published
+    /// before it was added).
+    #[serde(default)]
+    pub entry_id: Option<i64>,
 }
 
 impl Message for OrderStatusChanged {

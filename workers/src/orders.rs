@@ -162,7 +162,7 @@ pub async fn place_many(ctx: Context, deliveries: Vec<Delivery>) -> Vec<Result<(
 async fn record_new_orders(
     ctx: &Context,
     fresh: &[(usize, Placing)],
-) -> Result<Vec<Option<Result<DateTime<Utc>, Failure>>>, Failure> {
+) -> Result<Vec<Option<Result<Recorded, Failure>>>, Failure> {
     let ids: Vec<Uuid> = fresh.iter().map(|(_, p)| p.command.order_id).collect();
     let user_ids: Vec<Uuid> = fresh.iter().map(|(_, p)| p.command.user_id).collect();
     let mut tx = ctx.db.begin().await?;
@@ -190,8 +190,7 @@ async fn record_new_orders(
     let recorded = record_orders(&mut tx, &placings, &ctx.config.store_currency).await?;
     tx.commit().await?;
 
-    let mut out: Vec<Option<Result<DateTime<Utc>, Failure>>> =
-        (0..fresh.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Result<Recorded, Failure>>> = (0..fresh.len()).map(|_| None).collect();
     for ((at, _), recorded) in candidates.iter().zip(recorded) {
         if let Some(slot) = out.get_mut(*at) {
             *slot = match recorded {
@@ -209,7 +208,7 @@ async fn record_new_orders(
 async fn publish_placed(
     ctx: &Context,
     placing: &Placing,
-    created: Option<DateTime<Utc>>,
+    created: Option<Recorded>,
 ) -> Result<(), Failure> {
     let command = &placing.command;
     let reserve = ReserveStock {
@@ -218,7 +217,7 @@ async fn publish_placed(
     };
     let correlation = placing.correlation_id.as_str();
     match created {
-        Some(at) => {
+        Some((at, entry_id)) => {
             let placed = OrderStatusChanged {
                 order_id: command.order_id,
                 user_id: command.user_id,
@@ -227,6 +226,7 @@ async fn publish_placed(
                 at,
                 actor: format!("user:{}", command.user_id),
                 reason: Some("placed".into()),
+                entry_id: Some(entry_id),
             };
             // Sent together to save a round trip.
             let (a, b) = tokio::join!(
@@ -243,6 +243,9 @@ async fn publish_placed(
     Ok(())
 }
 
+/// When an order was recorded, and the id of its first timeline entry.
+type Recorded = (DateTime<Utc>, i64);
+
 /// Inserts orders, their lines (snapshot of name and price) and their first timeline entries
 /// with one statement. Per order: when it was recorded, `None` if it already existed, or a
 /// permanent failure (its total overflows).
@@ -250,7 +253,7 @@ async fn record_orders(
     tx: &mut Transaction<'_, Postgres>,
     orders: &[&Placing],
     store_currency: &str,
-) -> Result<Vec<Result<Option<DateTime<Utc>>, Failure>>, Failure> {
+) -> Result<Vec<Result<Option<Recorded>, Failure>>, Failure> {
     let mut product_ids: Vec<Uuid> = orders
         .iter()
         .flat_map(|o| o.lines.iter().map(|l| l.product_id))
@@ -321,10 +324,10 @@ async fn record_orders(
         }
     }
 
-    let inserted: HashMap<Uuid, DateTime<Utc>> = if ids.is_empty() {
+    let inserted: HashMap<Uuid, Recorded> = if ids.is_empty() {
         HashMap::new()
     } else {
-        sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
+        sqlx::query_as::<_, (Uuid, DateTime<Utc>, i64)>(
             r#"
             WITH new_orders AS (
                 INSERT INTO orders (id, user_id, status, total, currency, correlation_id)
@@ -346,8 +349,9 @@ async fn record_orders(
                 INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
                 SELECT id, NULL, 'PENDING', created_at, 'user:' || user_id, 'placed'
                   FROM new_orders
+                RETURNING order_id, id
             )
-            SELECT id, created_at FROM new_orders
+            SELECT o.id, o.created_at, p.id FROM new_orders o JOIN placed p ON p.order_id = o.id
             "#,
         )
         .bind(&ids)
@@ -365,6 +369,7 @@ async fn record_orders(
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
+        .map(|(id, at, entry_id)| (id, (at, entry_id)))
         .collect()
     };
     Ok(orders
@@ -903,8 +908,9 @@ async fn move_orders(
     let tos: Vec<&str> = moves.iter().map(|m| m.change.to.as_str()).collect();
     let actors: Vec<&str> = moves.iter().map(|m| m.change.actor.as_str()).collect();
     let reasons: Vec<Option<&str>> = moves.iter().map(|m| m.change.reason.as_deref()).collect();
-    let moved: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
-        r#"
+    let moved: HashMap<Uuid, (DateTime<Utc>, i64)> =
+        sqlx::query_as::<_, (Uuid, DateTime<Utc>, i64)>(
+            r#"
         WITH moved AS (
             UPDATE orders o
                SET status = v.to_status,
@@ -919,23 +925,24 @@ async fn move_orders(
         )
         INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
         SELECT id, from_status, to_status, at, actor, reason FROM moved
-        RETURNING order_id, at
+        RETURNING order_id, at, id
         "#,
-    )
-    .bind(&ids)
-    .bind(&froms)
-    .bind(&tos)
-    .bind(&actors)
-    .bind(&reasons)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect();
+        )
+        .bind(&ids)
+        .bind(&froms)
+        .bind(&tos)
+        .bind(&actors)
+        .bind(&reasons)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(id, at, entry_id)| (id, (at, entry_id)))
+        .collect();
     moves
         .iter()
         .map(|m| {
             let change = m.change;
-            let at = *moved.get(&change.order_id).ok_or_else(|| {
+            let (at, entry_id) = *moved.get(&change.order_id).ok_or_else(|| {
                 // Cannot happen while the rows are locked; refuse to commit a partial batch.
                 Failure::Transient(anyhow::anyhow!(
                     "order {} was not {} any more",
@@ -952,6 +959,7 @@ async fn move_orders(
                 at,
                 actor: change.actor.clone(),
                 reason: change.reason.clone(),
+                entry_id: Some(entry_id),
             })
         })
         .collect()
@@ -964,15 +972,16 @@ async fn recorded_event(
     to: OrderStatus,
 ) -> Result<Option<OrderStatusChanged>, Failure> {
     #[derive(sqlx::FromRow)]
-    struct Recorded {
+    struct Entry {
+        id: i64,
         user_id: Uuid,
         from_status: Option<String>,
         at: DateTime<Utc>,
         actor: String,
         reason: Option<String>,
     }
-    let row: Option<Recorded> = sqlx::query_as(
-        "SELECT o.user_id, e.from_status, e.at, e.actor, e.reason
+    let row: Option<Entry> = sqlx::query_as(
+        "SELECT e.id, o.user_id, e.from_status, e.at, e.actor, e.reason
            FROM orders o JOIN order_events e ON e.order_id = o.id
           WHERE o.id = $1 AND e.to_status = $2",
     )
@@ -989,6 +998,7 @@ async fn recorded_event(
             at: r.at,
             actor: r.actor,
             reason: r.reason,
+            entry_id: Some(r.id),
         })
     })
     .transpose()
