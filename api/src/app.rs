@@ -64,12 +64,21 @@ impl Application {
         let js = async_nats::jetstream::new(nats_client.clone());
         let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
         nats::provision_streams(&js, &ns, config.nats_stream_replicas).await?;
-        let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
+        let watch = crate::orders::watch::OrderWatch::start(
+            &nats_client,
+            &ns,
+            crate::orders::watch::StreamLimits {
+                per_account: config.sse_streams_per_user,
+                total: config.sse_streams_max,
+            },
+        )
+        .await?;
         let caches = crate::caches::Caches::start(
             &nats_client,
             &ns,
             crate::auth::live::LiveSessions::new(config.session_cache_ttl),
             crate::products::cache::CatalogueCache::new(config.catalogue_cache_ttl),
+            Arc::clone(&watch),
         )
         .await?;
         if let Some(admin) = seeded {
@@ -103,15 +112,20 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+    /// Serves until `shutdown` is cancelled, then stops accepting, ends the order event
+    /// streams and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "api listening");
+        let streams = Arc::clone(&self.state.watch);
         axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            streams.close();
+        })
         .await
     }
 }

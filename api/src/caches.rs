@@ -8,11 +8,15 @@
 //! * `catalogue.changed`: a product was created, updated, archived or its stock adjusted; see
 //!   [`crate::products::cache`].
 //!
+//! A session that ends, or an account whose sessions or role change, also ends the order event
+//! streams (SSE) opened with it, in every replica: the client reconnects and is authorized again.
+//!
 //! These are plain core-NATS messages between api replicas, not commands or events of the
 //! JetStream streams: delivered at most once, to the replicas connected at the time. A notice
 //! that is lost (a replica reconnecting) goes unseen for at most the cache's TTL.
 
 use crate::auth::live::LiveSessions;
+use crate::orders::watch::OrderWatch;
 use crate::products::cache::CatalogueCache;
 use common::messaging::Namespace;
 use futures::StreamExt;
@@ -54,6 +58,7 @@ pub struct Caches {
     catalogue_subject: String,
     pub sessions: Arc<LiveSessions>,
     pub catalogue: Arc<CatalogueCache>,
+    streams: Arc<OrderWatch>,
 }
 
 impl Caches {
@@ -64,6 +69,7 @@ impl Caches {
         ns: &Namespace,
         sessions: LiveSessions,
         catalogue: CatalogueCache,
+        streams: Arc<OrderWatch>,
     ) -> anyhow::Result<Self> {
         let caches = Caches {
             origin: Uuid::new_v4(),
@@ -72,6 +78,7 @@ impl Caches {
             catalogue_subject: ns.subject(CATALOGUE_CHANGED),
             sessions: Arc::new(sessions),
             catalogue: Arc::new(catalogue),
+            streams,
         };
         let mut notices = futures::stream::select(
             nats.subscribe(caches.sessions_subject.clone()).await?,
@@ -80,15 +87,17 @@ impl Caches {
         let origin = caches.origin;
         let sessions = Arc::downgrade(&caches.sessions);
         let catalogue = Arc::downgrade(&caches.catalogue);
+        let streams = Arc::downgrade(&caches.streams);
         tokio::spawn(async move {
             while let Some(message) = notices.next().await {
-                let (Some(sessions), Some(catalogue)) = (sessions.upgrade(), catalogue.upgrade())
+                let (Some(sessions), Some(catalogue), Some(streams)) =
+                    (sessions.upgrade(), catalogue.upgrade(), streams.upgrade())
                 else {
                     break;
                 };
                 match serde_json::from_slice::<Notice>(&message.payload) {
                     Ok(notice) if notice.origin == origin => {}
-                    Ok(notice) => apply(&sessions, &catalogue, &notice.change),
+                    Ok(notice) => apply(&sessions, &catalogue, &streams, &notice.change),
                     Err(e) => tracing::warn!(error = %e, subject = %message.subject,
                         "undecodable cache notice ignored"),
                 }
@@ -113,7 +122,7 @@ impl Caches {
     }
 
     async fn announce(&self, change: Change) {
-        apply(&self.sessions, &self.catalogue, &change);
+        apply(&self.sessions, &self.catalogue, &self.streams, &change);
         let subject = match change {
             Change::Catalogue => &self.catalogue_subject,
             Change::Session(_) | Change::User(_) => &self.sessions_subject,
@@ -145,10 +154,21 @@ impl Caches {
     }
 }
 
-fn apply(sessions: &LiveSessions, catalogue: &CatalogueCache, change: &Change) {
+fn apply(
+    sessions: &LiveSessions,
+    catalogue: &CatalogueCache,
+    streams: &OrderWatch,
+    change: &Change,
+) {
     match change {
-        Change::Session(id) => sessions.forget_session(*id),
-        Change::User(id) => sessions.forget_user(*id),
+        Change::Session(id) => {
+            sessions.forget_session(*id);
+            streams.end_session(*id);
+        }
+        Change::User(id) => {
+            sessions.forget_user(*id);
+            streams.end_account(*id);
+        }
         Change::Catalogue => catalogue.invalidate(),
     }
 }

@@ -75,6 +75,12 @@ pub struct Config {
     /// How long the api trusts that a session it saw live still is (zero: checked on every
     /// request).
     pub session_cache_ttl: Duration,
+    /// Order event streams (SSE) one account may hold open on one api process.
+    pub sse_streams_per_user: usize,
+    /// Order event streams (SSE) one api process serves at once.
+    pub sse_streams_max: usize,
+    /// How often an idle order event stream sends a comment, so proxies keep it open.
+    pub sse_heartbeat: Duration,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -273,6 +279,11 @@ impl Config {
             trusted_origins: parse_origins(&var, "TRUSTED_ORIGINS")?,
             catalogue_cache_ttl: parse_ttl(&var, "CATALOGUE_CACHE_TTL_MS", 1000)?,
             session_cache_ttl: parse_ttl(&var, "SESSION_CACHE_TTL_MS", 1000)?,
+            sse_streams_per_user: parse_positive(&var, "SSE_STREAMS_PER_USER", 10)? as usize,
+            sse_streams_max: parse_positive(&var, "SSE_STREAMS_MAX", 10_000)? as usize,
+            sse_heartbeat: Duration::from_secs(
+                parse_positive(&var, "SSE_HEARTBEAT_SECS", 15)?.into(),
+            ),
         })
     }
 
@@ -427,6 +438,8 @@ mod tests {
         assert_eq!(c.store_currency, "USD");
         assert_eq!(c.catalogue_cache_ttl, Duration::from_millis(1000));
         assert_eq!(c.session_cache_ttl, Duration::from_millis(1000));
+        assert_eq!((c.sse_streams_per_user, c.sse_streams_max), (10, 10_000));
+        assert_eq!(c.sse_heartbeat, Duration::from_secs(15));
     }
 
     #[test]
@@ -505,6 +518,9 @@ mod tests {
             ("TRUSTED_ORIGINS", "https://shop.example/path"),
             ("CATALOGUE_CACHE_TTL_MS", "-1"),
             ("SESSION_CACHE_TTL_MS", "1s"),
+            ("SSE_STREAMS_PER_USER", "0"),
+            ("SSE_STREAMS_MAX", "-1"),
+            ("SSE_HEARTBEAT_SECS", "0"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");

@@ -1,5 +1,7 @@
-//! The orders domain: placing orders through JetStream, reading them back.
+//! The orders domain: placing orders through JetStream, reading them back, following them live.
 
+mod entries;
+pub mod events;
 mod idempotency;
 mod lifecycle;
 pub mod model;
@@ -8,5 +10,9 @@ mod routes;
 mod service;
 pub mod watch;
 
-pub use routes::router;
 pub use service::idempotent_order_id;
+
+/// Every route of the orders domain.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
+    routes::router().merge(events::router())
+}

@@ -11,6 +11,7 @@ mod helpers;
 mod lifecycle;
 mod nats_permissions;
 mod observability;
+mod order_events;
 mod orders;
 mod orders_delivery;
 mod problems;
