@@ -62,8 +62,9 @@ pub async fn register(state: &AppState, req: RegisterRequest) -> ApiResult<Logge
     Ok(LoggedIn { user, tokens })
 }
 
-/// Checks credentials. Unknown emails and wrong passwords cost the same (a dummy hash is
-/// verified) and get the same answer; failures count towards the rate limits.
+/// Checks credentials. Unknown emails, wrong passwords and disabled accounts cost the same (a
+/// dummy hash is verified for unknown emails) and get the same answer; failures count towards
+/// the rate limits.
 #[tracing::instrument(skip_all, fields(%address))]
 pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiResult<LoggedIn> {
     let account_key = Email::normalise(&req.email);
@@ -76,7 +77,7 @@ pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiR
     };
     let matches = password::verify(Secret::new(req.password), hash).await?;
     let account = match account {
-        Some(a) if matches => a,
+        Some(a) if matches && !a.user.disabled => a,
         _ => {
             state.login_limits.record_failure(address, &account_key)?;
             tracing::info!("login failed");
@@ -188,7 +189,7 @@ pub async fn change_password(
 }
 
 /// Ensures the ADMIN named by `ADMIN_EMAIL` exists with `ADMIN_PASSWORD`: creates it, or
-/// promotes and re-keys an existing account with that email (ending its sessions). Nothing
+/// promotes, enables and re-keys an existing account with that email (ending its sessions). Nothing
 /// else in the service can create an ADMIN. Idempotent, so concurrent replicas may run it.
 /// Returns the account's id when it changed (its sessions and role are then to be forgotten
 /// by the replicas' caches).
@@ -200,6 +201,7 @@ pub async fn seed_admin(db: &PgPool, seed: &AdminSeed) -> anyhow::Result<Option<
 
     if let Some(existing) = repo::find_account_by_email(db, email.as_str()).await?
         && existing.user.role == Role::Admin.as_str()
+        && !existing.user.disabled
         && password::verify(seed.password.clone(), existing.password_hash).await?
     {
         tracing::info!(user_id = %existing.user.id, "start-up administrator already present");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 #![allow(dead_code)] // each test module uses a part of the helpers
 
+mod accounts;
 mod auth;
 mod caches;
 mod health;
