@@ -130,8 +130,10 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: domain routes under `/api/v1`, health, metrics, OpenAPI and docs.
+/// The whole HTTP surface: domain routes under `/api/v1`, health, metrics, OpenAPI and docs,
+/// with CORS for `TRUSTED_ORIGINS`.
 pub fn router(state: AppState) -> Router {
+    let cors = crate::cors::layer(&state.config.trusted_origins);
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .nest("/api/v1", crate::products::router())
@@ -153,7 +155,7 @@ pub fn router(state: AppState) -> Router {
             crate::auth::csrf::guard,
         ))
         .with_state(state);
-    with_middleware(app)
+    with_middleware_and_cors(app, cors)
 }
 
 /// The middleware every route runs behind: request ids, tracing, metrics, problem+json for
@@ -163,6 +165,12 @@ pub fn router(state: AppState) -> Router {
 /// route once more, and a request clones and drops each box, so the stack is built as a
 /// single layer.
 pub fn with_middleware(app: Router) -> Router {
+    with_middleware_and_cors(app, None)
+}
+
+/// [`with_middleware`], with CORS answered outside everything that may turn an answer into a
+/// problem, so error answers to a trusted origin carry the CORS headers too.
+fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLayer>) -> Router {
     // The first layer listed here sees a request first.
     app.layer(
         ServiceBuilder::new()
@@ -174,6 +182,7 @@ pub fn with_middleware(app: Router) -> Router {
             .map_request(trace_parent)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .option_layer(cors)
             .layer(middleware::from_fn(trace_context))
             .layer(middleware::from_fn(track_metrics))
             .layer(middleware::map_response(problem_for_bare_errors))

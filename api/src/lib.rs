@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod caches;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -7,6 +7,7 @@
 mod accounts;
 mod auth;
 mod caches;
+mod cors;
 mod health;
 mod helpers;
 mod lifecycle;
