@@ -115,6 +115,19 @@ ensure_nats_server_binary() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 }
 
+# Headless Chromium (Debian's package) and playwright-core (npm, pinned by its lock file) for
+# the storefront's browser test, api/tests/api/storefront.rs.
+ensure_browser_test_tools() {
+    { command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    local dir="${ROOT}/examples/storefront/browser-test"
+    if [ ! -d "${dir}/node_modules/playwright-core" ]; then
+        log "installing playwright-core with npm"
+        (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error) \
+            || die "cannot install playwright-core (npm ci in ${dir})"
+    fi
+}
+
 ensure_services() {
     command -v psql >/dev/null || apt_install postgresql-client
     ensure_postgres

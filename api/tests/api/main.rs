@@ -18,4 +18,5 @@ mod orders;
 mod orders_delivery;
 mod problems;
 mod products;
+mod storefront;
 mod users;
