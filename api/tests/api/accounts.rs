@@ -399,3 +399,25 @@ async fn a_client_cannot_change_accounts() {
         .await;
     assert_problem(res, 403).await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_account_management() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let paths = &doc["paths"];
+    assert!(paths["/api/v1/users/{id}"]["get"].is_object());
+    assert!(paths["/api/v1/users/{id}"]["patch"]["responses"]["409"].is_object());
+    assert!(paths["/api/v1/users/{id}/audit"]["get"].is_object());
+    let params: Vec<&str> = paths["/api/v1/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        params.contains(&"role") && params.contains(&"email"),
+        "{params:?}"
+    );
+    let user = &doc["components"]["schemas"]["User"]["properties"];
+    assert!(user["disabled"].is_object(), "{user}");
+}

@@ -407,3 +407,26 @@ async fn shutting_down_ends_open_streams() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_both_streams_and_their_event_format() {
+    let app = spawn_app_with(&[]).await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    for path in ["/api/v1/orders/{id}/events", "/api/v1/orders/events"] {
+        let ok = &doc["paths"][path]["get"]["responses"]["200"];
+        assert!(
+            ok["content"]["text/event-stream"].is_object(),
+            "{path}: {ok}"
+        );
+        for code in ["401", "429", "503"] {
+            assert!(
+                doc["paths"][path]["get"]["responses"][code].is_object(),
+                "{path} {code}"
+            );
+        }
+    }
+    let entry = &doc["components"]["schemas"]["StatusEntry"]["properties"];
+    for field in ["id", "order_id", "from", "to", "at", "actor", "reason"] {
+        assert!(entry[field].is_object(), "StatusEntry.{field}: {entry}");
+    }
+}
