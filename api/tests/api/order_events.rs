@@ -430,3 +430,28 @@ async fn the_openapi_document_describes_both_streams_and_their_event_format() {
         assert!(entry[field].is_object(), "StatusEntry.{field}: {entry}");
     }
 }
+
+#[tokio::test]
+async fn a_demoted_admins_stream_of_every_order_ends_on_every_replica() {
+    let app = spawn_app_with(&[]).await;
+    let other = app.replica(&[]).await;
+    let boss = app.create_user(Role::Admin).await;
+    let deputy = app.create_user(Role::Admin).await;
+    let mut here = open(&app.address, &deputy, "/api/v1/orders/events", None).await;
+    let mut there = open(&other.address, &deputy, "/api/v1/orders/events", None).await;
+
+    let res = app
+        .patch_as(
+            &boss,
+            &format!("/api/v1/users/{}", deputy.id),
+            &json!({"role": "CLIENT"}),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    assert!(here.next_or_end().await.is_none(), "ends on this replica");
+    assert!(there.next_or_end().await.is_none(), "ends on the other");
+    let res = request(&other.address, &deputy, "/api/v1/orders/events", None).await;
+    assert_problem(res, 401).await;
+}
