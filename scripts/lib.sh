@@ -155,9 +155,18 @@ ensure_nats_server_binary() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 }
 
-# Headless Chromium: a test loads the interactive docs (Swagger UI) under their CSP.
-ensure_chromium() {
-    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium
+# Headless Chromium (Debian's package), which loads the interactive docs under their CSP, and
+# playwright-core (npm, pinned by its lock file) for the storefront's browser test,
+# api/tests/api/storefront.rs.
+ensure_browser_test_tools() {
+    { command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    local dir="${ROOT}/examples/storefront/browser-test"
+    if [ ! -d "${dir}/node_modules/playwright-core" ]; then
+        log "installing playwright-core with npm"
+        (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error) \
+            || die "cannot install playwright-core (npm ci in ${dir})"
+    fi
 }
 
 ensure_services() {

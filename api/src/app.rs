@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use common::messaging::Bus;
 use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use common::{Config, db, nats};
@@ -74,13 +75,22 @@ impl Application {
             &config.nats_stream_limits,
         )
         .await?;
-        let watch = crate::orders::watch::OrderWatch::start(&nats_client, &ns).await?;
+        let watch = crate::orders::watch::OrderWatch::start(
+            &nats_client,
+            &ns,
+            crate::orders::watch::StreamLimits {
+                per_account: config.sse_streams_per_user,
+                total: config.sse_streams_max,
+            },
+        )
+        .await?;
         let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
         let caches = crate::caches::Caches::start(
             &nats_client,
             &ns,
             crate::auth::live::LiveSessions::new(config.session_cache_ttl),
             crate::products::cache::CatalogueCache::new(config.catalogue_cache_ttl),
+            Arc::clone(&watch),
         )
         .await?;
         if let Some(admin) = seeded {
@@ -123,7 +133,8 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+    /// Serves until `shutdown` is cancelled, then stops accepting, ends the order event
+    /// streams and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tokio::spawn(crate::retention::run(
             self.state.db.clone(),
@@ -142,19 +153,31 @@ impl Application {
                 tracing::error!(error = %e, "metrics server failed");
             }
         });
+        let streams = Arc::clone(&self.state.watch);
+        // Without TCP_NODELAY a small write (an SSE event) sent soon after another waits for the
+        // client's delayed ACK, some 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            streams.close();
+        })
         .await
     }
 }
 
 /// The public HTTP surface: domain routes under `/api/v1`, health, OpenAPI and docs (metrics
-/// are served apart, on `METRICS_ADDR`).
+/// are served apart, on `METRICS_ADDR`), with CORS for `TRUSTED_ORIGINS`.
 pub fn router(state: AppState) -> Router {
+    let cors = crate::cors::layer(&state.config.trusted_origins);
     let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .nest("/api/v1", crate::products::router())
@@ -182,7 +205,7 @@ pub fn router(state: AppState) -> Router {
             crate::auth::csrf::guard,
         ))
         .with_state(state);
-    with_middleware(app)
+    with_middleware_and_cors(app, cors)
 }
 
 /// The middleware every route runs behind: request ids, tracing, metrics, problem+json for
@@ -192,6 +215,12 @@ pub fn router(state: AppState) -> Router {
 /// route once more, and a request clones and drops each box, so the stack is built as a
 /// single layer.
 pub fn with_middleware(app: Router) -> Router {
+    with_middleware_and_cors(app, None)
+}
+
+/// [`with_middleware`], with CORS answered outside everything that may turn an answer into a
+/// problem, so error answers to a trusted origin carry the CORS headers too.
+fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLayer>) -> Router {
     // The first layer listed here sees a request first.
     app.layer(
         ServiceBuilder::new()
@@ -203,6 +232,7 @@ pub fn with_middleware(app: Router) -> Router {
             .map_request(trace_parent)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .option_layer(cors)
             .layer(middleware::from_fn(trace_context))
             .layer(middleware::from_fn(track_metrics))
             .layer(middleware::from_fn(crate::headers::security_headers))

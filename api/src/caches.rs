@@ -2,8 +2,12 @@
 //! across replicas: what one replica changes, it forgets at once in its own caches and
 //! announces over core NATS (see [`common::notices`]), and every other replica forgets it too;
 //! the workers announce the stock they change the same way.
+//!
+//! A session that ends, or an account whose sessions or role change, also ends the order event
+//! streams (SSE) opened with it, in every replica: the client reconnects and is authorized again.
 
 use crate::auth::live::LiveSessions;
+use crate::orders::watch::OrderWatch;
 use crate::products::cache::CatalogueCache;
 use common::messaging::Namespace;
 use common::notices::{CATALOGUE_CHANGED, Change, Notice, Notices, SESSIONS_CHANGED};
@@ -17,21 +21,25 @@ pub struct Caches {
     notices: Notices,
     pub sessions: Arc<LiveSessions>,
     pub catalogue: Arc<CatalogueCache>,
+    streams: Arc<OrderWatch>,
 }
 
 impl Caches {
-    /// Subscribes to the other replicas' notices and applies them to `sessions` and
-    /// `catalogue` for as long as the returned value (or a clone) lives.
+    /// Subscribes to the other replicas' and the workers' notices and applies them to
+    /// `sessions`, `catalogue` and `streams` for as long as the returned value (or a clone)
+    /// lives.
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
         sessions: LiveSessions,
         catalogue: CatalogueCache,
+        streams: Arc<OrderWatch>,
     ) -> anyhow::Result<Self> {
         let caches = Caches {
             notices: Notices::new(nats.clone(), ns.clone()),
             sessions: Arc::new(sessions),
             catalogue: Arc::new(catalogue),
+            streams,
         };
         let mut notices = futures::stream::select(
             nats.subscribe(ns.subject(SESSIONS_CHANGED)).await?,
@@ -40,15 +48,17 @@ impl Caches {
         let origin = caches.notices.origin();
         let sessions = Arc::downgrade(&caches.sessions);
         let catalogue = Arc::downgrade(&caches.catalogue);
+        let streams = Arc::downgrade(&caches.streams);
         tokio::spawn(async move {
             while let Some(message) = notices.next().await {
-                let (Some(sessions), Some(catalogue)) = (sessions.upgrade(), catalogue.upgrade())
+                let (Some(sessions), Some(catalogue), Some(streams)) =
+                    (sessions.upgrade(), catalogue.upgrade(), streams.upgrade())
                 else {
                     break;
                 };
                 match serde_json::from_slice::<Notice>(&message.payload) {
                     Ok(notice) if notice.origin == origin => {}
-                    Ok(notice) => apply(&sessions, &catalogue, &notice.change),
+                    Ok(notice) => apply(&sessions, &catalogue, &streams, &notice.change),
                     Err(e) => tracing::warn!(error = %e, subject = %message.subject,
                         "undecodable cache notice ignored"),
                 }
@@ -73,15 +83,26 @@ impl Caches {
     }
 
     async fn announce(&self, change: Change) {
-        apply(&self.sessions, &self.catalogue, &change);
+        apply(&self.sessions, &self.catalogue, &self.streams, &change);
         self.notices.send(change).await;
     }
 }
 
-fn apply(sessions: &LiveSessions, catalogue: &CatalogueCache, change: &Change) {
+fn apply(
+    sessions: &LiveSessions,
+    catalogue: &CatalogueCache,
+    streams: &OrderWatch,
+    change: &Change,
+) {
     match change {
-        Change::Session(id) => sessions.forget_session(*id),
-        Change::User(id) => sessions.forget_user(*id),
+        Change::Session(id) => {
+            sessions.forget_session(*id);
+            streams.end_session(*id);
+        }
+        Change::User(id) => {
+            sessions.forget_user(*id);
+            streams.end_account(*id);
+        }
         Change::Catalogue => catalogue.invalidate(),
         Change::Stock(products) => catalogue.stock_changed(products),
     }

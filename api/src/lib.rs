@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod caches;
 pub mod client_address;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod headers;

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
         (name = "orders", description = "Placing orders and following them"),
         (name = "operations", description = "ADMIN operations: dead letters and stock reconciliation"),
         (name = "auth", description = "Registration, login, session refresh, logout, password change"),
-        (name = "users", description = "Own profile; the list of accounts for ADMINs"),
+        (name = "users", description = "Own profile; for ADMINs, the accounts, their management and audit trail"),
     )
 )]
 pub struct ApiDoc;

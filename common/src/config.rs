@@ -101,6 +101,12 @@ pub struct Config {
     pub nats_inbox_prefix: String,
     /// Size and count limits of the streams (`NATS_STREAM_LIMITS`).
     pub nats_stream_limits: StreamLimits,
+    /// Order event streams (SSE) one account may hold open on one api process.
+    pub sse_streams_per_user: usize,
+    /// Order event streams (SSE) one api process serves at once.
+    pub sse_streams_max: usize,
+    /// How often an idle order event stream sends a comment, so proxies keep it open.
+    pub sse_heartbeat: Duration,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -324,6 +330,11 @@ impl Config {
                 var("NATS_STREAM_LIMITS"),
                 "NATS_STREAM_LIMITS",
             )?,
+            sse_streams_per_user: parse_positive(&var, "SSE_STREAMS_PER_USER", 10)? as usize,
+            sse_streams_max: parse_positive(&var, "SSE_STREAMS_MAX", 10_000)? as usize,
+            sse_heartbeat: Duration::from_secs(
+                parse_positive(&var, "SSE_HEARTBEAT_SECS", 15)?.into(),
+            ),
         })
     }
 
@@ -513,6 +524,8 @@ mod tests {
         assert!(c.trusted_proxies.is_empty());
         assert!(c.password_hash_concurrency >= 1);
         assert_eq!(c.nats_stream_limits, StreamLimits::default());
+        assert_eq!((c.sse_streams_per_user, c.sse_streams_max), (10, 10_000));
+        assert_eq!(c.sse_heartbeat, Duration::from_secs(15));
     }
 
     #[test]
@@ -628,6 +641,9 @@ mod tests {
             ("METRICS_ADDR", "9091"),
             ("NATS_INBOX_PREFIX", "_INBOX.>"),
             ("NATS_STREAM_LIMITS", "EVENTS=1GiB"),
+            ("SSE_STREAMS_PER_USER", "0"),
+            ("SSE_STREAMS_MAX", "-1"),
+            ("SSE_HEARTBEAT_SECS", "0"),
         ] {
             let e = load(&[DB, JWT, (name, value)]).unwrap_err();
             assert_eq!(e.variable, name, "{value}");

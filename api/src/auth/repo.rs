@@ -19,7 +19,8 @@ pub struct Account {
 #[tracing::instrument(skip_all)]
 pub async fn find_account_by_email(db: &PgPool, email: &str) -> sqlx::Result<Option<Account>> {
     sqlx::query_as(
-        "SELECT id, email, name, role, created_at, password_hash FROM users WHERE email = $1",
+        "SELECT id, email, name, role, disabled_at IS NOT NULL AS disabled, created_at, \
+         password_hash FROM users WHERE email = $1",
     )
     .bind(email)
     .fetch_optional(db)
@@ -29,7 +30,8 @@ pub async fn find_account_by_email(db: &PgPool, email: &str) -> sqlx::Result<Opt
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn find_account(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Account>> {
     sqlx::query_as(
-        "SELECT id, email, name, role, created_at, password_hash FROM users WHERE id = $1",
+        "SELECT id, email, name, role, disabled_at IS NOT NULL AS disabled, created_at, \
+         password_hash FROM users WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db)
@@ -85,8 +87,8 @@ pub async fn update_password(
         .map(|_| ())
 }
 
-/// Creates the start-up ADMIN, or makes the existing account with that email an ADMIN with
-/// that password. Returns the user id.
+/// Creates the start-up ADMIN, or makes the existing account with that email an enabled ADMIN
+/// with that password. Returns the user id.
 #[tracing::instrument(skip_all)]
 pub async fn upsert_admin(
     db: impl PgExecutor<'_>,
@@ -95,7 +97,8 @@ pub async fn upsert_admin(
 ) -> sqlx::Result<Uuid> {
     sqlx::query_scalar(
         "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Administrator', 'ADMIN', $3) \
-         ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', password_hash = EXCLUDED.password_hash \
+         ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', password_hash = EXCLUDED.password_hash, \
+         disabled_at = NULL \
          RETURNING id",
     )
     .bind(Uuid::now_v7())
@@ -233,7 +236,8 @@ pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rota
 
     let live: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT u.id, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
+         AND u.disabled_at IS NULL",
     )
     .bind(session_id)
     .fetch_optional(&mut *tx)
@@ -254,7 +258,7 @@ pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rota
 }
 
 /// The current role of the user of a live session and when the session expires; `None` when
-/// the session is revoked, expired, unknown or not this user's.
+/// the session is revoked, expired, unknown or not this user's, or the account is disabled.
 pub async fn live_session(
     db: &PgPool,
     session_id: Uuid,
@@ -262,7 +266,8 @@ pub async fn live_session(
 ) -> sqlx::Result<Option<(String, DateTime<Utc>)>> {
     sqlx::query_as(
         "SELECT u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now() \
+         AND u.disabled_at IS NULL",
     )
     .bind(session_id)
     .bind(user_id)

@@ -71,9 +71,10 @@ pub async fn register(
     Ok(LoggedIn { user, tokens })
 }
 
-/// Checks credentials. Unknown emails and wrong passwords cost the same (a dummy hash is
-/// verified) and get the same answer; failures count towards the rate limits. An email too
-/// long to be one is refused before any limiter sees it, so it cannot grow their state.
+/// Checks credentials. Unknown emails, wrong passwords and disabled accounts cost the same (a
+/// dummy hash is verified for unknown emails) and get the same answer; failures count towards
+/// the rate limits. An email too long to be one is refused before any limiter sees it, so it
+/// cannot grow their state.
 #[tracing::instrument(skip_all, fields(%address))]
 pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiResult<LoggedIn> {
     check_email_length(&req.email)?;
@@ -90,7 +91,7 @@ pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiR
         .verify(Secret::new(req.password), hash)
         .await?;
     let account = match account {
-        Some(a) if matches => a,
+        Some(a) if matches && !a.user.disabled => a,
         _ => {
             state.login_limits.record_failure(address, &account_key)?;
             tracing::info!("login failed");
@@ -214,7 +215,7 @@ pub async fn change_password(
 }
 
 /// Ensures the ADMIN named by `ADMIN_EMAIL` exists with `ADMIN_PASSWORD`: creates it, or
-/// promotes and re-keys an existing account with that email (ending its sessions). Nothing
+/// promotes, enables and re-keys an existing account with that email (ending its sessions). Nothing
 /// else in the service can create an ADMIN. Idempotent, so concurrent replicas may run it.
 /// Returns the account's id when it changed (its sessions and role are then to be forgotten
 /// by the replicas' caches).
@@ -230,6 +231,7 @@ pub async fn seed_admin(
 
     if let Some(existing) = repo::find_account_by_email(db, email.as_str()).await?
         && existing.user.role == Role::Admin.as_str()
+        && !existing.user.disabled
         && passwords
             .verify(seed.password.clone(), existing.password_hash)
             .await?

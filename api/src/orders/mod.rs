@@ -1,6 +1,8 @@
-//! The orders domain: placing orders through JetStream, reading them back.
+//! The orders domain: placing orders through JetStream, reading them back, following them live.
 
 pub mod accepted;
+mod entries;
+pub mod events;
 mod idempotency;
 mod lifecycle;
 pub mod model;
@@ -9,5 +11,9 @@ mod routes;
 mod service;
 pub mod watch;
 
-pub use routes::router;
 pub use service::idempotent_order_id;
+
+/// Every route of the orders domain.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
+    routes::router().merge(events::router())
+}

@@ -1,5 +1,14 @@
-//! Waiting for an order's next status without polling the database: the api subscribes once
-//! to `orders.evt.status_changed` and wakes the requests waiting on that order.
+//! Order status changes as they happen, without polling the database: the api subscribes once
+//! to `orders.evt.status_changed` (core NATS: every replica hears every change) and hands each
+//! change to whoever listens in this process: requests waiting for an outcome
+//! (`Prefer: wait`, [`Waiter`]) and the Server-Sent Events streams of order events
+//! ([`Listener`], see `orders::events`).
+//!
+//! Listeners are indexed by what they follow (one order, one customer's orders, every order),
+//! so a change wakes only those concerned. Each has a small queue; a stream whose client reads
+//! too slowly to keep up is ended rather than buffered without bound (its client resumes with
+//! `Last-Event-ID`, from PostgreSQL). Streams are counted per account and per process, end when
+//! the process shuts down, and end when their account's session ends or its role changes.
 
 use common::domain::OrderStatus;
 use common::messages::OrderStatusChanged;
@@ -7,31 +16,135 @@ use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-type Waiters = HashMap<Uuid, Vec<(u64, mpsc::UnboundedSender<OrderStatus>)>>;
+/// A status change as heard on the bus, shared by every listener it wakes.
+pub type StatusChange = Arc<OrderStatusChanged>;
+
+/// Changes a listener may have waiting before it counts as too slow.
+const QUEUE: usize = 64;
+
+/// What a listener follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One order.
+    Order(Uuid),
+    /// Every order of one customer.
+    Customer(Uuid),
+    /// Every order.
+    Everyone,
+}
+
+/// How many SSE streams this process serves at once.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub per_account: usize,
+    pub total: usize,
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The account already has `per_account` streams open here.
+    AccountBusy,
+    /// The process already serves `total` streams, or is shutting down.
+    ProcessBusy,
+}
+
+struct Slot {
+    id: u64,
+    tx: mpsc::Sender<StatusChange>,
+    /// Ends a stream that falls behind; `None` for waiters, which only drop what they miss.
+    end: Option<CancellationToken>,
+}
+
+/// A stream as held by an account's session.
+struct Held {
+    id: u64,
+    session_id: Uuid,
+    end: CancellationToken,
+}
 
 #[derive(Default)]
+struct Registry {
+    by_order: HashMap<Uuid, Vec<Slot>>,
+    by_customer: HashMap<Uuid, Vec<Slot>>,
+    everyone: Vec<Slot>,
+    /// Open streams by the account that opened them.
+    held: HashMap<Uuid, Vec<Held>>,
+    streams: usize,
+}
+
+impl Registry {
+    fn slots(&mut self, scope: Scope) -> &mut Vec<Slot> {
+        match scope {
+            Scope::Order(id) => self.by_order.entry(id).or_default(),
+            Scope::Customer(id) => self.by_customer.entry(id).or_default(),
+            Scope::Everyone => &mut self.everyone,
+        }
+    }
+
+    fn remove(&mut self, scope: Scope, id: u64) {
+        match scope {
+            Scope::Order(key) => remove_from(&mut self.by_order, key, id),
+            Scope::Customer(key) => remove_from(&mut self.by_customer, key, id),
+            Scope::Everyone => self.everyone.retain(|s| s.id != id),
+        }
+    }
+}
+
+fn remove_from(map: &mut HashMap<Uuid, Vec<Slot>>, key: Uuid, id: u64) {
+    if let Some(list) = map.get_mut(&key) {
+        list.retain(|s| s.id != id);
+        if list.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn offer(slots: Option<&Vec<Slot>>, change: &StatusChange) {
+    for slot in slots.into_iter().flatten() {
+        if let Err(mpsc::error::TrySendError::Full(_)) = slot.tx.try_send(Arc::clone(change))
+            && let Some(end) = &slot.end
+        {
+            end.cancel();
+        }
+    }
+}
+
 pub struct OrderWatch {
-    waiters: Mutex<Waiters>,
+    registry: Mutex<Registry>,
     next_id: AtomicU64,
+    limits: StreamLimits,
+    /// Cancelled at shutdown: every stream ends.
+    closing: CancellationToken,
 }
 
 impl OrderWatch {
     /// Subscribes to status changes (core NATS: every api replica gets every event).
-    pub async fn start(nats: &async_nats::Client, ns: &Namespace) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        nats: &async_nats::Client,
+        ns: &Namespace,
+        limits: StreamLimits,
+    ) -> anyhow::Result<Arc<Self>> {
         let subject = ns.subject(OrderStatusChanged::SUBJECT);
         let mut subscription = nats.subscribe(subject).await?;
-        let watch = Arc::new(OrderWatch::default());
+        let watch = Arc::new(OrderWatch {
+            registry: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            limits,
+            closing: CancellationToken::new(),
+        });
         let weak = Arc::downgrade(&watch);
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
                 let Some(watch) = weak.upgrade() else { break };
                 match decode::<OrderStatusChanged>(&message.payload) {
-                    Ok(event) => watch.notify(event.data.order_id, event.data.to),
+                    Ok(event) => watch.notify(&Arc::new(event.data)),
                     Err(e) => tracing::warn!(error = %e, "undecodable status event ignored"),
                 }
             }
@@ -39,25 +152,32 @@ impl OrderWatch {
         Ok(watch)
     }
 
-    fn notify(&self, order_id: Uuid, status: OrderStatus) {
-        let Ok(waiters) = self.waiters.lock() else {
-            return;
-        };
-        if let Some(list) = waiters.get(&order_id) {
-            for (_, tx) in list {
-                let _ = tx.send(status);
-            }
-        }
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Nothing panics while holding the lock; a poisoned one still holds consistent maps.
+        self.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify(&self, change: &StatusChange) {
+        let registry = self.registry();
+        offer(registry.by_order.get(&change.order_id), change);
+        offer(registry.by_customer.get(&change.user_id), change);
+        offer(Some(&registry.everyone), change);
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Starts listening for `order_id`; register before publishing the command, so an
     /// outcome that arrives quickly is not missed.
     pub fn register(self: &Arc<Self>, order_id: Uuid) -> Waiter {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut waiters) = self.waiters.lock() {
-            waiters.entry(order_id).or_default().push((id, tx));
-        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id();
+        self.registry()
+            .slots(Scope::Order(order_id))
+            .push(Slot { id, tx, end: None });
         Waiter {
             watch: Arc::clone(self),
             order_id,
@@ -65,14 +185,81 @@ impl OrderWatch {
             rx,
         }
     }
+
+    /// Opens a stream of the changes in `scope` for a session of `account`, within the limits.
+    pub fn listen(
+        self: &Arc<Self>,
+        scope: Scope,
+        account: Uuid,
+        session_id: Uuid,
+    ) -> Result<Listener, Refused> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id();
+        let end = self.closing.child_token();
+        let mut registry = self.registry();
+        if self.closing.is_cancelled() || registry.streams >= self.limits.total {
+            return Err(Refused::ProcessBusy);
+        }
+        let held = registry.held.entry(account).or_default();
+        if held.len() >= self.limits.per_account {
+            return Err(Refused::AccountBusy);
+        }
+        held.push(Held {
+            id,
+            session_id,
+            end: end.clone(),
+        });
+        registry.streams += 1;
+        registry.slots(scope).push(Slot {
+            id,
+            tx,
+            end: Some(end.clone()),
+        });
+        drop(registry);
+        metrics::gauge!("sse_streams_open").increment(1.0);
+        Ok(Listener {
+            watch: Arc::clone(self),
+            scope,
+            account,
+            id,
+            rx,
+            end,
+        })
+    }
+
+    /// Ends every stream opened by `account` (its sessions ended, or its role changed).
+    pub fn end_account(&self, account: Uuid) {
+        if let Some(held) = self.registry().held.get(&account) {
+            held.iter().for_each(|h| h.end.cancel());
+        }
+    }
+
+    /// Ends the streams opened with one session (it was revoked).
+    pub fn end_session(&self, session_id: Uuid) {
+        for held in self.registry().held.values().flatten() {
+            if held.session_id == session_id {
+                held.end.cancel();
+            }
+        }
+    }
+
+    /// Ends every stream and refuses new ones: the process is shutting down.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Streams open in this process.
+    pub fn streams(&self) -> usize {
+        self.registry().streams
+    }
 }
 
-/// A registration; dropping it unregisters.
+/// A request waiting for an order's next statuses; dropping it unregisters.
 pub struct Waiter {
     watch: Arc<OrderWatch>,
     order_id: Uuid,
     id: u64,
-    rx: mpsc::UnboundedReceiver<OrderStatus>,
+    rx: mpsc::Receiver<StatusChange>,
 }
 
 impl Waiter {
@@ -85,7 +272,7 @@ impl Waiter {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(status)) if wanted(status) => return Some(status),
+                Ok(Some(change)) if wanted(change.to) => return Some(change.to),
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => return None,
             }
@@ -95,13 +282,46 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        if let Ok(mut waiters) = self.watch.waiters.lock()
-            && let Some(list) = waiters.get_mut(&self.order_id)
-        {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                waiters.remove(&self.order_id);
+        self.watch
+            .registry()
+            .remove(Scope::Order(self.order_id), self.id);
+    }
+}
+
+/// An open stream's feed of changes; dropping it closes the stream's place in the registry.
+pub struct Listener {
+    watch: Arc<OrderWatch>,
+    scope: Scope,
+    account: Uuid,
+    id: u64,
+    rx: mpsc::Receiver<StatusChange>,
+    end: CancellationToken,
+}
+
+impl Listener {
+    /// The next change in scope; `None` once the stream is to end (shutdown, the account's
+    /// session ended, or the client fell behind).
+    pub async fn next(&mut self) -> Option<StatusChange> {
+        tokio::select! {
+            biased;
+            _ = self.end.cancelled() => None,
+            change = self.rx.recv() => change,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let mut registry = self.watch.registry();
+        registry.remove(self.scope, self.id);
+        if let Some(held) = registry.held.get_mut(&self.account) {
+            held.retain(|h| h.id != self.id);
+            if held.is_empty() {
+                registry.held.remove(&self.account);
             }
         }
+        registry.streams = registry.streams.saturating_sub(1);
+        drop(registry);
+        metrics::gauge!("sse_streams_open").decrement(1.0);
     }
 }

@@ -1,7 +1,8 @@
-//! The users domain: one's own profile, and the list of accounts for ADMINs.
+//! The users domain: one's own profile; for ADMINs, the accounts, their management and its audit trail.
 
 pub mod model;
 pub mod repo;
 pub mod routes;
+pub mod service;
 
 pub use routes::router;

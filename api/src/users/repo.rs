@@ -1,35 +1,163 @@
 //! Data access of the users domain; no query here reads a password hash.
 
-use crate::users::model::UserRow;
+use crate::users::model::{AuditChanges, AuditEntry, UserRow};
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use common::domain::Role;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+/// The columns of a [`UserRow`].
+macro_rules! user_columns {
+    () => {
+        "id, email, name, role, disabled_at IS NOT NULL AS disabled, created_at"
+    };
+}
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
-/// Up to `limit` users in creation order, strictly after `after` (the last key of the
-/// previous page).
+/// Filters of the account list.
+pub struct ListFilter<'a> {
+    pub role: Option<Role>,
+    /// Lower-case start of the email.
+    pub email_prefix: Option<&'a str>,
+    /// The last key of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// Up to `limit` users in creation order, strictly after `after`. Only the filters given
+/// become predicates, so a prefix can use `users_email_prefix`.
 #[tracing::instrument(skip_all)]
-pub async fn list(
-    db: &PgPool,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> sqlx::Result<Vec<UserRow>> {
-    let (after_at, after_id) = after.unzip();
-    sqlx::query_as(
-        "SELECT id, email, name, role, created_at FROM users \
-         WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
-         ORDER BY created_at, id LIMIT $3",
+pub async fn list(db: &PgPool, f: &ListFilter<'_>) -> sqlx::Result<Vec<UserRow>> {
+    let mut q = sqlx::QueryBuilder::new(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE true"
+    ));
+    if let Some(role) = f.role {
+        q.push(" AND role = ").push_bind(role.as_str());
+    }
+    if let Some(prefix) = f.email_prefix {
+        // `\` escapes LIKE's wildcards, so `_` and `%` in the prefix match themselves.
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q.push(" AND email LIKE ").push_bind(format!("{escaped}%"));
+    }
+    if let Some((at, id)) = f.after {
+        q.push(" AND (created_at, id) > (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY created_at, id LIMIT ").push_bind(f.limit);
+    q.build_query_as().fetch_all(db).await
+}
+
+/// Locks the active ADMINs' rows, in id order, and returns their ids. Every change that could
+/// take an ADMIN away takes these locks first, so two such changes run one after the other and
+/// the second sees what the first did.
+pub async fn lock_active_admins(tx: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'ADMIN' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
     )
-    .bind(after_at)
-    .bind(after_id)
+    .fetch_all(tx)
+    .await
+}
+
+/// An account, its row locked until the transaction ends.
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Sets an account's role and status (keeping when it was disabled if it already was).
+pub async fn update(
+    tx: &mut PgConnection,
+    id: Uuid,
+    role: Role,
+    disabled: bool,
+) -> sqlx::Result<UserRow> {
+    sqlx::query_as(concat!(
+        "UPDATE users SET role = $2,
+                disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, now()) END
+          WHERE id = $1 RETURNING ",
+        user_columns!()
+    ))
+    .bind(id)
+    .bind(role.as_str())
+    .bind(disabled)
+    .fetch_one(tx)
+    .await
+}
+
+pub async fn record_audit(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    actor_id: Uuid,
+    changes: &AuditChanges,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO user_audit (user_id, actor_id, changes) VALUES ($1, $2, $3)")
+        .bind(user_id)
+        .bind(actor_id)
+        .bind(Json(changes))
+        .execute(tx)
+        .await
+        .map(|_| ())
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    user_id: Uuid,
+    actor_id: Option<Uuid>,
+    at: DateTime<Utc>,
+    changes: Json<AuditChanges>,
+}
+
+/// Up to `limit` changes of an account, oldest first, after change `after`.
+pub async fn audit(
+    db: &PgPool,
+    user_id: Uuid,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditEntry>> {
+    let rows: Vec<AuditRow> = sqlx::query_as(
+        "SELECT id, user_id, actor_id, at, changes FROM user_audit
+          WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(after.unwrap_or(0))
     .bind(limit)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.id,
+            user_id: r.user_id,
+            actor_id: r.actor_id,
+            at: r.at,
+            changes: r.changes.0,
+        })
+        .collect())
 }

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 #![allow(dead_code)] // each test module uses a part of the helpers
 
+mod accounts;
 mod adjustments;
 mod auth;
 mod caches;
 mod contracts;
+mod cors;
 mod demo;
 mod health;
 mod helpers;
@@ -18,6 +20,7 @@ mod monitoring;
 mod nats_isolation;
 mod nats_permissions;
 mod observability;
+mod order_events;
 mod orders;
 mod orders_delivery;
 mod private_nats;
@@ -28,4 +31,5 @@ mod promql;
 mod retention;
 mod security_headers;
 mod stock_read_back;
+mod storefront;
 mod users;
