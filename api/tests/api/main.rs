@@ -27,5 +27,6 @@ mod products;
 mod promql;
 mod retention;
 mod security_headers;
+mod shipping;
 mod stock_read_back;
 mod users;
