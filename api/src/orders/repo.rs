@@ -118,7 +118,8 @@ pub struct ListFilter {
 
 /// Newest first; `limit + 1` rows so the caller knows whether there is a next page. Only the
 /// filters given become predicates, so each combination gets a plan that uses its index
-/// (`orders_user_created`, `orders_status_created` or `orders_created`).
+/// (`orders_user_created`, `orders_status_created`, `orders_country_created`,
+/// `orders_tracked_created` or `orders_created`).
 pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     let mut q = sqlx::QueryBuilder::new(SELECT_ORDERS);
     q.push(" WHERE true");
