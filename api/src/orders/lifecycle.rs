@@ -19,12 +19,17 @@ use uuid::Uuid;
 const MAX_REASON_CHARS: usize = 500;
 
 fn illegal(order: &Order, to: OrderStatus) -> ApiError {
+    conflict(
+        order,
+        format!("order is {}; it cannot become {to}", order.status),
+    )
+}
+
+/// A 409 naming the order's current status.
+fn conflict(order: &Order, detail: String) -> ApiError {
     let mut extensions = serde_json::Map::new();
     extensions.insert("current_status".into(), json!(order.status));
-    ApiError::Conflict {
-        detail: format!("order is {}; it cannot become {to}", order.status),
-        extensions,
-    }
+    ApiError::Conflict { detail, extensions }
 }
 
 /// A move asked for over HTTP.
@@ -69,7 +74,14 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     if order.status == to {
-        // Already there: asking again changes nothing.
+        // Already there: asking again changes nothing. A shipment is given once, with the
+        // move; another one is not taken for a retry.
+        if shipment.is_some() && order.shipment != shipment {
+            return Err(conflict(
+                &order,
+                format!("order is already {to}; its shipment cannot be changed"),
+            ));
+        }
         return Ok(Placed::Settled(order));
     }
     if !allowed(order.status) {

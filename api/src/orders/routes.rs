@@ -50,7 +50,8 @@ fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
 ///
 /// A move to `SHIPPED` may carry the shipment: `carrier` and `tracking_number` together, and
 /// optionally `tracking_url` (http or https). It is stored with the order (`shipment`) and
-/// carried in the `SHIPPED` status event. Shipment fields with another status are a 422.
+/// carried in the `SHIPPED` status event. Shipment fields with another status are a 422; a
+/// shipment other than the recorded one for an order already `SHIPPED` is a 409.
 #[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
         ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the change")),
@@ -61,7 +62,7 @@ fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Illegal transition; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal transition, or another shipment for a shipped order; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid status, reason or shipment fields; `errors` names each", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),

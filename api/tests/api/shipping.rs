@@ -742,3 +742,45 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     assert_eq!(entries, 3, "recorded, paid and shipped once each");
     assert_eq!(app.stock_of(p).await, 8, "reserved once");
 }
+
+#[tokio::test]
+async fn a_shipped_order_keeps_its_shipment_and_another_one_is_a_409() {
+    let app = spawn_system().await;
+    let client = app.create_user(Role::Client).await;
+    let admin = app.create_user(Role::Admin).await;
+    let p = app.create_product("P", 500, 10).await;
+    let order = app.place_settled(&client, p, 1).await;
+    let path = format!("/api/v1/orders/{}/status", id_of(&order));
+    let ship = json!({"status": "SHIPPED", "carrier": "DHL", "tracking_number": "JD0001"});
+    for body in [json!({"status": "PAID"}), ship.clone()] {
+        let res = app
+            .patch_as(&admin, &path, &body, &[("prefer", "wait=10")])
+            .await;
+        assert_eq!(res.status(), 200, "{body}");
+    }
+
+    let retry = app.patch_as(&admin, &path, &ship, &[]).await;
+    let other = app
+        .patch_as(
+            &admin,
+            &path,
+            &json!({"status": "SHIPPED", "carrier": "DHL", "tracking_number": "JD0002"}),
+            &[],
+        )
+        .await;
+
+    assert_eq!(
+        retry.status(),
+        200,
+        "the same shipment again changes nothing"
+    );
+    let problem = assert_problem(other, 409).await;
+    assert_eq!(problem["current_status"], "SHIPPED");
+    let now: Value = app
+        .get_as(&admin, &format!("/api/v1/orders/{}", id_of(&order)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["shipment"]["tracking_number"], "JD0001");
+}
