@@ -27,6 +27,7 @@ mod products;
 mod promql;
 mod retention;
 mod security_headers;
+mod shipments;
 mod shipping;
 mod stock_read_back;
 mod users;
