@@ -176,7 +176,8 @@ impl TransitionTx {
 
     /// Writes every planned move with its timeline entry, stock effect (released on the way
     /// into CANCELLED, sold at SHIPPED) and shipment, and every payment record, in one
-    /// statement, and commits. `again` names the transitions made before whose events are published again.
+    /// statement, and commits. `again` names the transitions made before whose events are
+    /// published again.
     pub async fn commit(mut self, again: &[Planned]) -> Result<Committed, Failure> {
         let cancelled: Vec<Uuid> = self
             .moves
