@@ -27,11 +27,11 @@ fn channels() -> Vec<Channel> {
     vec![
         channel::<PlaceOrder>(
             &[Send, Receive],
-            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. Publish with header Nats-Msg-Id: order:<order_id>:place.",
+            "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. An optional shipping_address is checked field by field (a bad one is dead-lettered naming the field) and kept with the order. Publish with header Nats-Msg-Id: order:<order_id>:place.",
         ),
         channel::<TransitionOrder>(
             &[Send, Receive],
-            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. Illegal moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
+            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. A move to SHIPPED may carry carrier and tracking_number (together) and tracking_url (http or https), stored with the order in the same transaction and carried in the SHIPPED status event; on another status they are refused. Illegal or invalid moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
         ),
         channel::<AdjustStock>(
             &[Receive],
@@ -39,7 +39,7 @@ fn channels() -> Vec<Channel> {
         ),
         channel::<OrderStatusChanged>(
             &[Send],
-            "An order was recorded (from null to CONFIRMED or REJECTED) or changed status. Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
+            "An order was recorded (from null to CONFIRMED or REJECTED) or changed status; a SHIPPED event made with tracking carries the shipment. Stream EVENTS, kept 7 days: subscribe with your own durable consumer.",
         ),
         channel::<PaymentSucceeded>(
             &[Receive],

@@ -15,6 +15,7 @@ pub mod nats;
 pub mod notices;
 pub mod otel;
 pub mod redrive;
+pub mod shipping;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

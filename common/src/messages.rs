@@ -7,6 +7,7 @@
 
 use crate::domain::{MAX_LINE_QUANTITY, MAX_ORDER_LINES, OrderStatus};
 use crate::message;
+use crate::shipping::{Shipment, ShippingAddress};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -79,6 +80,9 @@ pub struct PlaceOrder {
     pub order_id: Uuid,
     pub user_id: Uuid,
     pub items: Vec<LineRequest>,
+    /// Where the order goes, kept with it as a snapshot; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
 }
 
 message!(PlaceOrder {
@@ -105,6 +109,17 @@ pub struct TransitionOrder {
     /// allows the move from. An order that has moved on is refused (dead-lettered), never moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_from: Option<Vec<OrderStatus>>,
+    /// Only with `to` SHIPPED, together with `tracking_number`: who carries the parcel
+    /// (1 to 100 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Only with `to` SHIPPED, together with `carrier` (1 to 100 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    /// Only with `carrier` and `tracking_number`: an http or https URL (at most 2000
+    /// characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_url: Option<String>,
 }
 
 message!(TransitionOrder {
@@ -134,6 +149,9 @@ pub struct OrderStatusChanged {
     /// The id of the timeline entry this change recorded (ordered per order).
     #[serde(default)]
     pub entry_id: Option<i64>,
+    /// On a move to `SHIPPED` made with tracking: the carrier and tracking. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<Shipment>,
 }
 
 message!(OrderStatusChanged {
@@ -255,6 +273,7 @@ mod tests {
             order_id: id,
             user_id: id,
             items: vec![],
+            shipping_address: None,
         };
         assert_eq!(place.message_id(), format!("order:{id}:place"));
         assert_eq!(place.order_id(), Some(id));
@@ -264,6 +283,9 @@ mod tests {
             actor: "a".into(),
             reason: None,
             allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
         };
         assert_eq!(cancel.message_id(), format!("order:{id}:to:CANCELLED"));
     }
@@ -276,13 +298,54 @@ mod tests {
             actor: "system:test".into(),
             reason: None,
             allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
         };
         let json = serde_json::to_value(&command).expect("encodes");
-        assert!(json.get("allowed_from").is_none(), "{json}");
+        for absent in ["allowed_from", "carrier", "tracking_number", "tracking_url"] {
+            assert!(json.get(absent).is_none(), "{json}");
+        }
         let old: TransitionOrder = serde_json::from_value(serde_json::json!({
             "order_id": Uuid::nil(), "to": "PAID", "actor": "system:test", "reason": null
         }))
         .expect("a publisher unaware of allowed_from is still understood");
         assert_eq!(old, command);
+    }
+
+    #[test]
+    fn a_place_command_without_an_address_keeps_the_published_shape() {
+        let command = PlaceOrder {
+            order_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            items: vec![],
+            shipping_address: None,
+        };
+        let json = serde_json::to_value(&command).expect("encodes");
+        assert!(json.get("shipping_address").is_none(), "{json}");
+        let old: PlaceOrder = serde_json::from_value(serde_json::json!({
+            "order_id": Uuid::nil(), "user_id": Uuid::nil(), "items": []
+        }))
+        .expect("a publisher unaware of shipping_address is still understood");
+        assert_eq!(old, command);
+    }
+
+    #[test]
+    fn a_status_event_without_a_shipment_keeps_the_published_shape() {
+        let event = OrderStatusChanged {
+            order_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            from: Some(OrderStatus::Paid),
+            to: OrderStatus::Shipped,
+            at: chrono::DateTime::UNIX_EPOCH,
+            actor: "system:test".into(),
+            reason: None,
+            entry_id: Some(1),
+            shipment: None,
+        };
+        let json = serde_json::to_value(&event).expect("encodes");
+        assert!(json.get("shipment").is_none(), "{json}");
+        let back: OrderStatusChanged = serde_json::from_value(json).expect("decodes");
+        assert_eq!(back, event);
     }
 }

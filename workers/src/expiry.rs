@@ -60,6 +60,9 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
                 actor: "system:expiry".into(),
                 reason: Some(EXPIRED_REASON.into()),
                 allowed_from: Some(vec![OrderStatus::Confirmed]),
+                carrier: None,
+                tracking_number: None,
+                tracking_url: None,
             },
             "expiry-sweeper",
         )

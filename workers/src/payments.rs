@@ -204,6 +204,7 @@ fn transition(payment: &Payment, to: OrderStatus, reason: String) -> Asked {
         allowed_from: Some(vec![OrderStatus::Confirmed]),
         actor: ACTOR.into(),
         reason: Some(reason),
+        shipment: None,
     }
 }
 

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use common::messages::{LineRequest, OrderStatusChanged, PlaceOrder, normalise_lines};
 use common::messaging::{Message, Namespace, RawEnvelope};
+use common::shipping::ShippingAddress;
 use futures::StreamExt;
 use moka::sync::Cache;
 use std::sync::Arc;
@@ -28,6 +29,23 @@ pub struct Pending {
     pub user_id: Uuid,
     pub lines: Vec<LineRequest>,
     pub accepted_at: DateTime<Utc>,
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+impl Pending {
+    /// Roughly the bytes this entry holds.
+    fn weight(&self) -> usize {
+        let address = self.shipping_address.as_ref().map_or(0, |a| {
+            [&a.name, &a.line1, &a.city, &a.postal_code, &a.country]
+                .into_iter()
+                .chain([&a.line2, &a.region, &a.phone].into_iter().flatten())
+                .map(String::len)
+                .sum()
+        });
+        std::mem::size_of::<(Uuid, Pending)>()
+            + self.lines.len() * std::mem::size_of::<LineRequest>()
+            + address
+    }
 }
 
 pub struct Accepted {
@@ -78,9 +96,7 @@ impl Accepted {
             entries: Cache::builder()
                 .max_capacity(MAX_BYTES)
                 .weigher(|_, pending: &Arc<Pending>| {
-                    let bytes = std::mem::size_of::<(Uuid, Pending)>()
-                        + pending.lines.len() * std::mem::size_of::<LineRequest>();
-                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                    u32::try_from(pending.weight()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(TTL)
                 .build(),
@@ -98,6 +114,14 @@ impl Accepted {
         let Ok(lines) = normalise_lines(&command.items) else {
             return;
         };
+        let Ok(shipping_address) = command
+            .shipping_address
+            .as_ref()
+            .map(|a| a.normalised("shipping_address"))
+            .transpose()
+        else {
+            return;
+        };
         if self.entries.contains_key(&command.order_id) {
             return;
         }
@@ -107,6 +131,7 @@ impl Accepted {
                 user_id: command.user_id,
                 lines,
                 accepted_at: at,
+                shipping_address,
             },
         );
     }
@@ -132,8 +157,48 @@ mod tests {
                 product_id: id,
                 quantity: 0,
             }],
+            shipping_address: None,
         };
         accepted.place(command, Utc::now());
         assert!(accepted.get(id).is_none());
+    }
+
+    #[test]
+    fn a_command_with_an_invalid_address_is_not_shown_as_accepted() {
+        let accepted = Accepted::new();
+        let id = Uuid::from_u128(2);
+        let command = PlaceOrder {
+            order_id: id,
+            user_id: id,
+            items: vec![LineRequest {
+                product_id: id,
+                quantity: 1,
+            }],
+            shipping_address: Some(ShippingAddress {
+                name: "A".into(),
+                line1: "1 Road".into(),
+                line2: None,
+                city: "Town".into(),
+                region: None,
+                postal_code: "1000".into(),
+                country: "XX".into(),
+                phone: None,
+            }),
+        };
+        accepted.place(command.clone(), Utc::now());
+        assert!(accepted.get(id).is_none());
+        let mut valid = command;
+        if let Some(address) = valid.shipping_address.as_mut() {
+            address.country = "be".into();
+        }
+        accepted.place(valid, Utc::now());
+        let pending = accepted.get(id).expect("shown as accepted");
+        assert_eq!(
+            pending
+                .shipping_address
+                .as_ref()
+                .map(|a| a.country.as_str()),
+            Some("BE")
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use common::messages::LineRequest;
+use common::shipping::ShippingAddress;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -19,6 +20,8 @@ pub enum Claim {
     Replay {
         order_id: Uuid,
         items: Vec<LineRequest>,
+        /// Boxed: most orders have none, and the other claims are small.
+        shipping_address: Option<Box<ShippingAddress>>,
         at: DateTime<Utc>,
     },
     /// The first request with this key is still being processed.
@@ -32,8 +35,18 @@ pub fn valid_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
-pub fn request_hash(lines: &[LineRequest]) -> Vec<u8> {
-    let canonical = serde_json::to_vec(lines).unwrap_or_default();
+/// The hash of what a request asks for, once validated: its lines and its address. Without
+/// an address it is the hash of the lines alone, as it was before orders had one, so keys
+/// claimed then still match their retries.
+pub fn request_hash(lines: &[LineRequest], shipping_address: Option<&ShippingAddress>) -> Vec<u8> {
+    let canonical = match shipping_address {
+        None => serde_json::to_vec(lines),
+        Some(address) => serde_json::to_vec(&serde_json::json!({
+            "items": lines,
+            "shipping_address": address,
+        })),
+    }
+    .unwrap_or_default();
     Sha256::digest(&canonical).to_vec()
 }
 
@@ -42,6 +55,7 @@ struct Existing {
     request_hash: Vec<u8>,
     order_id: Uuid,
     items: sqlx::types::Json<Vec<LineRequest>>,
+    shipping_address: Option<sqlx::types::Json<ShippingAddress>>,
     state: String,
     created_at: DateTime<Utc>,
     age_secs: f64,
@@ -52,13 +66,15 @@ pub async fn claim(
     user_id: Uuid,
     key: &str,
     lines: &[LineRequest],
+    shipping_address: Option<&ShippingAddress>,
     new_order_id: Uuid,
 ) -> sqlx::Result<Claim> {
-    let hash = request_hash(lines);
+    let hash = request_hash(lines, shipping_address);
     // The primary key serialises racing retries: exactly one insert wins.
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state)
-         VALUES ($1, $2, $3, $4, $5, 'in_flight')
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items,
+                                       shipping_address, state)
+         VALUES ($1, $2, $3, $4, $5, $6, 'in_flight')
          ON CONFLICT (user_id, key) DO NOTHING",
     )
     .bind(user_id)
@@ -66,6 +82,7 @@ pub async fn claim(
     .bind(&hash)
     .bind(new_order_id)
     .bind(sqlx::types::Json(lines))
+    .bind(shipping_address.map(sqlx::types::Json))
     .execute(db)
     .await?
     .rows_affected()
@@ -76,7 +93,7 @@ pub async fn claim(
         });
     }
     let existing: Existing = sqlx::query_as(
-        "SELECT request_hash, order_id, items, state, created_at,
+        "SELECT request_hash, order_id, items, shipping_address, state, created_at,
                 EXTRACT(EPOCH FROM now() - created_at)::float8 AS age_secs
            FROM idempotency_keys WHERE user_id = $1 AND key = $2",
     )
@@ -91,6 +108,7 @@ pub async fn claim(
         return Ok(Claim::Replay {
             order_id: existing.order_id,
             items: existing.items.0,
+            shipping_address: existing.shipping_address.map(|a| Box::new(a.0)),
             at: existing.created_at,
         });
     }
@@ -137,4 +155,37 @@ pub async fn release(db: &PgPool, user_id: Uuid, key: &str) -> sqlx::Result<()> 
     .execute(db)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_part_of_the_request_hash_and_its_absence_keeps_the_old_one() {
+        let lines = [LineRequest {
+            product_id: Uuid::nil(),
+            quantity: 1,
+        }];
+        let lines_only = Sha256::digest(serde_json::to_vec(&lines).unwrap_or_default()).to_vec();
+        assert_eq!(request_hash(&lines, None), lines_only);
+        let address = ShippingAddress {
+            name: "A".into(),
+            line1: "1 Road".into(),
+            line2: None,
+            city: "Town".into(),
+            region: None,
+            postal_code: "1000".into(),
+            country: "BE".into(),
+            phone: None,
+        };
+        let elsewhere = ShippingAddress {
+            city: "City".into(),
+            ..address.clone()
+        };
+        let with = request_hash(&lines, Some(&address));
+        assert_ne!(with, lines_only);
+        assert_ne!(with, request_hash(&lines, Some(&elsewhere)));
+        assert_eq!(with, request_hash(&lines, Some(&address)));
+    }
 }

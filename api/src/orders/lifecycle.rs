@@ -3,7 +3,7 @@
 //! common mistakes get an immediate 409), and the order worker checks again: it is the
 //! authority, since the status may change between the two.
 
-use super::model::Order;
+use super::model::{Order, StatusChangeRequest};
 use super::repo;
 use super::service::{Placed, broker_unavailable};
 use crate::auth::AuthUser;
@@ -11,6 +11,7 @@ use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use common::domain::OrderStatus;
 use common::messages::TransitionOrder;
+use common::shipping::Shipment;
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -18,12 +19,17 @@ use uuid::Uuid;
 const MAX_REASON_CHARS: usize = 500;
 
 fn illegal(order: &Order, to: OrderStatus) -> ApiError {
+    conflict(
+        order,
+        format!("order is {}; it cannot become {to}", order.status),
+    )
+}
+
+/// A 409 naming the order's current status.
+fn conflict(order: &Order, detail: String) -> ApiError {
     let mut extensions = serde_json::Map::new();
     extensions.insert("current_status".into(), json!(order.status));
-    ApiError::Conflict {
-        detail: format!("order is {}; it cannot become {to}", order.status),
-        extensions,
-    }
+    ApiError::Conflict { detail, extensions }
 }
 
 /// A move asked for over HTTP.
@@ -36,6 +42,8 @@ pub struct MoveRequest<'a> {
     /// customer cancels only before payment); `None`: wherever the lifecycle allows. Carried in
     /// the command, so the order worker refuses the move if the order moved on meanwhile.
     pub allowed_from: Option<&'static [OrderStatus]>,
+    /// Carrier and tracking, with a move to SHIPPED.
+    pub shipment: Option<Shipment>,
     pub wait: Option<Duration>,
     pub correlation_id: &'a str,
 }
@@ -48,6 +56,7 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         to,
         reason,
         allowed_from,
+        shipment,
         wait,
         correlation_id,
     } = request;
@@ -65,7 +74,14 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     if order.status == to {
-        // Already there: asking again changes nothing.
+        // Already there: asking again changes nothing. A shipment is given once, with the
+        // move; another one is not taken for a retry.
+        if shipment.is_some() && order.shipment != shipment {
+            return Err(conflict(
+                &order,
+                format!("order is already {to}; its shipment cannot be changed"),
+            ));
+        }
         return Ok(Placed::Settled(order));
     }
     if !allowed(order.status) {
@@ -81,6 +97,9 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         actor: format!("user:{}", user.id),
         reason,
         allowed_from: allowed_from.map(<[OrderStatus]>::to_vec),
+        carrier: shipment.as_ref().map(|s| s.carrier.clone()),
+        tracking_number: shipment.as_ref().map(|s| s.tracking_number.clone()),
+        tracking_url: shipment.and_then(|s| s.tracking_url),
     };
     if let Err(e) = state.bus.publish(command, correlation_id).await {
         tracing::error!(error = %e, %order_id, "transition command not acknowledged by JetStream");
@@ -104,16 +123,36 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
     Ok(Placed::Accepted(order))
 }
 
-/// Statuses staff may set by hand.
-pub fn validate_target(to: OrderStatus) -> Result<(), ApiError> {
-    match to {
-        OrderStatus::Paid
-        | OrderStatus::Shipped
-        | OrderStatus::Delivered
-        | OrderStatus::Cancelled => Ok(()),
-        other => Err(ApiError::Validation(vec![FieldError::new(
+/// A status staff may set by hand, and shipment fields only with SHIPPED, whole: the
+/// shipment, or a 422 naming every bad field.
+pub fn validate_change(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
+    let mut errors = Vec::new();
+    if !matches!(
+        body.status,
+        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Cancelled
+    ) {
+        errors.push(FieldError::new(
             "status",
-            format!("{other} is set by the system; use PAID, SHIPPED, DELIVERED or CANCELLED"),
-        )])),
+            format!(
+                "{} is set by the system; use PAID, SHIPPED, DELIVERED or CANCELLED",
+                body.status
+            ),
+        ));
+    }
+    let shipment = common::shipping::shipment(
+        body.status,
+        body.carrier.as_deref(),
+        body.tracking_number.as_deref(),
+        body.tracking_url.as_deref(),
+    )
+    .map_err(|fields| {
+        errors.extend(fields.into_iter().map(|(f, m)| FieldError::new(f, m)));
+    })
+    .ok()
+    .flatten();
+    if errors.is_empty() {
+        Ok(shipment)
+    } else {
+        Err(ApiError::Validation(errors))
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use common::messages::LineRequest;
+use common::shipping::{Shipment, ShippingAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -10,11 +11,15 @@ use uuid::Uuid;
 /// `POST /orders` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"items": [{"product_id": "0192f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f", "quantity": 2}]}))]
+#[schema(example = json!({"items": [{"product_id": "0192f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f", "quantity": 2}],
+    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
+        "postal_code": "SW1Y 4JH", "country": "GB"}}))]
 pub struct PlaceOrderRequest {
     /// 1 to 100 lines; a product listed twice is merged into one line.
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
+    /// Where to ship the order; kept with it as a snapshot. Optional.
+    pub shipping_address: Option<ShippingAddress>,
 }
 
 /// One line of an order: a snapshot of the product's name and unit price at order time.
@@ -55,6 +60,10 @@ pub struct Order {
     /// Present when `REJECTED`: what was wrong, line by line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
+    /// Where the order goes, as given at placement; `null` when none was given.
+    pub shipping_address: Option<ShippingAddress>,
+    /// Carrier and tracking, once shipped with them; `null` before, or when shipped without.
+    pub shipment: Option<Shipment>,
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -75,15 +84,32 @@ pub struct ListOrdersQuery {
     pub created_to: Option<DateTime<Utc>>,
     /// ADMIN only: one customer's orders.
     pub user_id: Option<Uuid>,
+    /// Orders shipping to this country (ISO 3166-1 alpha-2).
+    #[param(example = "GB")]
+    pub country: Option<String>,
+    /// `true`: orders shipped with a tracking number; `false`: orders without one.
+    pub has_tracking: Option<bool>,
 }
 
 /// `PATCH /orders/{id}/status` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"status": "SHIPPED", "reason": "tracking 1Z999"}))]
+#[schema(example = json!({"status": "SHIPPED", "carrier": "UPS", "tracking_number": "1Z999AA10123456784",
+    "tracking_url": "https://carrier.example/track/1Z999AA10123456784"}))]
 pub struct StatusChangeRequest {
     /// `PAID`, `SHIPPED`, `DELIVERED` or `CANCELLED`.
     pub status: OrderStatus,
     /// Up to 500 characters, recorded in the timeline.
     pub reason: Option<String>,
+    /// Only with `SHIPPED`, together with `tracking_number`: who carries the parcel (1 to 100
+    /// characters).
+    #[schema(max_length = 100)]
+    pub carrier: Option<String>,
+    /// Only with `SHIPPED`, together with `carrier` (1 to 100 characters).
+    #[schema(max_length = 100)]
+    pub tracking_number: Option<String>,
+    /// Only with `carrier` and `tracking_number`: an `http` or `https` URL (at most 2000
+    /// characters).
+    #[schema(max_length = 2000)]
+    pub tracking_url: Option<String>,
 }

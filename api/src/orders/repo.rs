@@ -1,9 +1,11 @@
 //! Reading orders from PostgreSQL. Authorization lives in the queries: a customer's reads are
 //! filtered by `user_id`, so another customer's order is simply not found.
 
+use super::accepted::Pending;
 use super::model::{Order, OrderItem, TimelineEntry};
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
+use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -12,7 +14,8 @@ use uuid::Uuid;
 /// reads whole orders (the lines through `order_items`' primary key, the timeline through
 /// `order_events`' `(order_id, to_status)` index).
 const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.currency,
-        o.rejection_reason, o.created_at, o.updated_at,
+        o.rejection_reason, o.created_at, o.updated_at, o.shipping_address, o.carrier,
+        o.tracking_number, o.tracking_url,
         COALESCE((SELECT json_agg(json_build_object(
                       'product_id', i.product_id, 'name', i.name, 'unit_price', i.unit_price,
                       'quantity', i.quantity, 'subtotal', i.subtotal) ORDER BY i.line_no)
@@ -33,6 +36,10 @@ struct OrderRow {
     rejection_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    shipping_address: Option<Json<ShippingAddress>>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    tracking_url: Option<String>,
     items: Json<Vec<OrderItem>>,
     events: Json<Vec<EventRow>>,
 }
@@ -58,6 +65,15 @@ impl From<OrderRow> for Order {
             created_at: r.created_at,
             updated_at: r.updated_at,
             rejection_reason: r.rejection_reason,
+            shipping_address: r.shipping_address.map(|a| a.0),
+            shipment: match (r.carrier, r.tracking_number) {
+                (Some(carrier), Some(tracking_number)) => Some(Shipment {
+                    carrier,
+                    tracking_number,
+                    tracking_url: r.tracking_url,
+                }),
+                _ => None,
+            },
             timeline: r
                 .events
                 .0
@@ -93,13 +109,17 @@ pub struct ListFilter {
     pub status: Option<OrderStatus>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<&'static str>,
+    pub has_tracking: Option<bool>,
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,
 }
 
 /// Newest first; `limit + 1` rows so the caller knows whether there is a next page. Only the
 /// filters given become predicates, so each combination gets a plan that uses its index
-/// (`orders_user_created`, `orders_status_created` or `orders_created`).
+/// (`orders_user_created`, `orders_status_created`, `orders_country_created`,
+/// `orders_tracked_created` or `orders_created`).
 pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     let mut q = sqlx::QueryBuilder::new(SELECT_ORDERS);
     q.push(" WHERE true");
@@ -115,6 +135,15 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     if let Some(to) = f.created_to {
         q.push(" AND o.created_at < ").push_bind(to);
     }
+    if let Some(country) = f.country {
+        q.push(" AND o.shipping_address->>'country' = ")
+            .push_bind(country);
+    }
+    match f.has_tracking {
+        Some(true) => q.push(" AND o.tracking_number IS NOT NULL"),
+        Some(false) => q.push(" AND o.tracking_number IS NULL"),
+        None => &mut q,
+    };
     if let Some((at, id)) = f.after {
         q.push(" AND (o.created_at, o.id) < (")
             .push_bind(at)
@@ -141,11 +170,15 @@ struct Quote {
 pub async fn pending_view(
     db: &PgPool,
     order_id: Uuid,
-    user_id: Uuid,
-    lines: &[common::messages::LineRequest],
-    accepted_at: DateTime<Utc>,
+    pending: &Pending,
     store_currency: &str,
 ) -> sqlx::Result<Order> {
+    let Pending {
+        user_id,
+        lines,
+        accepted_at,
+        shipping_address,
+    } = pending;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quotes: Vec<Quote> =
         sqlx::query_as("SELECT id, name, price, currency FROM products WHERE id = ANY($1)")
@@ -167,16 +200,18 @@ pub async fn pending_view(
         .collect();
     Ok(Order {
         id: order_id,
-        user_id,
+        user_id: *user_id,
         status: OrderStatus::Pending,
         total: items.iter().filter_map(|i| i.subtotal).sum(),
         currency: quotes
             .first()
             .map(|q| q.currency.clone())
             .unwrap_or_else(|| store_currency.to_owned()),
-        created_at: accepted_at,
-        updated_at: accepted_at,
+        created_at: *accepted_at,
+        updated_at: *accepted_at,
         rejection_reason: None,
+        shipping_address: shipping_address.clone(),
+        shipment: None,
         timeline: Vec::new(),
         items,
     })

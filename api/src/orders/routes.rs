@@ -47,6 +47,11 @@ fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
 /// status (else 409 naming it). Published as a command: `202` with the order as it stands, or
 /// with `Prefer: wait=N` `200` once the change is applied. Asking for the status the order
 /// already has is a `200` that changes nothing.
+///
+/// A move to `SHIPPED` may carry the shipment: `carrier` and `tracking_number` together, and
+/// optionally `tracking_url` (http or https). It is stored with the order (`shipment`) and
+/// carried in the `SHIPPED` status event. Shipment fields with another status are a 422; a
+/// shipment other than the recorded one for an order already `SHIPPED` is a 409.
 #[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
         ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the change")),
@@ -57,8 +62,8 @@ fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Illegal transition; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid status or reason", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal transition, or another shipment for a shipped order; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid status, reason or shipment fields; `errors` names each", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
@@ -69,7 +74,7 @@ async fn change_status(
     Path(id): Path<Uuid>,
     Json(body): Json<StatusChangeRequest>,
 ) -> ApiResult<Response> {
-    lifecycle::validate_target(body.status)?;
+    let shipment = lifecycle::validate_change(&body)?;
     let wait = service::parse_prefer_wait(&headers);
     let correlation = correlation_id(&headers);
     let placed = lifecycle::request(
@@ -80,6 +85,7 @@ async fn change_status(
             to: body.status,
             reason: body.reason,
             allowed_from: None,
+            shipment,
             wait,
             correlation_id: &correlation,
         },
@@ -127,6 +133,7 @@ async fn cancel_order(
             to: OrderStatus::Cancelled,
             reason: Some(reason.to_owned()),
             allowed_from: Some(allowed_from),
+            shipment: None,
             wait,
             correlation_id: &correlation,
         },
@@ -173,6 +180,9 @@ fn correlation_id(headers: &HeaderMap) -> String {
 /// With `Prefer: wait=N` (seconds, at most 10) it waits for the outcome and answers `201` with
 /// the order `CONFIRMED` or `REJECTED` if it arrives in time. With `Idempotency-Key`, a retry
 /// returns the same order.
+///
+/// An optional `shipping_address` is kept with the order as a snapshot; each of its fields is
+/// checked and a bad one named in the 422 (`shipping_address.country`).
 #[utoipa::path(post, path = "/orders", tag = "orders",
     request_body = PlaceOrderRequest,
     params(
@@ -187,7 +197,7 @@ fn correlation_id(headers: &HeaderMap) -> String {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a customer account", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Same Idempotency-Key still in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid lines, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid lines or shipping address, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "JetStream did not acknowledge; nothing was created", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
@@ -213,6 +223,7 @@ async fn place_order(
         &state,
         user.id,
         body.items,
+        body.shipping_address,
         key,
         wait,
         &correlation_id(&headers),
@@ -261,28 +272,21 @@ async fn get_order(
         return Ok(axum::Json(order));
     }
     let pending = accepted.ok_or(ApiError::NotFound("order"))?;
-    let order = repo::pending_view(
-        &state.db,
-        id,
-        pending.user_id,
-        &pending.lines,
-        pending.accepted_at,
-        &state.config.store_currency,
-    )
-    .await?;
+    let order = repo::pending_view(&state.db, id, &pending, &state.config.store_currency).await?;
     Ok(axum::Json(order))
 }
 
 /// Orders, newest first, with keyset pagination and filters.
 ///
-/// Customers see their own orders; ADMINs see everyone's and may filter by `user_id`.
+/// Customers see their own orders; ADMINs see everyone's and may filter by `user_id`. Any
+/// caller may filter by shipping `country` and by `has_tracking`.
 #[utoipa::path(get, path = "/orders", tag = "orders",
     params(ListOrdersQuery),
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
         (status = 400, description = "Malformed parameter or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or country", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn list_orders(
@@ -304,11 +308,22 @@ async fn list_orders(
     if !user.is_admin() && q.user_id.is_some_and(|u| u != user.id) {
         return Err(ApiError::Forbidden);
     }
+    let country = q
+        .country
+        .as_deref()
+        .map(|c| {
+            common::shipping::country_code(c).ok_or_else(|| {
+                ApiError::field("country", "must be an ISO 3166-1 alpha-2 country code")
+            })
+        })
+        .transpose()?;
     let filter = ListFilter {
         owner,
         status: q.status,
         created_from: q.created_from,
         created_to: q.created_to,
+        country,
+        has_tracking: q.has_tracking,
         after,
         limit,
     };

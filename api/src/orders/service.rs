@@ -1,6 +1,7 @@
 //! Placing an order: validate, claim the idempotency key, publish the command and wait for
 //! JetStream's acknowledgement, optionally wait for the outcome.
 
+use super::accepted::Pending;
 use super::idempotency::{self, Claim};
 use super::model::Order;
 use super::repo;
@@ -9,6 +10,7 @@ use crate::state::AppState;
 use chrono::Utc;
 use common::domain::OrderStatus;
 use common::messages::{LineRequest, PlaceOrder, normalise_lines};
+use common::shipping::ShippingAddress;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -30,26 +32,40 @@ pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
     Uuid::new_v5(&IDEMPOTENT_ORDER_IDS, format!("{user_id}:{key}").as_bytes())
 }
 
-pub fn validate_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, ApiError> {
-    normalise_lines(lines).map_err(|errors| {
-        ApiError::Validation(
-            errors
+/// The lines merged and bounded and the address normalised, or a 422 naming every bad field
+/// of both.
+pub fn validate(
+    lines: &[LineRequest],
+    shipping_address: Option<&ShippingAddress>,
+) -> Result<(Vec<LineRequest>, Option<ShippingAddress>), ApiError> {
+    let lines = normalise_lines(lines);
+    let address = shipping_address
+        .map(|a| a.normalised("shipping_address"))
+        .transpose();
+    match (lines, address) {
+        (Ok(lines), Ok(address)) => Ok((lines, address)),
+        (lines, address) => Err(ApiError::Validation(
+            lines
+                .err()
                 .into_iter()
+                .chain(address.err())
+                .flatten()
                 .map(|(field, message)| FieldError::new(field, message))
                 .collect(),
-        )
-    })
+        )),
+    }
 }
 
 pub async fn place(
     state: &AppState,
     user_id: Uuid,
     lines: Vec<LineRequest>,
+    shipping_address: Option<ShippingAddress>,
     idempotency_key: Option<&str>,
     wait: Option<Duration>,
     correlation_id: &str,
 ) -> Result<Placed, ApiError> {
-    let lines = validate_lines(&lines)?;
+    let (lines, shipping_address) = validate(&lines, shipping_address.as_ref())?;
     // With a key the order id is derived from it: should a command whose acknowledgement was
     // lost reach the stream after all, a retry under the same key names the same order.
     let fresh_id = match idempotency_key {
@@ -58,14 +74,30 @@ pub async fn place(
     };
     let order_id = match idempotency_key {
         None => fresh_id,
-        Some(key) => match idempotency::claim(&state.db, user_id, key, &lines, fresh_id).await? {
+        Some(key) => match idempotency::claim(
+            &state.db,
+            user_id,
+            key,
+            &lines,
+            shipping_address.as_ref(),
+            fresh_id,
+        )
+        .await?
+        {
             Claim::Fresh { order_id } => order_id,
             Claim::Replay {
                 order_id,
                 items,
+                shipping_address,
                 at,
             } => {
-                return settle(state, order_id, user_id, &items, at, None, wait).await;
+                let pending = Pending {
+                    user_id,
+                    lines: items,
+                    accepted_at: at,
+                    shipping_address: shipping_address.map(|a| *a),
+                };
+                return settle(state, order_id, &pending, None, wait).await;
             }
             Claim::InFlight => {
                 return Err(ApiError::conflict(
@@ -94,8 +126,14 @@ pub async fn place(
         order_id,
         user_id,
         items: lines.clone(),
+        shipping_address: shipping_address.clone(),
     };
-    let accepted_at = Utc::now();
+    let pending = Pending {
+        user_id,
+        lines,
+        accepted_at: Utc::now(),
+        shipping_address,
+    };
     let published = match state.bus.publish(command, correlation_id).await {
         Ok(published) => published,
         Err(e) => {
@@ -107,14 +145,7 @@ pub async fn place(
         }
     };
     metrics::counter!("orders_placed_total").increment(1);
-    state.accepted.accepted(
-        order_id,
-        super::accepted::Pending {
-            user_id,
-            lines: lines.clone(),
-            accepted_at,
-        },
-    );
+    state.accepted.accepted(order_id, pending.clone());
     if let Some(key) = idempotency_key {
         idempotency::mark_published(&state.db, user_id, key).await?;
     }
@@ -122,15 +153,7 @@ pub async fn place(
         // Just stored and not waited for: the order is PENDING as far as this answer goes, so
         // answer with what was accepted instead of looking for it.
         return Ok(Placed::Accepted(
-            repo::pending_view(
-                &state.db,
-                order_id,
-                user_id,
-                &lines,
-                accepted_at,
-                &state.config.store_currency,
-            )
-            .await?,
+            repo::pending_view(&state.db, order_id, &pending, &state.config.store_currency).await?,
         ));
     }
     // A waiter registered before the publish hears every outcome of this command. A duplicate
@@ -140,7 +163,7 @@ pub async fn place(
         false => Listening::SincePublish(w),
         true => Listening::Late(w),
     });
-    settle(state, order_id, user_id, &lines, accepted_at, waiter, wait).await
+    settle(state, order_id, &pending, waiter, wait).await
 }
 
 pub(super) fn broker_unavailable() -> ApiError {
@@ -162,12 +185,11 @@ enum Listening {
 async fn settle(
     state: &AppState,
     order_id: Uuid,
-    user_id: Uuid,
-    lines: &[LineRequest],
-    accepted_at: chrono::DateTime<Utc>,
+    pending: &Pending,
     waiter: Option<Listening>,
     wait: Option<Duration>,
 ) -> Result<Placed, ApiError> {
+    let user_id = pending.user_id;
     if let Some(wait) = wait {
         let listening = waiter.unwrap_or_else(|| Listening::Late(state.watch.register(order_id)));
         let mut waiter = match listening {
@@ -192,15 +214,7 @@ async fn settle(
         }
         Some(order) => Ok(Placed::Accepted(order)),
         None => Ok(Placed::Accepted(
-            repo::pending_view(
-                &state.db,
-                order_id,
-                user_id,
-                lines,
-                accepted_at,
-                &state.config.store_currency,
-            )
-            .await?,
+            repo::pending_view(&state.db, order_id, pending, &state.config.store_currency).await?,
         )),
     }
 }

@@ -25,7 +25,7 @@ async fn reservation_states(app: &TestApp, order: &str) -> Vec<String> {
 }
 
 /// Publishes a raw JSON payload with a plain NATS client, as an outside system would.
-async fn publish_plain(app: &TestApp, subject: &str, payload: Value) {
+pub(crate) async fn publish_plain(app: &TestApp, subject: &str, payload: Value) {
     let client = async_nats::connect(common::testing::nats_url())
         .await
         .unwrap();
@@ -205,6 +205,9 @@ async fn the_worker_dead_letters_a_transition_that_became_illegal() {
                 actor: "system:test".into(),
                 reason: None,
                 allowed_from: None,
+                carrier: None,
+                tracking_number: None,
+                tracking_url: None,
             },
             "c",
         )
@@ -351,6 +354,9 @@ async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
             actor: "system:test".into(),
             reason: None,
             allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
         };
         let cancel = serde_json::to_vec(&Envelope::<TransitionOrder>::new(cancel, "c")).unwrap();
         bus.publish_raw(
@@ -403,6 +409,9 @@ async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
                 actor: "system:test".into(),
                 reason: None,
                 allowed_from: None,
+                carrier: None,
+                tracking_number: None,
+                tracking_url: None,
             },
             "c",
         )
@@ -591,6 +600,7 @@ async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_appl
             common::messages::PlaceOrder {
                 order_id,
                 user_id: client.id,
+                shipping_address: None,
                 items: vec![common::messages::LineRequest {
                     product_id: p,
                     quantity: 1,
@@ -795,6 +805,7 @@ async fn admins_list_dead_letters_and_redrive_one_once_its_cause_is_fixed() {
             common::messages::PlaceOrder {
                 order_id,
                 user_id: customer,
+                shipping_address: None,
                 items: vec![common::messages::LineRequest {
                     product_id: p,
                     quantity: 2,

@@ -30,6 +30,8 @@ mod products;
 mod promql;
 mod retention;
 mod security_headers;
+mod shipments;
+mod shipping;
 mod stock_read_back;
 mod storefront;
 mod users;

@@ -1,6 +1,7 @@
 //! What deploy/nats/auth.conf keeps apart, on a real nats-server: no user reads the replies
 //! meant for another, the api cannot forge a payment, a worker cannot change a stream, runtime
-//! users need the streams of the release step, and a warehouse may only adjust stock.
+//! users need the streams of the release step, and a warehouse may only adjust stock and move
+//! orders.
 
 use crate::private_nats::{PrivateNats, config_as, jetstream, last_sequence, migrate};
 use common::messages::PaymentSucceeded;
@@ -142,7 +143,7 @@ async fn runtime_users_need_the_streams_of_the_release_step_and_say_so() {
 }
 
 #[tokio::test]
-async fn a_warehouse_may_publish_stock_adjustments_and_nothing_else() {
+async fn a_warehouse_may_publish_stock_adjustments_and_transitions_and_nothing_else() {
     let nats = PrivateNats::start().await;
     let env = TestEnv::new().await;
     migrate(&env, &nats).await;
@@ -154,6 +155,11 @@ async fn a_warehouse_may_publish_stock_adjustments_and_nothing_else() {
         .unwrap()
         .await
         .expect("the warehouse publishes stock adjustments");
+    js.publish("orders.cmd.transition", "{}".into())
+        .await
+        .unwrap()
+        .await
+        .expect("the warehouse ships orders with tracking");
     let paid = js
         .publish("payments.evt.succeeded", "{}".into())
         .await

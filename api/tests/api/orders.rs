@@ -129,6 +129,7 @@ async fn an_order_whose_command_was_already_stored_answers_201_without_waiting()
             common::messages::PlaceOrder {
                 order_id,
                 user_id: client.id,
+                shipping_address: None,
                 items: vec![common::messages::LineRequest {
                     product_id: mug,
                     quantity: 1,

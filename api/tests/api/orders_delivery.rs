@@ -17,6 +17,7 @@ fn place_command(order_id: Uuid, user_id: Uuid, product: Uuid, quantity: i32) ->
     PlaceOrder {
         order_id,
         user_id,
+        shipping_address: None,
         items: vec![LineRequest {
             product_id: product,
             quantity,
@@ -29,7 +30,7 @@ fn incoming<M>(message: M) -> Incoming<M> {
 }
 
 /// The workers' context over the test app's database and bus, to call handlers directly.
-fn worker_context(app: &crate::helpers::TestApp) -> workers::Context {
+pub(crate) fn worker_context(app: &crate::helpers::TestApp) -> workers::Context {
     workers::Context::new(
         app.state.db.clone(),
         app.state.bus.clone(),
@@ -143,6 +144,9 @@ async fn a_handler_rerun_after_a_crash_between_commit_and_ack_changes_nothing_tw
             actor: "system:test".into(),
             reason: None,
             allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
         });
         let results = workers::transitions::transition(ctx.clone(), vec![cancel]).await;
         assert!(results[0].is_ok(), "{results:?}");
@@ -422,6 +426,7 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
         let command = PlaceOrder {
             order_id,
             user_id: client.id,
+            shipping_address: None,
             items,
         };
         bus.publish(command.clone(), "batch").await.unwrap();

@@ -146,6 +146,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
             common::messages::PlaceOrder {
                 order_id,
                 user_id: client.id,
+                shipping_address: None,
                 items: vec![common::messages::LineRequest {
                     product_id: product,
                     quantity: 2,

@@ -13,6 +13,7 @@ use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use common::messages::{OrderStatusChanged, PlaceOrder, normalise_lines};
+use common::shipping::describe;
 use record::NewOrder;
 
 /// Handles the place commands received together.
@@ -73,23 +74,24 @@ async fn record_all(
     placed.into_iter().map(|p| p.map(|p| p.event)).collect()
 }
 
-/// The command's lines merged and bounded, as the api checks them.
+/// The command's lines merged and bounded and its address normalised, as the api checks them.
 fn checked(command: &Incoming<PlaceOrder>) -> Result<NewOrder, Failure> {
     let place = &command.message;
-    let lines = normalise_lines(&place.items).map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid order: {}",
-            errors
-                .iter()
-                .map(|(field, message)| format!("{field}: {message}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
+    let invalid = |errors: Vec<(String, String)>| {
+        Failure::permanent(format!("invalid order: {}", describe(&errors)))
+    };
+    let lines = normalise_lines(&place.items).map_err(invalid)?;
+    let shipping_address = place
+        .shipping_address
+        .as_ref()
+        .map(|a| a.normalised("shipping_address"))
+        .transpose()
+        .map_err(invalid)?;
     Ok(NewOrder {
         order_id: place.order_id,
         user_id: place.user_id,
         lines,
+        shipping_address,
         correlation_id: command.correlation_id.clone(),
     })
 }

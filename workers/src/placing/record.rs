@@ -1,6 +1,6 @@
 //! Recording a batch of new orders in one transaction: the products locked in id order, each
-//! order decided ([`super::decide`]) and written once with its lines, its reservations, its
-//! stock taken and its first timeline entry, in one statement.
+//! order decided ([`super::decide`]) and written once with its shipping address, its lines, its
+//! reservations, its stock taken and its first timeline entry, in one statement.
 
 use super::decide::{self, Decision, Product, Request};
 use crate::Context;
@@ -8,6 +8,7 @@ use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use common::messages::{LineRequest, OrderStatusChanged};
+use common::shipping::ShippingAddress;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -17,12 +18,14 @@ pub const ACTOR: &str = "system:inventory";
 /// The reason of a confirmed order's first timeline entry.
 pub const RESERVED: &str = "stock reserved";
 
-/// A place command, checked: its lines merged and sorted by product id.
+/// A place command, checked: its lines merged and sorted by product id, its address
+/// normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub order_id: Uuid,
     pub user_id: Uuid,
     pub lines: Vec<LineRequest>,
+    pub shipping_address: Option<ShippingAddress>,
     pub correlation_id: String,
 }
 
@@ -33,6 +36,7 @@ impl NewOrder {
         self.order_id == other.order_id
             && self.user_id == other.user_id
             && self.lines == other.lines
+            && self.shipping_address == other.shipping_address
     }
 }
 
@@ -49,6 +53,7 @@ struct Existing {
     id: Uuid,
     user_id: Uuid,
     lines: Vec<LineRequest>,
+    shipping_address: Option<ShippingAddress>,
     entry_id: Option<i64>,
     to: Option<OrderStatus>,
     at: Option<DateTime<Utc>>,
@@ -59,7 +64,10 @@ struct Existing {
 impl Existing {
     /// The recorded event, published again for a redelivered command.
     fn event(self, order: &NewOrder) -> Result<Placed, Failure> {
-        if self.user_id != order.user_id || self.lines != order.lines {
+        if self.user_id != order.user_id
+            || self.lines != order.lines
+            || self.shipping_address != order.shipping_address
+        {
             return Err(Failure::permanent(format!(
                 "order id {} is already used by a different order",
                 order.order_id
@@ -76,6 +84,7 @@ impl Existing {
                     actor,
                     reason: self.reason,
                     entry_id: Some(entry_id),
+                    shipment: None,
                 },
                 took: Vec::new(),
             }),
@@ -141,6 +150,7 @@ pub async fn record(
                                                 'product_id', i.product_id,
                                                 'quantity', i.quantity) ORDER BY i.product_id), '[]')
                                           FROM order_items i WHERE i.order_id = o.id),
+                              'shipping_address', o.shipping_address,
                               'entry_id', e.id, 'to', e.to_status, 'at', e.at,
                               'actor', e.actor, 'reason', e.reason))
                      FROM orders o
@@ -234,6 +244,7 @@ pub async fn record(
                         actor: ACTOR.into(),
                         reason,
                         entry_id: Some(entry.entry_id),
+                        shipment: None,
                     },
                     took,
                 })
@@ -263,6 +274,7 @@ struct Rows {
     correlations: Vec<String>,
     rejections: Vec<Option<String>>,
     entry_reasons: Vec<String>,
+    addresses: Vec<Option<Json<ShippingAddress>>>,
     line_orders: Vec<Uuid>,
     line_nos: Vec<i16>,
     line_products: Vec<Uuid>,
@@ -290,6 +302,8 @@ impl Rows {
         self.rejections.push(rejection.map(str::to_owned));
         self.entry_reasons
             .push(rejection.unwrap_or(RESERVED).to_owned());
+        self.addresses
+            .push(order.shipping_address.clone().map(Json));
         for (no, line) in priced.lines.iter().enumerate() {
             self.line_orders.push(order.order_id);
             self.line_nos.push(i16::try_from(no).unwrap_or(i16::MAX));
@@ -310,13 +324,14 @@ impl Rows {
             r#"
             WITH v AS (
                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::order_status[], $4::int8[],
-                                     $5::text[], $6::text[], $7::text[], $8::text[])
-                    AS v(id, user_id, status, total, currency, correlation_id, rejection, entry_reason)
+                                     $5::text[], $6::text[], $7::text[], $8::text[], $18::jsonb[])
+                    AS v(id, user_id, status, total, currency, correlation_id, rejection, entry_reason,
+                         shipping_address)
             ), new_orders AS (
                 INSERT INTO orders (id, user_id, status, total, currency, correlation_id,
-                                    rejection_reason, reserved_at)
+                                    rejection_reason, reserved_at, shipping_address)
                 SELECT id, user_id, status, total, currency, correlation_id, rejection,
-                       CASE WHEN rejection IS NULL THEN now() END
+                       CASE WHEN rejection IS NULL THEN now() END, shipping_address
                   FROM v
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, status, created_at
@@ -370,6 +385,7 @@ impl Rows {
         .bind(&self.subtotals)
         .bind(&self.reserved)
         .bind(ACTOR)
+        .bind(&self.addresses)
         .fetch_all(&mut *tx)
         .await?)
     }

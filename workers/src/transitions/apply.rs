@@ -1,6 +1,7 @@
 //! One transaction of transitions: the orders locked in id order, each transition judged
 //! against the order as it stands (including the transitions before it in the batch), then
-//! every status, timeline entry, stock effect and payment record written in one statement.
+//! every status, timeline entry, stock effect, shipment and payment record written in one
+//! statement.
 
 use super::judge::{Verdict, judge};
 use crate::Context;
@@ -8,6 +9,7 @@ use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
 use common::messages::OrderStatusChanged;
+use common::shipping::Shipment;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -21,6 +23,8 @@ pub struct Asked {
     pub allowed_from: Option<Vec<OrderStatus>>,
     pub actor: String,
     pub reason: Option<String>,
+    /// Carrier and tracking, with a move to SHIPPED.
+    pub shipment: Option<Shipment>,
 }
 
 /// An order as locked, updated as the batch's transitions are judged.
@@ -170,9 +174,10 @@ impl TransitionTx {
             .collect())
     }
 
-    /// Writes every planned move with its timeline entry and stock effect (released on the
-    /// way into CANCELLED, sold at SHIPPED) and every payment record, in one statement, and
-    /// commits. `again` names the transitions made before whose events are published again.
+    /// Writes every planned move with its timeline entry, stock effect (released on the way
+    /// into CANCELLED, sold at SHIPPED) and shipment, and every payment record, in one
+    /// statement, and commits. `again` names the transitions made before whose events are
+    /// published again.
     pub async fn commit(mut self, again: &[Planned]) -> Result<Committed, Failure> {
         let cancelled: Vec<Uuid> = self
             .moves
@@ -249,10 +254,21 @@ struct EntryRow {
     at: DateTime<Utc>,
     actor: String,
     reason: Option<String>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    tracking_url: Option<String>,
 }
 
 impl EntryRow {
     fn into_event(self, user_id: Uuid) -> OrderStatusChanged {
+        let shipment = match (self.to_status, self.carrier, self.tracking_number) {
+            (OrderStatus::Shipped, Some(carrier), Some(tracking_number)) => Some(Shipment {
+                carrier,
+                tracking_number,
+                tracking_url: self.tracking_url,
+            }),
+            _ => None,
+        };
         OrderStatusChanged {
             order_id: self.order_id,
             user_id,
@@ -262,6 +278,7 @@ impl EntryRow {
             actor: self.actor,
             reason: self.reason,
             entry_id: Some(self.entry_id),
+            shipment,
         }
     }
 }
@@ -299,12 +316,21 @@ async fn write(
         r#"
         WITH v AS (
             SELECT * FROM unnest($1::uuid[], $2::order_status[], $3::order_status[], $4::text[],
-                                 $5::text[], $6::int4[])
-                AS v(id, from_status, to_status, actor, reason, seq)
+                                 $5::text[], $6::int4[], $19::text[], $20::text[], $21::text[])
+                AS v(id, from_status, to_status, actor, reason, seq, carrier, tracking_number,
+                     tracking_url)
         ), moved AS (
             -- Data-modifying parts run to completion whether or not the result reads them.
-            UPDATE orders o SET status = last.to_status
+            -- A row is updated once per statement, so the shipment (given with the move to
+            -- SHIPPED, wherever it is in the batch) is written with the last status.
+            UPDATE orders o
+               SET status = last.to_status,
+                   carrier = coalesce(s.carrier, o.carrier),
+                   tracking_number = coalesce(s.tracking_number, o.tracking_number),
+                   tracking_url = CASE WHEN s.id IS NULL THEN o.tracking_url ELSE s.tracking_url END
               FROM (SELECT DISTINCT ON (id) id, to_status FROM v ORDER BY id, seq DESC) last
+              LEFT JOIN (SELECT id, carrier, tracking_number, tracking_url FROM v
+                          WHERE carrier IS NOT NULL) s ON s.id = last.id
              WHERE o.id = last.id
             RETURNING o.id
         ), entries AS (
@@ -333,9 +359,10 @@ async fn write(
             RETURNING 1
         )
         SELECT e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at, e.actor, e.reason,
+               v.carrier, v.tracking_number, v.tracking_url,
                ARRAY(SELECT id FROM restocked) AS restocked,
                (SELECT count(*) FROM released) AS released_lines
-          FROM entries e
+          FROM entries e JOIN v ON v.id = e.order_id AND v.to_status = e.to_status
         "#,
     )
     .bind(moves.iter().map(|(_, a)| a.order_id).collect::<Vec<_>>())
@@ -356,6 +383,9 @@ async fn write(
     .bind(payments.iter().map(|p| p.currency.as_str()).collect::<Vec<_>>())
     .bind(payments.iter().map(|p| p.outcome).collect::<Vec<_>>())
     .bind(payments.iter().map(|p| p.note.as_deref()).collect::<Vec<_>>())
+    .bind(shipments(moves, |s| Some(s.carrier.as_str())))
+    .bind(shipments(moves, |s| Some(s.tracking_number.as_str())))
+    .bind(shipments(moves, |s| s.tracking_url.as_deref()))
     .fetch_all(&mut **tx)
     .await?;
     let restocked = rows
@@ -372,6 +402,17 @@ async fn write(
     })
 }
 
+/// One field of each move's shipment, null for a move without one.
+fn shipments<'m>(
+    moves: &'m [(OrderStatus, Asked)],
+    field: impl Fn(&'m Shipment) -> Option<&'m str>,
+) -> Vec<Option<&'m str>> {
+    moves
+        .iter()
+        .map(|(_, a)| a.shipment.as_ref().and_then(&field))
+        .collect()
+}
+
 /// The timeline entries of transitions made before, as events.
 async fn recorded_events(
     tx: &mut Transaction<'static, Postgres>,
@@ -385,7 +426,7 @@ async fn recorded_events(
     }
     let rows: Vec<Recorded> = sqlx::query_as(
         "SELECT o.user_id, e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at,
-                e.actor, e.reason
+                e.actor, e.reason, o.carrier, o.tracking_number, o.tracking_url
            FROM unnest($1::uuid[], $2::order_status[]) AS w(order_id, to_status)
            JOIN order_events e ON e.order_id = w.order_id AND e.to_status = w.to_status
            JOIN orders o ON o.id = e.order_id",

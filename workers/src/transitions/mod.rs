@@ -53,7 +53,8 @@ async fn apply_all(
         .collect())
 }
 
-/// The command, checked: a status staff or systems may set, and bounded texts.
+/// The command, checked: a status staff or systems may set, bounded texts, and shipment
+/// fields only on the move to SHIPPED, whole.
 fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
     if !matches!(
         command.to,
@@ -76,12 +77,25 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
             "allowed_from, when given, must name at least one status",
         ));
     }
+    let shipment = common::shipping::shipment(
+        command.to,
+        command.carrier.as_deref(),
+        command.tracking_number.as_deref(),
+        command.tracking_url.as_deref(),
+    )
+    .map_err(|errors| {
+        Failure::permanent(format!(
+            "invalid shipment: {}",
+            common::shipping::describe(&errors)
+        ))
+    })?;
     Ok(Asked {
         order_id: command.order_id,
         to: command.to,
         allowed_from: command.allowed_from.clone(),
         actor: actor.to_owned(),
         reason: command.reason.clone(),
+        shipment,
     })
 }
 
@@ -107,6 +121,9 @@ mod tests {
             actor: actor.into(),
             reason,
             allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
         }
     }
 
@@ -137,6 +154,23 @@ mod tests {
         assert!(refused(&command(OrderStatus::Paid, "a", long_reason)).starts_with("reason"));
         let fits = Some("r".repeat(MAX_REASON_CHARS));
         assert!(asked(&command(OrderStatus::Paid, "a", fits)).is_ok());
+    }
+
+    #[test]
+    fn shipment_fields_are_refused_on_other_moves_and_when_incomplete() {
+        let mut c = command(OrderStatus::Delivered, "a", None);
+        c.carrier = Some("UPS".into());
+        c.tracking_number = Some("1Z".into());
+        assert!(refused(&c).starts_with("invalid shipment: carrier"));
+        c.to = OrderStatus::Shipped;
+        c.tracking_number = None;
+        assert!(refused(&c).contains("tracking_number: required"));
+        c.tracking_number = Some("1Z".into());
+        c.tracking_url = Some("ftp://carrier.example/1Z".into());
+        assert!(refused(&c).contains("tracking_url"));
+        c.tracking_url = Some("https://carrier.example/1Z".into());
+        let shipment = asked(&c).expect("valid").shipment.expect("a shipment");
+        assert_eq!(shipment.tracking_number, "1Z");
     }
 
     #[test]
