@@ -3,6 +3,7 @@
 
 pub mod browse;
 pub mod ceiling;
+pub mod charts;
 pub mod drill;
 pub mod driver;
 pub mod rss;

@@ -39,12 +39,12 @@ struct Cli {
 enum Command {
     /// Run benchmark scenarios and print a summary.
     Run {
-        /// Comma-separated: place (with the ceiling and the synchronous baseline), latency,
-        /// flash-sale, browse, soak.
+        /// Comma-separated: place (with the ceiling and the synchronous baseline), scaling
+        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "place,latency,flash-sale,browse,soak"
+            default_value = "place,scaling,latency,flash-sale,browse,soak"
         )]
         scenarios: Vec<String>,
         /// Concurrent clients for place, the ceiling and browse.
@@ -80,6 +80,9 @@ enum Command {
         /// Clients of the soak scenario.
         #[arg(long, default_value_t = 8)]
         soak_clients: usize,
+        /// Write SVG charts of the run into this directory.
+        #[arg(long, env = "BENCH_CHARTS")]
+        charts: Option<std::path::PathBuf>,
         /// The deployment's NATS namespace (the soak watches its consumers).
         #[arg(long, env = "NATS_NAMESPACE", default_value = "")]
         nats_namespace: String,
@@ -146,6 +149,7 @@ async fn main() -> ExitCode {
             soak_secs,
             soak_clients,
             nats_namespace,
+            charts,
         } => {
             let options = run::Options {
                 api_url: cli.api_url,
@@ -167,6 +171,7 @@ async fn main() -> ExitCode {
                 soak_clients: soak_clients.max(1),
                 nats_url: cli.nats_url,
                 nats_namespace,
+                charts,
             };
             match run::run(&options).await {
                 Ok(summary) => {

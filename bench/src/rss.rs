@@ -133,6 +133,32 @@ impl CpuMeter {
         1000.0 * (cpu_secs_by_name(name) - start) / per.max(1) as f64
     }
 
+    /// CPU milliseconds per item of each process (the measured ones, `postgres`, `nats-server`
+    /// and the load generator), for `per` items.
+    pub fn ms_per_process(&self, per: u64) -> Vec<(String, f64)> {
+        let per = per.max(1) as f64;
+        let mut out: Vec<(String, f64)> = self
+            .processes
+            .iter()
+            .zip(&self.start)
+            .map(|((name, pid), start)| {
+                (
+                    name.clone(),
+                    1000.0 * (cpu_secs(*pid).unwrap_or(*start) - start) / per,
+                )
+            })
+            .collect();
+        for (name, start) in &self.named {
+            out.push((
+                (*name).to_owned(),
+                1000.0 * (cpu_secs_by_name(name) - start) / per,
+            ));
+        }
+        let me = cpu_secs(std::process::id()).unwrap_or(self.me) - self.me;
+        out.push(("bench (load)".to_owned(), 1000.0 * me / per));
+        out
+    }
+
     /// `name: seconds (share of one core)` for each process, over `elapsed`, and the machine's
     /// busy share of all its cores.
     pub fn report(&self, elapsed: Duration, per: u64) -> String {

@@ -59,16 +59,22 @@ impl Recorder {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let (p50, p95, p99, max, statuses) = match self.inner.lock() {
+        let (p50, p95, p99, max, statuses, quantiles) = match self.inner.lock() {
             Ok(inner) => {
                 let h = &inner.latency_us;
                 let q = |x: f64| Duration::from_micros(h.value_at_quantile(x));
+                let quantiles = (0..=99)
+                    .map(|i| f64::from(i) / 100.0)
+                    .chain([0.995, 0.999, 1.0])
+                    .map(|x| (x, q(x)))
+                    .collect();
                 (
                     q(0.50),
                     q(0.95),
                     q(0.99),
                     Duration::from_micros(h.max()),
                     inner.statuses.clone(),
+                    quantiles,
                 )
             }
             Err(_) => Default::default(),
@@ -81,6 +87,7 @@ impl Recorder {
             p99,
             max,
             statuses,
+            quantiles,
         }
     }
 }
@@ -94,6 +101,8 @@ pub struct Snapshot {
     pub p99: Duration,
     pub max: Duration,
     pub statuses: BTreeMap<String, u64>,
+    /// The latency each quantile (0 to 1) reaches, for charts.
+    pub quantiles: Vec<(f64, Duration)>,
 }
 
 impl Snapshot {

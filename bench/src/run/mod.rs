@@ -1,0 +1,166 @@
+//! The benchmark run: scenarios in order, then a plain-text summary (and, with `--charts`,
+//! SVG charts). Each scenario's section is in its own file.
+
+mod browse;
+mod flash;
+mod place;
+mod steady;
+
+use crate::rss;
+use crate::scenarios::Measured;
+use crate::setup::{Api, http_client};
+use crate::stats::ms;
+use sqlx::postgres::PgPoolOptions;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub api_url: String,
+    pub database_url: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub scenarios: Vec<String>,
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub products: usize,
+    pub wait: u64,
+    pub flash_orders: u64,
+    pub flash_stock: i64,
+    pub flash_clients: usize,
+    pub api_pid: Option<u32>,
+    pub workers_pids: Vec<u32>,
+    /// The api's `JWT_SECRET`: the synchronous baseline verifies the same tokens.
+    pub jwt_secret: Option<String>,
+    /// How long the soak runs, and from how many clients.
+    pub soak: Duration,
+    pub soak_clients: usize,
+    /// NATS, and the deployment's namespace, for watching the consumers' pull requests.
+    pub nats_url: String,
+    pub nats_namespace: String,
+    /// Where to write the run's SVG charts, if anywhere.
+    pub charts: Option<PathBuf>,
+}
+
+/// What every section of a run shares.
+pub struct Run {
+    pub options: Options,
+    pub api: Arc<Api>,
+    /// The ADMIN's token.
+    pub admin: String,
+    pub db: sqlx::PgPool,
+    /// The measured processes: name and pid.
+    pub processes: Vec<(String, u32)>,
+}
+
+/// Runs the chosen scenarios and returns the summary text.
+pub async fn run(o: &Options) -> anyhow::Result<String> {
+    let api = Arc::new(Api::new(
+        &o.api_url,
+        http_client(o.concurrency.max(o.flash_clients) * 2)?,
+    ));
+    api.wait_ready(Duration::from_secs(60)).await?;
+    let admin = api.login(&o.admin_email, &o.admin_password).await?;
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&o.database_url)
+        .await?;
+    let mut processes = Vec::new();
+    if let Some(pid) = o.api_pid {
+        processes.push(("api".to_owned(), pid));
+    }
+    for (i, pid) in o.workers_pids.iter().enumerate() {
+        let name = if o.workers_pids.len() == 1 {
+            "workers".to_owned()
+        } else {
+            format!("workers#{i}")
+        };
+        processes.push((name, *pid));
+    }
+    if let Some(dir) = &o.charts {
+        std::fs::create_dir_all(dir)?;
+    }
+    let ctx = Run {
+        options: o.clone(),
+        api,
+        admin,
+        db,
+        processes,
+    };
+    let wants = |s: &str| o.scenarios.iter().any(|x| x == s);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "order service benchmark: {} clients, {} s per phase, api {}",
+        o.concurrency,
+        o.duration.as_secs(),
+        o.api_url
+    );
+    if wants("place") {
+        place::section(&ctx, &mut out).await?;
+    }
+    if wants("scaling") {
+        place::scaling(&ctx, &mut out).await?;
+    }
+    if wants("latency") || wants("soak") {
+        steady::section(&ctx, &mut out, wants("latency"), wants("soak")).await?;
+    }
+    if wants("flash-sale") {
+        flash::section(&ctx, &mut out).await?;
+    }
+    if wants("browse") {
+        browse::section(&ctx, &mut out).await?;
+    }
+    let processes = &ctx.processes;
+    let db = &ctx.db;
+    let mut hwm = Vec::new();
+    for (name, pid) in processes {
+        if let Some(kib) = rss::status_kib(*pid, "VmHWM") {
+            hwm.push(format!("{name} {}", rss::mib(kib)));
+        }
+    }
+    if !hwm.is_empty() {
+        let _ = writeln!(out, "\nVmHWM over the whole run: {}", hwm.join(", "));
+    }
+    db.close().await;
+    Ok(out)
+}
+
+pub(crate) fn describe(out: &mut String, m: &Measured, ok: &[&str]) {
+    let s = &m.stats;
+    let _ = writeln!(
+        out,
+        "  requests            {} in {:.1} s, {} accepted ({:.0}/s)",
+        s.sent,
+        m.ran.elapsed.as_secs_f64(),
+        s.accepted,
+        m.accepted_per_sec()
+    );
+    if let Some(settled) = m.settled_per_sec() {
+        let _ = writeln!(
+            out,
+            "  settled end to end  {} in {:.2} s ({settled:.0} orders/s; {} confirmed)",
+            m.settled,
+            m.settled_after.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            m.confirmed
+        );
+    } else if s.accepted > 0 && m.settled > 0 {
+        let _ = writeln!(
+            out,
+            "  settled             {} of {} (not all within 60 s)",
+            m.settled, s.accepted
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  latency             p50 {}  p95 {}  p99 {}  max {}",
+        ms(s.p50),
+        ms(s.p95),
+        ms(s.p99),
+        ms(s.max)
+    );
+    let _ = writeln!(out, "  by status           {}", s.by_status());
+    let _ = writeln!(out, "  errors              {}", s.errors(ok));
+}

@@ -1,0 +1,250 @@
+//! `place`: orders from many clients at full speed and at half of it, against the database
+//! ceiling and the synchronous baseline; and `scaling`, the same at several client counts.
+
+use super::{Run, describe};
+use crate::ceiling;
+use crate::driver::Plan;
+use crate::rss::{self, Sampler};
+use crate::scenarios;
+use crate::stats::ms;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
+    eprintln!(
+        "place: registering {} customers, creating {} products",
+        ctx.options.concurrency, ctx.options.products
+    );
+    let shop = scenarios::Shop {
+        api: Arc::clone(&ctx.api),
+        customers: Arc::new(
+            ctx.api
+                .register_customers(ctx.options.concurrency, "place")
+                .await?,
+        ),
+        products: Arc::new(
+            ctx.api
+                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "place")
+                .await?,
+        ),
+    };
+    // Warm connection pools and caches; not recorded.
+    let _ = scenarios::place(
+        &shop,
+        &ctx.db,
+        ctx.options.concurrency,
+        Plan::For(Duration::from_secs(3)),
+        ctx.options.wait,
+        "warm-up",
+    )
+    .await?;
+    // Table statistics as autovacuum keeps them in a running shop: plans that connections
+    // cached while the order tables were empty would otherwise scan them whole.
+    sqlx::query("ANALYZE").execute(&ctx.db).await?;
+    let sampler = Sampler::start(ctx.processes.clone());
+    let cpu = rss::CpuMeter::start(&ctx.processes);
+    let peak = scenarios::place(
+        &shop,
+        &ctx.db,
+        ctx.options.concurrency,
+        Plan::For(ctx.options.duration),
+        ctx.options.wait,
+        "place",
+    )
+    .await?;
+    let peaks = sampler.peaks();
+    let cpu_place = cpu.report(peak.ran.elapsed, peak.stats.accepted);
+    let postgres_place = cpu.ms_per("postgres", peak.stats.accepted);
+    let cpu_per_process = cpu.ms_per_process(peak.stats.accepted);
+    drop(sampler);
+    let half_rate = (peak.accepted_per_sec() / 2.0).max(1.0);
+    let cpu = rss::CpuMeter::start(&ctx.processes);
+    let half = scenarios::place(
+        &shop,
+        &ctx.db,
+        ctx.options.concurrency,
+        Plan::Paced {
+            rate: half_rate,
+            duration: ctx.options.duration,
+        },
+        ctx.options.wait,
+        "place @ half",
+    )
+    .await?;
+    let cpu_half = cpu.report(half.ran.elapsed, half.stats.accepted);
+    let ceiling = ceiling::run(
+        &ctx.options.database_url,
+        ctx.options.products,
+        ctx.options.concurrency,
+        Plan::For(ctx.options.duration),
+    )
+    .await?;
+    let ceiling_stats = ceiling.recorder.snapshot();
+    let synchronous = match &ctx.options.jwt_secret {
+        Some(secret) => Some(
+            crate::synchronous::run(
+                &shop,
+                &ctx.options.database_url,
+                secret,
+                ctx.options.products,
+                ctx.options.concurrency,
+                ctx.options.duration,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let cpu_ceiling = &ceiling.cpu;
+    let ceiling_rate = ceiling_stats.accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
+
+    let _ = writeln!(
+        out,
+        "\n== place (two-line orders, Prefer: wait={}, {} products)",
+        ctx.options.wait, ctx.options.products
+    );
+    describe(out, &peak, &["201", "202"]);
+    if let Some(settled) = peak.settled_per_sec() {
+        let _ = writeln!(
+            out,
+            "  vs ceiling          {:.2}x of {:.0} orders/s (target >= 0.5x)",
+            settled / ceiling_rate,
+            ceiling_rate
+        );
+        if let Some(sync) = &synchronous {
+            let _ = writeln!(
+                out,
+                "  vs synchronous      {:.2}x of {:.0} orders/s (target >= 0.8x)",
+                settled / sync.accepted_per_sec().max(1e-9),
+                sync.accepted_per_sec()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  PostgreSQL CPU      {postgres_place:.3} ms per order, {:.2}x the ceiling's {:.3} ms (target <= 1.3x)",
+        postgres_place / ceiling.postgres_ms.max(1e-9),
+        ceiling.postgres_ms
+    );
+    for (name, kib) in &peaks {
+        let _ = writeln!(
+            out,
+            "  peak RSS {name:<10} {} (sampled VmRSS; target <= 64 MiB)",
+            rss::mib(*kib)
+        );
+    }
+    let _ = writeln!(out, "  CPU                 {cpu_place}");
+    let _ = writeln!(
+        out,
+        "\n== place at half of peak ({half_rate:.0} requests/s offered)"
+    );
+    describe(out, &half, &["201", "202"]);
+    let _ = writeln!(out, "  (target: p99 <= 50 ms)");
+    let _ = writeln!(out, "  CPU                 {cpu_half}");
+    let _ = writeln!(
+        out,
+        "\n== ceiling (one transaction per order: guarded decrement of two lines + order row)"
+    );
+    let _ = writeln!(
+        out,
+        "  orders/s            {ceiling_rate:.0} ({} committed in {:.1} s, {} clients)",
+        ceiling_stats.accepted,
+        ceiling.ran.elapsed.as_secs_f64(),
+        ctx.options.concurrency
+    );
+    let _ = writeln!(
+        out,
+        "  latency             p50 {}  p95 {}  p99 {}",
+        ms(ceiling_stats.p50),
+        ms(ceiling_stats.p95),
+        ms(ceiling_stats.p99)
+    );
+    let _ = writeln!(out, "  outcomes            {}", ceiling_stats.by_status());
+    let _ = writeln!(out, "  CPU                 {cpu_ceiling}");
+    if let Some(sync) = &synchronous {
+        let _ = writeln!(
+            out,
+            "\n== synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)"
+        );
+        describe(out, sync, &["201"]);
+        if let Some(ms) = sync.postgres_ms {
+            let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
+        }
+    }
+    if let Some(dir) = &ctx.options.charts {
+        crate::charts::latency(
+            dir,
+            "latency-place",
+            &format!(
+                "Placement latency, {} clients at full speed (Prefer: wait)",
+                ctx.options.concurrency
+            ),
+            &peak.stats.quantiles,
+        )?;
+        crate::charts::cpu(
+            dir,
+            &format!(
+                "CPU per order, {} clients at full speed",
+                ctx.options.concurrency
+            ),
+            &cpu_per_process,
+        )?;
+    }
+    Ok(())
+}
+
+/// `scaling`: `place` for a while at each number of clients, and the orders settled per second
+/// each reached; with `--charts`, a chart of them.
+pub async fn scaling(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
+    const CLIENTS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+    let most = CLIENTS.iter().copied().max().unwrap_or(1);
+    eprintln!("scaling: registering {most} customers");
+    let shop = scenarios::Shop {
+        api: Arc::clone(&ctx.api),
+        customers: Arc::new(ctx.api.register_customers(most, "scaling").await?),
+        products: Arc::new(
+            ctx.api
+                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "scaling")
+                .await?,
+        ),
+    };
+    let phase = (ctx.options.duration / 4).max(Duration::from_secs(5));
+    let _ = writeln!(
+        out,
+        "\n== scaling (place, Prefer: wait={}, {} s per client count)",
+        ctx.options.wait,
+        phase.as_secs()
+    );
+    let mut points = Vec::new();
+    for clients in CLIENTS {
+        let m = scenarios::place(
+            &shop,
+            &ctx.db,
+            clients,
+            Plan::For(phase),
+            ctx.options.wait,
+            &format!("scaling x{clients}"),
+        )
+        .await?;
+        let rate = m.settled_per_sec().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "  {clients:>3} clients       {rate:>6.0} orders/s, p50 {}  p99 {}; errors {}",
+            ms(m.stats.p50),
+            ms(m.stats.p99),
+            m.stats.errors(&["201", "202"])
+        );
+        points.push((clients, rate));
+    }
+    if let Some(dir) = &ctx.options.charts {
+        let ceiling = ceiling::run(
+            &ctx.options.database_url,
+            ctx.options.products,
+            ctx.options.concurrency,
+            Plan::For(phase),
+        )
+        .await?;
+        let rate = ceiling.recorder.snapshot().accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
+        crate::charts::throughput(dir, &points, Some((ctx.options.concurrency, rate)))?;
+    }
+    Ok(())
+}

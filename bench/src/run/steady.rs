@@ -1,0 +1,68 @@
+//! `latency` (a few clients, nothing queued) and `soak` (a steady load for minutes).
+
+use super::Run;
+use crate::scenarios;
+use crate::stats::ms;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+pub async fn section(ctx: &Run, out: &mut String, latency: bool, soak: bool) -> anyhow::Result<()> {
+    let shop = scenarios::Shop {
+        api: Arc::clone(&ctx.api),
+        customers: Arc::new(
+            ctx.api
+                .register_customers(ctx.options.soak_clients.max(4), "steady")
+                .await?,
+        ),
+        products: Arc::new(
+            ctx.api
+                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "steady")
+                .await?,
+        ),
+    };
+    if latency {
+        let phase = (ctx.options.duration / 2).max(Duration::from_secs(5));
+        let _ = writeln!(
+            out,
+            "\n== latency (two-line orders, Prefer: wait={}, closed loop)",
+            ctx.options.wait
+        );
+        for clients in [1, 4] {
+            let s = crate::soak::latency(&shop, clients, phase, ctx.options.wait).await;
+            let _ = writeln!(
+                out,
+                "  {clients} client{}           {} requests, p50 {}  p99 {}  max {} (target p50 <= 5 ms, p99 <= 15 ms); errors {}",
+                if clients == 1 { " " } else { "s" },
+                s.sent,
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max),
+                s.errors(&["201", "202"])
+            );
+        }
+    }
+    if soak {
+        let soak = crate::soak::soak(
+            &shop,
+            ctx.options.soak_clients,
+            ctx.options.soak,
+            ctx.options.wait,
+            &ctx.processes,
+            Some((
+                ctx.options.nats_url.as_str(),
+                ctx.options.nats_namespace.as_str(),
+            )),
+        )
+        .await?;
+        let _ = writeln!(
+            out,
+            "\n== soak ({} clients, Prefer: wait={}, {} s, p50/p99 per {} s window)",
+            ctx.options.soak_clients,
+            ctx.options.wait,
+            ctx.options.soak.as_secs(),
+            crate::soak::WINDOW.as_secs()
+        );
+        soak.describe(out);
+    }
+    Ok(())
+}
