@@ -123,30 +123,35 @@ pub fn cpu(dir: &Path, title: &str, per_process: &[(String, f64)]) -> anyhow::Re
     root.fill(&WHITE).map_err(chart_error)?;
     let max_ms = per_process.iter().map(|p| p.1).fold(0.01_f64, f64::max) * 1.2;
     let names: Vec<String> = per_process.iter().map(|p| p.0.clone()).collect();
+    // Each process has a band of BAND units on the y axis; its bar fills the middle of it, its
+    // name sits at the band's centre.
+    const BAND: usize = 4;
+    let bands = names.len().max(1) * BAND;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(110)
-        .build_cartesian_2d(0.0..max_ms, (0..names.len()).into_segmented())
+        .build_cartesian_2d(0.0..max_ms, 0..bands)
         .map_err(chart_error)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .y_labels(bands + 1)
         .x_desc("CPU ms per order")
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
+        .y_label_formatter(&|v| {
+            if v % BAND == BAND / 2 {
+                names.get(v / BAND).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .draw()
         .map_err(chart_error)?;
     chart
         .draw_series(per_process.iter().enumerate().map(|(i, (_, ms))| {
             Rectangle::new(
-                [
-                    (0.0, SegmentValue::Exact(i)),
-                    (*ms, SegmentValue::Exact(i + 1)),
-                ],
+                [(0.0, i * BAND + 1), (*ms, i * BAND + BAND - 1)],
                 BLUE.mix(0.7).filled(),
             )
         }))
