@@ -2,9 +2,9 @@
 //! filtered by `user_id`, so another customer's order is simply not found.
 
 use super::accepted::Pending;
-use super::model::{Order, OrderItem, TimelineEntry};
+use super::model::{Order, OrderItem, OrderPayment, Refund, TimelineEntry};
 use chrono::{DateTime, Utc};
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, PaymentStatus};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -23,7 +23,22 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.curren
         COALESCE((SELECT json_agg(json_build_object(
                       'from_status', e.from_status, 'to_status', e.to_status, 'at', e.at,
                       'actor', e.actor, 'reason', e.reason) ORDER BY e.at, e.id)
-                    FROM order_events e WHERE e.order_id = o.id), '[]') AS events
+                    FROM order_events e WHERE e.order_id = o.id), '[]') AS events,
+        o.amount_paid, o.amount_refunded,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'provider_reference', p.provider_reference, 'kind', p.kind,
+                      'amount', p.amount, 'currency', p.currency, 'outcome', p.outcome,
+                      'note', p.note, 'received_at', p.received_at)
+                      ORDER BY p.received_at, p.provider_reference)
+                    FROM payments p WHERE p.order_id = o.id), '[]') AS payments,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'id', r.id, 'order_id', r.order_id, 'amount', r.amount,
+                      'currency', r.currency, 'reason', r.reason, 'status', r.status,
+                      'payment_reference', r.payment_reference, 'actor', r.actor,
+                      'requested_at', r.requested_at, 'settled_at', r.settled_at,
+                      'provider_reference', r.provider_reference,
+                      'failure_reason', r.failure_reason) ORDER BY r.requested_at, r.id)
+                    FROM refunds r WHERE r.order_id = o.id), '[]') AS refunds
    FROM orders o";
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +57,10 @@ struct OrderRow {
     tracking_url: Option<String>,
     items: Json<Vec<OrderItem>>,
     events: Json<Vec<EventRow>>,
+    amount_paid: i64,
+    amount_refunded: i64,
+    payments: Json<Vec<OrderPayment>>,
+    refunds: Json<Vec<Refund>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -86,6 +105,11 @@ impl From<OrderRow> for Order {
                     reason: e.reason,
                 })
                 .collect(),
+            payment_status: PaymentStatus::of(r.amount_paid, r.amount_refunded),
+            amount_paid: r.amount_paid,
+            amount_refunded: r.amount_refunded,
+            payments: r.payments.0,
+            refunds: r.refunds.0,
         }
     }
 }
@@ -213,6 +237,11 @@ pub async fn pending_view(
         shipping_address: shipping_address.clone(),
         shipment: None,
         timeline: Vec::new(),
+        payment_status: PaymentStatus::Unpaid,
+        amount_paid: 0,
+        amount_refunded: 0,
+        payments: Vec::new(),
+        refunds: Vec::new(),
         items,
     })
 }

@@ -160,13 +160,13 @@ impl FromRequestParts<AppState> for Customer {
     }
 }
 
-fn location(id: Uuid) -> HeaderValue {
+pub(super) fn location(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/v1/orders/{id}"))
         .unwrap_or(HeaderValue::from_static("/api/v1/orders"))
 }
 
 /// The request id set by the middleware doubles as the correlation id across the bus.
-fn correlation_id(headers: &HeaderMap) -> String {
+pub(super) fn correlation_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
