@@ -51,6 +51,7 @@ pub enum PaymentOutcome {
 pub struct PaymentsQuery {
     /// `refund_required`: the refund queue, only payments with money still to give back.
     /// `applied`, `ignored`: those payments. Absent: every payment.
+    #[param(inline)]
     pub outcome: Option<PaymentOutcome>,
     /// 1 to 100, default 20.
     #[param(example = 20, minimum = 1, maximum = 100)]
