@@ -34,9 +34,58 @@ pub struct OrderItem {
     pub subtotal: Option<i64>,
 }
 
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A status change (`from`, `to`).
+    Status,
+    /// A change of one of the order's refunds (`refund_id`, `refund_status`, `amount`).
+    Refund,
+}
+
+/// One entry of an order's timeline, oldest first: a status change, or a change of one of its
+/// refunds, told apart by `kind`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TimelineItem {
+    Status(TimelineEntry),
+    Refund(RefundTimelineEntry),
+}
+
+impl TimelineItem {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            TimelineItem::Status(e) => e.at,
+            TimelineItem::Refund(e) => e.at,
+        }
+    }
+}
+
+/// A refund of the order requested, given back or failed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefundTimelineEntry {
+    /// Always `refund`.
+    pub kind: EntryKind,
+    pub refund_id: Uuid,
+    /// The refund's status from this change on.
+    pub refund_status: RefundStatus,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub at: DateTime<Utc>,
+    /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
+    /// answer.
+    pub actor: String,
+    /// Why it was asked for, or why it failed.
+    pub reason: Option<String>,
+}
+
 /// One transition of an order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimelineEntry {
+    /// Always `status`.
+    pub kind: EntryKind,
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     pub at: DateTime<Utc>,
@@ -64,7 +113,8 @@ pub struct Order {
     pub shipping_address: Option<ShippingAddress>,
     /// Carrier and tracking, once shipped with them; `null` before, or when shipped without.
     pub shipment: Option<Shipment>,
-    pub timeline: Vec<TimelineEntry>,
+    /// Status changes and refund changes, oldest first.
+    pub timeline: Vec<TimelineItem>,
     /// Where the order's money stands, beside its lifecycle.
     pub payment_status: PaymentStatus,
     /// Minor units captured by the payments that paid the order.

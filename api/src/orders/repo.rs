@@ -2,9 +2,12 @@
 //! filtered by `user_id`, so another customer's order is simply not found.
 
 use super::accepted::Pending;
-use super::model::{Order, OrderItem, OrderPayment, Refund, TimelineEntry};
+use super::model::{
+    EntryKind, Order, OrderItem, OrderPayment, Refund, RefundTimelineEntry, TimelineEntry,
+    TimelineItem,
+};
 use chrono::{DateTime, Utc};
-use common::domain::{OrderStatus, PaymentStatus};
+use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -93,18 +96,7 @@ impl From<OrderRow> for Order {
                 }),
                 _ => None,
             },
-            timeline: r
-                .events
-                .0
-                .into_iter()
-                .map(|e| TimelineEntry {
-                    from: e.from_status,
-                    to: e.to_status,
-                    at: e.at,
-                    actor: e.actor,
-                    reason: e.reason,
-                })
-                .collect(),
+            timeline: timeline(r.events.0, &r.refunds.0),
             payment_status: PaymentStatus::of(r.amount_paid, r.amount_refunded),
             amount_paid: r.amount_paid,
             amount_refunded: r.amount_refunded,
@@ -113,6 +105,58 @@ impl From<OrderRow> for Order {
         }
     }
 }
+
+/// The status entries and the refunds' changes, merged oldest first (status entries first at
+/// the same instant).
+fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
+    let mut items: Vec<TimelineItem> = events
+        .into_iter()
+        .map(|e| {
+            TimelineItem::Status(TimelineEntry {
+                kind: EntryKind::Status,
+                from: e.from_status,
+                to: e.to_status,
+                at: e.at,
+                actor: e.actor,
+                reason: e.reason,
+            })
+        })
+        .collect();
+    for refund in refunds {
+        let entry = |status: RefundStatus, at, actor: &str, reason: Option<&String>| {
+            TimelineItem::Refund(RefundTimelineEntry {
+                kind: EntryKind::Refund,
+                refund_id: refund.id,
+                refund_status: status,
+                amount: refund.amount,
+                currency: refund.currency.clone(),
+                at,
+                actor: actor.to_owned(),
+                reason: reason.cloned(),
+            })
+        };
+        items.push(entry(
+            RefundStatus::Requested,
+            refund.requested_at,
+            &refund.actor,
+            Some(&refund.reason),
+        ));
+        if let Some(settled_at) = refund.settled_at {
+            items.push(entry(
+                refund.status,
+                settled_at,
+                PAYMENTS_ACTOR,
+                refund.failure_reason.as_ref(),
+            ));
+        }
+    }
+    // A stable sort keeps each kind's own order at the same instant.
+    items.sort_by_key(TimelineItem::at);
+    items
+}
+
+/// Who answers refunds, in timelines.
+const PAYMENTS_ACTOR: &str = "system:payments";
 
 /// Who is reading: `Some(user)` restricts to that customer's orders.
 pub type Owner = Option<Uuid>;

@@ -251,6 +251,34 @@ async fn a_partial_then_a_full_refund_move_the_payment_status() {
     assert_eq!(refunded["amount_paid"], 1250);
     assert_eq!(refunded["amount_refunded"], 1250);
     assert_eq!(refunded["refunds"].as_array().unwrap().len(), 2);
+    // The timeline holds the status changes and, tagged apart, each change of each refund.
+    let timeline = refunded["timeline"].as_array().unwrap();
+    let status_entries: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "status")
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(status_entries, ["CONFIRMED", "PAID"]);
+    let refund_entries: Vec<(&str, i64)> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "refund")
+        .map(|e| {
+            (
+                e["refund_status"].as_str().unwrap(),
+                e["amount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refund_entries,
+        [
+            ("REQUESTED", 500),
+            ("SUCCEEDED", 500),
+            ("REQUESTED", 750),
+            ("SUCCEEDED", 750)
+        ]
+    );
+    assert_eq!(timeline.last().unwrap()["actor"], "system:payments");
 
     // Every change of each refund was announced, with the order's money after it.
     let seen: Vec<Value> = events
