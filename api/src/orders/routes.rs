@@ -97,7 +97,9 @@ async fn change_status(
 /// Cancel an order; its reserved stock is released.
 ///
 /// The customer may cancel before payment (`CONFIRMED`), an ADMIN before shipping (`CONFIRMED`
-/// or `PAID`). Cancelling a cancelled order is a `200` that changes nothing.
+/// or `PAID`). An ADMIN cancelling a `PAID` order also requests a refund of the money it
+/// captured, in the same step (the order's `refunds`). Cancelling a cancelled order is a `200`
+/// that changes nothing.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
         ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the cancellation")),
