@@ -48,7 +48,13 @@ async fn api_migrate_applies_the_schema_provisions_the_streams_and_exits() {
     pool.close().await;
 
     let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
-    for stream in ["ORDERS_CMD", "INVENTORY_CMD", "EVENTS", "DEAD_LETTERS"] {
+    for stream in [
+        "ORDERS_CMD",
+        "INVENTORY_CMD",
+        "PAYMENTS_CMD",
+        "EVENTS",
+        "DEAD_LETTERS",
+    ] {
         let name = format!("{}_{stream}", env.namespace);
         js.get_stream(&name)
             .await

@@ -4,7 +4,8 @@
 //! validates it with the AsyncAPI project's own parser).
 
 use crate::messages::{
-    AdjustStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, TransitionOrder,
+    AdjustStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, RefundChanged,
+    RefundFailed, RefundOrder, RefundPayment, RefundSucceeded, TransitionOrder,
 };
 use crate::messaging::Message;
 use serde_json::{Map, Value, json};
@@ -48,6 +49,26 @@ fn channels() -> Vec<Channel> {
         channel::<PaymentFailed>(
             &[Receive],
             "A payment failed for good: a CONFIRMED order is cancelled and its stock released, in one transaction. Nats-Msg-Id: payment:<provider_reference>:failed.",
+        ),
+        channel::<RefundOrder>(
+            &[Send, Receive],
+            "Refund part or all of an order's captured money, or (with payment_reference) a payment recorded refund_required. The order worker records the refund REQUESTED, under the order's row lock, only if the REQUESTED and SUCCEEDED refunds stay within what was paid (else dead-lettered), then publishes payments.cmd.refund. Work-queue stream ORDERS_CMD. Nats-Msg-Id: refund:<refund_id>:request.",
+        ),
+        channel::<RefundPayment>(
+            &[Send],
+            "The order service asks the payment system to give money back. Work-queue stream PAYMENTS_CMD: the payment system reads it through its own durable consumer and answers payments.evt.refunded or payments.evt.refund_failed with the same refund_id. Nats-Msg-Id: refund-<refund_id>, so a command published again is dropped inside the duplicate window.",
+        ),
+        channel::<RefundSucceeded>(
+            &[Receive],
+            "A refund's money went back: the refund becomes SUCCEEDED and the order's amount_refunded grows, in one transaction; recorded once per provider_reference. Nats-Msg-Id: refund:<provider_reference>:refunded.",
+        ),
+        channel::<RefundFailed>(
+            &[Receive],
+            "A refund could not be made: the refund becomes FAILED and its amount counts as paid again (it may be asked for anew); recorded once per provider_reference. Nats-Msg-Id: refund:<provider_reference>:failed.",
+        ),
+        channel::<RefundChanged>(
+            &[Send],
+            "A refund of an order was requested, succeeded or failed, with the order's payment_status, amount_paid and amount_refunded after the change. Stream EVENTS, kept 7 days.",
         ),
     ]
 }

@@ -166,6 +166,52 @@ pub enum PaymentOutcome {
     Ignored,
 }
 
+/// Where a refund stands: `Requested` of the payment system, then `Succeeded` (the money went
+/// back) or `Failed` (it did not; the amount counts as paid again), each once.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "refund_status", rename_all = "UPPERCASE")]
+pub enum RefundStatus {
+    Requested,
+    Succeeded,
+    Failed,
+}
+
+/// Where an order's money stands, beside its lifecycle: derived from what was captured and
+/// what was given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    Unpaid,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Requested => "REQUESTED",
+            RefundStatus::Succeeded => "SUCCEEDED",
+            RefundStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl PaymentStatus {
+    /// The status of an order that captured `paid` and gave back `refunded` (minor units).
+    pub fn of(paid: i64, refunded: i64) -> Self {
+        match (paid, refunded) {
+            (p, _) if p <= 0 => PaymentStatus::Unpaid,
+            (_, r) if r <= 0 => PaymentStatus::Paid,
+            (p, r) if r < p => PaymentStatus::PartiallyRefunded,
+            _ => PaymentStatus::Refunded,
+        }
+    }
+}
+
 /// Bounds of an order, enforced by the api and again by the workers (other systems publish too).
 pub const MAX_ORDER_LINES: usize = 100;
 pub const MAX_LINE_QUANTITY: i32 = 10_000;
@@ -200,6 +246,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_payment_status_follows_the_money() {
+        assert_eq!(PaymentStatus::of(0, 0), PaymentStatus::Unpaid);
+        assert_eq!(PaymentStatus::of(1000, 0), PaymentStatus::Paid);
+        assert_eq!(PaymentStatus::of(1000, 1), PaymentStatus::PartiallyRefunded);
+        assert_eq!(PaymentStatus::of(1000, 1000), PaymentStatus::Refunded);
     }
 
     #[test]

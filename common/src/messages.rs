@@ -12,6 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod refunds;
+pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
+
 /// One line of an order request: which product and how many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,13 +231,18 @@ message!(PaymentFailed {
 });
 
 /// Every subject the service defines, each declared once by its message type.
-pub const SUBJECTS: [&str; 6] = [
+pub const SUBJECTS: [&str; 11] = [
     <PlaceOrder as crate::messaging::Message>::SUBJECT,
     <TransitionOrder as crate::messaging::Message>::SUBJECT,
     <OrderStatusChanged as crate::messaging::Message>::SUBJECT,
     <AdjustStock as crate::messaging::Message>::SUBJECT,
     <PaymentSucceeded as crate::messaging::Message>::SUBJECT,
     <PaymentFailed as crate::messaging::Message>::SUBJECT,
+    <RefundOrder as crate::messaging::Message>::SUBJECT,
+    <RefundPayment as crate::messaging::Message>::SUBJECT,
+    <RefundSucceeded as crate::messaging::Message>::SUBJECT,
+    <RefundFailed as crate::messaging::Message>::SUBJECT,
+    <RefundChanged as crate::messaging::Message>::SUBJECT,
 ];
 
 #[cfg(test)]

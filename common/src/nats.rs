@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `ORDERS_CMD` | work queue | `orders.cmd.>` |
 //! | `INVENTORY_CMD` | work queue | `inventory.cmd.>` |
+//! | `PAYMENTS_CMD` | work queue | `payments.cmd.>` (for the payment system) |
 //! | `EVENTS` | limits (7 days) | `orders.evt.>`, `inventory.evt.>`, `payments.evt.>` |
 //! | `DEAD_LETTERS` | limits (30 days) | `dlq.>` |
 //!
@@ -29,6 +30,7 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 pub const ORDERS_CMD: &str = "ORDERS_CMD";
 pub const INVENTORY_CMD: &str = "INVENTORY_CMD";
+pub const PAYMENTS_CMD: &str = "PAYMENTS_CMD";
 pub const EVENTS: &str = "EVENTS";
 pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
 
@@ -176,6 +178,12 @@ fn stream_configs(ns: &Namespace, replicas: usize, limits: &StreamLimits) -> Vec
         (
             INVENTORY_CMD,
             vec!["inventory.cmd.>"],
+            stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
+        ),
+        (
+            PAYMENTS_CMD,
+            vec!["payments.cmd.>"],
             stream::RetentionPolicy::WorkQueue,
             Duration::ZERO,
         ),

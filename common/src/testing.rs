@@ -81,7 +81,7 @@ impl TestEnv {
             // JetStream reserves a stream's byte limit on the shared server: keep them small.
             (
                 "NATS_STREAM_LIMITS".into(),
-                "ORDERS_CMD=16MiB/100000,INVENTORY_CMD=16MiB/100000,EVENTS=16MiB/100000,DEAD_LETTERS=16MiB/100000".into(),
+                "ORDERS_CMD=16MiB/100000,INVENTORY_CMD=16MiB/100000,PAYMENTS_CMD=16MiB/100000,EVENTS=16MiB/100000,DEAD_LETTERS=16MiB/100000".into(),
             ),
             ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
         ]);

@@ -151,8 +151,8 @@ async fn apply_all(
             rows.4.push(after);
             rows.5.push(a.reference.clone());
             Ok(Stepped {
-                event: None,
                 stock: vec![a.product_id],
+                ..Stepped::default()
             })
         })
         .collect();

@@ -5,6 +5,7 @@
 use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
+use crate::refunds::RefundRow;
 use common::messages::OrderStatusChanged;
 use uuid::Uuid;
 
@@ -15,6 +16,9 @@ pub struct Stepped {
     pub event: Option<OrderStatusChanged>,
     /// Products whose available stock the step changed.
     pub stock: Vec<Uuid>,
+    /// Refunds the step requested or settled (or had): the payment system is asked for those
+    /// still requested, and each one's order event is published.
+    pub refunds: Vec<RefundRow>,
 }
 
 /// Announces the stock changes of `results`, then publishes their events: one result per
@@ -33,10 +37,11 @@ pub async fn announce<M>(
     ctx.notices.stock_changed(stock).await;
     futures::future::join_all(incoming.iter().zip(results).map(|(message, result)| {
         message.within(async move {
-            if let Some(event) = result?.event {
+            let stepped = result?;
+            if let Some(event) = stepped.event {
                 ctx.bus.publish(event, &message.correlation_id).await?;
             }
-            Ok(())
+            crate::refunds::publish(ctx, &stepped.refunds, &message.correlation_id).await
         })
     }))
     .await

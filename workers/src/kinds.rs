@@ -3,8 +3,11 @@
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
 use crate::dispatch::Dispatch;
-use crate::{adjusting, payments, placing, transitions};
-use common::messages::{AdjustStock, PaymentFailed, PaymentSucceeded, PlaceOrder, TransitionOrder};
+use crate::{adjusting, payments, placing, refunds, transitions};
+use common::messages::{
+    AdjustStock, PaymentFailed, PaymentSucceeded, PlaceOrder, RefundFailed, RefundOrder,
+    RefundSucceeded, TransitionOrder,
+};
 use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
 use std::fmt;
@@ -24,6 +27,7 @@ pub const INVENTORY_PLACE: &str = "inventory-place";
 pub const INVENTORY_COMMANDS: &str = "inventory-commands";
 pub const ORDERS_TRANSITIONS: &str = "orders-transitions";
 pub const ORDERS_PAYMENT_EVENTS: &str = "orders-payment-events";
+pub const ORDERS_REFUNDS: &str = "orders-refunds";
 
 impl Kind {
     pub const ALL: [Kind; 2] = [Kind::Inventory, Kind::Orders];
@@ -53,10 +57,16 @@ impl Kind {
                     Dispatch::new().on(with(ctx, transitions::transition)),
                 ),
                 (
+                    ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_REFUNDS, RefundOrder::SUBJECT),
+                    Dispatch::new().on(with(ctx, refunds::request::request)),
+                ),
+                (
                     ConsumerSpec::new(nats::EVENTS, ORDERS_PAYMENT_EVENTS, "payments.evt.>"),
                     Dispatch::new()
                         .on::<PaymentSucceeded, _, _>(with(ctx, payments::succeeded))
-                        .on::<PaymentFailed, _, _>(with(ctx, payments::failed)),
+                        .on::<PaymentFailed, _, _>(with(ctx, payments::failed))
+                        .on::<RefundSucceeded, _, _>(with(ctx, refunds::outcome::refunded))
+                        .on::<RefundFailed, _, _>(with(ctx, refunds::outcome::failed)),
                 ),
             ],
         }

@@ -17,6 +17,7 @@ pub mod lag;
 pub mod payments;
 pub mod placing;
 pub mod reconcile;
+pub mod refunds;
 pub mod transitions;
 
 use common::messaging::{Bus, Namespace};

@@ -133,6 +133,7 @@ async fn apply_all(
             Ok(Stepped {
                 event: p?.map(|p| committed.event(p)).transpose()?,
                 stock: committed.restocked.clone(),
+                refunds: Vec::new(),
             })
         })
         .collect())

@@ -6,6 +6,9 @@
 //!
 //! and export how many products break it as the gauge `stock_drift_products` (0 when all is
 //! well), which an alert watches. `GET /api/v1/admin/stock-reconciliation` shows the details.
+//! The same round counts the payments recorded `refund_required` whose money no refund has
+//! given back or been asked for yet, as the gauge `payments_awaiting_refund` (the refund queue,
+//! `GET /api/v1/admin/payments?outcome=refund_required`), for alerting.
 
 use crate::Context;
 use sqlx::PgPool;
@@ -13,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The gauge of the last check's result.
 pub const DRIFT_GAUGE: &str = "stock_drift_products";
+/// The gauge of the refund queue's length.
+pub const AWAITING_REFUND_GAUGE: &str = "payments_awaiting_refund";
 
 /// Checks at start and then every interval until `shutdown`. A failed check (the database
 /// unreachable) is logged and leaves the gauge at its last value; readiness reports the outage.
@@ -36,7 +41,28 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "stock reconciliation check failed"),
         }
+        match awaiting_refund(&ctx.db).await {
+            Ok(waiting) => metrics::gauge!(AWAITING_REFUND_GAUGE).set(waiting as f64),
+            Err(e) => tracing::warn!(error = %e, "refund queue count failed"),
+        }
     }
+}
+
+/// How many payments recorded `refund_required` still have money that no refund has given
+/// back or been asked for.
+pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        r#"
+        SELECT count(*)
+          FROM payments p
+         WHERE p.outcome = 'refund_required'
+           AND p.amount > (SELECT COALESCE(sum(r.amount), 0) FROM refunds r
+                            WHERE r.payment_reference = p.provider_reference
+                              AND r.status <> 'FAILED')
+        "#,
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// How many products break the conservation rule. One statement, so one snapshot: stock

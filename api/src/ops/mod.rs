@@ -1,6 +1,8 @@
-//! Operations for ADMINs: the dead letters (list, re-drive) and the stock reconciliation.
+//! Operations for ADMINs: the dead letters (list, re-drive), the payments and their refund
+//! queue, and the stock and money reconciliation.
 
 mod dead_letters;
+mod payments;
 mod reconciliation;
 
 use crate::state::AppState;
@@ -10,5 +12,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
+        .routes(routes!(payments::list))
         .routes(routes!(reconciliation::reconcile))
 }

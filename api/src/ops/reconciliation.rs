@@ -1,10 +1,15 @@
-//! The stock reconciliation: checks the conservation invariant (docs/architecture.md) for every
-//! product,
+//! The stock and money reconciliation: checks the conservation invariants
+//! (docs/architecture.md), for every product,
 //!
 //!   initial stock + Σ adjustments = available stock + Σ quantities held by orders
 //!
 //! where "held" is the reservations still `reserved` or `committed` (orders CONFIRMED, PAID,
-//! SHIPPED or DELIVERED). It should never find a drift; if it does, the report says where to look.
+//! SHIPPED or DELIVERED), and for every order,
+//!
+//!   amount_paid - amount_refunded = Σ applied payments - Σ succeeded refunds of that money
+//!
+//! each side of which is also checked on its own. It should never find a drift; if it does,
+//! the report says where to look.
 
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Problem};
@@ -30,17 +35,38 @@ pub struct Drift {
     pub mismatched_orders: i64,
 }
 
+/// An order whose money figures disagree with its payments and refunds.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MoneyDrift {
+    pub order_id: Uuid,
+    /// The order's `amount_paid`.
+    pub amount_paid: i64,
+    /// Σ of its applied succeeded payments.
+    pub payments_applied: i64,
+    /// The order's `amount_refunded`.
+    pub amount_refunded: i64,
+    /// Σ of its succeeded refunds of captured money (not of `refund_required` payments).
+    pub refunds_succeeded: i64,
+    /// `(amount_paid - amount_refunded) - (payments_applied - refunds_succeeded)`.
+    pub difference: i64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reconciliation {
     pub products_checked: i64,
+    /// True when neither stock nor money drifts.
     pub consistent: bool,
     pub drift: Vec<Drift>,
+    pub orders_checked: i64,
+    /// Orders whose money does not add up.
+    pub money_drift: Vec<MoneyDrift>,
     /// Where to look when `drift` is not empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
 
-/// Check stock conservation for every product (ADMIN). Exact when no order is in flight.
+/// Check stock conservation for every product and money conservation for every order (ADMIN).
+/// Exact when no order is in flight.
 #[utoipa::path(get, path = "/admin/stock-reconciliation", tag = "operations", operation_id = "reconcile_stock",
     responses(
         (status = 200, description = "The result, per product in drift", body = Reconciliation),
@@ -92,21 +118,60 @@ pub async fn reconcile(
     )
     .fetch_all(&mut *tx)
     .await?;
+    let orders_checked: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&mut *tx)
+        .await?;
+    let money_drift: Vec<MoneyDrift> = sqlx::query_as(
+        r#"
+        WITH paid AS (
+            SELECT order_id, sum(amount)::int8 AS total FROM payments
+             WHERE kind = 'succeeded' AND outcome = 'applied' GROUP BY order_id
+        ), refunded AS (
+            SELECT order_id, sum(amount)::int8 AS total FROM refunds
+             WHERE status = 'SUCCEEDED' AND payment_reference IS NULL GROUP BY order_id
+        )
+        SELECT o.id AS order_id, o.amount_paid, COALESCE(paid.total, 0) AS payments_applied,
+               o.amount_refunded, COALESCE(refunded.total, 0) AS refunds_succeeded,
+               (o.amount_paid - o.amount_refunded)
+                 - (COALESCE(paid.total, 0) - COALESCE(refunded.total, 0)) AS difference
+          FROM orders o
+          LEFT JOIN paid ON paid.order_id = o.id
+          LEFT JOIN refunded ON refunded.order_id = o.id
+         WHERE o.amount_paid <> COALESCE(paid.total, 0)
+            OR o.amount_refunded <> COALESCE(refunded.total, 0)
+         ORDER BY o.id
+        "#,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    let consistent = drift.is_empty();
-    if !consistent {
+    let consistent = drift.is_empty() && money_drift.is_empty();
+    if !drift.is_empty() {
         tracing::error!(products = drift.len(), "stock conservation drift found");
     }
+    if !money_drift.is_empty() {
+        tracing::error!(orders = money_drift.len(), "money conservation drift found");
+    }
+    let hint = match (drift.is_empty(), money_drift.is_empty()) {
+        (true, true) => None,
+        (false, _) => Some(STOCK_HINT.to_owned()),
+        (true, false) => Some(MONEY_HINT.to_owned()),
+    };
     Ok(axum::Json(Reconciliation {
         products_checked,
         consistent,
-        hint: (!consistent).then(|| {
-            "compare the product's stock_adjustments ledger and its reservations with the orders' \
-             timelines; a mismatched order (held stock on a cancelled or rejected order, or none on \
-             a confirmed one) points at a release or reservation message still in flight or \
-             dead-lettered (GET /api/v1/admin/dead-letters)"
-                .to_owned()
-        }),
         drift,
+        orders_checked,
+        money_drift,
+        hint,
     }))
 }
+
+const MONEY_HINT: &str = "compare the order's amount_paid and amount_refunded with its payments \
+     and refunds (GET /api/v1/orders/{id}); they are written in the same transaction by the \
+     order worker, so a difference means a change made outside it";
+
+const STOCK_HINT: &str = "compare the product's stock_adjustments ledger and its reservations with the orders' \
+             timelines; a mismatched order (held stock on a cancelled or rejected order, or none on \
+             a confirmed one) points at a release or reservation message still in flight or \
+             dead-lettered (GET /api/v1/admin/dead-letters)";

@@ -6,6 +6,7 @@ pub mod events;
 mod idempotency;
 mod lifecycle;
 pub mod model;
+mod refunds;
 mod repo;
 mod routes;
 mod service;
@@ -15,5 +16,7 @@ pub use service::idempotent_order_id;
 
 /// Every route of the orders domain.
 pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
-    routes::router().merge(events::router())
+    routes::router()
+        .merge(events::router())
+        .merge(refunds::router())
 }

@@ -1,7 +1,7 @@
 //! Request and response shapes of the orders domain.
 
 use chrono::{DateTime, Utc};
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::messages::LineRequest;
 use common::shipping::{Shipment, ShippingAddress};
 use serde::{Deserialize, Serialize};
@@ -34,9 +34,58 @@ pub struct OrderItem {
     pub subtotal: Option<i64>,
 }
 
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A status change (`from`, `to`).
+    Status,
+    /// A change of one of the order's refunds (`refund_id`, `refund_status`, `amount`).
+    Refund,
+}
+
+/// One entry of an order's timeline, oldest first: a status change, or a change of one of its
+/// refunds, told apart by `kind`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TimelineItem {
+    Status(TimelineEntry),
+    Refund(RefundTimelineEntry),
+}
+
+impl TimelineItem {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            TimelineItem::Status(e) => e.at,
+            TimelineItem::Refund(e) => e.at,
+        }
+    }
+}
+
+/// A refund of the order requested, given back or failed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefundTimelineEntry {
+    /// Always `refund`.
+    pub kind: EntryKind,
+    pub refund_id: Uuid,
+    /// The refund's status from this change on.
+    pub refund_status: RefundStatus,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub at: DateTime<Utc>,
+    /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
+    /// answer.
+    pub actor: String,
+    /// Why it was asked for, or why it failed.
+    pub reason: Option<String>,
+}
+
 /// One transition of an order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimelineEntry {
+    /// Always `status`.
+    pub kind: EntryKind,
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     pub at: DateTime<Utc>,
@@ -64,7 +113,75 @@ pub struct Order {
     pub shipping_address: Option<ShippingAddress>,
     /// Carrier and tracking, once shipped with them; `null` before, or when shipped without.
     pub shipment: Option<Shipment>,
-    pub timeline: Vec<TimelineEntry>,
+    /// Status changes and refund changes, oldest first.
+    pub timeline: Vec<TimelineItem>,
+    /// Where the order's money stands, beside its lifecycle.
+    pub payment_status: PaymentStatus,
+    /// Minor units captured by the payments that paid the order.
+    pub amount_paid: i64,
+    /// Minor units of that money given back by succeeded refunds.
+    pub amount_refunded: i64,
+    /// Every payment a payment system reported for the order, oldest first.
+    pub payments: Vec<OrderPayment>,
+    /// Every refund of the order, oldest first.
+    pub refunds: Vec<Refund>,
+}
+
+/// A payment a payment system reported for an order, and what was done with it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderPayment {
+    pub provider_reference: String,
+    /// `succeeded` or `failed`.
+    pub kind: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// `applied` (it paid or cancelled the order), `refund_required` (money to give back:
+    /// wrong amount, paid twice, paid after cancel) or `ignored`.
+    pub outcome: String,
+    pub note: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A refund of an order's money, or of one of its payments to give back.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Refund {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    /// `REQUESTED` of the payment system, then `SUCCEEDED` or `FAILED`.
+    pub status: RefundStatus,
+    /// The `refund_required` payment this refund gives back; `null`: the order's captured money.
+    pub payment_reference: Option<String>,
+    /// Who asked for it: `user:<id>`.
+    pub actor: String,
+    pub requested_at: DateTime<Utc>,
+    /// When the payment system answered; `null` while `REQUESTED`.
+    pub settled_at: Option<DateTime<Utc>>,
+    /// The payment system's reference of its answer.
+    pub provider_reference: Option<String>,
+    /// Why the payment system could not make it, once `FAILED`.
+    pub failure_reason: Option<String>,
+}
+
+/// `POST /orders/{id}/refunds` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 1250, "reason": "one mug arrived broken"}))]
+pub struct RefundRequest {
+    /// Minor units of the order's currency, at least 1.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub amount: i64,
+    /// 1 to 500 characters.
+    #[schema(max_length = 500)]
+    pub reason: String,
+    /// A payment of the order recorded `refund_required` (see `GET /admin/payments`) to give
+    /// back; absent: the refund gives back the order's captured money.
+    #[schema(max_length = 200)]
+    pub payment_reference: Option<String>,
 }
 
 /// Filters and paging of `GET /orders`.

@@ -2,9 +2,12 @@
 //! filtered by `user_id`, so another customer's order is simply not found.
 
 use super::accepted::Pending;
-use super::model::{Order, OrderItem, TimelineEntry};
+use super::model::{
+    EntryKind, Order, OrderItem, OrderPayment, Refund, RefundTimelineEntry, TimelineEntry,
+    TimelineItem,
+};
 use chrono::{DateTime, Utc};
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -23,7 +26,22 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.curren
         COALESCE((SELECT json_agg(json_build_object(
                       'from_status', e.from_status, 'to_status', e.to_status, 'at', e.at,
                       'actor', e.actor, 'reason', e.reason) ORDER BY e.at, e.id)
-                    FROM order_events e WHERE e.order_id = o.id), '[]') AS events
+                    FROM order_events e WHERE e.order_id = o.id), '[]') AS events,
+        o.amount_paid, o.amount_refunded,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'provider_reference', p.provider_reference, 'kind', p.kind,
+                      'amount', p.amount, 'currency', p.currency, 'outcome', p.outcome,
+                      'note', p.note, 'received_at', p.received_at)
+                      ORDER BY p.received_at, p.provider_reference)
+                    FROM payments p WHERE p.order_id = o.id), '[]') AS payments,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'id', r.id, 'order_id', r.order_id, 'amount', r.amount,
+                      'currency', r.currency, 'reason', r.reason, 'status', r.status,
+                      'payment_reference', r.payment_reference, 'actor', r.actor,
+                      'requested_at', r.requested_at, 'settled_at', r.settled_at,
+                      'provider_reference', r.provider_reference,
+                      'failure_reason', r.failure_reason) ORDER BY r.requested_at, r.id)
+                    FROM refunds r WHERE r.order_id = o.id), '[]') AS refunds
    FROM orders o";
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +60,10 @@ struct OrderRow {
     tracking_url: Option<String>,
     items: Json<Vec<OrderItem>>,
     events: Json<Vec<EventRow>>,
+    amount_paid: i64,
+    amount_refunded: i64,
+    payments: Json<Vec<OrderPayment>>,
+    refunds: Json<Vec<Refund>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -74,21 +96,67 @@ impl From<OrderRow> for Order {
                 }),
                 _ => None,
             },
-            timeline: r
-                .events
-                .0
-                .into_iter()
-                .map(|e| TimelineEntry {
-                    from: e.from_status,
-                    to: e.to_status,
-                    at: e.at,
-                    actor: e.actor,
-                    reason: e.reason,
-                })
-                .collect(),
+            timeline: timeline(r.events.0, &r.refunds.0),
+            payment_status: PaymentStatus::of(r.amount_paid, r.amount_refunded),
+            amount_paid: r.amount_paid,
+            amount_refunded: r.amount_refunded,
+            payments: r.payments.0,
+            refunds: r.refunds.0,
         }
     }
 }
+
+/// The status entries and the refunds' changes, merged oldest first (status entries first at
+/// the same instant).
+fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
+    let mut items: Vec<TimelineItem> = events
+        .into_iter()
+        .map(|e| {
+            TimelineItem::Status(TimelineEntry {
+                kind: EntryKind::Status,
+                from: e.from_status,
+                to: e.to_status,
+                at: e.at,
+                actor: e.actor,
+                reason: e.reason,
+            })
+        })
+        .collect();
+    for refund in refunds {
+        let entry = |status: RefundStatus, at, actor: &str, reason: Option<&String>| {
+            TimelineItem::Refund(RefundTimelineEntry {
+                kind: EntryKind::Refund,
+                refund_id: refund.id,
+                refund_status: status,
+                amount: refund.amount,
+                currency: refund.currency.clone(),
+                at,
+                actor: actor.to_owned(),
+                reason: reason.cloned(),
+            })
+        };
+        items.push(entry(
+            RefundStatus::Requested,
+            refund.requested_at,
+            &refund.actor,
+            Some(&refund.reason),
+        ));
+        if let Some(settled_at) = refund.settled_at {
+            items.push(entry(
+                refund.status,
+                settled_at,
+                PAYMENTS_ACTOR,
+                refund.failure_reason.as_ref(),
+            ));
+        }
+    }
+    // A stable sort keeps each kind's own order at the same instant.
+    items.sort_by_key(TimelineItem::at);
+    items
+}
+
+/// Who answers refunds, in timelines.
+const PAYMENTS_ACTOR: &str = "system:payments";
 
 /// Who is reading: `Some(user)` restricts to that customer's orders.
 pub type Owner = Option<Uuid>;
@@ -213,6 +281,11 @@ pub async fn pending_view(
         shipping_address: shipping_address.clone(),
         shipment: None,
         timeline: Vec::new(),
+        payment_status: PaymentStatus::Unpaid,
+        amount_paid: 0,
+        amount_refunded: 0,
+        payments: Vec::new(),
+        refunds: Vec::new(),
         items,
     })
 }

@@ -97,7 +97,9 @@ async fn change_status(
 /// Cancel an order; its reserved stock is released.
 ///
 /// The customer may cancel before payment (`CONFIRMED`), an ADMIN before shipping (`CONFIRMED`
-/// or `PAID`). Cancelling a cancelled order is a `200` that changes nothing.
+/// or `PAID`). An ADMIN cancelling a `PAID` order also requests a refund of the money it
+/// captured, in the same step (the order's `refunds`). Cancelling a cancelled order is a `200`
+/// that changes nothing.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
         ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the cancellation")),
@@ -160,13 +162,13 @@ impl FromRequestParts<AppState> for Customer {
     }
 }
 
-fn location(id: Uuid) -> HeaderValue {
+pub(super) fn location(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/v1/orders/{id}"))
         .unwrap_or(HeaderValue::from_static("/api/v1/orders"))
 }
 
 /// The request id set by the middleware doubles as the correlation id across the bus.
-fn correlation_id(headers: &HeaderMap) -> String {
+pub(super) fn correlation_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

@@ -447,6 +447,7 @@ impl TestApp {
                             workers::kinds::INVENTORY_COMMANDS,
                         ),
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
                         (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
                     ] {
                         let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus

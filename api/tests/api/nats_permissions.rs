@@ -8,7 +8,7 @@ use crate::private_nats::{
     system_on,
 };
 use common::domain::Role;
-use common::messages::PaymentSucceeded;
+use common::messages::{PaymentSucceeded, RefundSucceeded};
 use common::messaging::{Bus, Namespace};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -231,6 +231,122 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
         refused(&log, "payments"),
         "the server logs refusals:\n{log}"
     );
+    for user in ["api", "orders-worker", "inventory-worker"] {
+        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_own_user() {
+    let nats = PrivateNats::start().await;
+    let app = system_on(&nats, &[]).await;
+    let client = app.create_user(Role::Client).await;
+    let admin = app.create_user(Role::Admin).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    let order: Value = app
+        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
+    let order_id: uuid::Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    let (provider, provider_errors) = nats.client("payments").await;
+    let provider_js = jetstream(&provider);
+    let provider_bus = Bus::new(provider_js.clone(), Namespace::default());
+    provider_bus
+        .publish(
+            PaymentSucceeded {
+                order_id,
+                amount: 1250,
+                currency: "USD".into(),
+                provider_reference: "psp-r-1".into(),
+            },
+            "psp",
+        )
+        .await
+        .unwrap();
+    app.order_when(&client, &order_id.to_string(), |o| o["status"] == "PAID")
+        .await;
+
+    let res = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/orders/{order_id}/refunds"),
+            &json!({"amount": 250, "reason": "a chipped handle"}),
+            &[("idempotency-key", "refund-1")],
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{}", nats.log());
+
+    // The provider reads the command through its own consumer and answers it.
+    let commands = provider_js.get_stream("PAYMENTS_CMD").await.unwrap();
+    let consumer = commands
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("payments".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("the provider creates its consumer");
+    let command = common::testing::eventually(Duration::from_secs(20), "a refund command", || {
+        let consumer = consumer.clone();
+        async move {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .ok()?;
+            let message = batch.next().await?.ok()?;
+            message.ack().await.ok()?;
+            serde_json::from_slice::<Value>(&message.payload).ok()
+        }
+    })
+    .await;
+    let refund_id: uuid::Uuid = command["data"]["refund_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    provider_bus
+        .publish(
+            RefundSucceeded {
+                refund_id,
+                order_id,
+                amount: 250,
+                currency: "USD".into(),
+                provider_reference: "psp-refund-r-1".into(),
+            },
+            "psp",
+        )
+        .await
+        .expect("the payment provider publishes refund outcomes");
+    app.order_when(&client, &order_id.to_string(), |o| {
+        o["payment_status"] == "PARTIALLY_REFUNDED"
+    })
+    .await;
+
+    // Nothing more: no refund command of its own, no other stream's consumer.
+    let forged = provider_js
+        .publish("payments.cmd.refund", "{}".into())
+        .await
+        .unwrap()
+        .await;
+    assert!(forged.is_err(), "the provider published a refund command");
+    let orders = provider_js.get_stream("ORDERS_CMD").await;
+    assert!(
+        orders.is_err(),
+        "the provider read the order commands' stream"
+    );
+    let errors = provider_errors.lock().unwrap().join("\n");
+    assert!(
+        errors.contains("Permissions Violation for Publish to \"payments.cmd.refund\""),
+        "{errors}"
+    );
+    let log = nats.log();
     for user in ["api", "orders-worker", "inventory-worker"] {
         assert!(!refused(&log, user), "{user} was refused something:\n{log}");
     }

@@ -41,6 +41,7 @@ impl Default for StreamLimits {
         StreamLimits(BTreeMap::from([
             ("ORDERS_CMD".to_owned(), limit(256, 1_000_000)),
             ("INVENTORY_CMD".to_owned(), limit(256, 1_000_000)),
+            ("PAYMENTS_CMD".to_owned(), limit(64, 100_000)),
             ("EVENTS".to_owned(), limit(1024, 5_000_000)),
             ("DEAD_LETTERS".to_owned(), limit(256, 100_000)),
         ]))

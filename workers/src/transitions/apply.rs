@@ -4,9 +4,10 @@
 //! statement.
 
 use super::judge::{Verdict, judge};
+use super::write::{Written, recorded_events, write};
 use crate::Context;
 use crate::consumer::Failure;
-use chrono::{DateTime, Utc};
+use crate::refunds::cancel::{self, Requested};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
 use common::messages::OrderStatusChanged;
 use common::shipping::Shipment;
@@ -69,11 +70,12 @@ pub struct TransitionTx {
     payments: Vec<PaymentRecord>,
 }
 
-/// What the commit wrote: each planned transition's event, and the products whose available
-/// stock came back.
+/// What the commit wrote: each planned transition's event, the products whose available
+/// stock came back, and the refunds requested by cancelling paid orders.
 pub struct Committed {
     events: HashMap<(Uuid, OrderStatus), OrderStatusChanged>,
     pub restocked: Vec<Uuid>,
+    refunds: HashMap<Uuid, Requested>,
 }
 
 impl Committed {
@@ -84,6 +86,15 @@ impl Committed {
             .get(&(order_id, to))
             .cloned()
             .ok_or_else(|| Failure::transient(format!("no event for order {order_id} to {to}")))
+    }
+
+    /// The refund a planned cancellation of a paid order requested (and that is still
+    /// waiting for the payment system), to ask the payment system for after the commit.
+    pub fn refund(&self, planned: Planned) -> Option<Requested> {
+        let (Planned::Move { order_id, to } | Planned::Again { order_id, to }) = planned;
+        (to == OrderStatus::Cancelled)
+            .then(|| self.refunds.get(&order_id).cloned())
+            .flatten()
     }
 }
 
@@ -234,6 +245,33 @@ impl TransitionTx {
                 events.insert(key, event);
             }
         }
+        // A cancelled order gives back the money it captured, in the same commit: the moves
+        // into CANCELLED request it, and a redelivered cancellation finds it requested.
+        let cancels: Vec<cancel::Cancel> = self
+            .moves
+            .iter()
+            .filter(|(_, a)| a.to == OrderStatus::Cancelled)
+            .map(|(_, a)| cancel::Cancel {
+                order_id: a.order_id,
+                actor: Some(a.actor.clone()),
+                reason: a.reason.clone(),
+            })
+            .chain(
+                again
+                    .iter()
+                    .filter(|(_, to)| *to == OrderStatus::Cancelled)
+                    .map(|(order_id, _)| cancel::Cancel {
+                        order_id: *order_id,
+                        actor: None,
+                        reason: None,
+                    }),
+            )
+            .collect();
+        let refunds = if cancels.is_empty() {
+            HashMap::new()
+        } else {
+            cancel::refund_on_cancel(&mut self.tx, &cancels).await?
+        };
         self.tx.commit().await?;
         if written.released_lines > 0 {
             metrics::counter!("stock_released_lines_total").increment(written.released_lines);
@@ -241,205 +279,7 @@ impl TransitionTx {
         Ok(Committed {
             events,
             restocked: written.restocked,
+            refunds,
         })
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct EntryRow {
-    order_id: Uuid,
-    from_status: Option<OrderStatus>,
-    to_status: OrderStatus,
-    entry_id: i64,
-    at: DateTime<Utc>,
-    actor: String,
-    reason: Option<String>,
-    carrier: Option<String>,
-    tracking_number: Option<String>,
-    tracking_url: Option<String>,
-}
-
-impl EntryRow {
-    fn into_event(self, user_id: Uuid) -> OrderStatusChanged {
-        let shipment = match (self.to_status, self.carrier, self.tracking_number) {
-            (OrderStatus::Shipped, Some(carrier), Some(tracking_number)) => Some(Shipment {
-                carrier,
-                tracking_number,
-                tracking_url: self.tracking_url,
-            }),
-            _ => None,
-        };
-        OrderStatusChanged {
-            order_id: self.order_id,
-            user_id,
-            from: self.from_status,
-            to: self.to_status,
-            at: self.at,
-            actor: self.actor,
-            reason: self.reason,
-            entry_id: Some(self.entry_id),
-            shipment,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Written {
-    entries: Vec<EntryRow>,
-    restocked: Vec<Uuid>,
-    released_lines: u64,
-}
-
-#[derive(sqlx::FromRow)]
-struct WrittenRow {
-    #[sqlx(flatten)]
-    entry: EntryRow,
-    restocked: Vec<Uuid>,
-    released_lines: i64,
-}
-
-async fn write(
-    tx: &mut Transaction<'static, Postgres>,
-    moves: &[(OrderStatus, Asked)],
-    payments: &[PaymentRecord],
-    cancelled: &[Uuid],
-) -> Result<Written, Failure> {
-    let shipped: Vec<Uuid> = moves
-        .iter()
-        .filter(|(_, a)| a.to == OrderStatus::Shipped)
-        .map(|(_, a)| a.order_id)
-        .collect();
-    let seq: Vec<i32> = (0..moves.len())
-        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
-        .collect();
-    let rows: Vec<WrittenRow> = sqlx::query_as(
-        r#"
-        WITH v AS (
-            SELECT * FROM unnest($1::uuid[], $2::order_status[], $3::order_status[], $4::text[],
-                                 $5::text[], $6::int4[], $19::text[], $20::text[], $21::text[])
-                AS v(id, from_status, to_status, actor, reason, seq, carrier, tracking_number,
-                     tracking_url)
-        ), moved AS (
-            -- Data-modifying parts run to completion whether or not the result reads them.
-            -- A row is updated once per statement, so the shipment (given with the move to
-            -- SHIPPED, wherever it is in the batch) is written with the last status.
-            UPDATE orders o
-               SET status = last.to_status,
-                   carrier = coalesce(s.carrier, o.carrier),
-                   tracking_number = coalesce(s.tracking_number, o.tracking_number),
-                   tracking_url = CASE WHEN s.id IS NULL THEN o.tracking_url ELSE s.tracking_url END
-              FROM (SELECT DISTINCT ON (id) id, to_status FROM v ORDER BY id, seq DESC) last
-              LEFT JOIN (SELECT id, carrier, tracking_number, tracking_url FROM v
-                          WHERE carrier IS NOT NULL) s ON s.id = last.id
-             WHERE o.id = last.id
-            RETURNING o.id
-        ), entries AS (
-            INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-            SELECT id, from_status, to_status, clock_timestamp(), actor, reason
-              FROM v ORDER BY seq
-            RETURNING order_id, from_status, to_status, id, at, actor, reason
-        ), released AS (
-            UPDATE reservations SET state = $10
-             WHERE order_id = ANY($7) AND state = $9
-            RETURNING product_id, quantity
-        ), restocked AS (
-            UPDATE products p SET stock = p.stock + t.quantity
-              FROM (SELECT product_id, sum(quantity)::int4 AS quantity
-                      FROM released GROUP BY product_id) t
-             WHERE p.id = t.product_id
-            RETURNING p.id
-        ), sold AS (
-            UPDATE reservations SET state = $11
-             WHERE order_id = ANY($8) AND state = $9
-            RETURNING 1
-        ), paid AS (
-            INSERT INTO payments (provider_reference, order_id, kind, amount, currency, outcome, note)
-            SELECT * FROM unnest($12::text[], $13::uuid[], $14::payment_kind[], $15::int8[],
-                                 $16::text[], $17::payment_outcome[], $18::text[])
-            RETURNING 1
-        )
-        SELECT e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at, e.actor, e.reason,
-               v.carrier, v.tracking_number, v.tracking_url,
-               ARRAY(SELECT id FROM restocked) AS restocked,
-               (SELECT count(*) FROM released) AS released_lines
-          FROM entries e JOIN v ON v.id = e.order_id AND v.to_status = e.to_status
-        "#,
-    )
-    .bind(moves.iter().map(|(_, a)| a.order_id).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(from, _)| *from).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.to).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.actor.as_str()).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.reason.as_deref()).collect::<Vec<_>>())
-    .bind(&seq)
-    .bind(cancelled)
-    .bind(&shipped)
-    .bind(ReservationState::Reserved)
-    .bind(ReservationState::Released)
-    .bind(ReservationState::Committed)
-    .bind(payments.iter().map(|p| p.provider_reference.as_str()).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.order_id).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.kind).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.amount).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.currency.as_str()).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.outcome).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.note.as_deref()).collect::<Vec<_>>())
-    .bind(shipments(moves, |s| Some(s.carrier.as_str())))
-    .bind(shipments(moves, |s| Some(s.tracking_number.as_str())))
-    .bind(shipments(moves, |s| s.tracking_url.as_deref()))
-    .fetch_all(&mut **tx)
-    .await?;
-    let restocked = rows
-        .first()
-        .map(|r| r.restocked.clone())
-        .unwrap_or_default();
-    let released_lines = rows
-        .first()
-        .map_or(0, |r| u64::try_from(r.released_lines).unwrap_or(0));
-    Ok(Written {
-        entries: rows.into_iter().map(|r| r.entry).collect(),
-        restocked,
-        released_lines,
-    })
-}
-
-/// One field of each move's shipment, null for a move without one.
-fn shipments<'m>(
-    moves: &'m [(OrderStatus, Asked)],
-    field: impl Fn(&'m Shipment) -> Option<&'m str>,
-) -> Vec<Option<&'m str>> {
-    moves
-        .iter()
-        .map(|(_, a)| a.shipment.as_ref().and_then(&field))
-        .collect()
-}
-
-/// The timeline entries of transitions made before, as events.
-async fn recorded_events(
-    tx: &mut Transaction<'static, Postgres>,
-    wanted: &[(Uuid, OrderStatus)],
-) -> Result<Vec<((Uuid, OrderStatus), OrderStatusChanged)>, Failure> {
-    #[derive(sqlx::FromRow)]
-    struct Recorded {
-        user_id: Uuid,
-        #[sqlx(flatten)]
-        entry: EntryRow,
-    }
-    let rows: Vec<Recorded> = sqlx::query_as(
-        "SELECT o.user_id, e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at,
-                e.actor, e.reason, o.carrier, o.tracking_number, o.tracking_url
-           FROM unnest($1::uuid[], $2::order_status[]) AS w(order_id, to_status)
-           JOIN order_events e ON e.order_id = w.order_id AND e.to_status = w.to_status
-           JOIN orders o ON o.id = e.order_id",
-    )
-    .bind(wanted.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(wanted.iter().map(|(_, to)| *to).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let key = (r.entry.order_id, r.entry.to_status);
-            (key, r.entry.into_event(r.user_id))
-        })
-        .collect())
 }

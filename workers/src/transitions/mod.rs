@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod judge;
+mod write;
 
 use crate::Context;
 use crate::announce::{Stepped, announce};
@@ -45,9 +46,11 @@ async fn apply_all(
     Ok(planned
         .into_iter()
         .map(|p| {
+            let p = p?;
             Ok(Stepped {
-                event: Some(committed.event(p?)?),
+                event: Some(committed.event(p)?),
                 stock: committed.restocked.clone(),
+                refunds: committed.refund(p).into_iter().collect(),
             })
         })
         .collect())

@@ -1,0 +1,117 @@
+//! The payments the payment systems reported, for ADMINs: above all the refund queue
+//! (`?outcome=refund_required`), the money taken that no order kept (wrong amount, paid twice,
+//! paid after cancel) and not given back yet. Each is refunded with `POST
+//! /orders/{order_id}/refunds` naming it (`payment_reference`), which takes it off the queue.
+
+use crate::auth::AdminUser;
+use crate::error::{ApiResult, Problem};
+use crate::extract::Query;
+use crate::pagination::{self, Page};
+use crate::state::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A payment and what became of it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct PaymentRecord {
+    pub provider_reference: String,
+    pub order_id: Uuid,
+    /// `succeeded` or `failed`.
+    pub kind: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// `applied`, `refund_required` or `ignored`.
+    pub outcome: String,
+    /// Why it was not applied (`amount mismatch: …`, `order is CANCELLED, not payable`).
+    pub note: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// For a `refund_required` payment: what refunds of it have given back.
+    pub refunded: i64,
+    /// For a `refund_required` payment: what is still to give back, neither refunded nor
+    /// requested (0 once refunds cover it).
+    pub awaiting_refund: i64,
+}
+
+/// What a payment's outcome was.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentOutcome {
+    Applied,
+    RefundRequired,
+    Ignored,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentsQuery {
+    /// `refund_required`: the refund queue, only payments with money still to give back.
+    /// `applied`, `ignored`: those payments. Absent: every payment.
+    #[param(inline)]
+    pub outcome: Option<PaymentOutcome>,
+    /// 1 to 100, default 20.
+    #[param(example = 20, minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Payments, oldest first; `?outcome=refund_required` is the refund queue (ADMIN).
+#[utoipa::path(get, path = "/admin/payments", tag = "operations", operation_id = "list_payments",
+    params(PaymentsQuery),
+    responses(
+        (status = 200, description = "A page of payments", body = Page<PaymentRecord>),
+        (status = 400, description = "Malformed parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<PaymentsQuery>,
+) -> ApiResult<axum::Json<Page<PaymentRecord>>> {
+    let limit = pagination::limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor::<(DateTime<Utc>, String)>)
+        .transpose()?;
+    let outcome = q.outcome.map(|o| match o {
+        PaymentOutcome::Applied => "applied",
+        PaymentOutcome::RefundRequired => "refund_required",
+        PaymentOutcome::Ignored => "ignored",
+    });
+    let (after_at, after_reference) = after.unzip();
+    let rows: Vec<PaymentRecord> = sqlx::query_as(
+        "SELECT p.provider_reference, p.order_id, p.kind::text AS kind, p.amount, p.currency,
+                p.outcome::text AS outcome, p.note, p.received_at,
+                coalesce(r.refunded, 0) AS refunded,
+                CASE WHEN p.outcome = 'refund_required'
+                     THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END AS awaiting_refund
+           FROM payments p
+           LEFT JOIN LATERAL (
+                SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
+                       sum(amount) FILTER (WHERE status <> 'FAILED')::int8 AS held
+                  FROM refunds WHERE payment_reference = p.provider_reference) r ON true
+          WHERE ($1::payment_outcome IS NULL OR p.outcome = $1::payment_outcome)
+            AND ($1::payment_outcome IS DISTINCT FROM 'refund_required'
+                 OR p.amount > coalesce(r.held, 0))
+            AND ($2::timestamptz IS NULL OR (p.received_at, p.provider_reference) > ($2, $3))
+          ORDER BY p.received_at, p.provider_reference
+          LIMIT $4",
+    )
+    .bind(outcome)
+    .bind(after_at)
+    .bind(after_reference)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(axum::Json(pagination::page(rows, limit, |p| {
+        (p.received_at, p.provider_reference.clone())
+    })))
+}

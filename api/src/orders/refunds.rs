@@ -1,0 +1,241 @@
+//! Refunds over HTTP (ADMIN): `POST /orders/{id}/refunds`. The api checks the request against
+//! the money the order (or the `refund_required` payment named) has left to give back, so the
+//! common mistakes get an immediate answer, and publishes `orders.cmd.refund`; the order worker
+//! checks again under the order's row lock, since another refund may be recorded in between,
+//! records the refund `REQUESTED` and asks the payment system for it.
+
+use super::model::{Refund, RefundRequest};
+use super::repo;
+use super::routes::{correlation_id, location};
+use super::service::broker_unavailable;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use common::domain::{PaymentStatus, RefundStatus};
+use common::messages::RefundOrder;
+use serde_json::json;
+use sqlx::PgPool;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+/// Fixed namespace of the refund ids derived from `Idempotency-Key` (UUID v5).
+const IDEMPOTENT_REFUND_IDS: Uuid = Uuid::from_u128(0x5d1e_77a0_3c2b_4b8e_a1f4_0c6d_92e3_7b15);
+const MAX_REASON_CHARS: usize = 500;
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(refund_order))
+}
+
+/// Refund part or all of an order's money (ADMIN).
+///
+/// `{"amount", "reason"}` gives back part of what the order's payment captured; with
+/// `payment_reference` it gives back a payment recorded `refund_required` instead (wrong
+/// amount, paid twice, paid after cancel; see `GET /admin/payments`). Requires an
+/// `Idempotency-Key`: a retry with the same key is the same refund. Answered `202` with the
+/// refund `REQUESTED` once JetStream has stored the command; the order worker records it and
+/// asks the payment system, whose answer makes it `SUCCEEDED` or `FAILED` (see the order's
+/// `refunds`). The refunds of an order never add up to more than was paid: a refund over what
+/// is left is a 409 here, and refused by the order worker when two race.
+#[utoipa::path(post, path = "/orders/{id}/refunds", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id"),
+        ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key is the same refund (1-255 visible ASCII characters)")),
+    request_body = RefundRequest,
+    responses(
+        (status = 202, description = "Requested; the payment system answers later", body = Refund,
+            headers(("Location" = String, description = "The order's URL"))),
+        (status = 400, description = "Malformed request or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No money captured, or more than is left to refund; `refundable` names what is left", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid amount, reason or payment_reference, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn refund_order(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    headers: HeaderMap,
+    Path(order_id): Path<Uuid>,
+    Json(body): Json<RefundRequest>,
+) -> ApiResult<Response> {
+    let body = validate(body)?;
+    let key = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::BadRequest("a refund needs an Idempotency-Key".into()))?
+        .to_str()
+        .ok()
+        .filter(|k| super::idempotency::valid_key(k))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?;
+    let refund_id = Uuid::new_v5(
+        &IDEMPOTENT_REFUND_IDS,
+        format!("{order_id}:{key}").as_bytes(),
+    );
+    let order = repo::find(&state.db, order_id, None)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    if let Some(known) = order.refunds.iter().find(|r| r.id == refund_id) {
+        // A retry: the refund as it stands, if it is the one asked for.
+        if known.amount != body.amount
+            || known.reason != body.reason
+            || known.payment_reference != body.payment_reference
+        {
+            return Err(ApiError::Unprocessable(
+                "Idempotency-Key was used for another refund of this order".into(),
+            ));
+        }
+        return Ok(accepted(known.clone()));
+    }
+    let left = left_to_refund(&state.db, order_id, body.payment_reference.as_deref()).await?;
+    let (paid, left, currency) = match left {
+        Some(left) => left,
+        None => {
+            return Err(ApiError::field(
+                "payment_reference",
+                "not a payment of this order to give back (outcome refund_required)",
+            ));
+        }
+    };
+    if paid == 0 {
+        return Err(refusal(
+            format!("order {order_id} has no money captured"),
+            order.payment_status,
+            0,
+        ));
+    }
+    if body.amount > left {
+        return Err(refusal(
+            format!(
+                "{} is more than is left to refund ({left} of {paid} {currency})",
+                body.amount
+            ),
+            order.payment_status,
+            left,
+        ));
+    }
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        return Err(broker_unavailable());
+    }
+    let actor = format!("user:{}", admin.id);
+    let command = RefundOrder {
+        refund_id,
+        order_id,
+        amount: body.amount,
+        reason: body.reason.clone(),
+        actor: actor.clone(),
+        payment_reference: body.payment_reference.clone(),
+    };
+    if let Err(e) = state.bus.publish(command, &correlation_id(&headers)).await {
+        tracing::error!(error = %e, %order_id, "refund command not acknowledged by JetStream");
+        return Err(broker_unavailable());
+    }
+    Ok(accepted(Refund {
+        id: refund_id,
+        order_id,
+        amount: body.amount,
+        currency,
+        reason: body.reason,
+        status: RefundStatus::Requested,
+        payment_reference: body.payment_reference,
+        actor,
+        requested_at: chrono::Utc::now(),
+        settled_at: None,
+        provider_reference: None,
+        failure_reason: None,
+    }))
+}
+
+fn accepted(refund: Refund) -> Response {
+    let mut res = (StatusCode::ACCEPTED, axum::Json(&refund)).into_response();
+    res.headers_mut()
+        .insert(header::LOCATION, location(refund.order_id));
+    res
+}
+
+/// A 409 naming the order's payment status and what is left to refund.
+fn refusal(detail: String, payment_status: PaymentStatus, refundable: i64) -> ApiError {
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("payment_status".into(), json!(payment_status));
+    extensions.insert("refundable".into(), json!(refundable));
+    ApiError::Conflict { detail, extensions }
+}
+
+/// The request with its texts trimmed, or a 422 naming every bad field.
+fn validate(mut body: RefundRequest) -> Result<RefundRequest, ApiError> {
+    let mut errors = Vec::new();
+    if !(1..=MAX_AMOUNT).contains(&body.amount) {
+        errors.push(FieldError::new(
+            "amount",
+            format!("must be 1 to {MAX_AMOUNT} minor units"),
+        ));
+    }
+    body.reason = body.reason.trim().to_owned();
+    if body.reason.is_empty() || body.reason.chars().count() > MAX_REASON_CHARS {
+        errors.push(FieldError::new(
+            "reason",
+            format!("must be 1 to {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if let Some(r) = &body.payment_reference
+        && (r.is_empty() || r.chars().count() > 200)
+    {
+        errors.push(FieldError::new(
+            "payment_reference",
+            "must be 1 to 200 characters",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(body)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// What the money a refund would give back amounts to, and what is left of it once the
+/// requested and succeeded refunds are taken off, with its currency: the order's captured money,
+/// or the `refund_required` payment named (`None` when it is not one of this order's).
+async fn left_to_refund(
+    db: &PgPool,
+    order_id: Uuid,
+    payment_reference: Option<&str>,
+) -> sqlx::Result<Option<(i64, i64, String)>> {
+    match payment_reference {
+        None => {
+            sqlx::query_as(
+                "SELECT o.amount_paid,
+                        o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                   WHERE r.order_id = o.id
+                                                     AND r.payment_reference IS NULL
+                                                     AND r.status <> 'FAILED'), 0)::int8,
+                        o.currency
+                   FROM orders o WHERE o.id = $1",
+            )
+            .bind(order_id)
+            .fetch_optional(db)
+            .await
+        }
+        Some(reference) => {
+            sqlx::query_as(
+                "SELECT p.amount,
+                        p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
+                                              WHERE r.payment_reference = p.provider_reference
+                                                AND r.status <> 'FAILED'), 0)::int8,
+                        p.currency
+                   FROM payments p
+                  WHERE p.provider_reference = $1 AND p.order_id = $2
+                    AND p.kind = 'succeeded' AND p.outcome = 'refund_required'",
+            )
+            .bind(reference)
+            .bind(order_id)
+            .fetch_optional(db)
+            .await
+        }
+    }
+}

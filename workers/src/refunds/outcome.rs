@@ -1,0 +1,199 @@
+//! The payment system's refund outcomes (`payments.evt.refunded`, `payments.evt.refund_failed`):
+//! each is recorded once, by its provider reference, on a refund still `REQUESTED`. A success
+//! adds the amount to the order's `amount_refunded` in the same transaction (a refund of a
+//! `refund_required` payment returns money the order never counted as paid, so it adds
+//! nothing); a failure leaves the money counted as paid.
+
+use crate::Context;
+use crate::announce::{Stepped, announce};
+use crate::consumer::{Failure, Handled};
+use crate::dispatch::Incoming;
+use crate::transitions::check_reason;
+use common::domain::RefundStatus;
+use common::messages::{RefundFailed, RefundSucceeded};
+use uuid::Uuid;
+
+/// An outcome, checked.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub refund_id: Uuid,
+    pub order_id: Uuid,
+    pub provider_reference: String,
+    /// For a success: the amount and currency given back.
+    pub given_back: Option<(i64, String)>,
+    /// For a failure: the provider's explanation.
+    pub reason: Option<String>,
+}
+
+/// `payments.evt.refunded`, received together.
+pub async fn refunded(ctx: Context, events: Vec<Incoming<RefundSucceeded>>) -> Vec<Handled> {
+    let check = |e: &Incoming<RefundSucceeded>| {
+        let m = &e.message;
+        checked(Outcome {
+            refund_id: m.refund_id,
+            order_id: m.order_id,
+            provider_reference: m.provider_reference.clone(),
+            given_back: Some((m.amount, m.currency.clone())),
+            reason: None,
+        })
+    };
+    let results = crate::batch::checked(&events, check, |some| settle_all(&ctx, some)).await;
+    announce(&ctx, &events, results).await
+}
+
+/// `payments.evt.refund_failed`, received together.
+pub async fn failed(ctx: Context, events: Vec<Incoming<RefundFailed>>) -> Vec<Handled> {
+    let check = |e: &Incoming<RefundFailed>| {
+        let m = &e.message;
+        checked(Outcome {
+            refund_id: m.refund_id,
+            order_id: m.order_id,
+            provider_reference: m.provider_reference.clone(),
+            given_back: None,
+            reason: m.reason.clone(),
+        })
+    };
+    let results = crate::batch::checked(&events, check, |some| settle_all(&ctx, some)).await;
+    announce(&ctx, &events, results).await
+}
+
+fn checked(outcome: Outcome) -> Result<Outcome, Failure> {
+    let r = &outcome.provider_reference;
+    if r.is_empty() || r.chars().count() > 200 {
+        return Err(Failure::permanent(
+            "provider_reference must be 1 to 200 characters",
+        ));
+    }
+    check_reason(outcome.reason.as_deref())?;
+    Ok(outcome)
+}
+
+#[derive(sqlx::FromRow)]
+struct Recorded {
+    order_id: Uuid,
+    status: RefundStatus,
+    amount: i64,
+    currency: String,
+    payment_reference: Option<String>,
+    provider_reference: Option<String>,
+}
+
+/// Records the outcomes in one transaction, their orders locked in id order.
+async fn settle_all(
+    ctx: &Context,
+    outcomes: Vec<Outcome>,
+) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
+    let mut tx = ctx.db.begin().await?;
+    let order_ids: Vec<Uuid> = outcomes.iter().map(|o| o.order_id).collect();
+    super::lock_orders(&mut tx, &order_ids).await?;
+    let mut decided = Vec::with_capacity(outcomes.len());
+    let mut succeeded = 0u64;
+    for outcome in &outcomes {
+        let recorded: Option<Recorded> = sqlx::query_as(
+            "SELECT order_id, status, amount, currency, payment_reference, provider_reference
+               FROM refunds WHERE id = $1",
+        )
+        .bind(outcome.refund_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let decision = match recorded {
+            None => Err(Failure::permanent(format!(
+                "unknown refund {}",
+                outcome.refund_id
+            ))),
+            Some(r) if r.order_id != outcome.order_id => Err(Failure::permanent(format!(
+                "refund {} is of order {}, not {}",
+                outcome.refund_id, r.order_id, outcome.order_id
+            ))),
+            // Recorded before (a redelivery, or earlier in this batch): its event again.
+            Some(r) if r.provider_reference.as_ref() == Some(&outcome.provider_reference) => {
+                Ok(outcome.refund_id)
+            }
+            Some(r) if r.status != RefundStatus::Requested => Err(Failure::permanent(format!(
+                "refund {} is already {} (provider reference {})",
+                outcome.refund_id,
+                r.status.as_str(),
+                r.provider_reference.as_deref().unwrap_or("none")
+            ))),
+            Some(r) => match &outcome.given_back {
+                Some((amount, currency)) if (*amount, currency) != (r.amount, &r.currency) => {
+                    Err(Failure::permanent(format!(
+                        "refund {} was for {} {}, the payment system gave back {amount} {currency}",
+                        outcome.refund_id, r.amount, r.currency
+                    )))
+                }
+                _ => {
+                    let applied = settle(&mut tx, outcome, &r).await?;
+                    if applied.is_ok() && outcome.given_back.is_some() {
+                        succeeded += 1;
+                    }
+                    applied.map(|()| outcome.refund_id)
+                }
+            },
+        };
+        decided.push(decision);
+    }
+    let ids: Vec<Uuid> = outcomes.iter().map(|o| o.refund_id).collect();
+    let rows = super::rows(&mut tx, &ids).await?;
+    tx.commit().await?;
+    if succeeded > 0 {
+        metrics::counter!("refunds_succeeded_total").increment(succeeded);
+    }
+    Ok(decided
+        .into_iter()
+        .map(|d| {
+            let id = d?;
+            let refund = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
+            Ok(Stepped {
+                refunds: vec![refund],
+                ..Stepped::default()
+            })
+        })
+        .collect())
+}
+
+/// Writes the outcome on the refund and, for money given back from what the order captured,
+/// on the order.
+async fn settle(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    outcome: &Outcome,
+    recorded: &Recorded,
+) -> Result<Result<(), Failure>, Failure> {
+    let taken: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM refunds WHERE provider_reference = $1")
+            .bind(&outcome.provider_reference)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(other) = taken {
+        return Ok(Err(Failure::permanent(format!(
+            "provider reference {} is already recorded for refund {other}",
+            outcome.provider_reference
+        ))));
+    }
+    let status = match outcome.given_back {
+        Some(_) => RefundStatus::Succeeded,
+        None => RefundStatus::Failed,
+    };
+    sqlx::query(
+        "UPDATE refunds SET status = $2, provider_reference = $3, failure_reason = $4,
+                settled_at = clock_timestamp()
+          WHERE id = $1 AND status = 'REQUESTED'",
+    )
+    .bind(outcome.refund_id)
+    .bind(status)
+    .bind(&outcome.provider_reference)
+    .bind(outcome.reason.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    if status == RefundStatus::Succeeded && recorded.payment_reference.is_none() {
+        sqlx::query("UPDATE orders SET amount_refunded = amount_refunded + $2 WHERE id = $1")
+            .bind(recorded.order_id)
+            .bind(recorded.amount)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Ok(()))
+}

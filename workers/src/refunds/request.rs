@@ -1,0 +1,191 @@
+//! Refund requests (`orders.cmd.refund`): each is recorded `REQUESTED` once, under its order's
+//! row lock, if it stays within the money it returns; then the payment system is asked for it.
+
+use super::RefundRow;
+use crate::Context;
+use crate::announce::{Stepped, announce};
+use crate::consumer::{Failure, Handled};
+use crate::dispatch::Incoming;
+use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS};
+use common::messages::RefundOrder;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+/// At most a trillion minor units, as prices.
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// Handles the refund requests received together.
+pub async fn request(ctx: Context, commands: Vec<Incoming<RefundOrder>>) -> Vec<Handled> {
+    let results = crate::batch::checked(
+        &commands,
+        |c| checked(&c.message),
+        |some| request_all(&ctx, some),
+    )
+    .await;
+    announce(&ctx, &commands, results).await
+}
+
+/// The command, checked: a positive amount and bounded texts.
+fn checked(command: &RefundOrder) -> Result<RefundOrder, Failure> {
+    if !(1..=MAX_AMOUNT).contains(&command.amount) {
+        return Err(Failure::permanent(format!(
+            "amount must be 1 to {MAX_AMOUNT} minor units"
+        )));
+    }
+    let reason = command.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(Failure::permanent(format!(
+            "reason must be 1 to {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let actor = command.actor.trim();
+    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS {
+        return Err(Failure::permanent(format!(
+            "actor must be 1 to {MAX_ACTOR_CHARS} characters"
+        )));
+    }
+    if let Some(r) = &command.payment_reference
+        && (r.is_empty() || r.chars().count() > 200)
+    {
+        return Err(Failure::permanent(
+            "payment_reference must be 1 to 200 characters",
+        ));
+    }
+    Ok(RefundOrder {
+        reason: reason.to_owned(),
+        actor: actor.to_owned(),
+        ..command.clone()
+    })
+}
+
+/// Records the requests in one transaction, in order: each one sees the refunds recorded
+/// before it, so together they never take more than was paid.
+async fn request_all(
+    ctx: &Context,
+    commands: Vec<RefundOrder>,
+) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
+    let mut tx = ctx.db.begin().await?;
+    let order_ids: Vec<Uuid> = commands.iter().map(|c| c.order_id).collect();
+    let orders = super::lock_orders(&mut tx, &order_ids).await?;
+    let ids: Vec<Uuid> = commands.iter().map(|c| c.refund_id).collect();
+    let mut known = super::rows(&mut tx, &ids).await?;
+    let mut decided = Vec::with_capacity(commands.len());
+    for command in &commands {
+        let decision = match known.get(&command.refund_id) {
+            // Recorded before, or earlier in this batch: its follow-ups again.
+            Some(refund) if same(refund, command) => Ok(command.refund_id),
+            Some(_) => Err(Failure::permanent(format!(
+                "refund {} was requested before with other figures",
+                command.refund_id
+            ))),
+            None if !orders.contains(&command.order_id) => Err(Failure::permanent(format!(
+                "unknown order {}",
+                command.order_id
+            ))),
+            None => record(&mut tx, command).await?.map(|()| command.refund_id),
+        };
+        if decision.is_ok() && !known.contains_key(&command.refund_id) {
+            known.extend(super::rows(&mut tx, &[command.refund_id]).await?);
+        }
+        decided.push(decision);
+    }
+    let rows = super::rows(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(decided
+        .into_iter()
+        .map(|d| {
+            let id = d?;
+            let refund = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
+            Ok(Stepped {
+                refunds: vec![refund],
+                ..Stepped::default()
+            })
+        })
+        .collect())
+}
+
+fn same(refund: &RefundRow, command: &RefundOrder) -> bool {
+    refund.order_id == command.order_id
+        && refund.amount == command.amount
+        && refund.payment_reference == command.payment_reference
+}
+
+/// Records the refund if the money it returns allows it; `Err` (inside `Ok`) says why not.
+async fn record(
+    tx: &mut Transaction<'static, Postgres>,
+    command: &RefundOrder,
+) -> Result<Result<(), Failure>, Failure> {
+    let left: Option<(i64, i64, String)> = match &command.payment_reference {
+        None => {
+            sqlx::query_as(
+                "SELECT o.amount_paid,
+                        o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                   WHERE r.order_id = o.id
+                                                     AND r.payment_reference IS NULL
+                                                     AND r.status <> 'FAILED'), 0)::int8,
+                        o.currency
+                   FROM orders o WHERE o.id = $1",
+            )
+            .bind(command.order_id)
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        Some(reference) => {
+            sqlx::query_as(
+                "SELECT p.amount,
+                        p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
+                                              WHERE r.payment_reference = p.provider_reference
+                                                AND r.status <> 'FAILED'), 0)::int8,
+                        p.currency
+                   FROM payments p
+                  WHERE p.provider_reference = $1 AND p.order_id = $2
+                    AND p.kind = 'succeeded' AND p.outcome = 'refund_required'",
+            )
+            .bind(reference)
+            .bind(command.order_id)
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    let what = match &command.payment_reference {
+        Some(reference) => format!("payment {reference}"),
+        None => format!("order {}", command.order_id),
+    };
+    let currency = match left {
+        None => {
+            return Ok(Err(Failure::permanent(format!(
+                "{what} is not a payment of order {} to refund",
+                command.order_id
+            ))));
+        }
+        Some((0, _, _)) => {
+            return Ok(Err(Failure::permanent(format!(
+                "{what} has no money captured"
+            ))));
+        }
+        Some((_, left, _)) if left < command.amount => {
+            return Ok(Err(Failure::permanent(format!(
+                "over-refund: {} asked of {what}, {left} left to refund",
+                command.amount
+            ))));
+        }
+        Some((_, _, currency)) => currency,
+    };
+    sqlx::query(
+        "INSERT INTO refunds (id, order_id, payment_reference, amount, currency, reason, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(command.refund_id)
+    .bind(command.order_id)
+    .bind(command.payment_reference.as_deref())
+    .bind(command.amount)
+    .bind(currency)
+    .bind(&command.reason)
+    .bind(&command.actor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ok(()))
+}
