@@ -237,7 +237,12 @@ fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLa
             ]))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .map_request(trace_parent)
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            // Server errors are logged once, by `error::log_causes`, with their cause.
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_failure(()),
+            )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(cors)
             .layer(middleware::from_fn(trace_context))

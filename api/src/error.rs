@@ -147,15 +147,21 @@ impl ApiError {
 #[derive(Debug, Clone)]
 pub struct Cause(pub String);
 
-/// Logs the cause of every error answer that has one, once, where the answer leaves the
-/// request's span.
+/// Logs every 5xx answer once, with its cause chain when it has one ([`Cause`]), inside the
+/// request's span: the one place server errors are logged (the trace layer does not log
+/// them again). It runs outside panic recovery and timeouts, so those answers are logged too.
 pub async fn log_causes(res: Response) -> Response {
-    if let Some(Cause(chain)) = res.extensions().get::<Cause>() {
-        let status = res.status().as_u16();
-        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(status, error.cause_chain = %chain, "dependency unavailable");
-        } else {
-            tracing::error!(status, error.cause_chain = %chain, "internal error");
+    let status = res.status();
+    if status.is_server_error() {
+        let code = status.as_u16();
+        match res.extensions().get::<Cause>() {
+            Some(Cause(chain)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::error!(status = code, error.cause_chain = %chain, "dependency unavailable");
+            }
+            Some(Cause(chain)) => {
+                tracing::error!(status = code, error.cause_chain = %chain, "internal error");
+            }
+            None => tracing::error!(status = code, "request failed"),
         }
     }
     res
