@@ -26,8 +26,7 @@ pub struct Evictions {
 
 impl Evictions {
     /// Subscribes to the other replicas' and the workers' notices and applies them to
-    /// `sessions`, `catalogue` and `streams` for as long as the returned value (or a clone)
-    /// lives.
+    /// `sessions`, `catalogue` and `streams` for as long as those live.
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
