@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement: fail loudly
 
 use api::auth::token::TokenKeys;
-use common::config::Secret;
+use common::config::SecretString;
 use common::domain::Role;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -95,7 +95,7 @@ async fn main() {
     let addr = api_url.trim_start_matches("http://").to_owned();
     let pid = var("API_PID");
     let db = sqlx::PgPool::connect(&var("DATABASE_URL")).await.unwrap();
-    let keys = TokenKeys::new(&Secret::new(var("JWT_SECRET")));
+    let keys = TokenKeys::new(&SecretString::from(var("JWT_SECRET")));
     let streams: usize = std::env::var("STREAMS").map_or(19_000, |v| v.parse().unwrap());
     let changes: usize = std::env::var("CHANGES").map_or(200, |v| v.parse().unwrap());
 

@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use common::messaging::Bus;
-use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use common::{Config, db, nats};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,17 +84,23 @@ impl Application {
         )
         .await?;
         let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
-        let caches = crate::caches::Caches::start(
+        let session_cache = Arc::new(crate::auth::session_cache::SessionCache::new(
+            config.session_cache_ttl,
+        ));
+        let catalogue_cache = Arc::new(crate::products::cache::CatalogueCache::new(
+            config.catalogue_cache_ttl,
+        ));
+        let evictions = crate::evictions::Evictions::start(
             &nats_client,
             &ns,
-            crate::auth::live::LiveSessions::new(config.session_cache_ttl),
-            crate::products::cache::CatalogueCache::new(config.catalogue_cache_ttl),
+            Arc::clone(&session_cache),
+            Arc::clone(&catalogue_cache),
             Arc::clone(&watch),
         )
         .await?;
         if let Some(admin) = seeded {
             // Replicas already running may remember the account's old sessions or role.
-            caches.user_changed(admin).await;
+            evictions.user_changed(admin).await;
         }
         let state = AppState::new(crate::state::Shared {
             watch,
@@ -108,7 +113,9 @@ impl Application {
             metrics,
             login_limits,
             passwords,
-            caches,
+            session_cache,
+            catalogue_cache,
+            evictions,
         });
         let listener = TcpListener::bind(state.config.http_addr).await?;
         let metrics_listener = TcpListener::bind(state.config.metrics_addr).await?;
@@ -193,7 +200,7 @@ pub fn router(state: AppState) -> Router {
     crate::openapi::add_common_errors(&mut openapi);
     crate::openapi::add_security_schemes(
         &mut openapi,
-        crate::auth::session::Cookies {
+        crate::auth::cookies::Cookies {
             secure: state.config.cookie_secure,
         },
     );
@@ -230,12 +237,18 @@ fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLa
             ]))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .map_request(trace_parent)
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            // Server errors are logged once, by `error::log_causes`, with their cause.
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_failure(()),
+            )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(cors)
             .layer(middleware::from_fn(trace_context))
             .layer(middleware::from_fn(track_metrics))
             .layer(middleware::from_fn(crate::headers::security_headers))
+            .layer(middleware::map_response(crate::error::log_causes))
             .layer(middleware::map_response(problem_for_bare_errors))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(
@@ -251,15 +264,16 @@ fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLa
 /// The caller's W3C trace context (`traceparent`), or a new trace: read once, before the
 /// request span is made, so the span carries the trace id from the start and the request runs
 /// in the same trace (see [`trace_context`]).
-#[derive(Clone, Copy)]
-struct TraceParent(TraceContext);
+#[derive(Clone)]
+struct TraceParent(common::trace::Context);
 
 fn trace_parent(mut req: Request) -> Request {
-    let parent = TraceContext::parent_of_incoming(
-        req.headers()
-            .get(TRACEPARENT_HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let caller = common::trace::from_http(req.headers());
+    let parent = if common::trace::trace_id(&caller).is_some() {
+        caller
+    } else {
+        common::trace::new_root()
+    };
     req.extensions_mut().insert(TraceParent(parent));
     req
 }
@@ -271,7 +285,7 @@ fn request_span(req: &Request) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let parent = req.extensions().get::<TraceParent>().map(|p| p.0);
+    let parent = req.extensions().get::<TraceParent>().map(|p| &p.0);
     // The request id is the correlation id of every message the request publishes. The trace
     // id is the caller's (an exported span continues the caller's trace, and without export
     // the request's context is a child of it).
@@ -281,12 +295,14 @@ fn request_span(req: &Request) -> tracing::Span {
         path = %req.uri().path(),
         request_id = %request_id,
         correlation_id = %request_id,
-        trace_id = parent.map(|p| tracing::field::display(p.trace_id_hex())),
+        trace_id = parent
+            .and_then(common::trace::trace_id)
+            .map(tracing::field::display),
         user_id = tracing::field::Empty,
     );
     // Before the span is entered, so an exported span has the caller's parent.
     if let Some(parent) = parent {
-        common::otel::adopt(&span, &parent);
+        common::trace::adopt(&span, parent);
     }
     span
 }
@@ -330,17 +346,12 @@ where
 /// trace, so the commands it publishes carry it to the workers.
 async fn trace_context(req: Request, next: Next) -> Response {
     let span = tracing::Span::current();
-    let parent = req.extensions().get::<TraceParent>().map(|p| p.0);
     // With span export on, the request span already continues the caller's trace.
-    let trace = common::otel::context_of(&span).unwrap_or_else(|| match parent {
-        Some(parent) => parent.child(),
-        None => TraceContext::from_incoming(
-            req.headers()
-                .get(TRACEPARENT_HEADER)
-                .and_then(|v| v.to_str().ok()),
-        ),
-    });
-    trace.scope(next.run(req)).await
+    let trace = match req.extensions().get::<TraceParent>() {
+        Some(TraceParent(parent)) => common::trace::context_in(&span, parent),
+        None => common::trace::child_of(&common::trace::from_http(req.headers())),
+    };
+    common::trace::scope(trace, next.run(req)).await
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

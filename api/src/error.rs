@@ -1,7 +1,9 @@
 //! The api's error type and its RFC 9457 `application/problem+json` rendering.
 //!
-//! Every error a client can see is built here. 5xx bodies are opaque: the cause is logged with
-//! its chain, never sent.
+//! Every error a client can see is built here. 5xx bodies are opaque: the cause travels on the
+//! response (a [`Cause`] extension) to [`log_causes`], the middleware that logs it once, with
+//! its chain and inside the request's span, and is never sent. Nothing logs an error where it
+//! is converted.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -105,6 +107,13 @@ pub enum ApiError {
     /// A dependency (PostgreSQL, JetStream) is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// [`ApiError::Unavailable`] with the error that showed it, logged when answered.
+    #[error("unavailable: {detail}")]
+    DependencyDown {
+        detail: String,
+        #[source]
+        cause: anyhow::Error,
+    },
     /// The api is at a bound it keeps on purpose (password hashes at once); retry shortly.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
@@ -123,6 +132,39 @@ impl ApiError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
     }
+
+    /// A 503 telling the client `detail`; `cause` is logged with the answer.
+    pub fn unavailable_because(detail: impl Into<String>, cause: impl Into<anyhow::Error>) -> Self {
+        ApiError::DependencyDown {
+            detail: detail.into(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// The cause of an error answer, with its chain: put on the response by
+/// [`ApiError::into_response`], logged by [`log_causes`].
+#[derive(Debug, Clone)]
+pub struct Cause(pub String);
+
+/// Logs every 5xx answer once, with its cause chain when it has one ([`Cause`]), inside the
+/// request's span: the one place server errors are logged (the trace layer does not log
+/// them again). It runs outside panic recovery and timeouts, so those answers are logged too.
+pub async fn log_causes(res: Response) -> Response {
+    let status = res.status();
+    if status.is_server_error() {
+        let code = status.as_u16();
+        match res.extensions().get::<Cause>() {
+            Some(Cause(chain)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::error!(status = code, error.cause_chain = %chain, "dependency unavailable");
+            }
+            Some(Cause(chain)) => {
+                tracing::error!(status = code, error.cause_chain = %chain, "internal error");
+            }
+            None => tracing::error!(status = code, "request failed"),
+        }
+    }
+    res
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -130,8 +172,7 @@ impl From<sqlx::Error> for ApiError {
         match &e {
             // The pool could not reach PostgreSQL: a dependency outage, not a bug.
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::error!(error = %e, "database unavailable");
-                ApiError::Unavailable("the database is unavailable, retry later".into())
+                ApiError::unavailable_because("the database is unavailable, retry later", e)
             }
             // The server is shutting down or restarting (57P0x), or the connection broke (08xxx).
             sqlx::Error::Database(db)
@@ -139,9 +180,10 @@ impl From<sqlx::Error> for ApiError {
                     .code()
                     .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
             {
-                tracing::error!(error = %e, "database unavailable");
-                ApiError::Unavailable("the database is unavailable, retry later".into())
+                ApiError::unavailable_because("the database is unavailable, retry later", e)
             }
+            // Anything else, a stored value that cannot be decoded included, is a bug or bad
+            // data: a 500, as the workers dead-letter it rather than retry.
             _ => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
@@ -208,6 +250,12 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
             }
+            ApiError::DependencyDown { detail, cause } => {
+                let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
+                    .into_response();
+                res.extensions_mut().insert(Cause(format!("{cause:#}")));
+                return res;
+            }
             ApiError::Busy { retry_after_secs } => {
                 let mut res = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -220,12 +268,14 @@ impl IntoResponse for ApiError {
                 return res;
             }
             ApiError::Internal(e) => {
-                tracing::error!(error.chain = %format!("{e:#}"), "internal error");
-                Problem::new(
+                let mut res = Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "about:blank",
                     "an internal error occurred; it has been logged",
                 )
+                .into_response();
+                res.extensions_mut().insert(Cause(format!("{e:#}")));
+                return res;
             }
         };
         problem.into_response()
@@ -233,3 +283,32 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_5xx_carries_its_cause_chain_for_the_log_and_nothing_else_does() {
+        let cause = anyhow::anyhow!("connection reset").context("reading the order");
+        let res = ApiError::Internal(cause).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let Some(Cause(chain)) = res.extensions().get::<Cause>() else {
+            panic!("no cause on a 500");
+        };
+        assert_eq!(chain, "reading the order: connection reset");
+
+        let res = ApiError::from(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            res.extensions().get::<Cause>().is_some(),
+            "a 503 keeps its cause"
+        );
+
+        let res = ApiError::NotFound("order").into_response();
+        assert!(
+            res.extensions().get::<Cause>().is_none(),
+            "a 4xx is not an error of ours"
+        );
+    }
+}

@@ -3,10 +3,10 @@
 
 pub mod app;
 pub mod auth;
-pub mod caches;
 pub mod client_address;
 pub mod cors;
 pub mod error;
+pub mod evictions;
 pub mod extract;
 pub mod headers;
 pub mod openapi;

@@ -28,7 +28,7 @@ pub struct ApiDoc;
 /// `COOKIE_SECURE` (`__Host-access_token` and `__Secure-refresh_token` when secure).
 pub fn add_security_schemes(
     openapi: &mut utoipa::openapi::OpenApi,
-    cookies: crate::auth::session::Cookies,
+    cookies: crate::auth::cookies::Cookies,
 ) {
     let components = openapi.components.get_or_insert_with(Default::default);
     let mut cookie = ApiKeyValue::new(cookies.access_name());

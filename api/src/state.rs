@@ -41,7 +41,10 @@ pub struct Shared {
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
     /// Password hashing, a bounded number at a time.
     pub passwords: crate::auth::password::Hashing,
-    /// Live sessions and catalogue answers of this process, kept in step with the other
-    /// replicas.
-    pub caches: crate::caches::Caches,
+    /// Live sessions this process saw, and their roles.
+    pub session_cache: Arc<crate::auth::session_cache::SessionCache>,
+    /// Public catalogue answers of this process.
+    pub catalogue_cache: Arc<crate::products::cache::CatalogueCache>,
+    /// Evicts from both caches what changed, here and in the other replicas.
+    pub evictions: crate::evictions::Evictions,
 }

@@ -36,17 +36,19 @@ async fn the_api_binary_becomes_ready_and_exits_cleanly_on_sigterm() {
 
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health/ready");
-    let ready = common::testing::eventually(Duration::from_secs(60), "api ready", || async {
-        client
-            .get(&url)
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
-    })
-    .await;
-    assert_eq!(ready, ());
+    let readiness: serde_json::Value =
+        common::testing::eventually(Duration::from_secs(60), "api ready", || async {
+            let res = client.get(&url).send().await.ok()?;
+            if res.status() != 200 {
+                return None;
+            }
+            res.json().await.ok()
+        })
+        .await;
+    // Ready means both dependencies were checked and answered.
+    assert_eq!(readiness["status"], "ok", "{readiness}");
+    assert_eq!(readiness["checks"]["postgres"], "ok", "{readiness}");
+    assert_eq!(readiness["checks"]["nats"], "ok", "{readiness}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

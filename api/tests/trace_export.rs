@@ -110,9 +110,10 @@ async fn an_orders_spans_from_api_and_workers_share_the_callers_trace() {
         .await
         .unwrap();
     db.close().await;
-    let token = api::auth::token::TokenKeys::new(&common::config::Secret::new(TEST_JWT_SECRET))
-        .issue(user, Role::Client, session)
-        .unwrap();
+    let token =
+        api::auth::token::TokenKeys::new(&common::config::SecretString::from(TEST_JWT_SECRET))
+            .issue(user, Role::Client, session)
+            .unwrap();
 
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let res = http

@@ -1,6 +1,6 @@
 //! The PostgreSQL pool and the embedded migrations.
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,8 +11,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Opens a pool lazily: the process starts (and reports "not ready") while PostgreSQL is down,
 /// and connections are made as soon as it answers.
 pub fn pool(config: &Config) -> crate::Result<PgPool> {
-    let options =
-        PgConnectOptions::from_str(config.database_url.expose())?.application_name("order-service");
+    let options = PgConnectOptions::from_str(config.database_url.expose_secret())?
+        .application_name("order-service");
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))

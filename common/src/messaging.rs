@@ -4,12 +4,16 @@
 //! subject and its deterministic message id ([`Message`]), and all publishing goes through
 //! [`Bus`], so no handler touches raw subjects or headers.
 
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 use uuid::Uuid;
+
+mod bus;
+mod namespace;
+
+pub use bus::{Bus, PublishError, Published};
+pub use namespace::Namespace;
 
 /// Header carrying the correlation id from the HTTP request to every worker step.
 pub const CORRELATION_HEADER: &str = "Correlation-Id";
@@ -182,158 +186,6 @@ pub fn decode<M: Message>(payload: &[u8]) -> Result<Envelope<M>, DecodeError> {
     })
 }
 
-/// The deployment's prefix for subjects and stream names (`NATS_NAMESPACE`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Namespace(String);
-
-impl Namespace {
-    pub fn new(ns: impl Into<String>) -> Self {
-        Namespace(ns.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// A full subject: `orders.cmd.place` becomes `{ns}.orders.cmd.place`.
-    pub fn subject(&self, relative: &str) -> String {
-        if self.0.is_empty() {
-            relative.to_owned()
-        } else {
-            format!("{}.{relative}", self.0)
-        }
-    }
-
-    /// Strips the namespace from a full subject.
-    pub fn relative<'a>(&self, subject: &'a str) -> &'a str {
-        if self.0.is_empty() {
-            subject
-        } else {
-            subject
-                .strip_prefix(self.0.as_str())
-                .and_then(|s| s.strip_prefix('.'))
-                .unwrap_or(subject)
-        }
-    }
-
-    /// A stream or consumer name: `ORDERS_CMD` becomes `{ns}_ORDERS_CMD`.
-    pub fn name(&self, base: &str) -> String {
-        if self.0.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{}_{base}", self.0)
-        }
-    }
-}
-
-/// Failure to get a publish acknowledged by JetStream.
-#[derive(Debug, thiserror::Error)]
-#[error("publish to {subject} not acknowledged: {reason}")]
-pub struct PublishError {
-    pub subject: String,
-    pub reason: String,
-}
-
-/// What JetStream said about a publish.
-#[derive(Debug, Clone, Copy)]
-pub struct Published {
-    pub sequence: u64,
-    /// The server dropped it as a duplicate of a message with the same id.
-    pub duplicate: bool,
-}
-
-/// The publishing side of the bus, cheap to clone.
-#[derive(Clone)]
-pub struct Bus {
-    js: jetstream::Context,
-    ns: Namespace,
-}
-
-impl Bus {
-    pub fn new(js: jetstream::Context, ns: Namespace) -> Self {
-        Bus { js, ns }
-    }
-
-    pub fn namespace(&self) -> &Namespace {
-        &self.ns
-    }
-
-    pub fn jetstream(&self) -> &jetstream::Context {
-        &self.js
-    }
-
-    /// Publishes `message` and waits until JetStream has stored it (or recognised it as a
-    /// duplicate). Only then is the intent durable.
-    /// The message carries the correlation id and a child of the current trace context
-    /// (see [`crate::trace`]) in its headers.
-    #[tracing::instrument(skip_all, fields(subject, msg_id, correlation_id = %correlation_id))]
-    pub async fn publish<M: Message>(
-        &self,
-        message: M,
-        correlation_id: &str,
-    ) -> Result<Published, PublishError> {
-        let subject = self.ns.subject(M::SUBJECT);
-        let msg_id = message.message_id();
-        let order_id = message.order_id();
-        tracing::Span::current().record("subject", subject.as_str());
-        tracing::Span::current().record("msg_id", msg_id.as_str());
-        let envelope = Envelope::<M>::new(message, correlation_id);
-        let payload = serde_json::to_vec(&envelope).map_err(|e| PublishError {
-            subject: subject.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CORRELATION_HEADER, correlation_id);
-        let trace = crate::trace::TraceContext::for_outgoing();
-        headers.insert(crate::trace::TRACEPARENT_HEADER, trace.to_string().as_str());
-        let payload = bytes::Bytes::from(payload);
-        let published = self
-            .publish_raw(subject, msg_id, headers, payload.clone())
-            .await?;
-        // One line per message is too many for INFO at a thousand orders a second; failures
-        // are logged where they happen, and `common::messaging=debug` shows every publish.
-        tracing::debug!(
-            order_id = order_id.map(tracing::field::display),
-            trace_id = %trace.trace_id_hex(),
-            sequence = published.sequence,
-            duplicate = published.duplicate,
-            "message published"
-        );
-        Ok(published)
-    }
-
-    /// Publishes bytes with headers and an explicit message id (dead letters, re-drives).
-    pub async fn publish_raw(
-        &self,
-        subject: String,
-        msg_id: String,
-        headers: HeaderMap,
-        payload: bytes::Bytes,
-    ) -> Result<Published, PublishError> {
-        let fail = |e: &dyn std::fmt::Display| PublishError {
-            subject: subject.clone(),
-            reason: e.to_string(),
-        };
-        let ack = self
-            .js
-            .send_publish(
-                subject.clone(),
-                PublishMessage::build()
-                    .payload(payload)
-                    .headers(headers)
-                    .message_id(msg_id),
-            )
-            .await
-            .map_err(|e| fail(&e))?
-            .await
-            .map_err(|e| fail(&e))?;
-        Ok(Published {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,16 +241,5 @@ mod tests {
             decode::<Ping>(bad_data.to_string().as_bytes()),
             Err(DecodeError::Data { .. })
         ));
-    }
-
-    #[test]
-    fn namespaces_prefix_subjects_and_names() {
-        let ns = Namespace::new("t1");
-        assert_eq!(ns.subject("orders.cmd.place"), "t1.orders.cmd.place");
-        assert_eq!(ns.relative("t1.orders.cmd.place"), "orders.cmd.place");
-        assert_eq!(ns.name("ORDERS_CMD"), "t1_ORDERS_CMD");
-        let none = Namespace::default();
-        assert_eq!(none.subject("a.b"), "a.b");
-        assert_eq!(none.name("X"), "X");
     }
 }

@@ -45,8 +45,10 @@ pub async fn connect(config: &Config, name: &str) -> crate::Result<async_nats::C
         .collect();
     let connect = || async {
         let options = match &config.nats_credentials {
-            Some((user, password)) => async_nats::ConnectOptions::new()
-                .user_and_password(user.clone(), password.expose().to_owned()),
+            Some((user, password)) => async_nats::ConnectOptions::new().user_and_password(
+                user.clone(),
+                secrecy::ExposeSecret::expose_secret(password).to_owned(),
+            ),
             None => async_nats::ConnectOptions::new(),
         };
         options

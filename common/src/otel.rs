@@ -2,17 +2,14 @@
 //! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set. The standard `OTEL_*` variables apply
 //! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`, ...).
 //!
-//! Exported spans use the trace ids of [`crate::trace`]: the request and message spans take the
-//! received `traceparent` as their remote parent, and a publish carries the id of its own
-//! exported span, so the collector shows one trace from the HTTP request to the last worker step.
+//! Exported spans continue the trace context [`crate::trace`] propagates: the request and
+//! message spans take the received `traceparent` as their remote parent, and a publish carries
+//! the id of its own exported span, so the collector shows one trace from the HTTP request to
+//! the last worker step.
 
-use crate::trace::TraceContext;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
-};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
@@ -57,36 +54,6 @@ pub(crate) fn tracer(
 /// Whether spans are exported (the exporter was installed at start-up).
 pub fn enabled() -> bool {
     PROVIDER.get().is_some()
-}
-
-/// Makes `parent` (a received `traceparent`) the remote parent of `span`, before it is entered.
-pub fn adopt(span: &tracing::Span, parent: &TraceContext) {
-    if !enabled() {
-        return;
-    }
-    let remote = SpanContext::new(
-        TraceId::from_bytes(parent.trace_id),
-        SpanId::from_bytes(parent.span_id),
-        TraceFlags::new(parent.flags),
-        true,
-        TraceState::default(),
-    );
-    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
-}
-
-/// The exported context of `span`, when spans are exported.
-pub fn context_of(span: &tracing::Span) -> Option<TraceContext> {
-    if !enabled() {
-        return None;
-    }
-    let context = span.context();
-    let span_ref = context.span();
-    let sc = span_ref.span_context();
-    sc.is_valid().then(|| TraceContext {
-        trace_id: sc.trace_id().to_bytes(),
-        span_id: sc.span_id().to_bytes(),
-        flags: sc.trace_flags().to_u8(),
-    })
 }
 
 /// Flushes and stops the exporter; call once before the process exits. Blocks: call it

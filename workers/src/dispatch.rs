@@ -4,7 +4,6 @@
 
 use crate::consumer::{Delivery, Failure, Handled, Handler};
 use common::messaging::Message;
-use common::trace::TraceContext;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +17,7 @@ pub struct Incoming<M> {
     pub correlation_id: String,
     /// How many times the server has delivered it (1 on first delivery).
     pub delivered: i64,
-    trace: TraceContext,
+    trace: common::trace::Context,
     span: tracing::Span,
 }
 
@@ -30,7 +29,7 @@ impl<M> Incoming<M> {
             message,
             correlation_id: correlation_id.into(),
             delivered: 1,
-            trace: TraceContext::new_root(),
+            trace: common::trace::new_root(),
             span: tracing::Span::none(),
         }
     }
@@ -38,7 +37,7 @@ impl<M> Incoming<M> {
     /// Runs `work` as part of this message's handling: in its trace (what it publishes
     /// continues the publisher's trace) and its log span.
     pub fn within<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
-        self.trace.scope(work).instrument(self.span.clone())
+        common::trace::scope(self.trace.clone(), work).instrument(self.span.clone())
     }
 }
 

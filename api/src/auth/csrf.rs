@@ -9,10 +9,7 @@
 //! sending a request. Requests with `Authorization: Bearer` need no check: a page cannot make
 //! a browser add that header on its own.
 
-use crate::auth::extract::cookie_in;
-use crate::auth::session::{
-    ACCESS_COOKIE, REFRESH_COOKIE, SECURE_ACCESS_COOKIE, SECURE_REFRESH_COOKIE,
-};
+use crate::auth::cookies::{ALL_NAMES, cookie_in};
 use crate::error::Problem;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -45,15 +42,9 @@ pub fn is_forged(method: &Method, headers: &HeaderMap, trusted: &[String]) -> bo
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer "));
-    // Every name an auth cookie may have, whichever COOKIE_SECURE chose.
-    let cookie_auth = [
-        ACCESS_COOKIE,
-        REFRESH_COOKIE,
-        SECURE_ACCESS_COOKIE,
-        SECURE_REFRESH_COOKIE,
-    ]
-    .iter()
-    .any(|name| cookie_in(headers, name).is_some());
+    let cookie_auth = ALL_NAMES
+        .iter()
+        .any(|name| cookie_in(headers, name).is_some());
     if bearer || !cookie_auth {
         return false;
     }

@@ -1,9 +1,9 @@
 //! Authentication: accounts' credentials, sessions with rotating refresh tokens, access tokens,
 //! the extractors that enforce roles, login rate limits and the CSRF guard.
 
+pub mod caller;
+pub mod cookies;
 pub mod csrf;
-pub mod extract;
-pub mod live;
 pub mod model;
 pub mod password;
 pub mod rate_limit;
@@ -11,8 +11,9 @@ pub mod repo;
 pub mod routes;
 pub mod service;
 pub mod session;
+pub mod session_cache;
 pub mod token;
 pub mod validation;
 
-pub use extract::{AdminUser, AuthUser};
+pub use caller::{AdminUser, AuthUser};
 pub use routes::router;

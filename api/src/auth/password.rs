@@ -10,7 +10,7 @@
 use crate::error::ApiError;
 use anyhow::{Context, anyhow};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use common::config::Secret;
+use common::config::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -66,7 +66,7 @@ impl Hashing {
             dummy: Arc::from(""),
         };
         let random = crate::auth::session::random_token();
-        hashing.dummy = Arc::from(hashing.hash(Secret::new(random)).await?);
+        hashing.dummy = Arc::from(hashing.hash(SecretString::from(random)).await?);
         Ok(hashing)
     }
 
@@ -81,12 +81,12 @@ impl Hashing {
 
     /// Hashes `password` into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) with a fresh
     /// salt.
-    pub async fn hash(&self, password: Secret) -> Result<String, HashError> {
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         let permit = self.permit()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             argon2()?
-                .hash_password(password.expose().as_bytes())
+                .hash_password(password.expose_secret().as_bytes())
                 .map(|h| h.to_string())
                 .map_err(|e| anyhow!("hashing a password: {e}"))
         })
@@ -96,12 +96,12 @@ impl Hashing {
     }
 
     /// Whether `password` matches `hash`. A hash that cannot be parsed matches nothing.
-    pub async fn verify(&self, password: Secret, hash: String) -> Result<bool, HashError> {
+    pub async fn verify(&self, password: SecretString, hash: String) -> Result<bool, HashError> {
         let permit = self.permit()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             Ok(argon2()?
-                .verify_password(password.expose().as_bytes(), hash.as_str())
+                .verify_password(password.expose_secret().as_bytes(), hash.as_str())
                 .is_ok())
         })
         .await
@@ -124,25 +124,25 @@ mod tests {
     async fn a_hash_uses_owasp_parameters_and_verifies_only_its_password() {
         let hashing = Hashing::start(1).await.expect("start");
         let h = hashing
-            .hash(Secret::new("correct horse"))
+            .hash(SecretString::from("correct horse"))
             .await
             .expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(
             hashing
-                .verify(Secret::new("correct horse"), h.clone())
+                .verify(SecretString::from("correct horse"), h.clone())
                 .await
                 .expect("verify")
         );
         assert!(
             !hashing
-                .verify(Secret::new("wrong horse"), h)
+                .verify(SecretString::from("wrong horse"), h)
                 .await
                 .expect("verify")
         );
         assert!(
             !hashing
-                .verify(Secret::new("x"), "not-a-hash".into())
+                .verify(SecretString::from("x"), "not-a-hash".into())
                 .await
                 .expect("verify")
         );
@@ -153,16 +153,21 @@ mod tests {
         let hashing = Hashing::start(1).await.expect("start");
         let held = hashing.permit().expect("a free slot");
         assert!(matches!(
-            hashing.hash(Secret::new("correct horse")).await,
+            hashing.hash(SecretString::from("correct horse")).await,
             Err(HashError::Busy)
         ));
         assert!(matches!(
             hashing
-                .verify(Secret::new("correct horse"), hashing.dummy_hash())
+                .verify(SecretString::from("correct horse"), hashing.dummy_hash())
                 .await,
             Err(HashError::Busy)
         ));
         drop(held);
-        assert!(hashing.hash(Secret::new("correct horse")).await.is_ok());
+        assert!(
+            hashing
+                .hash(SecretString::from("correct horse"))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! HTTP routes of the auth domain: translate requests to the service and results to cookies.
 //! Tokens travel only in `Set-Cookie` headers, never in a response body.
 
+use crate::auth::AuthUser;
+use crate::auth::cookies::{Cookies, cookie_in};
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
 use crate::auth::service::{self, Tokens};
-use crate::auth::session::Cookies;
-use crate::auth::{AuthUser, extract::cookie_in};
 use crate::client_address::ClientAddress;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Json;
@@ -118,7 +118,7 @@ async fn login(
     ))]
 async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let refresh_cookie = cookies(&state).refresh_name();
-    let tokens = service::refresh(&state, cookie_in(&headers, refresh_cookie)).await?;
+    let tokens = service::refresh(&state, cookie_in(&headers, refresh_cookie).as_deref()).await?;
     Ok((StatusCode::NO_CONTENT, token_cookies(&state, &tokens)).into_response())
 }
 

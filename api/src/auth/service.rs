@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::state::AppState;
 use crate::users::model::User;
 use anyhow::{Context, anyhow};
-use common::config::{AdminSeed, Secret};
+use common::config::{AdminSeed, ExposeSecret, SecretString};
 use common::domain::Role;
 use sqlx::PgPool;
 use std::net::IpAddr;
@@ -56,7 +56,10 @@ pub async fn register(
     };
 
     state.login_limits.record_registration(address)?;
-    let hash = state.passwords.hash(Secret::new(req.password)).await?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(req.password))
+        .await?;
     let row = repo::insert_user(&state.db, &email, name.as_deref(), Role::Client, &hash)
         .await
         .map_err(|e| match e {
@@ -88,7 +91,7 @@ pub async fn login(state: &AppState, address: IpAddr, req: LoginRequest) -> ApiR
     };
     let matches = state
         .passwords
-        .verify(Secret::new(req.password), hash)
+        .verify(SecretString::from(req.password), hash)
         .await?;
     let account = match account {
         Some(a) if matches && !a.user.disabled => a,
@@ -108,7 +111,7 @@ async fn start_session(state: &AppState, user_id: Uuid, role: Role) -> ApiResult
     let session =
         repo::create_session(&state.db, user_id, state.config.max_sessions_per_user).await?;
     for revoked in &session.revoked {
-        state.caches.session_ended(*revoked).await;
+        state.evictions.session_ended(*revoked).await;
     }
     if !session.revoked.is_empty() {
         tracing::info!(
@@ -146,7 +149,7 @@ pub async fn refresh(state: &AppState, refresh_token: Option<&str>) -> ApiResult
             session_id,
             user_id,
         } => {
-            state.caches.session_ended(session_id).await;
+            state.evictions.session_ended(session_id).await;
             tracing::warn!(%session_id, %user_id, "refresh token reused: session revoked");
             Err(ApiError::Unauthorized(
                 "this refresh token was already used; the session has been revoked",
@@ -162,7 +165,7 @@ pub async fn refresh(state: &AppState, refresh_token: Option<&str>) -> ApiResult
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn logout(state: &AppState, user: AuthUser) -> ApiResult<()> {
     repo::revoke_session(&state.db, user.session_id).await?;
-    state.caches.session_ended(user.session_id).await;
+    state.evictions.session_ended(user.session_id).await;
     tracing::info!(session_id = %user.session_id, "logged out");
     Ok(())
 }
@@ -184,7 +187,7 @@ pub async fn change_password(
     let current_ok = state
         .passwords
         .verify(
-            Secret::new(req.current_password.clone()),
+            SecretString::from(req.current_password.clone()),
             account.password_hash,
         )
         .await?;
@@ -204,12 +207,15 @@ pub async fn change_password(
         ));
     }
 
-    let hash = state.passwords.hash(Secret::new(req.new_password)).await?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(req.new_password))
+        .await?;
     let mut tx = state.db.begin().await?;
     repo::update_password(&mut *tx, user.id, &hash).await?;
     let revoked = repo::revoke_sessions_except(&mut *tx, user.id, Some(user.session_id)).await?;
     tx.commit().await?;
-    state.caches.user_changed(user.id).await;
+    state.evictions.user_changed(user.id).await;
     tracing::info!(other_sessions_revoked = revoked, "password changed");
     Ok(())
 }
@@ -226,8 +232,12 @@ pub async fn seed_admin(
     seed: &AdminSeed,
 ) -> anyhow::Result<Option<Uuid>> {
     let email = Email::parse(&seed.email).map_err(|m| anyhow!("ADMIN_EMAIL {m}"))?;
-    check_password("ADMIN_PASSWORD", seed.password.expose(), Some(&email))
-        .map_err(|e| anyhow!("ADMIN_PASSWORD {}", e.message))?;
+    check_password(
+        "ADMIN_PASSWORD",
+        seed.password.expose_secret(),
+        Some(&email),
+    )
+    .map_err(|e| anyhow!("ADMIN_PASSWORD {}", e.message))?;
 
     if let Some(existing) = repo::find_account_by_email(db, email.as_str()).await?
         && existing.user.role == Role::Admin.as_str()

@@ -6,7 +6,7 @@
 //! rotating the key logs nobody out.
 
 use chrono::Utc;
-use common::config::Secret;
+use common::config::{ExposeSecret, SecretString};
 use common::domain::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -38,17 +38,18 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &Secret) -> Self {
+    pub fn new(secret: &SecretString) -> Self {
         TokenKeys {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             previous: None,
         }
     }
 
     /// Also accepts tokens signed with `previous`, the key `JWT_SECRET` held before.
-    pub fn with_previous(mut self, previous: Option<&Secret>) -> Self {
-        self.previous = previous.map(|key| DecodingKey::from_secret(key.expose().as_bytes()));
+    pub fn with_previous(mut self, previous: Option<&SecretString>) -> Self {
+        self.previous =
+            previous.map(|key| DecodingKey::from_secret(key.expose_secret().as_bytes()));
         self
     }
 

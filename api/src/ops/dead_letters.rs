@@ -70,8 +70,10 @@ fn to_dead_letter(m: async_nats::jetstream::message::StreamMessage) -> DeadLette
 async fn stream(state: &AppState) -> Result<async_nats::jetstream::stream::Stream, ApiError> {
     let name = state.bus.namespace().name(DEAD_LETTERS);
     state.bus.jetstream().get_stream(&name).await.map_err(|e| {
-        tracing::error!(error = %e, "dead-letter stream unavailable");
-        ApiError::Unavailable("the message broker is unavailable".into())
+        ApiError::unavailable_because(
+            "the message broker is unavailable",
+            anyhow::Error::new(e).context("reading the dead-letter stream"),
+        )
     })
 }
 
@@ -144,21 +146,24 @@ pub async fn redrive(
     let subject = state.bus.namespace().subject(REDRIVE_SUBJECT);
     let request = serde_json::to_vec(&RedriveRequest { sequence })
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let unavailable = |why: &str| {
-        ApiError::Unavailable(format!(
-            "the dead letter could not be re-driven: {why}; nothing changed"
-        ))
+    let unavailable = |why: &str, cause: anyhow::Error| {
+        ApiError::unavailable_because(
+            format!("the dead letter could not be re-driven: {why}; nothing changed"),
+            cause,
+        )
     };
     let answer = state
         .nats
         .request(subject, request.into())
         .await
         .map_err(|e| match e.kind() {
-            RequestErrorKind::NoResponders => unavailable("no order worker is running"),
-            _ => {
-                tracing::error!(error = %e, "re-drive request failed");
-                unavailable("the order worker did not answer")
+            RequestErrorKind::NoResponders => {
+                unavailable("no order worker is running", anyhow::Error::new(e))
             }
+            _ => unavailable(
+                "the order worker did not answer",
+                anyhow::Error::new(e).context("re-drive request"),
+            ),
         })?;
     match serde_json::from_slice::<RedriveReply>(&answer.payload) {
         Ok(RedriveReply::Redriven { .. }) => {
@@ -166,10 +171,10 @@ pub async fn redrive(
             Ok((StatusCode::ACCEPTED, axum::Json(letter)))
         }
         Ok(RedriveReply::NotFound) => Err(ApiError::NotFound("dead letter")),
-        Ok(RedriveReply::Failed { reason }) => {
-            tracing::error!(%reason, sequence, "re-drive failed");
-            Err(unavailable("the message broker did not store it"))
-        }
+        Ok(RedriveReply::Failed { reason }) => Err(unavailable(
+            "the message broker did not store it",
+            anyhow::anyhow!("re-drive of dead letter {sequence} failed: {reason}"),
+        )),
         Err(e) => Err(ApiError::Internal(anyhow::anyhow!("re-drive reply: {e}"))),
     }
 }

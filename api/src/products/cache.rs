@@ -201,14 +201,6 @@ impl CatalogueCache {
         }
         res
     }
-
-    /// Bytes currently held (after pending evictions are applied); for tests and diagnostics.
-    pub fn weighted_size(&self) -> u64 {
-        self.entries.as_ref().map_or(0, |entries| {
-            entries.run_pending_tasks();
-            entries.weighted_size()
-        })
-    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
@@ -221,6 +213,14 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
 mod tests {
     use super::*;
     use crate::products::model::{Filters, Sort};
+
+    /// Bytes `cache` holds, once its pending evictions are applied.
+    fn weighted_size(cache: &CatalogueCache) -> u64 {
+        cache.entries.as_ref().map_or(0, |entries| {
+            entries.run_pending_tasks();
+            entries.weighted_size()
+        })
+    }
 
     fn query(text: &str) -> CatalogueQuery {
         CatalogueQuery {
@@ -310,7 +310,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let held = cache.weighted_size();
+        let held = weighted_size(&cache);
         assert!(held <= MAX_BYTES, "{held} bytes held");
         assert!(held > MAX_BYTES / 2, "{held} bytes held: the cache is used");
     }

@@ -52,7 +52,7 @@ async fn list_products(
     Query(params): Query<ListProducts>,
 ) -> ApiResult<Response> {
     let query = validate::catalogue(params)?;
-    let cache = &state.caches.catalogue;
+    let cache = &state.catalogue_cache;
     let body = cache
         .page(query, |query| service::list(&state.db, query))
         .await?;
@@ -63,7 +63,7 @@ async fn list_products(
 /// replicas. Whatever the outcome: a write that failed late may still have committed.
 async fn writing<T>(state: &AppState, write: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
     let outcome = write.await;
-    state.caches.catalogue_changed().await;
+    state.evictions.catalogue_changed().await;
     outcome
 }
 
@@ -115,7 +115,7 @@ async fn create_product(
         (status = 404, description = "Unknown or archived", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_product(State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiResult<Response> {
-    let cache = &state.caches.catalogue;
+    let cache = &state.catalogue_cache;
     let body = cache.product(id, || service::get(&state.db, id)).await?;
     Ok(cache.respond(body))
 }

@@ -65,7 +65,7 @@ pub async fn change_account(
     };
     tx.commit().await?;
     // Every replica forgets the account's cached sessions and role, and ends its streams.
-    state.caches.user_changed(id).await;
+    state.evictions.user_changed(id).await;
     tracing::info!(?changes, sessions_revoked = revoked, "account changed");
     Ok(User::try_from(updated)?)
 }

@@ -2,43 +2,13 @@
 //! disabling and enabling them, the last-ADMIN rule, the audit trail, and what each change
 //! does to the account's sessions in every replica.
 
-use crate::helpers::{TestApp, TestUser, assert_problem, client, spawn_app};
+use crate::helpers::{TestUser, assert_problem, client, spawn_app};
 use common::domain::Role;
 use common::testing::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-impl TestApp {
-    /// Registers a CLIENT through the api; returns its id and a client holding its cookies.
-    async fn register_client(&self, email: &str) -> (String, reqwest::Client) {
-        let browser = client();
-        let res = browser
-            .post(self.url("/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let user: Value = res.json().await.unwrap();
-        (user["id"].as_str().unwrap().to_owned(), browser)
-    }
-
-    async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
-        client()
-            .post(self.url("/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn change_account(&self, admin: &TestUser, id: &str, change: Value) -> reqwest::Response {
-        self.patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
-            .await
-    }
-}
+use crate::helpers::PASSWORD;
 
 async fn ok_json(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), 200);
@@ -164,7 +134,12 @@ async fn a_disabled_account_cannot_log_in_and_gets_the_same_answer_as_a_wrong_pa
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let (id, _) = app.register_client("ann@example.com").await;
-    let wrong = assert_problem(app.log_in("ann@example.com", "not the password").await, 401).await;
+    let wrong = assert_problem(
+        app.login(&client(), "ann@example.com", "not the password")
+            .await,
+        401,
+    )
+    .await;
 
     let user = ok_json(
         app.change_account(&admin, &id, json!({"disabled": true}))
@@ -173,7 +148,8 @@ async fn a_disabled_account_cannot_log_in_and_gets_the_same_answer_as_a_wrong_pa
     .await;
     assert_eq!(user["disabled"], true);
 
-    let refused = assert_problem(app.log_in("ann@example.com", PASSWORD).await, 401).await;
+    let refused =
+        assert_problem(app.login(&client(), "ann@example.com", PASSWORD).await, 401).await;
     assert_eq!(refused, wrong);
 }
 
@@ -224,7 +200,12 @@ async fn an_enabled_account_can_log_in_again() {
             .await,
     )
     .await;
-    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        app.login(&client(), "ann@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use common::domain::Role;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const PASSWORD: &str = "correct horse battery staple";
+use crate::helpers::PASSWORD;
 
 /// The value of cookie `name` set by `res`, with its attributes.
 fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
@@ -25,71 +25,6 @@ fn cookie_value(res: &reqwest::Response, name: &str) -> String {
     let full = set_cookie(res, name).unwrap_or_else(|| panic!("{name} cookie set"));
     let pair = full.split(';').next().unwrap();
     pair.split_once('=').unwrap().1.to_owned()
-}
-
-impl TestApp {
-    async fn post_auth_json(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        body: Value,
-    ) -> reqwest::Response {
-        client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn register(&self, client: &reqwest::Client, email: &str) -> reqwest::Response {
-        self.post_auth_json(
-            client,
-            "/api/v1/auth/register",
-            json!({"email": email, "password": PASSWORD, "name": "Ann"}),
-        )
-        .await
-    }
-
-    async fn login(
-        &self,
-        client: &reqwest::Client,
-        email: &str,
-        password: &str,
-    ) -> reqwest::Response {
-        self.post_auth_json(
-            client,
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await
-    }
-
-    /// Presents `refresh_token` explicitly, as a stolen copy would be.
-    async fn refresh_with(&self, refresh_token: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .post(self.url("/api/v1/auth/refresh"))
-            .header("cookie", format!("refresh_token={refresh_token}"))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn me_with_bearer(&self, token: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .get(self.url("/api/v1/users/me"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn user_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.state.db)
-            .await
-            .unwrap()
-    }
 }
 
 // --- registration -------------------------------------------------------------------------
@@ -156,7 +91,7 @@ async fn registration_cannot_create_an_admin_a_role_field_is_rejected() {
     let app = spawn_app().await;
 
     let res = app
-        .post_auth_json(
+        .post_with(
             &client(),
             "/api/v1/auth/register",
             json!({"email": "eve@example.com", "password": PASSWORD, "role": "ADMIN"}),
@@ -198,7 +133,7 @@ async fn passwords_against_the_policy_are_422_naming_the_field() {
         ("Ann@Example.com", "email"),
     ] {
         let res = app
-            .post_auth_json(
+            .post_with(
                 &client(),
                 "/api/v1/auth/register",
                 json!({"email": "ann@example.com", "password": password}),
@@ -218,7 +153,7 @@ async fn a_malformed_email_and_a_short_password_are_both_named() {
     let app = spawn_app().await;
 
     let res = app
-        .post_auth_json(
+        .post_with(
             &client(),
             "/api/v1/auth/register",
             json!({"email": "not-an-email", "password": "short"}),
@@ -394,7 +329,12 @@ async fn refreshing_rotates_the_refresh_token_and_issues_a_new_access_token() {
     let second_refresh = cookie_value(&res, "refresh_token");
     let access = cookie_value(&res, "access_token");
     assert_ne!(second_refresh, first_refresh);
-    assert_eq!(app.me_with_bearer(&access).await.status(), 200);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &access)
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.refresh_with(&second_refresh).await.status(), 204);
 }
 
@@ -428,13 +368,22 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
     let newer_refresh = cookie_value(&res, "refresh_token");
     let newer_access = cookie_value(&res, "access_token");
     // In use, so the api remembers the session as live.
-    assert_eq!(app.me_with_bearer(&newer_access).await.status(), 200);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &newer_access)
+            .await
+            .status(),
+        200
+    );
 
     let res = app.refresh_with(&stolen).await;
 
     assert_problem(res, 401).await;
     assert_problem(app.refresh_with(&newer_refresh).await, 401).await;
-    assert_problem(app.me_with_bearer(&newer_access).await, 401).await;
+    assert_problem(
+        app.get_with_token("/api/v1/users/me", &newer_access).await,
+        401,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -448,7 +397,12 @@ async fn reuse_revokes_only_the_session_it_belongs_to() {
 
     assert_problem(app.refresh_with(&stolen).await, 401).await;
 
-    assert_eq!(app.me_with_bearer(&other_access).await.status(), 200);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &other_access)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -512,7 +466,7 @@ async fn logging_out_revokes_the_session_and_clears_the_cookies() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    assert_problem(app.me_with_bearer(&access).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &access).await, 401).await;
     assert_problem(app.refresh_with(&refresh).await, 401).await;
     let me = browser
         .get(app.url("/api/v1/users/me"))
@@ -541,7 +495,12 @@ async fn changing_the_password_revokes_every_other_session() {
     let other = app.login(&client(), "ann@example.com", PASSWORD).await;
     let other_access = cookie_value(&other, "access_token");
     let other_refresh = cookie_value(&other, "refresh_token");
-    assert_eq!(app.me_with_bearer(&other_access).await.status(), 200);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &other_access)
+            .await
+            .status(),
+        200
+    );
 
     let res = this_browser
         .put(app.url("/api/v1/auth/password"))
@@ -551,7 +510,11 @@ async fn changing_the_password_revokes_every_other_session() {
         .unwrap();
 
     assert_eq!(res.status(), 204);
-    assert_problem(app.me_with_bearer(&other_access).await, 401).await;
+    assert_problem(
+        app.get_with_token("/api/v1/users/me", &other_access).await,
+        401,
+    )
+    .await;
     assert_problem(app.refresh_with(&other_refresh).await, 401).await;
     let me = this_browser
         .get(app.url("/api/v1/users/me"))
@@ -643,7 +606,12 @@ async fn a_genuine_access_token_is_accepted_as_bearer_and_as_cookie() {
     let app = spawn_app().await;
     let (token, _) = genuine_claims(&app).await;
 
-    assert_eq!(app.me_with_bearer(&token).await.status(), 200);
+    assert_eq!(
+        app.get_with_token("/api/v1/users/me", &token)
+            .await
+            .status(),
+        200
+    );
     let res = reqwest::Client::new()
         .get(app.url("/api/v1/users/me"))
         .header("cookie", format!("access_token={token}"))
@@ -662,7 +630,9 @@ async fn a_token_with_a_tampered_payload_is_401() {
     payload["exp"] = json!(claims.exp + 3600);
     parts[1] = b64(&payload);
 
-    let res = app.me_with_bearer(&parts.join(".")).await;
+    let res = app
+        .get_with_token("/api/v1/users/me", &parts.join("."))
+        .await;
 
     assert_problem(res, 401).await;
 }
@@ -676,7 +646,10 @@ async fn a_token_with_a_tampered_signature_is_401() {
     sig[0] ^= 1;
 
     let res = app
-        .me_with_bearer(&format!("{head}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        .get_with_token(
+            "/api/v1/users/me",
+            &format!("{head}.{}", URL_SAFE_NO_PAD.encode(sig)),
+        )
         .await;
 
     assert_problem(res, 401).await;
@@ -689,7 +662,9 @@ async fn an_alg_none_token_is_401() {
     let header = b64(&json!({"alg": "none", "typ": "JWT"}));
     let payload = b64(&serde_json::to_value(&claims).unwrap());
 
-    let res = app.me_with_bearer(&format!("{header}.{payload}.")).await;
+    let res = app
+        .get_with_token("/api/v1/users/me", &format!("{header}.{payload}."))
+        .await;
 
     assert_problem(res, 401).await;
 }
@@ -705,7 +680,7 @@ async fn a_token_signed_with_another_secret_is_401() {
     )
     .unwrap();
 
-    assert_problem(app.me_with_bearer(&forged).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &forged).await, 401).await;
 }
 
 #[tokio::test]
@@ -719,7 +694,7 @@ async fn an_hs512_token_signed_with_the_right_secret_is_401() {
     )
     .unwrap();
 
-    assert_problem(app.me_with_bearer(&forged).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &forged).await, 401).await;
 }
 
 #[tokio::test]
@@ -735,7 +710,7 @@ async fn an_expired_token_is_401() {
     )
     .unwrap();
 
-    assert_problem(app.me_with_bearer(&expired).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &expired).await, 401).await;
 }
 
 #[tokio::test]
@@ -750,7 +725,7 @@ async fn a_token_from_another_issuer_is_401() {
     )
     .unwrap();
 
-    assert_problem(app.me_with_bearer(&forged).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &forged).await, 401).await;
 }
 
 // --- CSRF ---------------------------------------------------------------------------------
@@ -884,7 +859,7 @@ async fn seeding_again_with_a_new_password_updates_it_and_ends_old_sessions() {
     let old_access = cookie_value(&res, "access_token");
     let seed = common::config::AdminSeed {
         email: ADMIN_EMAIL.into(),
-        password: common::config::Secret::new("a newer administrator passphrase"),
+        password: common::config::SecretString::from("a newer administrator passphrase"),
     };
 
     api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
@@ -892,7 +867,11 @@ async fn seeding_again_with_a_new_password_updates_it_and_ends_old_sessions() {
         .unwrap();
 
     assert_eq!(app.user_count().await, 1);
-    assert_problem(app.me_with_bearer(&old_access).await, 401).await;
+    assert_problem(
+        app.get_with_token("/api/v1/users/me", &old_access).await,
+        401,
+    )
+    .await;
     assert_problem(app.login(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await, 401).await;
     let res = app
         .login(&client(), ADMIN_EMAIL, "a newer administrator passphrase")
@@ -906,7 +885,7 @@ async fn an_existing_client_with_the_admin_email_is_promoted_at_start_up() {
     app.register(&client(), "root@example.com").await;
     let seed = common::config::AdminSeed {
         email: ADMIN_EMAIL.into(),
-        password: common::config::Secret::new(ADMIN_PASSWORD),
+        password: common::config::SecretString::from(ADMIN_PASSWORD),
     };
 
     api::auth::service::seed_admin(&app.state.db, &app.state.passwords, &seed)
@@ -975,7 +954,7 @@ async fn a_validly_signed_token_for_a_session_that_never_existed_is_401() {
         .issue(user.id, Role::Admin, uuid::Uuid::new_v4())
         .unwrap();
 
-    assert_problem(app.me_with_bearer(&token).await, 401).await;
+    assert_problem(app.get_with_token("/api/v1/users/me", &token).await, 401).await;
 }
 
 // --- logs ---------------------------------------------------------------------------------

@@ -261,9 +261,7 @@ async fn revoke_in_database(app: &TestApp, user: &TestUser) {
 async fn a_live_session_is_remembered_so_requests_do_not_read_it_again() {
     let app = cached_app().await;
     let user = app.create_user(Role::Client).await;
-    assert!(!app.state.caches.sessions.remembers(user.session_id));
     assert_eq!(app.get_as(&user, "/api/v1/users/me").await.status(), 200);
-    assert!(app.state.caches.sessions.remembers(user.session_id));
 
     revoke_in_database(&app, &user).await;
 
@@ -276,7 +274,6 @@ async fn with_a_session_ttl_of_zero_every_request_reads_the_session() {
     let app = spawn_app_with(&[("SESSION_CACHE_TTL_MS", "0")]).await;
     let user = app.create_user(Role::Client).await;
     assert_eq!(app.get_as(&user, "/api/v1/users/me").await.status(), 200);
-    assert!(!app.state.caches.sessions.remembers(user.session_id));
 
     revoke_in_database(&app, &user).await;
 
@@ -302,8 +299,8 @@ async fn a_logout_on_one_replica_ends_the_session_on_another() {
     let app = cached_app().await;
     let other = cached_replica(&app).await;
     let user = app.create_user(Role::Client).await;
+    // The other replica now remembers the session, for longer than the deadline below.
     assert_eq!(other.get_as(&user, "/api/v1/users/me").await.status(), 200);
-    assert!(other.state.caches.sessions.remembers(user.session_id));
 
     let res = app.post_empty_as(&user, "/api/v1/auth/logout", &[]).await;
     assert_eq!(res.status(), 204);
@@ -313,10 +310,9 @@ async fn a_logout_on_one_replica_ends_the_session_on_another() {
         (other.get_as(&user, "/api/v1/users/me").await.status() == 401).then_some(())
     })
     .await;
-    assert!(!other.state.caches.sessions.remembers(user.session_id));
 }
 
-const PASSWORD: &str = "correct horse battery staple";
+use crate::helpers::PASSWORD;
 
 /// Registers through `app`, returning the access and refresh tokens of the new session.
 async fn register(app: &TestApp, email: &str) -> (String, String) {

@@ -1,7 +1,13 @@
-//! Spawning a real api (real PostgreSQL, real JetStream) on a free port for each test.
+//! The tests' vocabulary: spawning a real api (real PostgreSQL, real JetStream) on a free port
+//! for each test, and one [`TestApp`] with every request and set-up helper the tests share.
 
 use common::testing::{TcpProxy, TestEnv, socket_addr_of};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The password the tests' accounts are registered with.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 #[allow(dead_code)] // fields used by some tests only
 pub struct TestApp {
@@ -21,8 +27,15 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    // --- the app and its neighbours ---------------------------------------------------------
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// Where this api serves its Prometheus metrics.
+    pub fn metrics_url(&self) -> String {
+        self.url("/metrics")
     }
 
     /// Starts every worker kind with `config` (which may route through proxies); they stop
@@ -44,17 +57,532 @@ impl TestApp {
         tokio::spawn(workers.run_until_stopped(self.shutdown.clone()));
     }
 
-    /// Where this api serves its Prometheus metrics.
-    pub fn metrics_url(&self) -> String {
-        self.url("/metrics")
+    /// Starts another api on this app's database and namespace, with `overrides` on top of the
+    /// test configuration.
+    pub async fn replica(&self, overrides: &[(&str, &str)]) -> Replica {
+        let app = api::Application::build(self.env.config_with(overrides))
+            .await
+            .expect("replica builds");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
+        Replica { address, state }
     }
 
+    // --- requests: anonymous, with a user's Bearer token, or with a raw token ---------------
+
+    /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra
+    /// headers: every other request helper goes through it.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        user: Option<&TestUser>,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET without credentials.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
+        self.send(reqwest::Method::GET, None, path, None, &[]).await
+    }
+
+    /// POST JSON without credentials.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, None, path, Some(body), &[])
+            .await
+    }
+
+    /// PATCH JSON without credentials.
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, None, path, Some(body), &[])
+            .await
+    }
+
+    /// DELETE without credentials.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, None, path, None, &[])
+            .await
+    }
+
+    /// Any request with a Bearer token, an optional JSON body and extra headers.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        user: &TestUser,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send(method, Some(user), path, body, headers).await
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::GET, user, path, None, &[])
+            .await
+    }
+
+    /// POST JSON with a Bearer token and extra headers.
+    pub async fn post_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
+            .await
+    }
+
+    /// PATCH JSON with a Bearer token and extra headers.
+    pub async fn patch_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
+            .await
+    }
+
+    /// POST without a body, with a Bearer token and extra headers.
+    pub async fn post_empty_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, None, headers)
+            .await
+    }
+
+    /// DELETE with a Bearer token.
+    pub async fn delete_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::DELETE, user, path, None, &[])
+            .await
+    }
+
+    /// GET with `token` as the Bearer token (a forged, expired or foreign one, say).
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
             .get(self.url(path))
+            .bearer_auth(token)
             .send()
             .await
             .expect("request")
+    }
+
+    // --- accounts and sessions through the api ----------------------------------------------
+
+    /// Registers `email` with [`PASSWORD`] through the api, with `client`'s cookie store.
+    pub async fn register(&self, client: &reqwest::Client, email: &str) -> reqwest::Response {
+        self.post_with(
+            client,
+            "/api/v1/auth/register",
+            serde_json::json!({"email": email, "password": PASSWORD, "name": "Ann"}),
+        )
+        .await
+    }
+
+    /// Logs in through the api, with `client`'s cookie store.
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.post_with(
+            client,
+            "/api/v1/auth/login",
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// POSTs JSON with `client` (and its cookies).
+    pub async fn post_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers a CLIENT through the api; returns its id and a client holding its cookies.
+    pub async fn register_client(&self, email: &str) -> (String, reqwest::Client) {
+        let browser = client();
+        let res = self
+            .post_with(
+                &browser,
+                "/api/v1/auth/register",
+                serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let user: serde_json::Value = res.json().await.expect("user");
+        (user["id"].as_str().expect("id").to_owned(), browser)
+    }
+
+    /// Presents `refresh_token` explicitly, as a stolen copy would be.
+    pub async fn refresh_with(&self, refresh_token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/api/v1/auth/refresh"))
+            .header("cookie", format!("refresh_token={refresh_token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn change_account(
+        &self,
+        admin: &TestUser,
+        id: &str,
+        change: Value,
+    ) -> reqwest::Response {
+        self.patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
+            .await
+    }
+
+    // --- rows written directly, as other systems (or the past) would --------------------------
+
+    /// Creates a user with `role` and returns it with an access token (sent as a Bearer token)
+    /// of a live session. The user has no usable password: log in through the api to test that.
+    pub async fn create_user(&self, role: common::domain::Role) -> TestUser {
+        let id = uuid::Uuid::new_v4();
+        let email = format!("{}@example.com", id.simple());
+        sqlx::query(
+            "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Test', $3, 'not-a-login')",
+        )
+        .bind(id)
+        .bind(&email)
+        .bind(role.as_str())
+        .execute(&self.state.db)
+        .await
+        .expect("insert user");
+        let session_id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, now() + interval '1 day')",
+        )
+        .bind(session_id)
+        .bind(id)
+        .execute(&self.state.db)
+        .await
+        .expect("insert session");
+        let token = self
+            .state
+            .tokens
+            .issue(id, role, session_id)
+            .expect("token");
+        TestUser {
+            id,
+            email,
+            token,
+            session_id,
+        }
+    }
+
+    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
+    /// catalogue cache) and returns its id.
+    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
+             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(price)
+        .bind(stock)
+        .execute(&self.state.db)
+        .await
+        .expect("insert product");
+        id
+    }
+
+    /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
+    pub async fn insert_order(&self, user: &TestUser, status: &str) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
+             VALUES ($1, $2, $3::text::order_status, 0, 'USD',
+                     CASE WHEN $3::text = 'REJECTED' THEN 'test' END)",
+        )
+        .bind(id)
+        .bind(user.id)
+        .bind(status)
+        .execute(&self.state.db)
+        .await
+        .expect("insert order");
+        id
+    }
+
+    /// An idempotency key of `user` created `age` ago.
+    pub async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
+        let key = Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state, created_at)
+             VALUES ($1, $2, '\\x00', $3, '[]', 'published', now() - $4::interval)",
+        )
+        .bind(user)
+        .bind(&key)
+        .bind(Uuid::new_v4())
+        .bind(age)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        key
+    }
+
+    /// A session of `user` with one refresh token used `used` ago (or unused), the session
+    /// revoked `revoked` ago (or live).
+    pub async fn session_with_token(
+        &self,
+        user: Uuid,
+        used: Option<&str>,
+        revoked: Option<&str>,
+    ) -> Uuid {
+        let session = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
+             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
+        )
+        .bind(session)
+        .bind(user)
+        .bind(revoked)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
+             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
+        )
+        .bind(session.to_string())
+        .bind(session)
+        .bind(used)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        session
+    }
+
+    // --- the catalogue through the api ----------------------------------------------------------
+
+    /// Creates a product through the api and returns it.
+    pub async fn create_product_via_api(&self, admin: &TestUser, body: Value) -> Value {
+        let res = self.post_as(admin, "/api/v1/products", &body, &[]).await;
+        assert_eq!(res.status(), 201, "create {body}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn adjust(
+        &self,
+        admin: &TestUser,
+        id: &str,
+        delta: i64,
+        reason: &str,
+    ) -> reqwest::Response {
+        self.post_as(
+            admin,
+            &format!("/api/v1/products/{id}/stock-adjustments"),
+            &json!({"delta": delta, "reason": reason}),
+            &[],
+        )
+        .await
+    }
+
+    /// Follows `next_cursor` from the first page to the last, returning every item.
+    pub async fn list_all(&self, query: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut url = format!("/api/v1/products?{query}");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let res = self.get(&url).await;
+            assert_eq!(res.status(), 200, "{url}");
+            let page: Value = res.json().await.unwrap();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+        panic!("paging never ended");
+    }
+
+    // --- orders ---------------------------------------------------------------------------------
+
+    /// Places a one-line order and waits until it is settled; returns it.
+    pub async fn place_settled(
+        &self,
+        user: &TestUser,
+        product: uuid::Uuid,
+        quantity: i32,
+    ) -> serde_json::Value {
+        let body = serde_json::json!({"items": [{"product_id": product, "quantity": quantity}]});
+        let res = self
+            .post_as(user, "/api/v1/orders", &body, &[("prefer", "wait=10")])
+            .await;
+        assert!(
+            res.status() == 201 || res.status() == 202,
+            "placing: {}",
+            res.status()
+        );
+        let order: serde_json::Value = res.json().await.expect("order");
+        let id = order["id"].as_str().expect("id").to_owned();
+        self.order_when(user, &id, |o| o["status"] != "PENDING")
+            .await
+    }
+
+    /// Polls an order until `done` accepts it (deadline 20 s).
+    pub async fn order_when(
+        &self,
+        user: &TestUser,
+        id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        common::testing::eventually(
+            std::time::Duration::from_secs(20),
+            "order state",
+            || async {
+                let res = self.get_as(user, &format!("/api/v1/orders/{id}")).await;
+                if res.status() != 200 {
+                    return None;
+                }
+                let order: serde_json::Value = res.json().await.ok()?;
+                done(&order).then_some(order)
+            },
+        )
+        .await
+    }
+
+    // --- reading the state back ---------------------------------------------------------------
+
+    pub async fn stock_of(&self, product: uuid::Uuid) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+            .bind(product)
+            .fetch_one(&self.state.db)
+            .await
+            .expect("stock")
+    }
+
+    pub async fn stock_and_ledger(&self, id: &str) -> (i32, i32, i64) {
+        sqlx::query_as(
+            "SELECT stock, initial_stock,
+                    (SELECT COALESCE(SUM(delta), 0) FROM stock_adjustments WHERE product_id = p.id)
+             FROM products p WHERE id = $1",
+        )
+        .bind(Uuid::parse_str(id).unwrap())
+        .fetch_one(&self.state.db)
+        .await
+        .unwrap()
+    }
+
+    /// How many times orders reached `status`.
+    pub async fn transitions_to(&self, status: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status::text = $1")
+            .bind(status)
+            .fetch_one(&self.state.db)
+            .await
+            .expect("count")
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.state.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.state.db)
+            .await
+            .unwrap()
+    }
+
+    /// The reasons of every dead letter so far, oldest first.
+    pub async fn dead_letter_reasons(&self) -> Vec<String> {
+        let stream = self
+            .state
+            .bus
+            .jetstream()
+            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
+            .await
+            .expect("dead-letter stream");
+        let mut reasons = Vec::new();
+        let mut sequence = 1;
+        while let Ok(letter) = stream.get_raw_message(sequence).await {
+            reasons.push(
+                letter
+                    .headers
+                    .get(common::messaging::DLQ_REASON_HEADER)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
+            );
+            sequence += 1;
+        }
+        reasons
+    }
+
+    /// Waits until every durable consumer of the namespace has nothing pending or unacked.
+    pub async fn quiescent(&self) {
+        let bus = self.state.bus.clone();
+        common::testing::eventually(
+            std::time::Duration::from_secs(30),
+            "consumers drained",
+            || {
+                let bus = bus.clone();
+                async move {
+                    for (stream, durable) in [
+                        (common::nats::ORDERS_CMD, workers::kinds::INVENTORY_PLACE),
+                        (
+                            common::nats::INVENTORY_CMD,
+                            workers::kinds::INVENTORY_COMMANDS,
+                        ),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
+                        (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
+                    ] {
+                        let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
+                            .jetstream()
+                            .get_consumer_from_stream(
+                                bus.namespace().name(durable),
+                                bus.namespace().name(stream),
+                            )
+                            .await
+                            .ok()?;
+                        let info = consumer.info().await.ok()?;
+                        if info.num_pending > 0 || info.num_ack_pending > 0 {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }
+            },
+        )
+        .await;
     }
 }
 
@@ -83,20 +611,6 @@ impl Replica {
     /// GET without credentials.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(self.url(path)).await.expect("request")
-    }
-}
-
-impl TestApp {
-    /// Starts another api on this app's database and namespace, with `overrides` on top of the
-    /// test configuration.
-    pub async fn replica(&self, overrides: &[(&str, &str)]) -> Replica {
-        let app = api::Application::build(self.env.config_with(overrides))
-            .await
-            .expect("replica builds");
-        let address = format!("http://{}", app.local_addr().expect("bound"));
-        let state = app.state().clone();
-        tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
-        Replica { address, state }
     }
 }
 
@@ -201,272 +715,4 @@ pub struct TestUser {
     pub email: String,
     pub token: String,
     pub session_id: uuid::Uuid,
-}
-
-impl TestApp {
-    /// Creates a user with `role` and returns it with an access token (sent as a Bearer token)
-    /// of a live session. The user has no usable password: log in through the api to test that.
-    pub async fn create_user(&self, role: common::domain::Role) -> TestUser {
-        let id = uuid::Uuid::new_v4();
-        let email = format!("{}@example.com", id.simple());
-        sqlx::query(
-            "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Test', $3, 'not-a-login')",
-        )
-        .bind(id)
-        .bind(&email)
-        .bind(role.as_str())
-        .execute(&self.state.db)
-        .await
-        .expect("insert user");
-        let session_id = uuid::Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, now() + interval '1 day')",
-        )
-        .bind(session_id)
-        .bind(id)
-        .execute(&self.state.db)
-        .await
-        .expect("insert session");
-        let token = self
-            .state
-            .tokens
-            .issue(id, role, session_id)
-            .expect("token");
-        TestUser {
-            id,
-            email,
-            token,
-            session_id,
-        }
-    }
-}
-
-impl TestApp {
-    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
-    /// catalogue cache) and returns its id.
-    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> uuid::Uuid {
-        let id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
-             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(&self.state.db)
-        .await
-        .expect("insert product");
-        id
-    }
-
-    pub async fn stock_of(&self, product: uuid::Uuid) -> i32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(product)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("stock")
-    }
-
-    /// GET with a Bearer token.
-    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// POST JSON with a Bearer token and extra headers.
-    pub async fn post_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        body: &serde_json::Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
-            .await
-    }
-
-    /// Any request with a Bearer token, an optional JSON body and extra headers.
-    pub async fn send_as(
-        &self,
-        method: reqwest::Method,
-        user: &TestUser,
-        path: &str,
-        body: Option<&serde_json::Value>,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&user.token);
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request")
-    }
-
-    /// Polls an order until `done` accepts it (deadline 20 s).
-    pub async fn order_when(
-        &self,
-        user: &TestUser,
-        id: &str,
-        done: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        common::testing::eventually(
-            std::time::Duration::from_secs(20),
-            "order state",
-            || async {
-                let res = self.get_as(user, &format!("/api/v1/orders/{id}")).await;
-                if res.status() != 200 {
-                    return None;
-                }
-                let order: serde_json::Value = res.json().await.ok()?;
-                done(&order).then_some(order)
-            },
-        )
-        .await
-    }
-}
-
-impl TestApp {
-    /// PATCH JSON with a Bearer token and extra headers.
-    pub async fn patch_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        body: &serde_json::Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
-            .await
-    }
-
-    /// POST without a body, with a Bearer token and extra headers.
-    pub async fn post_empty_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::POST, user, path, None, headers)
-            .await
-    }
-
-    /// How many times orders reached `status`.
-    pub async fn transitions_to(&self, status: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status::text = $1")
-            .bind(status)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("count")
-    }
-
-    /// Places a one-line order and waits until it is settled; returns it.
-    pub async fn place_settled(
-        &self,
-        user: &TestUser,
-        product: uuid::Uuid,
-        quantity: i32,
-    ) -> serde_json::Value {
-        let body = serde_json::json!({"items": [{"product_id": product, "quantity": quantity}]});
-        let res = self
-            .post_as(user, "/api/v1/orders", &body, &[("prefer", "wait=10")])
-            .await;
-        assert!(
-            res.status() == 201 || res.status() == 202,
-            "placing: {}",
-            res.status()
-        );
-        let order: serde_json::Value = res.json().await.expect("order");
-        let id = order["id"].as_str().expect("id").to_owned();
-        self.order_when(user, &id, |o| o["status"] != "PENDING")
-            .await
-    }
-
-    /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
-    pub async fn insert_order(&self, user: &TestUser, status: &str) -> uuid::Uuid {
-        let id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
-             VALUES ($1, $2, $3::text::order_status, 0, 'USD',
-                     CASE WHEN $3::text = 'REJECTED' THEN 'test' END)",
-        )
-        .bind(id)
-        .bind(user.id)
-        .bind(status)
-        .execute(&self.state.db)
-        .await
-        .expect("insert order");
-        id
-    }
-
-    /// The reasons of every dead letter so far, oldest first.
-    pub async fn dead_letter_reasons(&self) -> Vec<String> {
-        let stream = self
-            .state
-            .bus
-            .jetstream()
-            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
-            .await
-            .expect("dead-letter stream");
-        let mut reasons = Vec::new();
-        let mut sequence = 1;
-        while let Ok(letter) = stream.get_raw_message(sequence).await {
-            reasons.push(
-                letter
-                    .headers
-                    .get(common::messaging::DLQ_REASON_HEADER)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default(),
-            );
-            sequence += 1;
-        }
-        reasons
-    }
-
-    /// Waits until every durable consumer of the namespace has nothing pending or unacked.
-    pub async fn quiescent(&self) {
-        let bus = self.state.bus.clone();
-        common::testing::eventually(
-            std::time::Duration::from_secs(30),
-            "consumers drained",
-            || {
-                let bus = bus.clone();
-                async move {
-                    for (stream, durable) in [
-                        (common::nats::ORDERS_CMD, workers::kinds::INVENTORY_PLACE),
-                        (
-                            common::nats::INVENTORY_CMD,
-                            workers::kinds::INVENTORY_COMMANDS,
-                        ),
-                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
-                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
-                        (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
-                    ] {
-                        let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
-                            .jetstream()
-                            .get_consumer_from_stream(
-                                bus.namespace().name(durable),
-                                bus.namespace().name(stream),
-                            )
-                            .await
-                            .ok()?;
-                        let info = consumer.info().await.ok()?;
-                        if info.num_pending > 0 || info.num_ack_pending > 0 {
-                            return None;
-                        }
-                    }
-                    Some(())
-                }
-            },
-        )
-        .await;
-    }
 }

@@ -4,7 +4,7 @@
 
 use crate::helpers::{TestApp, spawn_app_with};
 use api::auth::token::TokenKeys;
-use common::config::Secret;
+use common::config::SecretString;
 use common::domain::Role;
 use common::testing::TEST_JWT_SECRET;
 use serde_json::json;
@@ -21,16 +21,7 @@ async fn rotated_app() -> TestApp {
 }
 
 fn keys(secret: &str) -> TokenKeys {
-    TokenKeys::new(&Secret::new(secret))
-}
-
-async fn me_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url("/api/v1/users/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    TokenKeys::new(&SecretString::from(secret))
 }
 
 #[tokio::test]
@@ -41,7 +32,9 @@ async fn a_token_signed_with_the_previous_key_still_works() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = me_with_bearer(&app, &signed_before_rotation).await;
+    let res = app
+        .get_with_token("/api/v1/users/me", &signed_before_rotation)
+        .await;
 
     assert_eq!(res.status(), 200);
     let me: serde_json::Value = res.json().await.unwrap();
@@ -88,7 +81,7 @@ async fn a_token_signed_with_a_key_older_than_the_previous_one_is_401() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = me_with_bearer(&app, &retired).await;
+    let res = app.get_with_token("/api/v1/users/me", &retired).await;
 
     assert_eq!(res.status(), 401);
 }

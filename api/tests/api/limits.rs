@@ -5,7 +5,7 @@
 use crate::helpers::{TestApp, assert_problem, client, spawn_app_with};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
+use crate::helpers::PASSWORD;
 
 async fn post(
     app: &TestApp,

@@ -1,7 +1,9 @@
 //! Operating the system: Prometheus metrics on both binaries, and one order followed through
 //! the JSON logs of the api and the workers by its correlation id and trace id.
 
-use crate::helpers::{spawn_system, spawn_system_with_workers_url};
+use crate::helpers::{
+    assert_problem, spawn_app_behind_proxies, spawn_system, spawn_system_with_workers_url,
+};
 use common::domain::Role;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -345,5 +347,58 @@ async fn a_request_without_traceparent_starts_one_trace_that_its_messages_contin
         published["trace_id"].as_str(),
         Some(span_trace),
         "the command continues the request's trace"
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_is_logged_once_with_its_cause_chain_in_the_request_span() {
+    let logs = LogBuffer::default();
+    let subscriber = common::telemetry::json_subscriber(
+        "info,hyper=off,hyper_util=off,reqwest=off",
+        logs.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (app, pg, _nats) = spawn_app_behind_proxies().await;
+    let user = app.create_user(Role::Client).await;
+    let request_id = format!("outage-{}", uuid::Uuid::new_v4());
+
+    pg.cut();
+    let res = app
+        .send_as(
+            reqwest::Method::GET,
+            &user,
+            "/api/v1/orders",
+            None,
+            &[("x-request-id", &request_id)],
+        )
+        .await;
+    // PostgreSQL behind a cut proxy: 503 when the pool sees the outage, 500 when the
+    // connection attempt fails with a protocol error; a server error either way.
+    let status = res.status().as_u16();
+    assert!(status == 503 || status == 500, "{status}");
+    let body = assert_problem(res, status).await;
+    assert!(
+        !body["detail"].as_str().unwrap().contains("SSL"),
+        "the cause stays out of the answer: {body}"
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+
+    let errors: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["level"] == "ERROR" && l.to_string().contains(&request_id))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line for the request:\n{text}");
+    let line = &errors[0];
+    assert_eq!(line["status"], status, "{line}");
+    assert!(
+        line["error.cause_chain"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "the cause chain: {line}"
+    );
+    assert_eq!(
+        field(line, Some("http"), "request_id"),
+        Some(request_id.as_str())
     );
 }

@@ -10,106 +10,6 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-impl TestApp {
-    async fn post_json(
-        &self,
-        path: &str,
-        user: Option<&TestUser>,
-        body: &Value,
-    ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).json(body);
-        if let Some(user) = user {
-            req = req.bearer_auth(&user.token);
-        }
-        req.send().await.expect("request")
-    }
-
-    async fn patch_json(
-        &self,
-        path: &str,
-        user: Option<&TestUser>,
-        body: &Value,
-    ) -> reqwest::Response {
-        let mut req = self.client.patch(self.url(path)).json(body);
-        if let Some(user) = user {
-            req = req.bearer_auth(&user.token);
-        }
-        req.send().await.expect("request")
-    }
-
-    async fn delete_as(&self, path: &str, user: Option<&TestUser>) -> reqwest::Response {
-        let mut req = self.client.delete(self.url(path));
-        if let Some(user) = user {
-            req = req.bearer_auth(&user.token);
-        }
-        req.send().await.expect("request")
-    }
-
-    async fn get_for(&self, path: &str, user: &TestUser) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Creates a product through the api and returns it.
-    async fn create_product_via_api(&self, admin: &TestUser, body: Value) -> Value {
-        let res = self.post_json("/api/v1/products", Some(admin), &body).await;
-        assert_eq!(res.status(), 201, "create {body}");
-        res.json().await.unwrap()
-    }
-
-    async fn adjust(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        delta: i64,
-        reason: &str,
-    ) -> reqwest::Response {
-        self.post_json(
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            Some(admin),
-            &json!({"delta": delta, "reason": reason}),
-        )
-        .await
-    }
-
-    /// Follows `next_cursor` from the first page to the last, returning every item.
-    async fn list_all(&self, query: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..1000 {
-            let mut url = format!("/api/v1/products?{query}");
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let res = self.get(&url).await;
-            assert_eq!(res.status(), 200, "{url}");
-            let page: Value = res.json().await.unwrap();
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return items,
-            }
-        }
-        panic!("paging never ended");
-    }
-
-    async fn stock_and_ledger(&self, id: &str) -> (i32, i32, i64) {
-        sqlx::query_as(
-            "SELECT stock, initial_stock,
-                    (SELECT COALESCE(SUM(delta), 0) FROM stock_adjustments WHERE product_id = p.id)
-             FROM products p WHERE id = $1",
-        )
-        .bind(Uuid::parse_str(id).unwrap())
-        .fetch_one(&self.state.db)
-        .await
-        .unwrap()
-    }
-}
-
 fn cup() -> Value {
     json!({"name": "Espresso cup", "description": "Porcelain, 80 ml", "price": 1250, "stock": 40})
 }
@@ -119,19 +19,6 @@ fn ids(items: &[Value]) -> Vec<String> {
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// Asserts a 422 whose `errors` names `field`.
-async fn assert_invalid(res: reqwest::Response, field: &str) -> Value {
-    let body = assert_problem(res, 422).await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("errors list: {body}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert!(fields.contains(&field), "{field} not in {body}");
-    body
 }
 
 async fn admin_and_product(app: &TestApp) -> (TestUser, String) {
@@ -180,10 +67,10 @@ async fn a_malformed_product_id_is_a_400() {
     assert_problem(app.get("/api/v1/products/not-a-uuid").await, 400).await;
     let admin = app.create_user(Role::Admin).await;
     let res = app
-        .patch_json("/api/v1/products/123", Some(&admin), &json!({"price": 1}))
+        .patch_as(&admin, "/api/v1/products/123", &json!({"price": 1}), &[])
         .await;
     assert_problem(res, 400).await;
-    let res = app.delete_as("/api/v1/products/123", Some(&admin)).await;
+    let res = app.delete_as(&admin, "/api/v1/products/123").await;
     assert_problem(res, 400).await;
 }
 
@@ -221,9 +108,7 @@ async fn a_product_shows_exactly_the_contract_fields() {
 async fn an_admin_creates_a_product_priced_in_the_store_currency() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
-    let res = app
-        .post_json("/api/v1/products", Some(&admin), &cup())
-        .await;
+    let res = app.post_as(&admin, "/api/v1/products", &cup(), &[]).await;
     assert_eq!(res.status(), 201);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let p: Value = res.json().await.unwrap();
@@ -267,7 +152,7 @@ async fn a_name_is_stored_trimmed() {
 #[tokio::test]
 async fn creating_a_product_anonymously_is_a_401() {
     let app = spawn_app().await;
-    let res = app.post_json("/api/v1/products", None, &cup()).await;
+    let res = app.post("/api/v1/products", &cup()).await;
     assert_problem(res, 401).await;
 }
 
@@ -275,123 +160,16 @@ async fn creating_a_product_anonymously_is_a_401() {
 async fn a_client_cannot_create_a_product() {
     let app = spawn_app().await;
     let client = app.create_user(Role::Client).await;
-    let res = app
-        .post_json("/api/v1/products", Some(&client), &cup())
-        .await;
+    let res = app.post_as(&client, "/api/v1/products", &cup(), &[]).await;
     assert_problem(res, 403).await;
 }
 
-async fn create_with(field: &str, value: Value) -> reqwest::Response {
-    let app = spawn_app().await;
-    let admin = app.create_user(Role::Admin).await;
-    let mut body = cup();
-    body[field] = value;
-    app.post_json("/api/v1/products", Some(&admin), &body).await
-}
-
 #[tokio::test]
-async fn an_empty_name_is_refused() {
-    assert_invalid(create_with("name", json!("")).await, "name").await;
-}
-
-#[tokio::test]
-async fn a_blank_name_is_refused() {
-    assert_invalid(create_with("name", json!("   \t ")).await, "name").await;
-}
-
-#[tokio::test]
-async fn a_name_over_200_characters_is_refused() {
-    assert_invalid(create_with("name", json!("é".repeat(201))).await, "name").await;
-}
-
-#[tokio::test]
-async fn a_name_of_200_characters_is_accepted() {
-    assert_eq!(
-        create_with("name", json!("é".repeat(200))).await.status(),
-        201
-    );
-}
-
-#[tokio::test]
-async fn a_description_over_5000_characters_is_refused() {
-    assert_invalid(
-        create_with("description", json!("x".repeat(5001))).await,
-        "description",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_negative_price_is_refused() {
-    assert_invalid(create_with("price", json!(-1)).await, "price").await;
-}
-
-#[tokio::test]
-async fn a_fractional_price_is_refused() {
-    assert_invalid(create_with("price", json!(12.5)).await, "price").await;
-}
-
-#[tokio::test]
-async fn a_price_given_as_a_string_is_refused() {
-    assert_invalid(create_with("price", json!("1250")).await, "price").await;
-}
-
-#[tokio::test]
-async fn an_absurdly_large_price_is_refused() {
-    assert_invalid(create_with("price", json!(i64::MAX)).await, "price").await;
-}
-
-#[tokio::test]
-async fn a_negative_stock_is_refused() {
-    assert_invalid(create_with("stock", json!(-5)).await, "stock").await;
-}
-
-#[tokio::test]
-async fn a_fractional_stock_is_refused() {
-    assert_invalid(create_with("stock", json!(1.5)).await, "stock").await;
-}
-
-#[tokio::test]
-async fn a_stock_beyond_the_maximum_is_refused() {
-    assert_invalid(create_with("stock", json!(3_000_000_000i64)).await, "stock").await;
-}
-
-#[tokio::test]
-async fn a_missing_name_is_refused() {
-    let app = spawn_app().await;
-    let admin = app.create_user(Role::Admin).await;
-    let res = app
-        .post_json("/api/v1/products", Some(&admin), &json!({"price": 1}))
-        .await;
-    let body = assert_problem(res, 422).await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("name"),
-        "{body}"
-    );
-}
-
-#[tokio::test]
-async fn an_unknown_field_is_refused_on_creation() {
-    let res = create_with("currency", json!("EUR")).await;
-    let body = assert_problem(res, 422).await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown field"),
-        "{body}"
-    );
-}
-
-#[tokio::test]
-async fn every_invalid_field_is_named_at_once() {
+async fn an_invalid_product_is_a_422_problem_naming_every_bad_field_at_once() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let body = json!({"name": "", "description": "x".repeat(5001), "price": -1, "stock": -1});
-    let res = app.post_json("/api/v1/products", Some(&admin), &body).await;
+    let res = app.post_as(&admin, "/api/v1/products", &body, &[]).await;
     let body = assert_problem(res, 422).await;
     let fields: Vec<&str> = body["errors"]
         .as_array()
@@ -400,6 +178,16 @@ async fn every_invalid_field_is_named_at_once() {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["name", "description", "price", "stock"]);
+    // Each entry says what is wrong with its field; the rules themselves are the validator's
+    // unit tests (api/src/products/validate/tests.rs).
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "{body}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,10 +204,11 @@ async fn an_admin_updates_some_fields_and_the_others_stay() {
         .await
         .unwrap();
     let res = app
-        .patch_json(
+        .patch_as(
+            &admin,
             &format!("/api/v1/products/{id}"),
-            Some(&admin),
             &json!({"price": 990}),
+            &[],
         )
         .await;
     assert_eq!(res.status(), 200);
@@ -437,10 +226,11 @@ async fn an_admin_updates_some_fields_and_the_others_stay() {
 async fn an_update_is_visible_to_readers() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
-    app.patch_json(
+    app.patch_as(
+        &admin,
         &format!("/api/v1/products/{id}"),
-        Some(&admin),
         &json!({"name": "Lungo cup", "description": "120 ml"}),
+        &[],
     )
     .await;
     let p: Value = app
@@ -458,15 +248,16 @@ async fn setting_the_stock_by_update_is_recorded_in_the_ledger() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
     let res = app
-        .patch_json(
+        .patch_as(
+            &admin,
             &format!("/api/v1/products/{id}"),
-            Some(&admin),
             &json!({"stock": 25}),
+            &[],
         )
         .await;
     assert_eq!(res.status(), 200);
     let ledger: Value = app
-        .get_for(&format!("/api/v1/products/{id}/stock-adjustments"), &admin)
+        .get_as(&admin, &format!("/api/v1/products/{id}/stock-adjustments"))
         .await
         .json()
         .await
@@ -484,51 +275,6 @@ async fn setting_the_stock_by_update_is_recorded_in_the_ledger() {
 }
 
 #[tokio::test]
-async fn an_empty_update_is_refused() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let res = app
-        .patch_json(&format!("/api/v1/products/{id}"), Some(&admin), &json!({}))
-        .await;
-    assert_problem(res, 422).await;
-}
-
-#[tokio::test]
-async fn an_update_is_validated_like_a_creation() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let path = format!("/api/v1/products/{id}");
-    for (field, value) in [
-        ("name", json!(" ")),
-        ("name", json!("n".repeat(201))),
-        ("description", json!("d".repeat(5001))),
-        ("price", json!(-1)),
-        ("price", json!(0.5)),
-        ("stock", json!(-1)),
-        ("stock", json!(2.5)),
-    ] {
-        let res = app
-            .patch_json(&path, Some(&admin), &json!({ field: value }))
-            .await;
-        assert_invalid(res, field).await;
-    }
-}
-
-#[tokio::test]
-async fn a_null_field_is_refused_on_update() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let res = app
-        .patch_json(
-            &format!("/api/v1/products/{id}"),
-            Some(&admin),
-            &json!({"description": null}),
-        )
-        .await;
-    assert_invalid(res, "description").await;
-}
-
-#[tokio::test]
 async fn concurrent_stock_updates_and_adjustments_keep_the_ledger_in_step() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
@@ -536,7 +282,7 @@ async fn concurrent_stock_updates_and_adjustments_keep_the_ledger_in_step() {
     let patches = (0..15).map(|i| {
         let (app, admin, path) = (&app, &admin, &path);
         async move {
-            app.patch_json(path, Some(admin), &json!({"stock": 10 + i}))
+            app.patch_as(admin, path, &json!({"stock": 10 + i}), &[])
                 .await
                 .status()
                 .as_u16()
@@ -567,28 +313,15 @@ async fn concurrent_stock_updates_and_adjustments_keep_the_ledger_in_step() {
 }
 
 #[tokio::test]
-async fn an_unknown_field_is_refused_on_update() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let res = app
-        .patch_json(
-            &format!("/api/v1/products/{id}"),
-            Some(&admin),
-            &json!({"initial_stock": 1}),
-        )
-        .await;
-    assert_problem(res, 422).await;
-}
-
-#[tokio::test]
 async fn updating_an_unknown_product_is_a_404() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let res = app
-        .patch_json(
+        .patch_as(
+            &admin,
             &format!("/api/v1/products/{}", Uuid::new_v4()),
-            Some(&admin),
             &json!({"price": 1}),
+            &[],
         )
         .await;
     assert_problem(res, 404).await;
@@ -601,12 +334,12 @@ async fn a_client_cannot_update_a_product() {
     let client = app.create_user(Role::Client).await;
     let path = format!("/api/v1/products/{id}");
     assert_problem(
-        app.patch_json(&path, Some(&client), &json!({"price": 1}))
+        app.patch_as(&client, &path, &json!({"price": 1}), &[])
             .await,
         403,
     )
     .await;
-    assert_problem(app.patch_json(&path, None, &json!({"price": 1})).await, 401).await;
+    assert_problem(app.patch(&path, &json!({"price": 1})).await, 401).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -617,7 +350,7 @@ async fn an_archived_product_leaves_the_catalogue() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
     let res = app
-        .delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+        .delete_as(&admin, &format!("/api/v1/products/{id}"))
         .await;
     assert_eq!(res.status(), 204);
     assert_problem(app.get(&format!("/api/v1/products/{id}")).await, 404).await;
@@ -628,7 +361,7 @@ async fn an_archived_product_leaves_the_catalogue() {
 async fn an_archived_product_stays_in_the_database_for_past_orders() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
-    app.delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+    app.delete_as(&admin, &format!("/api/v1/products/{id}"))
         .await;
     let (name, archived): (String, bool) =
         sqlx::query_as("SELECT name, archived_at IS NOT NULL FROM products WHERE id = $1")
@@ -645,9 +378,9 @@ async fn archiving_twice_succeeds_and_changes_nothing() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
     let path = format!("/api/v1/products/{id}");
-    assert_eq!(app.delete_as(&path, Some(&admin)).await.status(), 204);
+    assert_eq!(app.delete_as(&admin, &path).await.status(), 204);
     let first: DateTime<Utc> = archived_at(&app, &id).await;
-    assert_eq!(app.delete_as(&path, Some(&admin)).await.status(), 204);
+    assert_eq!(app.delete_as(&admin, &path).await.status(), 204);
     assert_eq!(archived_at(&app, &id).await, first);
 }
 
@@ -664,10 +397,7 @@ async fn archiving_an_unknown_product_is_a_404() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let res = app
-        .delete_as(
-            &format!("/api/v1/products/{}", Uuid::new_v4()),
-            Some(&admin),
-        )
+        .delete_as(&admin, &format!("/api/v1/products/{}", Uuid::new_v4()))
         .await;
     assert_problem(res, 404).await;
 }
@@ -676,13 +406,14 @@ async fn archiving_an_unknown_product_is_a_404() {
 async fn an_archived_product_cannot_be_updated_or_adjusted() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
-    app.delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+    app.delete_as(&admin, &format!("/api/v1/products/{id}"))
         .await;
     let res = app
-        .patch_json(
+        .patch_as(
+            &admin,
             &format!("/api/v1/products/{id}"),
-            Some(&admin),
             &json!({"price": 1}),
+            &[],
         )
         .await;
     assert_problem(res, 404).await;
@@ -695,8 +426,8 @@ async fn a_client_cannot_archive_a_product() {
     let (_, id) = admin_and_product(&app).await;
     let client = app.create_user(Role::Client).await;
     let path = format!("/api/v1/products/{id}");
-    assert_problem(app.delete_as(&path, Some(&client)).await, 403).await;
-    assert_problem(app.delete_as(&path, None).await, 401).await;
+    assert_problem(app.delete_as(&client, &path).await, 403).await;
+    assert_problem(app.delete(&path).await, 401).await;
     assert_eq!(app.get(&path).await.status(), 200);
 }
 
@@ -756,57 +487,6 @@ async fn removing_exactly_the_available_stock_is_allowed() {
 }
 
 #[tokio::test]
-async fn an_adjustment_of_zero_is_refused() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    assert_invalid(app.adjust(&admin, &id, 0, "nothing").await, "delta").await;
-}
-
-#[tokio::test]
-async fn a_fractional_delta_is_refused() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let res = app
-        .post_json(
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            Some(&admin),
-            &json!({"delta": 1.5, "reason": "x"}),
-        )
-        .await;
-    assert_invalid(res, "delta").await;
-}
-
-#[tokio::test]
-async fn an_adjustment_without_a_reason_is_refused() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    assert_invalid(app.adjust(&admin, &id, 1, "   ").await, "reason").await;
-    assert_invalid(app.adjust(&admin, &id, 1, &"r".repeat(501)).await, "reason").await;
-    let res = app
-        .post_json(
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            Some(&admin),
-            &json!({"delta": 1}),
-        )
-        .await;
-    assert_problem(res, 422).await;
-}
-
-#[tokio::test]
-async fn an_adjustment_with_an_unknown_field_is_refused() {
-    let app = spawn_app().await;
-    let (admin, id) = admin_and_product(&app).await;
-    let res = app
-        .post_json(
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            Some(&admin),
-            &json!({"delta": 1, "reason": "x", "actor_id": Uuid::new_v4()}),
-        )
-        .await;
-    assert_problem(res, 422).await;
-}
-
-#[tokio::test]
 async fn adjusting_an_unknown_product_is_a_404() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
@@ -825,11 +505,9 @@ async fn only_admins_adjust_stock_and_read_the_ledger() {
     let client = app.create_user(Role::Client).await;
     assert_problem(app.adjust(&client, &id, 1, "x").await, 403).await;
     let path = format!("/api/v1/products/{id}/stock-adjustments");
-    let res = app
-        .post_json(&path, None, &json!({"delta": 1, "reason": "x"}))
-        .await;
+    let res = app.post(&path, &json!({"delta": 1, "reason": "x"})).await;
     assert_problem(res, 401).await;
-    assert_problem(app.get_for(&path, &client).await, 403).await;
+    assert_problem(app.get_as(&client, &path).await, 403).await;
     assert_problem(app.get(&path).await, 401).await;
 }
 
@@ -853,7 +531,7 @@ async fn the_ledger_pages_oldest_first_without_gaps_or_repeats() {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = app.get_for(&path, &admin).await.json().await.unwrap();
+        let page: Value = app.get_as(&admin, &path).await.json().await.unwrap();
         pages += 1;
         deltas.extend(
             page["items"]
@@ -876,9 +554,9 @@ async fn the_ledger_of_an_unknown_product_is_a_404() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let res = app
-        .get_for(
-            &format!("/api/v1/products/{}/stock-adjustments", Uuid::new_v4()),
+        .get_as(
             &admin,
+            &format!("/api/v1/products/{}/stock-adjustments", Uuid::new_v4()),
         )
         .await;
     assert_problem(res, 404).await;
@@ -889,10 +567,10 @@ async fn an_archived_product_keeps_its_ledger() {
     let app = spawn_app().await;
     let (admin, id) = admin_and_product(&app).await;
     app.adjust(&admin, &id, 5, "delivery").await;
-    app.delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+    app.delete_as(&admin, &format!("/api/v1/products/{id}"))
         .await;
     let res = app
-        .get_for(&format!("/api/v1/products/{id}/stock-adjustments"), &admin)
+        .get_as(&admin, &format!("/api/v1/products/{id}/stock-adjustments"))
         .await;
     assert_eq!(res.status(), 200);
     let page: Value = res.json().await.unwrap();
@@ -1239,44 +917,13 @@ async fn archived_products_are_not_listed() {
         .create_product_via_api(&admin, json!({"name": "Saucer", "price": 5}))
         .await;
     let res = app
-        .delete_as(&format!("/api/v1/products/{id}"), Some(&admin))
+        .delete_as(&admin, &format!("/api/v1/products/{id}"))
         .await;
     assert_eq!(res.status(), 204, "{:?}", res.text().await);
     assert_eq!(
         ids(&app.list_all("").await),
         [other["id"].as_str().unwrap()]
     );
-}
-
-#[tokio::test]
-async fn a_minimum_price_above_the_maximum_is_refused() {
-    let app = spawn_app().await;
-    assert_invalid(
-        app.get("/api/v1/products?min_price=500&max_price=100")
-            .await,
-        "max_price",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_negative_price_filter_is_refused() {
-    let app = spawn_app().await;
-    assert_invalid(app.get("/api/v1/products?min_price=-1").await, "min_price").await;
-}
-
-#[tokio::test]
-async fn a_limit_outside_1_to_100_is_refused() {
-    let app = spawn_app().await;
-    assert_invalid(app.get("/api/v1/products?limit=0").await, "limit").await;
-    assert_invalid(app.get("/api/v1/products?limit=101").await, "limit").await;
-}
-
-#[tokio::test]
-async fn an_overlong_search_is_refused() {
-    let app = spawn_app().await;
-    let q = "a".repeat(201);
-    assert_invalid(app.get(&format!("/api/v1/products?q={q}")).await, "q").await;
 }
 
 #[tokio::test]

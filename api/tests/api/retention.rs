@@ -1,71 +1,12 @@
 //! Tables that would only grow are purged, from any number of replicas at once, and a user's
 //! live sessions are capped.
 
-use crate::helpers::{TestApp, client, spawn_app, spawn_app_with};
+use crate::helpers::{client, spawn_app, spawn_app_with};
 use common::domain::Role;
 use serde_json::json;
 use std::time::Duration;
-use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-impl TestApp {
-    /// An idempotency key of `user` created `age` ago.
-    async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
-        let key = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state, created_at)
-             VALUES ($1, $2, '\\x00', $3, '[]', 'published', now() - $4::interval)",
-        )
-        .bind(user)
-        .bind(&key)
-        .bind(Uuid::new_v4())
-        .bind(age)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        key
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&self.state.db)
-            .await
-            .unwrap()
-    }
-
-    /// A session of `user` with one refresh token used `used` ago (or unused), the session
-    /// revoked `revoked` ago (or live).
-    async fn session_with_token(
-        &self,
-        user: Uuid,
-        used: Option<&str>,
-        revoked: Option<&str>,
-    ) -> Uuid {
-        let session = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
-             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
-        )
-        .bind(session)
-        .bind(user)
-        .bind(revoked)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
-             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
-        )
-        .bind(session.to_string())
-        .bind(session)
-        .bind(used)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        session
-    }
-}
+use crate::helpers::PASSWORD;
 
 #[tokio::test]
 async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and_nothing_else() {

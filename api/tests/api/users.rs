@@ -1,27 +1,16 @@
 //! The users domain: one's own profile and the ADMIN-only list of accounts.
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app};
 use common::domain::Role;
 use serde_json::Value;
 use std::collections::HashSet;
-
-impl TestApp {
-    async fn get_with_bearer(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-}
 
 #[tokio::test]
 async fn me_returns_the_callers_own_profile() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
 
-    let res = app.get_with_bearer("/api/v1/users/me", &user.token).await;
+    let res = app.get_with_token("/api/v1/users/me", &user.token).await;
 
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -57,7 +46,7 @@ async fn listing_users_as_a_client_is_403() {
     let app = spawn_app().await;
     let client = app.create_user(Role::Client).await;
 
-    let res = app.get_with_bearer("/api/v1/users", &client.token).await;
+    let res = app.get_with_token("/api/v1/users", &client.token).await;
 
     assert_problem(res, 403).await;
 }
@@ -72,7 +61,7 @@ async fn a_demoted_admin_loses_admin_rights_at_once() {
         .await
         .unwrap();
 
-    let res = app.get_with_bearer("/api/v1/users", &admin.token).await;
+    let res = app.get_with_token("/api/v1/users", &admin.token).await;
 
     assert_problem(res, 403).await;
 }
@@ -89,7 +78,7 @@ async fn an_admin_lists_every_user_page_by_page() {
     let mut seen = Vec::new();
     let mut path = "/api/v1/users?limit=2".to_owned();
     loop {
-        let res = app.get_with_bearer(&path, &admin.token).await;
+        let res = app.get_with_token(&path, &admin.token).await;
         assert_eq!(res.status(), 200);
         let page: Value = res.json().await.unwrap();
         let items = page["items"].as_array().unwrap();
@@ -116,7 +105,7 @@ async fn the_default_page_holds_twenty_users() {
         app.create_user(Role::Client).await;
     }
 
-    let res = app.get_with_bearer("/api/v1/users", &admin.token).await;
+    let res = app.get_with_token("/api/v1/users", &admin.token).await;
 
     let page: Value = res.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 20);
@@ -129,11 +118,11 @@ async fn a_garbled_cursor_is_400_and_an_out_of_range_limit_is_422() {
     let admin = app.create_user(Role::Admin).await;
 
     let res = app
-        .get_with_bearer("/api/v1/users?cursor=garbage", &admin.token)
+        .get_with_token("/api/v1/users?cursor=garbage", &admin.token)
         .await;
     assert_problem(res, 400).await;
     let res = app
-        .get_with_bearer("/api/v1/users?limit=101", &admin.token)
+        .get_with_token("/api/v1/users?limit=101", &admin.token)
         .await;
     let body = assert_problem(res, 422).await;
     assert_eq!(body["errors"][0]["field"], "limit");
@@ -145,7 +134,7 @@ async fn an_unknown_query_parameter_is_400() {
     let admin = app.create_user(Role::Admin).await;
 
     let res = app
-        .get_with_bearer("/api/v1/users?sort=email", &admin.token)
+        .get_with_token("/api/v1/users?sort=email", &admin.token)
         .await;
 
     assert_problem(res, 400).await;

@@ -1,7 +1,6 @@
 //! What the consumer loop hands to a handler, and how a handler says it did not succeed.
 
 use common::messaging::{DecodeError, PublishError, RawEnvelope};
-use common::trace::TraceContext;
 use std::future::Future;
 
 /// One delivered message, its envelope read once by the consumer loop.
@@ -17,8 +16,8 @@ pub struct Delivery {
     /// From the `Correlation-Id` header, else the envelope's.
     pub correlation_id: String,
     /// The context of the message's handling, child of the publisher's: what a handler
-    /// publishes for this message continues the same trace (see [`TraceContext::scope`]).
-    pub trace: TraceContext,
+    /// publishes for this message continues the same trace (see [`common::trace::scope`]).
+    pub trace: common::trace::Context,
     /// The message's log span (`message`); handlers record the order id in it.
     pub span: tracing::Span,
 }
@@ -62,6 +61,11 @@ impl From<sqlx::Error> for Failure {
             {
                 Failure::Permanent(format!("rejected by the database: {db}"))
             }
+            // A stored value this code cannot read will not read better next time: a bug or
+            // bad data, dead-lettered with its reason (the api answers it 500).
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                Failure::Permanent(format!("stored data cannot be read: {e}"))
+            }
             _ => Failure::Transient(anyhow::Error::new(e)),
         }
     }
@@ -98,4 +102,24 @@ pub trait Handler: Send + Sync + 'static {
         group: &'static str,
         deliveries: Vec<Delivery>,
     ) -> impl Future<Output = Vec<Handled>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_value_that_cannot_be_read_is_dead_lettered_not_retried() {
+        let failure = Failure::from(sqlx::Error::Decode("unknown variant `LOST`".into()));
+        assert!(
+            matches!(&failure, Failure::Permanent(reason) if reason.contains("stored data cannot be read")),
+            "{failure:?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_connection_is_retried() {
+        let failure = Failure::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(failure, Failure::Transient(_)), "{failure:?}");
+    }
 }

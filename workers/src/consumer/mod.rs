@@ -29,7 +29,6 @@ pub use pull::PullOptions;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::messaging::{Bus, CORRELATION_HEADER, RawEnvelope};
-use common::trace::{TRACEPARENT_HEADER, TraceContext};
 use settle::{Origin, subject_label};
 use std::future::Future;
 use std::sync::Arc;
@@ -239,7 +238,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let subject = self.bus.namespace().relative(&message.subject).to_owned();
         // The handler runs in a child of the publisher's trace context, so whatever it
         // publishes continues the same trace.
-        let parent = TraceContext::parent_of_incoming(header(TRACEPARENT_HEADER).as_deref());
+        let parent = common::trace::from_nats(message.headers.as_ref());
         let envelope = RawEnvelope::parse(&message.payload);
         let correlation_id = header(CORRELATION_HEADER)
             .or_else(|| envelope.as_ref().ok().map(|e| e.correlation_id.clone()))
@@ -250,11 +249,14 @@ impl<H: Handler> ConsumerLoop<H> {
             subject = %subject,
             correlation_id = %correlation_id,
             order_id = tracing::field::Empty,
-            trace_id = %parent.trace_id_hex(),
+            trace_id = tracing::field::Empty,
             delivered,
             stream_sequence = sequence,
         );
-        let trace = TraceContext::continue_in(&span, &parent);
+        let trace = common::trace::continue_in(&span, &parent);
+        if let Some(trace_id) = common::trace::trace_id(&trace) {
+            span.record("trace_id", trace_id);
+        }
         let delivery = envelope
             .map(|envelope| Delivery {
                 subject: subject.clone(),

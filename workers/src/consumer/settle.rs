@@ -37,7 +37,7 @@ pub(super) async fn settle(
         }
         Err(Failure::Transient(e)) if origin.delivered < options.max_deliver => {
             let delay = retry_delay(options, origin.delivered);
-            tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "transient failure, will retry");
+            tracing::warn!(error.cause_chain = %format!("{e:#}"), retry_in = ?delay, "transient failure, will retry");
             if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
                 tracing::warn!(error = %e, "nak failed, the message redelivers after its ack wait");
             }

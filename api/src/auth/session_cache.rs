@@ -1,9 +1,9 @@
-//! Live sessions remembered for a short time (`SESSION_CACHE_TTL_MS`), so that authenticating
+//! The session cache: live sessions remembered for a short time (`SESSION_CACHE_TTL_MS`), so that authenticating
 //! a request does not read PostgreSQL every time.
 //!
 //! An entry says "session `sid` of user `u` is live, and `u` has role `r`". Everything in this
 //! api that ends a session or changes a role forgets the entries concerned at once, here and
-//! (told over NATS, see [`crate::caches`]) in the other replicas: logout, a refresh token
+//! (told over NATS, see [`crate::evictions`]) in the other replicas: logout, a refresh token
 //! presented twice, a password change, the start-up ADMIN being created or re-keyed. The TTL
 //! only bounds how long a lost notice, or a change made directly in the database, goes unseen.
 //!
@@ -30,13 +30,13 @@ struct Live {
     expires_at: DateTime<Utc>,
 }
 
-pub struct LiveSessions {
+pub struct SessionCache {
     /// `None` when the TTL is 0: every request reads the database.
     entries: Option<Cache<Uuid, Live>>,
     generation: AtomicU64,
 }
 
-impl LiveSessions {
+impl SessionCache {
     /// Remembers live sessions for `ttl`; zero disables it.
     pub fn new(ttl: Duration) -> Self {
         let entries = (!ttl.is_zero()).then(|| {
@@ -45,7 +45,7 @@ impl LiveSessions {
                 .time_to_live(ttl)
                 .build()
         });
-        LiveSessions {
+        SessionCache {
             entries,
             generation: AtomicU64::new(0),
         }
@@ -105,12 +105,5 @@ impl LiveSessions {
                 }
             }
         }
-    }
-
-    /// Whether `session_id` is remembered; for tests.
-    pub fn remembers(&self, session_id: Uuid) -> bool {
-        self.entries
-            .as_ref()
-            .is_some_and(|e| e.contains_key(&session_id))
     }
 }

@@ -1,12 +1,12 @@
-//! The api's in-process caches (live sessions, catalogue answers) and keeping them honest
-//! across replicas: what one replica changes, it forgets at once in its own caches and
-//! announces over core NATS (see [`common::notices`]), and every other replica forgets it too;
+//! Evictions from the api's in-process caches (the session cache, the catalogue cache), kept in
+//! step across replicas: what one replica changes, it evicts at once from its own caches and
+//! announces over core NATS (see [`common::notices`]), and every other replica evicts it too;
 //! the workers announce the stock they change the same way.
 //!
 //! A session that ends, or an account whose sessions or role change, also ends the order event
 //! streams (SSE) opened with it, in every replica: the client reconnects and is authorized again.
 
-use crate::auth::live::LiveSessions;
+use crate::auth::session_cache::SessionCache;
 use crate::orders::watch::OrderWatch;
 use crate::products::cache::CatalogueCache;
 use common::messaging::Namespace;
@@ -15,40 +15,39 @@ use futures::StreamExt;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// This replica's caches, and the announcing of changes to the other replicas.
+/// Evicts from this replica's caches what changed, and announces it to the other replicas.
 #[derive(Clone)]
-pub struct Caches {
+pub struct Evictions {
     notices: Notices,
-    pub sessions: Arc<LiveSessions>,
-    pub catalogue: Arc<CatalogueCache>,
+    sessions: Arc<SessionCache>,
+    catalogue: Arc<CatalogueCache>,
     streams: Arc<OrderWatch>,
 }
 
-impl Caches {
+impl Evictions {
     /// Subscribes to the other replicas' and the workers' notices and applies them to
-    /// `sessions`, `catalogue` and `streams` for as long as the returned value (or a clone)
-    /// lives.
+    /// `sessions`, `catalogue` and `streams` for as long as those live.
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
-        sessions: LiveSessions,
-        catalogue: CatalogueCache,
+        sessions: Arc<SessionCache>,
+        catalogue: Arc<CatalogueCache>,
         streams: Arc<OrderWatch>,
     ) -> anyhow::Result<Self> {
-        let caches = Caches {
+        let evictions = Evictions {
             notices: Notices::new(nats.clone(), ns.clone()),
-            sessions: Arc::new(sessions),
-            catalogue: Arc::new(catalogue),
+            sessions,
+            catalogue,
             streams,
         };
         let mut notices = futures::stream::select(
             nats.subscribe(ns.subject(SESSIONS_CHANGED)).await?,
             nats.subscribe(ns.subject(CATALOGUE_CHANGED)).await?,
         );
-        let origin = caches.notices.origin();
-        let sessions = Arc::downgrade(&caches.sessions);
-        let catalogue = Arc::downgrade(&caches.catalogue);
-        let streams = Arc::downgrade(&caches.streams);
+        let origin = evictions.notices.origin();
+        let sessions = Arc::downgrade(&evictions.sessions);
+        let catalogue = Arc::downgrade(&evictions.catalogue);
+        let streams = Arc::downgrade(&evictions.streams);
         tokio::spawn(async move {
             while let Some(message) = notices.next().await {
                 let (Some(sessions), Some(catalogue), Some(streams)) =
@@ -64,7 +63,7 @@ impl Caches {
                 }
             }
         });
-        Ok(caches)
+        Ok(evictions)
     }
 
     /// A session ended: forget it here and in the other replicas.
@@ -89,7 +88,7 @@ impl Caches {
 }
 
 fn apply(
-    sessions: &LiveSessions,
+    sessions: &SessionCache,
     catalogue: &CatalogueCache,
     streams: &OrderWatch,
     change: &Change,

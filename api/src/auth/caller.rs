@@ -1,4 +1,4 @@
-//! Role checks as extractors, so a handler cannot forget them: a handler that takes
+//! The caller of a request, and role checks as extractors, so a handler cannot forget them: a handler that takes
 //! [`AuthUser`] is reachable only with a valid access token, one that takes [`AdminUser`] only
 //! by an ADMIN.
 //!
@@ -6,11 +6,12 @@
 //! Besides its signature and expiry, the token's session must still be live, so logout, a
 //! password change or a detected token theft ends it at once; the role is the account's
 //! current one, so a change of role takes effect at once too. Both come from
-//! [`crate::auth::live`], which reads PostgreSQL only when it has not seen the session within
+//! [`crate::auth::session_cache`], which reads PostgreSQL only when it has not seen the session within
 //! `SESSION_CACHE_TTL_MS` and forgets a session as soon as anything in the api ends it.
 //! There is deliberately no `Option<AuthUser>`: it would turn a bad token into "anonymous"
 //! silently; a route open to everyone simply does not take the extractor.
 
+use crate::auth::cookies::{Cookies, cookie_in};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
@@ -37,34 +38,16 @@ impl AuthUser {
 pub struct AdminUser(pub AuthUser);
 
 /// The raw access token of a request: the Bearer header wins over the cookie named
-/// `access_cookie` (its name depends on `COOKIE_SECURE`, see [`crate::auth::session::Cookies`]).
-pub fn access_token<'a>(parts: &'a Parts, access_cookie: &str) -> Option<&'a str> {
-    if let Some(bearer) = parts
-        .headers
+/// `access_cookie` (its name depends on `COOKIE_SECURE`, see [`Cookies`]).
+pub fn access_token(headers: &HeaderMap, access_cookie: &str) -> Option<String> {
+    if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Some(bearer.trim());
+        return Some(bearer.trim().to_owned());
     }
-    cookie(parts, access_cookie)
-}
-
-/// The value of cookie `name`, if the request carries it.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    cookie_in(&parts.headers, name)
-}
-
-/// The value of cookie `name` among `headers`, if present and not empty.
-pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v)
+    cookie_in(headers, access_cookie)
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -81,18 +64,17 @@ impl FromRequestParts<AppState> for AuthUser {
             // Whatever the answer, it is about this caller: no cache may keep it.
             marker.mark();
         }
-        let cookies = crate::auth::session::Cookies {
+        let cookies = Cookies {
             secure: state.config.cookie_secure,
         };
-        let token = access_token(parts, cookies.access_name())
+        let token = access_token(&parts.headers, cookies.access_name())
             .ok_or(ApiError::Unauthorized("authentication required"))?;
         let claims = state
             .tokens
-            .verify(token)
+            .verify(&token)
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
         let role = state
-            .caches
-            .sessions
+            .session_cache
             .role(&state.db, claims.sid, claims.sub)
             .await?
             .ok_or(ApiError::Unauthorized(
