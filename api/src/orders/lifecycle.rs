@@ -5,7 +5,7 @@
 
 use super::model::{Order, StatusChangeRequest};
 use super::repo;
-use super::service::{Placed, broker_unavailable};
+use super::service::{Placed, broker_unavailable, not_acknowledged};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -102,8 +102,7 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         tracking_url: shipment.and_then(|s| s.tracking_url),
     };
     if let Err(e) = state.bus.publish(command, correlation_id).await {
-        tracing::error!(error = %e, %order_id, "transition command not acknowledged by JetStream");
-        return Err(broker_unavailable());
+        return Err(not_acknowledged("transition", order_id, e));
     }
     if let (Some(waiter), Some(wait)) = (waiter.as_mut(), wait) {
         // Until the order gets there, or moves where it cannot get there from any more.

@@ -7,7 +7,7 @@
 use super::model::{Refund, RefundRequest};
 use super::repo;
 use super::routes::{correlation_id, location};
-use super::service::broker_unavailable;
+use super::service::{broker_unavailable, not_acknowledged};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json, Path};
@@ -133,8 +133,7 @@ async fn refund_order(
         payment_reference: body.payment_reference.clone(),
     };
     if let Err(e) = state.bus.publish(command, &correlation_id(&headers)).await {
-        tracing::error!(error = %e, %order_id, "refund command not acknowledged by JetStream");
-        return Err(broker_unavailable());
+        return Err(not_acknowledged("refund", order_id, e));
     }
     Ok(accepted(Refund {
         id: refund_id,

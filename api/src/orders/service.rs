@@ -137,11 +137,10 @@ pub async fn place(
     let published = match state.bus.publish(command, correlation_id).await {
         Ok(published) => published,
         Err(e) => {
-            tracing::error!(error = %e, %order_id, "order command not acknowledged by JetStream");
             if let Some(key) = idempotency_key {
                 idempotency::release(&state.db, user_id, key).await?;
             }
-            return Err(broker_unavailable());
+            return Err(not_acknowledged("place", order_id, e));
         }
     };
     metrics::counter!("orders_placed_total").increment(1);
@@ -166,11 +165,23 @@ pub async fn place(
     settle(state, order_id, &pending, waiter, wait).await
 }
 
+const BROKER_UNAVAILABLE: &str =
+    "the order could not be accepted right now (message broker unavailable); retry later";
+
 pub(super) fn broker_unavailable() -> ApiError {
-    ApiError::Unavailable(
-        "the order could not be accepted right now (message broker unavailable); retry later"
-            .into(),
-    )
+    ApiError::Unavailable(BROKER_UNAVAILABLE.into())
+}
+
+/// A command JetStream did not acknowledge: a 503, whose cause the error middleware logs once.
+pub(super) fn not_acknowledged(
+    what: &str,
+    order_id: uuid::Uuid,
+    e: impl Into<anyhow::Error>,
+) -> ApiError {
+    let cause = e.into().context(format!(
+        "{what} command for order {order_id} not acknowledged by JetStream"
+    ));
+    ApiError::unavailable_because(BROKER_UNAVAILABLE, cause)
 }
 
 /// How a request waiting for an order's outcome listens to its status events.
