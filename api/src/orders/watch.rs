@@ -168,8 +168,9 @@ impl OrderWatch {
         let weak = Arc::downgrade(&watch);
         tokio::spawn(async move {
             loop {
-                // Status changes first: a step publishes its status event before the refund
-                // events it led to, and whatever both subscriptions hold arrived in that order.
+                // Status changes first when both wait: a step publishes its status event before
+                // the refund events it led to. Other changes of one order heard out of id order
+                // are still passed once each by its stream (`orders::follow`).
                 let change = tokio::select! {
                     biased;
                     Some(message) = statuses.next() => decode::<OrderStatusChanged>(&message.payload)
