@@ -1,11 +1,12 @@
 //! Timeline entries read by id, for the order event streams: what a stream opens with and what
-//! a client resuming with `Last-Event-ID` missed. Authorization lives in the queries, as in the
-//! other reads: a customer's reads are filtered by `user_id`.
+//! a client resuming with `Last-Event-ID` missed. Status changes and refund changes share one
+//! sequence of entry ids (the `timeline_entries` view reads both). Authorization lives in the
+//! queries, as in the other reads: a customer's reads are filtered by `user_id`.
 
 use crate::error::ApiResult;
 use chrono::{DateTime, Utc};
-use common::domain::OrderStatus;
-use common::messages::OrderStatusChanged;
+use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
+use common::messages::{OrderStatusChanged, RefundChanged};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -29,6 +30,97 @@ pub struct StatusEntry {
     pub reason: Option<String>,
 }
 
+/// One change of one of an order's refunds: its timeline entry, with the entry's id and the
+/// order's, and, when heard live, where the order's money then stood.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"id": 43, "order_id": "0192f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f",
+    "refund_id": "0192f3c4-0000-7000-8000-00000000000a", "refund_status": "SUCCEEDED",
+    "amount": 1250, "currency": "USD", "payment_reference": null,
+    "at": "2026-01-05T10:00:00Z", "actor": "system:payments", "reason": null,
+    "payment_status": "REFUNDED", "amount_paid": 1250, "amount_refunded": 1250}))]
+pub struct RefundEntry {
+    /// The timeline entry's id, also the SSE event id (one sequence with the status entries).
+    /// Absent only for changes announced by workers older than this field.
+    pub id: Option<i64>,
+    pub order_id: Uuid,
+    pub refund_id: Uuid,
+    /// The refund's status from this change on.
+    pub refund_status: RefundStatus,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// The `refund_required` payment the refund gives back; `null`: the order's captured money.
+    pub payment_reference: Option<String>,
+    pub at: DateTime<Utc>,
+    /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
+    /// answer.
+    pub actor: String,
+    /// Why it was asked for, or why it failed.
+    pub reason: Option<String>,
+    /// The order's payment status after the change; on live events only (absent when
+    /// replayed from the timeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<PaymentStatus>,
+    /// The order's `amount_paid` after the change; on live events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<i64>,
+    /// The order's `amount_refunded` after the change; on live events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_refunded: Option<i64>,
+}
+
+/// Who answers refunds, in timelines.
+const PAYMENTS_ACTOR: &str = "system:payments";
+
+impl From<&RefundChanged> for RefundEntry {
+    fn from(c: &RefundChanged) -> Self {
+        RefundEntry {
+            id: c.entry_id,
+            order_id: c.order_id,
+            refund_id: c.refund_id,
+            refund_status: c.status,
+            amount: c.amount,
+            currency: c.currency.clone(),
+            payment_reference: c.payment_reference.clone(),
+            at: c.at,
+            actor: match c.status {
+                RefundStatus::Requested => c.actor.clone(),
+                _ => PAYMENTS_ACTOR.to_owned(),
+            },
+            reason: c.reason.clone(),
+            payment_status: Some(c.payment_status),
+            amount_paid: Some(c.amount_paid),
+            amount_refunded: Some(c.amount_refunded),
+        }
+    }
+}
+
+/// The data of an order event stream's change events, by their `event:` name:
+/// `status_changed` carries a `StatusEntry`, `refund_changed` a `RefundEntry`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamEntry {
+    Status(StatusEntry),
+    Refund(RefundEntry),
+}
+
+impl StreamEntry {
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            StreamEntry::Status(e) => e.id,
+            StreamEntry::Refund(e) => e.id,
+        }
+    }
+
+    /// The SSE `event:` name of the entry's kind.
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            StreamEntry::Status(_) => "status_changed",
+            StreamEntry::Refund(_) => "refund_changed",
+        }
+    }
+}
+
 impl From<&OrderStatusChanged> for StatusEntry {
     fn from(c: &OrderStatusChanged) -> Self {
         StatusEntry {
@@ -43,33 +135,66 @@ impl From<&OrderStatusChanged> for StatusEntry {
     }
 }
 
+/// A row of `timeline_entries`: the columns of its kind are set.
 #[derive(sqlx::FromRow)]
 struct EntryRow {
     id: i64,
     order_id: Uuid,
+    kind: String,
     from_status: Option<OrderStatus>,
-    to_status: OrderStatus,
+    to_status: Option<OrderStatus>,
+    refund_id: Option<Uuid>,
+    refund_status: Option<RefundStatus>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    payment_reference: Option<String>,
     at: DateTime<Utc>,
     actor: String,
     reason: Option<String>,
 }
 
-impl From<EntryRow> for StatusEntry {
-    fn from(r: EntryRow) -> Self {
-        StatusEntry {
-            id: Some(r.id),
-            order_id: r.order_id,
-            from: r.from_status,
-            to: r.to_status,
-            at: r.at,
-            actor: r.actor,
-            reason: r.reason,
+impl EntryRow {
+    fn entry(self) -> Option<StreamEntry> {
+        match (self.kind.as_str(), self.to_status) {
+            ("status", Some(to)) => Some(StreamEntry::Status(StatusEntry {
+                id: Some(self.id),
+                order_id: self.order_id,
+                from: self.from_status,
+                to,
+                at: self.at,
+                actor: self.actor,
+                reason: self.reason,
+            })),
+            ("refund", _) => Some(StreamEntry::Refund(RefundEntry {
+                id: Some(self.id),
+                order_id: self.order_id,
+                refund_id: self.refund_id?,
+                refund_status: self.refund_status?,
+                amount: self.amount?,
+                currency: self.currency?,
+                payment_reference: self.payment_reference,
+                at: self.at,
+                actor: self.actor,
+                reason: self.reason,
+                payment_status: None,
+                amount_paid: None,
+                amount_refunded: None,
+            })),
+            _ => None,
         }
     }
 }
 
-fn entries(rows: Vec<EntryRow>) -> ApiResult<Vec<StatusEntry>> {
-    Ok(rows.into_iter().map(StatusEntry::from).collect())
+/// The columns of `timeline_entries` read into an [`EntryRow`].
+macro_rules! entry_columns {
+    () => {
+        "t.id, t.order_id, t.kind, t.from_status, t.to_status, t.refund_id, t.refund_status,
+         t.amount, t.currency, t.payment_reference, t.at, t.actor, t.reason"
+    };
+}
+
+fn entries(rows: Vec<EntryRow>) -> Vec<StreamEntry> {
+    rows.into_iter().filter_map(EntryRow::entry).collect()
 }
 
 /// Who is reading: `Some(user)` restricts to that customer's orders.
@@ -77,20 +202,27 @@ pub type Owner = Option<Uuid>;
 
 /// The id of an order's latest timeline entry.
 pub async fn last_entry_id(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT max(id) FROM order_events WHERE order_id = $1")
+    sqlx::query_scalar("SELECT max(id) FROM timeline_entries WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(db)
         .await
 }
 
-/// An order's status, if `owner` may see the order.
-pub async fn status_of(
-    db: &PgPool,
-    order_id: Uuid,
-    owner: Owner,
-) -> ApiResult<Option<OrderStatus>> {
-    Ok(sqlx::query_scalar(
-        "SELECT status FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
+/// Where an order stands, for deciding whether its stream ends.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Standing {
+    pub status: OrderStatus,
+    /// A refund of the order waits for the payment system's answer.
+    pub refund_pending: bool,
+}
+
+/// An order's status and whether a refund of it is pending, if `owner` may see the order.
+pub async fn standing(db: &PgPool, order_id: Uuid, owner: Owner) -> ApiResult<Option<Standing>> {
+    Ok(sqlx::query_as(
+        "SELECT o.status,
+                EXISTS (SELECT 1 FROM refunds r
+                         WHERE r.order_id = o.id AND r.status = 'REQUESTED') AS refund_pending
+           FROM orders o WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)",
     )
     .bind(order_id)
     .bind(owner)
@@ -100,39 +232,41 @@ pub async fn status_of(
 
 /// An order's entries after entry `after`, oldest first. An order's changes are made under its
 /// row lock, so their ids grow in the order they were committed.
-pub async fn of_order(db: &PgPool, order_id: Uuid, after: i64) -> ApiResult<Vec<StatusEntry>> {
-    let rows = sqlx::query_as(
-        "SELECT id, order_id, from_status, to_status, at, actor, reason FROM order_events
-          WHERE order_id = $1 AND id > $2 ORDER BY id",
-    )
+pub async fn of_order(db: &PgPool, order_id: Uuid, after: i64) -> ApiResult<Vec<StreamEntry>> {
+    let rows = sqlx::query_as(concat!(
+        "SELECT ",
+        entry_columns!(),
+        " FROM timeline_entries t WHERE t.order_id = $1 AND t.id > $2 ORDER BY t.id"
+    ))
     .bind(order_id)
     .bind(after)
     .fetch_all(db)
     .await?;
-    entries(rows)
+    Ok(entries(rows))
 }
 
-/// Up to `limit` entries after entry `after`, by id: of one customer's orders or everyone's,
-/// and of one target status or any.
+/// Up to `limit` entries after entry `after`, by id: of one customer's orders or everyone's;
+/// with a target status, only the status changes into it.
 pub async fn after(
     db: &PgPool,
     owner: Owner,
     to: Option<OrderStatus>,
     after: i64,
     limit: i64,
-) -> ApiResult<Vec<StatusEntry>> {
-    let rows = sqlx::query_as(
-        "SELECT e.id, e.order_id, e.from_status, e.to_status, e.at, e.actor, e.reason
-           FROM order_events e JOIN orders o ON o.id = e.order_id
-          WHERE e.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
-            AND ($3::order_status IS NULL OR e.to_status = $3)
-          ORDER BY e.id LIMIT $4",
-    )
+) -> ApiResult<Vec<StreamEntry>> {
+    let rows = sqlx::query_as(concat!(
+        "SELECT ",
+        entry_columns!(),
+        " FROM timeline_entries t JOIN orders o ON o.id = t.order_id
+          WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
+            AND ($3::order_status IS NULL OR t.to_status = $3)
+          ORDER BY t.id LIMIT $4"
+    ))
     .bind(after)
     .bind(owner)
     .bind(to)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    entries(rows)
+    Ok(entries(rows))
 }

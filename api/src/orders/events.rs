@@ -1,38 +1,31 @@
 //! Live order tracking over Server-Sent Events: `GET /orders/{id}/events` follows one order,
 //! `GET /orders/events` every order of the caller (every order for an ADMIN).
 //!
-//! Streams are fed by the status changes every replica hears on the bus (see
-//! [`super::watch`]); PostgreSQL is read only when a stream opens or resumes. Event ids are
-//! timeline entry ids, so `Last-Event-ID` resumes from PostgreSQL on any replica.
+//! Streams are fed by the status and refund changes every replica hears on the bus (see
+//! [`super::watch`]); PostgreSQL is read when a stream opens or resumes, and when an order's
+//! stream decides to end (see [`super::follow`]). Event ids are timeline entry ids, so
+//! `Last-Event-ID` resumes from PostgreSQL on any replica.
 
-use super::entries::{self, StatusEntry};
-use super::model::Order;
+use super::entries::{self, StreamEntry};
+use super::follow::{Filter, Follow, Replay, entry_event, is_final, order_event};
 use super::repo;
-use super::watch::{Listener, Refused, Scope, StatusChange};
+use super::watch::{Refused, Scope};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::domain::OrderStatus;
 use serde::Deserialize;
-use sqlx::PgPool;
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::time::Duration;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-/// How long a client waits before reconnecting (the SSE `retry` field).
-const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// What a client told to retry later waits.
 const RETRY_AFTER_SECS: u32 = 5;
-/// Entries read from PostgreSQL at a time when a stream of many orders resumes.
-const REPLAY_PAGE: i64 = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,44 +33,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(all_order_events))
 }
 
-/// Statuses after which an order never changes again: its stream ends.
-pub fn is_final(status: OrderStatus) -> bool {
-    matches!(
-        status,
-        OrderStatus::Rejected | OrderStatus::Cancelled | OrderStatus::Delivered
-    )
-}
-
 /// Filter of `GET /orders/events`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Only changes into this status.
+    /// Only status changes into this status (refund changes are left out).
     pub status: Option<OrderStatus>,
 }
 
 /// Follow one order live (Server-Sent Events).
 ///
 /// The stream opens with an `order` event: the order as it stands (the same JSON as
-/// `GET /orders/{id}`), whose `id` is the order's latest timeline entry. Then one
-/// `status_changed` event per change, whose data is the timeline entry (`id`, `order_id`,
-/// `from`, `to`, `at`, `actor`, `reason`) and whose `id` is the entry's id. The stream ends
-/// after a final status (`REJECTED`, `CANCELLED`, `DELIVERED`). A comment (`: keep-alive`) is
-/// sent when nothing else was for `SSE_HEARTBEAT_SECS` (15 s).
+/// `GET /orders/{id}`), whose `id` is the order's latest timeline entry. Then one event per
+/// change, whose `id` is its timeline entry's id: `status_changed` for a status change (data:
+/// the entry, `id`, `order_id`, `from`, `to`, `at`, `actor`, `reason`) and `refund_changed`
+/// for a change of one of the order's refunds, requested, given back or failed (data: the
+/// entry, `id`, `order_id`, `refund_id`, `refund_status`, `amount`, `currency`,
+/// `payment_reference`, `at`, `actor`, `reason`, and on live events the order's
+/// `payment_status`, `amount_paid` and `amount_refunded` after the change). The stream ends
+/// once the order has reached a final status (`REJECTED`, `CANCELLED`, `DELIVERED`) and no
+/// refund of it waits for the payment system's answer. A comment (`: keep-alive`) is sent
+/// when nothing else was for `SSE_HEARTBEAT_SECS` (15 s).
 ///
 /// With `Last-Event-ID` (sent by browsers when they reconnect) the stream opens instead with
-/// the entries after that one, read from PostgreSQL, so a reconnect through any replica misses
-/// nothing; an order already final with nothing missed is answered `204`, which tells a
-/// browser to stop reconnecting. The owner or an ADMIN may follow an order; anyone else gets
-/// 404, as for the order itself.
+/// the entries of both kinds after that one, in order, read from PostgreSQL, so a reconnect
+/// through any replica misses nothing; an order already final, with no refund pending and
+/// nothing missed, is answered `204`, which tells a browser to stop reconnecting. A refund of
+/// an order asked for after its stream ended is on the streams of many orders. The owner or
+/// an ADMIN may follow an order; anyone else gets 404, as for the order itself.
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline entry")),
     responses(
-        (status = 200, description = "`text/event-stream`: an `order` event (data: Order), then `status_changed` events (data: StatusEntry, id: the entry id)",
-            content((StatusEntry = "text/event-stream"))),
-        (status = 204, description = "Resumed after the order's final change: nothing more will come"),
+        (status = 200, description = "`text/event-stream`: an `order` event (data: Order), then `status_changed` events (data: StatusEntry) and `refund_changed` events (data: RefundEntry), each with the timeline entry's id",
+            content((StreamEntry = "text/event-stream"))),
+        (status = 204, description = "Resumed after the order's final change, with no refund pending: nothing more will come"),
         (status = 400, description = "Malformed id or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
@@ -103,7 +94,7 @@ async fn order_events(
         Err(refused) => return Ok(refusal(refused)),
     };
     let owner = (!user.is_admin()).then_some(user.id);
-    let mut follow = Follow::new(listener, Filter::Order { after: 0 });
+    let mut follow = Follow::new(state.db.clone(), listener, Filter::order(id, 0, false));
     match resume {
         None => {
             // The latest entry is read before the order: a change committed in between is
@@ -123,25 +114,30 @@ async fn order_events(
                 }
                 (None, None) => return Err(ApiError::NotFound("order")),
             };
-            follow.filter = Filter::Order {
-                after: last.unwrap_or(0),
-            };
-            follow.done = is_final(order.status);
+            let finished = is_final(order.status);
+            follow.filter = Filter::order(id, last.unwrap_or(0), finished);
+            follow.check_end = finished;
             follow.pending.push_back(order_event(&order, last));
         }
         Some(after) => {
-            let status = entries::status_of(&state.db, id, owner)
+            // Read before the entries: a refund settled in between is then in them, or
+            // heard live, and its stream does not end before it.
+            let standing = entries::standing(&state.db, id, owner)
                 .await?
                 .ok_or(ApiError::NotFound("order"))?;
             let missed = entries::of_order(&state.db, id, after).await?;
-            if missed.is_empty() && is_final(status) {
+            let finished = is_final(standing.status);
+            if missed.is_empty() && finished && !standing.refund_pending {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
-            follow.filter = Filter::Order {
-                after: missed.iter().filter_map(|e| e.id).max().unwrap_or(after),
-            };
-            follow.done = missed.iter().any(|e| is_final(e.to));
-            follow.pending.extend(missed.iter().map(status_event));
+            let floor = missed
+                .iter()
+                .filter_map(StreamEntry::id)
+                .max()
+                .unwrap_or(after);
+            follow.filter = Filter::order(id, floor, finished);
+            follow.check_end = finished;
+            follow.pending.extend(missed.iter().map(entry_event));
         }
     }
     Ok(respond(&state, follow))
@@ -149,8 +145,9 @@ async fn order_events(
 
 /// Follow every order of the caller live, or every order for an ADMIN (Server-Sent Events).
 ///
-/// One `status_changed` event per change (data: the timeline entry with its `order_id`; id:
-/// the entry's id), optionally only changes into `status`. Nothing is sent on opening but the
+/// One event per change, whose id is its timeline entry's id: `status_changed` for a status
+/// change, `refund_changed` for a change of a refund (data as on an order's stream);
+/// optionally only the status changes into `status`. Nothing is sent on opening but the
 /// reconnection delay; the stream lasts until the client leaves (or the replica shuts down),
 /// with a `: keep-alive` comment every `SSE_HEARTBEAT_SECS` of silence. With `Last-Event-ID`
 /// it first replays, from PostgreSQL, the entries in scope with a greater id. Entry ids grow
@@ -161,8 +158,8 @@ async fn order_events(
     params(EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Replay the entries after this one first")),
     responses(
-        (status = 200, description = "`text/event-stream` of `status_changed` events (data: StatusEntry, id: the entry id)",
-            content((StatusEntry = "text/event-stream"))),
+        (status = 200, description = "`text/event-stream` of `status_changed` events (data: StatusEntry) and `refund_changed` events (data: RefundEntry), each with the timeline entry's id",
+            content((StreamEntry = "text/event-stream"))),
         (status = 400, description = "Malformed Last-Event-ID or unknown parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The account has `SSE_STREAMS_PER_USER` streams open on this replica", body = Problem, content_type = "application/problem+json",
@@ -188,17 +185,14 @@ async fn all_order_events(
         Err(refused) => return Ok(refusal(refused)),
     };
     let mut follow = Follow::new(
+        state.db.clone(),
         listener,
         Filter::Many {
             to: q.status,
             replayed: 0,
         },
     );
-    follow.replay = resume.map(|after| Replay {
-        db: state.db.clone(),
-        owner,
-        after,
-    });
+    follow.replay = resume.map(|after| Replay { owner, after });
     Ok(respond(&state, follow))
 }
 
@@ -248,139 +242,4 @@ fn respond(state: &AppState, follow: Follow) -> Response {
     res.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     res
-}
-
-fn order_event(order: &Order, last_entry: Option<i64>) -> Event {
-    let event = Event::default().event("order");
-    let event = match last_entry {
-        Some(id) => event.id(id.to_string()),
-        None => event,
-    };
-    event
-        .json_data(order)
-        .unwrap_or_else(|_| Event::default().comment("unencodable order"))
-}
-
-fn status_event(entry: &StatusEntry) -> Event {
-    let event = Event::default().event("status_changed");
-    let event = match entry.id {
-        Some(id) => event.id(id.to_string()),
-        None => event,
-    };
-    event
-        .json_data(entry)
-        .unwrap_or_else(|_| Event::default().comment("unencodable change"))
-}
-
-/// Which changes a stream passes on.
-enum Filter {
-    /// One order: changes after entry `after` (an order's entry ids grow with its changes).
-    Order { after: i64 },
-    /// Many orders (the listener's scope), into status `to` if given; entries up to
-    /// `replayed` were sent by the replay.
-    Many {
-        to: Option<OrderStatus>,
-        replayed: i64,
-    },
-}
-
-/// A resume of a stream of many orders, read from PostgreSQL a page at a time.
-struct Replay {
-    db: PgPool,
-    owner: entries::Owner,
-    after: i64,
-}
-
-/// A stream in progress: events to send first, then live changes.
-struct Follow {
-    listener: Listener,
-    pending: VecDeque<Event>,
-    filter: Filter,
-    replay: Option<Replay>,
-    /// Ends the stream once `pending` is sent.
-    done: bool,
-}
-
-impl Follow {
-    fn new(listener: Listener, filter: Filter) -> Self {
-        let mut pending = VecDeque::new();
-        // Sent at once, so the client knows the stream is open, and how soon to come back.
-        pending.push_back(Event::default().retry(RECONNECT_AFTER));
-        Follow {
-            listener,
-            pending,
-            filter,
-            replay: None,
-            done: false,
-        }
-    }
-
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some((Ok(event), self));
-            }
-            if self.done {
-                return None;
-            }
-            if self.replay.is_some() {
-                self.replay_page().await?;
-                continue;
-            }
-            let change = self.listener.next().await?;
-            if let Some(event) = self.pass(&change) {
-                return Some((Ok(event), self));
-            }
-        }
-    }
-
-    /// Queues the next page of a resume; `None` ends the stream (the client resumes later).
-    async fn replay_page(&mut self) -> Option<()> {
-        let replay = self.replay.as_mut()?;
-        let to = match self.filter {
-            Filter::Many { to, .. } => to,
-            Filter::Order { .. } => None,
-        };
-        let page =
-            match entries::after(&replay.db, replay.owner, to, replay.after, REPLAY_PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "replaying order events failed; the stream ends");
-                    return None;
-                }
-            };
-        let last = page.iter().filter_map(|e| e.id).max();
-        if let (Some(last), Filter::Many { replayed, .. }) = (last, &mut self.filter) {
-            *replayed = last;
-            replay.after = last;
-        }
-        if page.len() < REPLAY_PAGE as usize {
-            self.replay = None;
-        }
-        self.pending.extend(page.iter().map(status_event));
-        Some(())
-    }
-
-    /// The event for a change heard live, if this stream passes it on.
-    fn pass(&mut self, change: &StatusChange) -> Option<Event> {
-        let entry = StatusEntry::from(change.as_ref());
-        match &mut self.filter {
-            Filter::Order { after } => {
-                if let Some(id) = entry.id {
-                    if id <= *after {
-                        return None;
-                    }
-                    *after = id;
-                }
-                self.done = is_final(entry.to);
-            }
-            Filter::Many { to, replayed } => {
-                if to.is_some_and(|to| to != entry.to) || entry.id.is_some_and(|id| id <= *replayed)
-                {
-                    return None;
-                }
-            }
-        }
-        Some(status_event(&entry))
-    }
 }

@@ -3,6 +3,7 @@
 pub mod accepted;
 mod entries;
 pub mod events;
+mod follow;
 mod idempotency;
 mod lifecycle;
 pub mod model;

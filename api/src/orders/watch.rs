@@ -1,8 +1,8 @@
-//! Order status changes as they happen, without polling the database: the api subscribes once
-//! to `orders.evt.status_changed` (core NATS: every replica hears every change) and hands each
-//! change to whoever listens in this process: requests waiting for an outcome
-//! (`Prefer: wait`, [`Waiter`]) and the Server-Sent Events streams of order events
-//! ([`Listener`], see `orders::events`).
+//! Order changes as they happen, without polling the database: the api subscribes once to
+//! `orders.evt.status_changed` and once to `orders.evt.refund_changed` (core NATS: every
+//! replica hears every change) and hands each change to whoever listens in this process:
+//! requests waiting for an outcome (`Prefer: wait`, [`Waiter`], status changes only) and the
+//! Server-Sent Events streams of order events ([`Listener`], see `orders::events`).
 //!
 //! Listeners are indexed by what they follow (one order, one customer's orders, every order),
 //! so a change wakes only those concerned. Each has a small queue; a stream whose client reads
@@ -11,7 +11,7 @@
 //! the process shuts down, and end when their account's session ends or its role changes.
 
 use common::domain::OrderStatus;
-use common::messages::OrderStatusChanged;
+use common::messages::{OrderStatusChanged, RefundChanged};
 use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -22,8 +22,31 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A status change as heard on the bus, shared by every listener it wakes.
-pub type StatusChange = Arc<OrderStatusChanged>;
+/// A change of an order as heard on the bus.
+#[derive(Debug)]
+pub enum Change {
+    Status(OrderStatusChanged),
+    Refund(RefundChanged),
+}
+
+impl Change {
+    fn order_id(&self) -> Uuid {
+        match self {
+            Change::Status(c) => c.order_id,
+            Change::Refund(c) => c.order_id,
+        }
+    }
+
+    fn user_id(&self) -> Uuid {
+        match self {
+            Change::Status(c) => c.user_id,
+            Change::Refund(c) => c.user_id,
+        }
+    }
+}
+
+/// A change, shared by every listener it wakes.
+pub type OrderChange = Arc<Change>;
 
 /// Changes a listener may have waiting before it counts as too slow.
 const QUEUE: usize = 64;
@@ -57,7 +80,7 @@ pub enum Refused {
 
 struct Slot {
     id: u64,
-    tx: mpsc::Sender<StatusChange>,
+    tx: mpsc::Sender<OrderChange>,
     /// Ends a stream that falls behind; `None` for waiters, which only drop what they miss.
     end: Option<CancellationToken>,
 }
@@ -106,7 +129,7 @@ fn remove_from(map: &mut HashMap<Uuid, Vec<Slot>>, key: Uuid, id: u64) {
     }
 }
 
-fn offer(slots: Option<&Vec<Slot>>, change: &StatusChange) {
+fn offer(slots: Option<&Vec<Slot>>, change: &OrderChange) {
     for slot in slots.into_iter().flatten() {
         if let Err(mpsc::error::TrySendError::Full(_)) = slot.tx.try_send(Arc::clone(change))
             && let Some(end) = &slot.end
@@ -125,14 +148,17 @@ pub struct OrderWatch {
 }
 
 impl OrderWatch {
-    /// Subscribes to status changes (core NATS: every api replica gets every event).
+    /// Subscribes to status and refund changes (core NATS: every api replica gets every
+    /// event).
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
         limits: StreamLimits,
     ) -> anyhow::Result<Arc<Self>> {
-        let subject = ns.subject(OrderStatusChanged::SUBJECT);
-        let mut subscription = nats.subscribe(subject).await?;
+        let mut statuses = nats
+            .subscribe(ns.subject(OrderStatusChanged::SUBJECT))
+            .await?;
+        let mut refunds = nats.subscribe(ns.subject(RefundChanged::SUBJECT)).await?;
         let watch = Arc::new(OrderWatch {
             registry: Mutex::default(),
             next_id: AtomicU64::new(0),
@@ -141,11 +167,22 @@ impl OrderWatch {
         });
         let weak = Arc::downgrade(&watch);
         tokio::spawn(async move {
-            while let Some(message) = subscription.next().await {
+            loop {
+                // Status changes first when both wait: a step publishes its status event before
+                // the refund events it led to. Other changes of one order heard out of id order
+                // are still passed once each by its stream (`orders::follow`).
+                let change = tokio::select! {
+                    biased;
+                    Some(message) = statuses.next() => decode::<OrderStatusChanged>(&message.payload)
+                        .map(|event| Change::Status(event.data)),
+                    Some(message) = refunds.next() => decode::<RefundChanged>(&message.payload)
+                        .map(|event| Change::Refund(event.data)),
+                    else => break,
+                };
                 let Some(watch) = weak.upgrade() else { break };
-                match decode::<OrderStatusChanged>(&message.payload) {
-                    Ok(event) => watch.notify(&Arc::new(event.data)),
-                    Err(e) => tracing::warn!(error = %e, "undecodable status event ignored"),
+                match change {
+                    Ok(change) => watch.notify(&Arc::new(change)),
+                    Err(e) => tracing::warn!(error = %e, "undecodable order event ignored"),
                 }
             }
         });
@@ -159,10 +196,10 @@ impl OrderWatch {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn notify(&self, change: &StatusChange) {
+    fn notify(&self, change: &OrderChange) {
         let registry = self.registry();
-        offer(registry.by_order.get(&change.order_id), change);
-        offer(registry.by_customer.get(&change.user_id), change);
+        offer(registry.by_order.get(&change.order_id()), change);
+        offer(registry.by_customer.get(&change.user_id()), change);
         offer(Some(&registry.everyone), change);
     }
 
@@ -259,7 +296,7 @@ pub struct Waiter {
     watch: Arc<OrderWatch>,
     order_id: Uuid,
     id: u64,
-    rx: mpsc::Receiver<StatusChange>,
+    rx: mpsc::Receiver<OrderChange>,
 }
 
 impl Waiter {
@@ -272,8 +309,10 @@ impl Waiter {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(change)) if wanted(change.to) => return Some(change.to),
-                Ok(Some(_)) => continue,
+                Ok(Some(change)) => match change.as_ref() {
+                    Change::Status(c) if wanted(c.to) => return Some(c.to),
+                    _ => continue,
+                },
                 Ok(None) | Err(_) => return None,
             }
         }
@@ -294,14 +333,14 @@ pub struct Listener {
     scope: Scope,
     account: Uuid,
     id: u64,
-    rx: mpsc::Receiver<StatusChange>,
+    rx: mpsc::Receiver<OrderChange>,
     end: CancellationToken,
 }
 
 impl Listener {
     /// The next change in scope; `None` once the stream is to end (shutdown, the account's
     /// session ended, or the client fell behind).
-    pub async fn next(&mut self) -> Option<StatusChange> {
+    pub async fn next(&mut self) -> Option<OrderChange> {
         tokio::select! {
             biased;
             _ = self.end.cancelled() => None,

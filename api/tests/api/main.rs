@@ -28,6 +28,7 @@ mod problems;
 mod products;
 #[path = "../support/promql.rs"]
 mod promql;
+mod refund_events;
 mod refunds;
 mod retention;
 mod security_headers;

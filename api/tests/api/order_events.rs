@@ -429,6 +429,39 @@ async fn the_openapi_document_describes_both_streams_and_their_event_format() {
     for field in ["id", "order_id", "from", "to", "at", "actor", "reason"] {
         assert!(entry[field].is_object(), "StatusEntry.{field}: {entry}");
     }
+    let entry = &doc["components"]["schemas"]["RefundEntry"]["properties"];
+    for field in [
+        "id",
+        "order_id",
+        "refund_id",
+        "refund_status",
+        "amount",
+        "currency",
+        "at",
+        "actor",
+        "reason",
+        "payment_status",
+        "amount_paid",
+        "amount_refunded",
+    ] {
+        assert!(entry[field].is_object(), "RefundEntry.{field}: {entry}");
+    }
+    // The stream's data is either kind of entry.
+    let kinds: Vec<&str> = doc["components"]["schemas"]["StreamEntry"]["oneOf"]
+        .as_array()
+        .map(|kinds| kinds.iter().filter_map(|k| k["$ref"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        kinds,
+        [
+            "#/components/schemas/StatusEntry",
+            "#/components/schemas/RefundEntry"
+        ]
+    );
+    let described = doc["paths"]["/api/v1/orders/{id}/events"]["get"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(described.contains("refund_changed"), "{described}");
 }
 
 #[tokio::test]

@@ -13,14 +13,14 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// An outside payment system on a plain NATS connection.
-struct PaymentSystem {
+pub struct PaymentSystem {
     client: async_nats::Client,
     consumer: PullConsumer,
     subject_prefix: String,
 }
 
 impl PaymentSystem {
-    async fn connect(app: &TestApp) -> Self {
+    pub async fn connect(app: &TestApp) -> Self {
         let client = async_nats::connect(common::testing::nats_url())
             .await
             .unwrap();
@@ -46,7 +46,7 @@ impl PaymentSystem {
     }
 
     /// The next refund command, acknowledged, with its `Nats-Msg-Id`.
-    async fn next_command(&self) -> (Value, String) {
+    pub async fn next_command(&self) -> (Value, String) {
         eventually(Duration::from_secs(20), "a refund command", || async {
             let mut batch = self
                 .consumer
@@ -111,7 +111,7 @@ impl PaymentSystem {
     }
 
     /// Answers a refund command: the money went back.
-    async fn refunded(&self, command: &Value, reference: &str) {
+    pub async fn refunded(&self, command: &Value, reference: &str) {
         let data = &command["data"];
         self.publish(
             "refunded",
@@ -123,7 +123,7 @@ impl PaymentSystem {
     }
 
     /// Answers a refund command: the money could not go back.
-    async fn refund_failed(&self, command: &Value, reference: &str) {
+    pub async fn refund_failed(&self, command: &Value, reference: &str) {
         let data = &command["data"];
         self.publish(
             "refund_failed",
@@ -135,7 +135,7 @@ impl PaymentSystem {
 }
 
 /// An order of one 1250 mug, paid by the payment system under `reference`.
-async fn paid_order(
+pub async fn paid_order(
     app: &TestApp,
     psp: &PaymentSystem,
     client: &TestUser,
@@ -154,7 +154,7 @@ async fn paid_order(
     id
 }
 
-async fn refund(
+pub async fn refund(
     app: &TestApp,
     admin: &TestUser,
     order: &str,

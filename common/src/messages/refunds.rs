@@ -126,6 +126,10 @@ pub struct RefundChanged {
     pub payment_status: PaymentStatus,
     pub amount_paid: i64,
     pub amount_refunded: i64,
+    /// The id of the timeline entry this change recorded: drawn from the same sequence as
+    /// the status changes' entries, so one id orders both kinds of an order's entries.
+    #[serde(default)]
+    pub entry_id: Option<i64>,
 }
 
 message!(RefundChanged {

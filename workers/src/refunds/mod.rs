@@ -44,6 +44,8 @@ pub struct RefundRow {
     pub amount_refunded: i64,
     /// The payment the money came from: the refunded payment, else the order's applied one.
     pub paid_with: Option<String>,
+    /// The timeline entry of the refund's latest change.
+    pub entry_id: i64,
 }
 
 impl RefundRow {
@@ -78,6 +80,7 @@ impl RefundRow {
             payment_status: PaymentStatus::of(self.amount_paid, self.amount_refunded),
             amount_paid: self.amount_paid,
             amount_refunded: self.amount_refunded,
+            entry_id: Some(self.entry_id),
         }
     }
 }
@@ -95,7 +98,8 @@ pub async fn rows(
                          (SELECT p.provider_reference FROM payments p
                            WHERE p.order_id = r.order_id AND p.kind = 'succeeded'
                              AND p.outcome = 'applied'
-                           ORDER BY p.received_at LIMIT 1)) AS paid_with
+                           ORDER BY p.received_at LIMIT 1)) AS paid_with,
+                coalesce(r.settled_entry_id, r.requested_entry_id) AS entry_id
            FROM refunds r JOIN orders o ON o.id = r.order_id
           WHERE r.id = ANY($1)",
     )

@@ -179,7 +179,7 @@ async fn settle(
     };
     sqlx::query(
         "UPDATE refunds SET status = $2, provider_reference = $3, failure_reason = $4,
-                settled_at = clock_timestamp()
+                settled_at = clock_timestamp(), settled_entry_id = nextval('order_events_id_seq')
           WHERE id = $1 AND status = 'REQUESTED'",
     )
     .bind(outcome.refund_id)

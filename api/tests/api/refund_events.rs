@@ -1,0 +1,211 @@
+//! Refund changes on the order event streams (Server-Sent Events): heard live, and replayed from
+//! the timeline with `Last-Event-ID`, in order with the status changes. The payment system is a
+//! plain NATS client (see `refunds`).
+
+use crate::helpers::{TestApp, TestUser, spawn_system};
+use crate::order_events::{Sse, open, request};
+use crate::refunds::{PaymentSystem, paid_order, refund};
+use common::domain::Role;
+use eventsource_stream::Event;
+use serde_json::{Value, json};
+
+fn entry_id(event: &Event) -> i64 {
+    event.id.parse().expect("numeric event id")
+}
+
+/// An ADMIN asks for a refund of `amount`; the api accepts it.
+async fn ask_refund(app: &TestApp, admin: &TestUser, order: &str, key: &str, amount: i64) -> Value {
+    let res = refund(
+        app,
+        admin,
+        order,
+        key,
+        json!({"amount": amount, "reason": "one mug arrived broken"}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    res.json().await.unwrap()
+}
+
+/// The next event, which must be a `refund_changed` of `refund` into `status`, with an id
+/// above `after` that is also its data's.
+async fn next_refund_change(sse: &mut Sse, refund: &str, status: &str, after: i64) -> (i64, Value) {
+    let (event, change) = sse.next_of("refund_changed").await;
+    assert_eq!(change["refund_id"], refund, "{change}");
+    assert_eq!(change["refund_status"], status, "{change}");
+    assert!(entry_id(&event) > after, "ids grow: {event:?}");
+    assert_eq!(change["id"], entry_id(&event));
+    (entry_id(&event), change)
+}
+
+#[tokio::test]
+async fn a_refund_requested_and_answered_by_the_payment_system_appears_live_on_open_streams() {
+    let app = spawn_system().await;
+    let psp = PaymentSystem::connect(&app).await;
+    let client = app.create_user(Role::Client).await;
+    let admin = app.create_user(Role::Admin).await;
+    let order = paid_order(&app, &psp, &client, "psp-pay-live").await;
+    let mut one = open(
+        &app.address,
+        &client,
+        &format!("/api/v1/orders/{order}/events"),
+        None,
+    )
+    .await;
+    let (opening, _) = one.next_of("order").await;
+    let mut all = open(&app.address, &client, "/api/v1/orders/events", None).await;
+
+    let asked = ask_refund(&app, &admin, &order, "live-1", 500).await;
+    let refund_id = asked["id"].as_str().unwrap();
+    let (requested, change) =
+        next_refund_change(&mut one, refund_id, "REQUESTED", entry_id(&opening)).await;
+    assert_eq!(change["order_id"], order.as_str());
+    assert_eq!(change["amount"], 500);
+    assert_eq!(change["currency"], "USD");
+    assert_eq!(change["reason"], "one mug arrived broken");
+    assert_eq!(change["actor"], format!("user:{}", admin.id));
+    assert_eq!(
+        (
+            &change["payment_status"],
+            &change["amount_paid"],
+            &change["amount_refunded"]
+        ),
+        (&json!("PAID"), &json!(1250), &json!(0))
+    );
+
+    let (command, _) = psp.next_command().await;
+    psp.refunded(&command, "psp-refund-live").await;
+    let (succeeded, change) = next_refund_change(&mut one, refund_id, "SUCCEEDED", requested).await;
+    assert_eq!(change["actor"], "system:payments");
+    assert_eq!(
+        (
+            &change["payment_status"],
+            &change["amount_paid"],
+            &change["amount_refunded"]
+        ),
+        (&json!("PARTIALLY_REFUNDED"), &json!(1250), &json!(500))
+    );
+
+    // The customer's stream of every order carries the same two changes, with the same ids.
+    let (id, _) = next_refund_change(&mut all, refund_id, "REQUESTED", 0).await;
+    assert_eq!(id, requested);
+    let (id, _) = next_refund_change(&mut all, refund_id, "SUCCEEDED", requested).await;
+    assert_eq!(id, succeeded);
+}
+
+#[tokio::test]
+async fn a_stream_resumed_from_before_a_refund_replays_its_changes_in_order_with_status_changes() {
+    let app = spawn_system().await;
+    let psp = PaymentSystem::connect(&app).await;
+    let client = app.create_user(Role::Client).await;
+    let admin = app.create_user(Role::Admin).await;
+    let order = paid_order(&app, &psp, &client, "psp-pay-resume").await;
+    let path = format!("/api/v1/orders/{order}/events");
+    let mut sse = open(&app.address, &client, &path, None).await;
+    let (opening, _) = sse.next_of("order").await;
+    drop(sse);
+
+    // While disconnected: a refund that fails, one that succeeds, and a status change.
+    let failing = ask_refund(&app, &admin, &order, "resume-1", 300).await;
+    let (command, _) = psp.next_command().await;
+    psp.refund_failed(&command, "psp-refund-resume-1").await;
+    app.order_when(&client, &order, |o| o["refunds"][0]["status"] == "FAILED")
+        .await;
+    let given = ask_refund(&app, &admin, &order, "resume-2", 1250).await;
+    let (command, _) = psp.next_command().await;
+    psp.refunded(&command, "psp-refund-resume-2").await;
+    app.order_when(&client, &order, |o| o["payment_status"] == "REFUNDED")
+        .await;
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/orders/{order}/status"),
+            &json!({"status": "SHIPPED"}),
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // Through another replica, on the order's stream and on the stream of every order: the
+    // missed entries of both kinds, in the order they were made, from PostgreSQL.
+    let other = app.replica(&[]).await;
+    for path in [path.as_str(), "/api/v1/orders/events"] {
+        let mut sse = open(&other.address, &client, path, Some(&opening.id)).await;
+        let failing_id = failing["id"].as_str().unwrap();
+        let given_id = given["id"].as_str().unwrap();
+        let (id, change) =
+            next_refund_change(&mut sse, failing_id, "REQUESTED", entry_id(&opening)).await;
+        assert_eq!(change["amount"], 300);
+        assert!(
+            change.get("payment_status").is_none(),
+            "not replayed: {change}"
+        );
+        let (id, change) = next_refund_change(&mut sse, failing_id, "FAILED", id).await;
+        assert_eq!(change["reason"], "card closed");
+        assert_eq!(change["actor"], "system:payments");
+        let (id, _) = next_refund_change(&mut sse, given_id, "REQUESTED", id).await;
+        let (id, _) = next_refund_change(&mut sse, given_id, "SUCCEEDED", id).await;
+        let (event, change) = sse.next_of("status_changed").await;
+        assert_eq!(change["to"], "SHIPPED");
+        assert!(entry_id(&event) > id, "{event:?}");
+    }
+
+    // Filtered by status, the stream of every order leaves refund changes out.
+    let mut shipped = open(
+        &other.address,
+        &client,
+        "/api/v1/orders/events?status=SHIPPED",
+        Some(&opening.id),
+    )
+    .await;
+    let (_, change) = shipped.next_of("status_changed").await;
+    assert_eq!(change["to"], "SHIPPED");
+}
+
+#[tokio::test]
+async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
+    let app = spawn_system().await;
+    let psp = PaymentSystem::connect(&app).await;
+    let client = app.create_user(Role::Client).await;
+    let admin = app.create_user(Role::Admin).await;
+    let order = paid_order(&app, &psp, &client, "psp-pay-cancel").await;
+    let path = format!("/api/v1/orders/{order}/events");
+    let mut sse = open(&app.address, &client, &path, None).await;
+    let (opening, _) = sse.next_of("order").await;
+
+    let res = app
+        .post_empty_as(
+            &admin,
+            &format!("/api/v1/orders/{order}/cancel"),
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let cancelled: Value = res.json().await.unwrap();
+    let refund_id = cancelled["refunds"][0]["id"].as_str().unwrap();
+    let (event, change) = sse.next_of("status_changed").await;
+    assert_eq!(change["to"], "CANCELLED");
+    assert!(entry_id(&event) > entry_id(&opening));
+    // The order is final, but its refund waits for the payment system: the stream goes on.
+    let (requested, change) =
+        next_refund_change(&mut sse, refund_id, "REQUESTED", entry_id(&event)).await;
+    assert_eq!(change["amount"], 1250);
+
+    // Resumed meanwhile, it is not over either.
+    let mut resumed = open(&app.address, &client, &path, Some(&requested.to_string())).await;
+
+    let (command, _) = psp.next_command().await;
+    psp.refunded(&command, "psp-refund-cancel").await;
+    let (last, change) = next_refund_change(&mut sse, refund_id, "SUCCEEDED", requested).await;
+    assert_eq!(change["payment_status"], "REFUNDED");
+    assert!(
+        sse.next_or_end().await.is_none(),
+        "ends once nothing is pending"
+    );
+    let (id, _) = next_refund_change(&mut resumed, refund_id, "SUCCEEDED", requested).await;
+    assert_eq!(id, last);
+    assert!(resumed.next_or_end().await.is_none());
+
+    let res = request(&app.address, &client, &path, Some(&last.to_string())).await;
+    assert_eq!(res.status(), 204);
+}
