@@ -12,7 +12,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// and connections are made as soon as it answers.
 pub fn pool(config: &Config) -> crate::Result<PgPool> {
     let options = PgConnectOptions::from_str(config.database_url.expose_secret())?
-        .application_name("order-service");
+        .application_name("order-service")
+        // Plan each execution of a prepared statement for its parameters and the tables' size
+        // now. A generic plan made while the order tables were nearly empty (a fresh deployment)
+        // keeps scanning them whole as they grow until statistics change, and statistics never
+        // change where autovacuum is off: a fresh-database soak lost 80% of its throughput in
+        // ten minutes that way (BENCHMARKS.md, "Memory and plans over ten minutes").
+        .options([("plan_cache_mode", "force_custom_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
