@@ -33,34 +33,37 @@ pub struct Purged {
 #[tracing::instrument(skip_all)]
 pub async fn purge(db: &PgPool) -> sqlx::Result<Option<Purged>> {
     let mut tx = db.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(PURGE_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#,
+        PURGE_LOCK,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if !locked {
         return Ok(None);
     }
-    let idempotency_keys = sqlx::query(
+    let idempotency_keys = sqlx::query!(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+        IDEMPOTENCY_KEY_HOURS,
     )
-    .bind(IDEMPOTENCY_KEY_HOURS)
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let sessions = sqlx::query(
-        "DELETE FROM sessions WHERE expires_at < now() - make_interval(days => $1) \
-         OR revoked_at < now() - make_interval(days => $1)",
+    let sessions = sqlx::query!(
+        "DELETE FROM sessions WHERE expires_at < now() - make_interval(days => $1)
+             OR revoked_at < now() - make_interval(days => $1)",
+        ENDED_SESSION_DAYS,
     )
-    .bind(ENDED_SESSION_DAYS)
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let refresh_tokens =
-        sqlx::query("DELETE FROM refresh_tokens WHERE used_at < now() - make_interval(days => $1)")
-            .bind(USED_REFRESH_TOKEN_DAYS)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+    let refresh_tokens = sqlx::query!(
+        "DELETE FROM refresh_tokens WHERE used_at < now() - make_interval(days => $1)",
+        USED_REFRESH_TOKEN_DAYS,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     Ok(Some(Purged {
         idempotency_keys,

@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 /// What an account may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "user_role", rename_all = "UPPERCASE")]
 pub enum Role {
     Client,
     Admin,

@@ -33,7 +33,7 @@ pub async fn check(db: &PgPool, nats: &async_nats::Client) -> Readiness {
     let mut checks = std::collections::BTreeMap::new();
     let pg = tokio::time::timeout(
         Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(db),
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(db),
     )
     .await;
     checks.insert(

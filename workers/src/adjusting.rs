@@ -58,7 +58,6 @@ fn checked(command: &AdjustStock) -> Result<Adjustment, Failure> {
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct Locked {
     id: Uuid,
     name: String,
@@ -78,35 +77,35 @@ async fn apply_all(
     let references: Vec<&str> = adjustments.iter().map(|a| a.reference.as_str()).collect();
     let mut tx = ctx.db.begin().await?;
     // Locked in id order, as every writer of stock does.
-    let mut products: HashMap<Uuid, Locked> = sqlx::query_as::<_, Locked>(
-        "SELECT id, name, stock, archived_at IS NOT NULL AS archived
-           FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    let mut products: HashMap<Uuid, Locked> = sqlx::query_as!(
+        Locked,
+        r#"SELECT id, name, stock, archived_at IS NOT NULL AS "archived!"
+             FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
     .map(|p| (p.id, p))
     .collect();
-    let mut applied: HashMap<String, Adjustment> =
-        sqlx::query_as::<_, (String, Uuid, i32, String)>(
-            "SELECT reference, product_id, delta, reason FROM stock_adjustments
-          WHERE reference = ANY($1)",
-        )
-        .bind(&references)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(reference, product_id, delta, reason)| {
-            let adjustment = Adjustment {
-                product_id,
-                delta,
-                reason,
-                reference: reference.clone(),
-            };
-            (reference, adjustment)
-        })
-        .collect();
+    let mut applied: HashMap<String, Adjustment> = sqlx::query!(
+        r#"SELECT reference AS "reference!", product_id, delta, reason FROM stock_adjustments
+            WHERE reference = ANY($1)"#,
+        &references as &[&str],
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let adjustment = Adjustment {
+            product_id: r.product_id,
+            delta: r.delta,
+            reason: r.reason,
+            reference: r.reference.clone(),
+        };
+        (r.reference, adjustment)
+    })
+    .collect();
 
     let mut rows = (vec![], vec![], vec![], vec![], vec![], vec![]);
     let results: Vec<Result<Stepped, Failure>> = adjustments
@@ -160,7 +159,7 @@ async fn apply_all(
         let (ledger_ids, products_adjusted, deltas, reasons, stock_after, refs) = rows;
         // The ledger rows, and each product's stock as the last of its adjustments left it
         // (the rows are locked, so the figures computed here are the current ones).
-        sqlx::query(
+        sqlx::query!(
             r#"
             WITH v AS (
                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::int4[],
@@ -175,13 +174,13 @@ async fn apply_all(
                       FROM v ORDER BY product_id, n DESC) last
              WHERE p.id = last.product_id
             "#,
+            &ledger_ids,
+            &products_adjusted,
+            &deltas,
+            &reasons,
+            &stock_after,
+            &refs,
         )
-        .bind(&ledger_ids)
-        .bind(&products_adjusted)
-        .bind(&deltas)
-        .bind(&reasons)
-        .bind(&stock_after)
-        .bind(&refs)
         .execute(&mut *tx)
         .await?;
     }

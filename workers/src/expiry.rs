@@ -41,14 +41,14 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
     let ttl_secs = ctx.config.reservation_ttl.as_secs_f64();
     // The status is written out, not bound: the partial index `orders_confirmed_reserved_at`
     // serves only a statement whose predicate names it, in every plan PostgreSQL caches.
-    let expired: Vec<Uuid> = sqlx::query_scalar(
+    let expired: Vec<Uuid> = sqlx::query_scalar!(
         "SELECT id FROM orders
           WHERE status = 'CONFIRMED' AND reserved_at < now() - make_interval(secs => $1)
           ORDER BY reserved_at
           LIMIT $2",
+        ttl_secs,
+        SWEEP_BATCH,
     )
-    .bind(ttl_secs)
-    .bind(SWEEP_BATCH)
     .fetch_all(&ctx.db)
     .await?;
     let count = expired.len();

@@ -51,9 +51,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
 /// How many payments recorded `refund_required` still have money that no refund has given
 /// back or been asked for.
 pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"
-        SELECT count(*)
+        SELECT count(*) AS "count!"
           FROM payments p
          WHERE p.outcome = 'refund_required'
            AND p.amount > (SELECT COALESCE(sum(r.amount), 0) FROM refunds r
@@ -69,9 +69,9 @@ pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
 /// changes and their reservations or ledger entries commit together, so a consistent system
 /// never shows a drift here, even under load.
 pub async fn drifting_products(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"
-        SELECT count(*)
+        SELECT count(*) AS "count!"
           FROM products p
           LEFT JOIN (SELECT product_id, sum(delta)::int8 AS total
                        FROM stock_adjustments GROUP BY product_id) adj

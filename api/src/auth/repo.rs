@@ -16,26 +16,59 @@ pub struct Account {
     pub password_hash: String,
 }
 
+/// A `users` row with its password hash, as the checked statements return it.
+struct AccountRecord {
+    id: Uuid,
+    email: String,
+    name: Option<String>,
+    role: Role,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    password_hash: String,
+}
+
+impl From<AccountRecord> for Account {
+    fn from(r: AccountRecord) -> Self {
+        Account {
+            user: UserRow {
+                id: r.id,
+                email: r.email,
+                name: r.name,
+                role: r.role,
+                disabled: r.disabled,
+                created_at: r.created_at,
+            },
+            password_hash: r.password_hash,
+        }
+    }
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn find_account_by_email(db: &PgPool, email: &str) -> sqlx::Result<Option<Account>> {
-    sqlx::query_as(
-        "SELECT id, email, name, role, disabled_at IS NOT NULL AS disabled, created_at, \
-         password_hash FROM users WHERE email = $1",
+    sqlx::query_as!(
+        AccountRecord,
+        r#"SELECT id, email, name, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at, password_hash
+             FROM users WHERE email = $1"#,
+        email,
     )
-    .bind(email)
     .fetch_optional(db)
     .await
+    .map(|r| r.map(Account::from))
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn find_account(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Account>> {
-    sqlx::query_as(
-        "SELECT id, email, name, role, disabled_at IS NOT NULL AS disabled, created_at, \
-         password_hash FROM users WHERE id = $1",
+    sqlx::query_as!(
+        AccountRecord,
+        r#"SELECT id, email, name, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at, password_hash
+             FROM users WHERE id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await
+    .map(|r| r.map(Account::from))
 }
 
 /// Why inserting a user failed.
@@ -54,15 +87,16 @@ pub async fn insert_user(
     role: Role,
     password_hash: &str,
 ) -> Result<UserRow, InsertUserError> {
-    sqlx::query_as(
-        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
-         RETURNING id, email, name, role, created_at",
+    sqlx::query_as!(
+        UserRow,
+        r#"INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, email, name, role AS "role: Role", false AS "disabled!", created_at"#,
+        Uuid::now_v7(),
+        email.as_str(),
+        name,
+        role as Role,
+        password_hash,
     )
-    .bind(Uuid::now_v7())
-    .bind(email.as_str())
-    .bind(name)
-    .bind(role.as_str())
-    .bind(password_hash)
     .fetch_one(db)
     .await
     .map_err(|e| match &e {
@@ -79,12 +113,14 @@ pub async fn update_password(
     user_id: Uuid,
     password_hash: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(password_hash)
-        .execute(db)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "UPDATE users SET password_hash = $2 WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// Creates the start-up ADMIN, or makes the existing account with that email an enabled ADMIN
@@ -95,15 +131,16 @@ pub async fn upsert_admin(
     email: &Email,
     password_hash: &str,
 ) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Administrator', 'ADMIN', $3) \
-         ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', password_hash = EXCLUDED.password_hash, \
-         disabled_at = NULL \
+    sqlx::query_scalar!(
+        "INSERT INTO users (id, email, name, role, password_hash)
+         VALUES ($1, $2, 'Administrator', 'ADMIN', $3)
+         ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', password_hash = EXCLUDED.password_hash,
+                                           disabled_at = NULL
          RETURNING id",
+        Uuid::now_v7(),
+        email.as_str(),
+        password_hash,
     )
-    .bind(Uuid::now_v7())
-    .bind(email.as_str())
-    .bind(password_hash)
     .fetch_one(db)
     .await
 }
@@ -128,35 +165,34 @@ pub async fn create_session(
     let refresh_token = random_token();
     let mut tx = db.begin().await?;
     // Concurrent logins of one user take turns, so together they cannot pass the cap.
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(user_id)
-        .execute(&mut *tx)
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id)
+        .fetch_optional(&mut *tx)
         .await?;
-    let revoked: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE sessions SET revoked_at = now() WHERE id IN ( \
-             SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
-             AND expires_at > now() ORDER BY created_at DESC OFFSET $2) \
+    let revoked: Vec<Uuid> = sqlx::query_scalar!(
+        "UPDATE sessions SET revoked_at = now() WHERE id IN (
+             SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL
+             AND expires_at > now() ORDER BY created_at DESC OFFSET $2)
          RETURNING id",
+        user_id,
+        i64::from(max_sessions.max(1)) - 1,
     )
-    .bind(user_id)
-    .bind(i64::from(max_sessions.max(1)) - 1)
     .fetch_all(&mut *tx)
     .await?;
     // Housekeeping: the user's sessions that can no longer be used go (their tokens with them).
-    sqlx::query(
-        "DELETE FROM sessions WHERE user_id = $1 \
+    sqlx::query!(
+        "DELETE FROM sessions WHERE user_id = $1
          AND (expires_at < now() OR revoked_at < now() - interval '1 day')",
+        user_id,
     )
-    .bind(user_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, expires_at) \
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id, expires_at)
          VALUES ($1, $2, now() + make_interval(days => $3))",
+        session_id,
+        user_id,
+        SESSION_TTL_DAYS as i32,
     )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(SESSION_TTL_DAYS as i32)
     .execute(&mut *tx)
     .await?;
     insert_refresh_token(&mut *tx, session_id, &refresh_token).await?;
@@ -173,12 +209,14 @@ async fn insert_refresh_token(
     session_id: Uuid,
     token: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
-        .bind(token_hash(token))
-        .bind(session_id)
-        .execute(db)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        &token_hash(token)[..],
+        session_id,
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// What presenting a refresh token led to.
@@ -187,7 +225,7 @@ pub enum Rotation {
     Rotated {
         session_id: Uuid,
         user_id: Uuid,
-        role: String,
+        role: Role,
         refresh_token: String,
     },
     /// The token had already been rotated: treated as stolen, its session is now revoked.
@@ -203,23 +241,24 @@ pub enum Rotation {
 pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rotation> {
     let hash = token_hash(token);
     let mut tx = db.begin().await?;
-    let used: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE refresh_tokens SET used_at = now() \
-         WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
+    let used: Option<Uuid> = sqlx::query_scalar!(
+        "UPDATE refresh_tokens SET used_at = now()
+          WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
+        &hash[..],
     )
-    .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
 
     let Some(session_id) = used else {
         // Either never issued, or already rotated: the latter means two parties hold it.
-        let reused: Option<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = $1",
+        let reused = sqlx::query!(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+              WHERE t.token_hash = $1",
+            &hash[..],
         )
-        .bind(&hash)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await?
+        .map(|r| (r.id, r.user_id));
         let outcome = match reused {
             Some((session_id, user_id)) => {
                 revoke_session(&mut *tx, session_id).await?;
@@ -234,14 +273,15 @@ pub async fn rotate_refresh_token(db: &PgPool, token: &str) -> sqlx::Result<Rota
         return Ok(outcome);
     };
 
-    let live: Option<(Uuid, String)> = sqlx::query_as(
-        "SELECT u.id, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
-         AND u.disabled_at IS NULL",
+    let live = sqlx::query!(
+        r#"SELECT u.id, u.role AS "role: Role" FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+              AND u.disabled_at IS NULL"#,
+        session_id,
     )
-    .bind(session_id)
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|r| (r.id, r.role));
     let Some((user_id, role)) = live else {
         tx.commit().await?;
         return Ok(Rotation::Invalid);
@@ -263,25 +303,28 @@ pub async fn live_session(
     db: &PgPool,
     session_id: Uuid,
     user_id: Uuid,
-) -> sqlx::Result<Option<(String, DateTime<Utc>)>> {
-    sqlx::query_as(
-        "SELECT u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now() \
-         AND u.disabled_at IS NULL",
+) -> sqlx::Result<Option<(Role, DateTime<Utc>)>> {
+    sqlx::query!(
+        r#"SELECT u.role AS "role: Role", s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
+              AND u.disabled_at IS NULL"#,
+        session_id,
+        user_id,
     )
-    .bind(session_id)
-    .bind(user_id)
     .fetch_optional(db)
     .await
+    .map(|r| r.map(|r| (r.role, r.expires_at)))
 }
 
 #[tracing::instrument(skip_all, fields(session_id = %session_id))]
 pub async fn revoke_session(db: impl PgExecutor<'_>, session_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(session_id)
-        .execute(db)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        session_id,
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// Revokes every live session of a user except `keep` (pass `None` to revoke them all).
@@ -291,12 +334,12 @@ pub async fn revoke_sessions_except(
     user_id: Uuid,
     keep: Option<Uuid>,
 ) -> sqlx::Result<u64> {
-    sqlx::query(
-        "UPDATE sessions SET revoked_at = now() \
-         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now()
+          WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+        user_id,
+        keep,
     )
-    .bind(user_id)
-    .bind(keep)
     .execute(db)
     .await
     .map(|r| r.rows_affected())

@@ -138,7 +138,6 @@ pub async fn refresh(state: &AppState, refresh_token: Option<&str>) -> ApiResult
             role,
             refresh_token,
         } => {
-            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let access = state.tokens.issue(user_id, role, session_id)?;
             Ok(Tokens {
                 access,
@@ -240,7 +239,7 @@ pub async fn seed_admin(
     .map_err(|e| anyhow!("ADMIN_PASSWORD {}", e.message))?;
 
     if let Some(existing) = repo::find_account_by_email(db, email.as_str()).await?
-        && existing.user.role == Role::Admin.as_str()
+        && existing.user.role == Role::Admin
         && !existing.user.disabled
         && passwords
             .verify(seed.password.clone(), existing.password_hash)

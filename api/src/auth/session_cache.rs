@@ -70,7 +70,6 @@ impl SessionCache {
         else {
             return Ok(None);
         };
-        let role: Role = role.parse().map_err(anyhow::Error::msg)?;
         if let Some(entries) = &self.entries {
             entries.insert(
                 session_id,

@@ -87,12 +87,14 @@ pub async fn list(
         PaymentOutcome::Ignored => "ignored",
     });
     let (after_at, after_reference) = after.unzip();
-    let rows: Vec<PaymentRecord> = sqlx::query_as(
-        "SELECT p.provider_reference, p.order_id, p.kind::text AS kind, p.amount, p.currency,
-                p.outcome::text AS outcome, p.note, p.received_at,
-                coalesce(r.refunded, 0) AS refunded,
+    let rows = sqlx::query_as!(
+        PaymentRecord,
+        r#"SELECT p.provider_reference, p.order_id, p.kind::text AS "kind!", p.amount, p.currency,
+                p.outcome::text AS "outcome!", p.note, p.received_at,
+                coalesce(r.refunded, 0) AS "refunded!",
                 CASE WHEN p.outcome = 'refund_required'
-                     THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END AS awaiting_refund
+                     THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
+                    AS "awaiting_refund!"
            FROM payments p
            LEFT JOIN LATERAL (
                 SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
@@ -103,12 +105,12 @@ pub async fn list(
                  OR p.amount > coalesce(r.held, 0))
             AND ($2::timestamptz IS NULL OR (p.received_at, p.provider_reference) > ($2, $3))
           ORDER BY p.received_at, p.provider_reference
-          LIMIT $4",
+          LIMIT $4"#,
+        outcome as _,
+        after_at,
+        after_reference,
+        i64::from(limit) + 1,
     )
-    .bind(outcome)
-    .bind(after_at)
-    .bind(after_reference)
-    .bind(i64::from(limit) + 1)
     .fetch_all(&state.db)
     .await?;
     Ok(axum::Json(pagination::page(rows, limit, |p| {

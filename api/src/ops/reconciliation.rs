@@ -80,13 +80,14 @@ pub async fn reconcile(
 ) -> ApiResult<axum::Json<Reconciliation>> {
     // One snapshot for every figure, so concurrent changes cannot fake a drift.
     let mut tx = state.db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let products_checked: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+    let products_checked = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM products"#)
         .fetch_one(&mut *tx)
         .await?;
-    let drift: Vec<Drift> = sqlx::query_as(
+    let drift = sqlx::query_as!(
+        Drift,
         r#"
         WITH adj AS (
             SELECT product_id, sum(delta)::int8 AS total FROM stock_adjustments GROUP BY product_id
@@ -101,12 +102,13 @@ pub async fn reconcile(
              GROUP BY r.product_id
         )
         SELECT p.id AS product_id, p.name,
-               p.initial_stock::int8 AS initial_stock,
-               COALESCE(adj.total, 0) AS adjustments,
-               p.stock::int8 AS available,
-               COALESCE(held.total, 0) AS held,
-               p.initial_stock + COALESCE(adj.total, 0) - p.stock - COALESCE(held.total, 0) AS difference,
-               COALESCE(mismatched.total, 0) AS mismatched_orders
+               p.initial_stock::int8 AS "initial_stock!",
+               COALESCE(adj.total, 0) AS "adjustments!",
+               p.stock::int8 AS "available!",
+               COALESCE(held.total, 0) AS "held!",
+               p.initial_stock + COALESCE(adj.total, 0) - p.stock - COALESCE(held.total, 0)
+                   AS "difference!",
+               COALESCE(mismatched.total, 0) AS "mismatched_orders!"
           FROM products p
           LEFT JOIN adj ON adj.product_id = p.id
           LEFT JOIN held ON held.product_id = p.id
@@ -118,10 +120,11 @@ pub async fn reconcile(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let orders_checked: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let orders_checked = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders"#)
         .fetch_one(&mut *tx)
         .await?;
-    let money_drift: Vec<MoneyDrift> = sqlx::query_as(
+    let money_drift = sqlx::query_as!(
+        MoneyDrift,
         r#"
         WITH paid AS (
             SELECT order_id, sum(amount)::int8 AS total FROM payments
@@ -130,10 +133,10 @@ pub async fn reconcile(
             SELECT order_id, sum(amount)::int8 AS total FROM refunds
              WHERE status = 'SUCCEEDED' AND payment_reference IS NULL GROUP BY order_id
         )
-        SELECT o.id AS order_id, o.amount_paid, COALESCE(paid.total, 0) AS payments_applied,
-               o.amount_refunded, COALESCE(refunded.total, 0) AS refunds_succeeded,
+        SELECT o.id AS order_id, o.amount_paid, COALESCE(paid.total, 0) AS "payments_applied!",
+               o.amount_refunded, COALESCE(refunded.total, 0) AS "refunds_succeeded!",
                (o.amount_paid - o.amount_refunded)
-                 - (COALESCE(paid.total, 0) - COALESCE(refunded.total, 0)) AS difference
+                 - (COALESCE(paid.total, 0) - COALESCE(refunded.total, 0)) AS "difference!"
           FROM orders o
           LEFT JOIN paid ON paid.order_id = o.id
           LEFT JOIN refunded ON refunded.order_id = o.id

@@ -136,7 +136,6 @@ impl From<&OrderStatusChanged> for StatusEntry {
 }
 
 /// A row of `timeline_entries`: the columns of its kind are set.
-#[derive(sqlx::FromRow)]
 struct EntryRow {
     id: i64,
     order_id: Uuid,
@@ -185,14 +184,6 @@ impl EntryRow {
     }
 }
 
-/// The columns of `timeline_entries` read into an [`EntryRow`].
-macro_rules! entry_columns {
-    () => {
-        "t.id, t.order_id, t.kind, t.from_status, t.to_status, t.refund_id, t.refund_status,
-         t.amount, t.currency, t.payment_reference, t.at, t.actor, t.reason"
-    };
-}
-
 fn entries(rows: Vec<EntryRow>) -> Vec<StreamEntry> {
     rows.into_iter().filter_map(EntryRow::entry).collect()
 }
@@ -202,14 +193,16 @@ pub type Owner = Option<Uuid>;
 
 /// The id of an order's latest timeline entry.
 pub async fn last_entry_id(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT max(id) FROM timeline_entries WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        "SELECT max(id) FROM timeline_entries WHERE order_id = $1",
+        order_id,
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// Where an order stands, for deciding whether its stream ends.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy)]
 pub struct Standing {
     pub status: OrderStatus,
     /// A refund of the order waits for the payment system's answer.
@@ -218,14 +211,16 @@ pub struct Standing {
 
 /// An order's status and whether a refund of it is pending, if `owner` may see the order.
 pub async fn standing(db: &PgPool, order_id: Uuid, owner: Owner) -> ApiResult<Option<Standing>> {
-    Ok(sqlx::query_as(
-        "SELECT o.status,
-                EXISTS (SELECT 1 FROM refunds r
-                         WHERE r.order_id = o.id AND r.status = 'REQUESTED') AS refund_pending
-           FROM orders o WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)",
+    Ok(sqlx::query_as!(
+        Standing,
+        r#"SELECT o.status AS "status: OrderStatus",
+                  EXISTS (SELECT 1 FROM refunds r
+                           WHERE r.order_id = o.id AND r.status = 'REQUESTED')
+                      AS "refund_pending!"
+             FROM orders o WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)"#,
+        order_id,
+        owner,
     )
-    .bind(order_id)
-    .bind(owner)
     .fetch_optional(db)
     .await?)
 }
@@ -233,13 +228,17 @@ pub async fn standing(db: &PgPool, order_id: Uuid, owner: Owner) -> ApiResult<Op
 /// An order's entries after entry `after`, oldest first. An order's changes are made under its
 /// row lock, so their ids grow in the order they were committed.
 pub async fn of_order(db: &PgPool, order_id: Uuid, after: i64) -> ApiResult<Vec<StreamEntry>> {
-    let rows = sqlx::query_as(concat!(
-        "SELECT ",
-        entry_columns!(),
-        " FROM timeline_entries t WHERE t.order_id = $1 AND t.id > $2 ORDER BY t.id"
-    ))
-    .bind(order_id)
-    .bind(after)
+    let rows = sqlx::query_as!(
+        EntryRow,
+        r#"SELECT t.id AS "id!", t.order_id AS "order_id!", t.kind AS "kind!",
+                  t.from_status AS "from_status: OrderStatus",
+                  t.to_status AS "to_status: OrderStatus", t.refund_id,
+                  t.refund_status AS "refund_status: RefundStatus", t.amount, t.currency,
+                  t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason
+             FROM timeline_entries t WHERE t.order_id = $1 AND t.id > $2 ORDER BY t.id"#,
+        order_id,
+        after,
+    )
     .fetch_all(db)
     .await?;
     Ok(entries(rows))
@@ -254,18 +253,22 @@ pub async fn after(
     after: i64,
     limit: i64,
 ) -> ApiResult<Vec<StreamEntry>> {
-    let rows = sqlx::query_as(concat!(
-        "SELECT ",
-        entry_columns!(),
-        " FROM timeline_entries t JOIN orders o ON o.id = t.order_id
-          WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
-            AND ($3::order_status IS NULL OR t.to_status = $3)
-          ORDER BY t.id LIMIT $4"
-    ))
-    .bind(after)
-    .bind(owner)
-    .bind(to)
-    .bind(limit)
+    let rows = sqlx::query_as!(
+        EntryRow,
+        r#"SELECT t.id AS "id!", t.order_id AS "order_id!", t.kind AS "kind!",
+                  t.from_status AS "from_status: OrderStatus",
+                  t.to_status AS "to_status: OrderStatus", t.refund_id,
+                  t.refund_status AS "refund_status: RefundStatus", t.amount, t.currency,
+                  t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason
+             FROM timeline_entries t JOIN orders o ON o.id = t.order_id
+            WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
+              AND ($3::order_status IS NULL OR t.to_status = $3)
+            ORDER BY t.id LIMIT $4"#,
+        after,
+        owner,
+        to as Option<OrderStatus>,
+        limit,
+    )
     .fetch_all(db)
     .await?;
     Ok(entries(rows))

@@ -50,13 +50,20 @@ pub fn request_hash(lines: &[LineRequest], shipping_address: Option<&ShippingAdd
     Sha256::digest(&canonical).to_vec()
 }
 
-#[derive(sqlx::FromRow)]
+/// Where a key stands: claimed by a request still publishing its order, or used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "idempotency_state", rename_all = "snake_case")]
+enum KeyState {
+    InFlight,
+    Published,
+}
+
 struct Existing {
     request_hash: Vec<u8>,
     order_id: Uuid,
     items: sqlx::types::Json<Vec<LineRequest>>,
     shipping_address: Option<sqlx::types::Json<ShippingAddress>>,
-    state: String,
+    state: KeyState,
     created_at: DateTime<Utc>,
     age_secs: f64,
 }
@@ -71,18 +78,19 @@ pub async fn claim(
 ) -> sqlx::Result<Claim> {
     let hash = request_hash(lines, shipping_address);
     // The primary key serialises racing retries: exactly one insert wins.
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items,
                                        shipping_address, state)
-         VALUES ($1, $2, $3, $4, $5, $6, 'in_flight')
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (user_id, key) DO NOTHING",
+        user_id,
+        key,
+        &hash,
+        new_order_id,
+        sqlx::types::Json(lines) as _,
+        shipping_address.map(sqlx::types::Json) as _,
+        KeyState::InFlight as KeyState,
     )
-    .bind(user_id)
-    .bind(key)
-    .bind(&hash)
-    .bind(new_order_id)
-    .bind(sqlx::types::Json(lines))
-    .bind(shipping_address.map(sqlx::types::Json))
     .execute(db)
     .await?
     .rows_affected()
@@ -92,19 +100,23 @@ pub async fn claim(
             order_id: new_order_id,
         });
     }
-    let existing: Existing = sqlx::query_as(
-        "SELECT request_hash, order_id, items, shipping_address, state, created_at,
-                EXTRACT(EPOCH FROM now() - created_at)::float8 AS age_secs
-           FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+    let existing = sqlx::query_as!(
+        Existing,
+        r#"SELECT request_hash, order_id,
+                  items AS "items: sqlx::types::Json<Vec<LineRequest>>",
+                  shipping_address AS "shipping_address: sqlx::types::Json<ShippingAddress>",
+                  state AS "state: KeyState", created_at,
+                  EXTRACT(EPOCH FROM now() - created_at)::float8 AS "age_secs!"
+             FROM idempotency_keys WHERE user_id = $1 AND key = $2"#,
+        user_id,
+        key,
     )
-    .bind(user_id)
-    .bind(key)
     .fetch_one(db)
     .await?;
     if existing.request_hash != hash {
         return Ok(Claim::Mismatch);
     }
-    if existing.state == "published" {
+    if existing.state == KeyState::Published {
         return Ok(Claim::Replay {
             order_id: existing.order_id,
             items: existing.items.0,
@@ -116,13 +128,13 @@ pub async fn claim(
         return Ok(Claim::InFlight);
     }
     // Abandoned: take it over, guarded so that only one retry does.
-    let taken = sqlx::query(
+    let taken = sqlx::query!(
         "UPDATE idempotency_keys SET created_at = now()
           WHERE user_id = $1 AND key = $2 AND state = 'in_flight' AND created_at = $3",
+        user_id,
+        key,
+        existing.created_at,
     )
-    .bind(user_id)
-    .bind(key)
-    .bind(existing.created_at)
     .execute(db)
     .await?
     .rows_affected()
@@ -137,21 +149,23 @@ pub async fn claim(
 }
 
 pub async fn mark_published(db: &PgPool, user_id: Uuid, key: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'published' WHERE user_id = $1 AND key = $2")
-        .bind(user_id)
-        .bind(key)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE idempotency_keys SET state = 'published' WHERE user_id = $1 AND key = $2",
+        user_id,
+        key,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// The publish failed: forget the key so that a retry can try again.
 pub async fn release(db: &PgPool, user_id: Uuid, key: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'in_flight'",
+        user_id,
+        key,
     )
-    .bind(user_id)
-    .bind(key)
     .execute(db)
     .await?;
     Ok(())

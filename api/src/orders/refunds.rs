@@ -206,35 +206,35 @@ async fn left_to_refund(
     payment_reference: Option<&str>,
 ) -> sqlx::Result<Option<(i64, i64, String)>> {
     match payment_reference {
-        None => {
-            sqlx::query_as(
-                "SELECT o.amount_paid,
-                        o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                   WHERE r.order_id = o.id
-                                                     AND r.payment_reference IS NULL
-                                                     AND r.status <> 'FAILED'), 0)::int8,
-                        o.currency
-                   FROM orders o WHERE o.id = $1",
-            )
-            .bind(order_id)
-            .fetch_optional(db)
-            .await
-        }
-        Some(reference) => {
-            sqlx::query_as(
-                "SELECT p.amount,
-                        p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
-                                              WHERE r.payment_reference = p.provider_reference
-                                                AND r.status <> 'FAILED'), 0)::int8,
-                        p.currency
-                   FROM payments p
-                  WHERE p.provider_reference = $1 AND p.order_id = $2
-                    AND p.kind = 'succeeded' AND p.outcome = 'refund_required'",
-            )
-            .bind(reference)
-            .bind(order_id)
-            .fetch_optional(db)
-            .await
-        }
+        None => sqlx::query!(
+            r#"SELECT o.amount_paid,
+                          o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                     WHERE r.order_id = o.id
+                                                       AND r.payment_reference IS NULL
+                                                       AND r.status <> 'FAILED'), 0)::int8
+                              AS "left!",
+                          o.currency
+                     FROM orders o WHERE o.id = $1"#,
+            order_id,
+        )
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| (r.amount_paid, r.left, r.currency))),
+        Some(reference) => sqlx::query!(
+            r#"SELECT p.amount,
+                          p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                WHERE r.payment_reference = p.provider_reference
+                                                  AND r.status <> 'FAILED'), 0)::int8
+                              AS "left!",
+                          p.currency
+                     FROM payments p
+                    WHERE p.provider_reference = $1 AND p.order_id = $2
+                      AND p.kind = 'succeeded' AND p.outcome = 'refund_required'"#,
+            reference,
+            order_id,
+        )
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| (r.amount, r.left, r.currency))),
     }
 }

@@ -225,7 +225,6 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     Ok(rows.into_iter().map(Order::from).collect())
 }
 
-#[derive(sqlx::FromRow)]
 struct Quote {
     id: Uuid,
     name: String,
@@ -248,11 +247,13 @@ pub async fn pending_view(
         shipping_address,
     } = pending;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let quotes: Vec<Quote> =
-        sqlx::query_as("SELECT id, name, price, currency FROM products WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(db)
-            .await?;
+    let quotes = sqlx::query_as!(
+        Quote,
+        "SELECT id, name, price, currency FROM products WHERE id = ANY($1)",
+        &ids,
+    )
+    .fetch_all(db)
+    .await?;
     let items: Vec<OrderItem> = lines
         .iter()
         .map(|l| {

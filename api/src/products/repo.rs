@@ -43,17 +43,18 @@ pub async fn insert(
     product: &NewProduct,
     currency: &str,
 ) -> Result<Product, ApiError> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
          VALUES ($1, $2, $3, $4, $5, $6, $6)
          RETURNING id, name, description, price, currency, stock, created_at, updated_at",
+        id,
+        product.name.as_str(),
+        &product.description,
+        product.price,
+        currency,
+        product.stock,
     )
-    .bind(id)
-    .bind(product.name.as_str())
-    .bind(&product.description)
-    .bind(product.price)
-    .bind(currency)
-    .bind(product.stock)
     .fetch_one(db)
     .await
     .map_err(on_constraint)
@@ -61,23 +62,24 @@ pub async fn insert(
 
 /// A product of the catalogue (archived ones are not).
 pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<Product>, ApiError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Product,
         "SELECT id, name, description, price, currency, stock, created_at, updated_at
          FROM products WHERE id = $1 AND archived_at IS NULL",
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await?)
 }
 
 /// Whether a product was ever created, archived or not.
 pub async fn exists(db: &PgPool, id: Uuid) -> Result<bool, ApiError> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)")
-            .bind(id)
-            .fetch_one(db)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM products WHERE id = $1) AS "exists!""#,
+        id,
     )
+    .fetch_one(db)
+    .await?)
 }
 
 /// One page (plus one row, telling whether more exist) of the catalogue.
@@ -138,10 +140,10 @@ pub async fn list(db: &PgPool, query: &CatalogueQuery) -> Result<Vec<Product>, A
 
 /// Locks a catalogue product's row for the rest of the transaction and returns its stock.
 pub async fn lock_stock(tx: &mut PgConnection, id: Uuid) -> Result<Option<i32>, ApiError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT stock FROM products WHERE id = $1 AND archived_at IS NULL FOR UPDATE",
+        id,
     )
-    .bind(id)
     .fetch_optional(tx)
     .await?)
 }
@@ -152,7 +154,8 @@ pub async fn update(
     id: Uuid,
     changes: &ProductChanges,
 ) -> Result<Option<Product>, ApiError> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "UPDATE products SET
              name = COALESCE($2, name),
              description = COALESCE($3, description),
@@ -160,12 +163,12 @@ pub async fn update(
              stock = COALESCE($5, stock)
          WHERE id = $1 AND archived_at IS NULL
          RETURNING id, name, description, price, currency, stock, created_at, updated_at",
+        id,
+        changes.name.as_ref().map(|n| n.as_str()),
+        changes.description.as_deref(),
+        changes.price,
+        changes.stock,
     )
-    .bind(id)
-    .bind(changes.name.as_ref().map(|n| n.as_str()))
-    .bind(changes.description.as_deref())
-    .bind(changes.price)
-    .bind(changes.stock)
     .fetch_optional(tx)
     .await
     .map_err(on_constraint)
@@ -179,20 +182,20 @@ pub enum Archived {
 
 /// Archives a product; archiving an archived product changes nothing.
 pub async fn archive(db: &PgPool, id: Uuid) -> Result<Archived, ApiError> {
-    let row: Option<(bool,)> = sqlx::query_as(
-        "WITH archived AS (
+    let row = sqlx::query_scalar!(
+        r#"WITH archived AS (
              UPDATE products SET archived_at = now()
              WHERE id = $1 AND archived_at IS NULL
              RETURNING id
          )
-         SELECT EXISTS (SELECT 1 FROM archived) FROM products WHERE id = $1",
+         SELECT EXISTS (SELECT 1 FROM archived) AS "archived!" FROM products WHERE id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await?;
     Ok(match row {
-        Some((true,)) => Archived::Now,
-        Some((false,)) => Archived::Already,
+        Some(true) => Archived::Now,
+        Some(false) => Archived::Already,
         None => Archived::Unknown,
     })
 }
@@ -206,14 +209,14 @@ pub async fn add_stock(
     id: Uuid,
     delta: i32,
 ) -> Result<Option<i32>, ApiError> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE products SET stock = stock + $2
          WHERE id = $1 AND archived_at IS NULL
            AND stock::bigint + $2 BETWEEN 0 AND 2147483647
          RETURNING stock",
+        id,
+        i64::from(delta),
     )
-    .bind(id)
-    .bind(delta)
     .fetch_optional(tx)
     .await
     .map_err(on_constraint)
@@ -221,12 +224,12 @@ pub async fn add_stock(
 
 /// The available stock of a catalogue product, without locking.
 pub async fn stock(tx: &mut PgConnection, id: Uuid) -> Result<Option<i32>, ApiError> {
-    Ok(
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1 AND archived_at IS NULL")
-            .bind(id)
-            .fetch_optional(tx)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT stock FROM products WHERE id = $1 AND archived_at IS NULL",
+        id,
     )
+    .fetch_optional(tx)
+    .await?)
 }
 
 pub async fn record_adjustment(
@@ -236,17 +239,18 @@ pub async fn record_adjustment(
     actor_id: Uuid,
     stock_after: i32,
 ) -> Result<StockAdjustment, ApiError> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        StockAdjustment,
         "INSERT INTO stock_adjustments (id, product_id, delta, reason, actor_id, stock_after)
          VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, product_id, delta, reason, actor_id, reference, stock_after, created_at",
+        Uuid::now_v7(),
+        product_id,
+        adjustment.delta,
+        &adjustment.reason,
+        actor_id,
+        stock_after,
     )
-    .bind(Uuid::now_v7())
-    .bind(product_id)
-    .bind(adjustment.delta)
-    .bind(&adjustment.reason)
-    .bind(actor_id)
-    .bind(stock_after)
     .fetch_one(tx)
     .await
     .map_err(on_constraint)
@@ -259,28 +263,33 @@ pub async fn list_adjustments(
     query: &LedgerQuery,
 ) -> Result<Vec<StockAdjustment>, ApiError> {
     let fetch = i64::from(query.limit) + 1;
-    let rows =
-        match query.after {
-            None => sqlx::query_as(
+    let rows = match query.after {
+        None => {
+            sqlx::query_as!(
+                StockAdjustment,
                 "SELECT id, product_id, delta, reason, actor_id, reference, stock_after, created_at
                  FROM stock_adjustments WHERE product_id = $1
                  ORDER BY created_at, id LIMIT $2",
+                product_id,
+                fetch,
             )
-            .bind(product_id)
-            .bind(fetch)
             .fetch_all(db)
-            .await?,
-            Some((at, id)) => sqlx::query_as(
+            .await?
+        }
+        Some((at, id)) => {
+            sqlx::query_as!(
+                StockAdjustment,
                 "SELECT id, product_id, delta, reason, actor_id, reference, stock_after, created_at
                  FROM stock_adjustments WHERE product_id = $1 AND (created_at, id) > ($2, $3)
                  ORDER BY created_at, id LIMIT $4",
+                product_id,
+                at,
+                id,
+                fetch,
             )
-            .bind(product_id)
-            .bind(at)
-            .bind(id)
-            .bind(fetch)
             .fetch_all(db)
-            .await?,
-        };
+            .await?
+        }
+    };
     Ok(rows)
 }

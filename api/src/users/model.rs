@@ -27,7 +27,7 @@ pub struct UserRow {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
+    pub role: Role,
     /// `disabled_at IS NOT NULL`; statements that do not select it read a fresh account.
     #[sqlx(default)]
     pub disabled: bool,
@@ -42,7 +42,7 @@ impl TryFrom<UserRow> for User {
             id: row.id,
             email: row.email,
             name: row.name,
-            role: row.role.parse().map_err(anyhow::Error::msg)?,
+            role: row.role,
             disabled: row.disabled,
             created_at: row.created_at,
         })

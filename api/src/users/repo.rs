@@ -16,12 +16,13 @@ macro_rules! user_columns {
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, name, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at
+             FROM users WHERE id = $1"#,
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -46,7 +47,7 @@ pub async fn list(db: &PgPool, f: &ListFilter<'_>) -> sqlx::Result<Vec<UserRow>>
         " FROM users WHERE true"
     ));
     if let Some(role) = f.role {
-        q.push(" AND role = ").push_bind(role.as_str());
+        q.push(" AND role = ").push_bind(role);
     }
     if let Some(prefix) = f.email_prefix {
         // `\` escapes LIKE's wildcards, so `_` and `%` in the prefix match themselves.
@@ -71,7 +72,7 @@ pub async fn list(db: &PgPool, f: &ListFilter<'_>) -> sqlx::Result<Vec<UserRow>>
 /// take an ADMIN away takes these locks first, so two such changes run one after the other and
 /// the second sees what the first did.
 pub async fn lock_active_admins(tx: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM users WHERE role = 'ADMIN' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
     )
     .fetch_all(tx)
@@ -80,12 +81,13 @@ pub async fn lock_active_admins(tx: &mut PgConnection) -> sqlx::Result<Vec<Uuid>
 
 /// An account, its row locked until the transaction ends.
 pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, name, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at
+             FROM users WHERE id = $1 FOR UPDATE"#,
+        id,
+    )
     .fetch_optional(tx)
     .await
 }
@@ -97,15 +99,17 @@ pub async fn update(
     role: Role,
     disabled: bool,
 ) -> sqlx::Result<UserRow> {
-    sqlx::query_as(concat!(
-        "UPDATE users SET role = $2,
-                disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, now()) END
-          WHERE id = $1 RETURNING ",
-        user_columns!()
-    ))
-    .bind(id)
-    .bind(role.as_str())
-    .bind(disabled)
+    sqlx::query_as!(
+        UserRow,
+        r#"UPDATE users SET role = $2,
+                  disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, now()) END
+            WHERE id = $1
+        RETURNING id, email, name, role AS "role: Role", disabled_at IS NOT NULL AS "disabled!",
+                  created_at"#,
+        id,
+        role as Role,
+        disabled,
+    )
     .fetch_one(tx)
     .await
 }
@@ -116,16 +120,17 @@ pub async fn record_audit(
     actor_id: Uuid,
     changes: &AuditChanges,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO user_audit (user_id, actor_id, changes) VALUES ($1, $2, $3)")
-        .bind(user_id)
-        .bind(actor_id)
-        .bind(Json(changes))
-        .execute(tx)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "INSERT INTO user_audit (user_id, actor_id, changes) VALUES ($1, $2, $3)",
+        user_id,
+        actor_id,
+        Json(changes) as _,
+    )
+    .execute(tx)
+    .await
+    .map(|_| ())
 }
 
-#[derive(sqlx::FromRow)]
 struct AuditRow {
     id: i64,
     user_id: Uuid,
@@ -141,13 +146,15 @@ pub async fn audit(
     after: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<AuditEntry>> {
-    let rows: Vec<AuditRow> = sqlx::query_as(
-        "SELECT id, user_id, actor_id, at, changes FROM user_audit
-          WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    let rows = sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, user_id, actor_id, at, changes AS "changes: Json<AuditChanges>"
+             FROM user_audit
+            WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        user_id,
+        after.unwrap_or(0),
+        limit,
     )
-    .bind(user_id)
-    .bind(after.unwrap_or(0))
-    .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -31,7 +31,7 @@ pub async fn change_account(
     let current = repo::lock(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    let current_role: Role = current.role.parse().map_err(anyhow::Error::msg)?;
+    let current_role = current.role;
     let role = change.role.unwrap_or(current_role);
     let disabled = change.disabled.unwrap_or(current.disabled);
     let changes = AuditChanges {

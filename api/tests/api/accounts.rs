@@ -246,7 +246,7 @@ async fn the_last_active_admin_can_be_neither_demoted_nor_disabled() {
         409,
     )
     .await;
-    let still: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+    let still: String = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1")
         .bind(admin.id)
         .fetch_one(&app.state.db)
         .await

@@ -275,7 +275,7 @@ impl TestApp {
         )
         .bind(id)
         .bind(&email)
-        .bind(role.as_str())
+        .bind(role)
         .execute(&self.state.db)
         .await
         .expect("insert user");

@@ -96,13 +96,11 @@ impl Existing {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct Known {
     users: Vec<Uuid>,
     existing: Json<Vec<Existing>>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Entry {
     order_id: Uuid,
     entry_id: i64,
@@ -130,19 +128,21 @@ pub async fn record(
     // Locked in id order, as every writer of stock does, so batches cannot deadlock; and
     // before looking for existing orders, so a copy of this batch's commands handled
     // elsewhere at the same time is seen once it committed.
-    let products: HashMap<Uuid, Product> = sqlx::query_as::<_, Product>(
-        "SELECT id, name, price, currency, stock, archived_at IS NOT NULL AS archived
-           FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    let products: HashMap<Uuid, Product> = sqlx::query_as!(
+        Product,
+        r#"SELECT id, name, price, currency, stock, archived_at IS NOT NULL AS "archived!"
+             FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
+        &product_ids,
     )
-    .bind(&product_ids)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
     .map(|p| (p.id, p))
     .collect();
-    let known: Known = sqlx::query_as(
+    let known = sqlx::query_as!(
+        Known,
         r#"
-        SELECT ARRAY(SELECT id FROM users WHERE id = ANY($1)) AS users,
+        SELECT ARRAY(SELECT id FROM users WHERE id = ANY($1)) AS "users!",
                coalesce((
                    SELECT json_agg(json_build_object(
                               'id', o.id, 'user_id', o.user_id,
@@ -155,12 +155,12 @@ pub async fn record(
                               'actor', e.actor, 'reason', e.reason))
                      FROM orders o
                      LEFT JOIN order_events e ON e.order_id = o.id AND e.to_status = ANY($3)
-                    WHERE o.id = ANY($2)), '[]') AS existing
+                    WHERE o.id = ANY($2)), '[]') AS "existing!: Json<Vec<Existing>>"
         "#,
+        &user_ids,
+        &order_ids,
+        &[OrderStatus::Confirmed, OrderStatus::Rejected] as &[OrderStatus],
     )
-    .bind(&user_ids)
-    .bind(&order_ids)
-    .bind([OrderStatus::Confirmed, OrderStatus::Rejected])
     .fetch_one(&mut *tx)
     .await?;
     let users: HashSet<Uuid> = known.users.into_iter().collect();
@@ -320,7 +320,8 @@ impl Rows {
     /// first timeline entries, in one statement. An order already there (inserted
     /// concurrently) is left alone and takes nothing.
     async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<Vec<Entry>, Failure> {
-        Ok(sqlx::query_as::<_, Entry>(
+        Ok(sqlx::query_as!(
+            Entry,
             r#"
             WITH v AS (
                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::order_status[], $4::int8[],
@@ -364,28 +365,29 @@ impl Rows {
                   FROM new_orders o JOIN v ON v.id = o.id
                 RETURNING order_id, id, at
             )
-            SELECT order_id, id AS entry_id, at, (SELECT count(*) FROM taken) AS products_taken
+            SELECT order_id AS "order_id!", id AS "entry_id!", at AS "at!",
+                   (SELECT count(*) FROM taken) AS "products_taken!"
               FROM entries
             "#,
+            &self.ids,
+            &self.users,
+            &self.statuses as &[OrderStatus],
+            &self.totals,
+            &self.currencies,
+            &self.correlations,
+            &self.rejections as &[Option<String>],
+            &self.entry_reasons,
+            &self.line_orders,
+            &self.line_nos,
+            &self.line_products,
+            &self.names as &[Option<String>],
+            &self.prices as &[Option<i64>],
+            &self.quantities,
+            &self.subtotals as &[Option<i64>],
+            &self.reserved,
+            ACTOR,
+            &self.addresses as &[Option<Json<ShippingAddress>>],
         )
-        .bind(&self.ids)
-        .bind(&self.users)
-        .bind(&self.statuses)
-        .bind(&self.totals)
-        .bind(&self.currencies)
-        .bind(&self.correlations)
-        .bind(&self.rejections)
-        .bind(&self.entry_reasons)
-        .bind(&self.line_orders)
-        .bind(&self.line_nos)
-        .bind(&self.line_products)
-        .bind(&self.names)
-        .bind(&self.prices)
-        .bind(&self.quantities)
-        .bind(&self.subtotals)
-        .bind(&self.reserved)
-        .bind(ACTOR)
-        .bind(&self.addresses)
         .fetch_all(&mut *tx)
         .await?)
     }

@@ -40,7 +40,11 @@ pub async fn refund_on_cancel(
 ) -> Result<HashMap<Uuid, Requested>, Failure> {
     let fresh: Vec<&Cancel> = cancels.iter().filter(|c| c.actor.is_some()).collect();
     if !fresh.is_empty() {
-        sqlx::query(
+        let refund_ids: Vec<Uuid> = fresh.iter().map(|c| refund_id(c.order_id)).collect();
+        let order_ids: Vec<Uuid> = fresh.iter().map(|c| c.order_id).collect();
+        let actors: Vec<Option<&str>> = fresh.iter().map(|c| c.actor.as_deref()).collect();
+        let reasons: Vec<String> = fresh.iter().map(|c| reason(c.reason.as_deref())).collect();
+        sqlx::query!(
             "INSERT INTO refunds (id, order_id, amount, currency, reason, actor)
              SELECT c.refund_id, o.id, l.left_to_refund, o.currency, c.reason, c.actor
                FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
@@ -53,20 +57,10 @@ pub async fn refund_on_cancel(
                        AND r.status <> 'FAILED') l
               WHERE l.left_to_refund > 0
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(
-            fresh
-                .iter()
-                .map(|c| refund_id(c.order_id))
-                .collect::<Vec<_>>(),
-        )
-        .bind(fresh.iter().map(|c| c.order_id).collect::<Vec<_>>())
-        .bind(fresh.iter().map(|c| c.actor.as_deref()).collect::<Vec<_>>())
-        .bind(
-            fresh
-                .iter()
-                .map(|c| reason(c.reason.as_deref()))
-                .collect::<Vec<_>>(),
+            &refund_ids,
+            &order_ids,
+            &actors as &[Option<&str>],
+            &reasons,
         )
         .execute(&mut **tx)
         .await?;

@@ -90,20 +90,22 @@ pub async fn rows(
     tx: &mut Transaction<'static, Postgres>,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, RefundRow>, Failure> {
-    let rows: Vec<RefundRow> = sqlx::query_as(
-        "SELECT r.id, r.order_id, o.user_id, r.payment_reference, r.amount, r.currency, r.reason,
-                r.actor, r.status, coalesce(r.settled_at, r.requested_at) AS at, r.failure_reason,
-                o.amount_paid, o.amount_refunded,
-                coalesce(r.payment_reference,
-                         (SELECT p.provider_reference FROM payments p
-                           WHERE p.order_id = r.order_id AND p.kind = 'succeeded'
-                             AND p.outcome = 'applied'
-                           ORDER BY p.received_at LIMIT 1)) AS paid_with,
-                coalesce(r.settled_entry_id, r.requested_entry_id) AS entry_id
-           FROM refunds r JOIN orders o ON o.id = r.order_id
-          WHERE r.id = ANY($1)",
+    let rows = sqlx::query_as!(
+        RefundRow,
+        r#"SELECT r.id, r.order_id, o.user_id, r.payment_reference, r.amount, r.currency, r.reason,
+                  r.actor, r.status AS "status: RefundStatus",
+                  coalesce(r.settled_at, r.requested_at) AS "at!", r.failure_reason,
+                  o.amount_paid, o.amount_refunded,
+                  coalesce(r.payment_reference,
+                           (SELECT p.provider_reference FROM payments p
+                             WHERE p.order_id = r.order_id AND p.kind = 'succeeded'
+                               AND p.outcome = 'applied'
+                             ORDER BY p.received_at LIMIT 1)) AS paid_with,
+                  coalesce(r.settled_entry_id, r.requested_entry_id) AS "entry_id!"
+             FROM refunds r JOIN orders o ON o.id = r.order_id
+            WHERE r.id = ANY($1)"#,
+        ids,
     )
-    .bind(ids)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -118,12 +120,12 @@ pub async fn lock_orders(
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    Ok(
-        sqlx::query_scalar("SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &ids,
     )
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Publishes what a step's refunds lead to: the command to the payment system while a refund

@@ -68,7 +68,6 @@ fn checked(outcome: Outcome) -> Result<Outcome, Failure> {
     Ok(outcome)
 }
 
-#[derive(sqlx::FromRow)]
 struct Recorded {
     order_id: Uuid,
     status: RefundStatus,
@@ -89,11 +88,13 @@ async fn settle_all(
     let mut decided = Vec::with_capacity(outcomes.len());
     let mut succeeded = 0u64;
     for outcome in &outcomes {
-        let recorded: Option<Recorded> = sqlx::query_as(
-            "SELECT order_id, status, amount, currency, payment_reference, provider_reference
-               FROM refunds WHERE id = $1",
+        let recorded = sqlx::query_as!(
+            Recorded,
+            r#"SELECT order_id, status AS "status: RefundStatus", amount, currency,
+                      payment_reference, provider_reference
+                 FROM refunds WHERE id = $1"#,
+            outcome.refund_id,
         )
-        .bind(outcome.refund_id)
         .fetch_optional(&mut *tx)
         .await?;
         let decision = match recorded {
@@ -162,11 +163,12 @@ async fn settle(
     outcome: &Outcome,
     recorded: &Recorded,
 ) -> Result<Result<(), Failure>, Failure> {
-    let taken: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM refunds WHERE provider_reference = $1")
-            .bind(&outcome.provider_reference)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let taken: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM refunds WHERE provider_reference = $1",
+        &outcome.provider_reference,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
     if let Some(other) = taken {
         return Ok(Err(Failure::permanent(format!(
             "provider reference {} is already recorded for refund {other}",
@@ -177,23 +179,25 @@ async fn settle(
         Some(_) => RefundStatus::Succeeded,
         None => RefundStatus::Failed,
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refunds SET status = $2, provider_reference = $3, failure_reason = $4,
                 settled_at = clock_timestamp(), settled_entry_id = nextval('order_events_id_seq')
           WHERE id = $1 AND status = 'REQUESTED'",
+        outcome.refund_id,
+        status as RefundStatus,
+        &outcome.provider_reference,
+        outcome.reason.as_deref(),
     )
-    .bind(outcome.refund_id)
-    .bind(status)
-    .bind(&outcome.provider_reference)
-    .bind(outcome.reason.as_deref())
     .execute(&mut **tx)
     .await?;
     if status == RefundStatus::Succeeded && recorded.payment_reference.is_none() {
-        sqlx::query("UPDATE orders SET amount_refunded = amount_refunded + $2 WHERE id = $1")
-            .bind(recorded.order_id)
-            .bind(recorded.amount)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE orders SET amount_refunded = amount_refunded + $2 WHERE id = $1",
+            recorded.order_id,
+            recorded.amount,
+        )
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(Ok(()))
 }

@@ -119,36 +119,36 @@ async fn record(
     command: &RefundOrder,
 ) -> Result<Result<(), Failure>, Failure> {
     let left: Option<(i64, i64, String)> = match &command.payment_reference {
-        None => {
-            sqlx::query_as(
-                "SELECT o.amount_paid,
-                        o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                   WHERE r.order_id = o.id
-                                                     AND r.payment_reference IS NULL
-                                                     AND r.status <> 'FAILED'), 0)::int8,
-                        o.currency
-                   FROM orders o WHERE o.id = $1",
-            )
-            .bind(command.order_id)
-            .fetch_optional(&mut **tx)
-            .await?
-        }
-        Some(reference) => {
-            sqlx::query_as(
-                "SELECT p.amount,
-                        p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
-                                              WHERE r.payment_reference = p.provider_reference
-                                                AND r.status <> 'FAILED'), 0)::int8,
-                        p.currency
-                   FROM payments p
-                  WHERE p.provider_reference = $1 AND p.order_id = $2
-                    AND p.kind = 'succeeded' AND p.outcome = 'refund_required'",
-            )
-            .bind(reference)
-            .bind(command.order_id)
-            .fetch_optional(&mut **tx)
-            .await?
-        }
+        None => sqlx::query!(
+            r#"SELECT o.amount_paid,
+                          o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                     WHERE r.order_id = o.id
+                                                       AND r.payment_reference IS NULL
+                                                       AND r.status <> 'FAILED'), 0)::int8
+                              AS "left!",
+                          o.currency
+                     FROM orders o WHERE o.id = $1"#,
+            command.order_id,
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| (r.amount_paid, r.left, r.currency)),
+        Some(reference) => sqlx::query!(
+            r#"SELECT p.amount,
+                          p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
+                                                WHERE r.payment_reference = p.provider_reference
+                                                  AND r.status <> 'FAILED'), 0)::int8
+                              AS "left!",
+                          p.currency
+                     FROM payments p
+                    WHERE p.provider_reference = $1 AND p.order_id = $2
+                      AND p.kind = 'succeeded' AND p.outcome = 'refund_required'"#,
+            reference,
+            command.order_id,
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| (r.amount, r.left, r.currency)),
     };
     let what = match &command.payment_reference {
         Some(reference) => format!("payment {reference}"),
@@ -174,17 +174,17 @@ async fn record(
         }
         Some((_, _, currency)) => currency,
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refunds (id, order_id, payment_reference, amount, currency, reason, actor)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        command.refund_id,
+        command.order_id,
+        command.payment_reference.as_deref(),
+        command.amount,
+        currency,
+        &command.reason,
+        &command.actor,
     )
-    .bind(command.refund_id)
-    .bind(command.order_id)
-    .bind(command.payment_reference.as_deref())
-    .bind(command.amount)
-    .bind(currency)
-    .bind(&command.reason)
-    .bind(&command.actor)
     .execute(&mut **tx)
     .await?;
     Ok(Ok(()))

@@ -105,12 +105,14 @@ impl TransitionTx {
         ids.sort_unstable();
         ids.dedup();
         let mut tx = ctx.db.begin().await?;
-        let orders = sqlx::query_as::<_, LockedOrder>(
-            "SELECT o.id, o.user_id, o.status, o.total, o.currency,
-                    ARRAY(SELECT e.to_status FROM order_events e WHERE e.order_id = o.id) AS reached
-               FROM orders o WHERE o.id = ANY($1) ORDER BY o.id FOR UPDATE",
+        let orders = sqlx::query_as!(
+            LockedOrder,
+            r#"SELECT o.id, o.user_id, o.status AS "status: OrderStatus", o.total, o.currency,
+                      ARRAY(SELECT e.to_status FROM order_events e WHERE e.order_id = o.id)
+                          AS "reached!: Vec<OrderStatus>"
+                 FROM orders o WHERE o.id = ANY($1) ORDER BY o.id FOR UPDATE"#,
+            &ids,
         )
-        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -172,16 +174,18 @@ impl TransitionTx {
         &mut self,
         references: &[String],
     ) -> Result<HashMap<String, (Uuid, PaymentKind, PaymentOutcome)>, Failure> {
-        let rows: Vec<(String, Uuid, PaymentKind, PaymentOutcome)> = sqlx::query_as(
-            "SELECT provider_reference, order_id, kind, outcome FROM payments
-              WHERE provider_reference = ANY($1)",
+        let rows = sqlx::query!(
+            r#"SELECT provider_reference, order_id, kind AS "kind: PaymentKind",
+                      outcome AS "outcome: PaymentOutcome"
+                 FROM payments
+                WHERE provider_reference = ANY($1)"#,
+            references,
         )
-        .bind(references)
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(reference, order, kind, outcome)| (reference, (order, kind, outcome)))
+            .map(|r| (r.provider_reference, (r.order_id, r.kind, r.outcome)))
             .collect())
     }
 
@@ -199,14 +203,14 @@ impl TransitionTx {
         if !cancelled.is_empty() {
             // The products whose stock comes back, locked in id order as every writer of stock
             // does, so this cannot deadlock with a placement or an adjustment.
-            sqlx::query(
+            sqlx::query!(
                 "SELECT id FROM products WHERE id IN (
                      SELECT product_id FROM reservations WHERE order_id = ANY($1) AND state = $2)
                   ORDER BY id FOR UPDATE",
+                &cancelled,
+                ReservationState::Reserved as ReservationState,
             )
-            .bind(&cancelled)
-            .bind(ReservationState::Reserved)
-            .execute(&mut *self.tx)
+            .fetch_all(&mut *self.tx)
             .await?;
         }
         let written = if self.moves.is_empty() && self.payments.is_empty() {

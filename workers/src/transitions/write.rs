@@ -11,7 +11,6 @@ use common::shipping::Shipment;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-#[derive(sqlx::FromRow)]
 pub(super) struct EntryRow {
     pub(super) order_id: Uuid,
     pub(super) to_status: OrderStatus,
@@ -56,14 +55,6 @@ pub(super) struct Written {
     pub(super) released_lines: u64,
 }
 
-#[derive(sqlx::FromRow)]
-struct WrittenRow {
-    #[sqlx(flatten)]
-    entry: EntryRow,
-    restocked: Vec<Uuid>,
-    released_lines: i64,
-}
-
 /// Writes the moves and payments of a batch in one statement. An applied succeeded payment
 /// adds its amount to its order's `amount_paid` in the same update as the order's status (a
 /// row is updated once per statement).
@@ -86,7 +77,27 @@ pub(super) async fn write(
         .iter()
         .filter(|p| p.kind == PaymentKind::Succeeded && p.outcome == PaymentOutcome::Applied)
         .collect();
-    let rows: Vec<WrittenRow> = sqlx::query_as(
+    let ids: Vec<Uuid> = moves.iter().map(|(_, a)| a.order_id).collect();
+    let from: Vec<OrderStatus> = moves.iter().map(|(from, _)| *from).collect();
+    let to: Vec<OrderStatus> = moves.iter().map(|(_, a)| a.to).collect();
+    let actors: Vec<&str> = moves.iter().map(|(_, a)| a.actor.as_str()).collect();
+    let reasons: Vec<Option<&str>> = moves.iter().map(|(_, a)| a.reason.as_deref()).collect();
+    let references: Vec<&str> = payments
+        .iter()
+        .map(|p| p.provider_reference.as_str())
+        .collect();
+    let payment_orders: Vec<Uuid> = payments.iter().map(|p| p.order_id).collect();
+    let kinds: Vec<PaymentKind> = payments.iter().map(|p| p.kind).collect();
+    let amounts: Vec<i64> = payments.iter().map(|p| p.amount).collect();
+    let currencies: Vec<&str> = payments.iter().map(|p| p.currency.as_str()).collect();
+    let outcomes: Vec<PaymentOutcome> = payments.iter().map(|p| p.outcome).collect();
+    let notes: Vec<Option<&str>> = payments.iter().map(|p| p.note.as_deref()).collect();
+    let carriers = shipments(moves, |s| Some(s.carrier.as_str()));
+    let tracking_numbers = shipments(moves, |s| Some(s.tracking_number.as_str()));
+    let tracking_urls = shipments(moves, |s| s.tracking_url.as_deref());
+    let captured_orders: Vec<Uuid> = captured.iter().map(|p| p.order_id).collect();
+    let captured_amounts: Vec<i64> = captured.iter().map(|p| p.amount).collect();
+    let rows = sqlx::query!(
         r#"
         WITH v AS (
             SELECT * FROM unnest($1::uuid[], $2::order_status[], $3::order_status[], $4::text[],
@@ -135,36 +146,39 @@ pub(super) async fn write(
                                  $16::text[], $17::payment_outcome[], $18::text[])
             RETURNING 1
         )
-        SELECT e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at, e.actor, e.reason,
-               v.carrier, v.tracking_number, v.tracking_url,
-               ARRAY(SELECT id FROM restocked) AS restocked,
-               (SELECT count(*) FROM released) AS released_lines
+        SELECT e.order_id AS "order_id!", e.from_status AS "from_status?: OrderStatus",
+               e.to_status AS "to_status!: OrderStatus", e.id AS "entry_id!", e.at AS "at!",
+               e.actor AS "actor!", e.reason AS "reason?",
+               v.carrier AS "carrier?", v.tracking_number AS "tracking_number?",
+               v.tracking_url AS "tracking_url?",
+               ARRAY(SELECT id FROM restocked) AS "restocked!",
+               (SELECT count(*) FROM released) AS "released_lines!"
           FROM entries e JOIN v ON v.id = e.order_id AND v.to_status = e.to_status
         "#,
+        &ids,
+        &from as &[OrderStatus],
+        &to as &[OrderStatus],
+        &actors as &[&str],
+        &reasons as &[Option<&str>],
+        &seq,
+        cancelled,
+        &shipped,
+        ReservationState::Reserved as ReservationState,
+        ReservationState::Released as ReservationState,
+        ReservationState::Committed as ReservationState,
+        &references as &[&str],
+        &payment_orders,
+        &kinds as &[PaymentKind],
+        &amounts,
+        &currencies as &[&str],
+        &outcomes as &[PaymentOutcome],
+        &notes as &[Option<&str>],
+        &carriers as &[Option<&str>],
+        &tracking_numbers as &[Option<&str>],
+        &tracking_urls as &[Option<&str>],
+        &captured_orders,
+        &captured_amounts,
     )
-    .bind(moves.iter().map(|(_, a)| a.order_id).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(from, _)| *from).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.to).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.actor.as_str()).collect::<Vec<_>>())
-    .bind(moves.iter().map(|(_, a)| a.reason.as_deref()).collect::<Vec<_>>())
-    .bind(&seq)
-    .bind(cancelled)
-    .bind(&shipped)
-    .bind(ReservationState::Reserved)
-    .bind(ReservationState::Released)
-    .bind(ReservationState::Committed)
-    .bind(payments.iter().map(|p| p.provider_reference.as_str()).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.order_id).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.kind).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.amount).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.currency.as_str()).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.outcome).collect::<Vec<_>>())
-    .bind(payments.iter().map(|p| p.note.as_deref()).collect::<Vec<_>>())
-    .bind(shipments(moves, |s| Some(s.carrier.as_str())))
-    .bind(shipments(moves, |s| Some(s.tracking_number.as_str())))
-    .bind(shipments(moves, |s| s.tracking_url.as_deref()))
-    .bind(captured.iter().map(|p| p.order_id).collect::<Vec<_>>())
-    .bind(captured.iter().map(|p| p.amount).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await?;
     let restocked = rows
@@ -175,7 +189,21 @@ pub(super) async fn write(
         .first()
         .map_or(0, |r| u64::try_from(r.released_lines).unwrap_or(0));
     Ok(Written {
-        entries: rows.into_iter().map(|r| r.entry).collect(),
+        entries: rows
+            .into_iter()
+            .map(|r| EntryRow {
+                order_id: r.order_id,
+                to_status: r.to_status,
+                from_status: r.from_status,
+                entry_id: r.entry_id,
+                at: r.at,
+                actor: r.actor,
+                reason: r.reason,
+                carrier: r.carrier,
+                tracking_number: r.tracking_number,
+                tracking_url: r.tracking_url,
+            })
+            .collect(),
         restocked,
         released_lines,
     })
@@ -197,28 +225,39 @@ pub(super) async fn recorded_events(
     tx: &mut Transaction<'static, Postgres>,
     wanted: &[(Uuid, OrderStatus)],
 ) -> Result<Vec<((Uuid, OrderStatus), OrderStatusChanged)>, Failure> {
-    #[derive(sqlx::FromRow)]
-    struct Recorded {
-        user_id: Uuid,
-        #[sqlx(flatten)]
-        entry: EntryRow,
-    }
-    let rows: Vec<Recorded> = sqlx::query_as(
-        "SELECT o.user_id, e.order_id, e.from_status, e.to_status, e.id AS entry_id, e.at,
-                e.actor, e.reason, o.carrier, o.tracking_number, o.tracking_url
-           FROM unnest($1::uuid[], $2::order_status[]) AS w(order_id, to_status)
-           JOIN order_events e ON e.order_id = w.order_id AND e.to_status = w.to_status
-           JOIN orders o ON o.id = e.order_id",
+    let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
+    let to: Vec<OrderStatus> = wanted.iter().map(|(_, to)| *to).collect();
+    let rows = sqlx::query!(
+        r#"SELECT o.user_id, e.order_id, e.from_status AS "from_status: OrderStatus",
+                  e.to_status AS "to_status: OrderStatus", e.id AS entry_id, e.at,
+                  e.actor, e.reason, o.carrier, o.tracking_number, o.tracking_url
+             FROM unnest($1::uuid[], $2::order_status[]) AS w(order_id, to_status)
+             JOIN order_events e ON e.order_id = w.order_id AND e.to_status = w.to_status
+             JOIN orders o ON o.id = e.order_id"#,
+        &ids,
+        &to as &[OrderStatus],
     )
-    .bind(wanted.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(wanted.iter().map(|(_, to)| *to).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| {
-            let key = (r.entry.order_id, r.entry.to_status);
-            (key, r.entry.into_event(r.user_id))
+            let entry = EntryRow {
+                order_id: r.order_id,
+                to_status: r.to_status,
+                from_status: r.from_status,
+                entry_id: r.entry_id,
+                at: r.at,
+                actor: r.actor,
+                reason: r.reason,
+                carrier: r.carrier,
+                tracking_number: r.tracking_number,
+                tracking_url: r.tracking_url,
+            };
+            (
+                (entry.order_id, entry.to_status),
+                entry.into_event(r.user_id),
+            )
         })
         .collect())
 }
