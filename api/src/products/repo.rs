@@ -6,6 +6,7 @@ use super::model::{
     StockAdjustment,
 };
 use crate::error::{ApiError, FieldError};
+use common::money::Currency;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -41,7 +42,7 @@ pub async fn insert(
     db: &PgPool,
     id: Uuid,
     product: &NewProduct,
-    currency: &str,
+    currency: &Currency,
 ) -> Result<Product, ApiError> {
     sqlx::query_as(
         "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)

@@ -7,7 +7,8 @@ use crate::Context;
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
-use common::messages::{LineRequest, OrderStatusChanged};
+use common::messages::{Line, OrderStatusChanged};
+use common::money::Quantity;
 use common::shipping::ShippingAddress;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
@@ -24,7 +25,7 @@ pub const RESERVED: &str = "stock reserved";
 pub struct NewOrder {
     pub order_id: Uuid,
     pub user_id: Uuid,
-    pub lines: Vec<LineRequest>,
+    pub lines: Vec<Line>,
     pub shipping_address: Option<ShippingAddress>,
     pub correlation_id: String,
 }
@@ -52,7 +53,7 @@ pub struct Placed {
 struct Existing {
     id: Uuid,
     user_id: Uuid,
-    lines: Vec<LineRequest>,
+    lines: Vec<Line>,
     shipping_address: Option<ShippingAddress>,
     entry_id: Option<i64>,
     to: Option<OrderStatus>,
@@ -187,7 +188,7 @@ pub async fn record(
         .iter()
         .map(|(_, o)| Request { lines: &o.lines })
         .collect();
-    let decisions = decide::decide(&requests, &products, &ctx.config.store_currency);
+    let decisions = decide::decide(&requests, &products, ctx.config.store_currency.as_str());
     let taken = decide::taken(&requests, &decisions);
 
     let mut rows = Rows::default();
@@ -280,7 +281,7 @@ struct Rows {
     line_products: Vec<Uuid>,
     names: Vec<Option<String>>,
     prices: Vec<Option<i64>>,
-    quantities: Vec<i32>,
+    quantities: Vec<Quantity>,
     subtotals: Vec<Option<i64>>,
     reserved: Vec<bool>,
 }

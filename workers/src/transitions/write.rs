@@ -2,7 +2,7 @@
 //! shipment and payment record of a batch in one statement, and the recorded events of
 //! transitions made before.
 
-use super::apply::{Asked, PaymentRecord};
+use super::tx::{Asked, PaymentRecord};
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
