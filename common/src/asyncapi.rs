@@ -255,8 +255,8 @@ mod tests {
         let envelope = crate::messaging::Envelope::<PaymentSucceeded>::new(
             PaymentSucceeded {
                 order_id: uuid::Uuid::nil(),
-                amount: 1,
-                currency: "USD".into(),
+                amount: crate::money::Money::new(1).unwrap(),
+                currency: crate::money::Currency::new("USD").unwrap(),
                 provider_reference: "r".into(),
             },
             "c",

@@ -3,6 +3,7 @@
 //! Every failure names the variable at fault, so a mis-configured process stops with one clear
 //! line instead of a panic.
 
+use crate::money::Currency;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ pub struct Config {
     /// Failed logins allowed per account per minute before 429.
     pub login_rate_per_minute: u32,
     /// ISO 4217 code (three upper-case letters) that new products are priced in.
-    pub store_currency: String,
+    pub store_currency: Currency,
     /// Failed logins allowed per client address per minute before 429.
     pub login_ip_rate_per_minute: u32,
     /// Origins, besides the api's own, allowed to send cookie-authenticated unsafe requests
@@ -169,15 +170,8 @@ impl Config {
             }
         };
 
-        let store_currency = var("STORE_CURRENCY").unwrap_or_else(|| "USD".into());
-        if !(store_currency.len() == 3 && store_currency.bytes().all(|b| b.is_ascii_uppercase())) {
-            return Err(ConfigError::new(
-                "STORE_CURRENCY",
-                format!(
-                    "must be an ISO 4217 code of three upper-case letters, not {store_currency:?}"
-                ),
-            ));
-        }
+        let store_currency = Currency::new(&var("STORE_CURRENCY").unwrap_or_else(|| "USD".into()))
+            .map_err(|e| ConfigError::new("STORE_CURRENCY", e))?;
 
         Ok(Config {
             database_url: SecretString::from(database_url),

@@ -11,6 +11,7 @@ pub mod health;
 pub mod messages;
 pub mod messaging;
 pub mod metrics;
+pub mod money;
 pub mod nats;
 pub mod notices;
 pub mod otel;

@@ -7,6 +7,7 @@
 
 use crate::domain::{MAX_LINE_QUANTITY, MAX_ORDER_LINES, OrderStatus};
 use crate::message;
+use crate::money::{Currency, Money, Quantity};
 use crate::shipping::{Shipment, ShippingAddress};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,9 +25,25 @@ pub struct LineRequest {
     pub quantity: i32,
 }
 
+/// One line of an order, checked: a product and a [`Quantity`] of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub product_id: Uuid,
+    pub quantity: Quantity,
+}
+
+impl From<Line> for LineRequest {
+    fn from(line: Line) -> Self {
+        LineRequest {
+            product_id: line.product_id,
+            quantity: line.quantity.get(),
+        }
+    }
+}
+
 /// Merges repeated products and checks the bounds of an order: 1 to 100 distinct lines,
 /// each quantity 1 to 10 000. Lines come back sorted by product id (the locking order).
-pub fn normalise_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, Vec<(String, String)>> {
+pub fn normalise_lines(lines: &[LineRequest]) -> Result<Vec<Line>, Vec<(String, String)>> {
     let mut errors = Vec::new();
     if lines.is_empty() {
         errors.push((
@@ -35,23 +52,26 @@ pub fn normalise_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, Vec<(S
         ));
     }
     for (i, line) in lines.iter().enumerate() {
-        if !(1..=MAX_LINE_QUANTITY).contains(&line.quantity) {
-            errors.push((
-                format!("items[{i}].quantity"),
-                format!("must be between 1 and {MAX_LINE_QUANTITY}"),
-            ));
+        if let Err(e) = Quantity::new(i64::from(line.quantity)) {
+            errors.push((format!("items[{i}].quantity"), e));
         }
     }
     let mut merged: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
     for line in lines {
         *merged.entry(line.product_id).or_default() += i64::from(line.quantity);
     }
-    for (product_id, quantity) in &merged {
-        if *quantity > i64::from(MAX_LINE_QUANTITY) && errors.is_empty() {
-            errors.push((
+    let mut checked = Vec::with_capacity(merged.len());
+    for (&product_id, &quantity) in &merged {
+        match Quantity::new(quantity) {
+            Ok(quantity) => checked.push(Line {
+                product_id,
+                quantity,
+            }),
+            Err(_) if errors.is_empty() => errors.push((
                 "items".to_owned(),
                 format!("product {product_id} is ordered {quantity} times in total; at most {MAX_LINE_QUANTITY}"),
-            ));
+            )),
+            Err(_) => {}
         }
     }
     if merged.len() > MAX_ORDER_LINES {
@@ -66,14 +86,7 @@ pub fn normalise_lines(lines: &[LineRequest]) -> Result<Vec<LineRequest>, Vec<(S
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(merged
-        .into_iter()
-        .map(|(product_id, quantity)| LineRequest {
-            product_id,
-            // Bounded above by MAX_LINE_QUANTITY, so it fits.
-            quantity: i32::try_from(quantity).unwrap_or(MAX_LINE_QUANTITY),
-        })
-        .collect())
+    Ok(checked)
 }
 
 /// `orders.cmd.place`: a customer asks for an order. Published by the api or by another system.
@@ -195,9 +208,11 @@ message!(AdjustStock {
 pub struct PaymentSucceeded {
     pub order_id: Uuid,
     /// Minor units.
-    pub amount: i64,
+    #[schema(value_type = i64)]
+    pub amount: Money,
     /// ISO 4217.
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The provider's id of the payment; unique per payment.
     pub provider_reference: String,
 }
@@ -215,8 +230,10 @@ message!(PaymentSucceeded {
 #[serde(deny_unknown_fields)]
 pub struct PaymentFailed {
     pub order_id: Uuid,
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub provider_reference: String,
     /// The provider's explanation (at most 1000 characters).
     pub reason: Option<String>,
@@ -260,6 +277,7 @@ mod tests {
     #[test]
     fn repeated_products_are_merged_and_sorted_by_id() {
         let lines = normalise_lines(&[line(2, 1), line(1, 2), line(2, 3)]).expect("valid");
+        let lines: Vec<LineRequest> = lines.into_iter().map(LineRequest::from).collect();
         assert_eq!(lines, vec![line(1, 2), line(2, 4)]);
     }
 

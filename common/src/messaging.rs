@@ -119,9 +119,11 @@ pub enum DecodeError {
         found: u32,
         supported: u32,
     },
-    #[error("invalid data for {kind}: {source}")]
+    /// `at` names the bad field (`amount: `), empty when the data as a whole is wrong.
+    #[error("invalid data for {kind}: {at}{source}")]
     Data {
         kind: &'static str,
+        at: String,
         source: serde_json::Error,
     },
 }
@@ -165,9 +167,18 @@ impl RawEnvelope {
                 supported: M::VERSION,
             });
         }
-        serde_json::from_str(self.data.get()).map_err(|source| DecodeError::Data {
-            kind: M::TYPE,
-            source,
+        let de = &mut serde_json::Deserializer::from_str(self.data.get());
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            DecodeError::Data {
+                kind: M::TYPE,
+                at: if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                },
+                source: e.into_inner(),
+            }
         })
     }
 }

@@ -65,8 +65,8 @@ impl Kind {
                     Dispatch::new()
                         .on::<PaymentSucceeded, _, _>(with(ctx, payments::succeeded))
                         .on::<PaymentFailed, _, _>(with(ctx, payments::failed))
-                        .on::<RefundSucceeded, _, _>(with(ctx, refunds::outcome::refunded))
-                        .on::<RefundFailed, _, _>(with(ctx, refunds::outcome::failed)),
+                        .on::<RefundSucceeded, _, _>(with(ctx, refunds::answer::refunded))
+                        .on::<RefundFailed, _, _>(with(ctx, refunds::answer::failed)),
                 ),
             ],
         }

@@ -16,13 +16,14 @@ use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use crate::transitions::apply::{Asked, PaymentRecord, Planned, TransitionTx};
 use crate::transitions::check_reason;
+use crate::transitions::tx::{Asked, PaymentRecord, Planned, TransitionTx};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome};
 use common::messages::{PaymentFailed, PaymentSucceeded};
+use common::money::{Currency, Money};
 use uuid::Uuid;
 
-/// Who moves orders on payment events, in their timeline.
+/// Who transitions orders on payment events, in their timeline.
 pub const ACTOR: &str = "system:payments";
 
 /// A payment event, checked.
@@ -30,8 +31,8 @@ pub const ACTOR: &str = "system:payments";
 pub struct Payment {
     pub order_id: Uuid,
     pub kind: PaymentKind,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Money,
+    pub currency: Currency,
     pub provider_reference: String,
     /// The provider's explanation of a failure.
     pub reason: Option<String>,
@@ -50,7 +51,7 @@ pub async fn succeeded(ctx: Context, events: Vec<Incoming<PaymentSucceeded>>) ->
             reason: None,
         })
     };
-    let results = crate::batch::checked(&events, check, |some| apply_all(&ctx, some)).await;
+    let results = crate::batch::checked(&events, check, |some| record_all(&ctx, some)).await;
     announce(&ctx, &events, results).await
 }
 
@@ -67,20 +68,11 @@ pub async fn failed(ctx: Context, events: Vec<Incoming<PaymentFailed>>) -> Vec<H
             reason: m.reason.clone(),
         })
     };
-    let results = crate::batch::checked(&events, check, |some| apply_all(&ctx, some)).await;
+    let results = crate::batch::checked(&events, check, |some| record_all(&ctx, some)).await;
     announce(&ctx, &events, results).await
 }
 
 fn checked(payment: Payment) -> Result<Payment, Failure> {
-    if payment.amount < 0 {
-        return Err(Failure::permanent("payment amount is negative"));
-    }
-    let c = &payment.currency;
-    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Failure::permanent(format!(
-            "currency {c:?} is not an ISO 4217 code"
-        )));
-    }
     let r = &payment.provider_reference;
     if r.is_empty() || r.chars().count() > 200 {
         return Err(Failure::permanent(
@@ -91,8 +83,8 @@ fn checked(payment: Payment) -> Result<Payment, Failure> {
     Ok(payment)
 }
 
-/// Applies the payments in one transaction, in order.
-async fn apply_all(
+/// Records the payments, and the transitions they cause, in one transaction, in order.
+async fn record_all(
     ctx: &Context,
     payments: Vec<Payment>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {

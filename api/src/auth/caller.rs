@@ -1,6 +1,6 @@
 //! The caller of a request, and role checks as extractors, so a handler cannot forget them: a handler that takes
 //! [`AuthUser`] is reachable only with a valid access token, one that takes [`AdminUser`] only
-//! by an ADMIN.
+//! by an ADMIN, one that takes [`ClientUser`] only by a CLIENT.
 //!
 //! The token is read from the `access_token` cookie or an `Authorization: Bearer` header.
 //! Besides its signature and expiry, the token's session must still be live, so logout, a
@@ -36,6 +36,10 @@ impl AuthUser {
 /// An authenticated ADMIN.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminUser(pub AuthUser);
+
+/// An authenticated CLIENT: a customer account, the only kind that places orders.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientUser(pub AuthUser);
 
 /// The raw access token of a request: the Bearer header wins over the cookie named
 /// `access_cookie` (its name depends on `COOKIE_SECURE`, see [`Cookies`]).
@@ -105,5 +109,20 @@ impl FromRequestParts<AppState> for AdminUser {
             return Err(ApiError::Forbidden);
         }
         Ok(AdminUser(user))
+    }
+}
+
+impl FromRequestParts<AppState> for ClientUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Client {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(ClientUser(user))
     }
 }

@@ -15,5 +15,5 @@ pub mod session_cache;
 pub mod token;
 pub mod validation;
 
-pub use caller::{AdminUser, AuthUser};
+pub use caller::{AdminUser, AuthUser, ClientUser};
 pub use routes::router;

@@ -9,7 +9,7 @@
 //! 404 for it until it is recorded.
 
 use chrono::{DateTime, Utc};
-use common::messages::{LineRequest, OrderStatusChanged, PlaceOrder, normalise_lines};
+use common::messages::{Line, OrderStatusChanged, PlaceOrder, normalise_lines};
 use common::messaging::{Message, Namespace, RawEnvelope};
 use common::shipping::ShippingAddress;
 use futures::StreamExt;
@@ -27,7 +27,7 @@ pub const TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub user_id: Uuid,
-    pub lines: Vec<LineRequest>,
+    pub lines: Vec<Line>,
     pub accepted_at: DateTime<Utc>,
     pub shipping_address: Option<ShippingAddress>,
 }
@@ -43,7 +43,7 @@ impl Pending {
                 .sum()
         });
         std::mem::size_of::<(Uuid, Pending)>()
-            + self.lines.len() * std::mem::size_of::<LineRequest>()
+            + self.lines.len() * std::mem::size_of::<Line>()
             + address
     }
 }
@@ -145,6 +145,7 @@ impl Accepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::messages::LineRequest;
 
     #[test]
     fn an_invalid_command_is_not_shown_as_accepted() {

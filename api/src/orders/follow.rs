@@ -6,7 +6,7 @@
 
 use super::entries::{self, StreamEntry};
 use super::model::Order;
-use super::watch::{Change, Listener};
+use super::watch::{Listener, OrderChange};
 use axum::response::sse::Event;
 use common::domain::OrderStatus;
 use serde::Serialize;
@@ -161,10 +161,10 @@ impl Follow {
     }
 
     /// The event for a change heard live, if this stream passes it on.
-    fn pass(&mut self, change: &Change) -> Option<Event> {
+    fn pass(&mut self, change: &OrderChange) -> Option<Event> {
         let entry = match change {
-            Change::Status(c) => StreamEntry::Status(c.into()),
-            Change::Refund(c) => StreamEntry::Refund(c.into()),
+            OrderChange::Status(c) => StreamEntry::Status(c.into()),
+            OrderChange::Refund(c) => StreamEntry::Refund(c.into()),
         };
         match &mut self.filter {
             Filter::Order {

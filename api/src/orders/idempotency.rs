@@ -3,7 +3,7 @@
 //! to wait (409) instead of creating a second order.
 
 use chrono::{DateTime, Utc};
-use common::messages::LineRequest;
+use common::messages::Line;
 use common::shipping::ShippingAddress;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -19,7 +19,7 @@ pub enum Claim {
     /// The key was used for this order, already published.
     Replay {
         order_id: Uuid,
-        items: Vec<LineRequest>,
+        items: Vec<Line>,
         /// Boxed: most orders have none, and the other claims are small.
         shipping_address: Option<Box<ShippingAddress>>,
         at: DateTime<Utc>,
@@ -38,7 +38,7 @@ pub fn valid_key(key: &str) -> bool {
 /// The hash of what a request asks for, once validated: its lines and its address. Without
 /// an address it is the hash of the lines alone, as it was before orders had one, so keys
 /// claimed then still match their retries.
-pub fn request_hash(lines: &[LineRequest], shipping_address: Option<&ShippingAddress>) -> Vec<u8> {
+pub fn request_hash(lines: &[Line], shipping_address: Option<&ShippingAddress>) -> Vec<u8> {
     let canonical = match shipping_address {
         None => serde_json::to_vec(lines),
         Some(address) => serde_json::to_vec(&serde_json::json!({
@@ -61,7 +61,7 @@ enum KeyState {
 struct Existing {
     request_hash: Vec<u8>,
     order_id: Uuid,
-    items: sqlx::types::Json<Vec<LineRequest>>,
+    items: sqlx::types::Json<Vec<Line>>,
     shipping_address: Option<sqlx::types::Json<ShippingAddress>>,
     state: KeyState,
     created_at: DateTime<Utc>,
@@ -72,7 +72,7 @@ pub async fn claim(
     db: &PgPool,
     user_id: Uuid,
     key: &str,
-    lines: &[LineRequest],
+    lines: &[Line],
     shipping_address: Option<&ShippingAddress>,
     new_order_id: Uuid,
 ) -> sqlx::Result<Claim> {
@@ -103,7 +103,7 @@ pub async fn claim(
     let existing = sqlx::query_as!(
         Existing,
         r#"SELECT request_hash, order_id,
-                  items AS "items: sqlx::types::Json<Vec<LineRequest>>",
+                  items AS "items: sqlx::types::Json<Vec<Line>>",
                   shipping_address AS "shipping_address: sqlx::types::Json<ShippingAddress>",
                   state AS "state: KeyState", created_at,
                   EXTRACT(EPOCH FROM now() - created_at)::float8 AS "age_secs!"
@@ -177,11 +177,14 @@ mod tests {
 
     #[test]
     fn the_address_is_part_of_the_request_hash_and_its_absence_keeps_the_old_one() {
-        let lines = [LineRequest {
+        // The hash of checked lines is the hash of the lines as requested.
+        let requested = [common::messages::LineRequest {
             product_id: Uuid::nil(),
             quantity: 1,
         }];
-        let lines_only = Sha256::digest(serde_json::to_vec(&lines).unwrap_or_default()).to_vec();
+        let lines = common::messages::normalise_lines(&requested).expect("valid");
+        let lines_only =
+            Sha256::digest(serde_json::to_vec(&requested).unwrap_or_default()).to_vec();
         assert_eq!(request_hash(&lines, None), lines_only);
         let address = ShippingAddress {
             name: "A".into(),

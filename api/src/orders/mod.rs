@@ -5,12 +5,12 @@ mod entries;
 pub mod events;
 mod follow;
 mod idempotency;
-mod lifecycle;
 pub mod model;
 mod refunds;
 mod repo;
 mod routes;
 mod service;
+mod transitions;
 pub mod watch;
 
 pub use service::idempotent_order_id;

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::RefundOrder;
+use common::money::{MAX_MONEY, Money};
 use serde_json::json;
 use sqlx::PgPool;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -25,7 +26,6 @@ use uuid::Uuid;
 /// Fixed namespace of the refund ids derived from `Idempotency-Key` (UUID v5).
 const IDEMPOTENT_REFUND_IDS: Uuid = Uuid::from_u128(0x5d1e_77a0_3c2b_4b8e_a1f4_0c6d_92e3_7b15);
 const MAX_REASON_CHARS: usize = 500;
-const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(refund_order))
@@ -83,7 +83,7 @@ async fn refund_order(
         .ok_or(ApiError::NotFound("order"))?;
     if let Some(known) = order.refunds.iter().find(|r| r.id == refund_id) {
         // A retry: the refund as it stands, if it is the one asked for.
-        if known.amount != body.amount
+        if known.amount != body.amount.minor_units()
             || known.reason != body.reason
             || known.payment_reference != body.payment_reference
         {
@@ -110,7 +110,7 @@ async fn refund_order(
             0,
         ));
     }
-    if body.amount > left {
+    if body.amount.minor_units() > left {
         return Err(refusal(
             format!(
                 "{} is more than is left to refund ({left} of {paid} {currency})",
@@ -138,7 +138,7 @@ async fn refund_order(
     Ok(accepted(Refund {
         id: refund_id,
         order_id,
-        amount: body.amount,
+        amount: body.amount.minor_units(),
         currency,
         reason: body.reason,
         status: RefundStatus::Requested,
@@ -166,17 +166,26 @@ fn refusal(detail: String, payment_status: PaymentStatus, refundable: i64) -> Ap
     ApiError::Conflict { detail, extensions }
 }
 
+/// A refund request, validated.
+struct Asked {
+    /// At least 1.
+    amount: Money,
+    reason: String,
+    payment_reference: Option<String>,
+}
+
 /// The request with its texts trimmed, or a 422 naming every bad field.
-fn validate(mut body: RefundRequest) -> Result<RefundRequest, ApiError> {
+fn validate(body: RefundRequest) -> Result<Asked, ApiError> {
     let mut errors = Vec::new();
-    if !(1..=MAX_AMOUNT).contains(&body.amount) {
+    let amount = Money::new(body.amount).ok().filter(|a| !a.is_zero());
+    if amount.is_none() {
         errors.push(FieldError::new(
             "amount",
-            format!("must be 1 to {MAX_AMOUNT} minor units"),
+            format!("must be 1 to {MAX_MONEY} minor units"),
         ));
     }
-    body.reason = body.reason.trim().to_owned();
-    if body.reason.is_empty() || body.reason.chars().count() > MAX_REASON_CHARS {
+    let reason = body.reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
         errors.push(FieldError::new(
             "reason",
             format!("must be 1 to {MAX_REASON_CHARS} characters"),
@@ -190,10 +199,13 @@ fn validate(mut body: RefundRequest) -> Result<RefundRequest, ApiError> {
             "must be 1 to 200 characters",
         ));
     }
-    if errors.is_empty() {
-        Ok(body)
-    } else {
-        Err(ApiError::Validation(errors))
+    match amount {
+        Some(amount) if errors.is_empty() => Ok(Asked {
+            amount,
+            reason,
+            payment_reference: body.payment_reference,
+        }),
+        _ => Err(ApiError::Validation(errors)),
     }
 }
 

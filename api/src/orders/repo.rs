@@ -262,8 +262,8 @@ pub async fn pending_view(
                 product_id: l.product_id,
                 name: q.map(|q| q.name.clone()),
                 unit_price: q.map(|q| q.price),
-                quantity: l.quantity,
-                subtotal: q.map(|q| q.price.saturating_mul(i64::from(l.quantity))),
+                quantity: l.quantity.get(),
+                subtotal: q.map(|q| q.price.saturating_mul(i64::from(l.quantity.get()))),
             }
         })
         .collect();

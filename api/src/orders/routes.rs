@@ -1,19 +1,19 @@
 //! HTTP handlers of the orders domain.
 
-use super::lifecycle;
 use super::model::{ListOrdersQuery, Order, PlaceOrderRequest, StatusChangeRequest};
 use super::repo::{self, ListFilter};
-use super::service::{self, Placed};
-use crate::auth::{AdminUser, AuthUser};
+use super::service::{self, Commanded};
+use super::transitions;
+use crate::auth::{AdminUser, AuthUser, ClientUser};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use common::domain::{OrderStatus, Role};
+use common::domain::OrderStatus;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -25,10 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_order))
 }
 
-fn respond(placed: Placed, wait: Option<std::time::Duration>) -> Response {
-    let (status, order) = match placed {
-        Placed::Settled(order) => (StatusCode::OK, order),
-        Placed::Accepted(order) => (StatusCode::ACCEPTED, order),
+fn respond(commanded: Commanded, wait: Option<std::time::Duration>) -> Response {
+    let (status, order) = match commanded {
+        Commanded::Settled(order) => (StatusCode::OK, order),
+        Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
     };
     let mut res = (status, axum::Json(&order)).into_response();
     res.headers_mut()
@@ -74,12 +74,12 @@ async fn change_status(
     Path(id): Path<Uuid>,
     Json(body): Json<StatusChangeRequest>,
 ) -> ApiResult<Response> {
-    let shipment = lifecycle::validate_change(&body)?;
+    let shipment = transitions::validate_transition(&body)?;
     let wait = service::parse_prefer_wait(&headers);
     let correlation = correlation_id(&headers);
-    let placed = lifecycle::request(
+    let commanded = transitions::request(
         &state,
-        lifecycle::MoveRequest {
+        transitions::TransitionRequest {
             user: admin,
             order_id: id,
             to: body.status,
@@ -91,7 +91,7 @@ async fn change_status(
         },
     )
     .await?;
-    Ok(respond(placed, wait))
+    Ok(respond(commanded, wait))
 }
 
 /// Cancel an order; its reserved stock is released.
@@ -127,9 +127,9 @@ async fn cancel_order(
         ("cancelled by the customer", CUSTOMER)
     };
     let correlation = correlation_id(&headers);
-    let placed = lifecycle::request(
+    let commanded = transitions::request(
         &state,
-        lifecycle::MoveRequest {
+        transitions::TransitionRequest {
             user,
             order_id: id,
             to: OrderStatus::Cancelled,
@@ -141,25 +141,7 @@ async fn cancel_order(
         },
     )
     .await?;
-    Ok(respond(placed, wait))
-}
-
-/// A customer account: only CLIENTs place orders.
-pub struct Customer(pub AuthUser);
-
-impl FromRequestParts<AppState> for Customer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if user.role != Role::Client {
-            return Err(ApiError::Forbidden);
-        }
-        Ok(Customer(user))
-    }
+    Ok(respond(commanded, wait))
 }
 
 pub(super) fn location(id: Uuid) -> HeaderValue {
@@ -205,7 +187,7 @@ pub(super) fn correlation_id(headers: &HeaderMap) -> String {
     security(("bearer" = []), ("cookie" = [])))]
 async fn place_order(
     State(state): State<AppState>,
-    Customer(user): Customer,
+    ClientUser(user): ClientUser,
     headers: HeaderMap,
     Json(body): Json<PlaceOrderRequest>,
 ) -> ApiResult<Response> {
@@ -221,7 +203,7 @@ async fn place_order(
         }
     };
     let wait = service::parse_prefer_wait(&headers);
-    let placed = service::place(
+    let commanded = service::place(
         &state,
         user.id,
         body.items,
@@ -231,9 +213,9 @@ async fn place_order(
         &correlation_id(&headers),
     )
     .await?;
-    let (status, order) = match placed {
-        Placed::Settled(order) => (StatusCode::CREATED, order),
-        Placed::Accepted(order) => (StatusCode::ACCEPTED, order),
+    let (status, order) = match commanded {
+        Commanded::Settled(order) => (StatusCode::CREATED, order),
+        Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
     };
     let mut res = (status, axum::Json(&order)).into_response();
     res.headers_mut()
@@ -274,7 +256,13 @@ async fn get_order(
         return Ok(axum::Json(order));
     }
     let pending = accepted.ok_or(ApiError::NotFound("order"))?;
-    let order = repo::pending_view(&state.db, id, &pending, &state.config.store_currency).await?;
+    let order = repo::pending_view(
+        &state.db,
+        id,
+        &pending,
+        state.config.store_currency.as_str(),
+    )
+    .await?;
     Ok(axum::Json(order))
 }
 

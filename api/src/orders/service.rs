@@ -9,7 +9,7 @@ use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
 use common::domain::OrderStatus;
-use common::messages::{LineRequest, PlaceOrder, normalise_lines};
+use common::messages::{Line, LineRequest, PlaceOrder, normalise_lines};
 use common::shipping::ShippingAddress;
 use std::time::Duration;
 use uuid::Uuid;
@@ -20,10 +20,12 @@ pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// UUID v5 namespace of order ids derived from idempotency keys.
 const IDEMPOTENT_ORDER_IDS: Uuid = Uuid::from_u128(0x0d3c_9a4e_52b1_4f0e_9c7a_61e2_b8d4_f017);
 
-pub enum Placed {
+/// How the api answers a command it published (a placement, a transition, a cancellation): with
+/// the order as it stands once the command settled, or as it stood when JetStream stored it.
+pub enum Commanded {
     /// Accepted, outcome not known yet (202).
     Accepted(Order),
-    /// Settled within the wait (201).
+    /// Settled within the wait (201 for a placement, 200 otherwise).
     Settled(Order),
 }
 
@@ -37,7 +39,7 @@ pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
 pub fn validate(
     lines: &[LineRequest],
     shipping_address: Option<&ShippingAddress>,
-) -> Result<(Vec<LineRequest>, Option<ShippingAddress>), ApiError> {
+) -> Result<(Vec<Line>, Option<ShippingAddress>), ApiError> {
     let lines = normalise_lines(lines);
     let address = shipping_address
         .map(|a| a.normalised("shipping_address"))
@@ -64,7 +66,7 @@ pub async fn place(
     idempotency_key: Option<&str>,
     wait: Option<Duration>,
     correlation_id: &str,
-) -> Result<Placed, ApiError> {
+) -> Result<Commanded, ApiError> {
     let (lines, shipping_address) = validate(&lines, shipping_address.as_ref())?;
     // With a key the order id is derived from it: should a command whose acknowledgement was
     // lost reach the stream after all, a retry under the same key names the same order.
@@ -125,7 +127,7 @@ pub async fn place(
     let command = PlaceOrder {
         order_id,
         user_id,
-        items: lines.clone(),
+        items: lines.iter().copied().map(LineRequest::from).collect(),
         shipping_address: shipping_address.clone(),
     };
     let pending = Pending {
@@ -151,8 +153,14 @@ pub async fn place(
     if wait.is_none() && !published.duplicate {
         // Just stored and not waited for: the order is PENDING as far as this answer goes, so
         // answer with what was accepted instead of looking for it.
-        return Ok(Placed::Accepted(
-            repo::pending_view(&state.db, order_id, &pending, &state.config.store_currency).await?,
+        return Ok(Commanded::Accepted(
+            repo::pending_view(
+                &state.db,
+                order_id,
+                &pending,
+                state.config.store_currency.as_str(),
+            )
+            .await?,
         ));
     }
     // A waiter registered before the publish hears every outcome of this command. A duplicate
@@ -199,7 +207,7 @@ async fn settle(
     pending: &Pending,
     waiter: Option<Listening>,
     wait: Option<Duration>,
-) -> Result<Placed, ApiError> {
+) -> Result<Commanded, ApiError> {
     let user_id = pending.user_id;
     if let Some(wait) = wait {
         let listening = waiter.unwrap_or_else(|| Listening::Late(state.watch.register(order_id)));
@@ -210,7 +218,7 @@ async fn settle(
                 if let Some(order) = repo::find(&state.db, order_id, Some(user_id)).await?
                     && order.status.is_placement_settled()
                 {
-                    return Ok(Placed::Settled(order));
+                    return Ok(Commanded::Settled(order));
                 }
                 waiter
             }
@@ -221,11 +229,17 @@ async fn settle(
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
         Some(order) if order.status.is_placement_settled() && wait.is_some() => {
-            Ok(Placed::Settled(order))
+            Ok(Commanded::Settled(order))
         }
-        Some(order) => Ok(Placed::Accepted(order)),
-        None => Ok(Placed::Accepted(
-            repo::pending_view(&state.db, order_id, pending, &state.config.store_currency).await?,
+        Some(order) => Ok(Commanded::Accepted(order)),
+        None => Ok(Commanded::Accepted(
+            repo::pending_view(
+                &state.db,
+                order_id,
+                pending,
+                state.config.store_currency.as_str(),
+            )
+            .await?,
         )),
     }
 }

@@ -24,29 +24,29 @@ use uuid::Uuid;
 
 /// A change of an order as heard on the bus.
 #[derive(Debug)]
-pub enum Change {
+pub enum OrderChange {
     Status(OrderStatusChanged),
     Refund(RefundChanged),
 }
 
-impl Change {
+impl OrderChange {
     fn order_id(&self) -> Uuid {
         match self {
-            Change::Status(c) => c.order_id,
-            Change::Refund(c) => c.order_id,
+            OrderChange::Status(c) => c.order_id,
+            OrderChange::Refund(c) => c.order_id,
         }
     }
 
     fn user_id(&self) -> Uuid {
         match self {
-            Change::Status(c) => c.user_id,
-            Change::Refund(c) => c.user_id,
+            OrderChange::Status(c) => c.user_id,
+            OrderChange::Refund(c) => c.user_id,
         }
     }
 }
 
 /// A change, shared by every listener it wakes.
-pub type OrderChange = Arc<Change>;
+pub type SharedChange = Arc<OrderChange>;
 
 /// Changes a listener may have waiting before it counts as too slow.
 const QUEUE: usize = 64;
@@ -80,7 +80,7 @@ pub enum Refused {
 
 struct Slot {
     id: u64,
-    tx: mpsc::Sender<OrderChange>,
+    tx: mpsc::Sender<SharedChange>,
     /// Ends a stream that falls behind; `None` for waiters, which only drop what they miss.
     end: Option<CancellationToken>,
 }
@@ -129,7 +129,7 @@ fn remove_from(map: &mut HashMap<Uuid, Vec<Slot>>, key: Uuid, id: u64) {
     }
 }
 
-fn offer(slots: Option<&Vec<Slot>>, change: &OrderChange) {
+fn offer(slots: Option<&Vec<Slot>>, change: &SharedChange) {
     for slot in slots.into_iter().flatten() {
         if let Err(mpsc::error::TrySendError::Full(_)) = slot.tx.try_send(Arc::clone(change))
             && let Some(end) = &slot.end
@@ -174,9 +174,9 @@ impl OrderWatch {
                 let change = tokio::select! {
                     biased;
                     Some(message) = statuses.next() => decode::<OrderStatusChanged>(&message.payload)
-                        .map(|event| Change::Status(event.data)),
+                        .map(|event| OrderChange::Status(event.data)),
                     Some(message) = refunds.next() => decode::<RefundChanged>(&message.payload)
-                        .map(|event| Change::Refund(event.data)),
+                        .map(|event| OrderChange::Refund(event.data)),
                     else => break,
                 };
                 let Some(watch) = weak.upgrade() else { break };
@@ -196,7 +196,7 @@ impl OrderWatch {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn notify(&self, change: &OrderChange) {
+    fn notify(&self, change: &SharedChange) {
         let registry = self.registry();
         offer(registry.by_order.get(&change.order_id()), change);
         offer(registry.by_customer.get(&change.user_id()), change);
@@ -296,7 +296,7 @@ pub struct Waiter {
     watch: Arc<OrderWatch>,
     order_id: Uuid,
     id: u64,
-    rx: mpsc::Receiver<OrderChange>,
+    rx: mpsc::Receiver<SharedChange>,
 }
 
 impl Waiter {
@@ -310,7 +310,7 @@ impl Waiter {
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(change)) => match change.as_ref() {
-                    Change::Status(c) if wanted(c.to) => return Some(c.to),
+                    OrderChange::Status(c) if wanted(c.to) => return Some(c.to),
                     _ => continue,
                 },
                 Ok(None) | Err(_) => return None,
@@ -333,14 +333,14 @@ pub struct Listener {
     scope: Scope,
     account: Uuid,
     id: u64,
-    rx: mpsc::Receiver<OrderChange>,
+    rx: mpsc::Receiver<SharedChange>,
     end: CancellationToken,
 }
 
 impl Listener {
     /// The next change in scope; `None` once the stream is to end (shutdown, the account's
     /// session ended, or the client fell behind).
-    pub async fn next(&mut self) -> Option<OrderChange> {
+    pub async fn next(&mut self) -> Option<SharedChange> {
         tokio::select! {
             biased;
             _ = self.end.cancelled() => None,

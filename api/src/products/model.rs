@@ -2,6 +2,7 @@
 //! the service works with.
 
 use chrono::{DateTime, Utc};
+use common::money::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -202,7 +203,7 @@ impl ProductName {
 pub struct NewProduct {
     pub name: ProductName,
     pub description: String,
-    pub price: i64,
+    pub price: Money,
     pub stock: i32,
 }
 
@@ -211,7 +212,7 @@ pub struct NewProduct {
 pub struct ProductChanges {
     pub name: Option<ProductName>,
     pub description: Option<String>,
-    pub price: Option<i64>,
+    pub price: Option<Money>,
     pub stock: Option<i32>,
 }
 
@@ -227,8 +228,8 @@ pub struct Adjustment {
 pub struct Filters {
     /// An ILIKE pattern (`%text%`, with `%`, `_` and `\` escaped).
     pub pattern: Option<String>,
-    pub min_price: Option<i64>,
-    pub max_price: Option<i64>,
+    pub min_price: Option<Money>,
+    pub max_price: Option<Money>,
     pub in_stock: Option<bool>,
 }
 

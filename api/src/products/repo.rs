@@ -6,6 +6,7 @@ use super::model::{
     StockAdjustment,
 };
 use crate::error::{ApiError, FieldError};
+use common::money::Currency;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -41,7 +42,7 @@ pub async fn insert(
     db: &PgPool,
     id: Uuid,
     product: &NewProduct,
-    currency: &str,
+    currency: &Currency,
 ) -> Result<Product, ApiError> {
     sqlx::query_as!(
         Product,
@@ -51,8 +52,8 @@ pub async fn insert(
         id,
         product.name.as_str(),
         &product.description,
-        product.price,
-        currency,
+        i64::from(product.price),
+        currency.as_str(),
         product.stock,
     )
     .fetch_one(db)
@@ -166,7 +167,7 @@ pub async fn update(
         id,
         changes.name.as_ref().map(|n| n.as_str()),
         changes.description.as_deref(),
-        changes.price,
+        changes.price.map(i64::from),
         changes.stock,
     )
     .fetch_optional(tx)

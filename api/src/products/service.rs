@@ -7,13 +7,18 @@ use super::model::{
 use super::repo::{self, Archived};
 use crate::error::ApiError;
 use crate::pagination::{self, Page};
+use common::money::Currency;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The reason recorded in the ledger when `PATCH /products/{id}` sets the stock.
 pub const SET_STOCK_REASON: &str = "stock set by product update";
 
-pub async fn create(db: &PgPool, product: NewProduct, currency: &str) -> Result<Product, ApiError> {
+pub async fn create(
+    db: &PgPool,
+    product: NewProduct,
+    currency: &Currency,
+) -> Result<Product, ApiError> {
     // Time-ordered ids keep the primary key index compact, and ties on a sort key then fall
     // roughly in creation order.
     repo::insert(db, Uuid::now_v7(), &product, currency).await

@@ -9,15 +9,13 @@ use super::model::{
 use crate::error::{ApiError, FieldError};
 use crate::pagination;
 use chrono::{DateTime, Utc};
+use common::money::Money;
 use uuid::Uuid;
 
 pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
 pub const REASON_MAX_CHARS: usize = 500;
 pub const QUERY_MAX_CHARS: usize = 200;
-/// Highest price accepted, in minor units (10 billion in major units): far above any real
-/// product, and low enough that order totals cannot overflow.
-pub const MAX_PRICE: i64 = 1_000_000_000_000;
 /// Highest stock, and largest single adjustment, accepted.
 pub const MAX_STOCK: i64 = 1_000_000_000;
 
@@ -76,16 +74,8 @@ fn description(errors: &mut Errors, raw: &str) -> Option<String> {
     }
 }
 
-fn price(errors: &mut Errors, field: &str, raw: i64) -> Option<i64> {
-    if raw < 0 {
-        errors.add(field, "must not be negative");
-        None
-    } else if raw > MAX_PRICE {
-        errors.add(field, format!("must be at most {MAX_PRICE}"));
-        None
-    } else {
-        Some(raw)
-    }
+fn price(errors: &mut Errors, field: &str, raw: i64) -> Option<Money> {
+    Money::new(raw).map_err(|e| errors.add(field, e)).ok()
 }
 
 fn stock(errors: &mut Errors, raw: i64) -> Option<i32> {

@@ -61,8 +61,8 @@ async fn the_api_user_cannot_publish_a_payment_event() {
         .publish(
             PaymentSucceeded {
                 order_id: uuid::Uuid::now_v7(),
-                amount: 1250,
-                currency: "USD".into(),
+                amount: common::money::Money::new(1250).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "forged".into(),
             },
             "forged",

@@ -97,8 +97,8 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
         .publish(
             PaymentSucceeded {
                 order_id: paid_id,
-                amount: 1250,
-                currency: "USD".into(),
+                amount: common::money::Money::new(1250).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "psp-1".into(),
             },
             "psp-corr-1",
@@ -259,8 +259,8 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
         .publish(
             PaymentSucceeded {
                 order_id,
-                amount: 1250,
-                currency: "USD".into(),
+                amount: common::money::Money::new(1250).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "psp-r-1".into(),
             },
             "psp",
@@ -316,8 +316,8 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
             RefundSucceeded {
                 refund_id,
                 order_id,
-                amount: 250,
-                currency: "USD".into(),
+                amount: common::money::Money::new(250).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "psp-refund-r-1".into(),
             },
             "psp",

@@ -429,7 +429,7 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
         let command = RefundOrder {
             refund_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
             order_id,
-            amount: 200,
+            amount: common::money::Money::new(200).unwrap(),
             reason: "bus".into(),
             actor: "system:test".into(),
             payment_reference: None,

@@ -105,8 +105,8 @@ async fn after_a_failed_payment_the_product_reads_its_stock_back_at_once() {
         .publish(
             PaymentFailed {
                 order_id: id,
-                amount: 1500,
-                currency: "USD".into(),
+                amount: common::money::Money::new(1500).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "card-declined-1".into(),
                 reason: Some("card declined".into()),
             },
@@ -168,8 +168,8 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
         vec![Incoming::new(
             PaymentSucceeded {
                 order_id,
-                amount: 1000,
-                currency: "USD".into(),
+                amount: common::money::Money::new(1000).unwrap(),
+                currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "paid-first".into(),
             },
             "test",
@@ -250,8 +250,8 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
             vec![Incoming::new(
                 PaymentSucceeded {
                     order_id,
-                    amount: 500,
-                    currency: "USD".into(),
+                    amount: common::money::Money::new(500).unwrap(),
+                    currency: common::money::Currency::new("USD").unwrap(),
                     provider_reference: "race".into(),
                 },
                 "test",

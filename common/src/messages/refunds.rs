@@ -7,6 +7,7 @@
 
 use crate::domain::{PaymentStatus, RefundStatus};
 use crate::message;
+use crate::money::{Currency, Money};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,7 +21,8 @@ pub struct RefundOrder {
     pub refund_id: Uuid,
     pub order_id: Uuid,
     /// Minor units of the order's currency, at least 1.
-    pub amount: i64,
+    #[schema(value_type = i64)]
+    pub amount: Money,
     /// Why (1 to 1000 characters), shown in the order's refunds.
     pub reason: String,
     /// Who asks: `user:<id>` (1 to 200 characters).
@@ -48,9 +50,11 @@ pub struct RefundPayment {
     pub refund_id: Uuid,
     pub order_id: Uuid,
     /// Minor units.
-    pub amount: i64,
+    #[schema(value_type = i64)]
+    pub amount: Money,
     /// ISO 4217.
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The payment the money came from (its provider reference), when the order has one.
     pub payment_reference: Option<String>,
     pub reason: String,
@@ -71,8 +75,10 @@ pub struct RefundSucceeded {
     pub refund_id: Uuid,
     pub order_id: Uuid,
     /// Minor units; the refund's amount.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The provider's id of the refund; an outcome is recorded once per reference.
     pub provider_reference: String,
 }
@@ -151,8 +157,8 @@ mod tests {
         let command = RefundPayment {
             refund_id: id,
             order_id: Uuid::nil(),
-            amount: 100,
-            currency: "USD".into(),
+            amount: crate::money::Money::new(100).unwrap(),
+            currency: crate::money::Currency::new("USD").unwrap(),
             payment_reference: None,
             reason: "damaged".into(),
         };
@@ -160,7 +166,7 @@ mod tests {
         let request = RefundOrder {
             refund_id: id,
             order_id: Uuid::nil(),
-            amount: 100,
+            amount: crate::money::Money::new(100).unwrap(),
             reason: "damaged".into(),
             actor: "user:x".into(),
             payment_reference: None,

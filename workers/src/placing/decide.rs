@@ -1,7 +1,8 @@
 //! Which orders of a batch get their stock: a pure function of the requests, taken in delivery
 //! order, and the products they name (locked by the caller). An order gets every line or none.
 
-use common::messages::LineRequest;
+use common::messages::Line;
+use common::money::Quantity;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -20,14 +21,14 @@ pub struct Product {
 /// One order to decide: its lines merged and sorted by product id.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub lines: &'a [LineRequest],
+    pub lines: &'a [Line],
 }
 
 /// A line with the snapshot of its product, when the product exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedLine {
     pub product_id: Uuid,
-    pub quantity: i32,
+    pub quantity: Quantity,
     pub name: Option<String>,
     pub unit_price: Option<i64>,
     pub subtotal: Option<i64>,
@@ -70,7 +71,7 @@ pub fn decide(
             let problems = problems(request.lines, products, &taken, &priced.currency);
             if problems.is_empty() {
                 for line in request.lines {
-                    *taken.entry(line.product_id).or_default() += line.quantity;
+                    *taken.entry(line.product_id).or_default() += line.quantity.get();
                 }
                 Decision::Confirmed(priced)
             } else {
@@ -86,7 +87,7 @@ pub fn taken(requests: &[Request<'_>], decisions: &[Decision]) -> HashMap<Uuid, 
     for (request, decision) in requests.iter().zip(decisions) {
         if matches!(decision, Decision::Confirmed(_)) {
             for line in request.lines {
-                *taken.entry(line.product_id).or_default() += line.quantity;
+                *taken.entry(line.product_id).or_default() += line.quantity.get();
             }
         }
     }
@@ -94,7 +95,7 @@ pub fn taken(requests: &[Request<'_>], decisions: &[Decision]) -> HashMap<Uuid, 
 }
 
 fn price(
-    lines: &[LineRequest],
+    lines: &[Line],
     products: &HashMap<Uuid, Product>,
     store_currency: &str,
 ) -> Result<Priced, String> {
@@ -105,7 +106,7 @@ fn price(
         let subtotal = match product {
             Some(p) => Some(
                 p.price
-                    .checked_mul(i64::from(line.quantity))
+                    .checked_mul(i64::from(line.quantity.get()))
                     .ok_or("order total overflows")?,
             ),
             None => None,
@@ -135,7 +136,7 @@ fn price(
 
 /// What stops an order from getting its stock, line by line (1-based, as customers count).
 fn problems(
-    lines: &[LineRequest],
+    lines: &[Line],
     products: &HashMap<Uuid, Product>,
     taken: &HashMap<Uuid, i32>,
     currency: &str,
@@ -164,7 +165,7 @@ fn problems(
                 ));
             }
             let available = p.stock - taken.get(&p.id).copied().unwrap_or(0);
-            (available < line.quantity).then(|| {
+            (available < line.quantity.get()).then(|| {
                 format!(
                     "line {n}: product {} ({}): {} requested, {available} available",
                     p.id, p.name, line.quantity
@@ -193,14 +194,14 @@ mod tests {
         products.iter().map(|p| (p.id, p.clone())).collect()
     }
 
-    fn line(id: u128, quantity: i32) -> LineRequest {
-        LineRequest {
+    fn line(id: u128, quantity: i64) -> Line {
+        Line {
             product_id: Uuid::from_u128(id),
-            quantity,
+            quantity: Quantity::new(quantity).expect("a valid quantity"),
         }
     }
 
-    fn run(products: &[Product], orders: &[Vec<LineRequest>]) -> Vec<Decision> {
+    fn run(products: &[Product], orders: &[Vec<Line>]) -> Vec<Decision> {
         let requests: Vec<Request> = orders.iter().map(|l| Request { lines: l }).collect();
         decide(&requests, &catalogue(products), "USD")
     }

@@ -7,7 +7,7 @@ use crate::Context;
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
-use common::messages::{LineRequest, OrderStatusChanged};
+use common::messages::{Line, OrderStatusChanged};
 use common::shipping::ShippingAddress;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
@@ -24,7 +24,7 @@ pub const RESERVED: &str = "stock reserved";
 pub struct NewOrder {
     pub order_id: Uuid,
     pub user_id: Uuid,
-    pub lines: Vec<LineRequest>,
+    pub lines: Vec<Line>,
     pub shipping_address: Option<ShippingAddress>,
     pub correlation_id: String,
 }
@@ -52,7 +52,7 @@ pub struct Placed {
 struct Existing {
     id: Uuid,
     user_id: Uuid,
-    lines: Vec<LineRequest>,
+    lines: Vec<Line>,
     shipping_address: Option<ShippingAddress>,
     entry_id: Option<i64>,
     to: Option<OrderStatus>,
@@ -187,7 +187,7 @@ pub async fn record(
         .iter()
         .map(|(_, o)| Request { lines: &o.lines })
         .collect();
-    let decisions = decide::decide(&requests, &products, &ctx.config.store_currency);
+    let decisions = decide::decide(&requests, &products, ctx.config.store_currency.as_str());
     let taken = decide::taken(&requests, &decisions);
 
     let mut rows = Rows::default();
@@ -310,7 +310,7 @@ impl Rows {
             self.line_products.push(line.product_id);
             self.names.push(line.name.clone());
             self.prices.push(line.unit_price);
-            self.quantities.push(line.quantity);
+            self.quantities.push(line.quantity.get());
             self.subtotals.push(line.subtotal);
             self.reserved.push(rejection.is_none());
         }

@@ -1,20 +1,20 @@
 //! Refunds (order worker): an ADMIN's refund requests (`orders.cmd.refund`), the refunds that
-//! cancelling a paid order requests, and the payment system's outcomes
+//! cancelling a paid order requests, and the payment system's answers
 //! (`payments.evt.refunded`, `payments.evt.refund_failed`).
 //!
 //! A refund is recorded `REQUESTED` under its order's row lock, only if the order's `REQUESTED`
 //! and `SUCCEEDED` refunds stay within what was paid, and the payment system is asked for it
-//! (`payments.cmd.refund`, message id `refund-<refund_id>`) after the commit. Its outcome is
+//! (`payments.cmd.refund`, message id `refund-<refund_id>`) after the commit. Its answer is
 //! recorded once per provider reference: `SUCCEEDED` adds the amount to the order's
 //! `amount_refunded` in the same transaction; `FAILED` leaves the money counted as paid, so it
 //! may be refunded anew. Each change is published as `orders.evt.refund_changed`.
 //!
-//! Idempotent: a refund id is recorded once (primary key) and an outcome once per provider
+//! Idempotent: a refund id is recorded once (primary key) and an answer once per provider
 //! reference (unique), so a redelivered message finds its work done and publishes its
 //! follow-ups again, under the same message ids.
 
+pub mod answer;
 pub mod cancel;
-pub mod outcome;
 pub mod request;
 
 use crate::Context;
@@ -22,6 +22,7 @@ use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::{RefundChanged, RefundPayment};
+use common::money::{Currency, Money};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -33,8 +34,8 @@ pub struct RefundRow {
     pub order_id: Uuid,
     pub user_id: Uuid,
     pub payment_reference: Option<String>,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Money,
+    pub currency: Currency,
     pub reason: String,
     pub actor: String,
     pub status: RefundStatus,
@@ -68,8 +69,8 @@ impl RefundRow {
             user_id: self.user_id,
             refund_id: self.id,
             status: self.status,
-            amount: self.amount,
-            currency: self.currency.clone(),
+            amount: self.amount.minor_units(),
+            currency: self.currency.to_string(),
             payment_reference: self.payment_reference.clone(),
             at: self.at,
             actor: self.actor.clone(),
@@ -92,7 +93,8 @@ pub async fn rows(
 ) -> Result<HashMap<Uuid, RefundRow>, Failure> {
     let rows = sqlx::query_as!(
         RefundRow,
-        r#"SELECT r.id, r.order_id, o.user_id, r.payment_reference, r.amount, r.currency, r.reason,
+        r#"SELECT r.id, r.order_id, o.user_id, r.payment_reference, r.amount AS "amount: Money",
+                  r.currency AS "currency: Currency", r.reason,
                   r.actor, r.status AS "status: RefundStatus",
                   coalesce(r.settled_at, r.requested_at) AS "at!", r.failure_reason,
                   o.amount_paid, o.amount_refunded,

@@ -8,11 +8,9 @@ use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS};
 use common::messages::RefundOrder;
+use common::money::MAX_MONEY;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-
-/// At most a trillion minor units, as prices.
-const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// Handles the refund requests received together.
 pub async fn request(ctx: Context, commands: Vec<Incoming<RefundOrder>>) -> Vec<Handled> {
@@ -27,9 +25,9 @@ pub async fn request(ctx: Context, commands: Vec<Incoming<RefundOrder>>) -> Vec<
 
 /// The command, checked: a positive amount and bounded texts.
 fn checked(command: &RefundOrder) -> Result<RefundOrder, Failure> {
-    if !(1..=MAX_AMOUNT).contains(&command.amount) {
+    if command.amount.is_zero() {
         return Err(Failure::permanent(format!(
-            "amount must be 1 to {MAX_AMOUNT} minor units"
+            "amount must be 1 to {MAX_MONEY} minor units"
         )));
     }
     let reason = command.reason.trim();
@@ -166,7 +164,7 @@ async fn record(
                 "{what} has no money captured"
             ))));
         }
-        Some((_, left, _)) if left < command.amount => {
+        Some((_, left, _)) if left < command.amount.minor_units() => {
             return Ok(Err(Failure::permanent(format!(
                 "over-refund: {} asked of {what}, {left} left to refund",
                 command.amount
@@ -180,7 +178,7 @@ async fn record(
         command.refund_id,
         command.order_id,
         command.payment_reference.as_deref(),
-        command.amount,
+        i64::from(command.amount),
         currency,
         &command.reason,
         &command.actor,

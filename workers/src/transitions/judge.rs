@@ -5,8 +5,8 @@ use common::domain::OrderStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The order moves from `from`.
-    Move { from: OrderStatus },
+    /// The transition applies, from `from`.
+    Transition { from: OrderStatus },
     /// The order reached the target before (the same command delivered again, possibly
     /// after the order moved on): nothing changes, the recorded event is published again.
     Again,
@@ -32,7 +32,7 @@ pub fn judge(
     }
     let allowed = allowed_from.is_none_or(|allowed| allowed.contains(&current));
     if current.can_become(to) && allowed {
-        Verdict::Move { from: current }
+        Verdict::Transition { from: current }
     } else {
         Verdict::Refused { current }
     }
@@ -44,15 +44,15 @@ mod tests {
     use OrderStatus::*;
 
     #[test]
-    fn a_move_the_lifecycle_allows_is_made() {
+    fn a_transition_the_lifecycle_allows_is_made() {
         assert_eq!(
             judge(Some((Confirmed, &[Confirmed])), Paid, None),
-            Verdict::Move { from: Confirmed }
+            Verdict::Transition { from: Confirmed }
         );
     }
 
     #[test]
-    fn a_move_the_lifecycle_forbids_is_refused_naming_the_status() {
+    fn a_transition_the_lifecycle_forbids_is_refused_naming_the_status() {
         assert_eq!(
             judge(Some((Confirmed, &[Confirmed])), Shipped, None),
             Verdict::Refused { current: Confirmed }
@@ -68,7 +68,7 @@ mod tests {
         );
         assert_eq!(
             judge(Some((Paid, &reached)), Cancelled, Some(&[Confirmed, Paid])),
-            Verdict::Move { from: Paid }
+            Verdict::Transition { from: Paid }
         );
     }
 

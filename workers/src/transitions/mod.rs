@@ -1,6 +1,6 @@
 //! Status transitions (`orders.cmd.transition`, order worker): staff, customers, the expiry
-//! sweeper and other systems move orders along their lifecycle. Each batch of commands is
-//! one transaction ([`apply`]): every status, its timeline entry, its stock effect (released
+//! sweeper and other systems transition orders along their lifecycle. Each batch of commands is
+//! one transaction ([`tx`]): every status, its timeline entry, its stock effect (released
 //! on every path into CANCELLED, sold at SHIPPED) commit together; then one status event per
 //! transition.
 //!
@@ -9,31 +9,31 @@
 //! lifecycle (or the command's `allowed_from`) forbids from the order's current status can
 //! never succeed: it is dead-lettered naming that status, and changes nothing.
 
-pub mod apply;
 pub mod judge;
+pub mod tx;
 mod write;
 
 use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use apply::{Asked, Planned, TransitionTx};
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
 use common::messages::TransitionOrder;
+use tx::{Asked, Planned, TransitionTx};
 
 /// Handles the transition commands received together.
 pub async fn transition(ctx: Context, commands: Vec<Incoming<TransitionOrder>>) -> Vec<Handled> {
     let results = crate::batch::checked(
         &commands,
         |c| asked(&c.message),
-        |some| apply_all(&ctx, some),
+        |some| transition_all(&ctx, some),
     )
     .await;
     announce(&ctx, &commands, results).await
 }
 
-/// Applies the transitions in one transaction, in order.
-async fn apply_all(
+/// Makes the transitions in one transaction, in order.
+async fn transition_all(
     ctx: &Context,
     asked: Vec<Asked>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
@@ -57,7 +57,7 @@ async fn apply_all(
 }
 
 /// The command, checked: a status staff or systems may set, bounded texts, and shipment
-/// fields only on the move to SHIPPED, whole.
+/// fields only on the transition to SHIPPED, whole.
 fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
     if !matches!(
         command.to,
@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn shipment_fields_are_refused_on_other_moves_and_when_incomplete() {
+    fn shipment_fields_are_refused_on_other_transitions_and_when_incomplete() {
         let mut c = command(OrderStatus::Delivered, "a", None);
         c.carrier = Some("UPS".into());
         c.tracking_number = Some("1Z".into());

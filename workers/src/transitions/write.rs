@@ -2,7 +2,7 @@
 //! shipment and payment record of a batch in one statement, and the recorded events of
 //! transitions made before.
 
-use super::apply::{Asked, PaymentRecord};
+use super::tx::{Asked, PaymentRecord};
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
@@ -88,7 +88,7 @@ pub(super) async fn write(
         .collect();
     let payment_orders: Vec<Uuid> = payments.iter().map(|p| p.order_id).collect();
     let kinds: Vec<PaymentKind> = payments.iter().map(|p| p.kind).collect();
-    let amounts: Vec<i64> = payments.iter().map(|p| p.amount).collect();
+    let amounts: Vec<i64> = payments.iter().map(|p| i64::from(p.amount)).collect();
     let currencies: Vec<&str> = payments.iter().map(|p| p.currency.as_str()).collect();
     let outcomes: Vec<PaymentOutcome> = payments.iter().map(|p| p.outcome).collect();
     let notes: Vec<Option<&str>> = payments.iter().map(|p| p.note.as_deref()).collect();
@@ -96,7 +96,7 @@ pub(super) async fn write(
     let tracking_numbers = shipments(moves, |s| Some(s.tracking_number.as_str()));
     let tracking_urls = shipments(moves, |s| s.tracking_url.as_deref());
     let captured_orders: Vec<Uuid> = captured.iter().map(|p| p.order_id).collect();
-    let captured_amounts: Vec<i64> = captured.iter().map(|p| p.amount).collect();
+    let captured_amounts: Vec<i64> = captured.iter().map(|p| i64::from(p.amount)).collect();
     let rows = sqlx::query!(
         r#"
         WITH v AS (

@@ -54,7 +54,7 @@ fn creation_refuses_each_bad_field_and_accepts_the_limits() {
         ("price", json!(12.5), Some("price")),
         ("price", json!("1250"), Some("price")),
         ("price", json!(i64::MAX), Some("price")),
-        ("price", json!(MAX_PRICE), None),
+        ("price", json!(common::money::MAX_MONEY), None),
         ("price", json!(0), None),
         ("stock", json!(-5), Some("stock")),
         ("stock", json!(1.5), Some("stock")),

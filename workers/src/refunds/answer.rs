@@ -1,4 +1,4 @@
-//! The payment system's refund outcomes (`payments.evt.refunded`, `payments.evt.refund_failed`):
+//! The payment system's refund answers (`payments.evt.refunded`, `payments.evt.refund_failed`):
 //! each is recorded once, by its provider reference, on a refund still `REQUESTED`. A success
 //! adds the amount to the order's `amount_refunded` in the same transaction (a refund of a
 //! `refund_required` payment returns money the order never counted as paid, so it adds
@@ -11,16 +11,17 @@ use crate::dispatch::Incoming;
 use crate::transitions::check_reason;
 use common::domain::RefundStatus;
 use common::messages::{RefundFailed, RefundSucceeded};
+use common::money::{Currency, Money};
 use uuid::Uuid;
 
-/// An outcome, checked.
+/// An answer, checked.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Answer {
     pub refund_id: Uuid,
     pub order_id: Uuid,
     pub provider_reference: String,
     /// For a success: the amount and currency given back.
-    pub given_back: Option<(i64, String)>,
+    pub given_back: Option<(Money, Currency)>,
     /// For a failure: the provider's explanation.
     pub reason: Option<String>,
 }
@@ -29,7 +30,7 @@ pub struct Outcome {
 pub async fn refunded(ctx: Context, events: Vec<Incoming<RefundSucceeded>>) -> Vec<Handled> {
     let check = |e: &Incoming<RefundSucceeded>| {
         let m = &e.message;
-        checked(Outcome {
+        checked(Answer {
             refund_id: m.refund_id,
             order_id: m.order_id,
             provider_reference: m.provider_reference.clone(),
@@ -45,7 +46,7 @@ pub async fn refunded(ctx: Context, events: Vec<Incoming<RefundSucceeded>>) -> V
 pub async fn failed(ctx: Context, events: Vec<Incoming<RefundFailed>>) -> Vec<Handled> {
     let check = |e: &Incoming<RefundFailed>| {
         let m = &e.message;
-        checked(Outcome {
+        checked(Answer {
             refund_id: m.refund_id,
             order_id: m.order_id,
             provider_reference: m.provider_reference.clone(),
@@ -57,30 +58,30 @@ pub async fn failed(ctx: Context, events: Vec<Incoming<RefundFailed>>) -> Vec<Ha
     announce(&ctx, &events, results).await
 }
 
-fn checked(outcome: Outcome) -> Result<Outcome, Failure> {
-    let r = &outcome.provider_reference;
+fn checked(answer: Answer) -> Result<Answer, Failure> {
+    let r = &answer.provider_reference;
     if r.is_empty() || r.chars().count() > 200 {
         return Err(Failure::permanent(
             "provider_reference must be 1 to 200 characters",
         ));
     }
-    check_reason(outcome.reason.as_deref())?;
-    Ok(outcome)
+    check_reason(answer.reason.as_deref())?;
+    Ok(answer)
 }
 
 struct Recorded {
     order_id: Uuid,
     status: RefundStatus,
-    amount: i64,
-    currency: String,
+    amount: Money,
+    currency: Currency,
     payment_reference: Option<String>,
     provider_reference: Option<String>,
 }
 
-/// Records the outcomes in one transaction, their orders locked in id order.
+/// Records the answers in one transaction, their orders locked in id order.
 async fn settle_all(
     ctx: &Context,
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Answer>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
     let mut tx = ctx.db.begin().await?;
     let order_ids: Vec<Uuid> = outcomes.iter().map(|o| o.order_id).collect();
@@ -90,7 +91,8 @@ async fn settle_all(
     for outcome in &outcomes {
         let recorded = sqlx::query_as!(
             Recorded,
-            r#"SELECT order_id, status AS "status: RefundStatus", amount, currency,
+            r#"SELECT order_id, status AS "status: RefundStatus", amount AS "amount: Money",
+                      currency AS "currency: Currency",
                       payment_reference, provider_reference
                  FROM refunds WHERE id = $1"#,
             outcome.refund_id,
@@ -156,11 +158,11 @@ async fn settle_all(
         .collect())
 }
 
-/// Writes the outcome on the refund and, for money given back from what the order captured,
+/// Writes the answer on the refund and, for money given back from what the order captured,
 /// on the order.
 async fn settle(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    outcome: &Outcome,
+    outcome: &Answer,
     recorded: &Recorded,
 ) -> Result<Result<(), Failure>, Failure> {
     let taken: Option<Uuid> = sqlx::query_scalar!(
@@ -194,7 +196,7 @@ async fn settle(
         sqlx::query!(
             "UPDATE orders SET amount_refunded = amount_refunded + $2 WHERE id = $1",
             recorded.order_id,
-            recorded.amount,
+            i64::from(recorded.amount),
         )
         .execute(&mut **tx)
         .await?;

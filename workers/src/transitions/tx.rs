@@ -10,6 +10,7 @@ use crate::consumer::Failure;
 use crate::refunds::cancel::{self, Requested};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
 use common::messages::OrderStatusChanged;
+use common::money::{Currency, Money};
 use common::shipping::Shipment;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ pub struct Asked {
     pub allowed_from: Option<Vec<OrderStatus>>,
     pub actor: String,
     pub reason: Option<String>,
-    /// Carrier and tracking, with a move to SHIPPED.
+    /// Carrier and tracking, with the transition to SHIPPED.
     pub shipment: Option<Shipment>,
 }
 
@@ -34,8 +35,8 @@ pub struct LockedOrder {
     pub id: Uuid,
     pub user_id: Uuid,
     pub status: OrderStatus,
-    pub total: i64,
-    pub currency: String,
+    pub total: Money,
+    pub currency: Currency,
     /// Every status the order has reached (its timeline's targets).
     pub reached: Vec<OrderStatus>,
 }
@@ -46,8 +47,8 @@ pub struct PaymentRecord {
     pub provider_reference: String,
     pub order_id: Uuid,
     pub kind: PaymentKind,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Money,
+    pub currency: Currency,
     pub outcome: PaymentOutcome,
     pub note: Option<String>,
 }
@@ -55,8 +56,8 @@ pub struct PaymentRecord {
 /// What a judged transition leads to once committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Planned {
-    /// The order moves: its event comes from the commit.
-    Move { order_id: Uuid, to: OrderStatus },
+    /// The order transitions: its event comes from the commit.
+    Transition { order_id: Uuid, to: OrderStatus },
     /// The order reached this status before (a redelivery): its recorded event is published
     /// again.
     Again { order_id: Uuid, to: OrderStatus },
@@ -66,7 +67,7 @@ pub enum Planned {
 pub struct TransitionTx {
     tx: Transaction<'static, Postgres>,
     orders: HashMap<Uuid, LockedOrder>,
-    moves: Vec<(OrderStatus, Asked)>,
+    transitions: Vec<(OrderStatus, Asked)>,
     payments: Vec<PaymentRecord>,
 }
 
@@ -81,7 +82,7 @@ pub struct Committed {
 impl Committed {
     /// The event of a planned transition.
     pub fn event(&self, planned: Planned) -> Result<OrderStatusChanged, Failure> {
-        let (Planned::Move { order_id, to } | Planned::Again { order_id, to }) = planned;
+        let (Planned::Transition { order_id, to } | Planned::Again { order_id, to }) = planned;
         self.events
             .get(&(order_id, to))
             .cloned()
@@ -91,7 +92,7 @@ impl Committed {
     /// The refund a planned cancellation of a paid order requested (and that is still
     /// waiting for the payment system), to ask the payment system for after the commit.
     pub fn refund(&self, planned: Planned) -> Option<Requested> {
-        let (Planned::Move { order_id, to } | Planned::Again { order_id, to }) = planned;
+        let (Planned::Transition { order_id, to } | Planned::Again { order_id, to }) = planned;
         (to == OrderStatus::Cancelled)
             .then(|| self.refunds.get(&order_id).cloned())
             .flatten()
@@ -107,7 +108,8 @@ impl TransitionTx {
         let mut tx = ctx.db.begin().await?;
         let orders = sqlx::query_as!(
             LockedOrder,
-            r#"SELECT o.id, o.user_id, o.status AS "status: OrderStatus", o.total, o.currency,
+            r#"SELECT o.id, o.user_id, o.status AS "status: OrderStatus", o.total AS "total: Money",
+                      o.currency AS "currency: Currency",
                       ARRAY(SELECT e.to_status FROM order_events e WHERE e.order_id = o.id)
                           AS "reached!: Vec<OrderStatus>"
                  FROM orders o WHERE o.id = ANY($1) ORDER BY o.id FOR UPDATE"#,
@@ -121,7 +123,7 @@ impl TransitionTx {
         Ok(TransitionTx {
             tx,
             orders,
-            moves: Vec::new(),
+            transitions: Vec::new(),
             payments: Vec::new(),
         })
     }
@@ -131,7 +133,7 @@ impl TransitionTx {
         self.orders.get(&id)
     }
 
-    /// Judges `asked` against the order as it stands, and plans the move if it is allowed.
+    /// Judges `asked` against the order as it stands, and plans the transition if it is allowed.
     pub fn transition(&mut self, asked: Asked) -> Result<Planned, Failure> {
         let order = self.orders.get_mut(&asked.order_id);
         let verdict = judge(
@@ -140,14 +142,14 @@ impl TransitionTx {
             asked.allowed_from.as_deref(),
         );
         match (verdict, order) {
-            (Verdict::Move { from }, Some(order)) => {
+            (Verdict::Transition { from }, Some(order)) => {
                 order.status = asked.to;
                 order.reached.push(asked.to);
-                let planned = Planned::Move {
+                let planned = Planned::Transition {
                     order_id: asked.order_id,
                     to: asked.to,
                 };
-                self.moves.push((from, asked));
+                self.transitions.push((from, asked));
                 Ok(planned)
             }
             (Verdict::Again, _) => Ok(Planned::Again {
@@ -158,7 +160,7 @@ impl TransitionTx {
                 "illegal transition: order {} is {current}, cannot move to {}",
                 asked.order_id, asked.to
             ))),
-            (Verdict::Missing, _) | (Verdict::Move { .. }, None) => Err(Failure::permanent(
+            (Verdict::Missing, _) | (Verdict::Transition { .. }, None) => Err(Failure::permanent(
                 format!("unknown order {}", asked.order_id),
             )),
         }
@@ -189,13 +191,13 @@ impl TransitionTx {
             .collect())
     }
 
-    /// Writes every planned move with its timeline entry, stock effect (released on the way
+    /// Writes every planned transition with its timeline entry, stock effect (released on the way
     /// into CANCELLED, sold at SHIPPED) and shipment, and every payment record, in one
     /// statement, and commits. `again` names the transitions made before whose events are
     /// published again.
     pub async fn commit(mut self, again: &[Planned]) -> Result<Committed, Failure> {
         let cancelled: Vec<Uuid> = self
-            .moves
+            .transitions
             .iter()
             .filter(|(_, a)| a.to == OrderStatus::Cancelled)
             .map(|(_, a)| a.order_id)
@@ -213,10 +215,10 @@ impl TransitionTx {
             .fetch_all(&mut *self.tx)
             .await?;
         }
-        let written = if self.moves.is_empty() && self.payments.is_empty() {
+        let written = if self.transitions.is_empty() && self.payments.is_empty() {
             Written::default()
         } else {
-            write(&mut self.tx, &self.moves, &self.payments, &cancelled).await?
+            write(&mut self.tx, &self.transitions, &self.payments, &cancelled).await?
         };
         let mut events = HashMap::new();
         for entry in written.entries {
@@ -229,19 +231,19 @@ impl TransitionTx {
                 entry.into_event(order.user_id),
             );
         }
-        if events.len() != self.moves.len() {
+        if events.len() != self.transitions.len() {
             // Cannot happen while the orders are locked; refuse to commit a partial batch.
             return Err(Failure::transient(format!(
                 "{} of {} transitions written; retrying",
                 events.len(),
-                self.moves.len()
+                self.transitions.len()
             )));
         }
         let again: Vec<(Uuid, OrderStatus)> = again
             .iter()
             .filter_map(|p| match p {
                 Planned::Again { order_id, to } => Some((*order_id, *to)),
-                Planned::Move { .. } => None,
+                Planned::Transition { .. } => None,
             })
             .collect();
         if !again.is_empty() {
@@ -249,10 +251,10 @@ impl TransitionTx {
                 events.insert(key, event);
             }
         }
-        // A cancelled order gives back the money it captured, in the same commit: the moves
+        // A cancelled order gives back the money it captured, in the same commit: the transitions
         // into CANCELLED request it, and a redelivered cancellation finds it requested.
         let cancels: Vec<cancel::Cancel> = self
-            .moves
+            .transitions
             .iter()
             .filter(|(_, a)| a.to == OrderStatus::Cancelled)
             .map(|(_, a)| cancel::Cancel {

@@ -1,11 +1,11 @@
-//! Moving orders along their lifecycle from the api: staff status changes and cancellations.
-//! The api checks the move against the order's current status before publishing (so the
+//! Order transitions from the api: staff status changes and cancellations.
+//! The api checks the transition against the order's current status before publishing (so the
 //! common mistakes get an immediate 409), and the order worker checks again: it is the
 //! authority, since the status may change between the two.
 
 use super::model::{Order, StatusChangeRequest};
 use super::repo;
-use super::service::{Placed, broker_unavailable, not_acknowledged};
+use super::service::{Commanded, broker_unavailable, not_acknowledged};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -32,25 +32,28 @@ fn conflict(order: &Order, detail: String) -> ApiError {
     ApiError::Conflict { detail, extensions }
 }
 
-/// A move asked for over HTTP.
-pub struct MoveRequest<'a> {
+/// A transition asked for over HTTP.
+pub struct TransitionRequest<'a> {
     pub user: AuthUser,
     pub order_id: Uuid,
     pub to: OrderStatus,
     pub reason: Option<String>,
-    /// From which statuses this caller may make the move, narrower than the lifecycle (a
+    /// From which statuses this caller may make the transition, narrower than the lifecycle (a
     /// customer cancels only before payment); `None`: wherever the lifecycle allows. Carried in
-    /// the command, so the order worker refuses the move if the order moved on meanwhile.
+    /// the command, so the order worker refuses the transition if the order moved on meanwhile.
     pub allowed_from: Option<&'static [OrderStatus]>,
-    /// Carrier and tracking, with a move to SHIPPED.
+    /// Carrier and tracking, with the transition to SHIPPED.
     pub shipment: Option<Shipment>,
     pub wait: Option<Duration>,
     pub correlation_id: &'a str,
 }
 
-/// Requests the move: checked here, published, applied by the order worker.
-pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Placed, ApiError> {
-    let MoveRequest {
+/// Requests the transition: checked here, published, applied by the order worker.
+pub async fn request(
+    state: &AppState,
+    request: TransitionRequest<'_>,
+) -> Result<Commanded, ApiError> {
+    let TransitionRequest {
         user,
         order_id,
         to,
@@ -75,14 +78,14 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         .ok_or(ApiError::NotFound("order"))?;
     if order.status == to {
         // Already there: asking again changes nothing. A shipment is given once, with the
-        // move; another one is not taken for a retry.
+        // transition; another one is not taken for a retry.
         if shipment.is_some() && order.shipment != shipment {
             return Err(conflict(
                 &order,
                 format!("order is already {to}; its shipment cannot be changed"),
             ));
         }
-        return Ok(Placed::Settled(order));
+        return Ok(Commanded::Settled(order));
     }
     if !allowed(order.status) {
         return Err(illegal(&order, to));
@@ -112,19 +115,19 @@ pub async fn request(state: &AppState, request: MoveRequest<'_>) -> Result<Place
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     if order.status == to {
-        return Ok(Placed::Settled(order));
+        return Ok(Commanded::Settled(order));
     }
     if wait.is_some() && !allowed(order.status) {
         // The worker refused it: the order moved elsewhere meanwhile (paid before a
         // customer's cancel reached it, say).
         return Err(illegal(&order, to));
     }
-    Ok(Placed::Accepted(order))
+    Ok(Commanded::Accepted(order))
 }
 
 /// A status staff may set by hand, and shipment fields only with SHIPPED, whole: the
 /// shipment, or a 422 naming every bad field.
-pub fn validate_change(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
+pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
     let mut errors = Vec::new();
     if !matches!(
         body.status,
