@@ -78,6 +78,8 @@ pub struct Follow {
     pub replay: Option<Replay>,
     /// Once `pending` is sent: end the stream if no refund of the order is pending.
     pub check_end: bool,
+    /// The order is settled: the stream ends once `pending` is sent.
+    ending: bool,
 }
 
 impl Follow {
@@ -92,6 +94,7 @@ impl Follow {
             filter,
             replay: None,
             check_end: false,
+            ending: false,
         }
     }
 
@@ -100,11 +103,13 @@ impl Follow {
             if let Some(event) = self.pending.pop_front() {
                 return Some((Ok(event), self));
             }
+            if self.ending {
+                return None;
+            }
             if self.check_end {
                 self.check_end = false;
-                if self.settled().await {
-                    return None;
-                }
+                self.ending = self.settle().await;
+                continue;
             }
             if self.replay.is_some() {
                 self.replay_page().await?;
@@ -118,19 +123,42 @@ impl Follow {
     }
 
     /// Whether the stream's order is final with no refund pending (or cannot be read: the
-    /// stream ends and its client resumes).
-    async fn settled(&self) -> bool {
-        let Filter::Order { order_id, .. } = self.filter else {
+    /// stream ends and its client resumes). A settled order's entries not sent yet are queued
+    /// first: the change that settled it can be committed before it is heard live.
+    async fn settle(&mut self) -> bool {
+        let Filter::Order {
+            order_id,
+            floor,
+            ref sent,
+            ..
+        } = self.filter
+        else {
             return false;
         };
-        match entries::standing(&self.db, order_id, None).await {
-            Ok(Some(standing)) => !standing.refund_pending,
-            Ok(None) => true,
+        let standing = match entries::standing(&self.db, order_id, None).await {
+            Ok(Some(standing)) => standing,
+            Ok(None) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, "reading an order's standing failed; its stream ends");
-                true
+                return true;
+            }
+        };
+        if standing.refund_pending {
+            return false;
+        }
+        // Read after the standing, so every change that settled the order is among them.
+        match entries::of_order(&self.db, order_id, floor).await {
+            Ok(missed) => self.pending.extend(
+                missed
+                    .iter()
+                    .filter(|e| e.id().is_none_or(|id| !sent.contains(&id)))
+                    .map(entry_event),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an order's last entries failed; its stream ends")
             }
         }
+        true
     }
 
     /// Queues the next page of a resume; `None` ends the stream (the client resumes later).
