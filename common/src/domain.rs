@@ -149,7 +149,9 @@ pub enum ReservationState {
 }
 
 /// What a payment system reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "payment_kind", rename_all = "lowercase")]
 pub enum PaymentKind {
@@ -160,7 +162,9 @@ pub enum PaymentKind {
 /// What was done with a payment: `Applied` moved the order; `RefundRequired` is money to
 /// return (wrong amount, order no longer payable, paid twice); `Ignored` needed nothing (a
 /// failure for an order no longer waiting for payment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "payment_outcome", rename_all = "snake_case")]
 pub enum PaymentOutcome {

@@ -16,6 +16,7 @@ pub mod nats;
 pub mod notices;
 pub mod otel;
 pub mod redrive;
+pub mod refunds;
 pub mod shipping;
 pub mod shutdown;
 pub mod telemetry;

@@ -40,34 +40,37 @@ pub struct Payment {
 
 /// `payments.evt.succeeded`, received together.
 pub async fn succeeded(ctx: Context, events: Vec<Incoming<PaymentSucceeded>>) -> Vec<Handled> {
-    let check = |e: &Incoming<PaymentSucceeded>| {
-        let m = &e.message;
-        checked(Payment {
-            order_id: m.order_id,
-            kind: PaymentKind::Succeeded,
-            amount: m.amount,
-            currency: m.currency.clone(),
-            provider_reference: m.provider_reference.clone(),
-            reason: None,
-        })
-    };
-    let results = crate::batch::checked(&events, check, |some| record_all(&ctx, some)).await;
-    announce(&ctx, &events, results).await
+    received(ctx, events, |m| Payment {
+        order_id: m.order_id,
+        kind: PaymentKind::Succeeded,
+        amount: m.amount,
+        currency: m.currency.clone(),
+        provider_reference: m.provider_reference.clone(),
+        reason: None,
+    })
+    .await
 }
 
 /// `payments.evt.failed`, received together.
 pub async fn failed(ctx: Context, events: Vec<Incoming<PaymentFailed>>) -> Vec<Handled> {
-    let check = |e: &Incoming<PaymentFailed>| {
-        let m = &e.message;
-        checked(Payment {
-            order_id: m.order_id,
-            kind: PaymentKind::Failed,
-            amount: m.amount,
-            currency: m.currency.clone(),
-            provider_reference: m.provider_reference.clone(),
-            reason: m.reason.clone(),
-        })
-    };
+    received(ctx, events, |m| Payment {
+        order_id: m.order_id,
+        kind: PaymentKind::Failed,
+        amount: m.amount,
+        currency: m.currency.clone(),
+        provider_reference: m.provider_reference.clone(),
+        reason: m.reason.clone(),
+    })
+    .await
+}
+
+/// Records the payments `events` report, each read by `payment`.
+async fn received<M>(
+    ctx: Context,
+    events: Vec<Incoming<M>>,
+    payment: impl Fn(&M) -> Payment,
+) -> Vec<Handled> {
+    let check = |e: &Incoming<M>| checked(payment(&e.message));
     let results = crate::batch::checked(&events, check, |some| record_all(&ctx, some)).await;
     announce(&ctx, &events, results).await
 }

@@ -10,6 +10,8 @@ use crate::pagination::{self, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use common::domain::{PaymentKind, PaymentOutcome};
+use common::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -20,12 +22,14 @@ pub struct PaymentRecord {
     pub provider_reference: String,
     pub order_id: Uuid,
     /// `succeeded` or `failed`.
-    pub kind: String,
+    pub kind: PaymentKind,
     /// Minor units.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// `applied`, `refund_required` or `ignored`.
-    pub outcome: String,
+    pub outcome: PaymentOutcome,
     /// Why it was not applied (`amount mismatch: …`, `order is CANCELLED, not payable`).
     pub note: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -34,15 +38,6 @@ pub struct PaymentRecord {
     /// For a `refund_required` payment: what is still to give back, neither refunded nor
     /// requested (0 once refunds cover it).
     pub awaiting_refund: i64,
-}
-
-/// What a payment's outcome was.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentOutcome {
-    Applied,
-    RefundRequired,
-    Ignored,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -81,16 +76,12 @@ pub async fn list(
         .as_deref()
         .map(pagination::decode_cursor::<(DateTime<Utc>, String)>)
         .transpose()?;
-    let outcome = q.outcome.map(|o| match o {
-        PaymentOutcome::Applied => "applied",
-        PaymentOutcome::RefundRequired => "refund_required",
-        PaymentOutcome::Ignored => "ignored",
-    });
     let (after_at, after_reference) = after.unzip();
     let rows = sqlx::query_as!(
         PaymentRecord,
-        r#"SELECT p.provider_reference, p.order_id, p.kind::text AS "kind!", p.amount, p.currency,
-                p.outcome::text AS "outcome!", p.note, p.received_at,
+        r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
+                p.amount AS "amount: Money", p.currency AS "currency: Currency",
+                p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
                 coalesce(r.refunded, 0) AS "refunded!",
                 CASE WHEN p.outcome = 'refund_required'
                      THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
@@ -106,7 +97,7 @@ pub async fn list(
             AND ($2::timestamptz IS NULL OR (p.received_at, p.provider_reference) > ($2, $3))
           ORDER BY p.received_at, p.provider_reference
           LIMIT $4"#,
-        outcome as _,
+        q.outcome as Option<PaymentOutcome>,
         after_at,
         after_reference,
         i64::from(limit) + 1,

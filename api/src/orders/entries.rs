@@ -7,6 +7,7 @@ use crate::error::ApiResult;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::messages::{OrderStatusChanged, RefundChanged};
+use common::money::{Currency, Money};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -47,8 +48,10 @@ pub struct RefundEntry {
     /// The refund's status from this change on.
     pub refund_status: RefundStatus,
     /// Minor units.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The `refund_required` payment the refund gives back; `null`: the order's captured money.
     pub payment_reference: Option<String>,
     pub at: DateTime<Utc>,
@@ -144,8 +147,8 @@ struct EntryRow {
     to_status: Option<OrderStatus>,
     refund_id: Option<Uuid>,
     refund_status: Option<RefundStatus>,
-    amount: Option<i64>,
-    currency: Option<String>,
+    amount: Option<Money>,
+    currency: Option<Currency>,
     payment_reference: Option<String>,
     at: DateTime<Utc>,
     actor: String,
@@ -233,7 +236,8 @@ pub async fn of_order(db: &PgPool, order_id: Uuid, after: i64) -> ApiResult<Vec<
         r#"SELECT t.id AS "id!", t.order_id AS "order_id!", t.kind AS "kind!",
                   t.from_status AS "from_status: OrderStatus",
                   t.to_status AS "to_status: OrderStatus", t.refund_id,
-                  t.refund_status AS "refund_status: RefundStatus", t.amount, t.currency,
+                  t.refund_status AS "refund_status: RefundStatus",
+                  t.amount AS "amount: Money", t.currency AS "currency: Currency",
                   t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason
              FROM timeline_entries t WHERE t.order_id = $1 AND t.id > $2 ORDER BY t.id"#,
         order_id,
@@ -258,7 +262,8 @@ pub async fn after(
         r#"SELECT t.id AS "id!", t.order_id AS "order_id!", t.kind AS "kind!",
                   t.from_status AS "from_status: OrderStatus",
                   t.to_status AS "to_status: OrderStatus", t.refund_id,
-                  t.refund_status AS "refund_status: RefundStatus", t.amount, t.currency,
+                  t.refund_status AS "refund_status: RefundStatus",
+                  t.amount AS "amount: Money", t.currency AS "currency: Currency",
                   t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason
              FROM timeline_entries t JOIN orders o ON o.id = t.order_id
             WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)

@@ -109,13 +109,8 @@ async fn order_events(
             let order = match (repo::find(&state.db, id, owner).await?, accepted) {
                 (Some(order), _) => order,
                 (None, Some(pending)) => {
-                    repo::pending_view(
-                        &state.db,
-                        id,
-                        &pending,
-                        state.config.store_currency.as_str(),
-                    )
-                    .await?
+                    repo::pending_view(&state.db, id, &pending, &state.config.store_currency)
+                        .await?
                 }
                 (None, None) => return Err(ApiError::NotFound("order")),
             };

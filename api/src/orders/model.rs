@@ -1,8 +1,9 @@
 //! Request and response shapes of the orders domain.
 
 use chrono::{DateTime, Utc};
-use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
+use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, PaymentStatus, RefundStatus};
 use common::messages::LineRequest;
+use common::money::{Currency, Money, Quantity};
 use common::shipping::{Shipment, ShippingAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -29,8 +30,10 @@ pub struct OrderItem {
     /// `null` only for a product that does not exist (the order is then rejected).
     pub name: Option<String>,
     /// Minor units of the order's currency.
-    pub unit_price: Option<i64>,
-    pub quantity: i32,
+    #[schema(value_type = Option<i64>)]
+    pub unit_price: Option<Money>,
+    #[schema(value_type = i32)]
+    pub quantity: Quantity,
     pub subtotal: Option<i64>,
 }
 
@@ -71,8 +74,10 @@ pub struct RefundTimelineEntry {
     /// The refund's status from this change on.
     pub refund_status: RefundStatus,
     /// Minor units.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub at: DateTime<Utc>,
     /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
     /// answer.
@@ -101,9 +106,10 @@ pub struct Order {
     pub user_id: Uuid,
     pub status: OrderStatus,
     pub items: Vec<OrderItem>,
-    /// Minor units, computed by the system.
+    /// Minor units, computed by the system: the sum of the lines' subtotals.
     pub total: i64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Present when `REJECTED`: what was wrong, line by line.
@@ -132,13 +138,15 @@ pub struct Order {
 pub struct OrderPayment {
     pub provider_reference: String,
     /// `succeeded` or `failed`.
-    pub kind: String,
+    pub kind: PaymentKind,
     /// Minor units.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// `applied` (it paid or cancelled the order), `refund_required` (money to give back:
     /// wrong amount, paid twice, paid after cancel) or `ignored`.
-    pub outcome: String,
+    pub outcome: PaymentOutcome,
     pub note: Option<String>,
     pub received_at: DateTime<Utc>,
 }
@@ -149,8 +157,10 @@ pub struct Refund {
     pub id: Uuid,
     pub order_id: Uuid,
     /// Minor units.
-    pub amount: i64,
-    pub currency: String,
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub reason: String,
     /// `REQUESTED` of the payment system, then `SUCCEEDED` or `FAILED`.
     pub status: RefundStatus,

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::RefundOrder;
 use common::money::{MAX_MONEY, Money};
+use common::refunds::{Refundable, refundable};
 use serde_json::json;
-use sqlx::PgPool;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -83,7 +83,7 @@ async fn refund_order(
         .ok_or(ApiError::NotFound("order"))?;
     if let Some(known) = order.refunds.iter().find(|r| r.id == refund_id) {
         // A retry: the refund as it stands, if it is the one asked for.
-        if known.amount != body.amount.minor_units()
+        if known.amount != body.amount
             || known.reason != body.reason
             || known.payment_reference != body.payment_reference
         {
@@ -93,9 +93,13 @@ async fn refund_order(
         }
         return Ok(accepted(known.clone()));
     }
-    let left = left_to_refund(&state.db, order_id, body.payment_reference.as_deref()).await?;
-    let (paid, left, currency) = match left {
-        Some(left) => left,
+    let refundable = refundable(&state.db, order_id, body.payment_reference.as_deref()).await?;
+    let Refundable {
+        paid,
+        left,
+        currency,
+    } = match refundable {
+        Some(refundable) => refundable,
         None => {
             return Err(ApiError::field(
                 "payment_reference",
@@ -138,7 +142,7 @@ async fn refund_order(
     Ok(accepted(Refund {
         id: refund_id,
         order_id,
-        amount: body.amount.minor_units(),
+        amount: body.amount,
         currency,
         reason: body.reason,
         status: RefundStatus::Requested,
@@ -206,47 +210,5 @@ fn validate(body: RefundRequest) -> Result<Asked, ApiError> {
             payment_reference: body.payment_reference,
         }),
         _ => Err(ApiError::Validation(errors)),
-    }
-}
-
-/// What the money a refund would give back amounts to, and what is left of it once the
-/// requested and succeeded refunds are taken off, with its currency: the order's captured money,
-/// or the `refund_required` payment named (`None` when it is not one of this order's).
-async fn left_to_refund(
-    db: &PgPool,
-    order_id: Uuid,
-    payment_reference: Option<&str>,
-) -> sqlx::Result<Option<(i64, i64, String)>> {
-    match payment_reference {
-        None => sqlx::query!(
-            r#"SELECT o.amount_paid,
-                          o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                     WHERE r.order_id = o.id
-                                                       AND r.payment_reference IS NULL
-                                                       AND r.status <> 'FAILED'), 0)::int8
-                              AS "left!",
-                          o.currency
-                     FROM orders o WHERE o.id = $1"#,
-            order_id,
-        )
-        .fetch_optional(db)
-        .await
-        .map(|r| r.map(|r| (r.amount_paid, r.left, r.currency))),
-        Some(reference) => sqlx::query!(
-            r#"SELECT p.amount,
-                          p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                WHERE r.payment_reference = p.provider_reference
-                                                  AND r.status <> 'FAILED'), 0)::int8
-                              AS "left!",
-                          p.currency
-                     FROM payments p
-                    WHERE p.provider_reference = $1 AND p.order_id = $2
-                      AND p.kind = 'succeeded' AND p.outcome = 'refund_required'"#,
-            reference,
-            order_id,
-        )
-        .fetch_optional(db)
-        .await
-        .map(|r| r.map(|r| (r.amount, r.left, r.currency))),
     }
 }

@@ -8,6 +8,7 @@ use super::model::{
 };
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
+use common::money::{Currency, Money};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -50,7 +51,7 @@ struct OrderRow {
     user_id: Uuid,
     status: OrderStatus,
     total: i64,
-    currency: String,
+    currency: Currency,
     rejection_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -228,8 +229,8 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
 struct Quote {
     id: Uuid,
     name: String,
-    price: i64,
-    currency: String,
+    price: Money,
+    currency: Currency,
 }
 
 /// What an order just accepted looks like before the order worker records it: the lines
@@ -238,7 +239,7 @@ pub async fn pending_view(
     db: &PgPool,
     order_id: Uuid,
     pending: &Pending,
-    store_currency: &str,
+    store_currency: &Currency,
 ) -> sqlx::Result<Order> {
     let Pending {
         user_id,
@@ -249,7 +250,8 @@ pub async fn pending_view(
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quotes = sqlx::query_as!(
         Quote,
-        "SELECT id, name, price, currency FROM products WHERE id = ANY($1)",
+        r#"SELECT id, name, price AS "price: Money", currency AS "currency: Currency"
+             FROM products WHERE id = ANY($1)"#,
         &ids,
     )
     .fetch_all(db)
@@ -262,8 +264,12 @@ pub async fn pending_view(
                 product_id: l.product_id,
                 name: q.map(|q| q.name.clone()),
                 unit_price: q.map(|q| q.price),
-                quantity: l.quantity.get(),
-                subtotal: q.map(|q| q.price.saturating_mul(i64::from(l.quantity.get()))),
+                quantity: l.quantity,
+                subtotal: q.map(|q| {
+                    q.price
+                        .minor_units()
+                        .saturating_mul(i64::from(l.quantity.get()))
+                }),
             }
         })
         .collect();
@@ -275,7 +281,7 @@ pub async fn pending_view(
         currency: quotes
             .first()
             .map(|q| q.currency.clone())
-            .unwrap_or_else(|| store_currency.to_owned()),
+            .unwrap_or_else(|| store_currency.clone()),
         created_at: *accepted_at,
         updated_at: *accepted_at,
         rejection_reason: None,

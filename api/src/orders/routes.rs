@@ -256,13 +256,7 @@ async fn get_order(
         return Ok(axum::Json(order));
     }
     let pending = accepted.ok_or(ApiError::NotFound("order"))?;
-    let order = repo::pending_view(
-        &state.db,
-        id,
-        &pending,
-        state.config.store_currency.as_str(),
-    )
-    .await?;
+    let order = repo::pending_view(&state.db, id, &pending, &state.config.store_currency).await?;
     Ok(axum::Json(order))
 }
 

@@ -120,8 +120,11 @@ pub struct RefundChanged {
     pub user_id: Uuid,
     pub refund_id: Uuid,
     pub status: RefundStatus,
-    pub amount: i64,
-    pub currency: String,
+    /// Minor units.
+    #[schema(value_type = i64)]
+    pub amount: Money,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The `refund_required` payment the refund returns, if any.
     pub payment_reference: Option<String>,
     pub at: DateTime<Utc>,
@@ -130,7 +133,9 @@ pub struct RefundChanged {
     /// Why it was asked for, or, once `FAILED`, why it failed.
     pub reason: Option<String>,
     pub payment_status: PaymentStatus,
+    /// Minor units: the sum of the order's captured payments (not bounded as one amount is).
     pub amount_paid: i64,
+    /// Minor units: the sum of its succeeded refunds.
     pub amount_refunded: i64,
     /// The id of the timeline entry this change recorded: drawn from the same sequence as
     /// the status changes' entries, so one id orders both kinds of an order's entries.

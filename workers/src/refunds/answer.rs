@@ -28,32 +28,35 @@ pub struct Answer {
 
 /// `payments.evt.refunded`, received together.
 pub async fn refunded(ctx: Context, events: Vec<Incoming<RefundSucceeded>>) -> Vec<Handled> {
-    let check = |e: &Incoming<RefundSucceeded>| {
-        let m = &e.message;
-        checked(Answer {
-            refund_id: m.refund_id,
-            order_id: m.order_id,
-            provider_reference: m.provider_reference.clone(),
-            given_back: Some((m.amount, m.currency.clone())),
-            reason: None,
-        })
-    };
-    let results = crate::batch::checked(&events, check, |some| settle_all(&ctx, some)).await;
-    announce(&ctx, &events, results).await
+    answered(ctx, events, |m| Answer {
+        refund_id: m.refund_id,
+        order_id: m.order_id,
+        provider_reference: m.provider_reference.clone(),
+        given_back: Some((m.amount, m.currency.clone())),
+        reason: None,
+    })
+    .await
 }
 
 /// `payments.evt.refund_failed`, received together.
 pub async fn failed(ctx: Context, events: Vec<Incoming<RefundFailed>>) -> Vec<Handled> {
-    let check = |e: &Incoming<RefundFailed>| {
-        let m = &e.message;
-        checked(Answer {
-            refund_id: m.refund_id,
-            order_id: m.order_id,
-            provider_reference: m.provider_reference.clone(),
-            given_back: None,
-            reason: m.reason.clone(),
-        })
-    };
+    answered(ctx, events, |m| Answer {
+        refund_id: m.refund_id,
+        order_id: m.order_id,
+        provider_reference: m.provider_reference.clone(),
+        given_back: None,
+        reason: m.reason.clone(),
+    })
+    .await
+}
+
+/// Records the answers `events` carry, each read by `answer`.
+async fn answered<M>(
+    ctx: Context,
+    events: Vec<Incoming<M>>,
+    answer: impl Fn(&M) -> Answer,
+) -> Vec<Handled> {
+    let check = |e: &Incoming<M>| checked(answer(&e.message));
     let results = crate::batch::checked(&events, check, |some| settle_all(&ctx, some)).await;
     announce(&ctx, &events, results).await
 }
@@ -142,20 +145,7 @@ async fn settle_all(
     if succeeded > 0 {
         metrics::counter!("refunds_succeeded_total").increment(succeeded);
     }
-    Ok(decided
-        .into_iter()
-        .map(|d| {
-            let id = d?;
-            let refund = rows
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
-            Ok(Stepped {
-                refunds: vec![refund],
-                ..Stepped::default()
-            })
-        })
-        .collect())
+    Ok(super::stepped(decided, &rows))
 }
 
 /// Writes the answer on the refund and, for money given back from what the order captured,

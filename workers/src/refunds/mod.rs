@@ -18,6 +18,7 @@ pub mod cancel;
 pub mod request;
 
 use crate::Context;
+use crate::announce::Stepped;
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{PaymentStatus, RefundStatus};
@@ -69,8 +70,8 @@ impl RefundRow {
             user_id: self.user_id,
             refund_id: self.id,
             status: self.status,
-            amount: self.amount.minor_units(),
-            currency: self.currency.to_string(),
+            amount: self.amount,
+            currency: self.currency.clone(),
             payment_reference: self.payment_reference.clone(),
             at: self.at,
             actor: self.actor.clone(),
@@ -111,6 +112,28 @@ pub async fn rows(
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+/// Each decision's step: the refund it recorded or found, as read back with `rows` before
+/// the commit.
+pub fn stepped(
+    decided: Vec<Result<Uuid, Failure>>,
+    rows: &HashMap<Uuid, RefundRow>,
+) -> Vec<Result<Stepped, Failure>> {
+    decided
+        .into_iter()
+        .map(|d| {
+            let id = d?;
+            let refund = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
+            Ok(Stepped {
+                refunds: vec![refund],
+                ..Stepped::default()
+            })
+        })
+        .collect()
 }
 
 /// Locks the orders in id order, as every transaction over orders does, and gives the ids

@@ -9,6 +9,7 @@ use crate::dispatch::Incoming;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS};
 use common::messages::RefundOrder;
 use common::money::MAX_MONEY;
+use common::refunds::{Refundable, refundable};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -89,20 +90,7 @@ async fn request_all(
     }
     let rows = super::rows(&mut tx, &ids).await?;
     tx.commit().await?;
-    Ok(decided
-        .into_iter()
-        .map(|d| {
-            let id = d?;
-            let refund = rows
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
-            Ok(Stepped {
-                refunds: vec![refund],
-                ..Stepped::default()
-            })
-        })
-        .collect())
+    Ok(super::stepped(decided, &rows))
 }
 
 fn same(refund: &RefundRow, command: &RefundOrder) -> bool {
@@ -116,38 +104,12 @@ async fn record(
     tx: &mut Transaction<'static, Postgres>,
     command: &RefundOrder,
 ) -> Result<Result<(), Failure>, Failure> {
-    let left: Option<(i64, i64, String)> = match &command.payment_reference {
-        None => sqlx::query!(
-            r#"SELECT o.amount_paid,
-                          o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                     WHERE r.order_id = o.id
-                                                       AND r.payment_reference IS NULL
-                                                       AND r.status <> 'FAILED'), 0)::int8
-                              AS "left!",
-                          o.currency
-                     FROM orders o WHERE o.id = $1"#,
-            command.order_id,
-        )
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| (r.amount_paid, r.left, r.currency)),
-        Some(reference) => sqlx::query!(
-            r#"SELECT p.amount,
-                          p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
-                                                WHERE r.payment_reference = p.provider_reference
-                                                  AND r.status <> 'FAILED'), 0)::int8
-                              AS "left!",
-                          p.currency
-                     FROM payments p
-                    WHERE p.provider_reference = $1 AND p.order_id = $2
-                      AND p.kind = 'succeeded' AND p.outcome = 'refund_required'"#,
-            reference,
-            command.order_id,
-        )
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| (r.amount, r.left, r.currency)),
-    };
+    let left = refundable(
+        &mut **tx,
+        command.order_id,
+        command.payment_reference.as_deref(),
+    )
+    .await?;
     let what = match &command.payment_reference {
         Some(reference) => format!("payment {reference}"),
         None => format!("order {}", command.order_id),
@@ -159,18 +121,18 @@ async fn record(
                 command.order_id
             ))));
         }
-        Some((0, _, _)) => {
+        Some(Refundable { paid: 0, .. }) => {
             return Ok(Err(Failure::permanent(format!(
                 "{what} has no money captured"
             ))));
         }
-        Some((_, left, _)) if left < command.amount.minor_units() => {
+        Some(Refundable { left, .. }) if left < command.amount.minor_units() => {
             return Ok(Err(Failure::permanent(format!(
                 "over-refund: {} asked of {what}, {left} left to refund",
                 command.amount
             ))));
         }
-        Some((_, _, currency)) => currency,
+        Some(Refundable { currency, .. }) => currency,
     };
     sqlx::query!(
         "INSERT INTO refunds (id, order_id, payment_reference, amount, currency, reason, actor)
@@ -179,7 +141,7 @@ async fn record(
         command.order_id,
         command.payment_reference.as_deref(),
         i64::from(command.amount),
-        currency,
+        currency.as_str(),
         &command.reason,
         &command.actor,
     )

@@ -24,6 +24,25 @@ pub(super) struct EntryRow {
     tracking_url: Option<String>,
 }
 
+/// The [`EntryRow`] of a statement's record that has its columns.
+macro_rules! entry_row {
+    ($r:expr) => {{
+        let r = $r;
+        EntryRow {
+            order_id: r.order_id,
+            to_status: r.to_status,
+            from_status: r.from_status,
+            entry_id: r.entry_id,
+            at: r.at,
+            actor: r.actor,
+            reason: r.reason,
+            carrier: r.carrier,
+            tracking_number: r.tracking_number,
+            tracking_url: r.tracking_url,
+        }
+    }};
+}
+
 impl EntryRow {
     pub(super) fn into_event(self, user_id: Uuid) -> OrderStatusChanged {
         let shipment = match (self.to_status, self.carrier, self.tracking_number) {
@@ -189,21 +208,7 @@ pub(super) async fn write(
         .first()
         .map_or(0, |r| u64::try_from(r.released_lines).unwrap_or(0));
     Ok(Written {
-        entries: rows
-            .into_iter()
-            .map(|r| EntryRow {
-                order_id: r.order_id,
-                to_status: r.to_status,
-                from_status: r.from_status,
-                entry_id: r.entry_id,
-                at: r.at,
-                actor: r.actor,
-                reason: r.reason,
-                carrier: r.carrier,
-                tracking_number: r.tracking_number,
-                tracking_url: r.tracking_url,
-            })
-            .collect(),
+        entries: rows.into_iter().map(|r| entry_row!(r)).collect(),
         restocked,
         released_lines,
     })
@@ -242,22 +247,9 @@ pub(super) async fn recorded_events(
     Ok(rows
         .into_iter()
         .map(|r| {
-            let entry = EntryRow {
-                order_id: r.order_id,
-                to_status: r.to_status,
-                from_status: r.from_status,
-                entry_id: r.entry_id,
-                at: r.at,
-                actor: r.actor,
-                reason: r.reason,
-                carrier: r.carrier,
-                tracking_number: r.tracking_number,
-                tracking_url: r.tracking_url,
-            };
-            (
-                (entry.order_id, entry.to_status),
-                entry.into_event(r.user_id),
-            )
+            let user_id = r.user_id;
+            let entry = entry_row!(r);
+            ((entry.order_id, entry.to_status), entry.into_event(user_id))
         })
         .collect())
 }
