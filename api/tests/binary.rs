@@ -3,80 +3,47 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
-use common::testing::{TestEnv, nats_url};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::testing::{Binary, TestEnv, free_port};
+use std::process::Command;
+use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The `api` binary against `env`, listening on `port` (its metrics on any free port).
+fn api(env: &TestEnv, port: u16) -> Command {
+    let mut command = env.command(env!("CARGO_BIN_EXE_api"));
+    command
+        .env("JWT_SECRET", common::testing::TEST_JWT_SECRET)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", "127.0.0.1:0");
+    command
+}
+
+/// Waits (at most a minute) until the api on `port` answers ready; its readiness report.
+async fn ready(client: &reqwest::Client, port: u16) -> serde_json::Value {
+    let url = format!("http://127.0.0.1:{port}/health/ready");
+    common::testing::eventually(Duration::from_secs(60), "api ready", || async {
+        let res = client.get(&url).send().await.ok()?;
+        if res.status() != 200 {
+            return None;
+        }
+        res.json().await.ok()
+    })
+    .await
 }
 
 #[tokio::test]
 async fn the_api_binary_becomes_ready_and_exits_cleanly_on_sigterm() {
     let env = TestEnv::new().await;
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
-        .env_clear()
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", nats_url())
-        .env("NATS_NAMESPACE", &env.namespace)
-        .env("JWT_SECRET", common::testing::TEST_JWT_SECRET)
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = Binary::spawn(api(&env, port).env("LOG_FORMAT", "json"));
 
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/health/ready");
-    let readiness: serde_json::Value =
-        common::testing::eventually(Duration::from_secs(60), "api ready", || async {
-            let res = client.get(&url).send().await.ok()?;
-            if res.status() != 200 {
-                return None;
-            }
-            res.json().await.ok()
-        })
-        .await;
+    let readiness = ready(&reqwest::Client::new(), port).await;
     // Ready means both dependencies were checked and answered.
     assert_eq!(readiness["status"], "ok", "{readiness}");
     assert_eq!(readiness["checks"]["postgres"], "ok", "{readiness}");
     assert_eq!(readiness["checks"]["nats"], "ok", "{readiness}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "api did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = server.terminate(Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit, got {exit}");
-}
-
-/// A child process killed when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Peak resident memory of process `pid` (`VmHWM`), in MiB.
@@ -95,34 +62,15 @@ async fn two_hundred_concurrent_registrations_and_logins_leave_the_api_under_128
     let env = TestEnv::new().await;
     let port = free_port();
     // Registrations are not limited here, so every request reaches password hashing.
-    let child = Command::new(env!("CARGO_BIN_EXE_api"))
-        .env_clear()
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", nats_url())
-        .env("NATS_NAMESPACE", &env.namespace)
-        .env("JWT_SECRET", common::testing::TEST_JWT_SECRET)
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "127.0.0.1:0")
-        .env("REGISTER_IP_RATE_PER_MINUTE", "100000")
-        .env("COOKIE_SECURE", "false")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop(child);
+    let child = Binary::spawn(
+        api(&env, port)
+            .env("REGISTER_IP_RATE_PER_MINUTE", "100000")
+            .env("COOKIE_SECURE", "false")
+            .env("RUST_LOG", "error"),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    common::testing::eventually(Duration::from_secs(60), "api ready", || async {
-        client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
-    })
-    .await;
+    ready(&client, port).await;
     let password = "correct horse battery staple";
     let registered = client
         .post(format!("{base}/api/v1/auth/register"))
@@ -152,7 +100,7 @@ async fn two_hundred_concurrent_registrations_and_logins_leave_the_api_under_128
         let status = answer.expect("every request is answered").status().as_u16();
         *statuses.entry(status).or_insert(0) += 1;
     }
-    let peak = peak_rss_mib(child.0.id());
+    let peak = peak_rss_mib(child.id());
     eprintln!("answers {statuses:?}, peak RSS {peak} MiB");
     assert!(
         statuses.keys().all(|s| [200, 201, 429, 503].contains(s)),

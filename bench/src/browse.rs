@@ -1,6 +1,7 @@
 //! `browse`: anonymous catalogue reads (lists with filters and sorts, then details), and its
 //! baseline, a bare axum handler answering the bytes of a real list page.
 
+use crate::bare::Bare;
 use crate::driver::{self, Outcome, Plan};
 use crate::scenarios::{Measured, measured};
 use crate::setup::Api;
@@ -30,25 +31,37 @@ async fn get(api: &Api, url: String) -> Outcome {
     }
 }
 
-/// `browse`, list phase: anonymous catalogue pages with filters.
-pub async fn browse_lists(api: Arc<Api>, clients: usize, duration: Duration) -> Measured {
+/// Reads `path(i)` of `api` as request `i`, from `clients` clients for `duration`; a 200 whose
+/// whole body arrived is accepted.
+async fn read_for(
+    label: &str,
+    api: Arc<Api>,
+    clients: usize,
+    duration: Duration,
+    path: impl Fn(usize) -> String + Send + Sync + 'static,
+) -> Measured {
     let recorder = Arc::new(Recorder::new());
     let ran = driver::drive(
-        "browse list",
+        label,
         clients,
         Plan::For(duration),
         Arc::clone(&recorder),
         move |i, _| {
             let api = Arc::clone(&api);
-            async move {
-                let query = LIST_QUERIES[usize::try_from(i).unwrap_or(0) % LIST_QUERIES.len()];
-                let url = api.url(query);
-                get(&api, url).await
-            }
+            let url = api.url(&path(usize::try_from(i).unwrap_or(0)));
+            async move { get(&api, url).await }
         },
     )
     .await;
     measured(ran, &recorder)
+}
+
+/// `browse`, list phase: anonymous catalogue pages with filters.
+pub async fn browse_lists(api: Arc<Api>, clients: usize, duration: Duration) -> Measured {
+    read_for("browse list", api, clients, duration, |i| {
+        LIST_QUERIES[i % LIST_QUERIES.len()].to_owned()
+    })
+    .await
 }
 
 /// `browse`, detail phase: anonymous product pages.
@@ -58,27 +71,14 @@ pub async fn browse_details(
     clients: usize,
     duration: Duration,
 ) -> Measured {
-    let recorder = Arc::new(Recorder::new());
-    let ran = driver::drive(
-        "browse detail",
-        clients,
-        Plan::For(duration),
-        Arc::clone(&recorder),
-        move |i, _| {
-            let (api, products) = (Arc::clone(&api), Arc::clone(&products));
-            async move {
-                let id = products[usize::try_from(i).unwrap_or(0) % products.len()];
-                let url = api.url(&format!("/products/{id}"));
-                get(&api, url).await
-            }
-        },
-    )
-    .await;
-    measured(ran, &recorder)
+    read_for("browse detail", api, clients, duration, move |i| {
+        format!("/products/{}", products[i % products.len()])
+    })
+    .await
 }
 
 /// The baseline for `browse`: a bare axum handler answering the bytes of a real list page from
-/// a fixed buffer, on its own runtime (like a separate server process), driven the same way.
+/// a fixed buffer, driven the same way.
 pub async fn baseline(
     api: &Api,
     clients: usize,
@@ -93,53 +93,27 @@ pub async fn baseline(
         .bytes()
         .await?;
     let size = page.len();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let app = axum::Router::new().route(
-                "/api/v1/products",
-                axum::routing::get(move || {
-                    let page = page.clone();
-                    async move {
-                        (
-                            [(axum::http::header::CONTENT_TYPE, "application/json")],
-                            page,
-                        )
-                    }
-                }),
-            );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await?;
-            Ok(())
-        })
-    });
-    let bare = Arc::new(Api::new(&format!("http://{addr}"), api.http.clone()));
-    let recorder = Arc::new(Recorder::new());
-    let ran = driver::drive(
-        "bare axum",
-        clients,
-        Plan::For(duration),
-        Arc::clone(&recorder),
-        move |_, _| {
-            let bare = Arc::clone(&bare);
+    let app = axum::Router::new().route(
+        "/api/v1/products",
+        axum::routing::get(move || {
+            let page = page.clone();
             async move {
-                let url = bare.url("/products");
-                get(&bare, url).await
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    page,
+                )
             }
-        },
+        }),
+    );
+    let bare = Bare::start(app, api.http.clone())?;
+    let measured = read_for(
+        "bare axum",
+        Arc::clone(&bare.api),
+        clients,
+        duration,
+        |_| "/products".to_owned(),
     )
     .await;
-    let _ = stop_tx.send(());
-    let _ = tokio::task::spawn_blocking(move || server.join()).await;
-    Ok((measured(ran, &recorder), size))
+    bare.stop().await;
+    Ok((measured, size))
 }

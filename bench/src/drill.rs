@@ -1,7 +1,7 @@
 //! The fault drill's client side: load while the script breaks things, then the checks.
 
 use crate::scenarios;
-use crate::setup::{Api, http_client};
+use crate::setup::Deployment;
 use crate::verify::{self, Verdict};
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
@@ -9,10 +9,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub api_url: String,
-    pub database_url: String,
-    pub admin_email: String,
-    pub admin_password: String,
+    pub deployment: Deployment,
     pub concurrency: usize,
     pub duration: Duration,
     pub products: usize,
@@ -22,27 +19,21 @@ pub struct Options {
 
 /// Places orders for `duration` (answers 202), then waits for them to settle and checks.
 pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
-    let api = Arc::new(Api::new(&o.api_url, http_client(o.concurrency * 2)?));
-    api.wait_ready(Duration::from_secs(60)).await?;
-    let admin = api.login(&o.admin_email, &o.admin_password).await?;
-    let customers = Arc::new(api.register_customers(o.concurrency, "drill").await?);
-    let products = Arc::new(
-        api.create_products(&admin, o.products, o.stock, "drill")
-            .await?,
-    );
+    let (api, admin) = o.deployment.sign_in(o.concurrency).await?;
+    let shop = scenarios::Shop {
+        customers: Arc::new(api.register_customers(o.concurrency, "drill").await?),
+        products: Arc::new(
+            api.create_products(&admin, o.products, o.stock, "drill")
+                .await?,
+        ),
+        api,
+    };
     eprintln!(
         "drill: load for {} s from {} clients",
         o.duration.as_secs(),
         o.concurrency
     );
-    let (load, accepted) = scenarios::drill_load(
-        Arc::clone(&api),
-        customers,
-        products,
-        o.concurrency,
-        o.duration,
-    )
-    .await;
+    let (load, accepted) = scenarios::drill_load(&shop, o.concurrency, o.duration).await;
     eprintln!(
         "drill: load done, {} orders accepted; checking",
         accepted.len()
@@ -59,7 +50,7 @@ pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
     let db = loop {
         match PgPoolOptions::new()
             .max_connections(2)
-            .connect(&o.database_url)
+            .connect(&o.deployment.database_url)
             .await
         {
             Ok(db) => break db,

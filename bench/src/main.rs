@@ -1,6 +1,7 @@
 //! `bench run …` measures a running deployment; `bench drill …` is the fault drill's load
 //! and checks (scripts/bench and scripts/chaos start the system and call these).
 
+use bench::setup::Deployment;
 use bench::{drill, run};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -133,6 +134,12 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let deployment = Deployment {
+        api_url: cli.api_url,
+        database_url,
+        admin_email,
+        admin_password,
+    };
     match cli.command {
         Command::Run {
             scenarios,
@@ -152,10 +159,7 @@ async fn main() -> ExitCode {
             charts,
         } => {
             let options = run::Options {
-                api_url: cli.api_url,
-                database_url,
-                admin_email,
-                admin_password,
+                deployment,
                 scenarios,
                 concurrency,
                 duration: Duration::from_secs(duration.clamp(1, 120)),
@@ -192,10 +196,7 @@ async fn main() -> ExitCode {
             settle_timeout,
         } => {
             let options = drill::Options {
-                api_url: cli.api_url,
-                database_url,
-                admin_email,
-                admin_password,
+                deployment,
                 concurrency,
                 duration: Duration::from_secs(duration.clamp(1, 600)),
                 products: products.max(2),

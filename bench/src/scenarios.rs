@@ -7,6 +7,7 @@ use crate::stats::{Recorder, Snapshot};
 use rand::Rng;
 use reqwest::header::HeaderValue;
 use serde_json::json;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -157,6 +158,85 @@ pub struct Shop {
     pub products: Arc<Vec<Uuid>>,
 }
 
+/// What a load orders: the body of each order, made from the catalogue, and the `Prefer: wait`
+/// sent with it, if any.
+#[derive(Clone, Copy)]
+pub struct Order {
+    pub basket: fn(&[Uuid]) -> serde_json::Value,
+    pub wait: Option<u64>,
+}
+
+impl Order {
+    /// Two lines of the catalogue, chosen at random ([`two_lines`]).
+    pub fn two_lines(wait: Option<u64>) -> Self {
+        Order {
+            basket: two_lines,
+            wait,
+        }
+    }
+
+    /// One unit of the catalogue's first product, answered 202 at once.
+    pub fn one_unit() -> Self {
+        Order {
+            basket: |products| json!({"items": [{"product_id": products.first(), "quantity": 1}]}),
+            wait: None,
+        }
+    }
+}
+
+/// An order a client placed: its outcome, an accepted order's id, and when it was sent.
+pub struct Placed {
+    pub outcome: Outcome,
+    pub id: Option<Uuid>,
+    pub sent: Instant,
+}
+
+impl Shop {
+    /// Runs `plan` from `clients` clients, client `c` placing `order` as customer `c` (modulo
+    /// their number); what they recorded.
+    pub async fn order(
+        &self,
+        label: &str,
+        clients: usize,
+        plan: Plan,
+        order: Order,
+    ) -> (Ran, Arc<Recorder>) {
+        self.order_then(label, clients, plan, order, |placed| {
+            std::future::ready(placed.outcome)
+        })
+        .await
+    }
+
+    /// Like [`Shop::order`]; `then` sees each order placed and gives back the outcome to record.
+    pub async fn order_then<F, Fut>(
+        &self,
+        label: &str,
+        clients: usize,
+        plan: Plan,
+        order: Order,
+        then: F,
+    ) -> (Ran, Arc<Recorder>)
+    where
+        F: Fn(Placed) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send,
+    {
+        let recorder = Arc::new(Recorder::new());
+        let (shop, then) = (self.clone(), Arc::new(then));
+        let ran = driver::drive(label, clients, plan, Arc::clone(&recorder), move |_, c| {
+            let (shop, then) = (shop.clone(), Arc::clone(&then));
+            async move {
+                let sent = Instant::now();
+                let body = (order.basket)(&shop.products);
+                let customer = &shop.customers[c % shop.customers.len()];
+                let (outcome, id) = post_order(&shop.api, customer, &body, order.wait).await;
+                then(Placed { outcome, id, sent }).await
+            }
+        })
+        .await;
+        (ran, recorder)
+    }
+}
+
 /// `place`: every client orders two lines of the catalogue, waiting for the outcome.
 pub async fn place(
     shop: &Shop,
@@ -166,30 +246,11 @@ pub async fn place(
     wait: u64,
     label: &str,
 ) -> anyhow::Result<Measured> {
-    let customers = Arc::clone(&shop.customers);
-    let recorder = Arc::new(Recorder::new());
-    let before = settled_of(db, &customers).await?;
-    let ran = {
-        let (api, customers, products) = (
-            Arc::clone(&shop.api),
-            Arc::clone(&shop.customers),
-            Arc::clone(&shop.products),
-        );
-        driver::drive(label, clients, plan, Arc::clone(&recorder), move |_, c| {
-            let (api, customers, products) = (
-                Arc::clone(&api),
-                Arc::clone(&customers),
-                Arc::clone(&products),
-            );
-            async move {
-                let body = two_lines(&products);
-                let customer = &customers[c % customers.len()];
-                post_order(&api, customer, &body, Some(wait)).await.0
-            }
-        })
-        .await
-    };
-    settled_measure(db, &customers, before, &recorder, ran).await
+    let before = settled_of(db, &shop.customers).await?;
+    let (ran, recorder) = shop
+        .order(label, clients, plan, Order::two_lines(Some(wait)))
+        .await;
+    settled_measure(db, &shop.customers, before, &recorder, ran).await
 }
 
 /// `flash-sale`: `orders` one-unit orders for one product, answered 202 at once.
@@ -201,32 +262,20 @@ pub async fn flash_sale(
     clients: usize,
     orders: u64,
 ) -> anyhow::Result<Measured> {
-    let recorder = Arc::new(Recorder::new());
     let before = settled_of(db, &customers).await?;
-    let body = Arc::new(json!({"items": [{"product_id": product, "quantity": 1}]}));
+    let shop = Shop {
+        api,
+        customers,
+        products: Arc::new(vec![product]),
+    };
     let plan = Plan::Count {
         n: orders,
         limit: Duration::from_secs(60),
     };
-    let ran = {
-        let (api, customers) = (Arc::clone(&api), Arc::clone(&customers));
-        driver::drive(
-            "flash-sale",
-            clients,
-            plan,
-            Arc::clone(&recorder),
-            move |_, c| {
-                let (api, customers, body) =
-                    (Arc::clone(&api), Arc::clone(&customers), Arc::clone(&body));
-                async move {
-                    let customer = &customers[c % customers.len()];
-                    post_order(&api, customer, &body, None).await.0
-                }
-            },
-        )
-        .await
-    };
-    settled_measure(db, &customers, before, &recorder, ran).await
+    let (ran, recorder) = shop
+        .order("flash-sale", clients, plan, Order::one_unit())
+        .await;
+    settled_measure(db, &shop.customers, before, &recorder, ran).await
 }
 
 pub fn measured(ran: Ran, recorder: &Recorder) -> Measured {
@@ -241,43 +290,29 @@ pub fn measured(ran: Ran, recorder: &Recorder) -> Measured {
 }
 
 /// The fault drill's load: two-line orders answered 202 at once; returns every accepted id.
-pub async fn drill_load(
-    api: Arc<Api>,
-    customers: Arc<Vec<Customer>>,
-    products: Arc<Vec<Uuid>>,
-    clients: usize,
-    duration: Duration,
-) -> (Measured, Vec<Uuid>) {
-    let recorder = Arc::new(Recorder::new());
+pub async fn drill_load(shop: &Shop, clients: usize, duration: Duration) -> (Measured, Vec<Uuid>) {
     let ids = Arc::new(Mutex::new(Vec::new()));
-    let ran = {
+    let (ran, recorder) = {
         let ids = Arc::clone(&ids);
-        driver::drive(
+        let plan = Plan::For(duration);
+        shop.order_then(
             "drill load",
             clients,
-            Plan::For(duration),
-            Arc::clone(&recorder),
-            move |_, c| {
-                let (api, customers, products, ids) = (
-                    Arc::clone(&api),
-                    Arc::clone(&customers),
-                    Arc::clone(&products),
-                    Arc::clone(&ids),
-                );
+            plan,
+            Order::two_lines(None),
+            move |placed| {
+                let ids = Arc::clone(&ids);
                 async move {
-                    let body = two_lines(&products);
-                    let customer = &customers[c % customers.len()];
-                    let (outcome, id) = post_order(&api, customer, &body, None).await;
-                    if !outcome.accepted {
+                    if !placed.outcome.accepted {
                         // Back off a little while a dependency is down.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    if let Some(id) = id
+                    if let Some(id) = placed.id
                         && let Ok(mut ids) = ids.lock()
                     {
                         ids.push(id);
                     }
-                    outcome
+                    placed.outcome
                 }
             },
         )

@@ -3,8 +3,29 @@
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// The deployment a run drives: its api, its database, and the ADMIN who prepares it.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub api_url: String,
+    pub database_url: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+impl Deployment {
+    /// The api once it answers ready (within a minute), with connections kept for `clients`
+    /// concurrent clients, and the ADMIN's token.
+    pub async fn sign_in(&self, clients: usize) -> anyhow::Result<(Arc<Api>, String)> {
+        let api = Arc::new(Api::new(&self.api_url, http_client(clients * 2)?));
+        api.wait_ready(Duration::from_secs(60)).await?;
+        let admin = api.login(&self.admin_email, &self.admin_password).await?;
+        Ok((api, admin))
+    }
+}
 
 /// An HTTP client for load: keep-alive, no cookies (tokens go in `Authorization`).
 pub fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {

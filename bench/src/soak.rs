@@ -3,9 +3,9 @@
 //! (the symptom of a consumer that stopped asking). `latency`: placement latency from a few
 //! clients, when nothing queues.
 
-use crate::driver::{self, Outcome, Plan};
+use crate::driver::Plan;
 use crate::rss;
-use crate::scenarios::{Shop, post_order, two_lines};
+use crate::scenarios::{Order, Shop};
 use crate::stats::{Recorder, Snapshot, ms};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -108,48 +108,33 @@ pub async fn soak(
     let windows_count = usize::try_from(duration.as_secs().div_ceil(WINDOW.as_secs())).unwrap_or(1);
     let windows: Arc<Vec<Recorder>> =
         Arc::new((0..windows_count.max(1)).map(|_| Recorder::new()).collect());
-    let total = Arc::new(Recorder::new());
     let started = Instant::now();
     let memory = tokio::spawn(sample_memory(processes.to_vec(), duration));
     let stalls = nats.map(|(url, namespace)| {
         tokio::spawn(watch_pulls(url.to_owned(), namespace.to_owned(), duration))
     });
-    {
-        let (api, customers, products, windows) = (
-            Arc::clone(&shop.api),
-            Arc::clone(&shop.customers),
-            Arc::clone(&shop.products),
-            Arc::clone(&windows),
-        );
-        driver::drive(
+    let (_, total) = {
+        let windows = Arc::clone(&windows);
+        let plan = Plan::For(duration);
+        shop.order_then(
             "soak",
             clients,
-            Plan::For(duration),
-            Arc::clone(&total),
-            move |_, c| {
-                let (api, customers, products, windows) = (
-                    Arc::clone(&api),
-                    Arc::clone(&customers),
-                    Arc::clone(&products),
-                    Arc::clone(&windows),
-                );
-                async move {
-                    let sent = Instant::now();
-                    let body = two_lines(&products);
-                    let customer = &customers[c % customers.len()];
-                    let outcome = post_order(&api, customer, &body, Some(wait)).await.0;
-                    let window =
-                        usize::try_from(sent.duration_since(started).as_secs() / WINDOW.as_secs())
-                            .unwrap_or(usize::MAX);
-                    if let Some(w) = windows.get(window) {
-                        w.record(&outcome.status, outcome.accepted, sent.elapsed());
-                    }
-                    outcome
+            plan,
+            Order::two_lines(Some(wait)),
+            move |placed| {
+                let window = usize::try_from(
+                    placed.sent.duration_since(started).as_secs() / WINDOW.as_secs(),
+                )
+                .unwrap_or(usize::MAX);
+                if let Some(w) = windows.get(window) {
+                    let outcome = &placed.outcome;
+                    w.record(&outcome.status, outcome.accepted, placed.sent.elapsed());
                 }
+                std::future::ready(placed.outcome)
             },
         )
-        .await;
-    }
+        .await
+    };
     let memory = memory.await.unwrap_or_default();
     let stalled_seconds = match stalls {
         Some(task) => task.await.unwrap_or_default(),
@@ -229,31 +214,10 @@ async fn watch_pulls(url: String, namespace: String, duration: Duration) -> Vec<
 
 /// Placement latency with `Prefer: wait` from `clients` clients in sequence (closed loop).
 pub async fn latency(shop: &Shop, clients: usize, duration: Duration, wait: u64) -> Snapshot {
-    let recorder = Arc::new(Recorder::new());
-    let (api, customers, products) = (
-        Arc::clone(&shop.api),
-        Arc::clone(&shop.customers),
-        Arc::clone(&shop.products),
-    );
-    driver::drive(
-        &format!("latency x{clients}"),
-        clients,
-        Plan::For(duration),
-        Arc::clone(&recorder),
-        move |_, c| {
-            let (api, customers, products) = (
-                Arc::clone(&api),
-                Arc::clone(&customers),
-                Arc::clone(&products),
-            );
-            async move {
-                let body = two_lines(&products);
-                let customer = &customers[c % customers.len()];
-                let outcome: Outcome = post_order(&api, customer, &body, Some(wait)).await.0;
-                outcome
-            }
-        },
-    )
-    .await;
+    let label = format!("latency x{clients}");
+    let order = Order::two_lines(Some(wait));
+    let (_, recorder) = shop
+        .order(&label, clients, Plan::For(duration), order)
+        .await;
     recorder.snapshot()
 }

@@ -5,11 +5,10 @@
 //! process, with a pool the size of the api's, and is driven over HTTP from the same
 //! customers as `place`. `place` divided by this is the price of the bus.
 
+use crate::bare::Bare;
 use crate::ceiling;
-use crate::driver::{self, Outcome, Plan};
-use crate::scenarios::{Measured, Shop};
-use crate::setup::Api;
-use crate::stats::Recorder;
+use crate::driver::Plan;
+use crate::scenarios::{Measured, Order, Shop};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -116,65 +115,24 @@ pub async fn run(
         key: Arc::new(DecodingKey::from_secret(jwt_secret.as_bytes())),
         validation: Arc::new(validation),
     };
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let app = axum::Router::new()
-                .route("/api/v1/orders", axum::routing::post(place))
-                .with_state(handler);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await?;
-            Ok(())
-        })
-    });
-    let bare = Arc::new(Api::new(&format!("http://{addr}"), shop.api.http.clone()));
-    let customers = Arc::clone(&shop.customers);
-    let recorder = Arc::new(Recorder::new());
+    let app = axum::Router::new()
+        .route("/api/v1/orders", axum::routing::post(place))
+        .with_state(handler);
+    let server = Bare::start(app, shop.api.http.clone())?;
+    // The same customers order two lines of the scratch products from the bare handler.
+    let plan = Plan::For(duration);
+    let bare = Shop {
+        api: Arc::clone(&server.api),
+        customers: Arc::clone(&shop.customers),
+        products: ids,
+    };
     let meter = crate::rss::CpuMeter::start(&[]);
-    let ran = driver::drive(
-        "synchronous",
-        clients,
-        Plan::For(duration),
-        Arc::clone(&recorder),
-        move |_, c| {
-            let (bare, customers, ids) =
-                (Arc::clone(&bare), Arc::clone(&customers), Arc::clone(&ids));
-            async move {
-                let body = crate::scenarios::two_lines(&ids);
-                let customer = &customers[c % customers.len()];
-                let res = bare
-                    .http
-                    .post(bare.url("/orders"))
-                    .bearer_auth(&customer.token)
-                    .json(&body)
-                    .send()
-                    .await;
-                match res {
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        let _ = res.bytes().await;
-                        Outcome::http(status, status == 201)
-                    }
-                    Err(e) => Outcome::error(&e),
-                }
-            }
-        },
-    )
-    .await;
+    let (ran, recorder) = bare
+        .order("synchronous", clients, plan, Order::two_lines(None))
+        .await;
     let stats = recorder.snapshot();
     let postgres_ms = meter.ms_per("postgres", stats.accepted);
-    let _ = stop_tx.send(());
-    let _ = server.join();
+    server.stop().await;
     ceiling::drop_tables(&setup).await?;
     setup.close().await;
     Ok(Measured {

@@ -30,6 +30,14 @@ impl Verdict {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// Returns `count`, recording the violation `what` describes when it is not zero.
+    fn tally(&mut self, count: i64, what: impl FnOnce(i64) -> String) -> i64 {
+        if count > 0 {
+            self.violations.push(what(count));
+        }
+        count
+    }
 }
 
 impl fmt::Display for Verdict {
@@ -99,10 +107,9 @@ pub async fn check(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     v.settle_time = started.elapsed();
-    if v.unsettled > 0 {
-        v.violations
-            .push(format!("{} accepted orders never settled", v.unsettled));
-    }
+    v.tally(v.unsettled, |n| {
+        format!("{n} accepted orders never settled")
+    });
 
     let (confirmed, rejected, later): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'),
@@ -117,7 +124,7 @@ pub async fn check(
 
     // Exactly once: one inventory decision and at most one outcome event per order, and the
     // stock an order holds is exactly its lines (none for an order that holds nothing).
-    v.settled_twice = sqlx::query_scalar(
+    let settled_twice = sqlx::query_scalar(
         r#"
         WITH lines AS (
             SELECT order_id, sum(quantity)::int8 AS q FROM order_items GROUP BY order_id
@@ -142,17 +149,14 @@ pub async fn check(
     .bind(&ids)
     .fetch_one(db)
     .await?;
-    if v.settled_twice > 0 {
-        v.violations.push(format!(
-            "{} orders settled more than once or hold the wrong stock",
-            v.settled_twice
-        ));
-    }
+    v.settled_twice = v.tally(settled_twice, |n| {
+        format!("{n} orders settled more than once or hold the wrong stock")
+    });
 
     v.products_checked = sqlx::query_scalar("SELECT count(*) FROM products")
         .fetch_one(db)
         .await?;
-    v.products_in_drift = sqlx::query_scalar(
+    let drift = sqlx::query_scalar(
         r#"
         WITH adj AS (
             SELECT product_id, sum(delta)::int8 AS total FROM stock_adjustments GROUP BY product_id
@@ -168,19 +172,13 @@ pub async fn check(
     )
     .fetch_one(db)
     .await?;
-    if v.products_in_drift > 0 {
-        v.violations.push(format!(
-            "stock conservation broken for {} products",
-            v.products_in_drift
-        ));
-    }
-    v.negative_stock = sqlx::query_scalar("SELECT count(*) FROM products WHERE stock < 0")
+    v.products_in_drift = v.tally(drift, |n| {
+        format!("stock conservation broken for {n} products")
+    });
+    let negative = sqlx::query_scalar("SELECT count(*) FROM products WHERE stock < 0")
         .fetch_one(db)
         .await?;
-    if v.negative_stock > 0 {
-        v.violations
-            .push(format!("{} products below zero stock", v.negative_stock));
-    }
+    v.negative_stock = v.tally(negative, |n| format!("{n} products below zero stock"));
     v.unannounced_orders = sqlx::query_scalar("SELECT count(*) FROM orders WHERE id <> ALL($1)")
         .bind(&ids)
         .fetch_one(db)

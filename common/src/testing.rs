@@ -1,6 +1,7 @@
 //! Test harness shared by the crates' integration tests: every test gets its own database and
 //! its own `NATS_NAMESPACE` on the shared servers, so the suite runs in parallel; a TCP proxy
-//! lets a test cut a dependency off and restore it.
+//! lets a test cut a dependency off and restore it; a binary under test runs as a child process
+//! against a test's environment.
 //!
 //! The servers are found through `TEST_DATABASE_URL` (an administrative connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `NATS_URL` (default `nats://127.0.0.1:4222`).
@@ -9,7 +10,9 @@
 
 use crate::config::Config;
 use std::collections::HashMap;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -89,6 +92,21 @@ impl TestEnv {
             vars.insert((*k).into(), (*v).into());
         }
         Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration")
+    }
+
+    /// A command running the binary at `program` against this environment: nothing inherited
+    /// but its database, NATS server and namespace, `RUST_LOG=warn`, and its output discarded.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("NATS_URL", nats_url())
+            .env("NATS_NAMESPACE", &self.namespace)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
     }
 }
 
@@ -187,6 +205,64 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.state.lock().unwrap().up = true;
+    }
+}
+
+/// A port of 127.0.0.1 free when asked, for a binary under test to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A binary under test running as a child process; killed when dropped, however the test ends.
+pub struct Binary {
+    child: Child,
+    name: String,
+}
+
+impl Binary {
+    /// Starts `command`.
+    pub fn spawn(command: &mut Command) -> Self {
+        let name = std::path::Path::new(command.get_program())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Binary { child, name }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and returns the exit status; panics unless the process exits within
+    /// `within`.
+    pub async fn terminate(mut self, within: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIGTERM to {} refused", self.name);
+        let what = format!("{} to stop after SIGTERM", self.name);
+        let child = &mut self.child;
+        eventually(within, &what, || {
+            let exit = child.try_wait().unwrap();
+            async move { exit }
+        })
+        .await
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -2,33 +2,20 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
-use common::testing::{TestEnv, nats_url};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::testing::{Binary, TestEnv, free_port};
+use std::process::Command;
+use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// Starts the `workers` binary with `args`, waits until it is ready and serves its metrics,
+/// then checks that SIGTERM stops it cleanly.
 async fn run_until_ready_then_terminate(args: &[&str]) {
     let env = TestEnv::new().await;
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_workers"))
-        .args(args)
-        .env_clear()
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", nats_url())
-        .env("NATS_NAMESPACE", &env.namespace)
-        .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let workers = Binary::spawn(
+        env.command(env!("CARGO_BIN_EXE_workers"))
+            .args(args)
+            .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}")),
+    );
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health/ready");
     common::testing::eventually(Duration::from_secs(60), "workers ready", || async {
@@ -48,21 +35,7 @@ async fn run_until_ready_then_terminate(args: &[&str]) {
         .unwrap();
     assert_eq!(metrics.status(), 200);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "workers did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = workers.terminate(Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit, got {exit}");
 }
 

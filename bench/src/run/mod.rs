@@ -7,8 +7,8 @@ mod place;
 mod steady;
 
 use crate::rss;
-use crate::scenarios::Measured;
-use crate::setup::{Api, http_client};
+use crate::scenarios::{Measured, Shop};
+use crate::setup::{Api, Deployment};
 use crate::stats::ms;
 use sqlx::postgres::PgPoolOptions;
 use std::fmt::Write as _;
@@ -18,10 +18,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub api_url: String,
-    pub database_url: String,
-    pub admin_email: String,
-    pub admin_password: String,
+    pub deployment: Deployment,
     pub scenarios: Vec<String>,
     pub concurrency: usize,
     pub duration: Duration,
@@ -55,17 +52,31 @@ pub struct Run {
     pub processes: Vec<(String, u32)>,
 }
 
+impl Run {
+    /// A shop of `customers` new customers and the run's number of new products, with stock
+    /// enough that no order is refused for the lack of it.
+    pub async fn shop(&self, customers: usize, tag: &str) -> anyhow::Result<Shop> {
+        Ok(Shop {
+            api: Arc::clone(&self.api),
+            customers: Arc::new(self.api.register_customers(customers, tag).await?),
+            products: Arc::new(
+                self.api
+                    .create_products(&self.admin, self.options.products, 1_000_000_000, tag)
+                    .await?,
+            ),
+        })
+    }
+}
+
 /// Runs the chosen scenarios and returns the summary text.
 pub async fn run(o: &Options) -> anyhow::Result<String> {
-    let api = Arc::new(Api::new(
-        &o.api_url,
-        http_client(o.concurrency.max(o.flash_clients) * 2)?,
-    ));
-    api.wait_ready(Duration::from_secs(60)).await?;
-    let admin = api.login(&o.admin_email, &o.admin_password).await?;
+    let (api, admin) = o
+        .deployment
+        .sign_in(o.concurrency.max(o.flash_clients))
+        .await?;
     let db = PgPoolOptions::new()
         .max_connections(2)
-        .connect(&o.database_url)
+        .connect(&o.deployment.database_url)
         .await?;
     let mut processes = Vec::new();
     if let Some(pid) = o.api_pid {
@@ -96,7 +107,7 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         "order service benchmark: {} clients, {} s per phase, api {}",
         o.concurrency,
         o.duration.as_secs(),
-        o.api_url
+        o.deployment.api_url
     );
     if wants("place") {
         place::section(&ctx, &mut out).await?;

@@ -8,26 +8,13 @@ use crate::rss::{self, Sampler};
 use crate::scenarios;
 use crate::stats::ms;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     eprintln!(
         "place: registering {} customers, creating {} products",
         ctx.options.concurrency, ctx.options.products
     );
-    let shop = scenarios::Shop {
-        api: Arc::clone(&ctx.api),
-        customers: Arc::new(
-            ctx.api
-                .register_customers(ctx.options.concurrency, "place")
-                .await?,
-        ),
-        products: Arc::new(
-            ctx.api
-                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "place")
-                .await?,
-        ),
-    };
+    let shop = ctx.shop(ctx.options.concurrency, "place").await?;
     // Warm connection pools and caches; not recorded.
     let _ = scenarios::place(
         &shop,
@@ -73,7 +60,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     .await?;
     let cpu_half = cpu.report(half.ran.elapsed, half.stats.accepted);
     let ceiling = ceiling::run(
-        &ctx.options.database_url,
+        &ctx.options.deployment.database_url,
         ctx.options.products,
         ctx.options.concurrency,
         Plan::For(ctx.options.duration),
@@ -84,7 +71,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
         Some(secret) => Some(
             crate::synchronous::run(
                 &shop,
-                &ctx.options.database_url,
+                &ctx.options.deployment.database_url,
                 secret,
                 ctx.options.products,
                 ctx.options.concurrency,
@@ -198,15 +185,7 @@ pub async fn scaling(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     const CLIENTS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
     let most = CLIENTS.iter().copied().max().unwrap_or(1);
     eprintln!("scaling: registering {most} customers");
-    let shop = scenarios::Shop {
-        api: Arc::clone(&ctx.api),
-        customers: Arc::new(ctx.api.register_customers(most, "scaling").await?),
-        products: Arc::new(
-            ctx.api
-                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "scaling")
-                .await?,
-        ),
-    };
+    let shop = ctx.shop(most, "scaling").await?;
     let phase = (ctx.options.duration / 4).max(Duration::from_secs(5));
     let _ = writeln!(
         out,
@@ -237,7 +216,7 @@ pub async fn scaling(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     }
     if let Some(dir) = &ctx.options.charts {
         let ceiling = ceiling::run(
-            &ctx.options.database_url,
+            &ctx.options.deployment.database_url,
             ctx.options.products,
             ctx.options.concurrency,
             Plan::For(phase),

@@ -1,25 +1,11 @@
 //! `latency` (a few clients, nothing queued) and `soak` (a steady load for minutes).
 
 use super::Run;
-use crate::scenarios;
 use crate::stats::ms;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 pub async fn section(ctx: &Run, out: &mut String, latency: bool, soak: bool) -> anyhow::Result<()> {
-    let shop = scenarios::Shop {
-        api: Arc::clone(&ctx.api),
-        customers: Arc::new(
-            ctx.api
-                .register_customers(ctx.options.soak_clients.max(4), "steady")
-                .await?,
-        ),
-        products: Arc::new(
-            ctx.api
-                .create_products(&ctx.admin, ctx.options.products, 1_000_000_000, "steady")
-                .await?,
-        ),
-    };
+    let shop = ctx.shop(ctx.options.soak_clients.max(4), "steady").await?;
     if latency {
         let phase = (ctx.options.duration / 2).max(Duration::from_secs(5));
         let _ = writeln!(
