@@ -6,7 +6,7 @@
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Query;
-use crate::pagination::{self, Page};
+use crate::pagination::{Keyset, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -75,18 +75,13 @@ pub async fn list(
     _admin: AdminUser,
     Query(q): Query<PaymentsQuery>,
 ) -> ApiResult<axum::Json<Page<PaymentRecord>>> {
-    let limit = pagination::limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(DateTime<Utc>, String)>)
-        .transpose()?;
+    let keyset = Keyset::<(DateTime<Utc>, String)>::parse(q.limit, q.cursor.as_deref())?;
     let outcome = q.outcome.map(|o| match o {
         PaymentOutcome::Applied => "applied",
         PaymentOutcome::RefundRequired => "refund_required",
         PaymentOutcome::Ignored => "ignored",
     });
-    let (after_at, after_reference) = after.unzip();
+    let (after_at, after_reference) = keyset.after.clone().unzip();
     let rows = sqlx::query_as!(
         PaymentRecord,
         r#"SELECT p.provider_reference, p.order_id, p.kind::text AS "kind!", p.amount, p.currency,
@@ -109,11 +104,11 @@ pub async fn list(
         outcome as _,
         after_at,
         after_reference,
-        i64::from(limit) + 1,
+        keyset.fetch(),
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(axum::Json(pagination::page(rows, limit, |p| {
+    Ok(axum::Json(keyset.page(rows, |p| {
         (p.received_at, p.provider_reference.clone())
     })))
 }
