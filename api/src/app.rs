@@ -11,7 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use common::messaging::Bus;
-use common::{Config, db, nats};
+use common::startup::Broker;
+use common::{Config, db};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,16 +65,11 @@ impl Application {
             config.login_rate_per_minute,
             config.register_ip_rate_per_minute,
         ));
-        let nats_client = nats::connect(&config, "order-service-api").await?;
-        let js = async_nats::jetstream::new(nats_client.clone());
-        let ns = common::messaging::Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(
-            &js,
-            &ns,
-            config.nats_stream_replicas,
-            &config.nats_stream_limits,
-        )
-        .await?;
+        let Broker {
+            client: nats_client,
+            jetstream: js,
+            namespace: ns,
+        } = Broker::connect(&config, "order-service-api").await?;
         let watch = crate::orders::watch::OrderWatch::start(
             &nats_client,
             &ns,

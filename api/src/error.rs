@@ -63,6 +63,13 @@ impl Problem {
         self.extensions.insert(key.to_owned(), value);
         self
     }
+
+    /// This problem as an answer telling the client to retry in `secs` seconds (`Retry-After`).
+    pub fn retry_after(self, secs: impl Into<HeaderValue>) -> Response {
+        let mut res = self.into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        res
+    }
 }
 
 impl IntoResponse for Problem {
@@ -237,15 +244,12 @@ impl IntoResponse for ApiError {
                 "the request body is too large",
             ),
             ApiError::RateLimited { retry_after_secs } => {
-                let mut res = Problem::new(
+                return Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "about:blank",
                     format!("too many attempts, retry in {retry_after_secs} s"),
                 )
-                .into_response();
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                return res;
+                .retry_after(retry_after_secs);
             }
             ApiError::Unavailable(detail) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
@@ -257,15 +261,12 @@ impl IntoResponse for ApiError {
                 return res;
             }
             ApiError::Busy { retry_after_secs } => {
-                let mut res = Problem::new(
+                return Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "/problems/busy",
                     format!("too many password checks at once, retry in {retry_after_secs} s"),
                 )
-                .into_response();
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                return res;
+                .retry_after(retry_after_secs);
             }
             ApiError::Internal(e) => {
                 let mut res = Problem::new(

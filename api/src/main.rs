@@ -20,18 +20,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match common::Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    common::telemetry::init_service("order-service-api", config.log_format, &config.log_filter);
-    let code = run(config, migrate_only).await;
-    // Exported spans still buffered leave before the process does.
-    let _ = tokio::task::spawn_blocking(common::otel::shutdown).await;
-    code
+    common::startup::serve("order-service-api", |config| run(config, migrate_only)).await
 }
 
 async fn run(config: common::Config, migrate_only: bool) -> ExitCode {

@@ -30,6 +30,35 @@ pub fn limit(raw: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// Where a page starts: the validated `limit` and the sort key of the last item already seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyset<K> {
+    pub limit: u32,
+    pub after: Option<K>,
+}
+
+impl<K: DeserializeOwned> Keyset<K> {
+    /// Validates `limit` (a 422) and then decodes `cursor` (a 400), the query of every list.
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Keyset {
+            limit: self::limit(limit)?,
+            after: cursor.map(decode_cursor).transpose()?,
+        })
+    }
+}
+
+impl<K> Keyset<K> {
+    /// How many rows to fetch: one past the page tells whether there is a next one.
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+
+    /// The page of `rows` fetched with [`Keyset::fetch`], its cursor made of `key` of the last.
+    pub fn page<T, C: Serialize>(&self, rows: Vec<T>, key: impl Fn(&T) -> C) -> Page<T> {
+        page(rows, self.limit, key)
+    }
+}
+
 pub fn encode_cursor<T: Serialize>(key: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
 }
@@ -76,6 +105,20 @@ mod tests {
         assert!(limit(Some(0)).is_err());
         assert!(limit(Some(101)).is_err());
         assert_eq!(limit(Some(100)).ok(), Some(100));
+    }
+
+    #[test]
+    fn a_keyset_checks_the_limit_before_the_cursor() {
+        let k = Keyset::<i64>::parse(Some(5), Some(&encode_cursor(&7))).expect("parses");
+        assert_eq!((k.limit, k.after, k.fetch()), (5, Some(7), 6));
+        assert!(matches!(
+            Keyset::<i64>::parse(Some(0), Some("%%%")),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(matches!(
+            Keyset::<i64>::parse(None, Some("%%%")),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

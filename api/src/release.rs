@@ -5,7 +5,7 @@
 //! The api and workers still migrate and provision at start-up (both are idempotent and the
 //! migrations run under an advisory lock); after the Job they find nothing left to do.
 
-use common::messaging::Namespace;
+use common::startup::Broker;
 use common::{Config, db, nats};
 
 /// Migrates the database and provisions every stream.
@@ -14,18 +14,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let applied = db::MIGRATOR.iter().count();
     pool.close().await;
     tracing::info!(migrations = applied, "database schema up to date");
-    let client = nats::connect(config, "order-service-migrate").await?;
-    let js = async_nats::jetstream::new(client.clone());
-    let ns = Namespace::new(config.nats_namespace.clone());
-    nats::provision_streams(
-        &js,
-        &ns,
-        config.nats_stream_replicas,
-        &config.nats_stream_limits,
-    )
-    .await?;
-    nats::retire_consumers(&js, &ns).await?;
-    client.flush().await?;
+    let broker = Broker::connect(config, "order-service-migrate").await?;
+    nats::retire_consumers(&broker.jetstream, &broker.namespace).await?;
+    broker.client.flush().await?;
     tracing::info!(
         replicas = config.nats_stream_replicas,
         "streams provisioned"

@@ -1,6 +1,6 @@
 //! Shared library of the order service: configuration, domain types, the message envelope and
 //! subjects, stream provisioning, dead-letter re-drives, the database pool and migrations,
-//! telemetry and shutdown.
+//! telemetry, start-up and shutdown.
 
 pub mod asyncapi;
 pub mod config;
@@ -19,6 +19,7 @@ pub mod redrive;
 pub mod refunds;
 pub mod shipping;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -20,9 +20,10 @@ pub mod reconcile;
 pub mod refunds;
 pub mod transitions;
 
-use common::messaging::{Bus, Namespace};
+use common::messaging::Bus;
 use common::notices::Notices;
-use common::{Config, db, nats};
+use common::startup::Broker;
+use common::{Config, db};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -64,16 +65,11 @@ impl Workers {
     pub async fn build(config: Config, kinds: Vec<Kind>) -> anyhow::Result<Self> {
         let metrics = common::metrics::install();
         let pool = db::connect_and_migrate(&config).await?;
-        let client = nats::connect(&config, "order-service-workers").await?;
-        let js = async_nats::jetstream::new(client.clone());
-        let ns = Namespace::new(config.nats_namespace.clone());
-        nats::provision_streams(
-            &js,
-            &ns,
-            config.nats_stream_replicas,
-            &config.nats_stream_limits,
-        )
-        .await?;
+        let Broker {
+            client,
+            jetstream: js,
+            namespace: ns,
+        } = Broker::connect(&config, "order-service-workers").await?;
         let listener = TcpListener::bind(config.worker_http_addr).await?;
         Ok(Workers {
             context: Context::new(pool, Bus::new(js, ns), std::sync::Arc::new(config)),

@@ -19,22 +19,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match common::Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    common::telemetry::init_service(
-        "order-service-workers",
-        config.log_format,
-        &config.log_filter,
-    );
-    let code = run(config, kinds).await;
-    // Exported spans still buffered leave before the process does.
-    let _ = tokio::task::spawn_blocking(common::otel::shutdown).await;
-    code
+    common::startup::serve("order-service-workers", |config| run(config, kinds)).await
 }
 
 async fn run(config: common::Config, kinds: Vec<Kind>) -> ExitCode {

@@ -97,6 +97,19 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The authenticated caller if it has `role`: 401 without a valid session, 403 with another role.
+async fn caller_with_role(
+    parts: &mut Parts,
+    state: &AppState,
+    role: Role,
+) -> Result<AuthUser, ApiError> {
+    let user = AuthUser::from_request_parts(parts, state).await?;
+    if user.role != role {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(user)
+}
+
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
@@ -104,11 +117,9 @@ impl FromRequestParts<AppState> for AdminUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if user.role != Role::Admin {
-            return Err(ApiError::Forbidden);
-        }
-        Ok(AdminUser(user))
+        caller_with_role(parts, state, Role::Admin)
+            .await
+            .map(AdminUser)
     }
 }
 
@@ -119,10 +130,8 @@ impl FromRequestParts<AppState> for ClientUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if user.role != Role::Client {
-            return Err(ApiError::Forbidden);
-        }
-        Ok(ClientUser(user))
+        caller_with_role(parts, state, Role::Client)
+            .await
+            .map(ClientUser)
     }
 }

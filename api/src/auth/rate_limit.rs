@@ -133,10 +133,7 @@ impl LoginLimiter {
             self.per_address.blocked_for(&address),
             self.per_account.blocked_for(&account.to_owned()),
         );
-        match wait {
-            Some(wait) => Err(limited(wait)),
-            None => Ok(()),
-        }
+        refused_for(wait)
     }
 
     /// Records a failed login; 429 if it used up the address's or the account's allowance.
@@ -146,28 +143,19 @@ impl LoginLimiter {
             self.per_address.take(&address),
             self.per_account.take(&account.to_owned()),
         );
-        match wait {
-            Some(wait) => {
-                tracing::warn!(%address, "login failures over the limit");
-                Err(limited(wait))
-            }
-            None => Ok(()),
+        if wait.is_some() {
+            tracing::warn!(%address, "login failures over the limit");
         }
+        refused_for(wait)
     }
 
     /// Records a failed password confirmation of a logged-in account (password change).
     pub fn record_account_failure(&self, account: &str) -> Result<(), ApiError> {
-        match self.per_account.take(&account.to_owned()) {
-            Some(wait) => Err(limited(wait)),
-            None => Ok(()),
-        }
+        refused_for(self.per_account.take(&account.to_owned()))
     }
 
     pub fn check_account(&self, account: &str) -> Result<(), ApiError> {
-        match self.per_account.blocked_for(&account.to_owned()) {
-            Some(wait) => Err(limited(wait)),
-            None => Ok(()),
-        }
+        refused_for(self.per_account.blocked_for(&account.to_owned()))
     }
 
     /// Counts a registration from `address`; 429 once the address has used its allowance.
@@ -177,13 +165,10 @@ impl LoginLimiter {
             .registrations
             .blocked_for(&address)
             .or_else(|| self.registrations.take(&address));
-        match wait {
-            Some(wait) => {
-                tracing::warn!(%address, "registrations over the limit");
-                Err(limited(wait))
-            }
-            None => Ok(()),
+        if wait.is_some() {
+            tracing::warn!(%address, "registrations over the limit");
         }
+        refused_for(wait)
     }
 
     /// How many addresses and accounts the failed-login limits remember now.
@@ -212,6 +197,11 @@ fn longest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// A 429 while a limit still blocks for `wait`, otherwise allowed.
+fn refused_for(wait: Option<Duration>) -> Result<(), ApiError> {
+    wait.map_or(Ok(()), |wait| Err(limited(wait)))
 }
 
 fn limited(wait: Duration) -> ApiError {

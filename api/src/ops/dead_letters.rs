@@ -6,7 +6,7 @@
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Path, Query};
-use crate::pagination::{self, Page};
+use crate::pagination::{Keyset, Page};
 use crate::state::AppState;
 use async_nats::HeaderMap;
 use async_nats::client::RequestErrorKind;
@@ -92,13 +92,8 @@ pub async fn list(
     _admin: AdminUser,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<DeadLetter>>> {
-    let limit = pagination::limit(q.limit)?;
-    let after: u64 = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor)
-        .transpose()?
-        .unwrap_or(0);
+    let keyset = Keyset::<u64>::parse(q.limit, q.cursor.as_deref())?;
+    let after = keyset.after.unwrap_or(0);
     let stream = stream(&state).await?;
     let info = stream
         .get_info()
@@ -107,14 +102,14 @@ pub async fn list(
     let mut items = Vec::new();
     let mut sequence = after.max(info.state.first_sequence.saturating_sub(1)) + 1;
     // One message past the page tells whether there is a next one.
-    while sequence <= info.state.last_sequence && items.len() <= limit as usize {
+    while sequence <= info.state.last_sequence && items.len() <= keyset.limit as usize {
         // Re-driven messages leave gaps in the sequence; skip them.
         if let Ok(m) = stream.get_raw_message(sequence).await {
             items.push(to_dead_letter(m));
         }
         sequence += 1;
     }
-    Ok(axum::Json(pagination::page(items, limit, |d| d.sequence)))
+    Ok(axum::Json(keyset.page(items, |d| d.sequence)))
 }
 
 /// Re-drive a dead letter (ADMIN): publish it again to its original subject, then remove it.

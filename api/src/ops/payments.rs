@@ -6,7 +6,7 @@
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Query;
-use crate::pagination::{self, Page};
+use crate::pagination::{Keyset, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -70,13 +70,8 @@ pub async fn list(
     _admin: AdminUser,
     Query(q): Query<PaymentsQuery>,
 ) -> ApiResult<axum::Json<Page<PaymentRecord>>> {
-    let limit = pagination::limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(DateTime<Utc>, String)>)
-        .transpose()?;
-    let (after_at, after_reference) = after.unzip();
+    let keyset = Keyset::<(DateTime<Utc>, String)>::parse(q.limit, q.cursor.as_deref())?;
+    let (after_at, after_reference) = keyset.after.clone().unzip();
     let rows = sqlx::query_as!(
         PaymentRecord,
         r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
@@ -100,11 +95,11 @@ pub async fn list(
         q.outcome as Option<PaymentOutcome>,
         after_at,
         after_reference,
-        i64::from(limit) + 1,
+        keyset.fetch(),
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(axum::Json(pagination::page(rows, limit, |p| {
+    Ok(axum::Json(keyset.page(rows, |p| {
         (p.received_at, p.provider_reference.clone())
     })))
 }

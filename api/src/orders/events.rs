@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::domain::OrderStatus;
@@ -223,10 +223,7 @@ fn refusal(refused: Refused) -> Response {
             "this server cannot open another order event stream now; retry later",
         ),
     };
-    let mut res = Problem::new(status, "about:blank", detail).into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-    res
+    Problem::new(status, "about:blank", detail).retry_after(RETRY_AFTER_SECS)
 }
 
 fn respond(state: &AppState, follow: Follow) -> Response {

@@ -4,17 +4,17 @@
 //! checks again under the order's row lock, since another refund may be recorded in between,
 //! records the refund `REQUESTED` and asks the payment system for it.
 
+use super::command::{Correlation, about_order, idempotency_key};
 use super::model::{Refund, RefundRequest};
 use super::repo;
-use super::routes::{correlation_id, location};
 use super::service::{broker_unavailable, not_acknowledged};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::RefundOrder;
 use common::money::{MAX_MONEY, Money};
@@ -60,20 +60,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn refund_order(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    Correlation(correlation): Correlation,
     headers: HeaderMap,
     Path(order_id): Path<Uuid>,
     Json(body): Json<RefundRequest>,
 ) -> ApiResult<Response> {
     let body = validate(body)?;
-    let key = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::BadRequest("a refund needs an Idempotency-Key".into()))?
-        .to_str()
-        .ok()
-        .filter(|k| super::idempotency::valid_key(k))
-        .ok_or_else(|| {
-            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
-        })?;
+    let key = idempotency_key(&headers)?
+        .ok_or_else(|| ApiError::BadRequest("a refund needs an Idempotency-Key".into()))?;
     let refund_id = Uuid::new_v5(
         &IDEMPOTENT_REFUND_IDS,
         format!("{order_id}:{key}").as_bytes(),
@@ -136,7 +130,7 @@ async fn refund_order(
         actor: actor.clone(),
         payment_reference: body.payment_reference.clone(),
     };
-    if let Err(e) = state.bus.publish(command, &correlation_id(&headers)).await {
+    if let Err(e) = state.bus.publish(command, &correlation).await {
         return Err(not_acknowledged("refund", order_id, e));
     }
     Ok(accepted(Refund {
@@ -156,10 +150,7 @@ async fn refund_order(
 }
 
 fn accepted(refund: Refund) -> Response {
-    let mut res = (StatusCode::ACCEPTED, axum::Json(&refund)).into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, location(refund.order_id));
-    res
+    about_order(StatusCode::ACCEPTED, refund.order_id, &refund)
 }
 
 /// A 409 naming the order's payment status and what is left to refund.

@@ -1,17 +1,18 @@
 //! HTTP handlers of the orders domain.
 
+use super::command::{Correlation, Wait, answer, idempotency_key};
 use super::model::{ListOrdersQuery, Order, PlaceOrderRequest, StatusChangeRequest};
 use super::repo::{self, ListFilter};
-use super::service::{self, Commanded};
+use super::service;
 use super::transitions;
 use crate::auth::{AdminUser, AuthUser, ClientUser};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
-use crate::pagination::{self, Page};
+use crate::pagination::{Keyset, Page};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -23,22 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_order))
         .routes(routes!(change_status))
         .routes(routes!(cancel_order))
-}
-
-fn respond(commanded: Commanded, wait: Option<std::time::Duration>) -> Response {
-    let (status, order) = match commanded {
-        Commanded::Settled(order) => (StatusCode::OK, order),
-        Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
-    };
-    let mut res = (status, axum::Json(&order)).into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, location(order.id));
-    if let Some(wait) = wait
-        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
-    {
-        res.headers_mut().insert("preference-applied", v);
-    }
-    res
 }
 
 /// Move an order along its lifecycle (ADMIN).
@@ -70,13 +55,12 @@ fn respond(commanded: Commanded, wait: Option<std::time::Duration>) -> Response 
 async fn change_status(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    headers: HeaderMap,
+    wait: Wait,
+    Correlation(correlation): Correlation,
     Path(id): Path<Uuid>,
     Json(body): Json<StatusChangeRequest>,
 ) -> ApiResult<Response> {
     let shipment = transitions::validate_transition(&body)?;
-    let wait = service::parse_prefer_wait(&headers);
-    let correlation = correlation_id(&headers);
     let commanded = transitions::request(
         &state,
         transitions::TransitionRequest {
@@ -86,12 +70,12 @@ async fn change_status(
             reason: body.reason,
             allowed_from: None,
             shipment,
-            wait,
+            wait: wait.0,
             correlation_id: &correlation,
         },
     )
     .await?;
-    Ok(respond(commanded, wait))
+    Ok(answer(commanded, StatusCode::OK, wait))
 }
 
 /// Cancel an order; its reserved stock is released.
@@ -115,10 +99,10 @@ async fn change_status(
 async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
-    headers: HeaderMap,
+    wait: Wait,
+    Correlation(correlation): Correlation,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let wait = service::parse_prefer_wait(&headers);
     const STAFF: &[OrderStatus] = &[OrderStatus::Confirmed, OrderStatus::Paid];
     const CUSTOMER: &[OrderStatus] = &[OrderStatus::Confirmed];
     let (reason, allowed_from) = if user.is_admin() {
@@ -126,7 +110,6 @@ async fn cancel_order(
     } else {
         ("cancelled by the customer", CUSTOMER)
     };
-    let correlation = correlation_id(&headers);
     let commanded = transitions::request(
         &state,
         transitions::TransitionRequest {
@@ -136,26 +119,12 @@ async fn cancel_order(
             reason: Some(reason.to_owned()),
             allowed_from: Some(allowed_from),
             shipment: None,
-            wait,
+            wait: wait.0,
             correlation_id: &correlation,
         },
     )
     .await?;
-    Ok(respond(commanded, wait))
-}
-
-pub(super) fn location(id: Uuid) -> HeaderValue {
-    HeaderValue::from_str(&format!("/api/v1/orders/{id}"))
-        .unwrap_or(HeaderValue::from_static("/api/v1/orders"))
-}
-
-/// The request id set by the middleware doubles as the correlation id across the bus.
-pub(super) fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::new_v4().to_string())
+    Ok(answer(commanded, StatusCode::OK, wait))
 }
 
 /// Place an order.
@@ -188,44 +157,22 @@ pub(super) fn correlation_id(headers: &HeaderMap) -> String {
 async fn place_order(
     State(state): State<AppState>,
     ClientUser(user): ClientUser,
+    wait: Wait,
+    Correlation(correlation): Correlation,
     headers: HeaderMap,
     Json(body): Json<PlaceOrderRequest>,
 ) -> ApiResult<Response> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let key = v.to_str().ok().filter(|k| super::idempotency::valid_key(k));
-            Some(key.ok_or_else(|| {
-                ApiError::BadRequest(
-                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-                )
-            })?)
-        }
-    };
-    let wait = service::parse_prefer_wait(&headers);
     let commanded = service::place(
         &state,
         user.id,
         body.items,
         body.shipping_address,
-        key,
-        wait,
-        &correlation_id(&headers),
+        idempotency_key(&headers)?,
+        wait.0,
+        &correlation,
     )
     .await?;
-    let (status, order) = match commanded {
-        Commanded::Settled(order) => (StatusCode::CREATED, order),
-        Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
-    };
-    let mut res = (status, axum::Json(&order)).into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, location(order.id));
-    if let Some(wait) = wait
-        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
-    {
-        res.headers_mut().insert("preference-applied", v);
-    }
-    Ok(res)
+    Ok(answer(commanded, StatusCode::CREATED, wait))
 }
 
 /// An order with its lines, totals, status, rejection reason and timeline.
@@ -278,12 +225,7 @@ async fn list_orders(
     user: AuthUser,
     Query(q): Query<ListOrdersQuery>,
 ) -> ApiResult<axum::Json<Page<Order>>> {
-    let limit = pagination::limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(DateTime<Utc>, Uuid)>)
-        .transpose()?;
+    let keyset = Keyset::<(DateTime<Utc>, Uuid)>::parse(q.limit, q.cursor.as_deref())?;
     let owner = if user.is_admin() {
         q.user_id
     } else {
@@ -308,11 +250,9 @@ async fn list_orders(
         created_to: q.created_to,
         country,
         has_tracking: q.has_tracking,
-        after,
-        limit,
+        after: keyset.after,
+        limit: keyset.limit,
     };
     let rows = repo::list(&state.db, &filter).await?;
-    Ok(axum::Json(pagination::page(rows, limit, |o| {
-        (o.created_at, o.id)
-    })))
+    Ok(axum::Json(keyset.page(rows, |o| (o.created_at, o.id))))
 }

@@ -278,8 +278,4 @@ pub struct CatalogueQuery {
 }
 
 /// A validated request for one page of a product's ledger.
-#[derive(Debug, Clone)]
-pub struct LedgerQuery {
-    pub limit: u32,
-    pub after: Option<(DateTime<Utc>, Uuid)>,
-}
+pub type LedgerQuery = crate::pagination::Keyset<(DateTime<Utc>, Uuid)>;

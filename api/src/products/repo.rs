@@ -263,7 +263,7 @@ pub async fn list_adjustments(
     product_id: Uuid,
     query: &LedgerQuery,
 ) -> Result<Vec<StockAdjustment>, ApiError> {
-    let fetch = i64::from(query.limit) + 1;
+    let fetch = query.fetch();
     let rows = match query.after {
         None => {
             sqlx::query_as!(

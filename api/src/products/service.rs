@@ -123,7 +123,5 @@ pub async fn ledger(
         return Err(ApiError::NotFound("product"));
     }
     let rows = repo::list_adjustments(db, product_id, &query).await?;
-    Ok(pagination::page(rows, query.limit, |a| {
-        (a.created_at, a.id)
-    }))
+    Ok(query.page(rows, |a| (a.created_at, a.id)))
 }

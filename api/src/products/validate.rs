@@ -8,9 +8,7 @@ use super::model::{
 };
 use crate::error::{ApiError, FieldError};
 use crate::pagination;
-use chrono::{DateTime, Utc};
 use common::money::Money;
-use uuid::Uuid;
 
 pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
@@ -242,13 +240,7 @@ pub fn catalogue(req: ListProducts) -> Result<CatalogueQuery, ApiError> {
 }
 
 pub fn ledger(req: ListAdjustments) -> Result<LedgerQuery, ApiError> {
-    let limit = pagination::limit(req.limit)?;
-    let after = req
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(DateTime<Utc>, Uuid)>)
-        .transpose()?;
-    Ok(LedgerQuery { limit, after })
+    LedgerQuery::parse(req.limit, req.cursor.as_deref())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json as JsonBody, Path, Query};
-use crate::pagination::{self, Page};
+use crate::pagination::{Keyset, Page};
 use crate::state::AppState;
 use crate::users::model::{AccountChange, AuditEntry, User};
 use crate::users::{repo, service};
@@ -74,12 +74,7 @@ async fn list(
     _admin: AdminUser,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Page<User>>> {
-    let limit = pagination::limit(params.limit)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(DateTime<Utc>, Uuid)>)
-        .transpose()?;
+    let keyset = Keyset::<(DateTime<Utc>, Uuid)>::parse(params.limit, params.cursor.as_deref())?;
     let email_prefix = params.email.map(|e| e.trim().to_lowercase());
     if email_prefix
         .as_ref()
@@ -93,17 +88,15 @@ async fn list(
     let filter = repo::ListFilter {
         role: params.role,
         email_prefix: email_prefix.as_deref(),
-        after,
-        limit: i64::from(limit) + 1,
+        after: keyset.after,
+        limit: keyset.fetch(),
     };
     let users = repo::list(&state.db, &filter)
         .await?
         .into_iter()
         .map(User::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(pagination::page(users, limit, |u| {
-        (u.created_at, u.id)
-    })))
+    Ok(Json(keyset.page(users, |u| (u.created_at, u.id))))
 }
 
 /// One account (ADMIN only).
@@ -184,15 +177,10 @@ async fn audit(
     Path(id): Path<Uuid>,
     Query(params): Query<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let limit = pagination::limit(params.limit)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<i64>)
-        .transpose()?;
+    let keyset = Keyset::<i64>::parse(params.limit, params.cursor.as_deref())?;
     if repo::find(&state.db, id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let entries = repo::audit(&state.db, id, after, i64::from(limit) + 1).await?;
-    Ok(Json(pagination::page(entries, limit, |e| e.id)))
+    let entries = repo::audit(&state.db, id, keyset.after, keyset.fetch()).await?;
+    Ok(Json(keyset.page(entries, |e| e.id)))
 }

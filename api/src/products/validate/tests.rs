@@ -5,6 +5,7 @@
 use super::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// The fields a body is refused for, after decoding it and validating it with `validate`;
 /// empty when it is accepted. A refusal that names no field is `[""]`.

@@ -1,0 +1,81 @@
+//! What the order commands share at the HTTP edge: `Prefer: wait=N`, the correlation id they
+//! carry on the bus, the `Idempotency-Key` header, and an answer naming the order.
+
+use super::idempotency::valid_key;
+use super::service::{Commanded, parse_prefer_wait};
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// `Prefer: wait=N`: how long the caller waits for the outcome, if at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait(pub Option<Duration>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Wait {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Wait(parse_prefer_wait(&parts.headers)))
+    }
+}
+
+/// The request id set by the middleware, which doubles as the correlation id across the bus.
+pub struct Correlation(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Correlation {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        Ok(Correlation(id))
+    }
+}
+
+/// The `Idempotency-Key` header if sent; a 400 unless it is 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `body` as JSON with `status`, and a `Location` naming the order it is about.
+pub fn about_order<T: Serialize>(status: StatusCode, order_id: Uuid, body: &T) -> Response {
+    let location = HeaderValue::from_str(&format!("/api/v1/orders/{order_id}"))
+        .unwrap_or(HeaderValue::from_static("/api/v1/orders"));
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::LOCATION, location);
+    res
+}
+
+/// The answer to an order command: the order with `settled` once the outcome is in, `202`
+/// while it is only accepted; `Preference-Applied` names the wait that was honoured.
+pub fn answer(commanded: Commanded, settled: StatusCode, Wait(wait): Wait) -> Response {
+    let (status, order) = match commanded {
+        Commanded::Settled(order) => (settled, order),
+        Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
+    };
+    let mut res = about_order(status, order.id, &order);
+    if let Some(wait) = wait
+        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+    {
+        res.headers_mut().insert("preference-applied", v);
+    }
+    res
+}
