@@ -21,6 +21,8 @@ mod nats_isolation;
 mod nats_permissions;
 mod observability;
 mod order_events;
+mod order_reads;
+mod order_retries;
 mod orders;
 mod orders_delivery;
 mod private_nats;
