@@ -551,4 +551,6 @@ mod bus;
 mod payments;
 mod shop;
 mod sse;
+pub use payments::*;
 pub use shop::*;
+pub use sse::*;

@@ -24,6 +24,7 @@ mod nats_isolation;
 mod nats_permissions;
 mod observability;
 mod order_batches;
+mod order_event_limits;
 mod order_events;
 mod order_reads;
 mod order_retries;
@@ -35,7 +36,9 @@ mod problems;
 mod products;
 #[path = "../support/promql.rs"]
 mod promql;
+mod refund_answers;
 mod refund_events;
+mod refund_queue;
 mod refunds;
 mod retention;
 mod security_headers;
