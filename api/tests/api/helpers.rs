@@ -301,41 +301,6 @@ impl TestApp {
         }
     }
 
-    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
-    /// catalogue cache) and returns its id.
-    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> uuid::Uuid {
-        let id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
-             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(&self.state.db)
-        .await
-        .expect("insert product");
-        id
-    }
-
-    /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
-    pub async fn insert_order(&self, user: &TestUser, status: &str) -> uuid::Uuid {
-        let id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
-             VALUES ($1, $2, $3::text::order_status, 0, 'USD',
-                     CASE WHEN $3::text = 'REJECTED' THEN 'test' END)",
-        )
-        .bind(id)
-        .bind(user.id)
-        .bind(status)
-        .execute(&self.state.db)
-        .await
-        .expect("insert order");
-        id
-    }
-
     /// An idempotency key of `user` created `age` ago.
     pub async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
         let key = Uuid::new_v4().to_string();
@@ -394,6 +359,7 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Asks the api for a stock adjustment of `delta` on product `id`.
     pub async fn adjust(
         &self,
         admin: &TestUser,
@@ -431,83 +397,9 @@ impl TestApp {
         panic!("paging never ended");
     }
 
-    // --- orders ---------------------------------------------------------------------------------
-
-    /// Places a one-line order and waits until it is settled; returns it.
-    pub async fn place_settled(
-        &self,
-        user: &TestUser,
-        product: uuid::Uuid,
-        quantity: i32,
-    ) -> serde_json::Value {
-        let body = serde_json::json!({"items": [{"product_id": product, "quantity": quantity}]});
-        let res = self
-            .post_as(user, "/api/v1/orders", &body, &[("prefer", "wait=10")])
-            .await;
-        assert!(
-            res.status() == 201 || res.status() == 202,
-            "placing: {}",
-            res.status()
-        );
-        let order: serde_json::Value = res.json().await.expect("order");
-        let id = order["id"].as_str().expect("id").to_owned();
-        self.order_when(user, &id, |o| o["status"] != "PENDING")
-            .await
-    }
-
-    /// Polls an order until `done` accepts it (deadline 20 s).
-    pub async fn order_when(
-        &self,
-        user: &TestUser,
-        id: &str,
-        done: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        common::testing::eventually(
-            std::time::Duration::from_secs(20),
-            "order state",
-            || async {
-                let res = self.get_as(user, &format!("/api/v1/orders/{id}")).await;
-                if res.status() != 200 {
-                    return None;
-                }
-                let order: serde_json::Value = res.json().await.ok()?;
-                done(&order).then_some(order)
-            },
-        )
-        .await
-    }
-
     // --- reading the state back ---------------------------------------------------------------
 
-    pub async fn stock_of(&self, product: uuid::Uuid) -> i32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(product)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("stock")
-    }
-
-    pub async fn stock_and_ledger(&self, id: &str) -> (i32, i32, i64) {
-        sqlx::query_as(
-            "SELECT stock, initial_stock,
-                    (SELECT COALESCE(SUM(delta), 0) FROM stock_adjustments WHERE product_id = p.id)
-             FROM products p WHERE id = $1",
-        )
-        .bind(Uuid::parse_str(id).unwrap())
-        .fetch_one(&self.state.db)
-        .await
-        .unwrap()
-    }
-
-    /// How many times orders reached `status`.
-    pub async fn transitions_to(&self, status: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status::text = $1")
-            .bind(status)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("count")
-    }
-
+    /// How many users there are.
     pub async fn user_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM users")
             .fetch_one(&self.state.db)
@@ -515,74 +407,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The count a `SELECT count(*) …` statement returns.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.state.db)
             .await
             .unwrap()
-    }
-
-    /// The reasons of every dead letter so far, oldest first.
-    pub async fn dead_letter_reasons(&self) -> Vec<String> {
-        let stream = self
-            .state
-            .bus
-            .jetstream()
-            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
-            .await
-            .expect("dead-letter stream");
-        let mut reasons = Vec::new();
-        let mut sequence = 1;
-        while let Ok(letter) = stream.get_raw_message(sequence).await {
-            reasons.push(
-                letter
-                    .headers
-                    .get(common::messaging::DLQ_REASON_HEADER)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default(),
-            );
-            sequence += 1;
-        }
-        reasons
-    }
-
-    /// Waits until every durable consumer of the namespace has nothing pending or unacked.
-    pub async fn quiescent(&self) {
-        let bus = self.state.bus.clone();
-        common::testing::eventually(
-            std::time::Duration::from_secs(30),
-            "consumers drained",
-            || {
-                let bus = bus.clone();
-                async move {
-                    for (stream, durable) in [
-                        (common::nats::ORDERS_CMD, workers::kinds::INVENTORY_PLACE),
-                        (
-                            common::nats::INVENTORY_CMD,
-                            workers::kinds::INVENTORY_COMMANDS,
-                        ),
-                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
-                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
-                        (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
-                    ] {
-                        let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
-                            .jetstream()
-                            .get_consumer_from_stream(
-                                bus.namespace().name(durable),
-                                bus.namespace().name(stream),
-                            )
-                            .await
-                            .ok()?;
-                        let info = consumer.info().await.ok()?;
-                        if info.num_pending > 0 || info.num_ack_pending > 0 {
-                            return None;
-                        }
-                    }
-                    Some(())
-                }
-            },
-        )
-        .await;
     }
 }
 
@@ -716,3 +546,11 @@ pub struct TestUser {
     pub token: String,
     pub session_id: uuid::Uuid,
 }
+
+mod bus;
+mod payments;
+mod shop;
+mod sse;
+pub use payments::*;
+pub use shop::*;
+pub use sse::*;

@@ -2,30 +2,11 @@
 //! the timeline with `Last-Event-ID`, in order with the status changes. The payment system is a
 //! plain NATS client (see `refunds`).
 
-use crate::helpers::{TestApp, TestUser, spawn_system};
-use crate::order_events::{Sse, open, request};
-use crate::refunds::{PaymentSystem, paid_order, refund};
-use common::domain::Role;
-use eventsource_stream::Event;
+use crate::helpers::{PaidShop, Sse, entry_id, id_of, open, request};
 use serde_json::{Value, json};
 
-fn entry_id(event: &Event) -> i64 {
-    event.id.parse().expect("numeric event id")
-}
-
-/// An ADMIN asks for a refund of `amount`; the api accepts it.
-async fn ask_refund(app: &TestApp, admin: &TestUser, order: &str, key: &str, amount: i64) -> Value {
-    let res = refund(
-        app,
-        admin,
-        order,
-        key,
-        json!({"amount": amount, "reason": "one mug arrived broken"}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    res.json().await.unwrap()
-}
+/// The reason every refund here is asked for.
+const BROKEN: &str = "one mug arrived broken";
 
 /// The next event, which must be a `refund_changed` of `refund` into `status`, with an id
 /// above `after` that is also its data's.
@@ -40,29 +21,27 @@ async fn next_refund_change(sse: &mut Sse, refund: &str, status: &str, after: i6
 
 #[tokio::test]
 async fn a_refund_requested_and_answered_by_the_payment_system_appears_live_on_open_streams() {
-    let app = spawn_system().await;
-    let psp = PaymentSystem::connect(&app).await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let order = paid_order(&app, &psp, &client, "psp-pay-live").await;
+    let paid = PaidShop::open("psp-pay-live").await;
+    let (app, psp, client, admin, order) =
+        (&paid, &paid.psp, &paid.customer, &paid.admin, &paid.order);
     let mut one = open(
         &app.address,
-        &client,
+        client,
         &format!("/api/v1/orders/{order}/events"),
         None,
     )
     .await;
     let (opening, _) = one.next_of("order").await;
-    let mut all = open(&app.address, &client, "/api/v1/orders/events", None).await;
+    let mut all = open(&app.address, client, "/api/v1/orders/events", None).await;
 
-    let asked = ask_refund(&app, &admin, &order, "live-1", 500).await;
+    let asked = paid.ask_refund("live-1", 500, BROKEN).await;
     let refund_id = asked["id"].as_str().unwrap();
     let (requested, change) =
         next_refund_change(&mut one, refund_id, "REQUESTED", entry_id(&opening)).await;
     assert_eq!(change["order_id"], order.as_str());
     assert_eq!(change["amount"], 500);
     assert_eq!(change["currency"], "USD");
-    assert_eq!(change["reason"], "one mug arrived broken");
+    assert_eq!(change["reason"], BROKEN);
     assert_eq!(change["actor"], format!("user:{}", admin.id));
     assert_eq!(
         (
@@ -95,42 +74,32 @@ async fn a_refund_requested_and_answered_by_the_payment_system_appears_live_on_o
 
 #[tokio::test]
 async fn a_stream_resumed_from_before_a_refund_replays_its_changes_in_order_with_status_changes() {
-    let app = spawn_system().await;
-    let psp = PaymentSystem::connect(&app).await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let order = paid_order(&app, &psp, &client, "psp-pay-resume").await;
+    let paid = PaidShop::open("psp-pay-resume").await;
+    let (app, psp, client, admin, order) =
+        (&paid, &paid.psp, &paid.customer, &paid.admin, &paid.order);
     let path = format!("/api/v1/orders/{order}/events");
-    let mut sse = open(&app.address, &client, &path, None).await;
+    let mut sse = open(&app.address, client, &path, None).await;
     let (opening, _) = sse.next_of("order").await;
     drop(sse);
 
     // While disconnected: a refund that fails, one that succeeds, and a status change.
-    let failing = ask_refund(&app, &admin, &order, "resume-1", 300).await;
+    let failing = paid.ask_refund("resume-1", 300, BROKEN).await;
     let (command, _) = psp.next_command().await;
     psp.refund_failed(&command, "psp-refund-resume-1").await;
-    app.order_when(&client, &order, |o| o["refunds"][0]["status"] == "FAILED")
+    app.order_when(client, order, |o| o["refunds"][0]["status"] == "FAILED")
         .await;
-    let given = ask_refund(&app, &admin, &order, "resume-2", 1250).await;
+    let given = paid.ask_refund("resume-2", 1250, BROKEN).await;
     let (command, _) = psp.next_command().await;
     psp.refunded(&command, "psp-refund-resume-2").await;
-    app.order_when(&client, &order, |o| o["payment_status"] == "REFUNDED")
+    app.order_when(client, order, |o| o["payment_status"] == "REFUNDED")
         .await;
-    let res = app
-        .patch_as(
-            &admin,
-            &format!("/api/v1/orders/{order}/status"),
-            &json!({"status": "SHIPPED"}),
-            &[("prefer", "wait=10")],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    app.move_order(admin, order, &["SHIPPED"]).await;
 
     // Through another replica, on the order's stream and on the stream of every order: the
     // missed entries of both kinds, in the order they were made, from PostgreSQL.
     let other = app.replica(&[]).await;
     for path in [path.as_str(), "/api/v1/orders/events"] {
-        let mut sse = open(&other.address, &client, path, Some(&opening.id)).await;
+        let mut sse = open(&other.address, client, path, Some(&opening.id)).await;
         let failing_id = failing["id"].as_str().unwrap();
         let given_id = given["id"].as_str().unwrap();
         let (id, change) =
@@ -153,7 +122,7 @@ async fn a_stream_resumed_from_before_a_refund_replays_its_changes_in_order_with
     // Filtered by status, the stream of every order leaves refund changes out.
     let mut shipped = open(
         &other.address,
-        &client,
+        client,
         "/api/v1/orders/events?status=SHIPPED",
         Some(&opening.id),
     )
@@ -164,25 +133,15 @@ async fn a_stream_resumed_from_before_a_refund_replays_its_changes_in_order_with
 
 #[tokio::test]
 async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
-    let app = spawn_system().await;
-    let psp = PaymentSystem::connect(&app).await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let order = paid_order(&app, &psp, &client, "psp-pay-cancel").await;
+    let paid = PaidShop::open("psp-pay-cancel").await;
+    let (app, psp, client, admin, order) =
+        (&paid, &paid.psp, &paid.customer, &paid.admin, &paid.order);
     let path = format!("/api/v1/orders/{order}/events");
-    let mut sse = open(&app.address, &client, &path, None).await;
+    let mut sse = open(&app.address, client, &path, None).await;
     let (opening, _) = sse.next_of("order").await;
 
-    let res = app
-        .post_empty_as(
-            &admin,
-            &format!("/api/v1/orders/{order}/cancel"),
-            &[("prefer", "wait=10")],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let cancelled: Value = res.json().await.unwrap();
-    let refund_id = cancelled["refunds"][0]["id"].as_str().unwrap();
+    let cancelled = app.cancel_settled(admin, order).await;
+    let refund_id = &id_of(&cancelled["refunds"][0]);
     let (event, change) = sse.next_of("status_changed").await;
     assert_eq!(change["to"], "CANCELLED");
     assert!(entry_id(&event) > entry_id(&opening));
@@ -192,7 +151,7 @@ async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
     assert_eq!(change["amount"], 1250);
 
     // Resumed meanwhile, it is not over either.
-    let mut resumed = open(&app.address, &client, &path, Some(&requested.to_string())).await;
+    let mut resumed = open(&app.address, client, &path, Some(&requested.to_string())).await;
 
     let (command, _) = psp.next_command().await;
     psp.refunded(&command, "psp-refund-cancel").await;
@@ -206,6 +165,6 @@ async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
     assert_eq!(id, last);
     assert!(resumed.next_or_end().await.is_none());
 
-    let res = request(&app.address, &client, &path, Some(&last.to_string())).await;
+    let res = request(&app.address, client, &path, Some(&last.to_string())).await;
     assert_eq!(res.status(), 204);
 }

@@ -1,11 +1,10 @@
 //! Shipments: carrier and tracking given with the move to SHIPPED, over HTTP and over the bus,
 //! stored with the order and carried in its SHIPPED status event.
 
-use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_system};
-use crate::lifecycle::publish_plain;
-use crate::shipping::{address, fields, id_of, place_to};
-use common::domain::{OrderStatus, Role};
-use common::messages::{LineRequest, OrderStatusChanged, PlaceOrder, TransitionOrder};
+use crate::helpers::{Shop, TestApp, assert_problem, fields, spawn_app};
+use crate::shipping::{address, place_to};
+use common::domain::OrderStatus;
+use common::messages::{OrderStatusChanged, PlaceOrder, TransitionOrder};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -53,23 +52,27 @@ fn transition(order: &str, to: &str, shipment: Value) -> Value {
     })
 }
 
+/// An order to `country` by the customer, CONFIRMED then PAID; returns its id.
+async fn a_paid_order_to(shop: &Shop, country: &str) -> String {
+    let p = shop.create_product("P", 500, 10).await;
+    let order = place_to(shop, &shop.customer, p, address(country)).await;
+    assert_eq!(order["status"], "CONFIRMED");
+    let id = crate::helpers::id_of(&order);
+    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    id
+}
+
+/// A shop with no workers and an order of the customer inserted in `status`.
+async fn an_order_without_workers(status: &str) -> (Shop, uuid::Uuid) {
+    let shop = Shop::around(spawn_app().await).await;
+    let id = shop.insert_order(&shop.customer, status).await;
+    (shop, id)
+}
+
 #[tokio::test]
 async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event() {
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let p = app.create_product("P", 500, 10).await;
-    let order = place_to(&app, &client, p, address("GB")).await;
-    let path = format!("/api/v1/orders/{}/status", id_of(&order));
-    let paid = app
-        .patch_as(
-            &admin,
-            &path,
-            &json!({"status": "PAID"}),
-            &[("prefer", "wait=10")],
-        )
-        .await;
-    assert_eq!(paid.status(), 200);
+    let shop = Shop::open().await;
+    let id = a_paid_order_to(&shop, "GB").await;
     let shipment = json!({
         "carrier": "UPS",
         "tracking_number": "1Z999AA10123456784",
@@ -78,19 +81,13 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
     let mut ship = shipment.clone();
     ship["status"] = json!("SHIPPED");
 
-    let res = app
-        .patch_as(&admin, &path, &ship, &[("prefer", "wait=10")])
-        .await;
+    let shipped = shop.change_status(&shop.admin, &id, ship).await;
 
-    assert_eq!(res.status(), 200);
-    let shipped: Value = res.json().await.unwrap();
     assert_eq!(shipped["status"], "SHIPPED");
     assert_eq!(shipped["shipment"], shipment);
-    let seen_by_owner = app
-        .order_when(&client, &id_of(&order), |o| o["status"] == "SHIPPED")
-        .await;
+    let seen_by_owner = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(seen_by_owner["shipment"], shipment);
-    let events = status_events(&app, &id_of(&order)).await;
+    let events = status_events(&shop, &id).await;
     let to: Vec<String> = events.iter().map(|e| e.to.to_string()).collect();
     assert_eq!(to, vec!["CONFIRMED", "PAID", "SHIPPED"]);
     assert_eq!(
@@ -103,48 +100,26 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
 
 #[tokio::test]
 async fn shipping_without_tracking_still_works_and_shows_no_shipment() {
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let p = app.create_product("P", 500, 10).await;
-    let order = app.place_settled(&client, p, 1).await;
-    let path = format!("/api/v1/orders/{}/status", id_of(&order));
-    for to in ["PAID", "SHIPPED"] {
-        let res = app
-            .patch_as(
-                &admin,
-                &path,
-                &json!({"status": to}),
-                &[("prefer", "wait=10")],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{to}");
-    }
+    let shop = Shop::open().await;
+    let p = shop.create_product("P", 500, 10).await;
+    let id = shop.confirmed_order(p, 1).await;
 
-    let shipped = app
-        .order_when(&client, &id_of(&order), |o| o["status"] == "SHIPPED")
+    shop.move_order(&shop.admin, &id, &["PAID", "SHIPPED"])
         .await;
 
+    let shipped = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(shipped["shipment"], Value::Null);
-    let events = status_events(&app, &id_of(&order)).await;
+    let events = status_events(&shop, &id).await;
     assert!(events.iter().all(|e| e.shipment.is_none()));
 }
 
 #[tokio::test]
 async fn shipment_fields_with_another_status_are_a_422_naming_each() {
-    let app = spawn_app().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let id = app.insert_order(&client, "CONFIRMED").await;
+    let (shop, id) = an_order_without_workers("CONFIRMED").await;
     let body = json!({"status": "PAID", "carrier": "UPS", "tracking_number": "1Z",
                       "tracking_url": "https://carrier.example/1Z"});
 
-    let problem = assert_problem(
-        app.patch_as(&admin, &format!("/api/v1/orders/{id}/status"), &body, &[])
-            .await,
-        422,
-    )
-    .await;
+    let problem = assert_problem(shop.patch_status(&shop.admin, id, &body, &[]).await, 422).await;
 
     assert_eq!(
         fields(&problem),
@@ -154,31 +129,30 @@ async fn shipment_fields_with_another_status_are_a_422_naming_each() {
 
 #[tokio::test]
 async fn a_carrier_without_a_tracking_number_is_a_422_and_so_is_a_tracking_url_alone() {
-    let app = spawn_app().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let id = app.insert_order(&client, "PAID").await;
-    let path = format!("/api/v1/orders/{id}/status");
+    let (shop, id) = an_order_without_workers("PAID").await;
 
-    let carrier_only = json!({"status": "SHIPPED", "carrier": "UPS"});
-    let url_only = json!({"status": "SHIPPED", "tracking_url": "https://carrier.example/1Z"});
-    let blank = json!({"status": "SHIPPED", "carrier": " ", "tracking_number": "1Z"});
-
-    let problem = assert_problem(app.patch_as(&admin, &path, &carrier_only, &[]).await, 422).await;
-    assert_eq!(fields(&problem), vec!["tracking_number"]);
-    let problem = assert_problem(app.patch_as(&admin, &path, &url_only, &[]).await, 422).await;
-    assert_eq!(fields(&problem), vec!["carrier", "tracking_number"]);
-    let problem = assert_problem(app.patch_as(&admin, &path, &blank, &[]).await, 422).await;
-    assert_eq!(fields(&problem), vec!["carrier"]);
+    for (body, named) in [
+        (
+            json!({"status": "SHIPPED", "carrier": "UPS"}),
+            vec!["tracking_number"],
+        ),
+        (
+            json!({"status": "SHIPPED", "tracking_url": "https://carrier.example/1Z"}),
+            vec!["carrier", "tracking_number"],
+        ),
+        (
+            json!({"status": "SHIPPED", "carrier": " ", "tracking_number": "1Z"}),
+            vec!["carrier"],
+        ),
+    ] {
+        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        assert_eq!(fields(&assert_problem(res, 422).await), named, "{body}");
+    }
 }
 
 #[tokio::test]
 async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
-    let app = spawn_app().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let id = app.insert_order(&client, "PAID").await;
-    let path = format!("/api/v1/orders/{id}/status");
+    let (shop, id) = an_order_without_workers("PAID").await;
 
     for url in [
         "javascript:alert(document.cookie)",
@@ -188,56 +162,40 @@ async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
     ] {
         let body = json!({"status": "SHIPPED", "carrier": "UPS", "tracking_number": "1Z",
                           "tracking_url": url});
-        let problem = assert_problem(app.patch_as(&admin, &path, &body, &[]).await, 422).await;
-        assert_eq!(fields(&problem), vec!["tracking_url"], "{url}");
+        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        assert_eq!(
+            fields(&assert_problem(res, 422).await),
+            vec!["tracking_url"],
+            "{url}"
+        );
     }
-    let status: String = sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(status, "PAID", "nothing was published");
+    assert_eq!(
+        shop.stored_status(id).await.as_deref(),
+        Some("PAID"),
+        "nothing was published"
+    );
 }
 
 #[tokio::test]
 async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client() {
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let p = app.create_product("P", 500, 10).await;
-    let order = place_to(&app, &client, p, address("NL")).await;
-    let id = id_of(&order);
-    let paid = app
-        .patch_as(
-            &admin,
-            &format!("/api/v1/orders/{id}/status"),
-            &json!({"status": "PAID"}),
-            &[("prefer", "wait=10")],
-        )
-        .await;
-    assert_eq!(paid.status(), 200);
+    let shop = Shop::open().await;
+    let id = a_paid_order_to(&shop, "NL").await;
     let shipment = json!({"carrier": "PostNL", "tracking_number": "3SABCD1234567",
                           "tracking_url": "http://carrier.example/3SABCD1234567"});
 
-    publish_plain(
-        &app,
+    shop.publish_plain(
         "orders.cmd.transition",
         transition(&id, "SHIPPED", shipment.clone()),
     )
     .await;
 
-    let shipped = app
-        .order_when(&client, &id, |o| o["status"] == "SHIPPED")
-        .await;
+    let shipped = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(shipped["shipment"], shipment);
-    let last = shipped["timeline"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    assert_eq!(last["actor"], "system:warehouse");
-    let events = status_events(&app, &id).await;
+    assert_eq!(
+        crate::helpers::last_step(&shipped)["actor"],
+        "system:warehouse"
+    );
+    let events = status_events(&shop, &id).await;
     let event = events.last().unwrap();
     assert_eq!(event.to, OrderStatus::Shipped);
     assert_eq!(serde_json::to_value(&event.shipment).unwrap(), shipment);
@@ -245,43 +203,36 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
 
 #[tokio::test]
 async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_lettered() {
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let id = app.insert_order(&client, "SHIPPED").await.to_string();
+    let shop = Shop::open().await;
+    let id = shop.insert_order(&shop.customer, "SHIPPED").await;
 
-    publish_plain(
-        &app,
+    shop.publish_plain(
         "orders.cmd.transition",
         transition(
-            &id,
+            &id.to_string(),
             "DELIVERED",
             json!({"carrier": "UPS", "tracking_number": "1Z"}),
         ),
     )
     .await;
-    app.quiescent().await;
+    shop.quiescent().await;
 
-    let reasons = app.dead_letter_reasons().await;
+    let reasons = shop.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].starts_with("invalid shipment: carrier: only a move to SHIPPED"),
         "{reasons:?}"
     );
-    let status: String = sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(status, "SHIPPED");
+    assert_eq!(shop.stored_status(id).await.as_deref(), Some("SHIPPED"));
 }
 
 #[tokio::test]
 async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_repeat_their_events() {
     // No workers running: the handlers are driven by hand, exactly as a redelivery drives them.
     let app = spawn_app().await;
-    let client = app.create_user(Role::Client).await;
+    let client = app.create_user(common::domain::Role::Client).await;
     let p = app.create_product("P", 500, 10).await;
-    let ctx = crate::orders_delivery::worker_context(&app);
+    let ctx = app.worker_context();
     let nats = async_nats::connect(common::testing::nats_url())
         .await
         .unwrap();
@@ -297,23 +248,14 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     nats.flush().await.unwrap();
     let order_id = Uuid::now_v7();
     let place = PlaceOrder {
-        order_id,
-        user_id: client.id,
-        items: vec![LineRequest {
-            product_id: p,
-            quantity: 2,
-        }],
         shipping_address: Some(serde_json::from_value(address("IE")).unwrap()),
+        ..crate::helpers::place_command(order_id, client.id, p, 2)
     };
     let ship = |to: OrderStatus| TransitionOrder {
-        order_id,
-        to,
         actor: "system:warehouse".into(),
-        reason: None,
-        allowed_from: None,
         carrier: (to == OrderStatus::Shipped).then(|| "An Post".into()),
         tracking_number: (to == OrderStatus::Shipped).then(|| "CE123456789IE".into()),
-        tracking_url: None,
+        ..crate::helpers::transition_command(order_id, to)
     };
 
     for _ in 0..2 {
@@ -357,44 +299,43 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     assert_eq!(app.stock_of(p).await, 8, "reserved once");
 }
 
-#[tokio::test]
-async fn a_shipped_order_keeps_its_shipment_and_another_one_is_a_409() {
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let p = app.create_product("P", 500, 10).await;
-    let order = app.place_settled(&client, p, 1).await;
-    let path = format!("/api/v1/orders/{}/status", id_of(&order));
-    let ship = json!({"status": "SHIPPED", "carrier": "DHL", "tracking_number": "JD0001"});
-    for body in [json!({"status": "PAID"}), ship.clone()] {
-        let res = app
-            .patch_as(&admin, &path, &body, &[("prefer", "wait=10")])
-            .await;
-        assert_eq!(res.status(), 200, "{body}");
-    }
+/// A paid order shipped with DHL under JD0001; returns its id.
+async fn shipped_with_dhl(shop: &Shop) -> String {
+    let p = shop.create_product("P", 500, 10).await;
+    let id = shop.confirmed_order(p, 1).await;
+    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    shop.change_status(&shop.admin, &id, dhl("JD0001")).await;
+    id
+}
 
-    let retry = app.patch_as(&admin, &path, &ship, &[]).await;
-    let other = app
-        .patch_as(
-            &admin,
-            &path,
-            &json!({"status": "SHIPPED", "carrier": "DHL", "tracking_number": "JD0002"}),
-            &[],
-        )
+/// A move to SHIPPED with DHL under `tracking_number`.
+fn dhl(tracking_number: &str) -> Value {
+    json!({"status": "SHIPPED", "carrier": "DHL", "tracking_number": tracking_number})
+}
+
+#[tokio::test]
+async fn the_same_shipment_again_changes_nothing() {
+    let shop = Shop::open().await;
+    let id = shipped_with_dhl(&shop).await;
+
+    let retry = shop
+        .patch_status(&shop.admin, &id, &dhl("JD0001"), &[])
         .await;
 
-    assert_eq!(
-        retry.status(),
-        200,
-        "the same shipment again changes nothing"
-    );
+    assert_eq!(retry.status(), 200);
+}
+
+#[tokio::test]
+async fn another_shipment_for_a_shipped_order_is_a_409_and_the_first_is_kept() {
+    let shop = Shop::open().await;
+    let id = shipped_with_dhl(&shop).await;
+
+    let other = shop
+        .patch_status(&shop.admin, &id, &dhl("JD0002"), &[])
+        .await;
+
     let problem = assert_problem(other, 409).await;
     assert_eq!(problem["current_status"], "SHIPPED");
-    let now: Value = app
-        .get_as(&admin, &format!("/api/v1/orders/{}", id_of(&order)))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let now = shop.order(&shop.admin, &id).await;
     assert_eq!(now["shipment"]["tracking_number"], "JD0001");
 }

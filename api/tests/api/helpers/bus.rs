@@ -1,0 +1,124 @@
+//! The bus as other systems (and redeliveries) use it: messages published directly, the
+//! workers' context for driving handlers by hand, and what the bus holds read back.
+
+use super::TestApp;
+use common::messaging::{Envelope, Message, Published};
+use serde_json::Value;
+
+impl TestApp {
+    /// Publishes `message` through the api's bus under `correlation`, as the api would.
+    pub async fn publish<M: Message>(&self, message: M, correlation: &str) -> Published {
+        self.state
+            .bus
+            .publish(message, correlation)
+            .await
+            .expect("published")
+    }
+
+    /// Publishes `message` in its envelope under the message id `msg_id`, as a redelivery
+    /// arrives: another id gets past the server's duplicate check.
+    pub async fn publish_copy<M: Message>(&self, message: M, msg_id: &str) {
+        let payload = serde_json::to_vec(&Envelope::<M>::new(message, "copy")).expect("envelope");
+        self.publish_bytes(M::SUBJECT, msg_id, payload).await;
+    }
+
+    /// Publishes `payload` as it is on `subject` (relative to the namespace) under `msg_id`.
+    pub async fn publish_bytes(&self, subject: &str, msg_id: &str, payload: Vec<u8>) {
+        let bus = &self.state.bus;
+        bus.publish_raw(
+            bus.namespace().subject(subject),
+            msg_id.to_owned(),
+            Default::default(),
+            payload.into(),
+        )
+        .await
+        .expect("published");
+    }
+
+    /// Publishes a raw JSON payload with a plain NATS client, as an outside system would.
+    pub async fn publish_plain(&self, subject: &str, payload: Value) {
+        let client = async_nats::connect(common::testing::nats_url())
+            .await
+            .expect("plain NATS client");
+        client
+            .publish(
+                self.state.bus.namespace().subject(subject),
+                payload.to_string().into(),
+            )
+            .await
+            .expect("published");
+        client.flush().await.expect("flushed");
+    }
+
+    /// The workers' context over this app's database and bus, to call handlers directly.
+    pub fn worker_context(&self) -> workers::Context {
+        workers::Context::new(
+            self.state.db.clone(),
+            self.state.bus.clone(),
+            self.state.config.clone(),
+        )
+    }
+
+    /// The reasons of every dead letter so far, oldest first.
+    pub async fn dead_letter_reasons(&self) -> Vec<String> {
+        let stream = self
+            .state
+            .bus
+            .jetstream()
+            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
+            .await
+            .expect("dead-letter stream");
+        let mut reasons = Vec::new();
+        let mut sequence = 1;
+        while let Ok(letter) = stream.get_raw_message(sequence).await {
+            reasons.push(
+                letter
+                    .headers
+                    .get(common::messaging::DLQ_REASON_HEADER)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
+            );
+            sequence += 1;
+        }
+        reasons
+    }
+
+    /// Waits until every durable consumer of the namespace has nothing pending or unacked.
+    pub async fn quiescent(&self) {
+        let bus = self.state.bus.clone();
+        common::testing::eventually(
+            std::time::Duration::from_secs(30),
+            "consumers drained",
+            || {
+                let bus = bus.clone();
+                async move {
+                    for (stream, durable) in [
+                        (common::nats::ORDERS_CMD, workers::kinds::INVENTORY_PLACE),
+                        (
+                            common::nats::INVENTORY_CMD,
+                            workers::kinds::INVENTORY_COMMANDS,
+                        ),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
+                        (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
+                    ] {
+                        let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus
+                            .jetstream()
+                            .get_consumer_from_stream(
+                                bus.namespace().name(durable),
+                                bus.namespace().name(stream),
+                            )
+                            .await
+                            .ok()?;
+                        let info = consumer.info().await.ok()?;
+                        if info.num_pending > 0 || info.num_ack_pending > 0 {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }
+            },
+        )
+        .await;
+    }
+}

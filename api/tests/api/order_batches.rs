@@ -1,0 +1,159 @@
+//! Commands the workers receive together are settled in shared transactions, with the outcomes
+//! each would have alone.
+
+use crate::helpers::{Shop, place_command, spawn_app};
+use crate::orders_delivery::incoming;
+use common::messages::{LineRequest, PlaceOrder};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn commands_received_together_are_settled_in_shared_transactions_with_the_same_outcomes() {
+    // The commands are all in the stream before the workers start, so each pull brings many
+    // at once: the workers record, reserve and settle them in batches.
+    let app = Shop::around(spawn_app().await).await;
+    let client = &app.customer;
+    let scarce = app.create_product("Scarce", 250, 30).await;
+    let plenty = app.create_product("Plenty", 100, 1000).await;
+    let mut order_ids = Vec::new();
+    for i in 0..120 {
+        let order_id = Uuid::now_v7();
+        order_ids.push(order_id);
+        let mut items = vec![LineRequest {
+            product_id: scarce,
+            quantity: 1,
+        }];
+        if i % 2 == 0 {
+            items.push(LineRequest {
+                product_id: plenty,
+                quantity: 2,
+            });
+        }
+        let command = PlaceOrder {
+            order_id,
+            user_id: client.id,
+            shipping_address: None,
+            items,
+        };
+        app.publish(command.clone(), "batch").await;
+        if i == 5 {
+            // A copy under another message id, as a redelivery would arrive.
+            app.publish_copy(command, "copy-of-5").await;
+        }
+        if i == 60 {
+            // Two commands that can never succeed, in the middle of the others.
+            app.publish(
+                place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
+                "bad",
+            )
+            .await;
+            app.publish_copy(
+                place_command(Uuid::now_v7(), client.id, plenty, 0),
+                "invalid-quantity",
+            )
+            .await;
+        }
+    }
+    app.start_workers(app.env.config()).await;
+    app.quiescent().await;
+
+    let statuses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status::text, count(*) FROM orders WHERE id = ANY($1) GROUP BY status ORDER BY status",
+    )
+    .bind(&order_ids)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        vec![("CONFIRMED".to_owned(), 30), ("REJECTED".to_owned(), 90)]
+    );
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 120);
+    assert_eq!(app.stock_of(scarce).await, 0);
+    let plenty_held = app.reserved_of(plenty).await;
+    assert_eq!(
+        i64::from(app.stock_of(plenty).await) + plenty_held,
+        1000,
+        "conservation"
+    );
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT rejection_reason FROM orders WHERE status = 'REJECTED' AND id = ANY($1)",
+    )
+    .bind(&order_ids)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("line 1: product") && r.ends_with("1 requested, 0 available")),
+        "{reasons:?}"
+    );
+    // Rows written in one transaction share its `now()`: far fewer distinct times than
+    // orders means they were recorded many per transaction.
+    let recorded_at = app
+        .count("SELECT count(DISTINCT created_at) FROM orders")
+        .await;
+    let reserved_at = app
+        .count("SELECT count(DISTINCT created_at) FROM reservations")
+        .await;
+    assert!(
+        recorded_at <= 60,
+        "120 orders recorded in {recorded_at} transactions"
+    );
+    assert!(
+        reserved_at <= 15,
+        "30 reservations made in {reserved_at} transactions"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM order_events WHERE from_status IS NULL")
+            .await,
+        120,
+        "one timeline entry per order, the copy of one changed nothing"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM order_events").await, 120);
+
+    let mut reasons = app.dead_letter_reasons().await;
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("invalid order: items[0].quantity"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("unknown user"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_are_recorded() {
+    let app = Shop::around(spawn_app().await).await;
+    let client = &app.customer;
+    let dear = app.create_product("Dear", 100, 10).await;
+    let cheap = app.create_product("Cheap", 100, 10).await;
+    sqlx::query("UPDATE products SET price = $2 WHERE id = $1")
+        .bind(dear)
+        .bind(i64::MAX / 2)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    let (overflowing, fine) = (Uuid::now_v7(), Uuid::now_v7());
+    let outcomes = workers::placing::place(
+        app.worker_context(),
+        vec![
+            incoming(place_command(overflowing, client.id, dear, 3)),
+            incoming(place_command(fine, client.id, cheap, 2)),
+        ],
+    )
+    .await;
+    match &outcomes[0] {
+        Err(workers::consumer::Failure::Permanent(reason)) => {
+            assert_eq!(reason, "order total overflows")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    let recorded: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, total FROM orders")
+        .fetch_all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![(fine, 200)]);
+    assert_eq!(app.count("SELECT count(*) FROM order_items").await, 1);
+}
