@@ -17,15 +17,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::RefundOrder;
-use common::money::{MAX_MONEY, Money};
+use common::money::{Currency, MAX_MONEY, Money};
 use common::refunds::{Refundable, refundable};
 use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 /// Fixed namespace of the refund ids derived from `Idempotency-Key` (UUID v5).
 const IDEMPOTENT_REFUND_IDS: Uuid = Uuid::from_u128(0x5d1e_77a0_3c2b_4b8e_a1f4_0c6d_92e3_7b15);
 const MAX_REASON_CHARS: usize = 500;
+/// How long a request that JetStream found a duplicate of waits for the first one's refund
+/// to be recorded, and how often it looks.
+const RECORDING_WAIT: Duration = Duration::from_secs(5);
+const RECORDING_POLL: Duration = Duration::from_millis(50);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(refund_order))
@@ -36,7 +42,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `{"amount", "reason"}` gives back part of what the order's payment captured; with
 /// `payment_reference` it gives back a payment recorded `refund_required` instead (wrong
 /// amount, paid twice, paid after cancel; see `GET /admin/payments`). Requires an
-/// `Idempotency-Key`: a retry with the same key is the same refund. Answered `202` with the
+/// `Idempotency-Key`: a retry with the same key is the same refund, and the same key with other
+/// figures is a 422, also while the first request is still being recorded (the retry waits up
+/// to 5 s for it, then answers 409 to retry shortly). Answered `202` with the
 /// refund `REQUESTED` once JetStream has stored the command; the order worker records it and
 /// asks the payment system, whose answer makes it `SUCCEEDED` or `FAILED` (see the order's
 /// `refunds`). The refunds of an order never add up to more than was paid: a refund over what
@@ -52,7 +60,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No money captured, or more than is left to refund; `refundable` names what is left", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No money captured, or more than is left to refund (`refundable` names what is left); or a request with this Idempotency-Key is still being recorded", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid amount, reason or payment_reference, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "JetStream unavailable; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -76,16 +84,7 @@ async fn refund_order(
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     if let Some(known) = order.refunds.iter().find(|r| r.id == refund_id) {
-        // A retry: the refund as it stands, if it is the one asked for.
-        if known.amount != body.amount
-            || known.reason != body.reason
-            || known.payment_reference != body.payment_reference
-        {
-            return Err(ApiError::Unprocessable(
-                "Idempotency-Key was used for another refund of this order".into(),
-            ));
-        }
-        return Ok(accepted(known.clone()));
+        return retry(known.clone(), &body);
     }
     let refundable = refundable(&state.db, order_id, body.payment_reference.as_deref()).await?;
     let Refundable {
@@ -130,8 +129,20 @@ async fn refund_order(
         actor: actor.clone(),
         payment_reference: body.payment_reference.clone(),
     };
-    if let Err(e) = state.bus.publish(command, &correlation).await {
-        return Err(not_acknowledged("refund", order_id, e));
+    let published = state
+        .bus
+        .publish(command, &correlation)
+        .await
+        .map_err(|e| not_acknowledged("refund", order_id, e))?;
+    if published.duplicate {
+        // JetStream holds a request under this key already, not recorded yet when the order
+        // was read, perhaps for other figures: answered as a retry once it is recorded.
+        let known = recorded(&state.db, refund_id).await?.ok_or_else(|| {
+            ApiError::conflict(
+                "a refund with this Idempotency-Key is still being recorded; retry shortly",
+            )
+        })?;
+        return retry(known, &body);
     }
     Ok(accepted(Refund {
         id: refund_id,
@@ -147,6 +158,41 @@ async fn refund_order(
         provider_reference: None,
         failure_reason: None,
     }))
+}
+
+/// A retry: the refund as it stands, if it is the one asked for; else a 422.
+fn retry(known: Refund, asked: &Asked) -> ApiResult<Response> {
+    if known.amount != asked.amount
+        || known.reason != asked.reason
+        || known.payment_reference != asked.payment_reference
+    {
+        return Err(ApiError::Unprocessable(
+            "Idempotency-Key was used for another refund of this order".into(),
+        ));
+    }
+    Ok(accepted(known))
+}
+
+/// The refund once the order worker has recorded it, read until [`RECORDING_WAIT`] has
+/// passed; `None` if it is not recorded by then.
+async fn recorded(db: &PgPool, refund_id: Uuid) -> ApiResult<Option<Refund>> {
+    let deadline = tokio::time::Instant::now() + RECORDING_WAIT;
+    loop {
+        let refund = sqlx::query_as!(
+            Refund,
+            r#"SELECT id, order_id, amount AS "amount: Money", currency AS "currency: Currency",
+                      reason, status AS "status: RefundStatus", payment_reference, actor,
+                      requested_at, settled_at, provider_reference, failure_reason
+                 FROM refunds WHERE id = $1"#,
+            refund_id,
+        )
+        .fetch_optional(db)
+        .await?;
+        if refund.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(refund);
+        }
+        tokio::time::sleep(RECORDING_POLL).await;
+    }
 }
 
 fn accepted(refund: Refund) -> Response {

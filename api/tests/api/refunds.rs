@@ -248,6 +248,48 @@ async fn another_refund_under_a_used_key_is_422() {
 }
 
 #[tokio::test]
+async fn another_refund_under_a_key_whose_refund_is_not_recorded_yet_is_422() {
+    let paid = PaidShop::open("psp-pay-2").await;
+    let first = paid.ask_refund("k7", 100, "goodwill").await;
+
+    // At once: JetStream holds the first request, which the worker may not have recorded.
+    let other = paid
+        .refund(
+            &paid.admin,
+            &paid.order,
+            "k7",
+            json!({"amount": 101, "reason": "goodwill"}),
+        )
+        .await;
+
+    assert_problem(other, 422).await;
+    let order = paid
+        .order_when(&paid.customer, &paid.order, |o| {
+            o["refunds"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
+    assert_eq!(order["refunds"][0]["id"], first["id"]);
+    assert_eq!(
+        order["refunds"][0]["amount"], 100,
+        "the first request's figures"
+    );
+}
+
+#[tokio::test]
+async fn the_same_refund_asked_again_at_once_is_the_same_refund() {
+    let paid = PaidShop::open("psp-pay-2").await;
+    let first = paid.ask_refund("k8", 100, "goodwill").await;
+
+    let again = paid.ask_refund("k8", 100, "goodwill").await;
+
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["amount"], 100);
+    paid.psp.next_command().await;
+    paid.quiescent().await;
+    paid.psp.nothing_waiting().await;
+}
+
+#[tokio::test]
 async fn the_reconciliation_reports_money_that_does_not_add_up() {
     let paid = PaidShop::open("psp-pay-7").await;
     let report = paid.reconciliation(&paid.admin).await;
