@@ -2,7 +2,7 @@
 //! the service works with.
 
 use chrono::{DateTime, Utc};
-use common::money::Money;
+use common::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -24,9 +24,11 @@ pub struct Product {
     pub name: String,
     pub description: String,
     /// Price in minor units of `currency` (cents for USD).
-    pub price: i64,
+    #[schema(value_type = i64)]
+    pub price: Money,
     /// ISO 4217 code, the store's `STORE_CURRENCY` when the product was created.
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// Available stock: what orders can still reserve.
     pub stock: i32,
     pub created_at: DateTime<Utc>,
@@ -254,7 +256,7 @@ impl SortKey {
     pub fn of(sort: Sort, p: &Product) -> SortKey {
         match sort {
             Sort::NameAsc | Sort::NameDesc => SortKey::Name(p.name.clone()),
-            Sort::PriceAsc | Sort::PriceDesc => SortKey::Price(p.price),
+            Sort::PriceAsc | Sort::PriceDesc => SortKey::Price(p.price.minor_units()),
             Sort::CreatedAtAsc | Sort::CreatedAtDesc => SortKey::CreatedAt(p.created_at),
         }
     }

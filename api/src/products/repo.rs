@@ -6,7 +6,7 @@ use super::model::{
     StockAdjustment,
 };
 use crate::error::{ApiError, FieldError};
-use common::money::Currency;
+use common::money::{Currency, Money};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -46,9 +46,10 @@ pub async fn insert(
 ) -> Result<Product, ApiError> {
     sqlx::query_as!(
         Product,
-        "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
-         RETURNING id, name, description, price, currency, stock, created_at, updated_at",
+        r#"INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           RETURNING id, name, description, price AS "price: Money",
+                     currency AS "currency: Currency", stock, created_at, updated_at"#,
         id,
         product.name.as_str(),
         &product.description,
@@ -65,8 +66,9 @@ pub async fn insert(
 pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<Product>, ApiError> {
     Ok(sqlx::query_as!(
         Product,
-        "SELECT id, name, description, price, currency, stock, created_at, updated_at
-         FROM products WHERE id = $1 AND archived_at IS NULL",
+        r#"SELECT id, name, description, price AS "price: Money",
+                  currency AS "currency: Currency", stock, created_at, updated_at
+             FROM products WHERE id = $1 AND archived_at IS NULL"#,
         id,
     )
     .fetch_optional(db)
@@ -157,13 +159,14 @@ pub async fn update(
 ) -> Result<Option<Product>, ApiError> {
     sqlx::query_as!(
         Product,
-        "UPDATE products SET
-             name = COALESCE($2, name),
-             description = COALESCE($3, description),
-             price = COALESCE($4, price),
-             stock = COALESCE($5, stock)
-         WHERE id = $1 AND archived_at IS NULL
-         RETURNING id, name, description, price, currency, stock, created_at, updated_at",
+        r#"UPDATE products SET
+               name = COALESCE($2, name),
+               description = COALESCE($3, description),
+               price = COALESCE($4, price),
+               stock = COALESCE($5, stock)
+           WHERE id = $1 AND archived_at IS NULL
+           RETURNING id, name, description, price AS "price: Money",
+                     currency AS "currency: Currency", stock, created_at, updated_at"#,
         id,
         changes.name.as_ref().map(|n| n.as_str()),
         changes.description.as_deref(),
