@@ -6,6 +6,11 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod logs;
+mod sessions;
+pub use logs::*;
+pub use sessions::*;
+
 /// The password the tests' accounts are registered with.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -184,83 +189,6 @@ impl TestApp {
             .send()
             .await
             .expect("request")
-    }
-
-    // --- accounts and sessions through the api ----------------------------------------------
-
-    /// Registers `email` with [`PASSWORD`] through the api, with `client`'s cookie store.
-    pub async fn register(&self, client: &reqwest::Client, email: &str) -> reqwest::Response {
-        self.post_with(
-            client,
-            "/api/v1/auth/register",
-            serde_json::json!({"email": email, "password": PASSWORD, "name": "Ann"}),
-        )
-        .await
-    }
-
-    /// Logs in through the api, with `client`'s cookie store.
-    pub async fn login(
-        &self,
-        client: &reqwest::Client,
-        email: &str,
-        password: &str,
-    ) -> reqwest::Response {
-        self.post_with(
-            client,
-            "/api/v1/auth/login",
-            serde_json::json!({"email": email, "password": password}),
-        )
-        .await
-    }
-
-    /// POSTs JSON with `client` (and its cookies).
-    pub async fn post_with(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        body: serde_json::Value,
-    ) -> reqwest::Response {
-        client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Registers a CLIENT through the api; returns its id and a client holding its cookies.
-    pub async fn register_client(&self, email: &str) -> (String, reqwest::Client) {
-        let browser = client();
-        let res = self
-            .post_with(
-                &browser,
-                "/api/v1/auth/register",
-                serde_json::json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
-        let user: serde_json::Value = res.json().await.expect("user");
-        (user["id"].as_str().expect("id").to_owned(), browser)
-    }
-
-    /// Presents `refresh_token` explicitly, as a stolen copy would be.
-    pub async fn refresh_with(&self, refresh_token: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .post(self.url("/api/v1/auth/refresh"))
-            .header("cookie", format!("refresh_token={refresh_token}"))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn change_account(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        change: Value,
-    ) -> reqwest::Response {
-        self.patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
-            .await
     }
 
     // --- rows written directly, as other systems (or the past) would --------------------------

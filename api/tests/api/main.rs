@@ -6,7 +6,13 @@
 
 mod accounts;
 mod adjustments;
-mod auth;
+mod auth_admin;
+mod auth_csrf;
+mod auth_login;
+mod auth_logs;
+mod auth_registration;
+mod auth_sessions;
+mod auth_tokens;
 mod caches;
 mod contracts;
 mod cors;
