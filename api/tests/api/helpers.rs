@@ -7,8 +7,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 mod logs;
+mod products;
 mod sessions;
 pub use logs::*;
+pub use products::*;
 pub use sessions::*;
 
 /// The password the tests' accounts are registered with.

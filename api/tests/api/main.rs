@@ -32,6 +32,9 @@ mod orders_delivery;
 mod private_nats;
 mod problems;
 mod products;
+mod products_changes;
+mod products_listing;
+mod products_stock;
 #[path = "../support/promql.rs"]
 mod promql;
 mod refund_events;
