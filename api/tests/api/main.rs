@@ -23,6 +23,7 @@ mod key_rotation;
 mod lifecycle;
 mod limits;
 mod monitoring;
+mod nats_event_reader;
 mod nats_isolation;
 mod nats_permissions;
 mod observability;
