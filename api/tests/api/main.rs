@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test module uses a part of the helpers
 
 mod accounts;
+mod accounts_changes;
 mod adjustments;
 mod auth_admin;
 mod auth_csrf;
@@ -22,6 +23,7 @@ mod helpers;
 mod key_rotation;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod monitoring;
 mod nats_event_reader;
 mod nats_isolation;
