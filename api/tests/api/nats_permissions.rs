@@ -32,10 +32,7 @@ async fn the_order_worker_expires_reservations_under_its_own_user() {
     let id = shop.confirmed_order(&nats, 3).await;
 
     shop.order_when(id, |o| o["status"] == "CANCELLED").await;
-    common::testing::eventually(Duration::from_secs(10), "stock released", || async {
-        (shop.app.stock_of(shop.mug).await == 10).then_some(())
-    })
-    .await;
+    shop.stock_becomes(10).await;
     nats.assert_not_refused(&SERVICE_USERS);
 }
 
@@ -59,10 +56,7 @@ async fn the_api_and_the_workers_confirm_and_cancel_orders_under_their_own_users
     assert!(res.status().is_success(), "{}", res.status());
     shop.order_when(cancelled, |o| o["status"] == "CANCELLED")
         .await;
-    common::testing::eventually(Duration::from_secs(10), "stock released", || async {
-        (shop.app.stock_of(shop.mug).await == 9).then_some(())
-    })
-    .await;
+    shop.stock_becomes(9).await;
     nats.assert_not_refused(&SERVICE_USERS);
 }
 

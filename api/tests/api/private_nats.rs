@@ -352,6 +352,14 @@ impl Shop {
             .await
     }
 
+    /// Waits until the mugs' stock is `stock` (deadline 10 s).
+    pub async fn stock_becomes(&self, stock: i32) {
+        common::testing::eventually(Duration::from_secs(10), "the mugs' stock", || async {
+            (self.app.stock_of(self.mug).await == stock).then_some(())
+        })
+        .await;
+    }
+
     /// A confirmed order paid by the payment provider, as `provider`; returns its id.
     pub async fn paid_order(&self, nats: &PrivateNats, provider: &NatsUser) -> uuid::Uuid {
         let id = self.confirmed_order(nats, 1).await;
