@@ -1,8 +1,7 @@
 //! CORS for browser frontends on the origins in `TRUSTED_ORIGINS`, the list the CSRF guard
 //! reads too; nothing for any other origin.
 
-use crate::helpers::{TestApp, client, spawn_app, spawn_app_with};
-use serde_json::json;
+use crate::helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 
 const SHOP: &str = "http://shop.example:5173";
 
@@ -106,28 +105,29 @@ async fn without_trusted_origins_no_origin_is_granted_anything() {
     assert!(cors_headers(&res).is_empty(), "{:?}", res.headers());
 }
 
+/// A same-site page on `origin` logging `browser` out.
+async fn logout_from(browser: &Browser, origin: &str) -> reqwest::Response {
+    browser
+        .post_with_headers(
+            "/api/v1/auth/logout",
+            &[("origin", origin), ("sec-fetch-site", "same-site")],
+        )
+        .await
+}
+
 #[tokio::test]
 async fn the_csrf_guard_reads_the_same_list_cookie_writes_from_a_trusted_origin_pass() {
     let app = trusted_app().await;
-    let browser = client();
-    let res = browser
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": "ann@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let ann = app.sign_up("ann@example.com").await;
 
-    let from = |origin: &'static str| {
-        browser
-            .post(app.url("/api/v1/auth/logout"))
-            .header("origin", origin)
-            .header("sec-fetch-site", "same-site")
-            .send()
-    };
-    let refused = from("http://evil.example").await.unwrap();
-    assert_eq!(refused.status(), 403);
-    let accepted = from(SHOP).await.unwrap();
+    assert_eq!(
+        logout_from(&ann.browser, "http://evil.example")
+            .await
+            .status(),
+        403
+    );
+
+    let accepted = logout_from(&ann.browser, SHOP).await;
     assert_eq!(accepted.status(), 204);
     assert_eq!(header(&accepted, "access-control-allow-origin"), Some(SHOP));
 }

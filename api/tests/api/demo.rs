@@ -53,23 +53,15 @@ async fn seeded_app() -> TestApp {
     app
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_demo_seed_creates_a_catalogue_and_a_customer_once() {
     let app = seeded_app().await;
 
     bash(r#"demo_seed "$1""#, &[&app.address]).await;
 
-    assert_eq!(count(&app, "SELECT count(*) FROM products").await, 5);
+    assert_eq!(app.count("SELECT count(*) FROM products").await, 5);
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) FROM users WHERE email = 'demo@example.com' AND role = 'CLIENT'"
         )
         .await,
@@ -77,11 +69,8 @@ async fn the_demo_seed_creates_a_catalogue_and_a_customer_once() {
     );
     // Created through the api: each initial stock is in the product, none by hand.
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM products WHERE stock <> initial_stock"
-        )
-        .await,
+        app.count("SELECT count(*) FROM products WHERE stock <> initial_stock")
+            .await,
         0
     );
 }
@@ -118,7 +107,7 @@ async fn the_printed_walk_through_places_follows_and_cancels_an_order() {
         "the cancelled kettles back in stock",
         || async {
             let sql = "SELECT stock::int8 FROM products WHERE name = 'Pour-over kettle'";
-            (count(&app, sql).await == 10).then_some(())
+            (app.count(sql).await == 10).then_some(())
         },
     )
     .await;

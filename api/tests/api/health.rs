@@ -1,5 +1,9 @@
-use crate::helpers::{assert_problem, spawn_app, spawn_app_behind_proxies};
+//! Health, metrics and the documents the api serves: liveness, readiness through outages
+//! of PostgreSQL and NATS, Prometheus metrics, and the OpenAPI and AsyncAPI documents.
+
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_behind_proxies};
 use common::testing::eventually;
+use serde_json::Value;
 use std::time::Duration;
 
 #[tokio::test]
@@ -15,93 +19,119 @@ async fn readiness_is_ok_when_postgres_and_nats_answer() {
     let app = spawn_app().await;
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body: Value = res.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["nats"], "ok");
 }
 
+/// Waits until readiness answers 503 and returns the problem it answers with.
+async fn unready(app: &TestApp) -> Value {
+    eventually(Duration::from_secs(20), "readiness 503", || async {
+        let res = app.get("/health/ready").await;
+        if res.status() == 503 {
+            Some(assert_problem(res, 503).await)
+        } else {
+            None
+        }
+    })
+    .await
+}
+
+/// Waits until readiness answers 200 again.
+async fn ready_again(app: &TestApp, within: Duration) {
+    eventually(within, "readiness back to 200", || async {
+        (app.get("/health/ready").await.status() == 200).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn readiness_goes_503_naming_postgres_while_it_is_unreachable_and_recovers() {
+async fn readiness_goes_503_naming_postgres_while_it_is_unreachable() {
     let (app, pg, _nats) = spawn_app_behind_proxies().await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
 
     pg.cut();
-    let body = eventually(Duration::from_secs(20), "readiness 503", || async {
-        let res = app.get("/health/ready").await;
-        if res.status() == 503 {
-            Some(assert_problem(res, 503).await)
-        } else {
-            None
-        }
-    })
-    .await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("postgres"),
-        "{body}"
-    );
+
+    let body = unready(&app).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("postgres"), "{body}");
     assert_ne!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["nats"], "ok");
-
-    pg.restore();
-    eventually(Duration::from_secs(20), "readiness back to 200", || async {
-        (app.get("/health/ready").await.status() == 200).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
-async fn readiness_goes_503_naming_nats_while_it_is_unreachable_and_recovers() {
+async fn readiness_recovers_once_postgres_is_back() {
+    let (app, pg, _nats) = spawn_app_behind_proxies().await;
+    pg.cut();
+    unready(&app).await;
+
+    pg.restore();
+
+    ready_again(&app, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn readiness_goes_503_naming_nats_while_it_is_unreachable() {
     let (app, _pg, nats) = spawn_app_behind_proxies().await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
 
     nats.cut();
-    let body = eventually(Duration::from_secs(20), "readiness 503", || async {
-        let res = app.get("/health/ready").await;
-        if res.status() == 503 {
-            Some(assert_problem(res, 503).await)
-        } else {
-            None
-        }
-    })
-    .await;
+
+    let body = unready(&app).await;
     assert!(body["detail"].as_str().unwrap().contains("nats"), "{body}");
     assert_eq!(body["checks"]["postgres"], "ok");
-
-    nats.restore();
-    eventually(Duration::from_secs(30), "readiness back to 200", || async {
-        (app.get("/health/ready").await.status() == 200).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
-async fn metrics_are_exposed_in_prometheus_format_on_the_metrics_address_only() {
+async fn readiness_recovers_once_nats_is_back() {
+    let (app, _pg, nats) = spawn_app_behind_proxies().await;
+    nats.cut();
+    unready(&app).await;
+
+    nats.restore();
+
+    ready_again(&app, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_format_on_the_metrics_address() {
     let app = spawn_app().await;
     app.get("/health/live").await;
 
     let res = reqwest::get(format!("{}/metrics", app.metrics))
         .await
         .unwrap();
+
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(text.contains("http_request_duration_seconds"), "{text}");
-    assert_eq!(
-        app.get("/metrics").await.status(),
-        404,
-        "not on the public port"
-    );
 }
 
 #[tokio::test]
-async fn the_openapi_document_and_the_docs_page_are_served() {
+async fn metrics_are_not_served_on_the_public_port() {
     let app = spawn_app().await;
+
+    assert_eq!(app.get("/metrics").await.status(), 404);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let app = spawn_app().await;
+
     let res = app.get("/openapi.json").await;
+
     assert_eq!(res.status(), 200);
-    let doc: serde_json::Value = res.json().await.unwrap();
+    let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/health/ready"].is_object());
+}
+
+#[tokio::test]
+async fn the_docs_page_is_swagger_ui_with_vendored_assets() {
+    let app = spawn_app().await;
 
     let res = app.get("/docs/").await;
+
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "docs page is Swagger UI");
@@ -112,7 +142,7 @@ async fn the_openapi_document_and_the_docs_page_are_served() {
 #[tokio::test]
 async fn the_asyncapi_document_is_served_and_names_the_payment_subjects() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.get("/asyncapi.json").await.json().await.unwrap();
+    let doc: Value = app.get("/asyncapi.json").await.json().await.unwrap();
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(
         doc["channels"]["payments_evt_succeeded"]["address"],
@@ -132,7 +162,7 @@ async fn the_asyncapi_document_is_served_and_names_the_payment_subjects() {
 #[tokio::test]
 async fn every_operation_in_the_openapi_document_has_a_unique_id_and_documented_errors() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     let mut seen = std::collections::HashSet::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {

@@ -6,6 +6,14 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod logs;
+mod products;
+mod requests;
+mod sessions;
+pub use logs::*;
+pub use products::*;
+pub use sessions::*;
+
 /// The password the tests' accounts are registered with.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -67,200 +75,6 @@ impl TestApp {
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
         Replica { address, state }
-    }
-
-    // --- requests: anonymous, with a user's Bearer token, or with a raw token ---------------
-
-    /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra
-    /// headers: every other request helper goes through it.
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        user: Option<&TestUser>,
-        path: &str,
-        body: Option<&serde_json::Value>,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(user) = user {
-            req = req.bearer_auth(&user.token);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request")
-    }
-
-    /// GET without credentials.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.send(reqwest::Method::GET, None, path, None, &[]).await
-    }
-
-    /// POST JSON without credentials.
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.send(reqwest::Method::POST, None, path, Some(body), &[])
-            .await
-    }
-
-    /// PATCH JSON without credentials.
-    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.send(reqwest::Method::PATCH, None, path, Some(body), &[])
-            .await
-    }
-
-    /// DELETE without credentials.
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.send(reqwest::Method::DELETE, None, path, None, &[])
-            .await
-    }
-
-    /// Any request with a Bearer token, an optional JSON body and extra headers.
-    pub async fn send_as(
-        &self,
-        method: reqwest::Method,
-        user: &TestUser,
-        path: &str,
-        body: Option<&serde_json::Value>,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send(method, Some(user), path, body, headers).await
-    }
-
-    /// GET with a Bearer token.
-    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        self.send_as(reqwest::Method::GET, user, path, None, &[])
-            .await
-    }
-
-    /// POST JSON with a Bearer token and extra headers.
-    pub async fn post_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        body: &serde_json::Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
-            .await
-    }
-
-    /// PATCH JSON with a Bearer token and extra headers.
-    pub async fn patch_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        body: &serde_json::Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
-            .await
-    }
-
-    /// POST without a body, with a Bearer token and extra headers.
-    pub async fn post_empty_as(
-        &self,
-        user: &TestUser,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.send_as(reqwest::Method::POST, user, path, None, headers)
-            .await
-    }
-
-    /// DELETE with a Bearer token.
-    pub async fn delete_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        self.send_as(reqwest::Method::DELETE, user, path, None, &[])
-            .await
-    }
-
-    /// GET with `token` as the Bearer token (a forged, expired or foreign one, say).
-    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    // --- accounts and sessions through the api ----------------------------------------------
-
-    /// Registers `email` with [`PASSWORD`] through the api, with `client`'s cookie store.
-    pub async fn register(&self, client: &reqwest::Client, email: &str) -> reqwest::Response {
-        self.post_with(
-            client,
-            "/api/v1/auth/register",
-            serde_json::json!({"email": email, "password": PASSWORD, "name": "Ann"}),
-        )
-        .await
-    }
-
-    /// Logs in through the api, with `client`'s cookie store.
-    pub async fn login(
-        &self,
-        client: &reqwest::Client,
-        email: &str,
-        password: &str,
-    ) -> reqwest::Response {
-        self.post_with(
-            client,
-            "/api/v1/auth/login",
-            serde_json::json!({"email": email, "password": password}),
-        )
-        .await
-    }
-
-    /// POSTs JSON with `client` (and its cookies).
-    pub async fn post_with(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        body: serde_json::Value,
-    ) -> reqwest::Response {
-        client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Registers a CLIENT through the api; returns its id and a client holding its cookies.
-    pub async fn register_client(&self, email: &str) -> (String, reqwest::Client) {
-        let browser = client();
-        let res = self
-            .post_with(
-                &browser,
-                "/api/v1/auth/register",
-                serde_json::json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
-        let user: serde_json::Value = res.json().await.expect("user");
-        (user["id"].as_str().expect("id").to_owned(), browser)
-    }
-
-    /// Presents `refresh_token` explicitly, as a stolen copy would be.
-    pub async fn refresh_with(&self, refresh_token: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .post(self.url("/api/v1/auth/refresh"))
-            .header("cookie", format!("refresh_token={refresh_token}"))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn change_account(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        change: Value,
-    ) -> reqwest::Response {
-        self.patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
-            .await
     }
 
     // --- rows written directly, as other systems (or the past) would --------------------------

@@ -7,7 +7,6 @@ use api::auth::token::TokenKeys;
 use common::config::SecretString;
 use common::domain::Role;
 use common::testing::TEST_JWT_SECRET;
-use serde_json::json;
 
 const CURRENT: &str = "rotated-key-rotated-key-rotated-key-0123";
 
@@ -32,9 +31,7 @@ async fn a_token_signed_with_the_previous_key_still_works() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = app
-        .get_with_token("/api/v1/users/me", &signed_before_rotation)
-        .await;
+    let res = app.me_with(&signed_before_rotation).await;
 
     assert_eq!(res.status(), 200);
     let me: serde_json::Value = res.json().await.unwrap();
@@ -44,25 +41,9 @@ async fn a_token_signed_with_the_previous_key_still_works() {
 #[tokio::test]
 async fn a_new_token_is_signed_with_the_current_key() {
     let app = rotated_app().await;
-    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
 
-    let res = reqwest::Client::new()
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": email, "password": "correct horse battery staple"}))
-        .send()
-        .await
-        .unwrap();
+    let token = app.sign_up("ann@example.com").await.session.access;
 
-    assert_eq!(res.status(), 201);
-    let token = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("access_token="))
-        .and_then(|v| v.split(';').next())
-        .expect("access_token cookie")
-        .to_owned();
     assert!(
         keys(CURRENT).verify(&token).is_some(),
         "not the current key"
@@ -81,7 +62,7 @@ async fn a_token_signed_with_a_key_older_than_the_previous_one_is_401() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = app.get_with_token("/api/v1/users/me", &retired).await;
+    let res = app.me_with(&retired).await;
 
     assert_eq!(res.status(), 401);
 }

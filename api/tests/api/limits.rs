@@ -3,46 +3,24 @@
 //! the client address is read from a forwarding header only when a trusted proxy sent it.
 
 use crate::helpers::{TestApp, assert_problem, client, spawn_app_with};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::PASSWORD;
 
-async fn post(
-    app: &TestApp,
-    path: &str,
-    body: Value,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut req = client().post(app.url(path)).json(&body);
-    for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap()
-}
-
-async fn register(app: &TestApp, email: &str) -> reqwest::Response {
-    post(
-        app,
-        "/api/v1/auth/register",
-        json!({"email": email, "password": PASSWORD}),
-        &[],
-    )
-    .await
-}
-
+/// Logs in, through a proxy that says the client is `forwarded_for` unless that is empty.
 async fn login_from(
     app: &TestApp,
     email: &str,
     password: &str,
     forwarded_for: &str,
 ) -> reqwest::Response {
-    post(
-        app,
-        "/api/v1/auth/login",
-        json!({"email": email, "password": password}),
-        &[("x-forwarded-for", forwarded_for)],
-    )
-    .await
+    let mut req = client()
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}));
+    if !forwarded_for.is_empty() {
+        req = req.header("x-forwarded-for", forwarded_for);
+    }
+    req.send().await.unwrap()
 }
 
 fn retry_after(res: &reqwest::Response) -> u64 {
@@ -56,10 +34,10 @@ fn retry_after(res: &reqwest::Response) -> u64 {
 #[tokio::test]
 async fn a_password_check_past_the_hashing_bound_is_answered_503_with_retry_after_at_once() {
     let app = spawn_app_with(&[("PASSWORD_HASH_CONCURRENCY", "1")]).await;
-    assert_eq!(register(&app, "ann@example.com").await.status(), 201);
-    let busy = app.state.passwords.permit().expect("the one hashing slot");
+    assert_eq!(app.register("ann@example.com").await.status(), 201);
+    let _busy = app.state.passwords.permit().expect("the one hashing slot");
 
-    let res = register(&app, "bob@example.com").await;
+    let res = app.register("bob@example.com").await;
     assert!(retry_after(&res) >= 1);
     let problem = assert_problem(res, 503).await;
     assert!(
@@ -69,9 +47,18 @@ async fn a_password_check_past_the_hashing_bound_is_answered_503_with_retry_afte
     let res = login_from(&app, "ann@example.com", PASSWORD, "").await;
     assert!(retry_after(&res) >= 1);
     assert_problem(res, 503).await;
+}
+
+#[tokio::test]
+async fn password_checks_resume_once_a_hashing_slot_is_free() {
+    let app = spawn_app_with(&[("PASSWORD_HASH_CONCURRENCY", "1")]).await;
+    assert_eq!(app.register("ann@example.com").await.status(), 201);
+    let busy = app.state.passwords.permit().expect("the one hashing slot");
+    assert_problem(app.register("bob@example.com").await, 503).await;
 
     drop(busy);
-    assert_eq!(register(&app, "bob@example.com").await.status(), 201);
+
+    assert_eq!(app.register("bob@example.com").await.status(), 201);
     let res = login_from(&app, "ann@example.com", PASSWORD, "").await;
     assert_eq!(res.status(), 200);
 }
@@ -79,18 +66,18 @@ async fn a_password_check_past_the_hashing_bound_is_answered_503_with_retry_afte
 #[tokio::test]
 async fn registrations_beyond_the_allowance_of_an_address_are_429_with_retry_after() {
     let app = spawn_app_with(&[("REGISTER_IP_RATE_PER_MINUTE", "2")]).await;
-    assert_eq!(register(&app, "a@example.com").await.status(), 201);
-    assert_eq!(register(&app, "b@example.com").await.status(), 201);
+    assert_eq!(app.register("a@example.com").await.status(), 201);
+    assert_eq!(app.register("b@example.com").await.status(), 201);
 
-    let res = register(&app, "c@example.com").await;
+    let res = app.register("c@example.com").await;
 
     assert!((1..=60).contains(&retry_after(&res)));
     assert_problem(res, 429).await;
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(users, 2, "the refused registration created nothing");
+    assert_eq!(
+        app.user_count().await,
+        2,
+        "the refused registration created nothing"
+    );
 }
 
 #[tokio::test]
@@ -101,13 +88,13 @@ async fn an_email_over_254_bytes_is_422_before_any_limiter_or_hash() {
     let res = login_from(&app, &long, PASSWORD, "").await;
     let problem = assert_problem(res, 422).await;
     assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
-    let res = register(&app, &long).await;
+    let res = app.register(&long).await;
     let problem = assert_problem(res, 422).await;
     assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
 
     assert_eq!(app.state.login_limits.tracked_keys(), (0, 0));
     assert_eq!(
-        register(&app, "ann@example.com").await.status(),
+        app.register("ann@example.com").await.status(),
         201,
         "the refused attempts did not use the address's one registration"
     );

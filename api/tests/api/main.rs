@@ -5,8 +5,15 @@
 #![allow(dead_code)] // each test module uses a part of the helpers
 
 mod accounts;
+mod accounts_changes;
 mod adjustments;
-mod auth;
+mod auth_admin;
+mod auth_csrf;
+mod auth_login;
+mod auth_logs;
+mod auth_registration;
+mod auth_sessions;
+mod auth_tokens;
 mod caches;
 mod cancellation;
 mod contracts;
@@ -19,7 +26,9 @@ mod helpers;
 mod key_rotation;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod monitoring;
+mod nats_event_reader;
 mod nats_isolation;
 mod nats_permissions;
 mod observability;
@@ -34,6 +43,9 @@ mod payments;
 mod private_nats;
 mod problems;
 mod products;
+mod products_changes;
+mod products_listing;
+mod products_stock;
 #[path = "../support/promql.rs"]
 mod promql;
 mod refund_answers;

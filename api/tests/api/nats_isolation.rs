@@ -3,45 +3,27 @@
 //! users need the streams of the release step, and a warehouse may only adjust stock and move
 //! orders.
 
-use crate::private_nats::{PrivateNats, config_as, jetstream, last_sequence, migrate};
-use common::messages::PaymentSucceeded;
-use common::messaging::{Bus, Namespace};
+use crate::private_nats::{PrivateNats, config_as, last_sequence, migrate, payment};
 use common::testing::TestEnv;
 use futures::StreamExt;
 use std::time::Duration;
 
-/// Waits until the server has told `errors`' client of a permission violation containing
-/// `what`.
-async fn told(errors: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, what: &str) {
-    common::testing::eventually(Duration::from_secs(5), what, || async {
-        errors
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| e.contains("Permissions Violation") && e.contains(what))
-            .then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn no_user_can_read_the_replies_meant_for_another() {
     let nats = PrivateNats::start().await;
-    let env = TestEnv::new().await;
-    migrate(&env, &nats).await;
-    let (provider, provider_errors) = nats.client("payments").await;
+    let _env = nats.migrated_env().await;
+    let provider = nats.user("payments").await;
 
     // The provider tries the api's reply subjects and the shared default prefix ...
-    let mut spying = provider.subscribe("_INBOX_api.>").await.unwrap();
-    let _shared = provider.subscribe("_INBOX.>").await.unwrap();
-    told(&provider_errors, "Subscription to \"_INBOX_api.>\"").await;
-    told(&provider_errors, "Subscription to \"_INBOX.>\"").await;
+    let mut spying = provider.client.subscribe("_INBOX_api.>").await.unwrap();
+    let _shared = provider.client.subscribe("_INBOX.>").await.unwrap();
+    provider.told("Subscription to \"_INBOX_api.>\"").await;
+    provider.told("Subscription to \"_INBOX.>\"").await;
 
     // ... while the api, with its own prefix, gets every answer to its requests.
-    let (api, _) = nats.client("api").await;
-    let api_js = jetstream(&api);
-    assert_eq!(last_sequence(&api_js, "EVENTS").await, 0);
-    provider.flush().await.unwrap();
+    let api = nats.user("api").await;
+    assert_eq!(last_sequence(&api.js, "EVENTS").await, 0);
+    provider.client.flush().await.unwrap();
     let spied = tokio::time::timeout(Duration::from_millis(200), spying.next()).await;
     assert!(
         !matches!(spied, Ok(Some(_))),
@@ -52,65 +34,61 @@ async fn no_user_can_read_the_replies_meant_for_another() {
 #[tokio::test]
 async fn the_api_user_cannot_publish_a_payment_event() {
     let nats = PrivateNats::start().await;
-    let env = TestEnv::new().await;
-    migrate(&env, &nats).await;
-    let (api, api_errors) = nats.client("api").await;
-    let api_js = jetstream(&api);
+    let _env = nats.migrated_env().await;
+    let api = nats.user("api").await;
 
-    let forged = Bus::new(api_js.clone(), Namespace::default())
-        .publish(
-            PaymentSucceeded {
-                order_id: uuid::Uuid::now_v7(),
-                amount: common::money::Money::new(1250).unwrap(),
-                currency: common::money::Currency::new("USD").unwrap(),
-                provider_reference: "forged".into(),
-            },
-            "forged",
-        )
+    let forged = api
+        .bus()
+        .publish(payment(uuid::Uuid::now_v7(), 1250, "forged"), "forged")
         .await;
 
     assert!(forged.is_err(), "the api published a payment event");
-    told(&api_errors, "Publish to \"payments.evt.succeeded\"").await;
-    assert_eq!(last_sequence(&api_js, "EVENTS").await, 0);
+    api.told("Publish to \"payments.evt.succeeded\"").await;
+    assert_eq!(last_sequence(&api.js, "EVENTS").await, 0);
 }
 
 #[tokio::test]
-async fn a_worker_user_cannot_create_or_update_a_stream() {
+async fn a_worker_user_cannot_update_a_stream() {
     let nats = PrivateNats::start().await;
-    let env = TestEnv::new().await;
-    migrate(&env, &nats).await;
-    let (worker, worker_errors) = nats.client("orders-worker").await;
-    let js = jetstream(&worker);
-    let mut events = js
+    let _env = nats.migrated_env().await;
+    let worker = nats.user("orders-worker").await;
+    let mut events = worker
+        .js
         .get_stream("EVENTS")
         .await
         .expect("stream information is allowed");
     let before = events.info().await.unwrap().config.clone();
-
     let mut changed = before.clone();
     changed.max_age = Duration::from_secs(60);
     changed.max_bytes = -1;
-    assert!(
-        js.update_stream(changed).await.is_err(),
-        "a worker updated EVENTS"
-    );
-    let created = js
+
+    let updated = worker.js.update_stream(changed).await;
+
+    assert!(updated.is_err(), "a worker updated EVENTS");
+    worker
+        .told("Publish to \"$JS.API.STREAM.UPDATE.EVENTS\"")
+        .await;
+    let after = events.info().await.unwrap().config.clone();
+    assert_eq!(after.max_age, before.max_age);
+    assert_eq!(after.max_bytes, before.max_bytes);
+}
+
+#[tokio::test]
+async fn a_worker_user_cannot_create_a_stream() {
+    let nats = PrivateNats::start().await;
+    let _env = nats.migrated_env().await;
+    let worker = nats.user("orders-worker").await;
+
+    let created = worker
+        .js
         .create_stream(async_nats::jetstream::stream::Config {
             name: "ELSEWHERE".into(),
             subjects: vec!["elsewhere.>".into()],
             ..Default::default()
         })
         .await;
-    assert!(created.is_err(), "a worker created a stream");
 
-    told(
-        &worker_errors,
-        "Publish to \"$JS.API.STREAM.UPDATE.EVENTS\"",
-    )
-    .await;
-    let after = events.info().await.unwrap().config.clone();
-    assert_eq!(after.max_age, before.max_age);
-    assert_eq!(after.max_bytes, before.max_bytes);
+    assert!(created.is_err(), "a worker created a stream");
 }
 
 #[tokio::test]
@@ -143,29 +121,24 @@ async fn runtime_users_need_the_streams_of_the_release_step_and_say_so() {
 }
 
 #[tokio::test]
-async fn a_warehouse_may_publish_stock_adjustments_and_transitions_and_nothing_else() {
+async fn a_warehouse_may_publish_stock_adjustments_and_transitions() {
     let nats = PrivateNats::start().await;
-    let env = TestEnv::new().await;
-    migrate(&env, &nats).await;
-    let (warehouse, errors) = nats.client("warehouse").await;
-    let js = jetstream(&warehouse);
+    let _env = nats.migrated_env().await;
+    let warehouse = nats.user("warehouse").await;
 
-    js.publish("inventory.cmd.adjust", "{}".into())
-        .await
-        .unwrap()
-        .await
-        .expect("the warehouse publishes stock adjustments");
-    js.publish("orders.cmd.transition", "{}".into())
-        .await
-        .unwrap()
-        .await
-        .expect("the warehouse ships orders with tracking");
-    let paid = js
-        .publish("payments.evt.succeeded", "{}".into())
-        .await
-        .unwrap()
-        .await;
+    for subject in ["inventory.cmd.adjust", "orders.cmd.transition"] {
+        assert!(
+            warehouse.publish(subject).await,
+            "the warehouse publishes to {subject}"
+        );
+    }
+}
 
-    assert!(paid.is_err(), "the warehouse published a payment event");
-    told(&errors, "Publish to \"payments.evt.succeeded\"").await;
+#[tokio::test]
+async fn a_warehouse_cannot_publish_a_payment_event() {
+    let nats = PrivateNats::start().await;
+    let _env = nats.migrated_env().await;
+    let warehouse = nats.user("warehouse").await;
+
+    warehouse.cannot_publish("payments.evt.succeeded").await;
 }

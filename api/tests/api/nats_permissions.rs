@@ -4,22 +4,23 @@
 //! nothing.
 
 use crate::private_nats::{
-    PrivateNats, USERS, jetstream, last_sequence, nats_server_binary, password_of, refused,
-    system_on,
+    PrivateNats, SERVICE_USERS, USERS, WAIT, as_pairs, last_sequence, nats_server_binary,
+    nats_vars, refused, shop_on,
 };
 use common::domain::Role;
-use common::messages::{PaymentSucceeded, RefundSucceeded};
-use common::messaging::{Bus, Namespace};
+use common::messages::RefundSucceeded;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+// --- the services ---------------------------------------------------------------------------
+
 #[tokio::test]
 async fn the_order_worker_expires_reservations_under_its_own_user() {
     let nats = PrivateNats::start().await;
-    let app = system_on(
+    let shop = shop_on(
         &nats,
         &[
             ("RESERVATION_TTL_SECS", "1"),
@@ -27,99 +28,106 @@ async fn the_order_worker_expires_reservations_under_its_own_user() {
         ],
     )
     .await;
-    let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 4).await;
-    let body = json!({"items": [{"product_id": mug, "quantity": 3}]});
 
-    let order: Value = app
-        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
-    app.order_when(&client, order["id"].as_str().unwrap(), |o| {
-        o["status"] == "CANCELLED"
-    })
-    .await;
-    common::testing::eventually(Duration::from_secs(10), "stock released", || async {
-        (app.stock_of(mug).await == 4).then_some(())
-    })
-    .await;
-    let log = nats.log();
-    for user in ["api", "orders-worker", "inventory-worker"] {
-        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
-    }
+    let id = shop.confirmed_order(&nats, 3).await;
+
+    shop.order_when(id, |o| o["status"] == "CANCELLED").await;
+    shop.stock_becomes(10).await;
+    nats.assert_not_refused(&SERVICE_USERS);
 }
 
 #[tokio::test]
-async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
+async fn the_api_and_the_workers_confirm_and_cancel_orders_under_their_own_users() {
     let nats = PrivateNats::start().await;
-    let app = system_on(&nats, &[]).await;
-    let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
-    let wait = [("prefer", "wait=10")];
-    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    let shop = shop_on(&nats, &[]).await;
+    shop.confirmed_order(&nats, 1).await;
+    let cancelled = shop.confirmed_order(&nats, 1).await;
 
-    // An order confirmed, another one cancelled (stock released) through every worker step.
-    let paid: Value = app
-        .post_as(&client, "/api/v1/orders", &body, &wait)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(paid["status"], "CONFIRMED", "{}", nats.log());
-    let cancelled: Value = app
-        .post_as(&client, "/api/v1/orders", &body, &wait)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(cancelled["status"], "CONFIRMED");
-    let cancelled_id = cancelled["id"].as_str().unwrap();
-    let res = app
+    let res = shop
+        .app
         .post_as(
-            &client,
-            &format!("/api/v1/orders/{cancelled_id}/cancel"),
+            &shop.client,
+            &format!("/api/v1/orders/{cancelled}/cancel"),
             &json!({}),
-            &wait,
+            &WAIT,
         )
         .await;
+
     assert!(res.status().is_success(), "{}", res.status());
-    app.order_when(&client, cancelled_id, |o| o["status"] == "CANCELLED")
+    shop.order_when(cancelled, |o| o["status"] == "CANCELLED")
         .await;
+    shop.stock_becomes(9).await;
+    nats.assert_not_refused(&SERVICE_USERS);
+}
 
-    // The payment provider pays the first order.
-    let (provider, provider_errors) = nats.client("payments").await;
-    let provider_js = jetstream(&provider);
-    let paid_id: uuid::Uuid = paid["id"].as_str().unwrap().parse().unwrap();
-    Bus::new(provider_js.clone(), Namespace::default())
-        .publish(
-            PaymentSucceeded {
-                order_id: paid_id,
-                amount: common::money::Money::new(1250).unwrap(),
-                currency: common::money::Currency::new("USD").unwrap(),
-                provider_reference: "psp-1".into(),
-            },
-            "psp-corr-1",
-        )
-        .await
-        .expect("the payment provider publishes payment events");
-    app.order_when(&client, &paid_id.to_string(), |o| o["status"] == "PAID")
-        .await;
-    assert_eq!(app.stock_of(mug).await, 9);
-
-    // A payment event no worker understands is dead-lettered by the order worker; an ADMIN
-    // lists it and re-drives it through the api.
-    provider_js
-        .publish("payments.evt.unknown", "not an envelope".into())
-        .await
-        .unwrap()
-        .await
-        .expect("the provider publishes under payments.evt.>");
+#[tokio::test]
+async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
+    let nats = PrivateNats::start().await;
+    let shop = shop_on(&nats, &[("SESSION_CACHE_TTL_MS", "60000")]).await;
+    let (app, client) = (&shop.app, &shop.client);
+    let vars = nats_vars(
+        &nats,
+        "api",
+        &[
+            ("SESSION_CACHE_TTL_MS", "60000"),
+            ("CATALOGUE_CACHE_TTL_MS", "60000"),
+        ],
+    );
+    let other = app.replica(&as_pairs(&vars)).await;
     let admin = app.create_user(Role::Admin).await;
+    let path = format!("/api/v1/products/{}", shop.mug);
+    assert_eq!(other.get(&path).await.status(), 200);
+    assert_eq!(other.get_as(client, "/api/v1/users/me").await.status(), 200);
+
+    let res = app
+        .patch_as(&admin, &path, &json!({"price": 999}), &[])
+        .await;
+    assert_eq!(res.status(), 200, "{}", nats.log());
+    let res = app.post_empty_as(client, "/api/v1/auth/logout", &[]).await;
+    assert_eq!(res.status(), 204);
+
+    common::testing::eventually(
+        Duration::from_secs(10),
+        "the other replica told",
+        || async {
+            let product: Value = other.get(&path).await.json().await.ok()?;
+            let me = other.get_as(client, "/api/v1/users/me").await.status();
+            (product["price"] == 999 && me == 401).then_some(())
+        },
+    )
+    .await;
+    nats.assert_not_refused(&["api"]);
+}
+
+// --- the payment provider -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_payment_provider_pays_an_order_under_its_own_user() {
+    let nats = PrivateNats::start().await;
+    let shop = shop_on(&nats, &[]).await;
+    let provider = nats.user("payments").await;
+
+    shop.paid_order(&nats, &provider).await;
+
+    assert_eq!(shop.app.stock_of(shop.mug).await, 9);
+    nats.assert_not_refused(&SERVICE_USERS);
+}
+
+#[tokio::test]
+async fn a_payment_event_no_worker_understands_is_dead_lettered_and_an_admin_redrives_it() {
+    let nats = PrivateNats::start().await;
+    let shop = shop_on(&nats, &[]).await;
+    let provider = nats.user("payments").await;
+    let admin = shop.app.create_user(Role::Admin).await;
+
+    assert!(
+        provider.publish("payments.evt.unknown").await,
+        "the provider publishes under payments.evt.>"
+    );
+
     let letters = common::testing::eventually(Duration::from_secs(20), "a dead letter", || async {
-        let page: Value = app
+        let page: Value = shop
+            .app
             .get_as(&admin, "/api/v1/admin/dead-letters")
             .await
             .json()
@@ -131,7 +139,8 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
     .await;
     assert_eq!(letters[0]["subject"], "payments.evt.unknown");
     let sequence = letters[0]["sequence"].as_u64().unwrap();
-    let res = app
+    let res = shop
+        .app
         .post_as(
             &admin,
             &format!("/api/v1/admin/dead-letters/{sequence}/redrive"),
@@ -140,137 +149,37 @@ async fn each_user_of_the_nats_configuration_can_do_its_job_and_nothing_more() {
         )
         .await;
     assert_eq!(res.status(), 202, "{}", nats.log());
+    nats.assert_not_refused(&SERVICE_USERS);
+}
 
-    // Counted with the api's user, which may read stream state.
-    let (api_client, _) = nats.client("api").await;
-    let api_js = jetstream(&api_client);
-    let commands_before = last_sequence(&api_js, "ORDERS_CMD").await;
-    let events_before = last_sequence(&api_js, "EVENTS").await;
+#[tokio::test]
+async fn a_payment_provider_cannot_send_order_commands() {
+    let nats = PrivateNats::start().await;
+    let _env = nats.migrated_env().await;
+    let provider = nats.user("payments").await;
+    let api = nats.user("api").await;
+    let before = last_sequence(&api.js, "ORDERS_CMD").await;
 
-    // ... but it may not send commands.
-    let forged = provider_js
-        .publish("orders.cmd.place", "{}".into())
-        .await
-        .unwrap()
-        .await;
-    assert!(forged.is_err(), "a payment provider placed a command");
+    provider.cannot_publish("orders.cmd.place").await;
 
-    // The reader reads the events through its own durable consumer ...
-    let (reader, reader_errors) = nats.client("event-reader").await;
-    let reader_js = jetstream(&reader);
-    let events = reader_js.get_stream("EVENTS").await.unwrap();
-    let consumer = events
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("event-reader".into()),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .expect("the reader creates its consumer");
-    let mut batch = consumer
-        .fetch()
-        .max_messages(100)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let mut read = Vec::new();
-    while let Some(message) = batch.next().await {
-        let message = message.unwrap();
-        message.ack().await.unwrap();
-        read.push(message.subject.to_string());
-    }
-    assert!(
-        read.iter().any(|s| s == "orders.evt.status_changed"),
-        "{read:?}"
-    );
-    assert!(
-        read.iter().any(|s| s == "payments.evt.succeeded"),
-        "{read:?}"
-    );
-    // ... and publishes nothing: no event, no command, not even through JetStream.
-    for subject in ["orders.evt.status_changed", "payments.evt.succeeded"] {
-        let published = reader_js.publish(subject, "{}".into()).await.unwrap().await;
-        assert!(published.is_err(), "the reader published to {subject}");
-    }
-    reader
-        .publish("orders.cmd.place", "{}".into())
-        .await
-        .unwrap();
-    reader.flush().await.unwrap();
-    // Nor may it take over a worker's consumer.
-    let stolen = events
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("orders-payment-events")
-        .await;
-    assert!(stolen.is_err(), "the reader read a worker's consumer");
-
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(last_sequence(&api_js, "ORDERS_CMD").await, commands_before);
-    assert_eq!(last_sequence(&api_js, "EVENTS").await, events_before);
-    let provider_errors = provider_errors.lock().unwrap().join("\n");
-    assert!(
-        provider_errors.contains("Permissions Violation for Publish to \"orders.cmd.place\""),
-        "{provider_errors}"
-    );
-    let reader_errors = reader_errors.lock().unwrap().join("\n");
-    for subject in [
-        "orders.evt.status_changed",
-        "payments.evt.succeeded",
-        "orders.cmd.place",
-    ] {
-        assert!(
-            reader_errors.contains(&format!(
-                "Permissions Violation for Publish to \"{subject}\""
-            )),
-            "{subject}: {reader_errors}"
-        );
-    }
-    // The application users never hit a permission they lack.
+    assert_eq!(last_sequence(&api.js, "ORDERS_CMD").await, before);
     let log = nats.log();
     assert!(
         refused(&log, "payments"),
         "the server logs refusals:\n{log}"
     );
-    for user in ["api", "orders-worker", "inventory-worker"] {
-        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
-    }
 }
 
 #[tokio::test]
 async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_own_user() {
     let nats = PrivateNats::start().await;
-    let app = system_on(&nats, &[]).await;
-    let client = app.create_user(Role::Client).await;
-    let admin = app.create_user(Role::Admin).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
-    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
-    let order: Value = app
-        .post_as(&client, "/api/v1/orders", &body, &[("prefer", "wait=10")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
-    let order_id: uuid::Uuid = order["id"].as_str().unwrap().parse().unwrap();
-    let (provider, provider_errors) = nats.client("payments").await;
-    let provider_js = jetstream(&provider);
-    let provider_bus = Bus::new(provider_js.clone(), Namespace::default());
-    provider_bus
-        .publish(
-            PaymentSucceeded {
-                order_id,
-                amount: common::money::Money::new(1250).unwrap(),
-                currency: common::money::Currency::new("USD").unwrap(),
-                provider_reference: "psp-r-1".into(),
-            },
-            "psp",
-        )
-        .await
-        .unwrap();
-    app.order_when(&client, &order_id.to_string(), |o| o["status"] == "PAID")
-        .await;
+    let shop = shop_on(&nats, &[]).await;
+    let provider = nats.user("payments").await;
+    let order_id = shop.paid_order(&nats, &provider).await;
+    let admin = shop.app.create_user(Role::Admin).await;
 
-    let res = app
+    let res = shop
+        .app
         .post_as(
             &admin,
             &format!("/api/v1/orders/{order_id}/refunds"),
@@ -281,15 +190,7 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
     assert_eq!(res.status(), 202, "{}", nats.log());
 
     // The provider reads the command through its own consumer and answers it.
-    let commands = provider_js.get_stream("PAYMENTS_CMD").await.unwrap();
-    let consumer = commands
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("payments".into()),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .expect("the provider creates its consumer");
+    let consumer = provider.durable("PAYMENTS_CMD", "payments").await;
     let command = common::testing::eventually(Duration::from_secs(20), "a refund command", || {
         let consumer = consumer.clone();
         async move {
@@ -311,7 +212,8 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
         .unwrap()
         .parse()
         .unwrap();
-    provider_bus
+    provider
+        .bus()
         .publish(
             RefundSucceeded {
                 refund_id,
@@ -324,80 +226,31 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
         )
         .await
         .expect("the payment provider publishes refund outcomes");
-    app.order_when(&client, &order_id.to_string(), |o| {
-        o["payment_status"] == "PARTIALLY_REFUNDED"
-    })
-    .await;
-
-    // Nothing more: no refund command of its own, no other stream's consumer.
-    let forged = provider_js
-        .publish("payments.cmd.refund", "{}".into())
-        .await
-        .unwrap()
+    shop.order_when(order_id, |o| o["payment_status"] == "PARTIALLY_REFUNDED")
         .await;
-    assert!(forged.is_err(), "the provider published a refund command");
-    let orders = provider_js.get_stream("ORDERS_CMD").await;
-    assert!(
-        orders.is_err(),
-        "the provider read the order commands' stream"
-    );
-    let errors = provider_errors.lock().unwrap().join("\n");
-    assert!(
-        errors.contains("Permissions Violation for Publish to \"payments.cmd.refund\""),
-        "{errors}"
-    );
-    let log = nats.log();
-    for user in ["api", "orders-worker", "inventory-worker"] {
-        assert!(!refused(&log, user), "{user} was refused something:\n{log}");
-    }
+    nats.assert_not_refused(&SERVICE_USERS);
 }
 
 #[tokio::test]
-async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
+async fn a_payment_provider_cannot_send_refund_commands() {
     let nats = PrivateNats::start().await;
-    let app = system_on(&nats, &[("SESSION_CACHE_TTL_MS", "60000")]).await;
-    let other = app
-        .replica(&[
-            ("NATS_URL", nats.url.as_str()),
-            ("NATS_NAMESPACE", ""),
-            ("NATS_USER", "api"),
-            ("NATS_PASSWORD", password_of("api")),
-            ("NATS_INBOX_PREFIX", "_INBOX_api"),
-            ("SESSION_CACHE_TTL_MS", "60000"),
-            ("CATALOGUE_CACHE_TTL_MS", "60000"),
-        ])
-        .await;
-    let admin = app.create_user(Role::Admin).await;
-    let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
-    let path = format!("/api/v1/products/{mug}");
-    assert_eq!(other.get(&path).await.status(), 200);
-    assert_eq!(
-        other.get_as(&client, "/api/v1/users/me").await.status(),
-        200
-    );
+    let _env = nats.migrated_env().await;
+    let provider = nats.user("payments").await;
 
-    let res = app
-        .patch_as(&admin, &path, &json!({"price": 999}), &[])
-        .await;
-    assert_eq!(res.status(), 200, "{}", nats.log());
-    let res = app.post_empty_as(&client, "/api/v1/auth/logout", &[]).await;
-    assert_eq!(res.status(), 204);
+    provider.cannot_publish("payments.cmd.refund").await;
+}
 
-    common::testing::eventually(
-        Duration::from_secs(10),
-        "the other replica told",
-        || async {
-            let product: Value = other.get(&path).await.json().await.ok()?;
-            let me = other.get_as(&client, "/api/v1/users/me").await.status();
-            (product["price"] == 999 && me == 401).then_some(())
-        },
-    )
-    .await;
-    let log = nats.log();
+#[tokio::test]
+async fn a_payment_provider_cannot_read_the_order_commands() {
+    let nats = PrivateNats::start().await;
+    let _env = nats.migrated_env().await;
+    let provider = nats.user("payments").await;
+
+    let orders = provider.js.get_stream("ORDERS_CMD").await;
+
     assert!(
-        !refused(&log, "api"),
-        "the api was refused something:\n{log}"
+        orders.is_err(),
+        "the provider read the order commands' stream"
     );
 }
 

@@ -1,200 +1,17 @@
-//! Operating the system: Prometheus metrics on both binaries, and one order followed through
-//! the JSON logs of the api and the workers by its correlation id and trace id.
+//! Operating the system: one order followed through the JSON logs of the api and the workers
+//! by its correlation id and trace id, and server errors logged once with their cause. The
+//! metrics are in `metrics`.
 
 use crate::helpers::{
-    assert_problem, spawn_app_behind_proxies, spawn_system, spawn_system_with_workers_url,
+    LogBuffer, TestApp, TestUser, assert_problem, capture_json_logs, spawn_app_behind_proxies,
+    spawn_system,
 };
 use common::domain::Role;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use tracing::subscriber::DefaultGuard;
 
 fn one_line(product: uuid::Uuid, quantity: i32) -> Value {
     json!({"items": [{"product_id": product, "quantity": quantity}]})
-}
-
-/// The value of the first sample of `name` carrying every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = match series.split_once('{') {
-                Some((m, rest)) => (m, rest),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
-
-async fn scrape(url: &str) -> String {
-    let res = reqwest::get(url).await.unwrap();
-    assert_eq!(res.status(), 200, "{url}");
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain"),
-        "{url}"
-    );
-    res.text().await.unwrap()
-}
-
-#[tokio::test]
-async fn both_binaries_expose_metrics_that_move_when_orders_are_placed() {
-    let (app, workers) = spawn_system_with_workers_url().await;
-    let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 3).await;
-    let wait = [("prefer", "wait=10")];
-
-    let confirmed: Value = app
-        .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &wait)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(confirmed["status"], "CONFIRMED");
-    let rejected: Value = app
-        .post_as(&client, "/api/v1/orders", &one_line(mug, 50), &wait)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rejected["status"], "REJECTED");
-    let id = confirmed["id"].as_str().unwrap();
-    let res = app
-        .post_as(
-            &client,
-            &format!("/api/v1/orders/{id}/cancel"),
-            &json!({}),
-            &wait,
-        )
-        .await;
-    assert!(res.status().is_success(), "{}", res.status());
-    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
-        .await;
-
-    let api = scrape(&format!("{}/metrics", app.metrics)).await;
-    let placed = sample(&api, "orders_placed_total", &[]).unwrap_or(0.0);
-    assert!(placed >= 2.0, "orders_placed_total {placed}\n{api}");
-    assert!(
-        sample(
-            &api,
-            "http_request_duration_seconds_count",
-            &[
-                ("method", "POST"),
-                ("route", "/api/v1/orders"),
-                ("status", "201")
-            ]
-        )
-        .unwrap_or(0.0)
-            >= 2.0,
-        "{api}"
-    );
-    assert!(
-        sample(&api, "db_pool_max_connections", &[("pool", "api")]).unwrap_or(0.0) >= 1.0,
-        "{api}"
-    );
-    assert!(
-        sample(
-            &api,
-            "db_pool_connections",
-            &[("pool", "api"), ("state", "idle")]
-        )
-        .is_some(),
-        "{api}"
-    );
-
-    // The outcome counters are bumped just before the workers' commit: wait for the scrape.
-    let text = common::testing::eventually(
-        std::time::Duration::from_secs(20),
-        "worker metrics",
-        || async {
-            let text = scrape(&format!("{workers}/metrics")).await;
-            (sample(&text, "orders_cancelled_total", &[]).unwrap_or(0.0) >= 1.0).then_some(text)
-        },
-    )
-    .await;
-    for name in ["orders_confirmed_total", "orders_rejected_total"] {
-        assert!(
-            sample(&text, name, &[]).unwrap_or(0.0) >= 1.0,
-            "{name}\n{text}"
-        );
-    }
-    let place = [
-        ("consumer", "inventory-place"),
-        ("subject", "orders.cmd.place"),
-    ];
-    assert!(
-        sample(
-            &text,
-            "messages_processed_total",
-            &[place[0], place[1], ("outcome", "ok")]
-        )
-        .unwrap_or(0.0)
-            >= 2.0,
-        "{text}"
-    );
-    assert!(
-        sample(&text, "message_processing_seconds_count", &place).unwrap_or(0.0) >= 2.0,
-        "{text}"
-    );
-    for consumer in [
-        "inventory-place",
-        "inventory-commands",
-        "orders-transitions",
-        "orders-payment-events",
-    ] {
-        assert!(
-            sample(
-                &text,
-                "consumer_pending_messages",
-                &[("consumer", consumer)]
-            )
-            .is_some(),
-            "pending gauge of {consumer}\n{text}"
-        );
-        assert!(
-            sample(
-                &text,
-                "consumer_ack_pending_messages",
-                &[("consumer", consumer)]
-            )
-            .is_some(),
-            "ack pending gauge of {consumer}\n{text}"
-        );
-    }
-    assert!(
-        sample(&text, "db_pool_max_connections", &[("pool", "workers")]).unwrap_or(0.0) >= 1.0,
-        "{text}"
-    );
-}
-
-/// Log output captured in memory.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 /// The value of `field` on the line itself or on any of its spans.
@@ -208,35 +25,65 @@ fn field<'a>(line: &'a Value, span: Option<&str>, field: &str) -> Option<&'a str
     }
 }
 
-#[tokio::test]
-async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id() {
-    // The test runtime has one thread, so the api's and the workers' tasks log here too, in
-    // the production JSON format.
-    let logs = LogBuffer::default();
-    let subscriber = common::telemetry::json_subscriber(
-        "info,workers=debug,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off",
-        logs.clone(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
+/// A system whose logs are captured in the production JSON format, with a client and ten
+/// mugs, and a correlation id for the order the test places.
+struct Traced {
+    app: TestApp,
+    client: TestUser,
+    mug: uuid::Uuid,
+    correlation: String,
+    logs: LogBuffer,
+    // Dropped last, once the app has stopped logging.
+    _guard: DefaultGuard,
+}
+
+/// A [`Traced`] system logging under `filter`. The test runtime has one thread, so the api's
+/// and the workers' tasks log into the capture too.
+async fn traced_system(filter: &str) -> Traced {
+    let (logs, guard) = capture_json_logs(filter);
     let app = spawn_system().await;
     let client = app.create_user(Role::Client).await;
     let mug = app.create_product("Mug", 1250, 10).await;
-    let correlation = format!("corr-{}", uuid::Uuid::new_v4());
+    Traced {
+        app,
+        client,
+        mug,
+        correlation: format!("corr-{}", uuid::Uuid::new_v4()),
+        logs,
+        _guard: guard,
+    }
+}
+
+impl Traced {
+    /// Places an order of `quantity` mugs with the correlation id and `headers`.
+    async fn place(&self, quantity: i32, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut all = vec![
+            ("prefer", "wait=10"),
+            ("x-request-id", self.correlation.as_str()),
+        ];
+        all.extend_from_slice(headers);
+        self.app
+            .post_as(
+                &self.client,
+                "/api/v1/orders",
+                &one_line(self.mug, quantity),
+                &all,
+            )
+            .await
+    }
+}
+
+#[tokio::test]
+async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id() {
+    let traced = traced_system(
+        "info,workers=debug,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off",
+    )
+    .await;
+    let (logs, correlation) = (&traced.logs, &traced.correlation);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
 
-    let res = app
-        .post_as(
-            &client,
-            "/api/v1/orders",
-            &one_line(mug, 2),
-            &[
-                ("prefer", "wait=10"),
-                ("x-request-id", &correlation),
-                ("traceparent", &traceparent),
-            ],
-        )
-        .await;
+    let res = traced.place(2, &[("traceparent", &traceparent)]).await;
     assert_eq!(res.status(), 201);
     let order: Value = res.json().await.unwrap();
     assert_eq!(order["status"], "CONFIRMED");
@@ -247,11 +94,10 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
         std::time::Duration::from_secs(10),
         "the place command handled",
         || async {
-            let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            logs.json_lines()
+                .iter()
                 .any(|l| {
-                    field(&l, Some("message"), "consumer") == Some("inventory-place")
+                    field(l, Some("message"), "consumer") == Some("inventory-place")
                         && l["message"] == "message handled"
                 })
                 .then_some(())
@@ -259,7 +105,7 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
     )
     .await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| {
@@ -268,7 +114,7 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
         .collect();
     let of_order: Vec<&Value> = lines
         .iter()
-        .filter(|l| l.to_string().contains(&correlation))
+        .filter(|l| l.to_string().contains(correlation.as_str()))
         .collect();
 
     // The api: the command published inside the request span, naming user, order and trace.
@@ -278,7 +124,7 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
         .unwrap_or_else(|| panic!("no api line with the correlation id:\n{text}"));
     assert_eq!(
         field(api_line, Some("http"), "user_id"),
-        Some(client.id.to_string().as_str())
+        Some(traced.client.id.to_string().as_str())
     );
     assert_eq!(field(api_line, Some("http"), "trace_id"), Some(trace_id));
     assert_eq!(field(api_line, None, "order_id"), Some(order_id.as_str()));
@@ -306,41 +152,27 @@ async fn one_order_is_followed_through_api_and_worker_logs_by_its_correlation_id
     assert_eq!(consumers, ["inventory-place"], "one step: {text}");
 
     // The logs never carry the access token.
-    assert!(!text.contains(&client.token), "a token was logged");
+    assert!(!text.contains(&traced.client.token), "a token was logged");
 }
 
 #[tokio::test]
 async fn a_request_without_traceparent_starts_one_trace_that_its_messages_continue() {
-    let logs = LogBuffer::default();
-    let subscriber = common::telemetry::json_subscriber(
-        "info,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off",
-        logs.clone(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let app = spawn_system().await;
-    let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
-    let correlation = format!("corr-{}", uuid::Uuid::new_v4());
+    let traced =
+        traced_system("info,common::messaging=debug,hyper=off,hyper_util=off,reqwest=off").await;
+    let correlation = &traced.correlation;
 
-    let res = app
-        .post_as(
-            &client,
-            "/api/v1/orders",
-            &one_line(mug, 1),
-            &[("prefer", "wait=10"), ("x-request-id", &correlation)],
-        )
-        .await;
+    let res = traced.place(1, &[]).await;
     assert_eq!(res.status(), 201);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let published = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let published = traced
+        .logs
+        .json_lines()
+        .into_iter()
         .find(|l| {
             l["message"] == "message published"
                 && field(l, Some("http"), "correlation_id") == Some(correlation.as_str())
         })
-        .unwrap_or_else(|| panic!("no publish of the request:\n{text}"));
+        .unwrap_or_else(|| panic!("no publish of the request:\n{}", traced.logs.text()));
     let span_trace = field(&published, Some("http"), "trace_id").expect("the span's trace id");
     assert_eq!(span_trace.len(), 32, "{span_trace}");
     assert_eq!(
@@ -352,12 +184,7 @@ async fn a_request_without_traceparent_starts_one_trace_that_its_messages_contin
 
 #[tokio::test]
 async fn a_server_error_is_logged_once_with_its_cause_chain_in_the_request_span() {
-    let logs = LogBuffer::default();
-    let subscriber = common::telemetry::json_subscriber(
-        "info,hyper=off,hyper_util=off,reqwest=off",
-        logs.clone(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_json_logs("info,hyper=off,hyper_util=off,reqwest=off");
     let (app, pg, _nats) = spawn_app_behind_proxies().await;
     let user = app.create_user(Role::Client).await;
     let request_id = format!("outage-{}", uuid::Uuid::new_v4());
@@ -381,11 +208,11 @@ async fn a_server_error_is_logged_once_with_its_cause_chain_in_the_request_span(
         !body["detail"].as_str().unwrap().contains("SSL"),
         "the cause stays out of the answer: {body}"
     );
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
 
-    let errors: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let errors: Vec<Value> = logs
+        .json_lines()
+        .into_iter()
         .filter(|l| l["level"] == "ERROR" && l.to_string().contains(&request_id))
         .collect();
     assert_eq!(errors.len(), 1, "one error line for the request:\n{text}");

@@ -2,8 +2,13 @@
 //! process logged in as its own user, after the release step (`api migrate`, as `migrate`) has
 //! created the streams.
 
-use crate::helpers::start;
+use crate::helpers::{TestApp, TestUser, start};
+use async_nats::jetstream::consumer::PullConsumer;
+use common::domain::Role;
+use common::messages::PaymentSucceeded;
+use common::messaging::{Bus, Namespace};
 use common::testing::TestEnv;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -117,7 +122,7 @@ impl PrivateNats {
 
     /// A client logged in as `user` with its own inbox prefix, recording the errors the server
     /// sends it.
-    pub async fn client(&self, user: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
+    pub async fn user(&self, user: &str) -> NatsUser {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let seen = errors.clone();
         let client = async_nats::ConnectOptions::new()
@@ -134,7 +139,92 @@ impl PrivateNats {
             .connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("{user} logs in: {e}"));
-        (client, errors)
+        let js = jetstream(&client);
+        NatsUser { client, js, errors }
+    }
+
+    /// A new test environment on which the release step has created the streams.
+    pub async fn migrated_env(&self) -> TestEnv {
+        let env = TestEnv::new().await;
+        migrate(&env, self).await;
+        env
+    }
+
+    /// Asserts the server refused nothing to any of `users`.
+    pub fn assert_not_refused(&self, users: &[&str]) {
+        let log = self.log();
+        for user in users {
+            assert!(!refused(&log, user), "{user} was refused something:\n{log}");
+        }
+    }
+}
+
+/// The users the api and the workers run as.
+pub const SERVICE_USERS: [&str; 3] = ["api", "orders-worker", "inventory-worker"];
+
+/// A client of a [`PrivateNats`] logged in as one user, and the errors the server sent it.
+pub struct NatsUser {
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl NatsUser {
+    /// Waits until the server has told this user of a permission violation containing `what`.
+    pub async fn told(&self, what: &str) {
+        common::testing::eventually(Duration::from_secs(5), what, || async {
+            self.errors
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.contains("Permissions Violation") && e.contains(what))
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// Publishes `{}` to `subject` through JetStream; whether a stream stored it.
+    pub async fn publish(&self, subject: &str) -> bool {
+        match self.js.publish(subject.to_owned(), "{}".into()).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Asserts a JetStream publish to `subject` is refused, and the server says so.
+    pub async fn cannot_publish(&self, subject: &str) {
+        assert!(!self.publish(subject).await, "published to {subject}");
+        self.told(&format!("Publish to \"{subject}\"")).await;
+    }
+
+    /// The bus with this user's rights, in the default namespace.
+    pub fn bus(&self) -> Bus {
+        Bus::new(self.js.clone(), Namespace::default())
+    }
+
+    /// A durable pull consumer named `name` of `stream`, created as this user.
+    pub async fn durable(&self, stream: &str, name: &str) -> PullConsumer {
+        self.js
+            .get_stream(stream)
+            .await
+            .unwrap_or_else(|e| panic!("{stream}: {e}"))
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(name.into()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("a consumer of {stream}: {e}"))
+    }
+}
+
+/// A payment provider's report that `order_id` was paid `amount` cents in USD.
+pub fn payment(order_id: uuid::Uuid, amount: i64, reference: &str) -> PaymentSucceeded {
+    PaymentSucceeded {
+        order_id,
+        amount: common::money::Money::new(amount).unwrap(),
+        currency: common::money::Currency::new("USD").unwrap(),
+        provider_reference: reference.into(),
     }
 }
 
@@ -154,6 +244,31 @@ pub fn inbox_of(user: &str) -> String {
     format!("_INBOX_{user}")
 }
 
+/// The NATS variables of a process logged in to `nats` as `user`, then `overrides`.
+pub fn nats_vars(
+    nats: &PrivateNats,
+    user: &str,
+    overrides: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let inbox = inbox_of(user);
+    [
+        ("NATS_URL", nats.url.as_str()),
+        ("NATS_NAMESPACE", ""),
+        ("NATS_USER", user),
+        ("NATS_PASSWORD", password_of(user)),
+        ("NATS_INBOX_PREFIX", inbox.as_str()),
+    ]
+    .iter()
+    .chain(overrides)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// `vars` as the `(name, value)` pairs a configuration takes.
+pub fn as_pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// The test configuration of `env` for a process logged in to `nats` as `user`.
 pub fn config_as(
     env: &TestEnv,
@@ -161,16 +276,7 @@ pub fn config_as(
     user: &str,
     overrides: &[(&str, &str)],
 ) -> common::Config {
-    let inbox = inbox_of(user);
-    let mut vars = vec![
-        ("NATS_URL", nats.url.as_str()),
-        ("NATS_NAMESPACE", ""),
-        ("NATS_USER", user),
-        ("NATS_PASSWORD", password_of(user)),
-        ("NATS_INBOX_PREFIX", inbox.as_str()),
-    ];
-    vars.extend_from_slice(overrides);
-    env.config_with(&vars)
+    env.config_with(&as_pairs(&nats_vars(nats, user, overrides)))
 }
 
 /// The release step (`api migrate`) on `nats`, as the `migrate` user.
@@ -203,4 +309,66 @@ pub async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate:
 pub fn refused(log: &str, user: &str) -> bool {
     log.lines()
         .any(|l| l.contains("Violation") && l.contains(&format!("User \"{user}\"")))
+}
+
+/// Waits up to ten seconds for an order's outcome.
+pub const WAIT: [(&str, &str); 1] = [("prefer", "wait=10")];
+
+/// The system on a [`PrivateNats`] with a client and a product of ten mugs at 12.50.
+pub struct MugShop {
+    pub app: TestApp,
+    pub client: TestUser,
+    pub mug: uuid::Uuid,
+}
+
+/// [`system_on`] `nats`, with a client and ten mugs.
+pub async fn shop_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> MugShop {
+    let app = system_on(nats, overrides).await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 10).await;
+    MugShop { app, client, mug }
+}
+
+impl MugShop {
+    /// Places an order of `quantity` mugs and waits for its answer, which must be a
+    /// confirmation; returns the order's id.
+    pub async fn confirmed_order(&self, nats: &PrivateNats, quantity: i32) -> uuid::Uuid {
+        let body = json!({"items": [{"product_id": self.mug, "quantity": quantity}]});
+        let order: Value = self
+            .app
+            .post_as(&self.client, "/api/v1/orders", &body, &WAIT)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(order["status"], "CONFIRMED", "{}", nats.log());
+        order["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Waits until order `id` satisfies `done`.
+    pub async fn order_when(&self, id: uuid::Uuid, done: impl Fn(&Value) -> bool) -> Value {
+        self.app
+            .order_when(&self.client, &id.to_string(), done)
+            .await
+    }
+
+    /// Waits until the mugs' stock is `stock` (deadline 10 s).
+    pub async fn stock_becomes(&self, stock: i32) {
+        common::testing::eventually(Duration::from_secs(10), "the mugs' stock", || async {
+            (self.app.stock_of(self.mug).await == stock).then_some(())
+        })
+        .await;
+    }
+
+    /// A confirmed order paid by the payment provider, as `provider`; returns its id.
+    pub async fn paid_order(&self, nats: &PrivateNats, provider: &NatsUser) -> uuid::Uuid {
+        let id = self.confirmed_order(nats, 1).await;
+        provider
+            .bus()
+            .publish(payment(id, 1250, "psp-1"), "psp-corr-1")
+            .await
+            .expect("the payment provider publishes payment events");
+        self.order_when(id, |o| o["status"] == "PAID").await;
+        id
+    }
 }

@@ -6,6 +6,7 @@ use api::extract::Json;
 use axum::Router;
 use axum::routing::post;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_problem() {
@@ -40,112 +41,116 @@ async fn accept(Json(_thing): Json<Thing>) -> ApiResult<&'static str> {
     Ok("ok")
 }
 
-/// A server with one JSON route behind the api's middleware, to exercise the extractor.
-async fn json_server() -> String {
+/// A server with one JSON route (`POST /things`) behind the api's middleware, to exercise
+/// the extractor.
+struct Things {
+    url: String,
+}
+
+async fn things() -> Things {
     let router = api::app::with_middleware(Router::new().route("/things", post(accept)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}/things")
+    Things {
+        url: format!("http://{addr}/things"),
+    }
+}
+
+impl Things {
+    /// POSTs `body` as JSON.
+    async fn post_json(&self, body: &Value) -> reqwest::Response {
+        client().post(&self.url).json(body).send().await.unwrap()
+    }
+
+    /// POSTs `body` as it is, labelled JSON.
+    async fn post_raw_json(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        client()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_400_problem() {
-    let url = json_server().await;
-    let res = client()
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+    let res = things().await.post_raw_json("{\"name\": ").await;
+
     let body = assert_problem(res, 400).await;
     assert!(body["detail"].as_str().unwrap().contains("malformed JSON"));
 }
 
 #[tokio::test]
 async fn a_wrong_field_type_is_a_422_naming_the_field() {
-    let url = json_server().await;
-    let res = client()
-        .post(&url)
-        .json(&serde_json::json!({"name": "x", "count": -1}))
-        .send()
+    let res = things()
         .await
-        .unwrap();
+        .post_json(&json!({"name": "x", "count": -1}))
+        .await;
+
     let body = assert_problem(res, 422).await;
     assert_eq!(body["errors"][0]["field"], "count");
 }
 
 #[tokio::test]
 async fn an_unknown_field_is_rejected() {
-    let url = json_server().await;
-    let res = client()
-        .post(&url)
-        .json(&serde_json::json!({"name": "x", "count": 1, "admin": true}))
-        .send()
+    let res = things()
         .await
-        .unwrap();
+        .post_json(&json!({"name": "x", "count": 1, "admin": true}))
+        .await;
+
     let body = assert_problem(res, 422).await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown field")
-    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("unknown field"), "{body}");
 }
 
 #[tokio::test]
 async fn a_missing_content_type_is_a_415_problem() {
-    let url = json_server().await;
-    let res = client().post(&url).body("{}").send().await.unwrap();
+    let things = things().await;
+
+    let res = client().post(&things.url).body("{}").send().await.unwrap();
+
     assert_problem(res, 415).await;
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413_problem() {
-    let url = json_server().await;
     let big = format!(
         "{{\"name\": \"{}\", \"count\": 1}}",
         "x".repeat(api::app::BODY_LIMIT_BYTES)
     );
-    let res = client()
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+
+    let res = things().await.post_raw_json(big).await;
+
     assert_problem(res, 413).await;
 }
 
 #[tokio::test]
 async fn a_valid_body_passes() {
-    let url = json_server().await;
-    let res = client()
-        .post(&url)
-        .json(&serde_json::json!({"name": "x", "count": 1}))
-        .send()
+    let res = things()
         .await
-        .unwrap();
+        .post_json(&json!({"name": "x", "count": 1}))
+        .await;
+
     assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]
 async fn a_nul_character_in_a_json_string_is_a_422_not_a_database_error() {
-    let url = json_server().await;
-    let res = client()
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(r#"{"name": "a\u0000b", "count": 1}"#)
-        .send()
+    let res = things()
         .await
-        .unwrap();
+        .post_raw_json(r#"{"name": "a\u0000b", "count": 1}"#)
+        .await;
+
     assert_problem(res, 422).await;
 }
 
 #[tokio::test]
-async fn a_nul_character_in_a_login_or_a_query_is_refused_cleanly() {
+async fn a_nul_character_in_a_login_is_refused_cleanly() {
     let app = spawn_app().await;
+
     let res = app
         .client
         .post(app.url("/api/v1/auth/login"))
@@ -154,6 +159,13 @@ async fn a_nul_character_in_a_login_or_a_query_is_refused_cleanly() {
         .send()
         .await
         .unwrap();
+
     assert_problem(res, 422).await;
+}
+
+#[tokio::test]
+async fn a_nul_character_in_a_query_is_refused_cleanly() {
+    let app = spawn_app().await;
+
     assert_problem(app.get("/api/v1/products?q=%00").await, 400).await;
 }

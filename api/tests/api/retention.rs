@@ -1,12 +1,9 @@
 //! Tables that would only grow are purged, from any number of replicas at once, and a user's
 //! live sessions are capped.
 
-use crate::helpers::{client, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
 use common::domain::Role;
-use serde_json::json;
 use std::time::Duration;
-
-use crate::helpers::PASSWORD;
 
 #[tokio::test]
 async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and_nothing_else() {
@@ -85,47 +82,18 @@ async fn the_api_purges_on_its_own_every_interval() {
 #[tokio::test]
 async fn a_login_past_the_session_cap_revokes_the_oldest_session() {
     let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "2")]).await;
-    let auth = |path: &'static str| {
-        let url = app.url(path);
-        async move {
-            client()
-                .post(url)
-                .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let access = |res: &reqwest::Response| {
-        res.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("access_token="))
-            .and_then(|c| c.split(';').next())
-            .map(str::to_owned)
-            .expect("an access cookie")
-    };
-    let first = access(&auth("/api/v1/auth/register").await);
-    let second = access(&auth("/api/v1/auth/login").await);
+    let first = app.sign_up("ann@example.com").await.session;
+    let second = app.log_in("ann@example.com", PASSWORD).await;
 
-    let third = access(&auth("/api/v1/auth/login").await);
+    let third = app.log_in("ann@example.com", PASSWORD).await;
 
-    let me = |token: String| {
-        let url = app.url("/api/v1/users/me");
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(me(first).await, 401, "the oldest session is revoked");
-    assert_eq!(me(second).await, 200);
-    assert_eq!(me(third).await, 200);
+    assert_eq!(
+        app.me_with(&first.access).await.status(),
+        401,
+        "the oldest session is revoked"
+    );
+    assert_eq!(app.me_with(&second.access).await.status(), 200);
+    assert_eq!(app.me_with(&third.access).await.status(), 200);
     let live = app
         .count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL")
         .await;

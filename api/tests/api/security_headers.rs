@@ -1,9 +1,8 @@
 //! Response headers that keep answers out of caches, browsers from guessing content types, the
 //! docs page out of frames, and the auth cookies' names tied to `Secure`.
 
-use crate::helpers::{client, spawn_app, spawn_app_with};
+use crate::helpers::{cookie_value, set_cookie, spawn_app, spawn_app_with};
 use common::domain::Role;
-use serde_json::json;
 
 fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).and_then(|v| v.to_str().ok())
@@ -29,26 +28,34 @@ async fn every_answer_forbids_content_type_sniffing() {
 }
 
 #[tokio::test]
-async fn answers_to_an_authenticated_caller_or_setting_cookies_are_never_stored() {
+async fn answers_to_an_authenticated_caller_are_never_stored() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
 
-    let me = app.get_as(&user, "/api/v1/users/me").await;
-    assert_eq!(me.status(), 200);
-    assert_eq!(header(&me, "cache-control"), Some("no-store"));
-    let orders = app.get_as(&user, "/api/v1/orders").await;
-    assert_eq!(header(&orders, "cache-control"), Some("no-store"));
-    let registered = client()
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": "ann@example.com", "password": "correct horse battery staple"}))
-        .send()
-        .await
-        .unwrap();
+    for path in ["/api/v1/users/me", "/api/v1/orders"] {
+        let res = app.get_as(&user, path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(header(&res, "cache-control"), Some("no-store"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn answers_setting_cookies_are_never_stored() {
+    let app = spawn_app().await;
+
+    let registered = app.register("ann@example.com").await;
+
     assert_eq!(registered.status(), 201);
     assert_eq!(header(&registered, "cache-control"), Some("no-store"));
+}
 
-    // The public catalogue stays cacheable, also for a logged-in caller.
+#[tokio::test]
+async fn the_public_catalogue_stays_cacheable_for_a_logged_in_caller() {
+    let app = spawn_app().await;
+    let user = app.create_user(Role::Client).await;
+
     let catalogue = app.get_as(&user, "/api/v1/products").await;
+
     assert_ne!(header(&catalogue, "cache-control"), Some("no-store"));
 }
 
@@ -69,41 +76,25 @@ async fn the_docs_page_may_run_only_its_own_scripts_and_never_in_a_frame() {
 async fn with_cookie_secure_the_auth_cookies_carry_host_and_secure_prefixes() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
 
-    let res = client()
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": "ann@example.com", "password": "correct horse battery staple"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.register("ann@example.com").await;
 
-    let cookies: Vec<&str> = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let access = cookies
-        .iter()
-        .find(|c| c.starts_with("__Host-access_token="))
-        .unwrap_or_else(|| panic!("{cookies:?}"));
+    let access = set_cookie(&res, "__Host-access_token").expect("a __Host- access cookie");
     assert!(
         access.contains("; Path=/;") && access.contains("; Secure"),
         "{access}"
     );
     assert!(!access.contains("Domain"), "{access}");
-    let refresh = cookies
-        .iter()
-        .find(|c| c.starts_with("__Secure-refresh_token="))
-        .unwrap_or_else(|| panic!("{cookies:?}"));
+    let refresh = set_cookie(&res, "__Secure-refresh_token").expect("a __Secure- refresh cookie");
     assert!(refresh.contains("; Secure"), "{refresh}");
-    // The prefixed cookie authenticates; an unprefixed one (which a subdomain could plant)
-    // does not.
-    let token = access
-        .split(';')
-        .next()
-        .and_then(|p| p.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .unwrap();
+}
+
+#[tokio::test]
+async fn with_cookie_secure_only_the_prefixed_access_cookie_authenticates() {
+    let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
+    let res = app.register("ann@example.com").await;
+    let token = cookie_value(&res, "__Host-access_token");
+
+    // An unprefixed cookie is one a subdomain could plant.
     for (name, status) in [("__Host-access_token", 200), ("access_token", 401)] {
         let res = reqwest::Client::new()
             .get(app.url("/api/v1/users/me"))

@@ -28,13 +28,11 @@ async fn serve_page() -> String {
     origin
 }
 
+/// Registers the customer the journey logs in as.
 async fn register_customer(app: &TestApp) {
-    let res = reqwest::Client::new()
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .register_with(json!({"email": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD}))
+        .await;
     assert_eq!(res.status(), 201);
 }
 

@@ -1,0 +1,187 @@
+//! Prometheus metrics on both binaries, moving as orders are confirmed, rejected and
+//! cancelled.
+
+use crate::helpers::{TestApp, spawn_system_with_workers_url};
+use common::domain::Role;
+use serde_json::{Value, json};
+
+fn one_line(product: uuid::Uuid, quantity: i32) -> Value {
+    json!({"items": [{"product_id": product, "quantity": quantity}]})
+}
+
+/// The value of the first sample of `name` carrying every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
+async fn scrape(url: &str) -> String {
+    let res = reqwest::get(url).await.unwrap();
+    assert_eq!(res.status(), 200, "{url}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "{url}"
+    );
+    res.text().await.unwrap()
+}
+
+/// Places three orders with the system's workers: one confirmed then cancelled, one
+/// rejected for want of stock.
+async fn confirm_reject_and_cancel(app: &TestApp) {
+    let client = app.create_user(Role::Client).await;
+    let mug = app.create_product("Mug", 1250, 3).await;
+    let wait = [("prefer", "wait=10")];
+    let confirmed: Value = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["status"], "CONFIRMED");
+    let rejected: Value = app
+        .post_as(&client, "/api/v1/orders", &one_line(mug, 50), &wait)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rejected["status"], "REJECTED");
+    let id = confirmed["id"].as_str().unwrap();
+    let res = app
+        .post_as(
+            &client,
+            &format!("/api/v1/orders/{id}/cancel"),
+            &json!({}),
+            &wait,
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+        .await;
+}
+
+#[tokio::test]
+async fn the_api_exposes_order_request_and_pool_metrics_that_move_with_orders() {
+    let (app, _) = spawn_system_with_workers_url().await;
+
+    confirm_reject_and_cancel(&app).await;
+
+    let api = scrape(&format!("{}/metrics", app.metrics)).await;
+    let placed = sample(&api, "orders_placed_total", &[]).unwrap_or(0.0);
+    assert!(placed >= 2.0, "orders_placed_total {placed}\n{api}");
+    assert!(
+        sample(
+            &api,
+            "http_request_duration_seconds_count",
+            &[
+                ("method", "POST"),
+                ("route", "/api/v1/orders"),
+                ("status", "201")
+            ]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{api}"
+    );
+    assert!(
+        sample(&api, "db_pool_max_connections", &[("pool", "api")]).unwrap_or(0.0) >= 1.0,
+        "{api}"
+    );
+    assert!(
+        sample(
+            &api,
+            "db_pool_connections",
+            &[("pool", "api"), ("state", "idle")]
+        )
+        .is_some(),
+        "{api}"
+    );
+}
+
+#[tokio::test]
+async fn the_workers_expose_outcome_consumer_and_pool_metrics_that_move_with_orders() {
+    let (app, workers) = spawn_system_with_workers_url().await;
+
+    confirm_reject_and_cancel(&app).await;
+
+    // The outcome counters are bumped just before the workers' commit: wait for the scrape.
+    let text = common::testing::eventually(
+        std::time::Duration::from_secs(20),
+        "worker metrics",
+        || async {
+            let text = scrape(&format!("{workers}/metrics")).await;
+            (sample(&text, "orders_cancelled_total", &[]).unwrap_or(0.0) >= 1.0).then_some(text)
+        },
+    )
+    .await;
+    for name in ["orders_confirmed_total", "orders_rejected_total"] {
+        assert!(
+            sample(&text, name, &[]).unwrap_or(0.0) >= 1.0,
+            "{name}\n{text}"
+        );
+    }
+    let place = [
+        ("consumer", "inventory-place"),
+        ("subject", "orders.cmd.place"),
+    ];
+    assert!(
+        sample(
+            &text,
+            "messages_processed_total",
+            &[place[0], place[1], ("outcome", "ok")]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "message_processing_seconds_count", &place).unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    for consumer in [
+        "inventory-place",
+        "inventory-commands",
+        "orders-transitions",
+        "orders-payment-events",
+    ] {
+        assert!(
+            sample(
+                &text,
+                "consumer_pending_messages",
+                &[("consumer", consumer)]
+            )
+            .is_some(),
+            "pending gauge of {consumer}\n{text}"
+        );
+        assert!(
+            sample(
+                &text,
+                "consumer_ack_pending_messages",
+                &[("consumer", consumer)]
+            )
+            .is_some(),
+            "ack pending gauge of {consumer}\n{text}"
+        );
+    }
+    assert!(
+        sample(&text, "db_pool_max_connections", &[("pool", "workers")]).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+}
