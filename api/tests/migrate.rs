@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
 use common::testing::{TestEnv, nats_url};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[path = "support/otlp.rs"]
 mod otlp;
@@ -14,15 +14,14 @@ async fn api_migrate_applies_the_schema_provisions_the_streams_and_exits() {
     let env = TestEnv::new().await;
 
     // No JWT_SECRET: the release step issues no tokens and must not need one.
-    let out = Command::new(env!("CARGO_BIN_EXE_api"))
+    let out = env
+        .command(env!("CARGO_BIN_EXE_api"))
         .arg("migrate")
-        .env_clear()
         .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", nats_url())
-        .env("NATS_NAMESPACE", &env.namespace)
         .env("RUST_LOG", "info")
         .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .output()
         .expect("run api migrate");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -78,15 +77,11 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_configured() {
     let env = TestEnv::new().await;
     let (collector, mut received) = fake_collector().await;
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api"))
+    let mut child = tokio::process::Command::from(env.command(env!("CARGO_BIN_EXE_api")))
         .arg("migrate")
-        .env_clear()
         .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", nats_url())
-        .env("NATS_NAMESPACE", &env.namespace)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
-        .stdout(std::process::Stdio::null())
+        .env("RUST_LOG", "info")
         .spawn()
         .expect("run api migrate");
     let status = child.wait().await.unwrap();

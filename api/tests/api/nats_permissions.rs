@@ -9,7 +9,6 @@ use crate::private_nats::{
 };
 use common::domain::Role;
 use common::messages::RefundSucceeded;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -191,22 +190,7 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
 
     // The provider reads the command through its own consumer and answers it.
     let consumer = provider.durable("PAYMENTS_CMD", "payments").await;
-    let command = common::testing::eventually(Duration::from_secs(20), "a refund command", || {
-        let consumer = consumer.clone();
-        async move {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .ok()?;
-            let message = batch.next().await?.ok()?;
-            message.ack().await.ok()?;
-            serde_json::from_slice::<Value>(&message.payload).ok()
-        }
-    })
-    .await;
+    let (command, _) = crate::helpers::next_acked(&consumer, "a refund command").await;
     let refund_id: uuid::Uuid = command["data"]["refund_id"]
         .as_str()
         .unwrap()

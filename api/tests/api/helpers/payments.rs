@@ -112,27 +112,7 @@ impl PaymentSystem {
 
     /// The next refund command, acknowledged, with its `Nats-Msg-Id`.
     pub async fn next_command(&self) -> (Value, String) {
-        eventually(Duration::from_secs(20), "a refund command", || async {
-            let mut batch = self
-                .consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .ok()?;
-            let message = batch.next().await?.ok()?;
-            message.ack().await.ok()?;
-            let id = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Nats-Msg-Id"))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            let envelope: Value = serde_json::from_slice(&message.payload).ok()?;
-            Some((envelope, id))
-        })
-        .await
+        next_acked(&self.consumer, "a refund command").await
     }
 
     /// No refund command waits for the payment system.
@@ -239,4 +219,28 @@ impl PaidShop {
         assert_eq!(res.status(), 202);
         res.json().await.expect("refund")
     }
+}
+
+/// The next message `consumer` is given, acknowledged: its envelope and `Nats-Msg-Id`.
+pub async fn next_acked(consumer: &PullConsumer, what: &str) -> (Value, String) {
+    eventually(Duration::from_secs(20), what, || async {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .ok()?;
+        let message = batch.next().await?.ok()?;
+        message.ack().await.ok()?;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let envelope: Value = serde_json::from_slice(&message.payload).ok()?;
+        Some((envelope, id))
+    })
+    .await
 }
