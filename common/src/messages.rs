@@ -138,6 +138,23 @@ pub struct TransitionOrder {
     pub tracking_url: Option<String>,
 }
 
+impl TransitionOrder {
+    /// A command from `actor` to move the order to `to`, with no reason, no narrowing of the
+    /// statuses it may move from and no shipment.
+    pub fn new(order_id: Uuid, to: OrderStatus, actor: impl Into<String>) -> Self {
+        TransitionOrder {
+            order_id,
+            to,
+            actor: actor.into(),
+            reason: None,
+            allowed_from: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
+        }
+    }
+}
+
 message!(TransitionOrder {
     subject: "orders.cmd.transition",
     kind: "orders.transition",
@@ -303,31 +320,13 @@ mod tests {
         };
         assert_eq!(place.message_id(), format!("order:{id}:place"));
         assert_eq!(place.order_id(), Some(id));
-        let cancel = TransitionOrder {
-            order_id: id,
-            to: OrderStatus::Cancelled,
-            actor: "a".into(),
-            reason: None,
-            allowed_from: None,
-            carrier: None,
-            tracking_number: None,
-            tracking_url: None,
-        };
+        let cancel = TransitionOrder::new(id, OrderStatus::Cancelled, "a");
         assert_eq!(cancel.message_id(), format!("order:{id}:to:CANCELLED"));
     }
 
     #[test]
     fn a_transition_without_allowed_statuses_keeps_the_published_shape() {
-        let command = TransitionOrder {
-            order_id: Uuid::nil(),
-            to: OrderStatus::Paid,
-            actor: "system:test".into(),
-            reason: None,
-            allowed_from: None,
-            carrier: None,
-            tracking_number: None,
-            tracking_url: None,
-        };
+        let command = TransitionOrder::new(Uuid::nil(), OrderStatus::Paid, "system:test");
         let json = serde_json::to_value(&command).expect("encodes");
         for absent in ["allowed_from", "carrier", "tracking_number", "tracking_url"] {
             assert!(json.get(absent).is_none(), "{json}");

@@ -55,14 +55,9 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
     let publishes = expired.into_iter().map(|order_id| {
         ctx.bus.publish(
             TransitionOrder {
-                order_id,
-                to: OrderStatus::Cancelled,
-                actor: "system:expiry".into(),
                 reason: Some(EXPIRED_REASON.into()),
                 allowed_from: Some(vec![OrderStatus::Confirmed]),
-                carrier: None,
-                tracking_number: None,
-                tracking_url: None,
+                ..TransitionOrder::new(order_id, OrderStatus::Cancelled, "system:expiry")
             },
             "expiry-sweeper",
         )

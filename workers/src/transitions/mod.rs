@@ -119,14 +119,8 @@ mod tests {
 
     fn command(to: OrderStatus, actor: &str, reason: Option<String>) -> TransitionOrder {
         TransitionOrder {
-            order_id: Uuid::nil(),
-            to,
-            actor: actor.into(),
             reason,
-            allowed_from: None,
-            carrier: None,
-            tracking_number: None,
-            tracking_url: None,
+            ..TransitionOrder::new(Uuid::nil(), to, actor)
         }
     }
 

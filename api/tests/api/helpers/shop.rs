@@ -102,16 +102,7 @@ pub fn place_command(order_id: Uuid, user_id: Uuid, product: Uuid, quantity: i32
 
 /// A command from `system:test` to move the order to `to`, with nothing else.
 pub fn transition_command(order_id: Uuid, to: OrderStatus) -> TransitionOrder {
-    TransitionOrder {
-        order_id,
-        to,
-        actor: "system:test".into(),
-        reason: None,
-        allowed_from: None,
-        carrier: None,
-        tracking_number: None,
-        tracking_url: None,
-    }
+    TransitionOrder::new(order_id, to, "system:test")
 }
 
 impl TestApp {
