@@ -68,15 +68,25 @@ pub async fn list(db: &PgPool, f: &ListFilter<'_>) -> sqlx::Result<Vec<UserRow>>
     q.build_query_as().fetch_all(db).await
 }
 
-/// Locks the active ADMINs' rows, in id order, and returns their ids. Every change that could
-/// take an ADMIN away takes these locks first, so two such changes run one after the other and
-/// the second sees what the first did.
-pub async fn lock_active_admins(tx: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
-        "SELECT id FROM users WHERE role = 'ADMIN' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
+/// Locks the active ADMINs' rows and account `id`'s, in id order in one statement, and returns
+/// the active ADMINs' ids. Every change that could take an ADMIN away takes these locks first, so
+/// two such changes run one after the other and the second sees what the first did. One ordered
+/// pass matters: a row an earlier change demoted stays locked when it is skipped, so locking the
+/// account apart, after the ADMINs, could wait on a change that waits on this one.
+pub async fn lock_admins_and(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<Uuid>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, (role = 'ADMIN' AND disabled_at IS NULL) AS "active_admin!"
+             FROM users WHERE (role = 'ADMIN' AND disabled_at IS NULL) OR id = $1
+            ORDER BY id FOR UPDATE"#,
+        id,
     )
     .fetch_all(tx)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.active_admin)
+        .map(|r| r.id)
+        .collect())
 }
 
 /// An account, its row locked until the transaction ends.

@@ -27,7 +27,7 @@ pub async fn change_account(
         )]));
     }
     let mut tx = state.db.begin().await?;
-    let admins = repo::lock_active_admins(&mut tx).await?;
+    let admins = repo::lock_admins_and(&mut tx, id).await?;
     let current = repo::lock(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
