@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::RefundOrder;
-use common::money::{Currency, MAX_MONEY, Money};
+use common::money::{MAX_MONEY, Money};
 use common::refunds::{Refundable, refundable};
 use serde_json::json;
 use sqlx::PgPool;
@@ -137,11 +137,13 @@ async fn refund_order(
     if published.duplicate {
         // JetStream holds a request under this key already, not recorded yet when the order
         // was read, perhaps for other figures: answered as a retry once it is recorded.
-        let known = recorded(&state.db, refund_id).await?.ok_or_else(|| {
-            ApiError::conflict(
-                "a refund with this Idempotency-Key is still being recorded; retry shortly",
-            )
-        })?;
+        let known = recorded(&state.db, order_id, refund_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "a refund with this Idempotency-Key is still being recorded; retry shortly",
+                )
+            })?;
         return retry(known, &body);
     }
     Ok(accepted(Refund {
@@ -173,21 +175,14 @@ fn retry(known: Refund, asked: &Asked) -> ApiResult<Response> {
     Ok(accepted(known))
 }
 
-/// The refund once the order worker has recorded it, read until [`RECORDING_WAIT`] has
-/// passed; `None` if it is not recorded by then.
-async fn recorded(db: &PgPool, refund_id: Uuid) -> ApiResult<Option<Refund>> {
+/// Refund `refund_id` of order `order_id` once the order worker has recorded it, read with the
+/// order until [`RECORDING_WAIT`] has passed; `None` if it is not recorded by then.
+async fn recorded(db: &PgPool, order_id: Uuid, refund_id: Uuid) -> ApiResult<Option<Refund>> {
     let deadline = tokio::time::Instant::now() + RECORDING_WAIT;
     loop {
-        let refund = sqlx::query_as!(
-            Refund,
-            r#"SELECT id, order_id, amount AS "amount: Money", currency AS "currency: Currency",
-                      reason, status AS "status: RefundStatus", payment_reference, actor,
-                      requested_at, settled_at, provider_reference, failure_reason
-                 FROM refunds WHERE id = $1"#,
-            refund_id,
-        )
-        .fetch_optional(db)
-        .await?;
+        let refund = repo::find(db, order_id, None)
+            .await?
+            .and_then(|order| order.refunds.into_iter().find(|r| r.id == refund_id));
         if refund.is_some() || tokio::time::Instant::now() >= deadline {
             return Ok(refund);
         }
