@@ -42,7 +42,9 @@ impl TestEnv {
     pub async fn new() -> Self {
         use sqlx::Connection;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let database_name = format!("test_{}", &id[..16]);
+        // The creating process's id is part of the name, so `scripts/test` can tell the
+        // databases a killed run left behind from those of a suite still running beside it.
+        let database_name = format!("test_{}_{}", std::process::id(), &id[..16]);
         let namespace = format!("t{}", &id[..12]);
         let admin = admin_database_url();
         let mut conn = sqlx::PgConnection::connect(&admin)
