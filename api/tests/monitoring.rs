@@ -133,13 +133,13 @@ fn metric_names_are_read_from_promql_without_functions_labels_or_durations() {
 }
 
 #[test]
-fn the_readme_operating_section_points_to_every_operations_file() {
-    let readme = std::fs::read_to_string(promql::repo_file("README.md")).unwrap();
-    let operating = readme
-        .split("\n## Operating\n")
+fn the_runbook_points_to_every_operations_file() {
+    let runbook = std::fs::read_to_string(promql::repo_file("docs/operations.md")).unwrap();
+    let listed = runbook
+        .split("\n### Dashboards, alerts and runbook\n")
         .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("an Operating section");
+        .and_then(|s| s.split("\n### ").next())
+        .expect("a section listing the dashboards, alerts and runbook");
 
     for file in [
         "deploy/grafana/order-service.json",
@@ -150,7 +150,10 @@ fn the_readme_operating_section_points_to_every_operations_file() {
         "docs/asyncapi.json",
         "/openapi.json",
     ] {
-        assert!(operating.contains(file), "Operating does not name {file}");
+        assert!(
+            listed.contains(file),
+            "the runbook's list does not name {file}"
+        );
         if !file.starts_with('/') {
             assert!(promql::repo_file(file).is_file(), "{file} does not exist");
         }

@@ -199,7 +199,7 @@ def main():
             secret_keys[name] = set(d.get("stringData") or {}) | set(d.get("data") or {})
         elif d.get("kind") == "Deployment":
             deployments.add(name)
-    # Created from deploy/nats/ by hand (see the README).
+    # Created from deploy/nats/ by hand (docs/operations.md, "Deploying on Kubernetes").
     config_keys.setdefault("nats-config", {"cluster.conf", "auth.conf"})
 
     for file, doc in docs + examples:

@@ -115,8 +115,8 @@ pub async fn list(
 /// Re-drive a dead letter (ADMIN): publish it again to its original subject, then remove it.
 ///
 /// The api's NATS user may not publish to the subjects dead letters come from (payment events
-/// among them), so it asks the order worker to do it (`ops.redrive`, see README "Dead
-/// letters"); without an order worker running, the answer is 503.
+/// among them), so it asks the order worker to do it (`ops.redrive`, see docs/operations.md,
+/// "Re-driving dead letters"); without an order worker running, the answer is 503.
 #[utoipa::path(post, path = "/admin/dead-letters/{sequence}/redrive", tag = "operations", operation_id = "redrive_dead_letter",
     params(("sequence" = u64, Path, description = "The dead letter's sequence")),
     responses(
