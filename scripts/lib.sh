@@ -155,18 +155,38 @@ ensure_nats_server_binary() {
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 }
 
-# Headless Chromium (Debian's package), which loads the interactive docs under their CSP, and
-# playwright-core (npm, pinned by its lock file) for the storefront's browser test,
-# api/tests/api/storefront.rs.
-ensure_browser_test_tools() {
+# The storefront's npm packages, pinned by examples/storefront/package-lock.json: openapi-fetch,
+# the typed client the page calls the api through; openapi-typescript and the TypeScript
+# compiler, which generate its types from the api's OpenAPI document and check and build it
+# (scripts/check, api/tests/api/storefront.rs); playwright-core, which drives its browser test.
+# Installed again when the lock file is newer than the installed packages.
+ensure_storefront_packages() {
     { command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
-    [ -x /usr/bin/chromium ] || apt_install chromium
-    local dir="${ROOT}/examples/storefront/browser-test"
-    if [ ! -d "${dir}/node_modules/playwright-core" ]; then
-        log "installing playwright-core with npm"
-        (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error) \
-            || die "cannot install playwright-core (npm ci in ${dir})"
+    local dir="${ROOT}/examples/storefront"
+    if [ ! -f "${dir}/node_modules/.package-lock.json" ] \
+        || [ "${dir}/package-lock.json" -nt "${dir}/node_modules/.package-lock.json" ]; then
+        log "installing the storefront's packages with npm (examples/storefront)"
+        (cd "${dir}" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) \
+            || die "cannot install the storefront's packages (npm ci in ${dir})"
     fi
+}
+
+# The storefront's types, generated from the OpenAPI document the api prints (`api openapi`,
+# the document it serves), then the storefront type-checked against them: a change of the
+# HTTP contract that would break the page fails here.
+check_storefront_types() {
+    ensure_storefront_packages
+    local dir="${ROOT}/examples/storefront"
+    cargo run --quiet --package api -- openapi >"${dir}/openapi.json"
+    (cd "${dir}" && npm run --silent types >/dev/null && npm run --silent check)
+}
+
+# Headless Chromium (Debian's package), which loads the interactive docs under their CSP and
+# runs the storefront's browser test (api/tests/api/storefront.rs), and the storefront's
+# packages.
+ensure_browser_test_tools() {
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    ensure_storefront_packages
 }
 
 ensure_services() {

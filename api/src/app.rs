@@ -177,11 +177,10 @@ impl Application {
     }
 }
 
-/// The public HTTP surface: domain routes under `/api/v1`, health, OpenAPI and docs (metrics
-/// are served apart, on `METRICS_ADDR`), with CORS for `TRUSTED_ORIGINS`.
-pub fn router(state: AppState) -> Router {
-    let cors = crate::cors::layer(&state.config.trusted_origins);
-    let (api_routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The documented routes: health, and the domain routes under `/api/v1`, with their paths in
+/// the OpenAPI document.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .nest("/api/v1", crate::products::router())
         .nest("/api/v1", crate::orders::router())
@@ -190,16 +189,21 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             crate::auth::router().merge(crate::users::router()),
         )
-        .split_for_parts();
+}
 
-    let mut openapi = openapi;
-    crate::openapi::add_common_errors(&mut openapi);
-    crate::openapi::add_security_schemes(
-        &mut openapi,
-        crate::auth::cookies::Cookies {
-            secure: state.config.cookie_secure,
-        },
-    );
+/// The OpenAPI document the api serves at `/openapi.json` (`api openapi` prints it). The
+/// cookies' names in it follow `COOKIE_SECURE`.
+pub fn openapi(cookie_secure: bool) -> utoipa::openapi::OpenApi {
+    let (_, openapi) = documented_routes().split_for_parts();
+    crate::openapi::complete(openapi, cookie_secure)
+}
+
+/// The public HTTP surface: domain routes under `/api/v1`, health, OpenAPI and docs (metrics
+/// are served apart, on `METRICS_ADDR`), with CORS for `TRUSTED_ORIGINS`.
+pub fn router(state: AppState) -> Router {
+    let cors = crate::cors::layer(&state.config.trusted_origins);
+    let (api_routes, openapi) = documented_routes().split_for_parts();
+    let openapi = crate::openapi::complete(openapi, state.config.cookie_secure);
     let app = api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(routes::not_found)

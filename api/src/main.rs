@@ -1,7 +1,9 @@
-//! `api [migrate]`: the HTTP front, or (with `migrate`) the once-per-release step that applies
-//! migrations and provisions streams, then exits. Everything testable lives in the library;
-//! this only wires it.
+//! `api [migrate | openapi]`: the HTTP front; with `migrate`, the once-per-release step that
+//! applies migrations and provisions streams, then exits; with `openapi`, the OpenAPI document
+//! the api serves, printed (frontends generate their types from it). Everything testable lives
+//! in the library; this only wires it.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// mimalloc returns freed memory to the system within milliseconds; glibc's malloc keeps each
@@ -15,8 +17,9 @@ async fn main() -> ExitCode {
     let migrate_only = match args.as_slice() {
         [] => false,
         [cmd] if cmd == "migrate" => true,
+        [cmd] if cmd == "openapi" => return print_openapi(),
         _ => {
-            eprintln!("usage: api [migrate]");
+            eprintln!("usage: api [migrate | openapi]");
             return ExitCode::from(2);
         }
     };
@@ -50,6 +53,29 @@ async fn run(config: common::Config, migrate_only: bool) -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "api server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the OpenAPI document; needs no configuration but `COOKIE_SECURE`, which names the
+/// cookies in it.
+fn print_openapi() -> ExitCode {
+    let cookie_secure = match common::Config::cookie_secure_from_env() {
+        Ok(secure) => secure,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let printed = api::app::openapi(cookie_secure)
+        .to_pretty_json()
+        .map_err(|e| e.to_string())
+        .and_then(|json| writeln!(std::io::stdout().lock(), "{json}").map_err(|e| e.to_string()));
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot print the OpenAPI document: {e}");
             ExitCode::FAILURE
         }
     }

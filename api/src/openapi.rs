@@ -23,10 +23,26 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 )]
 pub struct ApiDoc;
 
+/// The document with the routers' paths merged in, made whole: the errors every operation can
+/// give, and the ways to authenticate (the cookies' names follow `COOKIE_SECURE`).
+pub fn complete(
+    mut openapi: utoipa::openapi::OpenApi,
+    cookie_secure: bool,
+) -> utoipa::openapi::OpenApi {
+    add_common_errors(&mut openapi);
+    add_security_schemes(
+        &mut openapi,
+        crate::auth::cookies::Cookies {
+            secure: cookie_secure,
+        },
+    );
+    openapi
+}
+
 /// The ways to authenticate: the access cookie browsers keep, the same JWT as a Bearer token
 /// for other clients, and the refresh cookie of `/auth/refresh`. The cookies' names depend on
 /// `COOKIE_SECURE` (`__Host-access_token` and `__Secure-refresh_token` when secure).
-pub fn add_security_schemes(
+fn add_security_schemes(
     openapi: &mut utoipa::openapi::OpenApi,
     cookies: crate::auth::cookies::Cookies,
 ) {
@@ -59,7 +75,7 @@ pub fn add_security_schemes(
 /// a body (415, 413), invalid parameters or fields where there are any (422), and a dependency
 /// down or an internal error (503, 500). Run on the assembled document, after the routers'
 /// paths are merged in.
-pub fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let problem = |description: &str| {
         ResponseBuilder::new()

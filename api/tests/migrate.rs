@@ -69,7 +69,7 @@ fn an_unknown_subcommand_is_refused_with_the_usage() {
         .output()
         .expect("run api");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: api [migrate]"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: api [migrate | openapi]"));
 }
 
 #[tokio::test]

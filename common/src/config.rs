@@ -103,6 +103,20 @@ pub struct Config {
     pub sse_heartbeat: Duration,
 }
 
+/// A variable source whose values are trimmed, a blank value counting as unset.
+fn trimmed(get: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// `COOKIE_SECURE`: the `Secure` flag and `__Host-` / `__Secure-` names of the auth cookies.
+fn cookie_secure(var: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    parse_bool(var, "COOKIE_SECURE", true)
+}
+
 /// A configuration problem, naming the variable at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error: {variable}: {problem}")]
@@ -129,13 +143,16 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// `COOKIE_SECURE` alone, read from the environment as [`Config::from_env`] reads it, for
+    /// what needs no other variable (`api openapi`: the cookies' names depend on it).
+    pub fn cookie_secure_from_env() -> Result<bool, ConfigError> {
+        let _ = dotenvy::dotenv();
+        cookie_secure(&trimmed(|name| std::env::var(name).ok()))
+    }
+
     /// Builds a configuration from any variable source; tests pass a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let var = trimmed(get);
 
         let database_url = var("DATABASE_URL").ok_or_else(|| {
             ConfigError::new("DATABASE_URL", "required, e.g. postgres://user@host/db")
@@ -189,7 +206,7 @@ impl Config {
             jwt_secret,
             jwt_previous_secret,
             admin,
-            cookie_secure: parse_bool(&var, "COOKIE_SECURE", true)?,
+            cookie_secure: cookie_secure(&var)?,
             reservation_ttl: Duration::from_secs(parse(&var, "RESERVATION_TTL_SECS", 900u64)?),
             expiry_sweep_interval: Duration::from_millis(
                 parse(&var, "EXPIRY_SWEEP_INTERVAL_MS", 5000u64)?.max(10),

@@ -93,6 +93,47 @@ async fn the_served_openapi_document_passes_openapi_spec_validator() {
     assert!(said.contains(": OK"), "{said}");
 }
 
+/// What `api openapi` prints with `COOKIE_SECURE` set to `secure`.
+fn printed_openapi(secure: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_api"))
+        .arg("openapi")
+        .env("COOKIE_SECURE", secure)
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .output()
+        .expect("the api binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the printed document is JSON")
+}
+
+#[tokio::test]
+async fn api_openapi_prints_the_document_the_api_serves_without_any_other_configuration() {
+    // The test apps run with COOKIE_SECURE=false, as a plain-http deployment does.
+    let served = served_openapi().await;
+
+    let printed = printed_openapi("false");
+
+    assert!(
+        printed["paths"]["/api/v1/orders"]["post"].is_object(),
+        "{printed}"
+    );
+    assert_eq!(printed, served);
+}
+
+#[test]
+fn api_openapi_names_the_cookies_as_cookie_secure_does() {
+    let secure = printed_openapi("true");
+    let plain = printed_openapi("false");
+
+    let cookie = |doc: &Value| doc["components"]["securitySchemes"]["cookie"]["name"].clone();
+    assert_eq!(cookie(&secure), "__Host-access_token");
+    assert_eq!(cookie(&plain), "access_token");
+}
+
 #[tokio::test]
 async fn openapi_spec_validator_refuses_a_broken_copy_of_the_document() {
     let mut doc = served_openapi().await;
