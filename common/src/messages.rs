@@ -109,8 +109,10 @@ message!(PlaceOrder {
     order: |m| m.order_id,
 });
 
-/// `orders.cmd.transition`: move an order along its lifecycle (staff, the expiry sweeper, or
-/// another system). The order worker applies it under the state machine.
+/// `orders.cmd.transition`: move an order along its lifecycle: the order service's own command
+/// (staff and customers through the api, the expiry sweeper). The order worker applies it under
+/// the state machine. Outside systems ship and deliver over `orders.cmd.fulfil` and
+/// `orders.cmd.deliver` instead; NATS refuses their publishes here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionOrder {
@@ -136,6 +138,13 @@ pub struct TransitionOrder {
     /// characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_url: Option<String>,
+    /// The request this command carries out, named by its publisher (the api derives it from
+    /// the HTTP request's `Idempotency-Key`, else from its request id). It is part of the
+    /// message id, so two requests for the same step are two commands and a retried request
+    /// is one. Absent: the command is named by its `actor` (the expiry sweeper's instances all
+    /// publish one command per expired order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Uuid>,
 }
 
 impl TransitionOrder {
@@ -151,6 +160,7 @@ impl TransitionOrder {
             carrier: None,
             tracking_number: None,
             tracking_url: None,
+            request: None,
         }
     }
 }
@@ -159,9 +169,12 @@ message!(TransitionOrder {
     subject: "orders.cmd.transition",
     kind: "orders.transition",
     version: 1,
-    // One id per target status: each status is reached at most once, so two requests for the
-    // same transition (a customer's cancel and an expiry, say) are one command.
-    id: |m| format!("order:{}:to:{}", m.order_id, m.to),
+    // The order, the step and who asks: a customer's cancel that the worker refuses (the order
+    // was paid meanwhile) never swallows a staff cancel sent inside the duplicate window.
+    id: |m| match m.request {
+        Some(request) => format!("order:{}:to:{}:request:{request}", m.order_id, m.to),
+        None => format!("order:{}:to:{}:{}", m.order_id, m.to, m.actor),
+    },
     order: |m| m.order_id,
 });
 
@@ -320,15 +333,33 @@ mod tests {
         };
         assert_eq!(place.message_id(), format!("order:{id}:place"));
         assert_eq!(place.order_id(), Some(id));
-        let cancel = TransitionOrder::new(id, OrderStatus::Cancelled, "a");
-        assert_eq!(cancel.message_id(), format!("order:{id}:to:CANCELLED"));
+        let expired = TransitionOrder::new(id, OrderStatus::Cancelled, "system:expiry");
+        assert_eq!(
+            expired.message_id(),
+            format!("order:{id}:to:CANCELLED:system:expiry")
+        );
+        let request = Uuid::from_u128(7);
+        let cancel = TransitionOrder {
+            request: Some(request),
+            ..TransitionOrder::new(id, OrderStatus::Cancelled, "user:x")
+        };
+        assert_eq!(
+            cancel.message_id(),
+            format!("order:{id}:to:CANCELLED:request:{request}")
+        );
     }
 
     #[test]
     fn a_transition_without_allowed_statuses_keeps_the_published_shape() {
         let command = TransitionOrder::new(Uuid::nil(), OrderStatus::Paid, "system:test");
         let json = serde_json::to_value(&command).expect("encodes");
-        for absent in ["allowed_from", "carrier", "tracking_number", "tracking_url"] {
+        for absent in [
+            "allowed_from",
+            "carrier",
+            "tracking_number",
+            "tracking_url",
+            "request",
+        ] {
             assert!(json.get(absent).is_none(), "{json}");
         }
         let old: TransitionOrder = serde_json::from_value(serde_json::json!({

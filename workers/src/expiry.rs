@@ -3,9 +3,9 @@
 //!
 //! The sweeper changes nothing itself: it publishes a transition command per expired order,
 //! allowed only from CONFIRMED, with the same message id whoever publishes it
-//! (`order:<id>:to:CANCELLED`). With many worker instances sweeping at once, the server drops
-//! the duplicate commands, and the transition (with its stock release, in one transaction) is
-//! applied once; an order paid meanwhile is left alone.
+//! (`order:<id>:to:CANCELLED:system:expiry`, named by its actor). With many worker instances
+//! sweeping at once, the server drops the duplicate commands, and the transition (with its
+//! stock release, in one transaction) is applied once; an order paid meanwhile is left alone.
 
 use crate::Context;
 use common::domain::OrderStatus;

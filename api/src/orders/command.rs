@@ -1,5 +1,6 @@
 //! What the order commands share at the HTTP edge: `Prefer: wait=N`, the correlation id they
-//! carry on the bus, the `Idempotency-Key` header, and an answer naming the order.
+//! carry on the bus, the `Idempotency-Key` header, the request a command carries out, and an
+//! answer naming the order.
 
 use super::idempotency::valid_key;
 use super::service::{Commanded, parse_prefer_wait};
@@ -53,6 +54,20 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
             })
         })
         .transpose()
+}
+
+/// Fixed namespace of the ids naming the requests transition commands carry out (UUID v5).
+const REQUEST_IDS: Uuid = Uuid::from_u128(0x3b8e_51c2_7d04_4f6a_a9e3_15c7_80d2_6e49);
+
+/// The request a caller's command carries out: named by its `Idempotency-Key` when sent (a
+/// retry is the same request), else by its request id (every request its own), and scoped to
+/// the caller, so two callers never name one request.
+pub fn request_id(caller: Uuid, key: Option<&str>, correlation: &str) -> Uuid {
+    let name = match key {
+        Some(key) => format!("{caller}:key:{key}"),
+        None => format!("{caller}:request:{correlation}"),
+    };
+    Uuid::new_v5(&REQUEST_IDS, name.as_bytes())
 }
 
 /// `body` as JSON with `status`, and a `Location` naming the order it is about.

@@ -1,6 +1,6 @@
 //! HTTP handlers of the orders domain.
 
-use super::command::{Correlation, Wait, answer, idempotency_key};
+use super::command::{Correlation, Wait, answer, idempotency_key, request_id};
 use super::model::{ListOrdersQuery, Order, PlaceOrderRequest, StatusChangeRequest};
 use super::repo::{self, ListFilter};
 use super::service;
@@ -37,13 +37,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// optionally `tracking_url` (http or https). It is stored with the order (`shipment`) and
 /// carried in the `SHIPPED` status event. Shipment fields with another status are a 422; a
 /// shipment other than the recorded one for an order already `SHIPPED` is a 409.
+///
+/// With `Idempotency-Key`, a retry is the same request: it is answered with what the first
+/// one led to (the order as it stands; a 409 if the order moved where the change cannot
+/// follow), never accepted twice.
 #[utoipa::path(patch, path = "/orders/{id}/status", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the change")),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the change"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry the same request (1-255 visible ASCII characters)")),
     request_body = StatusChangeRequest,
     responses(
         (status = 200, description = "The order has the requested status", body = Order),
         (status = 202, description = "Accepted; the order worker applies it", body = Order),
+        (status = 400, description = "Malformed Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
@@ -57,10 +63,12 @@ async fn change_status(
     AdminUser(admin): AdminUser,
     wait: Wait,
     Correlation(correlation): Correlation,
+    headers: HeaderMap,
     Path(id): Path<Uuid>,
     Json(body): Json<StatusChangeRequest>,
 ) -> ApiResult<Response> {
     let shipment = transitions::validate_transition(&body)?;
+    let request = request_id(admin.id, idempotency_key(&headers)?, &correlation);
     let commanded = transitions::request(
         &state,
         transitions::TransitionRequest {
@@ -72,6 +80,7 @@ async fn change_status(
             shipment,
             wait: wait.0,
             correlation_id: &correlation,
+            request,
         },
     )
     .await?;
@@ -83,13 +92,17 @@ async fn change_status(
 /// The customer may cancel before payment (`CONFIRMED`), an ADMIN before shipping (`CONFIRMED`
 /// or `PAID`). An ADMIN cancelling a `PAID` order also requests a refund of the money it
 /// captured, in the same step (the order's `refunds`). Cancelling a cancelled order is a `200`
-/// that changes nothing.
+/// that changes nothing. Each request is its own command: a customer's cancel that a payment
+/// overtook never keeps a staff cancel from applying. With `Idempotency-Key`, a retry is the
+/// same request, answered with what the first one led to.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the cancellation")),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (max 10) for the cancellation"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry the same request (1-255 visible ASCII characters)")),
     responses(
         (status = 200, description = "The order is cancelled", body = Order),
         (status = 202, description = "Accepted; the order worker cancels it", body = Order),
+        (status = 400, description = "Malformed Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Too late to cancel; `current_status` names the status", body = Problem, content_type = "application/problem+json"),
@@ -101,8 +114,10 @@ async fn cancel_order(
     user: AuthUser,
     wait: Wait,
     Correlation(correlation): Correlation,
+    headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
+    let request = request_id(user.id, idempotency_key(&headers)?, &correlation);
     const STAFF: &[OrderStatus] = &[OrderStatus::Confirmed, OrderStatus::Paid];
     const CUSTOMER: &[OrderStatus] = &[OrderStatus::Confirmed];
     let (reason, allowed_from) = if user.is_admin() {
@@ -121,6 +136,7 @@ async fn cancel_order(
             shipment: None,
             wait: wait.0,
             correlation_id: &correlation,
+            request,
         },
     )
     .await?;

@@ -1,7 +1,9 @@
 //! Order transitions from the api: staff status changes and cancellations.
 //! The api checks the transition against the order's current status before publishing (so the
 //! common mistakes get an immediate 409), and the order worker checks again: it is the
-//! authority, since the status may change between the two.
+//! authority, since the status may change between the two. Each command names the request it
+//! carries out, so a retried request is one command (JetStream drops the copy as a duplicate,
+//! and the retry is answered with what the first led to) and two requests are two.
 
 use super::model::{Order, StatusChangeRequest};
 use super::repo;
@@ -46,6 +48,8 @@ pub struct TransitionRequest<'a> {
     pub shipment: Option<Shipment>,
     pub wait: Option<Duration>,
     pub correlation_id: &'a str,
+    /// The request the command carries out ([`super::command::request_id`]).
+    pub request: Uuid,
 }
 
 /// Requests the transition: checked here, published, applied by the order worker.
@@ -62,6 +66,7 @@ pub async fn request(
         shipment,
         wait,
         correlation_id,
+        request,
     } = request;
     let allowed = |s: OrderStatus| s.can_become(to) && allowed_from.is_none_or(|a| a.contains(&s));
     if let Some(r) = &reason
@@ -103,13 +108,25 @@ pub async fn request(
         carrier: shipment.as_ref().map(|s| s.carrier.clone()),
         tracking_number: shipment.as_ref().map(|s| s.tracking_number.clone()),
         tracking_url: shipment.and_then(|s| s.tracking_url),
+        request: Some(request),
     };
-    if let Err(e) = state.bus.publish(command, correlation_id).await {
-        return Err(not_acknowledged("transition", order_id, e));
-    }
+    let published = state
+        .bus
+        .publish(command, correlation_id)
+        .await
+        .map_err(|e| not_acknowledged("transition", order_id, e))?;
+    // Settled: the order got there, or moved where it cannot get there from any more.
+    let settled = |s: OrderStatus| s == to || !allowed(s);
     if let (Some(waiter), Some(wait)) = (waiter.as_mut(), wait) {
-        // Until the order gets there, or moves where it cannot get there from any more.
-        waiter.wait_for(wait, |s| s == to || !allowed(s)).await;
+        // A duplicate is this request published before (a retry under its Idempotency-Key),
+        // perhaps applied before this listened: look first.
+        let applied = published.duplicate
+            && repo::find(&state.db, order_id, owner)
+                .await?
+                .is_some_and(|o| settled(o.status));
+        if !applied {
+            waiter.wait_for(wait, settled).await;
+        }
     }
     let order = repo::find(&state.db, order_id, owner)
         .await?
@@ -117,9 +134,9 @@ pub async fn request(
     if order.status == to {
         return Ok(Commanded::Settled(order));
     }
-    if wait.is_some() && !allowed(order.status) {
+    if (wait.is_some() || published.duplicate) && !allowed(order.status) {
         // The worker refused it: the order moved elsewhere meanwhile (paid before a
-        // customer's cancel reached it, say).
+        // customer's cancel reached it, say). A retry learns it too: nothing new was accepted.
         return Err(illegal(&order, to));
     }
     Ok(Commanded::Accepted(order))

@@ -3,7 +3,9 @@
 
 use crate::helpers::{Shop, assert_problem, last_step, spawn_app, transition_command};
 use common::domain::{OrderStatus, Role};
+use std::time::Duration;
 use uuid::Uuid;
+use workers::dispatch::Incoming;
 
 #[tokio::test]
 async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
@@ -141,4 +143,69 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
         "each expired order released once"
     );
     assert_eq!(shop.transitions_to("CANCELLED").await, 3);
+}
+
+#[tokio::test]
+async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel_that_follows() {
+    // The order worker is not running yet: the customer's cancel waits in the stream.
+    let shop = Shop::around(spawn_app().await).await;
+    shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
+        .await;
+    let p = shop.create_product("P", 1250, 10).await;
+    let order = shop.confirmed_order(p, 1).await;
+    let order_id: Uuid = order.parse().unwrap();
+    assert_eq!(shop.cancel(&shop.customer, &order, &[]).await.status(), 202);
+    // The payment overtakes it: applied by the order worker's own handler.
+    let payment = crate::private_nats::payment(order_id, 1250, "psp-overtakes");
+    let paid =
+        workers::payments::succeeded(shop.worker_context(), vec![Incoming::new(payment, "psp")])
+            .await;
+    assert!(paid[0].is_ok(), "{paid:?}");
+
+    // The order worker refuses the customer's cancel; staff cancel within the duplicate window.
+    shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Orders])
+        .await;
+    common::testing::eventually(Duration::from_secs(20), "the refusal", || async {
+        let reasons = shop.dead_letter_reasons().await;
+        reasons
+            .iter()
+            .any(|r| r.contains("illegal transition"))
+            .then_some(())
+    })
+    .await;
+    let cancelled = shop.cancel_settled(&shop.admin, &order).await;
+
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(
+        last_step(&cancelled)["actor"],
+        format!("user:{}", shop.admin.id)
+    );
+    let refunded = shop
+        .order_when(&shop.customer, &order, |o| {
+            o["refunds"][0]["status"] == "REQUESTED"
+        })
+        .await;
+    assert_eq!(refunded["refunds"][0]["amount"], 1250);
+    shop.quiescent().await;
+    assert_eq!(shop.stock_of(p).await, 10);
+}
+
+#[tokio::test]
+async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_first_led_to() {
+    let shop = Shop::open().await;
+    let p = shop.create_product("P", 100, 10).await;
+    let order = shop.confirmed_order(p, 2).await;
+    let key = [("idempotency-key", "cancel-1")];
+    assert_eq!(shop.cancel(&shop.admin, &order, &key).await.status(), 202);
+
+    let retried = shop
+        .cancel(&shop.admin, &order, &[key[0], ("prefer", "wait=10")])
+        .await;
+
+    assert_eq!(retried.status(), 200);
+    let retried: serde_json::Value = retried.json().await.unwrap();
+    assert_eq!(retried["status"], "CANCELLED");
+    shop.quiescent().await;
+    assert_eq!(shop.transitions_to("CANCELLED").await, 1);
+    assert_eq!(shop.stock_of(p).await, 10);
 }
