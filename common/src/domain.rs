@@ -174,7 +174,9 @@ pub enum PaymentOutcome {
 }
 
 /// Where a refund stands: `Requested` of the payment system, then `Succeeded` (the money went
-/// back) or `Failed` (it did not; the amount counts as paid again), each once.
+/// back) or `Failed` (it did not; the amount counts as paid again), each once; or `Refused` by
+/// the order worker (more than is left to refund, nothing captured), never asked of the
+/// payment system.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
 )]
@@ -184,6 +186,7 @@ pub enum RefundStatus {
     Requested,
     Succeeded,
     Failed,
+    Refused,
 }
 
 /// Where an order's money stands, beside its lifecycle: derived from what was captured and
@@ -203,6 +206,7 @@ impl RefundStatus {
             RefundStatus::Requested => "REQUESTED",
             RefundStatus::Succeeded => "SUCCEEDED",
             RefundStatus::Failed => "FAILED",
+            RefundStatus::Refused => "REFUSED",
         }
     }
 }

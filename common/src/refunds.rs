@@ -11,7 +11,7 @@ use uuid::Uuid;
 pub struct Refundable {
     /// The order's captured money, or the `refund_required` payment's amount (minor units).
     pub paid: i64,
-    /// `paid` less the refunds of it not `FAILED`.
+    /// `paid` less the refunds of it `REQUESTED` or `SUCCEEDED`.
     pub left: i64,
     pub currency: Currency,
 }
@@ -29,14 +29,14 @@ pub async fn refundable(
                   o.amount_paid - coalesce((SELECT sum(r.amount) FROM refunds r
                                              WHERE r.order_id = o.id
                                                AND r.payment_reference IS NULL
-                                               AND r.status <> 'FAILED'), 0)::int8 AS "left!",
+                                               AND r.status IN ('REQUESTED', 'SUCCEEDED')), 0)::int8 AS "left!",
                   o.currency AS "currency!: Currency"
              FROM orders o WHERE o.id = $1 AND $2::text IS NULL
            UNION ALL
            SELECT p.amount,
                   p.amount - coalesce((SELECT sum(r.amount) FROM refunds r
                                         WHERE r.payment_reference = p.provider_reference
-                                          AND r.status <> 'FAILED'), 0)::int8,
+                                          AND r.status IN ('REQUESTED', 'SUCCEEDED')), 0)::int8,
                   p.currency
              FROM payments p
             WHERE p.provider_reference = $2 AND p.order_id = $1

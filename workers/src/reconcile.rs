@@ -58,7 +58,7 @@ pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
          WHERE p.outcome = 'refund_required'
            AND p.amount > (SELECT COALESCE(sum(r.amount), 0) FROM refunds r
                             WHERE r.payment_reference = p.provider_reference
-                              AND r.status <> 'FAILED')
+                              AND r.status IN ('REQUESTED', 'SUCCEEDED'))
         "#,
     )
     .fetch_one(db)

@@ -84,7 +84,7 @@ pub async fn list(
            FROM payments p
            LEFT JOIN LATERAL (
                 SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
-                       sum(amount) FILTER (WHERE status <> 'FAILED')::int8 AS held
+                       sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8 AS held
                   FROM refunds WHERE payment_reference = p.provider_reference) r ON true
           WHERE ($1::payment_outcome IS NULL OR p.outcome = $1::payment_outcome)
             AND ($1::payment_outcome IS DISTINCT FROM 'refund_required'

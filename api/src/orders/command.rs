@@ -81,12 +81,16 @@ pub fn about_order<T: Serialize>(status: StatusCode, order_id: Uuid, body: &T) -
 
 /// The answer to an order command: the order with `settled` once the outcome is in, `202`
 /// while it is only accepted; `Preference-Applied` names the wait that was honoured.
-pub fn answer(commanded: Commanded, settled: StatusCode, Wait(wait): Wait) -> Response {
+pub fn answer(commanded: Commanded, settled: StatusCode, wait: Wait) -> Response {
     let (status, order) = match commanded {
         Commanded::Settled(order) => (settled, order),
         Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
     };
-    let mut res = about_order(status, order.id, &order);
+    preference_applied(about_order(status, order.id, &order), wait)
+}
+
+/// `res` with `Preference-Applied` naming the wait that was honoured, if any.
+pub fn preference_applied(mut res: Response, Wait(wait): Wait) -> Response {
     if let Some(wait) = wait
         && let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
     {

@@ -58,7 +58,7 @@ pub struct RefundEntry {
     /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
     /// answer.
     pub actor: String,
-    /// Why it was asked for, or why it failed.
+    /// Why it was asked for, why it failed, or why the order worker refused it.
     pub reason: Option<String>,
     /// The order's payment status after the change; on live events only (absent when
     /// replayed from the timeline).
@@ -87,7 +87,7 @@ impl From<&RefundChanged> for RefundEntry {
             payment_reference: c.payment_reference.clone(),
             at: c.at,
             actor: match c.status {
-                RefundStatus::Requested => c.actor.clone(),
+                RefundStatus::Requested | RefundStatus::Refused => c.actor.clone(),
                 _ => PAYMENTS_ACTOR.to_owned(),
             },
             reason: c.reason.clone(),

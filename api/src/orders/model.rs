@@ -65,7 +65,7 @@ impl TimelineItem {
     }
 }
 
-/// A refund of the order requested, given back or failed.
+/// A refund of the order requested, given back, failed or refused.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RefundTimelineEntry {
     /// Always `refund`.
@@ -82,7 +82,7 @@ pub struct RefundTimelineEntry {
     /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
     /// answer.
     pub actor: String,
-    /// Why it was asked for, or why it failed.
+    /// Why it was asked for, why it failed, or why the order worker refused it.
     pub reason: Option<String>,
 }
 
@@ -162,7 +162,8 @@ pub struct Refund {
     #[schema(value_type = String)]
     pub currency: Currency,
     pub reason: String,
-    /// `REQUESTED` of the payment system, then `SUCCEEDED` or `FAILED`.
+    /// `REQUESTED` of the payment system, then `SUCCEEDED` or `FAILED`; or `REFUSED` by the
+    /// order worker (more than was left to refund, nothing captured), never asked for.
     pub status: RefundStatus,
     /// The `refund_required` payment this refund gives back; `null`: the order's captured money.
     pub payment_reference: Option<String>,
@@ -173,7 +174,8 @@ pub struct Refund {
     pub settled_at: Option<DateTime<Utc>>,
     /// The payment system's reference of its answer.
     pub provider_reference: Option<String>,
-    /// Why the payment system could not make it, once `FAILED`.
+    /// Why the payment system could not make it, once `FAILED`; why the order worker refused
+    /// it, when `REFUSED`.
     pub failure_reason: Option<String>,
 }
 

@@ -136,12 +136,12 @@ fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
                 reason: reason.cloned(),
             })
         };
-        items.push(entry(
-            RefundStatus::Requested,
-            refund.requested_at,
-            &refund.actor,
-            Some(&refund.reason),
-        ));
+        // Its request, or its refusal and why.
+        let (first, why) = match refund.status {
+            RefundStatus::Refused => (RefundStatus::Refused, refund.failure_reason.as_ref()),
+            _ => (RefundStatus::Requested, Some(&refund.reason)),
+        };
+        items.push(entry(first, refund.requested_at, &refund.actor, why));
         if let Some(settled_at) = refund.settled_at {
             items.push(entry(
                 refund.status,

@@ -1,8 +1,9 @@
 //! Order changes as they happen, without polling the database: the api subscribes once to
 //! `orders.evt.status_changed` and once to `orders.evt.refund_changed` (core NATS: every
 //! replica hears every change) and hands each change to whoever listens in this process:
-//! requests waiting for an outcome (`Prefer: wait`, [`Waiter`], status changes only) and the
-//! Server-Sent Events streams of order events ([`Listener`], see `orders::events`).
+//! requests waiting for an outcome (`Prefer: wait`, [`Waiter`]: an order's status, or the
+//! recording of one of its refunds) and the Server-Sent Events streams of order events
+//! ([`Listener`], see `orders::events`).
 //!
 //! Listeners are indexed by what they follow (one order, one customer's orders, every order),
 //! so a change wakes only those concerned. Each has a small queue; a stream whose client reads
@@ -10,7 +11,7 @@
 //! `Last-Event-ID`, from PostgreSQL). Streams are counted per account and per process, end when
 //! the process shuts down, and end when their account's session ends or its role changes.
 
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, RefundStatus};
 use common::messages::{OrderStatusChanged, RefundChanged};
 use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
@@ -306,12 +307,39 @@ impl Waiter {
         timeout: Duration,
         wanted: impl Fn(OrderStatus) -> bool,
     ) -> Option<OrderStatus> {
+        self.next(timeout, |change| match change {
+            OrderChange::Status(c) if wanted(c.to) => Some(c.to),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits up to `timeout` for a change of the order's refund `refund_id` (its recording,
+    /// `REQUESTED` or `REFUSED`, or a later answer); returns its status, or `None` on time-out.
+    pub async fn wait_for_refund(
+        &mut self,
+        timeout: Duration,
+        refund_id: Uuid,
+    ) -> Option<RefundStatus> {
+        self.next(timeout, |change| match change {
+            OrderChange::Refund(c) if c.refund_id == refund_id => Some(c.status),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The first change `pick` takes within `timeout`.
+    async fn next<T>(
+        &mut self,
+        timeout: Duration,
+        pick: impl Fn(&OrderChange) -> Option<T>,
+    ) -> Option<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(change)) => match change.as_ref() {
-                    OrderChange::Status(c) if wanted(c.to) => return Some(c.to),
-                    _ => continue,
+                Ok(Some(change)) => match pick(change.as_ref()) {
+                    Some(picked) => return Some(picked),
+                    None => continue,
                 },
                 Ok(None) | Err(_) => return None,
             }

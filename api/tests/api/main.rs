@@ -51,6 +51,7 @@ mod promql;
 mod refund_answers;
 mod refund_events;
 mod refund_queue;
+mod refund_refusals;
 mod refunds;
 mod retention;
 mod security_headers;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 /// `orders.cmd.refund`: give back part or all of an order's money (an ADMIN, through the api).
 /// The order worker records the refund `REQUESTED` and asks the payment system for it; a
-/// refund that would take more than was paid is refused (dead-lettered).
+/// refund that would take more than is left to refund is recorded `REFUSED` with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundOrder {
@@ -111,8 +111,8 @@ message!(RefundFailed {
     order: |m| m.order_id,
 });
 
-/// `orders.evt.refund_changed`: a refund of an order was requested, succeeded or failed, with
-/// the order's money as it then stood.
+/// `orders.evt.refund_changed`: a refund of an order was requested, succeeded, failed or was
+/// refused, with the order's money as it then stood.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundChanged {
@@ -130,7 +130,8 @@ pub struct RefundChanged {
     pub at: DateTime<Utc>,
     /// Who asked for the refund (`user:<id>`).
     pub actor: String,
-    /// Why it was asked for, or, once `FAILED`, why it failed.
+    /// Why it was asked for; once `FAILED`, why it failed; when `REFUSED`, why the order
+    /// worker refused it (more than is left to refund, nothing captured).
     pub reason: Option<String>,
     pub payment_status: PaymentStatus,
     /// Minor units: the sum of the order's captured payments (not bounded as one amount is).

@@ -54,7 +54,7 @@ pub async fn refund_on_cancel(
                     SELECT o.amount_paid - coalesce(sum(r.amount), 0)::int8 AS left_to_refund
                       FROM refunds r
                      WHERE r.order_id = o.id AND r.payment_reference IS NULL
-                       AND r.status <> 'FAILED') l
+                       AND r.status IN ('REQUESTED', 'SUCCEEDED')) l
               WHERE l.left_to_refund > 0
              ON CONFLICT (id) DO NOTHING",
             &refund_ids,

@@ -4,7 +4,8 @@
 //!
 //! A refund is recorded `REQUESTED` under its order's row lock, only if the order's `REQUESTED`
 //! and `SUCCEEDED` refunds stay within what was paid, and the payment system is asked for it
-//! (`payments.cmd.refund`, message id `refund-<refund_id>`) after the commit. Its answer is
+//! (`payments.cmd.refund`, message id `refund-<refund_id>`) after the commit; one that would
+//! take more is recorded `REFUSED` with the reason, and never asked for. Its answer is
 //! recorded once per provider reference: `SUCCEEDED` adds the amount to the order's
 //! `amount_refunded` in the same transaction; `FAILED` leaves the money counted as paid, so it
 //! may be refunded anew. Each change is published as `orders.evt.refund_changed`.
@@ -76,7 +77,7 @@ impl RefundRow {
             at: self.at,
             actor: self.actor.clone(),
             reason: match self.status {
-                RefundStatus::Failed => self.failure_reason.clone(),
+                RefundStatus::Failed | RefundStatus::Refused => self.failure_reason.clone(),
                 _ => Some(self.reason.clone()),
             },
             payment_status: PaymentStatus::of(self.amount_paid, self.amount_refunded),

@@ -1,12 +1,13 @@
-//! Refund requests (`orders.cmd.refund`): each is recorded `REQUESTED` once, under its order's
-//! row lock, if it stays within the money it returns; then the payment system is asked for it.
+//! Refund requests (`orders.cmd.refund`): each is recorded once, under its order's row lock:
+//! `REQUESTED` if it stays within the money it returns, and then the payment system is asked
+//! for it; else `REFUSED` with the reason, which the order shows and its event announces.
 
 use super::RefundRow;
 use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS};
+use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, RefundStatus};
 use common::messages::RefundOrder;
 use common::money::MAX_MONEY;
 use common::refunds::{Refundable, refundable};
@@ -99,7 +100,9 @@ fn same(refund: &RefundRow, command: &RefundOrder) -> bool {
         && refund.payment_reference == command.payment_reference
 }
 
-/// Records the refund if the money it returns allows it; `Err` (inside `Ok`) says why not.
+/// Records the refund: `REQUESTED` if the money it returns allows it, else `REFUSED` with the
+/// reason. `Err` (inside `Ok`) when it names a payment that is not one of the order's to give
+/// back, against which nothing can be recorded.
 async fn record(
     tx: &mut Transaction<'static, Postgres>,
     command: &RefundOrder,
@@ -114,29 +117,36 @@ async fn record(
         Some(reference) => format!("payment {reference}"),
         None => format!("order {}", command.order_id),
     };
-    let currency = match left {
+    let (currency, refusal) = match left {
         None => {
             return Ok(Err(Failure::permanent(format!(
                 "{what} is not a payment of order {} to refund",
                 command.order_id
             ))));
         }
-        Some(Refundable { paid: 0, .. }) => {
-            return Ok(Err(Failure::permanent(format!(
-                "{what} has no money captured"
-            ))));
-        }
-        Some(Refundable { left, .. }) if left < command.amount.minor_units() => {
-            return Ok(Err(Failure::permanent(format!(
+        Some(Refundable {
+            paid: 0, currency, ..
+        }) => (currency, Some(format!("{what} has no money captured"))),
+        Some(Refundable { left, currency, .. }) if left < command.amount.minor_units() => (
+            currency,
+            Some(format!(
                 "over-refund: {} asked of {what}, {left} left to refund",
                 command.amount
-            ))));
+            )),
+        ),
+        Some(Refundable { currency, .. }) => (currency, None),
+    };
+    let status = match &refusal {
+        Some(reason) => {
+            tracing::info!(refund_id = %command.refund_id, reason, "refund refused");
+            RefundStatus::Refused
         }
-        Some(Refundable { currency, .. }) => currency,
+        None => RefundStatus::Requested,
     };
     sqlx::query!(
-        "INSERT INTO refunds (id, order_id, payment_reference, amount, currency, reason, actor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO refunds (id, order_id, payment_reference, amount, currency, reason, actor,
+                              status, failure_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         command.refund_id,
         command.order_id,
         command.payment_reference.as_deref(),
@@ -144,6 +154,8 @@ async fn record(
         currency.as_str(),
         &command.reason,
         &command.actor,
+        status as RefundStatus,
+        refusal.as_deref(),
     )
     .execute(&mut **tx)
     .await?;

@@ -1,0 +1,38 @@
+-- Refunds the order worker refuses are recorded; outside systems' shipments and deliveries are
+-- applied once per reference; the unpaid orders of one account are counted where an order is
+-- recorded.
+
+-- A refund the order worker refuses (more than is left to refund, nothing captured) is recorded
+-- REFUSED with the reason (`failure_reason`), so the order shows it. It never reaches the
+-- payment system: like a REQUESTED refund it has one timeline entry (`requested_entry_id`) and
+-- no answer. The new value is not used below: an enum value added in a transaction cannot be
+-- used before it commits, so the rules name the other values.
+ALTER TYPE refund_status ADD VALUE 'REFUSED';
+
+ALTER TABLE refunds DROP CONSTRAINT refunds_settled_once;
+ALTER TABLE refunds
+    ADD CONSTRAINT refunds_settled_once CHECK (
+        (status IN ('SUCCEEDED', 'FAILED')) = (settled_at IS NOT NULL)
+        AND (status IN ('SUCCEEDED', 'FAILED')) = (provider_reference IS NOT NULL)),
+    ADD CONSTRAINT refunds_refusal_reason CHECK (
+        status IN ('REQUESTED', 'SUCCEEDED', 'FAILED') OR failure_reason IS NOT NULL);
+
+-- The first entry of a refund is its request or, for a refused one, its refusal and why.
+CREATE OR REPLACE VIEW timeline_entries AS
+    SELECT e.id, e.order_id, 'status' AS kind, e.from_status, e.to_status,
+           NULL::uuid AS refund_id, NULL::refund_status AS refund_status,
+           NULL::bigint AS amount, NULL::text AS currency, NULL::text AS payment_reference,
+           e.at, e.actor, e.reason
+      FROM order_events e
+    UNION ALL
+    SELECT r.requested_entry_id, r.order_id, 'refund', NULL, NULL, r.id,
+           CASE WHEN r.settled_at IS NULL THEN r.status ELSE 'REQUESTED' END, r.amount,
+           r.currency, r.payment_reference, r.requested_at, r.actor,
+           CASE WHEN r.settled_at IS NULL THEN coalesce(r.failure_reason, r.reason)
+                ELSE r.reason END
+      FROM refunds r
+    UNION ALL
+    SELECT r.settled_entry_id, r.order_id, 'refund', NULL, NULL, r.id, r.status, r.amount,
+           r.currency, r.payment_reference, r.settled_at, 'system:payments', r.failure_reason
+      FROM refunds r
+     WHERE r.settled_entry_id IS NOT NULL;
