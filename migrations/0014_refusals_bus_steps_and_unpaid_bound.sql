@@ -36,3 +36,11 @@ CREATE OR REPLACE VIEW timeline_entries AS
            r.currency, r.payment_reference, r.settled_at, 'system:payments', r.failure_reason
       FROM refunds r
      WHERE r.settled_entry_id IS NOT NULL;
+
+-- Outside systems report steps over the bus, each once per reference of theirs: a warehouse's
+-- shipment (`orders.cmd.fulfil`, on the SHIPPED entry) and a carrier's delivery
+-- (`orders.cmd.deliver`, on the DELIVERED entry). A reference names one order's step.
+ALTER TABLE order_events
+    ADD COLUMN reference text CHECK (length(reference) BETWEEN 1 AND 200);
+CREATE UNIQUE INDEX order_events_reference ON order_events (to_status, reference)
+    WHERE reference IS NOT NULL;

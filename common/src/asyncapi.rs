@@ -4,8 +4,9 @@
 //! validates it with the AsyncAPI project's own parser).
 
 use crate::messages::{
-    AdjustStock, OrderStatusChanged, PaymentFailed, PaymentSucceeded, PlaceOrder, RefundChanged,
-    RefundFailed, RefundOrder, RefundPayment, RefundSucceeded, TransitionOrder,
+    AdjustStock, DeliverOrder, FulfilOrder, OrderStatusChanged, PaymentFailed, PaymentSucceeded,
+    PlaceOrder, RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded,
+    TransitionOrder,
 };
 use crate::messaging::Message;
 use serde_json::{Map, Value, json};
@@ -31,8 +32,16 @@ fn channels() -> Vec<Channel> {
             "Place an order (the api, a POS, a storefront). Work-queue stream ORDERS_CMD; the order id is chosen by the publisher and must be new. The inventory worker records it once, CONFIRMED with every line's stock reserved or REJECTED with the reason, and publishes orders.evt.status_changed. An optional shipping_address is checked field by field (a bad one is dead-lettered naming the field) and kept with the order. Publish with header Nats-Msg-Id: order:<order_id>:place.",
         ),
         channel::<TransitionOrder>(
-            &[Send, Receive],
-            "Move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Optional allowed_from narrows the statuses it applies from. A move to SHIPPED may carry carrier and tracking_number (together) and tracking_url (http or https), stored with the order in the same transaction and carried in the SHIPPED status event; on another status they are refused. Illegal or invalid moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>.",
+            &[Send],
+            "The order service's own command (the api for staff and customers, the expiry sweeper): move an order along its lifecycle (PAID, SHIPPED, DELIVERED, CANCELLED), with its stock effect in the same transaction (released on CANCELLED, sold at SHIPPED). Outside systems may not publish it (NATS permissions): warehouses and carriers use orders.cmd.fulfil and orders.cmd.deliver, payment providers payments.evt.*. Optional allowed_from narrows the statuses it applies from. A move to SHIPPED may carry carrier and tracking_number (together) and tracking_url (http or https), stored with the order in the same transaction and carried in the SHIPPED status event; on another status they are refused. Illegal or invalid moves are dead-lettered. Nats-Msg-Id: order:<order_id>:to:<STATUS>:request:<request> (request names the HTTP request: its Idempotency-Key, else its request id), or order:<order_id>:to:<STATUS>:<actor> without one (the expiry sweeper), so two requests for one step are two commands.",
+        ),
+        channel::<FulfilOrder>(
+            &[Receive],
+            "A warehouse shipped a PAID order: everything left of it, with carrier and tracking_number (and optionally tracking_url, http or https). The order worker moves it to SHIPPED with the shipment, its reservation becoming a sale, in one transaction, and publishes orders.evt.status_changed with the shipment; the timeline records system:warehouse as the actor and the reference as the reason. Applied once per reference: a report republished with its reference changes nothing twice; one naming another order's reference, another shipment of a shipped order, or an order not PAID is dead-lettered with the reason. NATS user warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: fulfil:<reference>.",
+        ),
+        channel::<DeliverOrder>(
+            &[Receive],
+            "A carrier (or a warehouse delivering itself) delivered a SHIPPED order: the order worker moves it to DELIVERED, recording system:carrier as the actor and the reference as the reason. Applied once per reference, like orders.cmd.fulfil; an order not SHIPPED is dead-lettered with the reason. NATS users carrier and warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: deliver:<reference>.",
         ),
         channel::<AdjustStock>(
             &[Receive],
@@ -52,7 +61,7 @@ fn channels() -> Vec<Channel> {
         ),
         channel::<RefundOrder>(
             &[Send, Receive],
-            "Refund part or all of an order's captured money, or (with payment_reference) a payment recorded refund_required. The order worker records the refund REQUESTED, under the order's row lock, only if the REQUESTED and SUCCEEDED refunds stay within what was paid (else dead-lettered), then publishes payments.cmd.refund. Work-queue stream ORDERS_CMD. Nats-Msg-Id: refund:<refund_id>:request.",
+            "Refund part or all of an order's captured money, or (with payment_reference) a payment recorded refund_required. The order worker records the refund REQUESTED, under the order's row lock, only if the REQUESTED and SUCCEEDED refunds stay within what was paid, then publishes payments.cmd.refund; else it records the refund REFUSED with the reason (failure_reason), announced on orders.evt.refund_changed and never sent to the payment system. A payment_reference that is not one of the order's payments to give back is dead-lettered. Work-queue stream ORDERS_CMD. Nats-Msg-Id: refund:<refund_id>:request.",
         ),
         channel::<RefundPayment>(
             &[Send],
@@ -68,7 +77,7 @@ fn channels() -> Vec<Channel> {
         ),
         channel::<RefundChanged>(
             &[Send],
-            "A refund of an order was requested, succeeded or failed, with the order's payment_status, amount_paid and amount_refunded after the change. Stream EVENTS, kept 7 days.",
+            "A refund of an order was requested, succeeded, failed or refused (REFUSED: the order worker found it over what is left to refund, or nothing captured; reason says why), with the order's payment_status, amount_paid and amount_refunded after the change. Stream EVENTS, kept 7 days.",
         ),
     ]
 }

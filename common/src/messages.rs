@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod fulfilment;
 mod refunds;
+pub use fulfilment::{DeliverOrder, FulfilOrder};
 pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
 
 /// One line of an order request: which product and how many.
@@ -278,9 +280,11 @@ message!(PaymentFailed {
 });
 
 /// Every subject the service defines, each declared once by its message type.
-pub const SUBJECTS: [&str; 11] = [
+pub const SUBJECTS: [&str; 13] = [
     <PlaceOrder as crate::messaging::Message>::SUBJECT,
     <TransitionOrder as crate::messaging::Message>::SUBJECT,
+    <FulfilOrder as crate::messaging::Message>::SUBJECT,
+    <DeliverOrder as crate::messaging::Message>::SUBJECT,
     <OrderStatusChanged as crate::messaging::Message>::SUBJECT,
     <AdjustStock as crate::messaging::Message>::SUBJECT,
     <PaymentSucceeded as crate::messaging::Message>::SUBJECT,

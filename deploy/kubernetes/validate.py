@@ -30,6 +30,8 @@ WORKER_CONSUMERS = {
     "worker-inventory": {("ORDERS_CMD", "inventory-place"), ("INVENTORY_CMD", "inventory-commands")},
     "worker-orders": {
         ("ORDERS_CMD", "orders-transitions"),
+        ("ORDERS_CMD", "orders-fulfilments"),
+        ("ORDERS_CMD", "orders-deliveries"),
         ("ORDERS_CMD", "orders-refunds"),
         ("EVENTS", "orders-payment-events"),
     },

@@ -46,10 +46,7 @@ fn checked(command: &AdjustStock) -> Result<Adjustment, Failure> {
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(Failure::permanent("reason must be 1 to 500 characters"));
     }
-    let reference = command.reference.trim();
-    if reference.is_empty() || reference.chars().count() > 200 {
-        return Err(Failure::permanent("reference must be 1 to 200 characters"));
-    }
+    let reference = crate::transitions::check_reference(&command.reference)?;
     Ok(Adjustment {
         product_id: command.product_id,
         delta: command.delta,

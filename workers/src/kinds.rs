@@ -5,8 +5,8 @@ use crate::consumer::{ConsumerLoop, LoopOptions};
 use crate::dispatch::Dispatch;
 use crate::{adjusting, payments, placing, refunds, transitions};
 use common::messages::{
-    AdjustStock, PaymentFailed, PaymentSucceeded, PlaceOrder, RefundFailed, RefundOrder,
-    RefundSucceeded, TransitionOrder,
+    AdjustStock, DeliverOrder, FulfilOrder, PaymentFailed, PaymentSucceeded, PlaceOrder,
+    RefundFailed, RefundOrder, RefundSucceeded, TransitionOrder,
 };
 use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
@@ -18,7 +18,8 @@ use std::str::FromStr;
 pub enum Kind {
     /// Records placed orders with their stock reserved; applies stock adjustments.
     Inventory,
-    /// Applies status transitions and payment events; expires unpaid reservations.
+    /// Applies status transitions, warehouses' shipments, carriers' deliveries and payment
+    /// events; expires unpaid reservations.
     Orders,
 }
 
@@ -26,6 +27,8 @@ pub enum Kind {
 pub const INVENTORY_PLACE: &str = "inventory-place";
 pub const INVENTORY_COMMANDS: &str = "inventory-commands";
 pub const ORDERS_TRANSITIONS: &str = "orders-transitions";
+pub const ORDERS_FULFILMENTS: &str = "orders-fulfilments";
+pub const ORDERS_DELIVERIES: &str = "orders-deliveries";
 pub const ORDERS_PAYMENT_EVENTS: &str = "orders-payment-events";
 pub const ORDERS_REFUNDS: &str = "orders-refunds";
 
@@ -55,6 +58,17 @@ impl Kind {
                         TransitionOrder::SUBJECT,
                     ),
                     Dispatch::new().on(with(ctx, transitions::transition)),
+                ),
+                // One consumer per subject outside systems report on: consumers of a
+                // work-queue stream may not overlap, and nats-server 2.9 filters one subject
+                // per consumer.
+                (
+                    ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_FULFILMENTS, FulfilOrder::SUBJECT),
+                    Dispatch::new().on(with(ctx, transitions::outside::fulfil)),
+                ),
+                (
+                    ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_DELIVERIES, DeliverOrder::SUBJECT),
+                    Dispatch::new().on(with(ctx, transitions::outside::deliver)),
                 ),
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_REFUNDS, RefundOrder::SUBJECT),

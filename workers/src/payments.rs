@@ -201,6 +201,7 @@ fn transition(payment: &Payment, to: OrderStatus, reason: String) -> Asked {
         actor: ACTOR.into(),
         reason: Some(reason),
         shipment: None,
+        reference: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! What deploy/nats/auth.conf keeps apart, on a real nats-server: no user reads the replies
 //! meant for another, the api cannot forge a payment, a worker cannot change a stream, runtime
-//! users need the streams of the release step, and a warehouse may only adjust stock and move
-//! orders.
+//! users need the streams of the release step, and a warehouse may only adjust stock, ship and
+//! deliver.
 
 use crate::private_nats::{PrivateNats, config_as, last_sequence, migrate, payment};
 use common::testing::TestEnv;
@@ -121,17 +121,22 @@ async fn runtime_users_need_the_streams_of_the_release_step_and_say_so() {
 }
 
 #[tokio::test]
-async fn a_warehouse_may_publish_stock_adjustments_and_transitions() {
+async fn a_warehouse_may_publish_stock_adjustments_shipments_and_deliveries_only() {
     let nats = PrivateNats::start().await;
     let _env = nats.migrated_env().await;
     let warehouse = nats.user("warehouse").await;
 
-    for subject in ["inventory.cmd.adjust", "orders.cmd.transition"] {
+    for subject in [
+        "inventory.cmd.adjust",
+        "orders.cmd.fulfil",
+        "orders.cmd.deliver",
+    ] {
         assert!(
             warehouse.publish(subject).await,
             "the warehouse publishes to {subject}"
         );
     }
+    warehouse.cannot_publish("orders.cmd.transition").await;
 }
 
 #[tokio::test]

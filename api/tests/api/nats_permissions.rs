@@ -159,7 +159,14 @@ async fn a_payment_provider_cannot_send_order_commands() {
     let api = nats.user("api").await;
     let before = last_sequence(&api.js, "ORDERS_CMD").await;
 
-    provider.cannot_publish("orders.cmd.place").await;
+    for subject in [
+        "orders.cmd.place",
+        "orders.cmd.transition",
+        "orders.cmd.fulfil",
+        "orders.cmd.deliver",
+    ] {
+        provider.cannot_publish(subject).await;
+    }
 
     assert_eq!(last_sequence(&api.js, "ORDERS_CMD").await, before);
     let log = nats.log();

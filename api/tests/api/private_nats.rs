@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const USERS: [(&str, &str, &str); 7] = [
+pub const USERS: [(&str, &str, &str); 8] = [
     ("migrate", "NATS_MIGRATE_PASSWORD", "migrate-password"),
     ("api", "NATS_API_PASSWORD", "api-password"),
     (
@@ -34,6 +34,7 @@ pub const USERS: [(&str, &str, &str); 7] = [
         "reader-password",
     ),
     ("warehouse", "NATS_WAREHOUSE_PASSWORD", "warehouse-password"),
+    ("carrier", "NATS_CARRIER_PASSWORD", "carrier-password"),
 ];
 
 pub fn password_of(user: &str) -> &'static str {

@@ -4,7 +4,7 @@
 use crate::helpers::{Shop, TestApp, assert_problem, fields, spawn_app};
 use crate::shipping::{address, place_to};
 use common::domain::OrderStatus;
-use common::messages::{OrderStatusChanged, PlaceOrder, TransitionOrder};
+use common::messages::{FulfilOrder, OrderStatusChanged, PlaceOrder};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -36,20 +36,28 @@ async fn status_events(app: &TestApp, order: &str) -> Vec<OrderStatusChanged> {
     events
 }
 
-/// A transition command in its envelope, as a warehouse system would publish it.
-fn transition(order: &str, to: &str, shipment: Value) -> Value {
-    let mut data = json!({"order_id": order, "to": to, "actor": "system:warehouse"});
-    for (field, value) in shipment.as_object().unwrap() {
-        data[field] = value.clone();
-    }
+/// A command of `kind` (`orders.transition`, `orders.fulfil`) in its envelope, with `data`, as
+/// a plain NATS client writes it.
+fn command(kind: &str, order: &str, data: Value) -> Value {
+    let mut data = data;
+    data["order_id"] = json!(order);
     json!({
         "id": Uuid::new_v4(),
-        "type": "orders.transition",
+        "type": kind,
         "version": 1,
         "occurred_at": chrono::Utc::now(),
         "correlation_id": format!("wms-{order}"),
         "data": data,
     })
+}
+
+/// The order service's own transition command with `shipment` fields.
+fn transition(order: &str, to: &str, shipment: Value) -> Value {
+    let mut data = json!({"to": to, "actor": "system:test"});
+    for (field, value) in shipment.as_object().unwrap() {
+        data[field] = value.clone();
+    }
+    command("orders.transition", order, data)
 }
 
 /// An order to `country` by the customer, CONFIRMED then PAID; returns its id.
@@ -183,18 +191,16 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
     let shipment = json!({"carrier": "PostNL", "tracking_number": "3SABCD1234567",
                           "tracking_url": "http://carrier.example/3SABCD1234567"});
 
-    shop.publish_plain(
-        "orders.cmd.transition",
-        transition(&id, "SHIPPED", shipment.clone()),
-    )
-    .await;
+    let mut fulfil = shipment.clone();
+    fulfil["reference"] = json!("wms-3SABCD");
+    shop.publish_plain("orders.cmd.fulfil", command("orders.fulfil", &id, fulfil))
+        .await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(shipped["shipment"], shipment);
-    assert_eq!(
-        crate::helpers::last_step(&shipped)["actor"],
-        "system:warehouse"
-    );
+    let step = crate::helpers::last_step(&shipped);
+    assert_eq!(step["actor"], "system:warehouse");
+    assert_eq!(step["reason"], "reference wms-3SABCD");
     let events = status_events(&shop, &id).await;
     let event = events.last().unwrap();
     assert_eq!(event.to, OrderStatus::Shipped);
@@ -251,11 +257,13 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
         shipping_address: Some(serde_json::from_value(address("IE")).unwrap()),
         ..crate::helpers::place_command(order_id, client.id, p, 2)
     };
-    let ship = |to: OrderStatus| TransitionOrder {
-        actor: "system:warehouse".into(),
-        carrier: (to == OrderStatus::Shipped).then(|| "An Post".into()),
-        tracking_number: (to == OrderStatus::Shipped).then(|| "CE123456789IE".into()),
-        ..crate::helpers::transition_command(order_id, to)
+    let paid = crate::helpers::transition_command(order_id, OrderStatus::Paid);
+    let ship = FulfilOrder {
+        order_id,
+        reference: "wms-an-post-1".into(),
+        carrier: "An Post".into(),
+        tracking_number: "CE123456789IE".into(),
+        tracking_url: None,
     };
 
     for _ in 0..2 {
@@ -263,14 +271,15 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
             workers::placing::place(ctx.clone(), vec![Incoming::new(place.clone(), "t")]).await;
         assert!(placed[0].is_ok(), "{placed:?}");
     }
-    for to in [
-        OrderStatus::Paid,
-        OrderStatus::Shipped,
-        OrderStatus::Shipped,
-    ] {
-        let moved =
-            workers::transitions::transition(ctx.clone(), vec![Incoming::new(ship(to), "t")]).await;
-        assert!(moved[0].is_ok(), "{moved:?}");
+    let moved = workers::transitions::transition(ctx.clone(), vec![Incoming::new(paid, "t")]).await;
+    assert!(moved[0].is_ok(), "{moved:?}");
+    for _ in 0..2 {
+        let shipped = workers::transitions::outside::fulfil(
+            ctx.clone(),
+            vec![Incoming::new(ship.clone(), "t")],
+        )
+        .await;
+        assert!(shipped[0].is_ok(), "{shipped:?}");
     }
 
     let mut shipped = Vec::new();

@@ -1,7 +1,8 @@
-//! Status transitions (`orders.cmd.transition`, order worker): staff, customers, the expiry
-//! sweeper and other systems transition orders along their lifecycle. Each batch of commands is
-//! one transaction ([`tx`]): every status, its timeline entry, its stock effect (released
-//! on every path into CANCELLED, sold at SHIPPED) commit together; then one status event per
+//! Status transitions (`orders.cmd.transition`, order worker): staff, customers and the expiry
+//! sweeper transition orders along their lifecycle; warehouses and carriers report the steps
+//! after the sale on subjects of their own ([`outside`]). Each batch of commands is one
+//! transaction ([`tx`]): every status, its timeline entry, its stock effect (released on every
+//! path into CANCELLED, sold at SHIPPED) commit together; then one status event per
 //! transition.
 //!
 //! Idempotent: each status is reached once (`UNIQUE (order_id, to_status)`), so a redelivered
@@ -10,6 +11,7 @@
 //! never succeed: it is dead-lettered naming that status, and changes nothing.
 
 pub mod judge;
+pub mod outside;
 pub mod tx;
 mod write;
 
@@ -33,12 +35,13 @@ pub async fn transition(ctx: Context, commands: Vec<Incoming<TransitionOrder>>) 
 }
 
 /// Makes the transitions in one transaction, in order.
-async fn transition_all(
+pub(crate) async fn transition_all(
     ctx: &Context,
     asked: Vec<Asked>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
     let ids: Vec<_> = asked.iter().map(|a| a.order_id).collect();
     let mut tx = TransitionTx::lock(ctx, &ids).await?;
+    tx.load_references(&asked).await?;
     let planned: Vec<Result<Planned, Failure>> =
         asked.iter().map(|a| tx.transition(a.clone())).collect();
     let again: Vec<Planned> = planned.iter().flatten().copied().collect();
@@ -99,7 +102,17 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
         actor: actor.to_owned(),
         reason: command.reason.clone(),
         shipment,
+        reference: None,
     })
+}
+
+/// An outside system's reference from the bus, trimmed: 1 to 200 characters.
+pub fn check_reference(reference: &str) -> Result<&str, Failure> {
+    let reference = reference.trim();
+    if reference.is_empty() || reference.chars().count() > 200 {
+        return Err(Failure::permanent("reference must be 1 to 200 characters"));
+    }
+    Ok(reference)
 }
 
 /// A reason from the bus: at most [`MAX_REASON_CHARS`] characters.

@@ -27,6 +27,9 @@ pub struct Asked {
     pub reason: Option<String>,
     /// Carrier and tracking, with the transition to SHIPPED.
     pub shipment: Option<Shipment>,
+    /// An outside system's reference of the step (a warehouse's shipment, a carrier's
+    /// delivery): the step is made once per reference, which its timeline entry keeps.
+    pub reference: Option<String>,
 }
 
 /// An order as locked, updated as the batch's transitions are judged.
@@ -69,6 +72,9 @@ pub struct TransitionTx {
     orders: HashMap<Uuid, LockedOrder>,
     transitions: Vec<(OrderStatus, Asked)>,
     payments: Vec<PaymentRecord>,
+    /// The order each outside reference asked for was used on, by target status (see
+    /// [`TransitionTx::load_references`]).
+    references: HashMap<(OrderStatus, String), Uuid>,
 }
 
 /// What the commit wrote: each planned transition's event, the products whose available
@@ -125,7 +131,37 @@ impl TransitionTx {
             orders,
             transitions: Vec::new(),
             payments: Vec::new(),
+            references: HashMap::new(),
         })
+    }
+
+    /// Reads which orders the outside references of `asked` were used on. The orders are
+    /// locked, so their entries cannot change meanwhile; a reference another transaction
+    /// writes on another order at the same instant is kept apart by the unique index on
+    /// `(to_status, reference)`, and its retry finds it here.
+    pub async fn load_references(&mut self, asked: &[Asked]) -> Result<(), Failure> {
+        let (to, references): (Vec<OrderStatus>, Vec<&str>) = asked
+            .iter()
+            .filter_map(|a| a.reference.as_deref().map(|r| (a.to, r)))
+            .unzip();
+        if references.is_empty() {
+            return Ok(());
+        }
+        let used = sqlx::query!(
+            r#"SELECT e.order_id, e.to_status AS "to_status: OrderStatus",
+                      e.reference AS "reference!"
+                 FROM unnest($1::order_status[], $2::text[]) AS w(to_status, reference)
+                 JOIN order_events e ON e.to_status = w.to_status AND e.reference = w.reference"#,
+            &to as &[OrderStatus],
+            &references as &[&str],
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        self.references.extend(
+            used.into_iter()
+                .map(|u| ((u.to_status, u.reference), u.order_id)),
+        );
+        Ok(())
     }
 
     /// The order as it stands in this transaction.
@@ -135,6 +171,12 @@ impl TransitionTx {
 
     /// Judges `asked` against the order as it stands, and plans the transition if it is allowed.
     pub fn transition(&mut self, asked: Asked) -> Result<Planned, Failure> {
+        if let Some(reference) = &asked.reference {
+            self.judge_reference(&asked, reference)?;
+            if let Some(again) = self.made_under(&asked, reference) {
+                return Ok(again);
+            }
+        }
         let order = self.orders.get_mut(&asked.order_id);
         let verdict = judge(
             order.as_deref().map(|o| (o.status, o.reached.as_slice())),
@@ -149,6 +191,10 @@ impl TransitionTx {
                     order_id: asked.order_id,
                     to: asked.to,
                 };
+                if let Some(reference) = &asked.reference {
+                    self.references
+                        .insert((asked.to, reference.clone()), asked.order_id);
+                }
                 self.transitions.push((from, asked));
                 Ok(planned)
             }
@@ -164,6 +210,38 @@ impl TransitionTx {
                 format!("unknown order {}", asked.order_id),
             )),
         }
+    }
+
+    /// A step under an outside reference is made once: refused when the reference names
+    /// another order's step, or when the order made the step otherwise (by hand, or under
+    /// another reference: another shipment of a shipped order).
+    fn judge_reference(&self, asked: &Asked, reference: &str) -> Result<(), Failure> {
+        let to = asked.to;
+        match self.references.get(&(to, reference.to_owned())) {
+            Some(&used) if used != asked.order_id => Err(Failure::permanent(format!(
+                "reference {reference:?} is order {used}'s move to {to}, not order {}'s",
+                asked.order_id
+            ))),
+            Some(_) => Ok(()),
+            None => match self.orders.get(&asked.order_id) {
+                Some(order) if order.reached.contains(&to) => Err(Failure::permanent(format!(
+                    "order {} is already {to}, not under reference {reference:?}",
+                    asked.order_id
+                ))),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The step made before under this reference (a redelivery, a republish): its recorded
+    /// event is published again.
+    fn made_under(&self, asked: &Asked, reference: &str) -> Option<Planned> {
+        (self.references.get(&(asked.to, reference.to_owned())) == Some(&asked.order_id)).then_some(
+            Planned::Again {
+                order_id: asked.order_id,
+                to: asked.to,
+            },
+        )
     }
 
     /// Records a payment with the batch.

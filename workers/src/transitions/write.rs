@@ -1,6 +1,6 @@
-//! The writing half of a transitions transaction: every status, timeline entry, stock effect,
-//! shipment and payment record of a batch in one statement, and the recorded events of
-//! transitions made before.
+//! The writing half of a transitions transaction: every status, timeline entry (with the
+//! outside reference it was made under, if any), stock effect, shipment and payment record of a
+//! batch in one statement, and the recorded events of transitions made before.
 
 use super::tx::{Asked, PaymentRecord};
 use crate::consumer::Failure;
@@ -101,7 +101,8 @@ pub(super) async fn write(
     let to: Vec<OrderStatus> = moves.iter().map(|(_, a)| a.to).collect();
     let actors: Vec<&str> = moves.iter().map(|(_, a)| a.actor.as_str()).collect();
     let reasons: Vec<Option<&str>> = moves.iter().map(|(_, a)| a.reason.as_deref()).collect();
-    let references: Vec<&str> = payments
+    let references: Vec<Option<&str>> = moves.iter().map(|(_, a)| a.reference.as_deref()).collect();
+    let provider_references: Vec<&str> = payments
         .iter()
         .map(|p| p.provider_reference.as_str())
         .collect();
@@ -120,9 +121,10 @@ pub(super) async fn write(
         r#"
         WITH v AS (
             SELECT * FROM unnest($1::uuid[], $2::order_status[], $3::order_status[], $4::text[],
-                                 $5::text[], $6::int4[], $19::text[], $20::text[], $21::text[])
+                                 $5::text[], $6::int4[], $19::text[], $20::text[], $21::text[],
+                                 $24::text[])
                 AS v(id, from_status, to_status, actor, reason, seq, carrier, tracking_number,
-                     tracking_url)
+                     tracking_url, reference)
         ), moved AS (
             -- Data-modifying parts run to completion whether or not the result reads them.
             -- A row is updated once per statement, so the shipment (given with the move to
@@ -141,8 +143,9 @@ pub(super) async fn write(
              WHERE o.id = last.id
             RETURNING o.id
         ), entries AS (
-            INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-            SELECT id, from_status, to_status, clock_timestamp(), actor, reason
+            INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason,
+                                      reference)
+            SELECT id, from_status, to_status, clock_timestamp(), actor, reason, reference
               FROM v ORDER BY seq
             RETURNING order_id, from_status, to_status, id, at, actor, reason
         ), released AS (
@@ -185,7 +188,7 @@ pub(super) async fn write(
         ReservationState::Reserved as ReservationState,
         ReservationState::Released as ReservationState,
         ReservationState::Committed as ReservationState,
-        &references as &[&str],
+        &provider_references as &[&str],
         &payment_orders,
         &kinds as &[PaymentKind],
         &amounts,
@@ -197,6 +200,7 @@ pub(super) async fn write(
         &tracking_urls as &[Option<&str>],
         &captured_orders,
         &captured_amounts,
+        &references as &[Option<&str>],
     )
     .fetch_all(&mut **tx)
     .await?;

@@ -99,6 +99,8 @@ impl TestApp {
                             workers::kinds::INVENTORY_COMMANDS,
                         ),
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_TRANSITIONS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_FULFILMENTS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_DELIVERIES),
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
                         (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
                     ] {

@@ -1,0 +1,151 @@
+//! Steps outside systems report over the bus, each on a subject of its own so that NATS
+//! permissions decide who may report what (deploy/nats/auth.conf): a warehouse ships a paid
+//! order (`orders.cmd.fulfil`), a carrier delivers a shipped one (`orders.cmd.deliver`).
+//!
+//! Each becomes a transition made by the one transitions path ([`super::transition_all`]),
+//! recorded with the role the subject stands for as its actor, never a name the publisher
+//! chose, and the publisher's reference on its timeline entry: a step is made once per
+//! reference (a redelivered or republished report publishes its recorded event again), and a
+//! reference names one order's step.
+
+use super::tx::Asked;
+use super::{check_reference, transition_all};
+use crate::Context;
+use crate::announce::announce;
+use crate::consumer::{Failure, Handled};
+use crate::dispatch::Incoming;
+use common::domain::OrderStatus;
+use common::messages::{DeliverOrder, FulfilOrder};
+
+/// Who ships orders, in their timeline.
+pub const WAREHOUSE: &str = "system:warehouse";
+/// Who delivers them.
+pub const CARRIER: &str = "system:carrier";
+
+/// `orders.cmd.fulfil`, received together.
+pub async fn fulfil(ctx: Context, commands: Vec<Incoming<FulfilOrder>>) -> Vec<Handled> {
+    let results = crate::batch::checked(
+        &commands,
+        |c| fulfilment(&c.message),
+        |some| transition_all(&ctx, some),
+    )
+    .await;
+    announce(&ctx, &commands, results).await
+}
+
+/// `orders.cmd.deliver`, received together.
+pub async fn deliver(ctx: Context, commands: Vec<Incoming<DeliverOrder>>) -> Vec<Handled> {
+    let results = crate::batch::checked(
+        &commands,
+        |c| delivery(&c.message),
+        |some| transition_all(&ctx, some),
+    )
+    .await;
+    announce(&ctx, &commands, results).await
+}
+
+/// A shipment of everything left of a PAID order, with its carrier and tracking checked as the
+/// api checks them.
+fn fulfilment(command: &FulfilOrder) -> Result<Asked, Failure> {
+    let reference = check_reference(&command.reference)?;
+    let shipment = common::shipping::shipment(
+        OrderStatus::Shipped,
+        Some(&command.carrier),
+        Some(&command.tracking_number),
+        command.tracking_url.as_deref(),
+    )
+    .map_err(|errors| {
+        Failure::permanent(format!(
+            "invalid shipment: {}",
+            common::shipping::describe(&errors)
+        ))
+    })?;
+    Ok(step(
+        command.order_id,
+        OrderStatus::Shipped,
+        WAREHOUSE,
+        reference,
+        shipment,
+    ))
+}
+
+/// A delivery of a SHIPPED order.
+fn delivery(command: &DeliverOrder) -> Result<Asked, Failure> {
+    let reference = check_reference(&command.reference)?;
+    Ok(step(
+        command.order_id,
+        OrderStatus::Delivered,
+        CARRIER,
+        reference,
+        None,
+    ))
+}
+
+/// The transition a report asks for, made by `actor` under `reference` wherever the lifecycle
+/// allows it (to SHIPPED from PAID only, to DELIVERED from SHIPPED only).
+fn step(
+    order_id: uuid::Uuid,
+    to: OrderStatus,
+    actor: &str,
+    reference: &str,
+    shipment: Option<common::shipping::Shipment>,
+) -> Asked {
+    Asked {
+        order_id,
+        to,
+        allowed_from: None,
+        actor: actor.to_owned(),
+        reason: Some(format!("reference {reference}")),
+        shipment,
+        reference: Some(reference.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn fulfil(reference: &str, tracking_url: Option<&str>) -> FulfilOrder {
+        FulfilOrder {
+            order_id: Uuid::nil(),
+            reference: reference.into(),
+            carrier: "UPS".into(),
+            tracking_number: "1Z".into(),
+            tracking_url: tracking_url.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_shipment_is_a_move_to_shipped_by_the_warehouse_under_its_reference() {
+        let asked = fulfilment(&fulfil(" wms-7 ", None)).expect("valid");
+        assert_eq!(asked.to, OrderStatus::Shipped);
+        assert_eq!(asked.actor, WAREHOUSE);
+        assert_eq!(asked.reference.as_deref(), Some("wms-7"));
+        assert_eq!(asked.shipment.expect("a shipment").carrier, "UPS");
+    }
+
+    #[test]
+    fn a_delivery_is_a_move_to_delivered_by_the_carrier() {
+        let asked = delivery(&DeliverOrder {
+            order_id: Uuid::nil(),
+            reference: "pod-1".into(),
+        })
+        .expect("valid");
+        assert_eq!(asked.to, OrderStatus::Delivered);
+        assert_eq!(asked.actor, CARRIER);
+    }
+
+    #[test]
+    fn bad_references_and_shipments_are_refused() {
+        for bad in [fulfil(" ", None), fulfil(&"r".repeat(201), None)] {
+            assert!(
+                matches!(fulfilment(&bad), Err(Failure::Permanent(r)) if r.starts_with("reference"))
+            );
+        }
+        let bad_url = fulfil("wms-8", Some("ftp://carrier.example/1Z"));
+        assert!(
+            matches!(fulfilment(&bad_url), Err(Failure::Permanent(r)) if r.contains("tracking_url"))
+        );
+    }
+}
