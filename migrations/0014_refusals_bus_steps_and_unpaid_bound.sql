@@ -44,3 +44,8 @@ ALTER TABLE order_events
     ADD COLUMN reference text CHECK (length(reference) BETWEEN 1 AND 200);
 CREATE UNIQUE INDEX order_events_reference ON order_events (to_status, reference)
     WHERE reference IS NOT NULL;
+
+-- The unpaid (CONFIRMED) orders of one account, oldest reservation first: counted up to
+-- MAX_UNPAID_ORDERS_PER_USER by the inventory worker where it records orders and by the api
+-- before it publishes a placement, which also reads when the oldest expires (Retry-After).
+CREATE INDEX orders_unpaid_by_user ON orders (user_id, reserved_at) WHERE status = 'CONFIRMED';

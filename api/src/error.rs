@@ -124,6 +124,13 @@ pub enum ApiError {
     /// The api is at a bound it keeps on purpose (password hashes at once); retry shortly.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
+    /// The caller's account is at a bound it keeps on purpose (its unpaid orders): 429.
+    #[error("limited: {detail}")]
+    Limited {
+        detail: String,
+        retry_after_secs: u64,
+        extensions: serde_json::Map<String, serde_json::Value>,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -267,6 +274,15 @@ impl IntoResponse for ApiError {
                     format!("too many password checks at once, retry in {retry_after_secs} s"),
                 )
                 .retry_after(retry_after_secs);
+            }
+            ApiError::Limited {
+                detail,
+                retry_after_secs,
+                extensions,
+            } => {
+                let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "about:blank", detail);
+                p.extensions = extensions;
+                return p.retry_after(retry_after_secs);
             }
             ApiError::Internal(e) => {
                 let mut res = Problem::new(

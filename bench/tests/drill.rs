@@ -73,6 +73,8 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
     let env = TestEnv::new().await;
     let pg_proxy = TcpProxy::start(socket_addr_of(&env.database_url)).await;
     let nats_proxy = TcpProxy::start(socket_addr_of(&nats_url())).await;
+    // Six customers hold every order they place unpaid: no bound on unpaid orders.
+    let unbounded = ("MAX_UNPAID_ORDERS_PER_USER", "0");
     let worker_config = env.config_with(&[
         (
             "DATABASE_URL",
@@ -82,8 +84,11 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
             ),
         ),
         ("NATS_URL", &format!("nats://{}", nats_proxy.addr)),
+        unbounded,
     ]);
-    let app = api::Application::build(env.config()).await.unwrap();
+    let app = api::Application::build(env.config_with(&[unbounded]))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     let state = app.state().clone();
     let shutdown = CancellationToken::new();

@@ -87,6 +87,9 @@ pub struct Config {
     pub trusted_proxy_header: ForwardedHeader,
     /// Live sessions one account may hold; a new login revokes the oldest past it.
     pub max_sessions_per_user: u32,
+    /// Unpaid (`CONFIRMED`) orders one account may hold; past it, placements are refused (429).
+    /// `None` (`MAX_UNPAID_ORDERS_PER_USER=0`): unbounded, for load tests.
+    pub max_unpaid_orders_per_user: Option<u32>,
     /// How often the api purges idempotency keys, used refresh tokens and ended sessions.
     pub purge_interval: Duration,
     /// Where the api serves `/metrics`, apart from the public `HTTP_ADDR`.
@@ -236,6 +239,8 @@ impl Config {
                 "TRUSTED_PROXY_HEADER",
             )?,
             max_sessions_per_user: parse_positive(&var, "MAX_SESSIONS_PER_USER", 10)?,
+            max_unpaid_orders_per_user: Some(parse(&var, "MAX_UNPAID_ORDERS_PER_USER", 20u32)?)
+                .filter(|&max| max > 0),
             purge_interval: Duration::from_millis(
                 parse_positive(&var, "PURGE_INTERVAL_MS", 600_000)?.into(),
             ),

@@ -223,6 +223,10 @@ impl PaymentStatus {
     }
 }
 
+/// How a rejection for the bound on unpaid orders per account (`MAX_UNPAID_ORDERS_PER_USER`)
+/// starts: the inventory worker writes it, the api answers such an order 429.
+pub const UNPAID_LIMIT_REJECTION: &str = "too many unpaid orders";
+
 /// Bounds of an order, enforced by the api and again by the workers (other systems publish too).
 pub const MAX_ORDER_LINES: usize = 100;
 pub const MAX_LINE_QUANTITY: i32 = 10_000;

@@ -226,6 +226,31 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     Ok(rows.into_iter().map(Order::from).collect())
 }
 
+/// An account's unpaid (`CONFIRMED`) orders, counted up to a bound.
+pub struct Unpaid {
+    /// How many, at most the bound.
+    pub held: i64,
+    /// When the oldest of them was reserved.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// The unpaid orders of `user_id`, up to `max` of them, oldest first (through the index
+/// `orders_unpaid_by_user`).
+pub async fn unpaid(db: &PgPool, user_id: Uuid, max: u32) -> sqlx::Result<Unpaid> {
+    sqlx::query_as!(
+        Unpaid,
+        r#"WITH held AS (
+               SELECT reserved_at FROM orders
+                WHERE user_id = $1 AND status = 'CONFIRMED'
+                ORDER BY reserved_at LIMIT $2)
+           SELECT count(*) AS "held!", min(reserved_at) AS oldest FROM held"#,
+        user_id,
+        i64::from(max),
+    )
+    .fetch_one(db)
+    .await
+}
+
 struct Quote {
     id: Uuid,
     name: String,

@@ -152,6 +152,12 @@ async fn cancel_order(
 ///
 /// An optional `shipping_address` is kept with the order as a snapshot; each of its fields is
 /// checked and a bad one named in the 422 (`shipping_address.country`).
+///
+/// An account holds at most `MAX_UNPAID_ORDERS_PER_USER` unpaid (`CONFIRMED`) orders: past it
+/// the answer is `429` with `Retry-After` (when the oldest reservation expires; paying or
+/// cancelling one frees a slot at once) and `unpaid_orders`, before anything is published.
+/// Placements racing past that check are recorded `REJECTED` with a reason starting `too many
+/// unpaid orders`; with `Prefer: wait` such an order is answered `429` naming it (`order_id`).
 #[utoipa::path(post, path = "/orders", tag = "orders",
     request_body = PlaceOrderRequest,
     params(
@@ -167,6 +173,8 @@ async fn cancel_order(
         (status = 403, description = "Not a customer account", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Same Idempotency-Key still in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid lines or shipping address, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The account holds as many unpaid orders as it may (`unpaid_orders`; `order_id` when the order was recorded REJECTED for it)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the oldest unpaid reservation expires"))),
         (status = 503, description = "JetStream did not acknowledge; nothing was created", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]

@@ -8,7 +8,7 @@ use super::repo;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, UNPAID_LIMIT_REJECTION};
 use common::messages::{Line, LineRequest, PlaceOrder, normalise_lines};
 use common::shipping::ShippingAddress;
 use std::time::Duration;
@@ -114,6 +114,23 @@ pub async fn place(
         },
     };
 
+    // An account at its bound of unpaid orders is refused before anything is published; the
+    // inventory worker counts again where it records the order, so racing placements cannot
+    // pass the bound either (they are recorded REJECTED, answered 429 to those who wait).
+    if let Some(max) = state.config.max_unpaid_orders_per_user {
+        let unpaid = repo::unpaid(&state.db, user_id, max).await?;
+        if unpaid.held >= i64::from(max) {
+            if let Some(key) = idempotency_key {
+                idempotency::release(&state.db, user_id, key).await?;
+            }
+            let detail = format!(
+                "{UNPAID_LIMIT_REJECTION}: the account already holds {max}, the most allowed; \
+                 pay or cancel one, or wait for one to expire"
+            );
+            return Err(unpaid_limit(state, &unpaid, detail, None));
+        }
+    }
+
     // A disconnected client would queue the command and send it on reconnect, long after the
     // client was told 503; refuse up front instead.
     if state.nats.connection_state() != async_nats::connection::State::Connected {
@@ -186,6 +203,34 @@ pub(super) fn not_acknowledged(
     ApiError::unavailable_because(BROKER_UNAVAILABLE, cause)
 }
 
+/// A 429 for an account at its bound of unpaid orders, to retry once the oldest of them
+/// expires (unless paid or cancelled sooner); `order_id` names the order recorded `REJECTED`
+/// for it, if any.
+fn unpaid_limit(
+    state: &AppState,
+    unpaid: &repo::Unpaid,
+    detail: String,
+    order_id: Option<Uuid>,
+) -> ApiError {
+    let ttl = chrono::Duration::from_std(state.config.reservation_ttl).unwrap_or_default();
+    let until_expiry = unpaid
+        .oldest
+        .map_or(ttl, |oldest| oldest + ttl - Utc::now());
+    let retry_after_secs = u64::try_from((until_expiry.num_milliseconds() + 999) / 1000)
+        .unwrap_or(0)
+        .max(1);
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("unpaid_orders".into(), unpaid.held.into());
+    if let Some(order_id) = order_id {
+        extensions.insert("order_id".into(), order_id.to_string().into());
+    }
+    ApiError::Limited {
+        detail,
+        retry_after_secs,
+        extensions,
+    }
+}
+
 /// How a request waiting for an order's outcome listens to its status events.
 enum Listening {
     /// Registered before the command was published: no outcome can have been missed.
@@ -223,7 +268,17 @@ async fn settle(
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
         Some(order) if order.status.is_placement_settled() && wait.is_some() => {
-            Ok(Commanded::Settled(order))
+            match (
+                &order.rejection_reason,
+                state.config.max_unpaid_orders_per_user,
+            ) {
+                // Refused where it was recorded, for the bound the api could not see yet.
+                (Some(reason), Some(max)) if reason.starts_with(UNPAID_LIMIT_REJECTION) => {
+                    let unpaid = repo::unpaid(&state.db, user_id, max).await?;
+                    Err(unpaid_limit(state, &unpaid, reason.clone(), Some(order.id)))
+                }
+                _ => Ok(Commanded::Settled(order)),
+            }
         }
         Some(order) => Ok(Commanded::Accepted(order)),
         None => Ok(Commanded::Accepted(

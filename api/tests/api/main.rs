@@ -61,5 +61,6 @@ mod shipping;
 mod stock_conservation;
 mod stock_read_back;
 mod storefront;
+mod unpaid_orders;
 mod users;
 mod warehouse_steps;

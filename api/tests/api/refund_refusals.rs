@@ -46,20 +46,6 @@ async fn refund(
     .await
 }
 
-/// Waits until `n` commands (the refunds asked for) wait in ORDERS_CMD for the order worker.
-async fn commands_waiting(shop: &Shop, n: u64) {
-    let bus = &shop.state.bus;
-    common::testing::eventually(Duration::from_secs(10), "refund commands", || async {
-        let mut stream = bus
-            .jetstream()
-            .get_stream(bus.namespace().name(common::nats::ORDERS_CMD))
-            .await
-            .ok()?;
-        (stream.info().await.ok()?.state.messages == n).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_second_refused() {
     let (shop, order) = paid_order_waiting_for_the_order_worker().await;
@@ -151,7 +137,7 @@ async fn a_refund_waited_for_is_answered_409_naming_why_it_was_refused_or_201_on
     assert_eq!(refund(&shop, &order, "w-1", 1000, &[]).await.status(), 202);
     let waited = refund(&shop, &order, "w-2", 1000, &[("prefer", "wait=10")]);
     let started = async {
-        commands_waiting(&shop, 2).await;
+        shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
         shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Orders])
             .await;
     };

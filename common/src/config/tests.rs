@@ -30,6 +30,7 @@ fn defaults_follow_the_design_table() {
     assert_eq!(c.stock_reconciliation_interval, Duration::from_secs(60));
     assert_eq!(c.register_ip_rate_per_minute, 10);
     assert_eq!(c.max_sessions_per_user, 10);
+    assert_eq!(c.max_unpaid_orders_per_user, Some(20));
     assert_eq!(c.purge_interval, Duration::from_secs(600));
     assert_eq!(c.metrics_addr.to_string(), "0.0.0.0:9091");
     assert_eq!(c.nats_inbox_prefix, "_INBOX");
@@ -150,6 +151,7 @@ fn bad_values_name_their_variable() {
         ("TRUSTED_PROXIES", "10.0.0.0/40"),
         ("TRUSTED_PROXY_HEADER", "x-real-ip"),
         ("MAX_SESSIONS_PER_USER", "0"),
+        ("MAX_UNPAID_ORDERS_PER_USER", "-1"),
         ("METRICS_ADDR", "9091"),
         ("NATS_INBOX_PREFIX", "_INBOX.>"),
         ("NATS_STREAM_LIMITS", "EVENTS=1GiB"),
@@ -241,4 +243,12 @@ fn nats_credentials_in_the_url_are_moved_out_of_it() {
 fn several_nats_servers_are_accepted() {
     let c = load(&[DB, JWT, ("NATS_URL", "nats://a:4222,nats://b:4222, c:4222")]).expect("ok");
     assert!(c.nats_url.contains("b:4222"));
+}
+
+#[test]
+fn the_bound_on_unpaid_orders_may_be_set_or_turned_off_with_zero() {
+    let c = load(&[DB, JWT, ("MAX_UNPAID_ORDERS_PER_USER", "3")]).expect("valid");
+    assert_eq!(c.max_unpaid_orders_per_user, Some(3));
+    let c = load(&[DB, JWT, ("MAX_UNPAID_ORDERS_PER_USER", "0")]).expect("valid");
+    assert_eq!(c.max_unpaid_orders_per_user, None);
 }

@@ -1,6 +1,9 @@
 //! Which orders of a batch get their stock: a pure function of the requests, taken in delivery
-//! order, and the products they name (locked by the caller). An order gets every line or none.
+//! order, the products they name (locked by the caller) and the unpaid orders their accounts
+//! hold (the accounts locked by the caller). An order gets every line or none, and an account at
+//! its bound on unpaid orders gets none.
 
+use common::domain::UNPAID_LIMIT_REJECTION;
 use common::messages::Line;
 use common::money::Quantity;
 use std::collections::HashMap;
@@ -18,10 +21,20 @@ pub struct Product {
     pub archived: bool,
 }
 
-/// One order to decide: its lines merged and sorted by product id.
+/// One order to decide: whose it is, and its lines merged and sorted by product id.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    pub user_id: Uuid,
     pub lines: &'a [Line],
+}
+
+/// The bound on the unpaid (`CONFIRMED`) orders one account may hold
+/// (`MAX_UNPAID_ORDERS_PER_USER`; `None`: unbounded), and how many the accounts of the batch
+/// hold before it.
+#[derive(Debug, Clone, Default)]
+pub struct Unpaid {
+    pub max: Option<i64>,
+    pub held: HashMap<Uuid, i64>,
 }
 
 /// A line with the snapshot of its product, when the product exists.
@@ -59,8 +72,10 @@ pub fn decide(
     requests: &[Request<'_>],
     products: &HashMap<Uuid, Product>,
     store_currency: &str,
+    unpaid: &Unpaid,
 ) -> Vec<Decision> {
     let mut taken: HashMap<Uuid, i32> = HashMap::new();
+    let mut held = unpaid.held.clone();
     requests
         .iter()
         .map(|request| {
@@ -68,11 +83,24 @@ pub fn decide(
                 Ok(priced) => priced,
                 Err(reason) => return Decision::Invalid(reason),
             };
+            let holds = held.entry(request.user_id).or_default();
+            if let Some(max) = unpaid.max
+                && *holds >= max
+            {
+                return Decision::Rejected(
+                    priced,
+                    format!(
+                        "{UNPAID_LIMIT_REJECTION}: the account already holds {max}, the most \
+                         allowed; pay or cancel one, or wait for one to expire"
+                    ),
+                );
+            }
             let problems = problems(request.lines, products, &taken, &priced.currency);
             if problems.is_empty() {
                 for line in request.lines {
                     *taken.entry(line.product_id).or_default() += line.quantity.get();
                 }
+                *holds += 1;
                 Decision::Confirmed(priced)
             } else {
                 Decision::Rejected(priced, problems.join("; "))
@@ -201,9 +229,23 @@ mod tests {
         }
     }
 
+    fn requests(orders: &[Vec<Line>]) -> Vec<Request<'_>> {
+        orders
+            .iter()
+            .map(|l| Request {
+                user_id: Uuid::nil(),
+                lines: l,
+            })
+            .collect()
+    }
+
     fn run(products: &[Product], orders: &[Vec<Line>]) -> Vec<Decision> {
-        let requests: Vec<Request> = orders.iter().map(|l| Request { lines: l }).collect();
-        decide(&requests, &catalogue(products), "USD")
+        decide(
+            &requests(orders),
+            &catalogue(products),
+            "USD",
+            &Unpaid::default(),
+        )
     }
 
     fn confirmed(d: &Decision) -> bool {
@@ -303,11 +345,31 @@ mod tests {
             vec![line(1, 9)],
             vec![line(1, 1)],
         ];
-        let requests: Vec<Request> = orders.iter().map(|l| Request { lines: l }).collect();
+        let requests = requests(&orders);
         let products = catalogue(&[product(1, 5), product(2, 5)]);
-        let decisions = decide(&requests, &products, "USD");
+        let decisions = decide(&requests, &products, "USD", &Unpaid::default());
         let taken = taken(&requests, &decisions);
         assert_eq!(taken[&Uuid::from_u128(1)], 3);
         assert_eq!(taken[&Uuid::from_u128(2)], 1);
+    }
+
+    #[test]
+    fn an_account_at_its_bound_of_unpaid_orders_gets_no_stock_and_others_still_do() {
+        let orders = [vec![line(1, 1)], vec![line(1, 1)], vec![line(1, 1)]];
+        let mut requests = requests(&orders);
+        requests[2].user_id = Uuid::from_u128(7);
+        let unpaid = Unpaid {
+            max: Some(2),
+            held: HashMap::from([(Uuid::nil(), 1)]),
+        };
+        let d = decide(&requests, &catalogue(&[product(1, 5)]), "USD", &unpaid);
+        assert!(confirmed(&d[0]), "the second unpaid order of the account");
+        assert!(reason(&d[1]).starts_with(UNPAID_LIMIT_REJECTION), "{d:?}");
+        assert!(confirmed(&d[2]), "another account");
+        assert_eq!(
+            taken(&requests, &d)[&Uuid::from_u128(1)],
+            2,
+            "the refused order takes nothing"
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod decide;
 pub mod record;
+mod rows;
 
 use crate::Context;
 use crate::consumer::{Failure, Handled};

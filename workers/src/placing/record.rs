@@ -1,8 +1,17 @@
-//! Recording a batch of new orders in one transaction: the products locked in id order, each
-//! order decided ([`super::decide`]) and written once with its shipping address, its lines, its
-//! reservations, its stock taken and its first timeline entry, in one statement.
+//! Recording a batch of new orders in one transaction: the products locked in id order, then
+//! the accounts; each order decided ([`super::decide`]) and written once with its shipping
+//! address, its lines, its reservations, its stock taken and its first timeline entry, in one
+//! statement ([`super::rows`]).
+//!
+//! The bound on unpaid orders per account (`MAX_UNPAID_ORDERS_PER_USER`) is counted here, where
+//! orders are recorded, so concurrent placements cannot pass it: the accounts are locked (in id
+//! order, after the products, as every placement does), their unpaid orders counted in the
+//! statement that reads the existing orders, and counted again, with what committed meanwhile,
+//! by the writing statement; should the two differ (another instance recorded an order of the
+//! same account while this one waited for its lock), the batch is decided again.
 
-use super::decide::{self, Decision, Product, Request};
+use super::decide::{self, Decision, Product, Request, Unpaid};
+use super::rows::{Entry, Rows};
 use crate::Context;
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
@@ -99,14 +108,12 @@ impl Existing {
 struct Known {
     users: Vec<Uuid>,
     existing: Json<Vec<Existing>>,
+    /// Unpaid orders per account, counted up to the bound.
+    unpaid: Json<HashMap<Uuid, i64>>,
 }
 
-struct Entry {
-    order_id: Uuid,
-    entry_id: i64,
-    at: DateTime<Utc>,
-    products_taken: i64,
-}
+/// How often a batch is decided again when its accounts' unpaid orders changed under it.
+const ATTEMPTS: usize = 3;
 
 /// Records `orders` in one transaction; per order, what was recorded or why it cannot be.
 /// Idempotent: an order recorded before keeps its record, and its event is returned to be
@@ -115,6 +122,23 @@ pub async fn record(
     ctx: &Context,
     orders: Vec<NewOrder>,
 ) -> Result<Vec<Result<Placed, Failure>>, Failure> {
+    for _ in 0..ATTEMPTS {
+        if let Some(recorded) = attempt(ctx, &orders).await? {
+            return Ok(recorded);
+        }
+    }
+    Err(Failure::transient(
+        "unpaid orders of an account were recorded concurrently each time; retrying",
+    ))
+}
+
+/// One try of [`record`]; `None` when an account's unpaid orders changed while it waited for
+/// the account's lock (nothing is written: the transaction rolls back).
+async fn attempt(
+    ctx: &Context,
+    orders: &[NewOrder],
+) -> Result<Option<Vec<Result<Placed, Failure>>>, Failure> {
+    let max_unpaid = ctx.config.max_unpaid_orders_per_user.map(i64::from);
     let mut product_ids: Vec<Uuid> = orders
         .iter()
         .flat_map(|o| o.lines.iter().map(|l| l.product_id))
@@ -139,10 +163,14 @@ pub async fn record(
     .into_iter()
     .map(|p| (p.id, p))
     .collect();
+    // The accounts next, in id order (placements are the only writers that lock both), so
+    // two batches of one account's orders take turns; the count reads what committed before
+    // this statement began.
     let known = sqlx::query_as!(
         Known,
         r#"
-        SELECT ARRAY(SELECT id FROM users WHERE id = ANY($1)) AS "users!",
+        SELECT ARRAY(SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
+                   AS "users!",
                coalesce((
                    SELECT json_agg(json_build_object(
                               'id', o.id, 'user_id', o.user_id,
@@ -155,11 +183,20 @@ pub async fn record(
                               'actor', e.actor, 'reason', e.reason))
                      FROM orders o
                      LEFT JOIN order_events e ON e.order_id = o.id AND e.to_status = ANY($3)
-                    WHERE o.id = ANY($2)), '[]') AS "existing!: Json<Vec<Existing>>"
+                    WHERE o.id = ANY($2)), '[]') AS "existing!: Json<Vec<Existing>>",
+               coalesce((
+                   SELECT json_object_agg(u.id, (SELECT count(*)
+                                                   FROM (SELECT 1 FROM orders o
+                                                          WHERE o.user_id = u.id
+                                                            AND o.status = 'CONFIRMED'
+                                                          LIMIT $4) held))
+                     FROM (SELECT DISTINCT id FROM unnest($1::uuid[]) AS u(id)) u
+                    WHERE $4 > 0), '{}') AS "unpaid!: Json<HashMap<Uuid, i64>>"
         "#,
         &user_ids,
         &order_ids,
         &[OrderStatus::Confirmed, OrderStatus::Rejected] as &[OrderStatus],
+        max_unpaid.unwrap_or(0),
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -185,9 +222,21 @@ pub async fn record(
     }
     let requests: Vec<Request> = new
         .iter()
-        .map(|(_, o)| Request { lines: &o.lines })
+        .map(|(_, o)| Request {
+            user_id: o.user_id,
+            lines: &o.lines,
+        })
         .collect();
-    let decisions = decide::decide(&requests, &products, ctx.config.store_currency.as_str());
+    let unpaid = Unpaid {
+        max: max_unpaid,
+        held: known.unpaid.0,
+    };
+    let decisions = decide::decide(
+        &requests,
+        &products,
+        ctx.config.store_currency.as_str(),
+        &unpaid,
+    );
     let taken = decide::taken(&requests, &decisions);
 
     let mut rows = Rows::default();
@@ -208,12 +257,18 @@ pub async fn record(
     let entries: HashMap<Uuid, Entry> = if writing.is_empty() {
         HashMap::new()
     } else {
-        rows.insert(&mut tx)
+        rows.insert(&mut tx, max_unpaid)
             .await?
             .into_iter()
             .map(|e| (e.order_id, e))
             .collect()
     };
+    if let Some(entry) = entries.values().next()
+        && !entry.over_bound.is_empty()
+    {
+        tracing::debug!(accounts = ?entry.over_bound, "unpaid orders changed under the batch; deciding again");
+        return Ok(None);
+    }
     if let Some(entry) = entries.values().next()
         && entry.products_taken != taken.len() as i64
     {
@@ -257,138 +312,10 @@ pub async fn record(
             ))),
         });
     }
-    Ok(events
-        .into_iter()
-        .map(|e| e.unwrap_or_else(|| Err(Failure::transient("order left undecided"))))
-        .collect())
-}
-
-/// The column arrays of the new orders and of their lines.
-#[derive(Default)]
-struct Rows {
-    ids: Vec<Uuid>,
-    users: Vec<Uuid>,
-    statuses: Vec<OrderStatus>,
-    totals: Vec<i64>,
-    currencies: Vec<String>,
-    correlations: Vec<String>,
-    rejections: Vec<Option<String>>,
-    entry_reasons: Vec<String>,
-    addresses: Vec<Option<Json<ShippingAddress>>>,
-    line_orders: Vec<Uuid>,
-    line_nos: Vec<i16>,
-    line_products: Vec<Uuid>,
-    names: Vec<Option<String>>,
-    prices: Vec<Option<i64>>,
-    quantities: Vec<i32>,
-    subtotals: Vec<Option<i64>>,
-    reserved: Vec<bool>,
-}
-
-impl Rows {
-    fn push(
-        &mut self,
-        order: &NewOrder,
-        status: OrderStatus,
-        rejection: Option<&str>,
-        priced: &decide::Priced,
-    ) {
-        self.ids.push(order.order_id);
-        self.users.push(order.user_id);
-        self.statuses.push(status);
-        self.totals.push(priced.total);
-        self.currencies.push(priced.currency.clone());
-        self.correlations.push(order.correlation_id.clone());
-        self.rejections.push(rejection.map(str::to_owned));
-        self.entry_reasons
-            .push(rejection.unwrap_or(RESERVED).to_owned());
-        self.addresses
-            .push(order.shipping_address.clone().map(Json));
-        for (no, line) in priced.lines.iter().enumerate() {
-            self.line_orders.push(order.order_id);
-            self.line_nos.push(i16::try_from(no).unwrap_or(i16::MAX));
-            self.line_products.push(line.product_id);
-            self.names.push(line.name.clone());
-            self.prices.push(line.unit_price);
-            self.quantities.push(line.quantity.get());
-            self.subtotals.push(line.subtotal);
-            self.reserved.push(rejection.is_none());
-        }
-    }
-
-    /// Writes the orders, their lines, their reservations, the stock they take and their
-    /// first timeline entries, in one statement. An order already there (inserted
-    /// concurrently) is left alone and takes nothing.
-    async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<Vec<Entry>, Failure> {
-        Ok(sqlx::query_as!(
-            Entry,
-            r#"
-            WITH v AS (
-                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::order_status[], $4::int8[],
-                                     $5::text[], $6::text[], $7::text[], $8::text[], $18::jsonb[])
-                    AS v(id, user_id, status, total, currency, correlation_id, rejection, entry_reason,
-                         shipping_address)
-            ), new_orders AS (
-                INSERT INTO orders (id, user_id, status, total, currency, correlation_id,
-                                    rejection_reason, reserved_at, shipping_address)
-                SELECT id, user_id, status, total, currency, correlation_id, rejection,
-                       CASE WHEN rejection IS NULL THEN now() END, shipping_address
-                  FROM v
-                ON CONFLICT (id) DO NOTHING
-                RETURNING id, status, created_at
-            ), lines AS (
-                SELECT * FROM unnest($9::uuid[], $10::int2[], $11::uuid[], $12::text[],
-                                     $13::int8[], $14::int4[], $15::int8[], $16::bool[])
-                    AS l(order_id, line_no, product_id, name, unit_price, quantity, subtotal,
-                         reserved)
-            ), new_lines AS (
-                INSERT INTO order_items (order_id, line_no, product_id, name, unit_price,
-                                         quantity, subtotal)
-                SELECT l.order_id, l.line_no, l.product_id, l.name, l.unit_price, l.quantity,
-                       l.subtotal
-                  FROM lines l JOIN new_orders o ON o.id = l.order_id
-            ), held AS (
-                INSERT INTO reservations (order_id, product_id, quantity)
-                SELECT l.order_id, l.product_id, l.quantity
-                  FROM lines l JOIN new_orders o ON o.id = l.order_id
-                 WHERE l.reserved
-                RETURNING product_id, quantity
-            ), taken AS (
-                UPDATE products p SET stock = p.stock - t.quantity
-                  FROM (SELECT product_id, sum(quantity)::int4 AS quantity
-                          FROM held GROUP BY product_id) t
-                 WHERE p.id = t.product_id AND p.stock >= t.quantity
-                RETURNING p.id
-            ), entries AS (
-                INSERT INTO order_events (order_id, from_status, to_status, at, actor, reason)
-                SELECT o.id, NULL, o.status, o.created_at, $17, v.entry_reason
-                  FROM new_orders o JOIN v ON v.id = o.id
-                RETURNING order_id, id, at
-            )
-            SELECT order_id AS "order_id!", id AS "entry_id!", at AS "at!",
-                   (SELECT count(*) FROM taken) AS "products_taken!"
-              FROM entries
-            "#,
-            &self.ids,
-            &self.users,
-            &self.statuses as &[OrderStatus],
-            &self.totals,
-            &self.currencies,
-            &self.correlations,
-            &self.rejections as &[Option<String>],
-            &self.entry_reasons,
-            &self.line_orders,
-            &self.line_nos,
-            &self.line_products,
-            &self.names as &[Option<String>],
-            &self.prices as &[Option<i64>],
-            &self.quantities,
-            &self.subtotals as &[Option<i64>],
-            &self.reserved,
-            ACTOR,
-            &self.addresses as &[Option<Json<ShippingAddress>>],
-        )
-        .fetch_all(&mut *tx)
-        .await?)
-    }
+    Ok(Some(
+        events
+            .into_iter()
+            .map(|e| e.unwrap_or_else(|| Err(Failure::transient("order left undecided"))))
+            .collect(),
+    ))
 }

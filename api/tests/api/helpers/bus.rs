@@ -83,6 +83,25 @@ impl TestApp {
         reasons
     }
 
+    /// Waits until `stream` (ORDERS_CMD, say) holds `n` messages: commands waiting for a worker
+    /// that is not running yet.
+    pub async fn commands_waiting(&self, stream: &str, n: u64) {
+        let bus = &self.state.bus;
+        common::testing::eventually(
+            std::time::Duration::from_secs(10),
+            "commands waiting",
+            || async {
+                let mut stream = bus
+                    .jetstream()
+                    .get_stream(bus.namespace().name(stream))
+                    .await
+                    .ok()?;
+                (stream.info().await.ok()?.state.messages == n).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Waits until every durable consumer of the namespace has nothing pending or unacked.
     pub async fn quiescent(&self) {
         let bus = self.state.bus.clone();
