@@ -53,7 +53,9 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
             .await;
         }
     }
-    app.start_workers(app.env.config()).await;
+    // One customer's 120 orders, unpaid: no bound on unpaid orders here.
+    app.start_workers(app.env.config_with(&[("MAX_UNPAID_ORDERS_PER_USER", "0")]))
+        .await;
     app.quiescent().await;
 
     let statuses: Vec<(String, i64)> = sqlx::query_as(
