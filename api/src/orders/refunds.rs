@@ -162,7 +162,7 @@ async fn refund_order(
     }
     if let (Some(waiter), Some(timeout)) = (waiter.as_mut(), wait.0)
         && waiter.wait_for_refund(timeout, refund_id).await.is_some()
-        && let Some((order, known)) = find(&state.db, order_id, refund_id).await?
+        && let Some((order, known)) = refund_of(&state.db, order_id, refund_id).await?
     {
         return outcome(&state, &order, known, wait).await;
     }
@@ -236,14 +236,18 @@ async fn outcome(
 }
 
 /// Order `order_id` with its refund `refund_id`, if the order worker recorded it.
-async fn find(db: &PgPool, order_id: Uuid, refund_id: Uuid) -> ApiResult<Option<(Order, Refund)>> {
+async fn refund_of(
+    db: &PgPool,
+    order_id: Uuid,
+    refund_id: Uuid,
+) -> ApiResult<Option<(Order, Refund)>> {
     Ok(repo::find(db, order_id, None).await?.and_then(|order| {
         let refund = order.refunds.iter().find(|r| r.id == refund_id).cloned();
         refund.map(|refund| (order, refund))
     }))
 }
 
-/// [`find`], until [`RECORDING_WAIT`] has passed; `None` if it is not recorded by then.
+/// [`refund_of`], until [`RECORDING_WAIT`] has passed; `None` if it is not recorded by then.
 async fn recorded(
     db: &PgPool,
     order_id: Uuid,
@@ -251,7 +255,7 @@ async fn recorded(
 ) -> ApiResult<Option<(Order, Refund)>> {
     let deadline = tokio::time::Instant::now() + RECORDING_WAIT;
     loop {
-        let found = find(db, order_id, refund_id).await?;
+        let found = refund_of(db, order_id, refund_id).await?;
         if found.is_some() || tokio::time::Instant::now() >= deadline {
             return Ok(found);
         }
