@@ -5,7 +5,7 @@ use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use common::startup::Broker;
 use common::{Config, db};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -246,7 +246,7 @@ fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLa
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(cors)
             .layer(middleware::from_fn(trace_context))
-            .layer(middleware::from_fn(track_metrics))
+            .layer(middleware::from_fn(crate::http_metrics::track))
             .layer(middleware::from_fn(crate::headers::security_headers))
             .layer(middleware::map_response(crate::error::log_causes))
             .layer(middleware::map_response(problem_for_bare_errors))
@@ -352,23 +352,4 @@ async fn trace_context(req: Request, next: Next) -> Response {
         None => common::trace::child_of(&common::trace::from_http(req.headers())),
     };
     common::trace::scope(trace, next.run(req)).await
-}
-
-async fn track_metrics(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
-    let res = next.run(req).await;
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => res.status().as_u16().to_string(),
-    )
-    .record(start.elapsed().as_secs_f64());
-    res
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod evictions;
 pub mod extract;
 pub mod headers;
+pub mod http_metrics;
 pub mod openapi;
 pub mod ops;
 pub mod orders;

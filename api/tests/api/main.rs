@@ -26,6 +26,7 @@ mod helpers;
 mod key_rotation;
 mod lifecycle;
 mod limits;
+mod metric_labels;
 mod metrics;
 mod monitoring;
 mod nats_event_reader;

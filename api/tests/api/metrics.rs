@@ -30,7 +30,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-async fn scrape(url: &str) -> String {
+pub async fn scrape(url: &str) -> String {
     let res = reqwest::get(url).await.unwrap();
     assert_eq!(res.status(), 200, "{url}");
     assert!(
