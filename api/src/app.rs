@@ -2,11 +2,12 @@
 
 use crate::error::{PROBLEM_JSON, Problem};
 use crate::openapi::ApiDoc;
+use crate::request_id::REQUEST_ID;
 use crate::routes;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -34,8 +35,6 @@ use utoipa_swagger_ui::SwaggerUi;
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// Longest a request may take before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A bound, ready-to-run api.
 pub struct Application {
@@ -235,7 +234,7 @@ fn with_middleware_and_cors(app: Router, cors: Option<crate::cors::TrustedCorsLa
                 header::AUTHORIZATION,
                 header::COOKIE,
             ]))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .map_request(crate::request_id::bound)
             .map_request(trace_parent)
             // Server errors are logged once, by `error::log_causes`, with their cause.
             .layer(

@@ -16,6 +16,7 @@ pub mod orders;
 pub mod pagination;
 pub mod products;
 pub mod release;
+pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod state;

@@ -133,7 +133,7 @@ impl Channel {
                 "type": "object",
                 "properties": {
                     "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
-                    "Correlation-Id": {"type": "string", "description": "Travels to every step the message causes"},
+                    "Correlation-Id": {"type": "string", "description": CORRELATION_DESCRIPTION},
                     "traceparent": {"type": "string", "description": "W3C trace context, continued by every step the message causes"}
                 }
             },
@@ -146,13 +146,16 @@ impl Channel {
                     "type": {"type": "string", "const": self.message},
                     "version": {"type": "integer", "const": self.version},
                     "occurred_at": {"type": "string", "format": "date-time"},
-                    "correlation_id": {"type": "string"},
+                    "correlation_id": {"type": "string", "description": CORRELATION_DESCRIPTION},
                     "data": {"$ref": format!("#/components/schemas/{}", self.schema)}
                 }
             }
         })
     }
 }
+
+/// What the correlation id of a message may be (see [`crate::correlation`]).
+const CORRELATION_DESCRIPTION: &str = "Travels to every step the message causes (the header wins over the envelope). 1 to 128 characters of letters, digits and - . _ : / + = @; any other is replaced by a digest of it (a UUID), never refused";
 
 /// Builds the document. Subjects are shown without a namespace; a deployment with
 /// `NATS_NAMESPACE=x` prefixes each with `x.`.

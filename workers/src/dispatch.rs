@@ -3,6 +3,7 @@
 //! permanent failure of its own; the others of its group go on.
 
 use crate::consumer::{Delivery, Failure, Handled, Handler};
+use common::correlation::CorrelationId;
 use common::messaging::Message;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use tracing::Instrument;
 #[derive(Debug)]
 pub struct Incoming<M> {
     pub message: M,
-    pub correlation_id: String,
+    pub correlation_id: CorrelationId,
     /// How many times the server has delivered it (1 on first delivery).
     pub delivered: i64,
     trace: common::trace::Context,
@@ -24,10 +25,10 @@ pub struct Incoming<M> {
 impl<M> Incoming<M> {
     /// A message as if delivered for the first time, in a new trace: for handing to a
     /// handler directly.
-    pub fn new(message: M, correlation_id: impl Into<String>) -> Self {
+    pub fn new(message: M, correlation_id: &str) -> Self {
         Incoming {
             message,
-            correlation_id: correlation_id.into(),
+            correlation_id: CorrelationId::bounded(correlation_id),
             delivered: 1,
             trace: common::trace::new_root(),
             span: tracing::Span::none(),

@@ -8,6 +8,7 @@
 //! stock release, in one transaction) is applied once; an order paid meanwhile is left alone.
 
 use crate::Context;
+use common::correlation::CorrelationId;
 use common::domain::OrderStatus;
 use common::messages::TransitionOrder;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
     .fetch_all(&ctx.db)
     .await?;
     let count = expired.len();
+    let correlation = CorrelationId::bounded("expiry-sweeper");
     let publishes = expired.into_iter().map(|order_id| {
         ctx.bus.publish(
             TransitionOrder {
@@ -59,7 +61,7 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
                 allowed_from: Some(vec![OrderStatus::Confirmed]),
                 ..TransitionOrder::new(order_id, OrderStatus::Cancelled, "system:expiry")
             },
-            "expiry-sweeper",
+            &correlation,
         )
     });
     for result in futures::future::join_all(publishes).await {

@@ -28,7 +28,7 @@ async fn a_handled_message_is_acked_once_with_its_correlation_id() {
     assert_eq!(d.subject, "orders.evt.test");
     assert_eq!(text_of(&d), "hello");
     assert_eq!(d.delivered, 1);
-    assert_eq!(d.correlation_id, "corr-1");
+    assert_eq!(d.correlation_id.as_str(), "corr-1");
     h.settled().await;
     assert!(seen.try_recv().is_err(), "delivered exactly once");
     assert!(h.dead_letters().await.is_empty());

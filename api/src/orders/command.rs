@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
+use common::correlation::CorrelationId;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -25,19 +26,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Wait {
     }
 }
 
-/// The request id set by the middleware, which doubles as the correlation id across the bus.
-pub struct Correlation(pub String);
+/// The request id set by the middleware ([`crate::request_id`]), which doubles as the
+/// correlation id across the bus.
+pub struct Correlation(pub CorrelationId);
 
 impl<S: Send + Sync> FromRequestParts<S> for Correlation {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+            .extensions
+            .get::<CorrelationId>()
+            .cloned()
+            .unwrap_or_else(CorrelationId::generate);
         Ok(Correlation(id))
     }
 }
@@ -62,7 +63,7 @@ const REQUEST_IDS: Uuid = Uuid::from_u128(0x3b8e_51c2_7d04_4f6a_a9e3_15c7_80d2_6
 /// The request a caller's command carries out: named by its `Idempotency-Key` when sent (a
 /// retry is the same request), else by its request id (every request its own), and scoped to
 /// the caller, so two callers never name one request.
-pub fn request_id(caller: Uuid, key: Option<&str>, correlation: &str) -> Uuid {
+pub fn request_id(caller: Uuid, key: Option<&str>, correlation: &CorrelationId) -> Uuid {
     let name = match key {
         Some(key) => format!("{caller}:key:{key}"),
         None => format!("{caller}:request:{correlation}"),

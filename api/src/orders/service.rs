@@ -65,7 +65,7 @@ pub async fn place(
     shipping_address: Option<ShippingAddress>,
     idempotency_key: Option<&str>,
     wait: Option<Duration>,
-    correlation_id: &str,
+    correlation_id: &common::correlation::CorrelationId,
 ) -> Result<Commanded, ApiError> {
     let (lines, shipping_address) = validate(&lines, shipping_address.as_ref())?;
     // With a key the order id is derived from it: should a command whose acknowledgement was

@@ -47,7 +47,7 @@ pub struct TransitionRequest<'a> {
     /// Carrier and tracking, with the transition to SHIPPED.
     pub shipment: Option<Shipment>,
     pub wait: Option<Duration>,
-    pub correlation_id: &'a str,
+    pub correlation_id: &'a common::correlation::CorrelationId,
     /// The request the command carries out ([`super::command::request_id`]).
     pub request: Uuid,
 }

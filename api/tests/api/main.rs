@@ -55,6 +55,7 @@ mod refund_events;
 mod refund_queue;
 mod refund_refusals;
 mod refunds;
+mod request_ids;
 mod retention;
 mod security_headers;
 mod shipments;

@@ -39,7 +39,10 @@ async fn the_api_user_cannot_publish_a_payment_event() {
 
     let forged = api
         .bus()
-        .publish(payment(uuid::Uuid::now_v7(), 1250, "forged"), "forged")
+        .publish(
+            payment(uuid::Uuid::now_v7(), 1250, "forged"),
+            &common::correlation::CorrelationId::bounded("forged"),
+        )
         .await;
 
     assert!(forged.is_err(), "the api published a payment event");

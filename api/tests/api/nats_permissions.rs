@@ -213,7 +213,7 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
                 currency: common::money::Currency::new("USD").unwrap(),
                 provider_reference: "psp-refund-r-1".into(),
             },
-            "psp",
+            &common::correlation::CorrelationId::bounded("psp"),
         )
         .await
         .expect("the payment provider publishes refund outcomes");

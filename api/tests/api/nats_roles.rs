@@ -4,6 +4,7 @@
 //! publish, so neither can mark an order PAID or cancel a paid one.
 
 use crate::private_nats::{PrivateNats, SERVICE_USERS, last_sequence, shop_on};
+use common::correlation::CorrelationId;
 use common::domain::OrderStatus;
 use common::messages::{DeliverOrder, FulfilOrder, TransitionOrder};
 use serde_json::Value;
@@ -50,13 +51,13 @@ async fn a_warehouse_ships_a_paid_order_and_delivers_it_under_its_own_user() {
 
     warehouse
         .bus()
-        .publish(shipment(id, "wms-1"), "wms")
+        .publish(shipment(id, "wms-1"), &CorrelationId::bounded("wms"))
         .await
         .expect("the warehouse ships");
     shop.order_when(id, |o| o["status"] == "SHIPPED").await;
     warehouse
         .bus()
-        .publish(delivery(id, "wms-van-1"), "wms")
+        .publish(delivery(id, "wms-van-1"), &CorrelationId::bounded("wms"))
         .await
         .expect("the warehouse delivers");
     let delivered = shop.order_when(id, |o| o["status"] == "DELIVERED").await;
@@ -82,7 +83,10 @@ async fn a_warehouse_cannot_mark_an_order_paid_or_cancel_a_paid_one_by_a_transit
     for (id, to) in [(unpaid, OrderStatus::Paid), (paid, OrderStatus::Cancelled)] {
         let forged = warehouse
             .bus()
-            .publish(TransitionOrder::new(id, to, "system:warehouse"), "forged")
+            .publish(
+                TransitionOrder::new(id, to, "system:warehouse"),
+                &CorrelationId::bounded("forged"),
+            )
             .await;
         assert!(forged.is_err(), "the warehouse moved order {id} to {to}");
     }
@@ -106,14 +110,14 @@ async fn a_carrier_delivers_a_shipped_order_and_may_publish_nothing_else() {
     let id = shop.paid_order(&nats, &provider).await;
     warehouse
         .bus()
-        .publish(shipment(id, "wms-2"), "wms")
+        .publish(shipment(id, "wms-2"), &CorrelationId::bounded("wms"))
         .await
         .expect("the warehouse ships");
     shop.order_when(id, |o| o["status"] == "SHIPPED").await;
 
     carrier
         .bus()
-        .publish(delivery(id, "pod-2"), "carrier")
+        .publish(delivery(id, "pod-2"), &CorrelationId::bounded("carrier"))
         .await
         .expect("the carrier delivers");
 

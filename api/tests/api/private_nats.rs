@@ -366,7 +366,10 @@ impl MugShop {
         let id = self.confirmed_order(nats, 1).await;
         provider
             .bus()
-            .publish(payment(id, 1250, "psp-1"), "psp-corr-1")
+            .publish(
+                payment(id, 1250, "psp-1"),
+                &common::correlation::CorrelationId::bounded("psp-corr-1"),
+            )
             .await
             .expect("the payment provider publishes payment events");
         self.order_when(id, |o| o["status"] == "PAID").await;

@@ -3,6 +3,7 @@
 //! once JetStream acknowledged it.
 
 use super::{CORRELATION_HEADER, Envelope, Message, Namespace};
+use crate::correlation::CorrelationId;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 
@@ -50,20 +51,20 @@ impl Bus {
     pub async fn publish<M: Message>(
         &self,
         message: M,
-        correlation_id: &str,
+        correlation_id: &CorrelationId,
     ) -> Result<Published, PublishError> {
         let subject = self.ns.subject(M::SUBJECT);
         let msg_id = message.message_id();
         let order_id = message.order_id();
         tracing::Span::current().record("subject", subject.as_str());
         tracing::Span::current().record("msg_id", msg_id.as_str());
-        let envelope = Envelope::<M>::new(message, correlation_id);
+        let envelope = Envelope::<M>::new(message, correlation_id.as_str());
         let payload = serde_json::to_vec(&envelope).map_err(|e| PublishError {
             subject: subject.clone(),
             reason: e.to_string(),
         })?;
         let mut headers = HeaderMap::new();
-        headers.insert(CORRELATION_HEADER, correlation_id);
+        headers.insert(CORRELATION_HEADER, correlation_id.as_str());
         let trace = crate::trace::for_outgoing();
         crate::trace::inject_nats(&trace, &mut headers);
         let payload = bytes::Bytes::from(payload);

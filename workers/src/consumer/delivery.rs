@@ -1,5 +1,6 @@
 //! What the consumer loop hands to a handler, and how a handler says it did not succeed.
 
+use common::correlation::CorrelationId;
 use common::messaging::{DecodeError, PublishError, RawEnvelope};
 use std::future::Future;
 
@@ -13,8 +14,9 @@ pub struct Delivery {
     /// How many times the server has delivered it (1 on first delivery).
     pub delivered: i64,
     pub stream_sequence: u64,
-    /// From the `Correlation-Id` header, else the envelope's.
-    pub correlation_id: String,
+    /// From the `Correlation-Id` header, else the envelope's, within the bound (see
+    /// [`common::correlation`]).
+    pub correlation_id: CorrelationId,
     /// The context of the message's handling, child of the publisher's: what a handler
     /// publishes for this message continues the same trace (see [`common::trace::scope`]).
     pub trace: common::trace::Context,

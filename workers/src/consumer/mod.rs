@@ -28,6 +28,7 @@ pub use delivery::{Delivery, Failure, Handled, Handler};
 pub use pull::PullOptions;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use common::correlation::CorrelationId;
 use common::messaging::{Bus, CORRELATION_HEADER, RawEnvelope};
 use settle::{Origin, subject_label};
 use std::future::Future;
@@ -87,6 +88,7 @@ struct InHand {
     sequence: u64,
     delivered: i64,
     subject: String,
+    correlation_id: CorrelationId,
     span: tracing::Span,
 }
 
@@ -240,9 +242,19 @@ impl<H: Handler> ConsumerLoop<H> {
         // publishes continues the same trace.
         let parent = common::trace::from_nats(message.headers.as_ref());
         let envelope = RawEnvelope::parse(&message.payload);
-        let correlation_id = header(CORRELATION_HEADER)
+        // An id outside the bound is replaced by a digest of it, never passed on, and the
+        // message is handled all the same; a message without one gets one derived from its
+        // place in the stream, the same on every delivery.
+        let raw_correlation = header(CORRELATION_HEADER)
             .or_else(|| envelope.as_ref().ok().map(|e| e.correlation_id.clone()))
-            .unwrap_or_default();
+            .filter(|id| !id.is_empty());
+        let correlation_id = match &raw_correlation {
+            Some(raw) => CorrelationId::bounded(raw),
+            None => CorrelationId::bounded(&format!("{stream}:{sequence}")),
+        };
+        if raw_correlation.is_some_and(|raw| raw != correlation_id.as_str()) {
+            tracing::debug!(consumer = %self.name, %correlation_id, "correlation id out of bounds replaced");
+        }
         let span = tracing::info_span!(
             "message",
             consumer = %self.name,
@@ -263,7 +275,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 envelope,
                 delivered,
                 stream_sequence: sequence,
-                correlation_id,
+                correlation_id: correlation_id.clone(),
                 trace,
                 span: span.clone(),
             })
@@ -274,6 +286,7 @@ impl<H: Handler> ConsumerLoop<H> {
             sequence,
             delivered,
             subject,
+            correlation_id,
             span,
         };
         Some((delivery, in_hand))
@@ -309,6 +322,7 @@ impl<H: Handler> ConsumerLoop<H> {
             sequence,
             delivered,
             subject,
+            correlation_id,
             span,
         } = in_hand;
         async {
@@ -324,6 +338,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 stream: &stream,
                 sequence,
                 delivered,
+                correlation_id: &correlation_id,
             };
             let outcome = settle::settle(&self.bus, &self.options, &message, origin, result).await;
             tracing::debug!(

@@ -5,9 +5,10 @@ use super::delivery::{Failure, Handled};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use common::correlation::CorrelationId;
 use common::messaging::{
-    Bus, DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SEQUENCE_HEADER, DLQ_STREAM_HEADER,
-    DLQ_SUBJECT_HEADER,
+    Bus, CORRELATION_HEADER, DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SEQUENCE_HEADER,
+    DLQ_STREAM_HEADER, DLQ_SUBJECT_HEADER,
 };
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ pub(super) struct Origin<'a> {
     pub stream: &'a str,
     pub sequence: u64,
     pub delivered: i64,
+    /// The message's correlation id within the bound, which the dead letter carries.
+    pub correlation_id: &'a CorrelationId,
 }
 
 /// Acks, naks or dead-letters `message`; returns the `outcome` label of the metrics.
@@ -65,13 +68,15 @@ async fn dead_letter(
     reason: &str,
 ) -> &'static str {
     let relative = bus.namespace().relative(&message.subject).to_owned();
-    // Keep the application headers (correlation id, trace context); the server's own
-    // `Nats-*` headers (message id, expectations) must not apply to the copy.
+    // Keep the application headers (trace context); the server's own `Nats-*` headers
+    // (message id, expectations) must not apply to the copy, and the correlation id is the
+    // bounded one the message was handled under.
     let mut headers = HeaderMap::new();
+    headers.insert(CORRELATION_HEADER, origin.correlation_id.as_str());
     if let Some(original) = &message.headers {
         for (name, values) in original.iter() {
             let name = name.to_string();
-            if name.starts_with("Nats-") {
+            if name.starts_with("Nats-") || name.eq_ignore_ascii_case(CORRELATION_HEADER) {
                 continue;
             }
             for value in values {

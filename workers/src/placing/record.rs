@@ -35,7 +35,7 @@ pub struct NewOrder {
     pub user_id: Uuid,
     pub lines: Vec<Line>,
     pub shipping_address: Option<ShippingAddress>,
-    pub correlation_id: String,
+    pub correlation_id: common::correlation::CorrelationId,
 }
 
 impl NewOrder {

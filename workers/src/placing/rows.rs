@@ -57,7 +57,7 @@ impl Rows {
         self.statuses.push(status);
         self.totals.push(priced.total);
         self.currencies.push(priced.currency.clone());
-        self.correlations.push(order.correlation_id.clone());
+        self.correlations.push(order.correlation_id.to_string());
         self.rejections.push(rejection.map(str::to_owned));
         self.entry_reasons
             .push(rejection.unwrap_or(RESERVED).to_owned());

@@ -159,7 +159,7 @@ pub async fn lock_orders(
 pub async fn publish(
     ctx: &Context,
     refunds: &[RefundRow],
-    correlation_id: &str,
+    correlation_id: &common::correlation::CorrelationId,
 ) -> Result<(), Failure> {
     for refund in refunds {
         if let Some(command) = refund.command() {

@@ -2,6 +2,7 @@
 //! workers' context for driving handlers by hand, and what the bus holds read back.
 
 use super::TestApp;
+use common::correlation::CorrelationId;
 use common::messaging::{Envelope, Message, Published};
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ impl TestApp {
     pub async fn publish<M: Message>(&self, message: M, correlation: &str) -> Published {
         self.state
             .bus
-            .publish(message, correlation)
+            .publish(message, &CorrelationId::bounded(correlation))
             .await
             .expect("published")
     }
