@@ -10,7 +10,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use common::messaging::Bus;
 use common::startup::Broker;
 use common::{Config, db};
@@ -144,35 +143,26 @@ impl Application {
             shutdown.clone(),
         ));
         tracing::info!(addr = %self.listener.local_addr()?, metrics = %self.metrics_listener.local_addr()?, "api listening");
+        let header_read_timeout = self.state.config.http_header_read_timeout;
         let metrics_shutdown = shutdown.clone();
-        let metrics = axum::serve(
+        tokio::spawn(crate::serve::serve(
             self.metrics_listener,
             routes::health::metrics_router(self.state.clone()),
-        )
-        .with_graceful_shutdown(async move { metrics_shutdown.cancelled().await });
-        tokio::spawn(async move {
-            if let Err(e) = metrics.await {
-                tracing::error!(error = %e, "metrics server failed");
-            }
-        });
+            header_read_timeout,
+            async move { metrics_shutdown.cancelled().await },
+        ));
         let streams = Arc::clone(&self.state.watch);
-        // Without TCP_NODELAY a small write (an SSE event) sent soon after another waits for the
-        // client's delayed ACK, some 40 ms.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            header_read_timeout,
+            async move {
+                shutdown.cancelled().await;
+                streams.close();
+            },
         )
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            streams.close();
-        })
-        .await
+        .await;
+        Ok(())
     }
 }
 

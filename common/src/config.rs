@@ -104,6 +104,9 @@ pub struct Config {
     pub sse_streams_max: usize,
     /// How often an idle order event stream sends a comment, so proxies keep it open.
     pub sse_heartbeat: Duration,
+    /// How long the api waits for a request's complete headers (a new connection's first, or
+    /// the next on an idle one) before closing the connection.
+    pub http_header_read_timeout: Duration,
 }
 
 /// A variable source whose values are trimmed, a blank value counting as unset.
@@ -257,6 +260,9 @@ impl Config {
             sse_streams_max: parse_positive(&var, "SSE_STREAMS_MAX", 10_000)? as usize,
             sse_heartbeat: Duration::from_secs(
                 parse_positive(&var, "SSE_HEARTBEAT_SECS", 15)?.into(),
+            ),
+            http_header_read_timeout: Duration::from_secs(
+                parse_positive(&var, "HTTP_HEADER_READ_TIMEOUT_SECS", 10)?.into(),
             ),
         })
     }

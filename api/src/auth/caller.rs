@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
+use chrono::{DateTime, Utc};
 use common::domain::Role;
 use uuid::Uuid;
 
@@ -25,6 +26,9 @@ pub struct AuthUser {
     pub id: Uuid,
     pub role: Role,
     pub session_id: Uuid,
+    /// When this authorization ends: the access token's expiry, or the session's if sooner.
+    /// What outlives a request (an order event stream) ends then.
+    pub authorized_until: DateTime<Utc>,
 }
 
 impl AuthUser {
@@ -77,17 +81,19 @@ impl FromRequestParts<AppState> for AuthUser {
             .tokens
             .verify(&token)
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
-        let role = state
+        let (role, session_ends) = state
             .session_cache
-            .role(&state.db, claims.sid, claims.sub)
+            .live(&state.db, claims.sid, claims.sub)
             .await?
             .ok_or(ApiError::Unauthorized(
                 "the session has ended, log in again",
             ))?;
+        let token_ends = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session_ends);
         let user = AuthUser {
             id: claims.sub,
             role,
             session_id: claims.sid,
+            authorized_until: token_ends.min(session_ends),
         };
         parts.extensions.insert(user);
         // The request span (see `app::with_middleware`) declares the field; every later log

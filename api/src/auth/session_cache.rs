@@ -51,18 +51,18 @@ impl SessionCache {
         }
     }
 
-    /// The current role of `user_id` if `session_id` is one of its live sessions; `None` when
-    /// the session is revoked, expired, unknown or another user's.
-    pub async fn role(
+    /// The current role of `user_id` and when the session ends, if `session_id` is one of its
+    /// live sessions; `None` when the session is revoked, expired, unknown or another user's.
+    pub async fn live(
         &self,
         db: &PgPool,
         session_id: Uuid,
         user_id: Uuid,
-    ) -> Result<Option<Role>, ApiError> {
+    ) -> Result<Option<(Role, DateTime<Utc>)>, ApiError> {
         if let Some(live) = self.entries.as_ref().and_then(|e| e.get(&session_id)) {
             // A session never changes hands, and never comes back once expired.
             let valid = live.user_id == user_id && live.expires_at > Utc::now();
-            return Ok(valid.then_some(live.role));
+            return Ok(valid.then_some((live.role, live.expires_at)));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some((role, expires_at)) =
@@ -83,7 +83,7 @@ impl SessionCache {
                 entries.invalidate(&session_id);
             }
         }
-        Ok(Some(role))
+        Ok(Some((role, expires_at)))
     }
 
     /// Forgets one session (logout, a refresh token reused).

@@ -54,7 +54,10 @@ pub struct EventsQuery {
 /// `payment_status`, `amount_paid` and `amount_refunded` after the change). The stream ends
 /// once the order has reached a final status (`REJECTED`, `CANCELLED`, `DELIVERED`) and no
 /// refund of it waits for the payment system's answer. A comment (`: keep-alive`) is sent
-/// when nothing else was for `SSE_HEARTBEAT_SECS` (15 s).
+/// when nothing else was for `SSE_HEARTBEAT_SECS` (15 s). Every stream also ends when the
+/// authorization that opened it does: at the access token's expiry, or when its session
+/// expires or is revoked; the client reconnects with a fresh token and `Last-Event-ID`
+/// (an expired token is answered 401) and misses nothing.
 ///
 /// With `Last-Event-ID` (sent by browsers when they reconnect) the stream opens instead with
 /// the entries of both kinds after that one, in order, read from PostgreSQL, so a reconnect
@@ -70,7 +73,7 @@ pub struct EventsQuery {
             content((StreamEntry = "text/event-stream"))),
         (status = 204, description = "Resumed after the order's final change, with no refund pending: nothing more will come"),
         (status = 400, description = "Malformed id or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated, or the access token has expired", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The account has `SSE_STREAMS_PER_USER` streams open on this replica", body = Problem, content_type = "application/problem+json",
             headers(("retry-after" = u32, description = "Seconds to wait"))),
@@ -85,11 +88,9 @@ async fn order_events(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let resume = last_event_id(&headers)?;
+    time_left(&user)?;
     // Listening before reading, so a change committed meanwhile is heard.
-    let listener = match state
-        .watch
-        .listen(Scope::Order(id), user.id, user.session_id)
-    {
+    let listener = match state.watch.listen(Scope::Order(id), &user) {
         Ok(listener) => listener,
         Err(refused) => return Ok(refusal(refused)),
     };
@@ -148,8 +149,9 @@ async fn order_events(
 /// One event per change, whose id is its timeline entry's id: `status_changed` for a status
 /// change, `refund_changed` for a change of a refund (data as on an order's stream);
 /// optionally only the status changes into `status`. Nothing is sent on opening but the
-/// reconnection delay; the stream lasts until the client leaves (or the replica shuts down),
-/// with a `: keep-alive` comment every `SSE_HEARTBEAT_SECS` of silence. With `Last-Event-ID`
+/// reconnection delay; the stream lasts until the client leaves, the replica shuts down, or
+/// the authorization that opened it ends (the access token's expiry, the session's end), with
+/// a `: keep-alive` comment every `SSE_HEARTBEAT_SECS` of silence. With `Last-Event-ID`
 /// it first replays, from PostgreSQL, the entries in scope with a greater id. Entry ids grow
 /// as changes are written, but changes of different orders written at the same moment can be
 /// announced out of id order: a resume can miss a change of another order written in the same
@@ -161,7 +163,7 @@ async fn order_events(
         (status = 200, description = "`text/event-stream` of `status_changed` events (data: StatusEntry) and `refund_changed` events (data: RefundEntry), each with the timeline entry's id",
             content((StreamEntry = "text/event-stream"))),
         (status = 400, description = "Malformed Last-Event-ID or unknown parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated, or the access token has expired", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The account has `SSE_STREAMS_PER_USER` streams open on this replica", body = Problem, content_type = "application/problem+json",
             headers(("retry-after" = u32, description = "Seconds to wait"))),
         (status = 503, description = "This replica serves `SSE_STREAMS_MAX` streams, or is shutting down", body = Problem, content_type = "application/problem+json",
@@ -175,12 +177,13 @@ async fn all_order_events(
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
     let resume = last_event_id(&headers)?;
+    time_left(&user)?;
     let (scope, owner) = if user.is_admin() {
         (Scope::Everyone, None)
     } else {
         (Scope::Customer(user.id), Some(user.id))
     };
-    let listener = match state.watch.listen(scope, user.id, user.session_id) {
+    let listener = match state.watch.listen(scope, &user) {
         Ok(listener) => listener,
         Err(refused) => return Ok(refusal(refused)),
     };
@@ -194,6 +197,18 @@ async fn all_order_events(
     );
     follow.replay = resume.map(|after| Replay { owner, after });
     Ok(respond(&state, follow))
+}
+
+/// A stream ends when the authorization that opened it does (see [`super::watch`]); one
+/// whose token expired, still accepted within the clock leeway, would end at once and its
+/// client reconnect in a loop: it is refused.
+fn time_left(user: &AuthUser) -> ApiResult<()> {
+    if user.authorized_until <= chrono::Utc::now() {
+        return Err(ApiError::Unauthorized(
+            "the access token has expired; refresh it",
+        ));
+    }
+    Ok(())
 }
 
 /// `Last-Event-ID`, a timeline entry id.

@@ -9,17 +9,23 @@
 //! so a change wakes only those concerned. Each has a small queue; a stream whose client reads
 //! too slowly to keep up is ended rather than buffered without bound (its client resumes with
 //! `Last-Event-ID`, from PostgreSQL). Streams are counted per account and per process, end when
-//! the process shuts down, and end when their account's session ends or its role changes.
+//! the process shuts down, when their account's session ends or its role changes, and when the
+//! authorization that opened them runs out (the access token's expiry, or the session's):
+//! their clients reconnect, and are authorized again.
 
+use crate::auth::AuthUser;
+use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, RefundStatus};
 use common::messages::{OrderStatusChanged, RefundChanged};
 use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -224,13 +230,10 @@ impl OrderWatch {
         }
     }
 
-    /// Opens a stream of the changes in `scope` for a session of `account`, within the limits.
-    pub fn listen(
-        self: &Arc<Self>,
-        scope: Scope,
-        account: Uuid,
-        session_id: Uuid,
-    ) -> Result<Listener, Refused> {
+    /// Opens a stream of the changes in `scope` for `user`, within the limits, until the
+    /// user's authorization ends.
+    pub fn listen(self: &Arc<Self>, scope: Scope, user: &AuthUser) -> Result<Listener, Refused> {
+        let (account, session_id) = (user.id, user.session_id);
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id();
         let end = self.closing.child_token();
@@ -262,6 +265,7 @@ impl OrderWatch {
             id,
             rx,
             end,
+            authorized: Box::pin(tokio::time::sleep_until(instant_of(user.authorized_until))),
         })
     }
 
@@ -363,18 +367,26 @@ pub struct Listener {
     id: u64,
     rx: mpsc::Receiver<SharedChange>,
     end: CancellationToken,
+    /// Fires when the authorization that opened the stream ends.
+    authorized: Pin<Box<Sleep>>,
 }
 
 impl Listener {
     /// The next change in scope; `None` once the stream is to end (shutdown, the account's
-    /// session ended, or the client fell behind).
+    /// session ended, its authorization ran out, or the client fell behind).
     pub async fn next(&mut self) -> Option<SharedChange> {
         tokio::select! {
             biased;
             _ = self.end.cancelled() => None,
+            _ = &mut self.authorized => None,
             change = self.rx.recv() => change,
         }
     }
+}
+
+/// The moment of the runtime's clock at which `at` comes (now, if it is past).
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    Instant::now() + (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }
 
 impl Drop for Listener {
