@@ -5,6 +5,7 @@
 //! its chain and inside the request's span, and is never sent. Nothing logs an error where it
 //! is converted.
 
+use crate::refusals::{Limit, Refusal, refused};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -109,8 +110,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// Past a rate limit (`limit` names it): 429, a refusal, not a fault.
     #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited { limit: Limit, retry_after_secs: u64 },
     /// A dependency (PostgreSQL, JetStream) is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -164,9 +166,13 @@ pub struct Cause(pub String);
 /// Logs every 5xx answer once, with its cause chain when it has one ([`Cause`]), inside the
 /// request's span: the one place server errors are logged (the trace layer does not log
 /// them again). It runs outside panic recovery and timeouts, so those answers are logged too.
+/// A refusal at a limit kept on purpose (a [`Refusal`]: 429, or 503 with `Retry-After`) is no
+/// fault: it is counted and warned about at most now and then ([`crate::refusals`]).
 pub async fn log_causes(res: Response) -> Response {
     let status = res.status();
-    if status.is_server_error() {
+    if let Some(Refusal(limit)) = res.extensions().get::<Refusal>() {
+        crate::refusals::note(*limit);
+    } else if status.is_server_error() {
         let code = status.as_u16();
         match res.extensions().get::<Cause>() {
             Some(Cause(chain)) if status == StatusCode::SERVICE_UNAVAILABLE => {
@@ -250,13 +256,17 @@ impl IntoResponse for ApiError {
                 "about:blank",
                 "the request body is too large",
             ),
-            ApiError::RateLimited { retry_after_secs } => {
-                return Problem::new(
+            ApiError::RateLimited {
+                limit,
+                retry_after_secs,
+            } => {
+                let res = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "about:blank",
                     format!("too many attempts, retry in {retry_after_secs} s"),
                 )
                 .retry_after(retry_after_secs);
+                return refused(res, limit);
             }
             ApiError::Unavailable(detail) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
@@ -268,12 +278,13 @@ impl IntoResponse for ApiError {
                 return res;
             }
             ApiError::Busy { retry_after_secs } => {
-                return Problem::new(
+                let res = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "/problems/busy",
                     format!("too many password checks at once, retry in {retry_after_secs} s"),
                 )
                 .retry_after(retry_after_secs);
+                return refused(res, Limit::PasswordHashing);
             }
             ApiError::Limited {
                 detail,

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod orders;
 pub mod pagination;
 pub mod products;
+pub mod refusals;
 pub mod release;
 pub mod request_id;
 pub mod retention;

@@ -16,6 +16,7 @@
 //! State is per process: with several api replicas, each enforces the limits on its own.
 
 use crate::error::ApiError;
+use crate::refusals::Limit;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
@@ -129,20 +130,29 @@ impl LoginLimiter {
     /// 429 if this address or this account is blocked; checked before any password work.
     pub fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
         let address = client_key(address);
-        let wait = longest(
-            self.per_address.blocked_for(&address),
-            self.per_account.blocked_for(&account.to_owned()),
-        );
-        refused_for(wait)
+        refused_for(longest(
+            (
+                self.per_address.blocked_for(&address),
+                Limit::LoginsPerAddress,
+            ),
+            (
+                self.per_account.blocked_for(&account.to_owned()),
+                Limit::LoginsPerAccount,
+            ),
+        ))
     }
 
     /// Records a failed login; 429 if it used up the address's or the account's allowance.
     pub fn record_failure(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
         let address = client_key(address);
         let wait = longest(
-            self.per_address.take(&address),
-            self.per_account.take(&account.to_owned()),
+            (self.per_address.take(&address), Limit::LoginsPerAddress),
+            (
+                self.per_account.take(&account.to_owned()),
+                Limit::LoginsPerAccount,
+            ),
         );
+        // Once per block: the blocked key's next attempts are refused by `check`.
         if wait.is_some() {
             tracing::warn!(%address, "login failures over the limit");
         }
@@ -151,24 +161,30 @@ impl LoginLimiter {
 
     /// Records a failed password confirmation of a logged-in account (password change).
     pub fn record_account_failure(&self, account: &str) -> Result<(), ApiError> {
-        refused_for(self.per_account.take(&account.to_owned()))
+        let wait = self.per_account.take(&account.to_owned());
+        refused_for(wait.map(|w| (w, Limit::LoginsPerAccount)))
     }
 
     pub fn check_account(&self, account: &str) -> Result<(), ApiError> {
-        refused_for(self.per_account.blocked_for(&account.to_owned()))
+        let wait = self.per_account.blocked_for(&account.to_owned());
+        refused_for(wait.map(|w| (w, Limit::LoginsPerAccount)))
     }
 
     /// Counts a registration from `address`; 429 once the address has used its allowance.
     pub fn record_registration(&self, address: IpAddr) -> Result<(), ApiError> {
         let address = client_key(address);
-        let wait = self
-            .registrations
-            .blocked_for(&address)
-            .or_else(|| self.registrations.take(&address));
-        if wait.is_some() {
-            tracing::warn!(%address, "registrations over the limit");
-        }
-        refused_for(wait)
+        let wait = match self.registrations.blocked_for(&address) {
+            Some(wait) => Some(wait),
+            None => {
+                let wait = self.registrations.take(&address);
+                // Once per block: the blocked address's next attempts are refused above.
+                if wait.is_some() {
+                    tracing::warn!(%address, "registrations over the limit");
+                }
+                wait
+            }
+        };
+        refused_for(wait.map(|w| (w, Limit::RegistrationsPerAddress)))
     }
 
     /// How many addresses and accounts the failed-login limits remember now.
@@ -192,22 +208,28 @@ fn client_key(address: IpAddr) -> IpAddr {
     }
 }
 
-fn longest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+/// The longer of two limits' waits, with the limit that imposes it.
+fn longest(
+    (a, a_limit): (Option<Duration>, Limit),
+    (b, b_limit): (Option<Duration>, Limit),
+) -> Option<(Duration, Limit)> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+        (Some(a), Some(b)) if b > a => Some((b, b_limit)),
+        (Some(a), _) => Some((a, a_limit)),
+        (None, b) => b.map(|b| (b, b_limit)),
     }
 }
 
-/// A 429 while a limit still blocks for `wait`, otherwise allowed.
-fn refused_for(wait: Option<Duration>) -> Result<(), ApiError> {
-    wait.map_or(Ok(()), |wait| Err(limited(wait)))
+/// A 429 while `limit` still blocks for the wait, otherwise allowed.
+fn refused_for(blocked: Option<(Duration, Limit)>) -> Result<(), ApiError> {
+    blocked.map_or(Ok(()), |(wait, limit)| Err(limited(wait, limit)))
 }
 
-fn limited(wait: Duration) -> ApiError {
+fn limited(wait: Duration, limit: Limit) -> ApiError {
     // Round up: retrying after the advertised time must succeed.
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError::RateLimited {
+        limit,
         retry_after_secs: secs.max(1),
     }
 }
@@ -223,7 +245,9 @@ mod tests {
         assert!(limits.check(ip, "a@x.io").is_ok());
         assert!(limits.record_failure(ip, "a@x.io").is_ok());
         assert!(limits.record_failure(ip, "a@x.io").is_ok());
-        let Err(ApiError::RateLimited { retry_after_secs }) = limits.record_failure(ip, "a@x.io")
+        let Err(ApiError::RateLimited {
+            retry_after_secs, ..
+        }) = limits.record_failure(ip, "a@x.io")
         else {
             panic!("third failure is limited");
         };

@@ -13,6 +13,7 @@ use super::watch::{Refused, Scope};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Path, Query};
+use crate::refusals::{self, Limit};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -228,17 +229,25 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 }
 
 fn refusal(refused: Refused) -> Response {
-    let (status, detail) = match refused {
+    let (status, limit, detail) = match refused {
         Refused::AccountBusy => (
             StatusCode::TOO_MANY_REQUESTS,
+            Limit::StreamsPerAccount,
             "this account has too many order event streams open; close one or retry later",
         ),
         Refused::ProcessBusy => (
             StatusCode::SERVICE_UNAVAILABLE,
+            Limit::StreamsPerProcess,
             "this server cannot open another order event stream now; retry later",
         ),
+        Refused::Closing => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Limit::ShuttingDown,
+            "this server is shutting down; retry later",
+        ),
     };
-    Problem::new(status, "about:blank", detail).retry_after(RETRY_AFTER_SECS)
+    let res = Problem::new(status, "about:blank", detail).retry_after(RETRY_AFTER_SECS);
+    refusals::refused(res, limit)
 }
 
 fn respond(state: &AppState, follow: Follow) -> Response {

@@ -81,8 +81,10 @@ pub struct StreamLimits {
 pub enum Refused {
     /// The account already has `per_account` streams open here.
     AccountBusy,
-    /// The process already serves `total` streams, or is shutting down.
+    /// The process already serves `total` streams.
     ProcessBusy,
+    /// The process is shutting down.
+    Closing,
 }
 
 struct Slot {
@@ -238,7 +240,10 @@ impl OrderWatch {
         let id = self.next_id();
         let end = self.closing.child_token();
         let mut registry = self.registry();
-        if self.closing.is_cancelled() || registry.streams >= self.limits.total {
+        if self.closing.is_cancelled() {
+            return Err(Refused::Closing);
+        }
+        if registry.streams >= self.limits.total {
             return Err(Refused::ProcessBusy);
         }
         let held = registry.held.entry(account).or_default();

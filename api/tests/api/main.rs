@@ -56,6 +56,7 @@ mod refund_events;
 mod refund_queue;
 mod refund_refusals;
 mod refunds;
+mod refusal_logs;
 mod request_ids;
 mod retention;
 mod security_headers;
