@@ -26,7 +26,8 @@ pub struct StatusEntry {
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     pub at: DateTime<Utc>,
-    /// Who or which system made the change: `user:<id>`, `system:inventory`, …
+    /// Who or which system made the change: `user:<id>`, `system:inventory`, …; a customer
+    /// sees staff accounts as `staff`.
     pub actor: String,
     pub reason: Option<String>,
 }
@@ -55,8 +56,8 @@ pub struct RefundEntry {
     /// The `refund_required` payment the refund gives back; `null`: the order's captured money.
     pub payment_reference: Option<String>,
     pub at: DateTime<Utc>,
-    /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
-    /// answer.
+    /// Who asked for the refund (`user:<id>`, `staff` to a customer), or `system:payments`
+    /// for the payment system's answer.
     pub actor: String,
     /// Why it was asked for, why it failed, or why the order worker refused it.
     pub reason: Option<String>,

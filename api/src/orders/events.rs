@@ -96,7 +96,12 @@ async fn order_events(
         Err(refused) => return Ok(refusal(refused)),
     };
     let owner = (!user.is_admin()).then_some(user.id);
-    let mut follow = Follow::new(state.db.clone(), listener, Filter::order(id, 0, false));
+    let mut follow = Follow::new(
+        state.db.clone(),
+        listener,
+        Filter::order(id, 0, false),
+        owner,
+    );
     match resume {
         None => {
             // The latest entry is read before the order: a change committed in between is
@@ -139,7 +144,9 @@ async fn order_events(
                 .unwrap_or(after);
             follow.filter = Filter::order(id, floor, finished);
             follow.check_end = finished;
-            follow.pending.extend(missed.iter().map(entry_event));
+            follow
+                .pending
+                .extend(missed.iter().map(|e| entry_event(e, owner)));
         }
     }
     Ok(respond(&state, follow))
@@ -195,6 +202,7 @@ async fn all_order_events(
             to: q.status,
             replayed: 0,
         },
+        owner,
     );
     follow.replay = resume.map(|after| Replay { owner, after });
     Ok(respond(&state, follow))

@@ -4,6 +4,7 @@
 //! A stream of one order ends once the order has reached a final status and no refund of it
 //! waits for the payment system's answer; streams of many orders last until the client leaves.
 
+use super::actors::Viewer;
 use super::entries::{self, StreamEntry};
 use super::model::Order;
 use super::watch::{Listener, OrderChange};
@@ -80,10 +81,12 @@ pub struct Follow {
     pub check_end: bool,
     /// The order is settled: the stream ends once `pending` is sent.
     ending: bool,
+    /// Who follows: the actors of the entries are as they see them.
+    viewer: Viewer,
 }
 
 impl Follow {
-    pub fn new(db: PgPool, listener: Listener, filter: Filter) -> Self {
+    pub fn new(db: PgPool, listener: Listener, filter: Filter, viewer: Viewer) -> Self {
         let mut pending = VecDeque::new();
         // Sent at once, so the client knows the stream is open, and how soon to come back.
         pending.push_back(Event::default().retry(RECONNECT_AFTER));
@@ -95,6 +98,7 @@ impl Follow {
             replay: None,
             check_end: false,
             ending: false,
+            viewer,
         }
     }
 
@@ -135,6 +139,7 @@ impl Follow {
         else {
             return false;
         };
+        let viewer = self.viewer;
         let standing = match entries::standing(&self.db, order_id, None).await {
             Ok(Some(standing)) => standing,
             Ok(None) => return true,
@@ -152,7 +157,7 @@ impl Follow {
                 missed
                     .iter()
                     .filter(|e| e.id().is_none_or(|id| !sent.contains(&id)))
-                    .map(entry_event),
+                    .map(|e| entry_event(e, viewer)),
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "reading an order's last entries failed; its stream ends")
@@ -184,7 +189,9 @@ impl Follow {
         if page.len() < REPLAY_PAGE as usize {
             self.replay = None;
         }
-        self.pending.extend(page.iter().map(entry_event));
+        let viewer = self.viewer;
+        self.pending
+            .extend(page.iter().map(|e| entry_event(e, viewer)));
         Some(())
     }
 
@@ -226,7 +233,7 @@ impl Follow {
                 }
             }
         }
-        Some(entry_event(&entry))
+        Some(entry_event(&entry, self.viewer))
     }
 }
 
@@ -235,9 +242,10 @@ pub fn order_event(order: &Order, last_entry: Option<i64>) -> Event {
     event("order", last_entry, order)
 }
 
-/// The event of one timeline entry: `status_changed` or `refund_changed`, with the entry's id.
-pub fn entry_event(entry: &StreamEntry) -> Event {
-    event(entry.event_name(), entry.id(), entry)
+/// The event of one timeline entry: `status_changed` or `refund_changed`, with the entry's id,
+/// its actor as `viewer` sees it.
+pub fn entry_event(entry: &StreamEntry, viewer: Viewer) -> Event {
+    event(entry.event_name(), entry.id(), &entry.seen_by(viewer))
 }
 
 fn event(name: &str, id: Option<i64>, data: &impl Serialize) -> Event {

@@ -1,6 +1,7 @@
 //! The orders domain: placing orders through JetStream, reading them back, following them live.
 
 pub mod accepted;
+mod actors;
 mod command;
 mod entries;
 pub mod events;

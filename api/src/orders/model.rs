@@ -79,8 +79,8 @@ pub struct RefundTimelineEntry {
     #[schema(value_type = String)]
     pub currency: Currency,
     pub at: DateTime<Utc>,
-    /// Who asked for the refund (`user:<id>`), or `system:payments` for the payment system's
-    /// answer.
+    /// Who asked for the refund (`user:<id>`, `staff` to a customer), or `system:payments`
+    /// for the payment system's answer.
     pub actor: String,
     /// Why it was asked for, why it failed, or why the order worker refused it.
     pub reason: Option<String>,
@@ -94,7 +94,8 @@ pub struct TimelineEntry {
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     pub at: DateTime<Utc>,
-    /// Who or which system made the change: `user:<id>`, `system:inventory`, …
+    /// Who or which system made the change: `user:<id>`, `system:inventory`, …; a customer
+    /// sees staff accounts as `staff`.
     pub actor: String,
     pub reason: Option<String>,
 }
@@ -167,7 +168,7 @@ pub struct Refund {
     pub status: RefundStatus,
     /// The `refund_required` payment this refund gives back; `null`: the order's captured money.
     pub payment_reference: Option<String>,
-    /// Who asked for it: `user:<id>`.
+    /// Who asked for it: `user:<id>` (`staff` to a customer).
     pub actor: String,
     pub requested_at: DateTime<Utc>,
     /// When the payment system answered; `null` while `REQUESTED`.

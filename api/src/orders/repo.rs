@@ -159,7 +159,8 @@ fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
 /// Who answers refunds, in timelines.
 const PAYMENTS_ACTOR: &str = "system:payments";
 
-/// Who is reading: `Some(user)` restricts to that customer's orders.
+/// Who is reading: `Some(user)` restricts to that customer's orders, and shows the actors as
+/// that customer sees them (see [`super::actors`]).
 pub type Owner = Option<Uuid>;
 
 /// One order with its lines and timeline, in one statement.
@@ -170,7 +171,7 @@ pub async fn find(db: &PgPool, id: Uuid, owner: Owner) -> sqlx::Result<Option<Or
         q.push(" AND o.user_id = ").push_bind(owner);
     }
     let row: Option<OrderRow> = q.build_query_as().fetch_optional(db).await?;
-    Ok(row.map(Order::from))
+    Ok(row.map(|row| Order::from(row).seen_by(owner)))
 }
 
 pub struct ListFilter {
@@ -223,7 +224,10 @@ pub async fn list(db: &PgPool, f: &ListFilter) -> sqlx::Result<Vec<Order>> {
     q.push(" ORDER BY o.created_at DESC, o.id DESC LIMIT ")
         .push_bind(i64::from(f.limit) + 1);
     let rows: Vec<OrderRow> = q.build_query_as().fetch_all(db).await?;
-    Ok(rows.into_iter().map(Order::from).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| Order::from(row).seen_by(f.owner))
+        .collect())
 }
 
 /// An account's unpaid (`CONFIRMED`) orders, counted up to a bound.

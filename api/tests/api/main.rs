@@ -66,6 +66,7 @@ mod slow_clients;
 mod stock_conservation;
 mod stock_read_back;
 mod storefront;
+mod timeline_actors;
 mod unpaid_orders;
 mod users;
 mod warehouse_steps;
