@@ -34,6 +34,15 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# A cargo subcommand from crates.io (`cargo-deny`), installed when missing.
+ensure_cargo_tool() {
+    local tool=$1
+    if ! cargo "${tool#cargo-}" --version >/dev/null 2>&1; then
+        log "installing ${tool} (one-time)"
+        cargo install "${tool}" --locked
+    fi
+}
+
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 # PostgreSQL on PG_HOST:PG_PORT with a superuser `postgres` reachable over TCP.
