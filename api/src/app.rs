@@ -51,7 +51,7 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?)
             .with_previous(config.jwt_previous_secret());
         let metrics = common::metrics::install();
-        let db = db::connect_and_migrate(&config).await?;
+        let db = db::connect(&config).await?;
         let passwords =
             crate::auth::password::Hashing::start(config.password_hash_concurrency).await?;
         let seeded = match &config.admin {
@@ -142,7 +142,12 @@ impl Application {
             self.state.config.purge_interval,
             shutdown.clone(),
         ));
-        tracing::info!(addr = %self.listener.local_addr()?, metrics = %self.metrics_listener.local_addr()?, "api listening");
+        tracing::info!(
+            addr = %self.listener.local_addr()?,
+            metrics = %self.metrics_listener.local_addr()?,
+            password_hash_concurrency = self.state.config.password_hash_concurrency,
+            "api listening"
+        );
         let header_read_timeout = self.state.config.http_header_read_timeout;
         let metrics_shutdown = shutdown.clone();
         tokio::spawn(crate::serve::serve(

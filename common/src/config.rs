@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod credentials;
+mod database;
 mod limits;
+mod memory;
 mod nats;
 mod parse;
 #[cfg(test)]
@@ -16,6 +18,7 @@ mod tests;
 
 pub use credentials::MIN_JWT_SECRET_BYTES;
 pub use limits::{ForwardedHeader, StreamLimit, StreamLimits};
+pub use memory::HASH_MEMORY_KIB;
 pub use parse::MAX_CACHE_TTL_MS;
 use parse::{parse, parse_bool, parse_origins, parse_positive, parse_ttl};
 
@@ -38,7 +41,14 @@ pub struct AdminSeed {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The runtime role: reads and writes data, and (see [`Config::migrate_on_start`]) may
+    /// own the schema or not.
     pub database_url: SecretString,
+    /// The schema owner (`DATABASE_MIGRATE_URL`), used only by `api migrate`.
+    pub database_migrate_url: Option<SecretString>,
+    /// Whether the api and workers apply pending migrations at start (`MIGRATE_ON_START`);
+    /// otherwise they check the schema is current and refuse to start if it is not.
+    pub migrate_on_start: bool,
     pub database_max_connections: u32,
     /// Server URLs, without credentials (those embedded in `NATS_URL` are moved to
     /// [`Config::nats_credentials`], so the URL can be logged).
@@ -77,7 +87,8 @@ pub struct Config {
     /// How long the api trusts that a session it saw live still is (zero: checked on every
     /// request).
     pub session_cache_ttl: Duration,
-    /// Password hashes (argon2, 19 MiB each) the api computes at once; past that, 503.
+    /// Password hashes (argon2, 19 MiB each) the api computes at once; past that, 503. By
+    /// default the cores, capped so they fit in half the process's memory limit.
     pub password_hash_concurrency: usize,
     /// Registrations allowed per client address per minute before 429.
     pub register_ip_rate_per_minute: u32,
@@ -160,20 +171,8 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = trimmed(get);
 
-        let database_url = var("DATABASE_URL").ok_or_else(|| {
-            ConfigError::new("DATABASE_URL", "required, e.g. postgres://user@host/db")
-        })?;
-        let parsed = url::Url::parse(&database_url)
-            .map_err(|e| ConfigError::new("DATABASE_URL", format!("not a valid URL ({e})")))?;
-        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                format!(
-                    "scheme must be postgres:// or postgresql://, not {}://",
-                    parsed.scheme()
-                ),
-            ));
-        }
+        let (database_url, database_migrate_url, migrate_on_start) =
+            database::urls_and_migration(&var)?;
 
         let (nats_url, nats_credentials, nats_namespace) = nats::servers_and_credentials(&var)?;
 
@@ -197,7 +196,9 @@ impl Config {
             .map_err(|e| ConfigError::new("STORE_CURRENCY", e))?;
 
         Ok(Config {
-            database_url: SecretString::from(database_url),
+            database_url,
+            database_migrate_url,
+            migrate_on_start,
             database_max_connections: parse(&var, "DATABASE_MAX_CONNECTIONS", 10u32)?,
             nats_url,
             nats_credentials,
@@ -233,7 +234,11 @@ impl Config {
             password_hash_concurrency: parse_positive(
                 &var,
                 "PASSWORD_HASH_CONCURRENCY",
-                std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+                u32::try_from(memory::hash_concurrency(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    memory::memory_limit(),
+                ))
+                .unwrap_or(u32::MAX),
             )? as usize,
             register_ip_rate_per_minute: parse_positive(&var, "REGISTER_IP_RATE_PER_MINUTE", 10)?,
             trusted_proxies: limits::parse_cidrs(var("TRUSTED_PROXIES"), "TRUSTED_PROXIES")?,

@@ -9,6 +9,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is not the one this build expects.
+    #[error("database schema: {0}")]
+    Schema(String),
     #[error("NATS: {0}")]
     Nats(String),
     #[error("message encoding: {0}")]

@@ -64,7 +64,7 @@ impl Workers {
     /// Migrates the database, provisions streams, and binds `WORKER_HTTP_ADDR`.
     pub async fn build(config: Config, kinds: Vec<Kind>) -> anyhow::Result<Self> {
         let metrics = common::metrics::install();
-        let pool = db::connect_and_migrate(&config).await?;
+        let pool = db::connect(&config).await?;
         let Broker {
             client,
             jetstream: js,

@@ -35,7 +35,7 @@ where
 {
     let env = TestEnv::new().await;
     let config = env.config_with(&[("STOCK_RECONCILIATION_INTERVAL_MS", "100")]);
-    let db = common::db::connect_and_migrate(&config).await.unwrap();
+    let db = common::db::connect(&config).await.unwrap();
     seed(db.clone()).await;
     let workers = workers::Workers::build(config, vec![workers::Kind::Inventory])
         .await

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// OWASP Password Storage Cheat Sheet: argon2id, m=19456 KiB, t=2, p=1.
-const M_COST_KIB: u32 = 19 * 1024;
+const M_COST_KIB: u32 = common::config::HASH_MEMORY_KIB;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 

@@ -19,6 +19,7 @@ mod caches;
 mod cancellation;
 mod contracts;
 mod cors;
+mod database_roles;
 mod dead_letters;
 mod delivery_outages;
 mod demo;

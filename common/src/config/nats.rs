@@ -1,7 +1,7 @@
 //! Where NATS is and who this process is there: `NATS_URL` (credentials in it are taken out,
 //! so the URL can be logged), `NATS_USER`/`NATS_PASSWORD` and `NATS_NAMESPACE`.
 
-use super::{ConfigError, SecretString};
+use super::{ConfigError, ExposeSecret, SecretString, limits};
 
 /// The servers (comma separated, without credentials), the credentials, and the namespace.
 pub(super) type Nats = (String, Option<(String, SecretString)>, String);
@@ -43,7 +43,23 @@ pub(super) fn servers_and_credentials(
         servers.push(url.as_str().trim_end_matches('/').to_owned());
     }
     let nats_url = servers.join(",");
+    // A placeholder of the example files is refused, never used (as the JWT key is).
+    if url_credentials
+        .as_ref()
+        .is_some_and(|(_, password)| limits::is_placeholder(password.expose_secret()))
+    {
+        return Err(ConfigError::new(
+            "NATS_URL",
+            "holds a change-me placeholder password; set the user's real password",
+        ));
+    }
     let nats_credentials = match (var("NATS_USER"), var("NATS_PASSWORD")) {
+        (Some(_), Some(password)) if limits::is_placeholder(&password) => {
+            return Err(ConfigError::new(
+                "NATS_PASSWORD",
+                "is a change-me placeholder of the example files; set the user's real password",
+            ));
+        }
         (Some(user), Some(password)) => Some((user, SecretString::from(password))),
         (Some(_), None) => {
             return Err(ConfigError::new(

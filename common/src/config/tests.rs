@@ -184,6 +184,44 @@ fn the_placeholders_of_the_example_environment_are_refused() {
 }
 
 #[test]
+fn the_placeholder_nats_passwords_of_the_example_manifests_are_refused() {
+    for password in ["change-me-api", "change-me-orders", "CHANGE-ME"] {
+        let e = load(&[DB, JWT, ("NATS_USER", "api"), ("NATS_PASSWORD", password)]).unwrap_err();
+        assert_eq!(e.variable, "NATS_PASSWORD", "{password}");
+        assert!(!e.to_string().contains(password), "{e}");
+    }
+    let e = load(&[DB, JWT, ("NATS_URL", "nats://api:change-me-api@nats:4222")]).unwrap_err();
+    assert_eq!(e.variable, "NATS_URL");
+    assert!(!e.to_string().contains("change-me-api"), "{e}");
+    let real = load(&[
+        DB,
+        JWT,
+        ("NATS_USER", "api"),
+        ("NATS_PASSWORD", "s3cr3t-xyz"),
+    ]);
+    assert!(real.is_ok());
+}
+
+#[test]
+fn a_schema_owner_url_turns_migrating_at_start_off_unless_asked() {
+    let c = load(&[DB, JWT]).expect("valid");
+    assert!(c.database_migrate_url.is_none());
+    assert!(c.migrate_on_start, "one role: the processes migrate");
+    let owner = ("DATABASE_MIGRATE_URL", "postgres://owner@db/orders");
+    let c = load(&[DB, JWT, owner]).expect("valid");
+    assert!(c.database_migrate_url.is_some());
+    assert!(
+        !c.migrate_on_start,
+        "the release step migrates as the owner"
+    );
+    let c = load(&[DB, JWT, ("MIGRATE_ON_START", "false")]).expect("valid");
+    assert!(!c.migrate_on_start);
+    let e = load(&[DB, JWT, ("DATABASE_MIGRATE_URL", "mysql://owner:pw@db/x")]).unwrap_err();
+    assert_eq!(e.variable, "DATABASE_MIGRATE_URL");
+    assert!(!e.to_string().contains("pw"), "{e}");
+}
+
+#[test]
 fn admin_credentials_come_in_pairs() {
     let e = load(&[DB, JWT, ("ADMIN_EMAIL", "a@b.c")]).unwrap_err();
     assert_eq!(e.variable, "ADMIN_PASSWORD");
