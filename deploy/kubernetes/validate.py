@@ -10,12 +10,19 @@
   Deployment, probes hit /health/live and /health/ready, pods run as non-root with limits.
 * Exposure: every pod of the service is selected by a NetworkPolicy restricting both ingress and
   egress; the api's metrics port (METRICS_ADDR) is the one Prometheus is told to scrape, is not
-  in its Service and is reachable from the monitoring namespace only; each process's NATS inbox
-  prefix is its user's (deploy/nats/auth.conf).
+  in its Service and is reachable from the monitoring namespace only; its public port only from
+  the ingress controller, whose pod network TRUSTED_PROXIES trusts; NATS's client port only from
+  the service's pods and namespaces labelled as NATS clients, its monitoring port only from KEDA
+  and monitoring; each process's NATS inbox prefix is its user's (deploy/nats/auth.conf).
+* Defaults that match the code: the header read bound outlasts the ingress's idle upstream
+  connections; the api and workers do not migrate (MIGRATE_ON_START=false) and never see the
+  schema owner's URL, which only the migration Job reads; the example database URLs verify the
+  server's certificate (sslmode=verify-full) and name two different roles.
 
 Usage: validate.py [KUBERNETES_VERSION]   (exit status 1 and one line per problem on failure)
 """
 
+import ipaddress
 import pathlib
 import sys
 
@@ -36,6 +43,13 @@ WORKER_CONSUMERS = {
         ("EVENTS", "orders-payment-events"),
     },
 }
+# The ingress the manifests assume (networkpolicies.yaml, config.yaml's TRUSTED_PROXIES).
+INGRESS_NAMESPACE = "ingress-nginx"
+# How long ingress-nginx keeps an idle upstream connection (its upstream-keepalive-timeout).
+INGRESS_UPSTREAM_KEEPALIVE_SECS = 60
+# Who may reach NATS's monitoring port: KEDA's operator and Prometheus.
+NATS_MONITORING_NAMESPACES = {"keda", "monitoring"}
+NATS_CLIENT_NAMESPACE_LABEL = "order-service/nats-client"
 NATS_TRIGGER_KEYS = {"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"}
 
 problems = []
@@ -175,6 +189,86 @@ def check_exposure(docs, config_keys_values):
                 problem(f"NetworkPolicy/{p['metadata']['name']}", "lets more than the monitoring namespace reach the api's metrics")
 
 
+def namespaces_of(rule):
+    """The namespace names a rule's `from` entries are restricted to (None: one is not)."""
+    names = set()
+    for peer in rule.get("from") or [{}]:
+        name = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+            "kubernetes.io/metadata.name")
+        if name is None:
+            return None
+        names.add(name)
+    return names
+
+
+def opens(rule, port):
+    return not rule.get("ports") or any(str(r.get("port")) == str(port) for r in rule["ports"])
+
+
+def check_ingress_and_nats(docs, config_values):
+    policies = [d for _, d in docs if d.get("kind") == "NetworkPolicy"]
+    public = config_values.get("HTTP_ADDR", "").rpartition(":")[2]
+    proxies = [p.strip() for p in config_values.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+    if not proxies:
+        problem("config.yaml", "TRUSTED_PROXIES is empty: behind the ingress every client would be one address")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problem("config.yaml", f"TRUSTED_PROXIES entry {proxy!r} is no address or CIDR")
+    for p in policies:
+        name = f"NetworkPolicy/{p['metadata']['name']}"
+        selector = p["spec"].get("podSelector") or {}
+        for rule in p["spec"].get("ingress") or []:
+            if selects(selector, {"app.kubernetes.io/name": "api"}) and opens(rule, public):
+                if namespaces_of(rule) != {INGRESS_NAMESPACE}:
+                    problem(name, f"the api's public port is open beyond the {INGRESS_NAMESPACE} controller that TRUSTED_PROXIES trusts")
+            if not selects(selector, {"app.kubernetes.io/name": "nats"}):
+                continue
+            if not rule.get("from"):
+                problem(name, "a NATS port is open to every pod")
+            if opens(rule, 8222) and not (namespaces_of(rule) or {"?"}) <= NATS_MONITORING_NAMESPACES:
+                problem(name, f"NATS monitoring is open beyond {sorted(NATS_MONITORING_NAMESPACES)}")
+            if opens(rule, 4222):
+                for peer in rule.get("from") or []:
+                    labels = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+                    if "namespaceSelector" in peer and labels.get(NATS_CLIENT_NAMESPACE_LABEL) != "true":
+                        problem(name, f"NATS clients from namespaces not labelled {NATS_CLIENT_NAMESPACE_LABEL}")
+                    if "podSelector" in peer and "namespaceSelector" not in peer and not any(
+                            selects(peer["podSelector"], {"app.kubernetes.io/name": n})
+                            for n in ("api", "worker-orders", "worker-inventory")):
+                        problem(name, "NATS's client port is open to pods that are not the order service's")
+    if not any(selects(p["spec"].get("podSelector") or {}, {"app.kubernetes.io/name": "nats"})
+               for p in policies):
+        problem("nats.yaml", "no NetworkPolicy for NATS")
+    timeout = config_values.get("HTTP_HEADER_READ_TIMEOUT_SECS", "10")
+    if not timeout.isdigit() or int(timeout) <= INGRESS_UPSTREAM_KEEPALIVE_SECS:
+        problem("config.yaml", f"HTTP_HEADER_READ_TIMEOUT_SECS {timeout!r} closes idle connections the ingress still keeps ({INGRESS_UPSTREAM_KEEPALIVE_SECS} s)")
+
+
+def check_database_roles(docs, config_values, secret_values):
+    if config_values.get("MIGRATE_ON_START") != "false":
+        problem("config.yaml", "MIGRATE_ON_START must be false: the runtime role cannot change the schema")
+    for file, doc in docs:
+        if doc.get("kind") not in ("Deployment", "Job"):
+            continue
+        names = {e["name"] for c in doc["spec"]["template"]["spec"].get("containers") or []
+                 for e in c.get("env") or []}
+        migrates = doc["kind"] == "Job"
+        if migrates and "DATABASE_MIGRATE_URL" not in names:
+            problem(file, "the migration Job must log in as the schema owner (DATABASE_MIGRATE_URL)")
+        if not migrates and "DATABASE_MIGRATE_URL" in names:
+            problem(file, f"{doc['metadata']['name']} must not hold the schema owner's URL")
+    users = set()
+    for key in ("DATABASE_URL", "DATABASE_MIGRATE_URL"):
+        url = secret_values.get(key, "")
+        if "sslmode=verify-full" not in url:
+            problem("secret.example.yaml", f"{key} must verify the server (sslmode=verify-full)")
+        users.add(url.partition("://")[2].partition(":")[0])
+    if len(users) != 2:
+        problem("secret.example.yaml", "DATABASE_URL and DATABASE_MIGRATE_URL must name two roles")
+
+
 def main():
     kustomization = yaml.safe_load((HERE / "kustomization.yaml").read_text())
     files = []
@@ -191,7 +285,7 @@ def main():
 
     docs = [(p.name, d) for p in files for d in load(p)]
     examples = [("secret.example.yaml", d) for d in load(HERE / "secret.example.yaml")]
-    config_keys, secret_keys, deployments, config_values = {}, {}, set(), {}
+    config_keys, secret_keys, deployments, config_values, secret_values = {}, {}, set(), {}, {}
     for _, d in docs + examples:
         name = d.get("metadata", {}).get("name")
         if d.get("kind") == "ConfigMap":
@@ -199,6 +293,7 @@ def main():
             config_values.update(d.get("data") or {})
         elif d.get("kind") == "Secret":
             secret_keys[name] = set(d.get("stringData") or {}) | set(d.get("data") or {})
+            secret_values.update(d.get("stringData") or {})
         elif d.get("kind") == "Deployment":
             deployments.add(name)
     # Created from deploy/nats/ by hand (docs/operations.md, "Deploying on Kubernetes").
@@ -236,6 +331,8 @@ def main():
         problem("manifests", "no migration Job running `api migrate`")
 
     check_exposure(docs, config_values)
+    check_ingress_and_nats(docs, config_values)
+    check_database_roles(docs, config_values, secret_values)
 
     for p in problems:
         print(p)
