@@ -51,6 +51,7 @@ impl Application {
         let tokens = crate::auth::token::TokenKeys::new(config.jwt_secret()?)
             .with_previous(config.jwt_previous_secret());
         let metrics = common::metrics::install();
+        crate::refusals::register();
         let db = db::connect(&config).await?;
         let passwords =
             crate::auth::password::Hashing::start(config.password_hash_concurrency).await?;

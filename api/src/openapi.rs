@@ -8,7 +8,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
     info(
         title = "Order service",
         description = "Order management: accounts, a product catalogue with stock, and orders \
-                       placed through JetStream and settled by workers.",
+                       placed through JetStream and settled by workers.\n\n\
+                       Every request may carry `X-Request-Id`: 1 to 128 letters, digits and \
+                       `-._:/+=@`; any other value is replaced by a generated id. Every answer \
+                       echoes the id used in `X-Request-Id`; it is also the correlation id of \
+                       every message the request leads to, stored with the order it places.",
         license(name = "Apache-2.0")
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),

@@ -78,6 +78,14 @@ static TALLIES: [Tally; Limit::ALL.len()] = [const {
     }
 }; Limit::ALL.len()];
 
+/// Exports `http_refusals_total` of every limit at zero, so it is there (and its rate
+/// computable) before the first refusal.
+pub fn register() {
+    for limit in Limit::ALL {
+        metrics::counter!("http_refusals_total", "limit" => limit.name()).absolute(0);
+    }
+}
+
 /// Counts a refusal at `limit`, and warns if the limit has not been warned about lately.
 pub fn note(limit: Limit) {
     metrics::counter!("http_refusals_total", "limit" => limit.name()).increment(1);
