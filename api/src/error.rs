@@ -293,7 +293,10 @@ impl IntoResponse for ApiError {
             } => {
                 let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "about:blank", detail);
                 p.extensions = extensions;
-                return p.retry_after(retry_after_secs);
+                return refused(
+                    p.retry_after(retry_after_secs),
+                    Limit::UnpaidOrdersPerAccount,
+                );
             }
             ApiError::Internal(e) => {
                 let mut res = Problem::new(

@@ -1,9 +1,9 @@
-//! Refusals at the limits the api keeps on purpose: a 429 past a rate limit, a 503 with
-//! `Retry-After` at the password hashing bound or the order event stream cap. They are the
-//! limits working, not faults: none is logged as an error. Each refusal is counted
-//! (`http_refusals_total{limit}`), and a limit that refuses logs one WARN naming it (its
-//! variable) at most every [`WARN_EVERY`], with how many it refused since the last one, so a
-//! reconnect storm at a cap neither floods the logs nor trips an error-rate alert.
+//! Refusals at the limits the api keeps on purpose: a 429 past a rate limit or the bound on an
+//! account's unpaid orders, a 503 with `Retry-After` at the password hashing bound or the order
+//! event stream cap. They are the limits working, not faults: none is logged as an error. Each
+//! refusal is counted (`http_refusals_total{limit}`), and a limit that refuses logs one WARN
+//! naming it (its variable) at most every [`WARN_EVERY`], with how many it refused since the
+//! last one, so a reconnect storm at a cap neither floods the logs nor trips an error-rate alert.
 
 use axum::response::Response;
 use std::sync::Mutex;
@@ -22,18 +22,20 @@ pub enum Limit {
     RegistrationsPerAddress,
     StreamsPerAccount,
     StreamsPerProcess,
+    UnpaidOrdersPerAccount,
     /// The process is shutting down: no new order event stream.
     ShuttingDown,
 }
 
 impl Limit {
-    const ALL: [Limit; 7] = [
+    const ALL: [Limit; 8] = [
         Limit::PasswordHashing,
         Limit::LoginsPerAccount,
         Limit::LoginsPerAddress,
         Limit::RegistrationsPerAddress,
         Limit::StreamsPerAccount,
         Limit::StreamsPerProcess,
+        Limit::UnpaidOrdersPerAccount,
         Limit::ShuttingDown,
     ];
 
@@ -46,6 +48,7 @@ impl Limit {
             Limit::RegistrationsPerAddress => "REGISTER_IP_RATE_PER_MINUTE",
             Limit::StreamsPerAccount => "SSE_STREAMS_PER_USER",
             Limit::StreamsPerProcess => "SSE_STREAMS_MAX",
+            Limit::UnpaidOrdersPerAccount => "MAX_UNPAID_ORDERS_PER_USER",
             Limit::ShuttingDown => "shutdown",
         }
     }
