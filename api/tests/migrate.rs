@@ -53,6 +53,7 @@ async fn api_migrate_applies_the_schema_provisions_the_streams_and_exits() {
         "PAYMENTS_CMD",
         "EVENTS",
         "DEAD_LETTERS",
+        "WEBHOOKS",
     ] {
         let name = format!("{}_{stream}", env.namespace);
         js.get_stream(&name)

@@ -15,11 +15,13 @@ mod nats;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use credentials::MIN_JWT_SECRET_BYTES;
 pub use limits::{ForwardedHeader, StreamLimit, StreamLimits};
 pub use memory::HASH_MEMORY_KIB;
 pub use parse::MAX_CACHE_TTL_MS;
+pub use webhooks::{MAX_WEBHOOK_TIMEOUT_SECS, WEBHOOK_KEY_BYTES, WebhookConfig};
 use parse::{parse, parse_bool, parse_origins, parse_positive, parse_ttl};
 
 /// Values that must never reach a log line (passwords, keys, URLs with credentials): their
@@ -118,6 +120,8 @@ pub struct Config {
     /// How long the api waits for a request's complete headers (a new connection's first, or
     /// the next on an idle one) before closing the connection.
     pub http_header_read_timeout: Duration,
+    /// Outbound webhooks (`WEBHOOK_*`).
+    pub webhooks: WebhookConfig,
 }
 
 /// A variable source whose values are trimmed, a blank value counting as unset.
@@ -269,6 +273,7 @@ impl Config {
             http_header_read_timeout: Duration::from_secs(
                 parse_positive(&var, "HTTP_HEADER_READ_TIMEOUT_SECS", 10)?.into(),
             ),
+            webhooks: WebhookConfig::from_vars(&var)?,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;
+pub mod webhooks;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@
 //! | `PAYMENTS_CMD` | work queue | `payments.cmd.>` (for the payment system) |
 //! | `EVENTS` | limits (7 days) | `orders.evt.>`, `inventory.evt.>`, `payments.evt.>` |
 //! | `DEAD_LETTERS` | limits (30 days) | `dlq.>` |
+//! | `WEBHOOKS` | work queue | `webhooks.deliver` (the outbound webhooks' pending attempts) |
 //!
 //! Each has a size and a message count limit (`NATS_STREAM_LIMITS`).
 //!
@@ -33,6 +34,7 @@ pub const INVENTORY_CMD: &str = "INVENTORY_CMD";
 pub const PAYMENTS_CMD: &str = "PAYMENTS_CMD";
 pub const EVENTS: &str = "EVENTS";
 pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
+pub const WEBHOOKS: &str = "WEBHOOKS";
 
 /// Connects to NATS, retrying with backoff until the server answers. The client reconnects
 /// on its own afterwards.
@@ -200,6 +202,12 @@ fn stream_configs(ns: &Namespace, replicas: usize, limits: &StreamLimits) -> Vec
             vec!["dlq.>"],
             stream::RetentionPolicy::Limits,
             Duration::from_secs(30 * 24 * 3600),
+        ),
+        (
+            WEBHOOKS,
+            vec![<crate::webhooks::AttemptDelivery as crate::messaging::Message>::SUBJECT],
+            stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
         ),
     ];
     defs.into_iter()

@@ -18,6 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The tests' `WEBHOOK_ENCRYPTION_KEY` (32 bytes, base64).
+pub const TEST_WEBHOOK_KEY: &str = "Baqg6hB4UIKK8gM0sf9i0C9pluWgDSA/usIyGvDNVYA=";
 
 /// The administrative PostgreSQL URL used to create per-test databases.
 pub fn admin_database_url() -> String {
@@ -86,9 +88,12 @@ impl TestEnv {
             // JetStream reserves a stream's byte limit on the shared server: keep them small.
             (
                 "NATS_STREAM_LIMITS".into(),
-                "ORDERS_CMD=16MiB/100000,INVENTORY_CMD=16MiB/100000,PAYMENTS_CMD=16MiB/100000,EVENTS=16MiB/100000,DEAD_LETTERS=16MiB/100000".into(),
+                "ORDERS_CMD=16MiB/100000,INVENTORY_CMD=16MiB/100000,PAYMENTS_CMD=16MiB/100000,EVENTS=16MiB/100000,DEAD_LETTERS=16MiB/100000,WEBHOOKS=16MiB/100000".into(),
             ),
             ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
+            ("WEBHOOK_ENCRYPTION_KEY".into(), TEST_WEBHOOK_KEY.into()),
+            // The tests' receivers listen on 127.0.0.1, over http.
+            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS".into(), "true".into()),
         ]);
         for (k, v) in overrides {
             vars.insert((*k).into(), (*v).into());

@@ -19,6 +19,7 @@ pub mod placing;
 pub mod reconcile;
 pub mod refunds;
 pub mod transitions;
+pub mod webhooks;
 
 use common::messaging::Bus;
 use common::notices::Notices;

@@ -44,6 +44,8 @@ impl Default for StreamLimits {
             ("PAYMENTS_CMD".to_owned(), limit(64, 100_000)),
             ("EVENTS".to_owned(), limit(1024, 5_000_000)),
             ("DEAD_LETTERS".to_owned(), limit(256, 100_000)),
+            // Each pending attempt of a webhook delivery: a ticket of some 200 bytes.
+            ("WEBHOOKS".to_owned(), limit(256, 1_000_000)),
         ]))
     }
 }

@@ -1,0 +1,3 @@
+//! The webhooks worker kind (`workers webhooks`).
+mod client;
+mod sign;
