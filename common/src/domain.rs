@@ -189,6 +189,31 @@ pub enum RefundStatus {
     Refused,
 }
 
+/// Where a webhook delivery stands: `Pending` while attempts are due, then `Succeeded` (a 2xx
+/// answer) or `Failed` (its schedule ran out, or its endpoint was disabled); a retry or a
+/// replay makes it `Pending` again.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "webhook_delivery_status", rename_all = "UPPERCASE")]
+pub enum WebhookDeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl WebhookDeliveryStatus {
+    /// The `outcome` label of the delivery metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            WebhookDeliveryStatus::Pending => "retrying",
+            WebhookDeliveryStatus::Succeeded => "succeeded",
+            WebhookDeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
 /// Where an order's money stands, beside its lifecycle: derived from what was captured and
 /// what was given back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -21,6 +21,8 @@ pub enum Kind {
     /// Applies status transitions, warehouses' shipments, carriers' deliveries and payment
     /// events; expires unpaid reservations.
     Orders,
+    /// Delivers order events to the webhook endpoints (its loops are in [`crate::webhooks`]).
+    Webhooks,
 }
 
 /// Durable consumer names (without namespace).
@@ -33,7 +35,20 @@ pub const ORDERS_PAYMENT_EVENTS: &str = "orders-payment-events";
 pub const ORDERS_REFUNDS: &str = "orders-refunds";
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Inventory, Kind::Orders];
+    pub const ALL: [Kind; 3] = [Kind::Inventory, Kind::Orders, Kind::Webhooks];
+
+    /// The kinds `workers` runs when none is named: all of them, but webhooks only when
+    /// `WEBHOOK_ENCRYPTION_KEY` is set (without it no endpoint can exist: the api refuses them).
+    pub fn every(config: &common::Config) -> Vec<Kind> {
+        let every: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Webhooks || config.webhooks.encryption_key().is_some())
+            .collect();
+        if every.len() < Kind::ALL.len() {
+            tracing::warn!("WEBHOOK_ENCRYPTION_KEY is not set: the webhooks worker kind does not run");
+        }
+        every
+    }
 
     /// The durable consumers of this kind, each with its message routes.
     fn specs(self, ctx: &Context) -> Vec<(ConsumerSpec, Dispatch)> {
@@ -83,6 +98,7 @@ impl Kind {
                         .on::<RefundFailed, _, _>(with(ctx, refunds::answer::failed)),
                 ),
             ],
+            Kind::Webhooks => Vec::new(),
         }
     }
 
@@ -123,6 +139,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Inventory => "inventory",
             Kind::Orders => "orders",
+            Kind::Webhooks => "webhooks",
         })
     }
 }
@@ -133,8 +150,9 @@ impl FromStr for Kind {
         match s {
             "inventory" => Ok(Kind::Inventory),
             "orders" => Ok(Kind::Orders),
+            "webhooks" => Ok(Kind::Webhooks),
             other => Err(format!(
-                "unknown worker kind {other:?}: expected inventory or orders"
+                "unknown worker kind {other:?}: expected inventory, orders or webhooks"
             )),
         }
     }

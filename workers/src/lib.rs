@@ -1,8 +1,9 @@
 //! JetStream workers of the order service, one commit per step. The inventory worker records
 //! placed orders with their stock reserved and applies stock adjustments; the order worker
 //! applies status transitions and payment events (each with its stock effect) and expires
-//! unpaid reservations. Each kind can run alone (`workers inventory`, `workers orders`) so ops
-//! scale them independently. `docs/architecture.md` maps every step to its module.
+//! unpaid reservations; the webhooks worker delivers order events to the endpoints ADMINs
+//! register. Each kind can run alone (`workers inventory`, `workers orders`, `workers webhooks`)
+//! so ops scale them independently. `docs/architecture.md` maps every step to its module.
 
 pub mod adjusting;
 pub mod announce;
@@ -64,6 +65,11 @@ pub struct Workers {
 impl Workers {
     /// Migrates the database, provisions streams, and binds `WORKER_HTTP_ADDR`.
     pub async fn build(config: Config, kinds: Vec<Kind>) -> anyhow::Result<Self> {
+        if kinds.contains(&Kind::Webhooks) && config.webhooks.encryption_key().is_none() {
+            anyhow::bail!(
+                "the webhooks worker needs WEBHOOK_ENCRYPTION_KEY, the key the endpoints' signing secrets are encrypted with (base64 of 32 bytes, the api's own)"
+            );
+        }
         let metrics = common::metrics::install();
         let pool = db::connect(&config).await?;
         let Broker {
@@ -106,6 +112,13 @@ impl Workers {
                     self.context.config.expiry_sweep_interval,
                     shutdown.clone(),
                 ));
+            }
+            if *kind == Kind::Webhooks {
+                let kind = webhooks::start(&self.context, &shutdown).await?;
+                watched.extend(kind.watched);
+                for task in kind.tasks {
+                    tasks.spawn(task);
+                }
             }
             tracing::info!(kind = %kind, "worker kind started");
         }

@@ -1,4 +1,6 @@
-//! `workers [inventory|orders]`: runs the chosen worker kinds, or all of them.
+//! `workers [inventory|orders|webhooks]`: runs the chosen worker kinds, or all of them (the
+//! webhooks kind only when `WEBHOOK_ENCRYPTION_KEY` is set; asked for by name without it, the
+//! process refuses to start).
 
 use std::process::ExitCode;
 use workers::{Kind, Workers};
@@ -12,14 +14,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let kinds: Result<Vec<Kind>, String> = std::env::args().skip(1).map(|a| a.parse()).collect();
     let kinds = match kinds {
-        Ok(k) if k.is_empty() => Kind::ALL.to_vec(),
         Ok(k) => k,
         Err(e) => {
-            eprintln!("{e}\nusage: workers [inventory] [orders]");
+            eprintln!("{e}\nusage: workers [inventory] [orders] [webhooks]");
             return ExitCode::from(2);
         }
     };
-    common::startup::serve("order-service-workers", |config| run(config, kinds)).await
+    common::startup::serve("order-service-workers", |config| {
+        let kinds = if kinds.is_empty() {
+            Kind::every(&config)
+        } else {
+            kinds
+        };
+        run(config, kinds)
+    })
+    .await
 }
 
 async fn run(config: common::Config, kinds: Vec<Kind>) -> ExitCode {

@@ -21,8 +21,8 @@
 //! bring, and returns.
 
 mod delivery;
-mod pull;
-mod settle;
+pub(crate) mod pull;
+pub(crate) mod settle;
 
 pub use delivery::{Delivery, Failure, Handled, Handler};
 pub use pull::PullOptions;

@@ -13,7 +13,7 @@ use common::messaging::{
 use std::time::Duration;
 
 /// Where a settled message came from, for its dead letter.
-pub(super) struct Origin<'a> {
+pub(crate) struct Origin<'a> {
     pub consumer: &'a str,
     pub stream: &'a str,
     pub sequence: u64,
@@ -60,7 +60,7 @@ pub(super) async fn settle(
 
 /// Copies the message to `dlq.<subject>` with the reason, then terminates it. If the copy
 /// is not acknowledged the message is retried instead, so it is never lost.
-async fn dead_letter(
+pub(crate) async fn dead_letter(
     bus: &Bus,
     options: &LoopOptions,
     message: &jetstream::Message,
