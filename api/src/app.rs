@@ -180,6 +180,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1", crate::products::router())
         .nest("/api/v1", crate::orders::router())
         .nest("/api/v1", crate::ops::router())
+        .nest("/api/v1", crate::webhooks::router())
         .nest(
             "/api/v1",
             crate::auth::router().merge(crate::users::router()),

@@ -23,5 +23,6 @@ pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod users;
+pub mod webhooks;
 
 pub use app::Application;

@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
         (name = "operations", description = "ADMIN operations: dead letters, payments and the refund queue, stock and money reconciliation"),
         (name = "auth", description = "Registration, login, session refresh, logout, password change"),
         (name = "users", description = "Own profile; for ADMINs, the accounts, their management and audit trail"),
+        (name = "webhooks", description = "ADMIN: outbound webhooks (Standard Webhooks) of the order events: endpoints, signing secrets, the delivery log, re-sending and replay"),
     )
 )]
 pub struct ApiDoc;
@@ -34,6 +35,7 @@ pub fn complete(
     cookie_secure: bool,
 ) -> utoipa::openapi::OpenApi {
     add_common_errors(&mut openapi);
+    crate::webhooks::add_webhooks(&mut openapi);
     add_security_schemes(
         &mut openapi,
         crate::auth::cookies::Cookies {

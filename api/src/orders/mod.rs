@@ -2,7 +2,7 @@
 
 pub mod accepted;
 mod actors;
-mod command;
+pub mod command;
 mod entries;
 pub mod events;
 mod follow;
