@@ -113,6 +113,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The HTTP clients' TLS (rustls) uses ring, as the services do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Command::PurgeNamespace { namespace } = &cli.command {
         return match bench::purge_namespace(&cli.nats_url, namespace).await {

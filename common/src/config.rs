@@ -21,8 +21,8 @@ pub use credentials::MIN_JWT_SECRET_BYTES;
 pub use limits::{ForwardedHeader, StreamLimit, StreamLimits};
 pub use memory::HASH_MEMORY_KIB;
 pub use parse::MAX_CACHE_TTL_MS;
-pub use webhooks::{MAX_WEBHOOK_TIMEOUT_SECS, WEBHOOK_KEY_BYTES, WebhookConfig};
 use parse::{parse, parse_bool, parse_origins, parse_positive, parse_ttl};
+pub use webhooks::{MAX_WEBHOOK_TIMEOUT_SECS, WEBHOOK_KEY_BYTES, WebhookConfig};
 
 /// Values that must never reach a log line (passwords, keys, URLs with credentials): their
 /// `Debug` output is redacted, and reading one takes an explicit `expose_secret()`.

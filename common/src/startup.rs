@@ -21,11 +21,20 @@ where
             return ExitCode::from(2);
         }
     };
+    install_tls_provider();
     crate::telemetry::init_service(service, config.log_format, &config.log_filter);
     let code = run(config).await;
     // Exported spans still buffered leave before the process does.
     let _ = tokio::task::spawn_blocking(crate::otel::shutdown).await;
     code
+}
+
+/// Makes ring the process's TLS crypto provider (rustls), where none is yet: the HTTP clients
+/// built without their own TLS configuration (the span exporter, the tests' clients) use it.
+/// The webhook sender configures its own, with the same provider.
+pub fn install_tls_provider() {
+    // Err only when a provider is installed already, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A connection to NATS, its JetStream context and the deployment's namespace, with every

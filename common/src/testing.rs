@@ -9,6 +9,9 @@
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should fail the test loudly
 
 use crate::config::Config;
+
+mod receiver;
+pub use receiver::{Received, Receiver, Reply};
 use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,7 @@ pub struct TestEnv {
 impl TestEnv {
     pub async fn new() -> Self {
         use sqlx::Connection;
+        crate::startup::install_tls_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         // The creating process's id is part of the name, so `scripts/test` can tell the
         // databases a killed run left behind from those of a suite still running beside it.

@@ -22,7 +22,9 @@ mod target;
 
 pub use queue::{NewDelivery, Queued, queue};
 pub use secret::{SecretBox, SecretError, SigningSecret};
-pub use target::{MAX_URL_LEN, Refusal, check_resolved, check_url, forbidden_address, refuse_address};
+pub use target::{
+    MAX_URL_LEN, Refusal, check_resolved, check_url, forbidden_address, refuse_address,
+};
 
 /// The subjects whose events are delivered as webhooks: `orders.evt.<name>`.
 pub const EVENT_SUBJECTS: &str = "orders.evt.>";
@@ -183,7 +185,10 @@ mod tests {
         assert_eq!(delivery_id(a, b), delivery_id(a, b));
         assert_ne!(delivery_id(a, b), delivery_id(b, a));
         let id = webhook_id(delivery_id(a, b));
-        assert!(id.starts_with("msg_") && !id.contains('.') && id.len() == 36, "{id}");
+        assert!(
+            id.starts_with("msg_") && !id.contains('.') && id.len() == 36,
+            "{id}"
+        );
     }
 
     #[test]
@@ -193,7 +198,8 @@ mod tests {
                 "occurred_at":"2024-05-01T10:00:00.123456Z","correlation_id":"c","data":{"to":"PAID"}}"#,
         )
         .expect("envelope");
-        let (kind, body) = payload_of("orders.evt.status_changed", &envelope).expect("an order event");
+        let (kind, body) =
+            payload_of("orders.evt.status_changed", &envelope).expect("an order event");
         assert_eq!(kind, "order.status_changed");
         assert_eq!(
             body,

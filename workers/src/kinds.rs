@@ -45,7 +45,9 @@ impl Kind {
             .filter(|k| *k != Kind::Webhooks || config.webhooks.encryption_key().is_some())
             .collect();
         if every.len() < Kind::ALL.len() {
-            tracing::warn!("WEBHOOK_ENCRYPTION_KEY is not set: the webhooks worker kind does not run");
+            tracing::warn!(
+                "WEBHOOK_ENCRYPTION_KEY is not set: the webhooks worker kind does not run"
+            );
         }
         every
     }

@@ -5,7 +5,7 @@
 use common::webhooks::{TEST_EVENT, event_types};
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
-use utoipa::openapi::path::{Paths, PathItem};
+use utoipa::openapi::path::{PathItem, Paths};
 
 /// Adds the `webhooks` section, and the schemas of the events' data to the components.
 pub fn add_webhooks(openapi: &mut OpenApi) {
@@ -65,7 +65,7 @@ fn path_item(name: &str, description: &str, data: Value) -> Value {
                     "type": "object",
                     "required": ["type", "timestamp", "data"],
                     "properties": {
-                        "type": {"type": "string", "const": name},
+                        "type": {"type": "string", "enum": [name]},
                         "timestamp": {"type": "string", "format": "date-time", "description": "When the event happened"},
                         "data": data
                     }

@@ -22,7 +22,11 @@ pub use document::add_webhooks;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(routes::create, routes::list))
-        .routes(routes!(routes::get_endpoint, routes::change, routes::delete))
+        .routes(routes!(
+            routes::get_endpoint,
+            routes::change,
+            routes::delete
+        ))
         .routes(routes!(routes::rotate_secret))
         .routes(routes!(routes::test))
         .routes(routes!(deliveries::list))

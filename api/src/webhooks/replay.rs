@@ -20,7 +20,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::messaging::RawEnvelope;
 use common::nats::EVENTS;
-use common::webhooks::{ALL_EVENTS, EVENT_SUBJECTS, NewDelivery, delivery_id, is_known_type, payload_of, queue};
+use common::webhooks::{
+    ALL_EVENTS, EVENT_SUBJECTS, NewDelivery, delivery_id, is_known_type, payload_of, queue,
+};
 use uuid::Uuid;
 
 /// Most events one replay request delivers again; `next_since` says where to go on.
@@ -81,7 +83,10 @@ pub async fn replay(
         .map_err(|e| unavailable(&e))?;
     let (mut queued, mut next_since, mut pending) = (0, None, Vec::new());
     let mut seen = 0;
-    while let Some(message) = next(&stream, &filter, sequence).await.map_err(|e| unavailable(&e))? {
+    while let Some(message) = next(&stream, &filter, sequence)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
         if seen == MAX_REPLAY {
             next_since = Some(message.time);
             break;
@@ -130,7 +135,10 @@ async fn next(
     filter: &str,
     sequence: u64,
 ) -> Result<Option<StreamMessage>, async_nats::jetstream::stream::RawMessageError> {
-    match stream.get_first_raw_message_by_subject(filter, sequence).await {
+    match stream
+        .get_first_raw_message_by_subject(filter, sequence)
+        .await
+    {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(e),

@@ -217,7 +217,8 @@ async fn with_attempts(db: &PgPool, rows: Vec<DeliveryRow>) -> sqlx::Result<Vec<
             attempt_count: r.attempt_count,
             next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
-            payload: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::String(r.payload)),
+            payload: serde_json::from_str(&r.payload)
+                .unwrap_or(serde_json::Value::String(r.payload)),
             attempts: attempts
                 .iter()
                 .filter(|a| a.delivery_id == r.id)
@@ -237,7 +238,12 @@ async fn with_attempts(db: &PgPool, rows: Vec<DeliveryRow>) -> sqlx::Result<Vec<
 
 /// Makes delivery `id` of `endpoint` due now under a new ticket (an exhausted one pending
 /// again, for one more attempt); `None` when the endpoint has no such delivery.
-pub async fn retry(db: &PgPool, endpoint: Uuid, id: Uuid, ticket: Uuid) -> sqlx::Result<Option<()>> {
+pub async fn retry(
+    db: &PgPool,
+    endpoint: Uuid,
+    id: Uuid,
+    ticket: Uuid,
+) -> sqlx::Result<Option<()>> {
     let updated = sqlx::query!(
         "UPDATE webhook_deliveries
             SET status = 'PENDING', ticket = $3, next_attempt_at = now(), leased_until = NULL,

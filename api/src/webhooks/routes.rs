@@ -2,7 +2,8 @@
 //! rotate the secret, and send a test event.
 
 use super::model::{
-    Delivery, Endpoint, EndpointChange, EndpointWithSecret, NewEndpoint, check_description, check_endpoint_url, check_events,
+    Delivery, Endpoint, EndpointChange, EndpointWithSecret, NewEndpoint, check_description,
+    check_endpoint_url, check_events,
 };
 use super::{Secrets, not_queued, repo};
 use crate::auth::AdminUser;
@@ -48,11 +49,21 @@ pub async fn create(
     let description = check_description(body.description.as_deref().unwrap_or_default());
     let (url, events, description) = match (url, events, description) {
         (Ok(url), Ok(events), Ok(description)) => (url, events, description),
-        (url, events, description) => return Err(invalid([url.err(), events.err(), description.err()])),
+        (url, events, description) => {
+            return Err(invalid([url.err(), events.err(), description.err()]));
+        }
     };
     let id = Uuid::new_v4();
     let secret = SigningSecret::generate();
-    let endpoint = repo::insert(&state.db, id, &url, &events, &description, &secrets.seal(id, &secret)).await?;
+    let endpoint = repo::insert(
+        &state.db,
+        id,
+        &url,
+        &events,
+        &description,
+        &secrets.seal(id, &secret),
+    )
+    .await?;
     tracing::info!(endpoint_id = %id, admin = %admin.id, "webhook endpoint registered");
     let location = format!("/api/v1/webhooks/{id}");
     Ok((
@@ -136,8 +147,15 @@ pub async fn change(
     Path(id): Path<Uuid>,
     JsonBody(body): JsonBody<EndpointChange>,
 ) -> ApiResult<Json<Endpoint>> {
-    if body.url.is_none() && body.events.is_none() && body.description.is_none() && body.enabled.is_none() {
-        return Err(ApiError::field("", "nothing to change: give url, events, description or enabled"));
+    if body.url.is_none()
+        && body.events.is_none()
+        && body.description.is_none()
+        && body.enabled.is_none()
+    {
+        return Err(ApiError::field(
+            "",
+            "nothing to change: give url, events, description or enabled",
+        ));
     }
     let allow_private = state.config.webhooks.allow_private_networks;
     let url = match &body.url {
@@ -146,10 +164,13 @@ pub async fn change(
     };
     let events = body.events.as_deref().map(check_events);
     let description = body.description.as_deref().map(check_description);
-    let (url, events, description) = match (url.transpose(), events.transpose(), description.transpose()) {
-        (Ok(url), Ok(events), Ok(description)) => (url, events, description),
-        (url, events, description) => return Err(invalid([url.err(), events.err(), description.err()])),
-    };
+    let (url, events, description) =
+        match (url.transpose(), events.transpose(), description.transpose()) {
+            (Ok(url), Ok(events), Ok(description)) => (url, events, description),
+            (url, events, description) => {
+                return Err(invalid([url.err(), events.err(), description.err()]));
+            }
+        };
     let change = repo::Change {
         url: url.as_deref(),
         events: events.as_deref(),
@@ -241,9 +262,15 @@ pub async fn test(
         event_type: TEST_EVENT.to_owned(),
         payload: test_payload(endpoint.id, Utc::now()),
     };
-    queue(&state.db, &state.bus, std::slice::from_ref(&delivery), false, &correlation_id)
-        .await
-        .map_err(not_queued)?;
+    queue(
+        &state.db,
+        &state.bus,
+        std::slice::from_ref(&delivery),
+        false,
+        &correlation_id,
+    )
+    .await
+    .map_err(not_queued)?;
     let queued = repo::delivery(&state.db, endpoint.id, delivery.id).await?;
     Ok((StatusCode::ACCEPTED, Json(found(queued)?)))
 }

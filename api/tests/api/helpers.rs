@@ -365,6 +365,8 @@ mod bus;
 mod payments;
 mod shop;
 mod sse;
+mod webhooks;
 pub use payments::*;
 pub use shop::*;
 pub use sse::*;
+pub use webhooks::*;

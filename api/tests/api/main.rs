@@ -71,3 +71,7 @@ mod timeline_actors;
 mod unpaid_orders;
 mod users;
 mod warehouse_steps;
+mod webhook_deliveries;
+mod webhook_replay;
+mod webhook_urls;
+mod webhooks;

@@ -80,10 +80,7 @@ fn parse_key(raw: Option<String>) -> Result<Option<SecretString>, ConfigError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.as_bytes())
         .map_err(|_| {
-            ConfigError::new(
-                NAME,
-                "not base64; make one with `openssl rand -base64 32`",
-            )
+            ConfigError::new(NAME, "not base64; make one with `openssl rand -base64 32`")
         })?;
     if bytes.len() != WEBHOOK_KEY_BYTES {
         return Err(ConfigError::new(
@@ -208,8 +205,8 @@ mod tests {
         assert_eq!(e.variable, "WEBHOOK_ENCRYPTION_KEY");
         assert!(!e.to_string().contains("c2hvcnQ="), "{e}");
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let c = WebhookConfig::from_vars(&vars(&[("WEBHOOK_ENCRYPTION_KEY", &key)]))
-            .expect("valid");
+        let c =
+            WebhookConfig::from_vars(&vars(&[("WEBHOOK_ENCRYPTION_KEY", &key)])).expect("valid");
         assert!(c.encryption_key().is_some());
         assert!(!format!("{c:?}").contains(&key), "the key is redacted");
     }

@@ -41,7 +41,11 @@ pub async fn queue(
         return Ok(Queued::default());
     }
     let column = |f: fn(&NewDelivery) -> Uuid| deliveries.iter().map(f).collect::<Vec<_>>();
-    let (ids, endpoints, events) = (column(|d| d.id), column(|d| d.endpoint_id), column(|d| d.event_id));
+    let (ids, endpoints, events) = (
+        column(|d| d.id),
+        column(|d| d.endpoint_id),
+        column(|d| d.event_id),
+    );
     let tickets: Vec<Uuid> = deliveries.iter().map(|_| Uuid::new_v4()).collect();
     let types: Vec<String> = deliveries.iter().map(|d| d.event_type.clone()).collect();
     let payloads: Vec<String> = deliveries.iter().map(|d| d.payload.clone()).collect();
@@ -87,7 +91,9 @@ pub async fn queue(
     pending.dedup_by_key(|a| a.delivery_id);
     // Sent in order, acknowledged together.
     let published = futures::future::join_all(
-        pending.iter().map(|ticket| bus.publish(ticket.clone(), correlation_id)),
+        pending
+            .iter()
+            .map(|ticket| bus.publish(ticket.clone(), correlation_id)),
     )
     .await;
     for result in &published {

@@ -86,7 +86,8 @@ impl SecretBox {
         let bytes = STANDARD
             .decode(key.expose_secret())
             .map_err(|_| SecretError::Malformed)?;
-        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| SecretError::Malformed)?;
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| SecretError::Malformed)?;
         Ok(SecretBox { cipher })
     }
 

@@ -207,7 +207,11 @@ mod tests {
         ] {
             assert_eq!(kind(address), Some(expected), "{address}");
         }
-        for public in ["93.184.215.14", "8.8.8.8", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"] {
+        for public in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+        ] {
             assert_eq!(kind(public), None, "{public}");
         }
     }
@@ -225,16 +229,25 @@ mod tests {
         );
         assert!(matches!(
             check_url("https://[::1]:8443/", false),
-            Err(Refusal::Address { kind: "loopback", .. })
+            Err(Refusal::Address {
+                kind: "loopback",
+                ..
+            })
         ));
         assert!(matches!(
             check_url("https://2130706433/", false),
-            Err(Refusal::Address { kind: "loopback", .. })
+            Err(Refusal::Address {
+                kind: "loopback",
+                ..
+            })
         ));
         assert!(matches!(
             check_url("hooks.example.com", false),
             Err(Refusal::Malformed(_))
         ));
-        assert!(check_url("http://127.0.0.1:8080/", true).is_ok(), "allowed in development");
+        assert!(
+            check_url("http://127.0.0.1:8080/", true).is_ok(),
+            "allowed in development"
+        );
     }
 }

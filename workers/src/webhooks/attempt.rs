@@ -45,15 +45,29 @@ impl Attempter {
 
     /// Handles one ticket; `on_answer` hears each attempt's duration.
     #[tracing::instrument(skip_all, fields(delivery_id = %ticket.delivery_id, endpoint_id = %ticket.endpoint_id))]
-    pub async fn attempt(&self, ticket: &AttemptDelivery, on_answer: impl FnOnce(Duration)) -> Next {
-        let claimed = match store::claim(&self.db, ticket.delivery_id, ticket.ticket, self.lease()).await {
-            Ok(Ok(claimed)) => claimed,
-            Ok(Err(Unclaimed::Done)) => return Next::Done,
-            Ok(Err(Unclaimed::Leased(left))) => return Next::Again(left + Duration::from_millis(100)),
-            Err(e) => return self.database_failed(&e),
-        };
+    pub async fn attempt(
+        &self,
+        ticket: &AttemptDelivery,
+        on_answer: impl FnOnce(Duration),
+    ) -> Next {
+        let claimed =
+            match store::claim(&self.db, ticket.delivery_id, ticket.ticket, self.lease()).await {
+                Ok(Ok(claimed)) => claimed,
+                Ok(Err(Unclaimed::Done)) => return Next::Done,
+                Ok(Err(Unclaimed::Leased(left))) => {
+                    return Next::Again(left + Duration::from_millis(100));
+                }
+                Err(e) => return self.database_failed(&e),
+            };
         if !claimed.enabled {
-            return match store::give_up(&self.db, ticket.delivery_id, ticket.ticket, "the endpoint is disabled").await {
+            return match store::give_up(
+                &self.db,
+                ticket.delivery_id,
+                ticket.ticket,
+                "the endpoint is disabled",
+            )
+            .await
+            {
                 Ok(()) => {
                     metrics::counter!("webhook_deliveries_total", "outcome" => WebhookDeliveryStatus::Failed.label()).increment(1);
                     Next::Done
@@ -62,33 +76,42 @@ impl Attempter {
             };
         }
         if claimed.next_attempt_at > claimed.now {
-            let early = (claimed.next_attempt_at - claimed.now).to_std().unwrap_or_default();
+            let early = (claimed.next_attempt_at - claimed.now)
+                .to_std()
+                .unwrap_or_default();
             if let Err(e) = store::release(&self.db, ticket.delivery_id, ticket.ticket).await {
                 tracing::warn!(error = %e, "an early ticket's claim was not released; it lapses");
             }
             return Next::Again(early);
         }
         let attempted_at = Utc::now();
-        let answer = match self.signing_keys(ticket, &claimed.secret, claimed.previous_secret.as_deref()) {
-            Ok(keys) => {
-                let id = webhook_id(ticket.delivery_id);
-                let timestamp = attempted_at.timestamp();
-                let headers = [
-                    ("webhook-id", id.clone()),
-                    ("webhook-timestamp", timestamp.to_string()),
-                    ("webhook-signature", signature(&keys, &id, timestamp, &claimed.payload)),
-                ];
-                self.sender.post(&claimed.url, &headers, claimed.payload).await
-            }
-            Err(error) => Answer {
-                status: None,
-                error: Some(error),
-                body: String::new(),
-                duration: Duration::ZERO,
-            },
-        };
+        let answer =
+            match self.signing_keys(ticket, &claimed.secret, claimed.previous_secret.as_deref()) {
+                Ok(keys) => {
+                    let id = webhook_id(ticket.delivery_id);
+                    let timestamp = attempted_at.timestamp();
+                    let headers = [
+                        ("webhook-id", id.clone()),
+                        ("webhook-timestamp", timestamp.to_string()),
+                        (
+                            "webhook-signature",
+                            signature(&keys, &id, timestamp, &claimed.payload),
+                        ),
+                    ];
+                    self.sender
+                        .post(&claimed.url, &headers, claimed.payload)
+                        .await
+                }
+                Err(error) => Answer {
+                    status: None,
+                    error: Some(error),
+                    body: String::new(),
+                    duration: Duration::ZERO,
+                },
+            };
         on_answer(answer.duration);
-        metrics::histogram!("webhook_attempt_duration_seconds").record(answer.duration.as_secs_f64());
+        metrics::histogram!("webhook_attempt_duration_seconds")
+            .record(answer.duration.as_secs_f64());
         let succeeded = answer.succeeded();
         let scheduled = usize::try_from(claimed.scheduled_attempts).unwrap_or(0) + 1;
         let wait = (!succeeded)
@@ -99,7 +122,9 @@ impl Attempter {
             (true, _) => (WebhookDeliveryStatus::Succeeded, None),
             (false, Some(wait)) => (
                 WebhookDeliveryStatus::Pending,
-                chrono::Duration::from_std(wait).ok().map(|w| attempted_at + w),
+                chrono::Duration::from_std(wait)
+                    .ok()
+                    .map(|w| attempted_at + w),
             ),
             (false, None) => (WebhookDeliveryStatus::Failed, None),
         };
@@ -118,7 +143,14 @@ impl Attempter {
             succeeded,
             next,
         };
-        let recorded = match store::record(&self.db, &attempt, self.config.disable_after, error.as_deref()).await {
+        let recorded = match store::record(
+            &self.db,
+            &attempt,
+            self.config.disable_after,
+            error.as_deref(),
+        )
+        .await
+        {
             Ok(recorded) => recorded,
             // The attempt was made but not recorded: the ticket comes again and the receiver
             // may get the same webhook-id twice, which it deduplicates.
@@ -128,7 +160,12 @@ impl Attempter {
             tracing::warn!(reason, "webhook endpoint disabled");
             metrics::counter!("webhook_endpoints_disabled_total").increment(1);
         }
-        tracing::debug!(status = answer.status, error = answer.error, outcome = next.0.label(), "webhook attempt");
+        tracing::debug!(
+            status = answer.status,
+            error = answer.error,
+            outcome = next.0.label(),
+            "webhook attempt"
+        );
         if !recorded.current && !succeeded {
             // A retry or replay replaced this ticket meanwhile; its own message drives it now.
             return Next::Done;

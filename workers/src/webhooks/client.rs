@@ -45,6 +45,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(config: &WebhookConfig) -> anyhow::Result<Self> {
+        common::startup::install_tls_provider();
         let allow_private = config.allow_private_networks;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -61,7 +62,10 @@ impl Sender {
             .no_proxy()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("order-service-webhooks/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "order-service-webhooks/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()?;
         Ok(Sender {
             client,
@@ -154,7 +158,9 @@ impl Resolve for PublicOnly {
             if public.is_empty() {
                 let why = refused
                     .first()
-                    .and_then(|a| forbidden_address(a.ip()).map(|kind| format!("{} ({kind})", a.ip())))
+                    .and_then(|a| {
+                        forbidden_address(a.ip()).map(|kind| format!("{} ({kind})", a.ip()))
+                    })
                     .unwrap_or_else(|| "no address".into());
                 return Err(format!("refused: {host} resolves to {why}").into());
             }
@@ -183,22 +189,32 @@ mod tests {
             .await;
         assert_eq!(answer.status, None);
         assert!(
-            answer.error.as_deref().is_some_and(|e| e.contains("cloud metadata")),
+            answer
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("cloud metadata")),
             "{answer:?}"
         );
     }
 
     #[tokio::test]
     async fn a_name_that_resolves_to_loopback_is_refused_after_the_lookup() {
-        let answer = sender().post("https://localhost:1/hook", &[], "{}".into()).await;
+        let answer = sender()
+            .post("https://localhost:1/hook", &[], "{}".into())
+            .await;
         assert_eq!(answer.status, None);
         let error = answer.error.unwrap_or_default();
-        assert!(error.contains("refused") && error.contains("loopback"), "{error}");
+        assert!(
+            error.contains("refused") && error.contains("loopback"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn plain_http_is_refused() {
-        let answer = sender().post("http://example.com/hook", &[], "{}".into()).await;
+        let answer = sender()
+            .post("http://example.com/hook", &[], "{}".into())
+            .await;
         assert!(answer.error.is_some_and(|e| e.contains("https")));
     }
 }

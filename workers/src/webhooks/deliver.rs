@@ -8,10 +8,10 @@
 
 use super::attempt::{Attempter, Next};
 use super::limiter::Limiter;
+use crate::consumer::LoopOptions;
 use crate::consumer::PullOptions;
 use crate::consumer::pull::Puller;
 use crate::consumer::settle::{Origin, dead_letter};
-use crate::consumer::LoopOptions;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use common::messaging::{Bus, RawEnvelope};
 use common::webhooks::AttemptDelivery;
@@ -41,7 +41,14 @@ impl Deliverer {
             heartbeat: Duration::from_millis(250),
         };
         let mut puller = loop {
-            match Puller::new(&self.name, &self.consumer, self.bus.jetstream().clone(), options).await {
+            match Puller::new(
+                &self.name,
+                &self.consumer,
+                self.bus.jetstream().clone(),
+                options,
+            )
+            .await
+            {
                 Ok(puller) => break puller,
                 Err(e) => {
                     tracing::warn!(consumer = %self.name, error = %e, "cannot subscribe for pulls; retrying");
@@ -93,7 +100,11 @@ impl Deliverer {
     async fn handle(&self, message: jetstream::Message) {
         let ticket = RawEnvelope::parse(&message.payload)
             .map_err(|e| e.to_string())
-            .and_then(|envelope| envelope.data_as::<AttemptDelivery>().map_err(|e| e.to_string()));
+            .and_then(|envelope| {
+                envelope
+                    .data_as::<AttemptDelivery>()
+                    .map_err(|e| e.to_string())
+            });
         let ticket = match ticket {
             Ok(ticket) => ticket,
             Err(reason) => return self.refuse(&message, &reason).await,
@@ -107,10 +118,16 @@ impl Deliverer {
                     return Next::Again(wait);
                 }
             };
-            let Some(_slot) = turn.slot().await else {
-                return Next::Again(Duration::from_secs(1));
+            let _slot = match turn.slot().await {
+                Ok(slot) => slot,
+                Err(wait) => {
+                    metrics::counter!("webhook_tickets_deferred_total").increment(1);
+                    return Next::Again(wait);
+                }
             };
-            self.attempter.attempt(&ticket, |took| turn.took(took)).await
+            self.attempter
+                .attempt(&ticket, |took| turn.took(took))
+                .await
         }
         .instrument(span)
         .await;

@@ -34,8 +34,8 @@ impl FanOut {
         let mut deliveries = Vec::new();
         for event in events {
             // Another order event than the webhook types (one not offered yet) reaches no one.
-            let Some((kind, payload)) = payload_of(&event.subject, &event.envelope)
-                .filter(|(kind, _)| is_known_type(kind))
+            let Some((kind, payload)) =
+                payload_of(&event.subject, &event.envelope).filter(|(kind, _)| is_known_type(kind))
             else {
                 continue;
             };
@@ -52,7 +52,10 @@ impl FanOut {
                 });
             }
         }
-        let correlation_id = events.first().map(|e| e.correlation_id.as_str()).unwrap_or_default();
+        let correlation_id = events
+            .first()
+            .map(|e| e.correlation_id.as_str())
+            .unwrap_or_default();
         queue(&self.db, &self.bus, &deliveries, false, correlation_id)
             .await
             .map(|_| ())

@@ -1,8 +1,9 @@
 //! How many attempts each endpoint gets at once. Every delivery in hand runs in a task of its
 //! own, so a slow endpoint holds up only its own deliveries: at most `concurrency` attempts to
-//! it run at once, a few times that many wait for a turn, and what arrives past those goes back
-//! to the stream for about as long as the queue ahead of it takes (its average answer time),
-//! instead of holding the worker's capacity for other endpoints.
+//! it run at once, and a bounded number wait for a turn, each for [`SLOT_WAIT`] at most. What
+//! finds the queue full, or waits in vain, goes back to the stream for about as long as the
+//! queue ahead of it takes (the endpoint's average answer time), instead of holding the
+//! worker's capacity for other endpoints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +12,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// Deliveries that may wait for a turn, per attempt slot.
-pub const QUEUE_PER_SLOT: usize = 4;
+pub const QUEUE_PER_SLOT: usize = 16;
+/// The longest a delivery waits for a turn in the worker; then it goes back to the stream.
+pub const SLOT_WAIT: Duration = Duration::from_secs(10);
 /// Shortest and longest wait of a delivery sent back because its endpoint's queue was full.
 const MIN_BACK_OFF: Duration = Duration::from_millis(50);
 const MAX_BACK_OFF: Duration = Duration::from_secs(60);
@@ -42,23 +45,24 @@ impl Limiter {
     pub fn new(concurrency: usize, timeout: Duration) -> Self {
         Limiter {
             concurrency: concurrency.max(1),
-            first_guess: timeout / 2,
+            first_guess: timeout / 10,
             endpoints: Mutex::new(HashMap::new()),
         }
     }
 
     /// A place in `endpoint`'s queue, or how long to wait before asking again when it is full.
     pub fn enter(&self, endpoint: Uuid) -> Result<Turn<'_>, Duration> {
-        let mut endpoints = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let state = endpoints.entry(endpoint).or_insert_with(|| Endpoint {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             in_hand: 0,
             average: self.first_guess.as_secs_f64(),
         });
         if state.in_hand >= self.concurrency * (1 + QUEUE_PER_SLOT) {
-            let rounds = state.in_hand as f64 / self.concurrency as f64;
-            let wait = Duration::from_secs_f64(state.average * rounds);
-            return Err(wait.clamp(MIN_BACK_OFF, MAX_BACK_OFF));
+            return Err(self.back_off(state));
         }
         state.in_hand += 1;
         Ok(Turn {
@@ -68,22 +72,48 @@ impl Limiter {
         })
     }
 
+    /// About how long the queue ahead takes to drain.
+    fn back_off(&self, state: &Endpoint) -> Duration {
+        let rounds = state.in_hand as f64 / self.concurrency as f64;
+        Duration::from_secs_f64(state.average * rounds).clamp(MIN_BACK_OFF, MAX_BACK_OFF)
+    }
+
     /// Endpoints with deliveries in hand.
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.endpoints.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
 impl Turn<'_> {
-    /// Waits for one of the endpoint's attempt slots.
-    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).acquire_owned().await.ok()
+    /// Waits for one of the endpoint's attempt slots, [`SLOT_WAIT`] at most; `Err` says how
+    /// long to wait before asking again.
+    pub async fn slot(&self) -> Result<OwnedSemaphorePermit, Duration> {
+        match tokio::time::timeout(SLOT_WAIT, Arc::clone(&self.slots).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                let endpoints = self
+                    .limiter
+                    .endpoints
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                Err(endpoints
+                    .get(&self.endpoint)
+                    .map_or(MIN_BACK_OFF, |state| self.limiter.back_off(state)))
+            }
+        }
     }
 
     /// Counts an attempt's duration into the endpoint's average.
     pub fn took(&self, duration: Duration) {
-        let mut endpoints = self.limiter.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut endpoints = self
+            .limiter
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = endpoints.get_mut(&self.endpoint) {
             state.average = 0.8 * state.average + 0.2 * duration.as_secs_f64();
         }
@@ -92,7 +122,11 @@ impl Turn<'_> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut endpoints = self.limiter.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut endpoints = self
+            .limiter
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = endpoints.get_mut(&self.endpoint) {
             state.in_hand = state.in_hand.saturating_sub(1);
             // An endpoint with nothing in hand is forgotten: the map holds at most the
@@ -112,11 +146,16 @@ mod tests {
     async fn a_full_endpoint_sends_deliveries_back_and_leaves_others_alone() {
         let limiter = Limiter::new(2, Duration::from_secs(10));
         let (slow, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let turns: Vec<_> = (0..10).map(|_| limiter.enter(slow).expect("room")).collect();
+        let turns: Vec<_> = (0..34)
+            .map(|_| limiter.enter(slow).expect("room"))
+            .collect();
+        for turn in &turns {
+            turn.took(Duration::from_secs(10));
+        }
         let wait = limiter.enter(slow).err().expect("full");
         assert!(wait >= Duration::from_secs(10), "{wait:?}");
         let turn = limiter.enter(other).expect("another endpoint has room");
-        assert!(turn.slot().await.is_some());
+        assert!(turn.slot().await.is_ok());
         drop(turn);
         drop(turns);
         assert_eq!(limiter.tracked(), 0, "idle endpoints are forgotten");
@@ -126,7 +165,9 @@ mod tests {
     async fn a_fast_endpoint_is_asked_again_soon() {
         let limiter = Limiter::new(1, Duration::from_secs(10));
         let endpoint = Uuid::from_u128(1);
-        let turns: Vec<_> = (0..5).map(|_| limiter.enter(endpoint).expect("room")).collect();
+        let turns: Vec<_> = (0..17)
+            .map(|_| limiter.enter(endpoint).expect("room"))
+            .collect();
         for _ in 0..30 {
             turns[0].took(Duration::from_millis(2));
         }

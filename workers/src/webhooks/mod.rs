@@ -15,9 +15,9 @@ mod store;
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
 use async_nats::jetstream::consumer::PullConsumer;
+use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
 use common::webhooks::{AttemptDelivery, EVENT_SUBJECTS, SecretBox};
-use common::messaging::Message;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub async fn start(ctx: &Context, shutdown: &CancellationToken) -> anyhow::Resul
         // The handler decides when a delivery has had enough attempts.
         max_deliver: -1,
         // Longer than a ticket waits for its endpoint's turn and its attempt together.
-        ack_wait: config.timeout * (limiter::QUEUE_PER_SLOT as u32 + 2) + Duration::from_secs(30),
+        ack_wait: limiter::SLOT_WAIT + config.timeout * 2 + Duration::from_secs(30),
         max_ack_pending: MAX_PENDING_TICKETS,
         ..ConsumerSpec::new(nats::WEBHOOKS, WEBHOOKS_DELIVER, AttemptDelivery::SUBJECT)
     };
@@ -83,7 +83,10 @@ pub async fn start(ctx: &Context, shutdown: &CancellationToken) -> anyhow::Resul
             secrets,
             config: config.clone(),
         }),
-        limiter: Arc::new(limiter::Limiter::new(config.endpoint_concurrency, config.timeout)),
+        limiter: Arc::new(limiter::Limiter::new(
+            config.endpoint_concurrency,
+            config.timeout,
+        )),
     };
     Ok(Webhooks {
         tasks: vec![
@@ -112,7 +115,8 @@ async fn sample_pending(db: sqlx::PgPool, shutdown: CancellationToken) {
             Ok(counts) => {
                 let now: HashSet<_> = counts.iter().map(|(e, _)| *e).collect();
                 for gone in seen.difference(&now) {
-                    metrics::gauge!("webhook_pending_deliveries", "endpoint" => gone.to_string()).set(0.0);
+                    metrics::gauge!("webhook_pending_deliveries", "endpoint" => gone.to_string())
+                        .set(0.0);
                 }
                 for (endpoint, pending) in counts {
                     metrics::gauge!("webhook_pending_deliveries", "endpoint" => endpoint.to_string())

@@ -36,7 +36,10 @@ mod tests {
     use common::webhooks::SigningSecret;
 
     fn key(secret: &str) -> Vec<u8> {
-        SigningSecret::parse(secret).expect("a secret").key().expect("a key")
+        SigningSecret::parse(secret)
+            .expect("a secret")
+            .key()
+            .expect("a key")
     }
 
     /// The test vectors of the Standard Webhooks reference libraries (Go, Python, Rust, …).
@@ -64,28 +67,46 @@ mod tests {
 
     #[test]
     fn two_live_secrets_give_two_space_separated_signatures() {
-        let (new, old) = (key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), key("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"));
+        let (new, old) = (
+            key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            key("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+        );
         let both = signature(&[new.clone(), old.clone()], "msg_1", 1, "{}");
         let parts: Vec<&str> = both.split(' ').collect();
-        assert_eq!(parts, [signature(&[new], "msg_1", 1, "{}"), signature(&[old], "msg_1", 1, "{}")]);
+        assert_eq!(
+            parts,
+            [
+                signature(&[new], "msg_1", 1, "{}"),
+                signature(&[old], "msg_1", 1, "{}")
+            ]
+        );
     }
 
     /// The reference Rust implementation, from crates.io, verifies what this module signs.
     #[test]
     fn the_reference_implementation_verifies_these_signatures() {
         let secret = SigningSecret::generate();
-        let reference = standardwebhooks::Webhook::new(secret.expose()).expect("the reference reads the secret");
+        let reference = standardwebhooks::Webhook::new(secret.expose())
+            .expect("the reference reads the secret");
         let now = chrono::Utc::now().timestamp();
-        let body = r#"{"type":"order.status_changed","timestamp":"2024-05-01T10:00:00Z","data":{}}"#;
+        let body =
+            r#"{"type":"order.status_changed","timestamp":"2024-05-01T10:00:00Z","data":{}}"#;
         let mut headers = http::HeaderMap::new();
         headers.insert("webhook-id", "msg_abc".parse().expect("header"));
-        headers.insert("webhook-timestamp", now.to_string().parse().expect("header"));
+        headers.insert(
+            "webhook-timestamp",
+            now.to_string().parse().expect("header"),
+        );
         let other = SigningSecret::generate().key().expect("key");
         let value = signature(&[other, secret.key().expect("key")], "msg_abc", now, body);
         headers.insert("webhook-signature", value.parse().expect("header"));
-        reference.verify(body.as_bytes(), &headers).expect("verified by the reference");
+        reference
+            .verify(body.as_bytes(), &headers)
+            .expect("verified by the reference");
         assert_eq!(
-            reference.sign("msg_abc", now, body.as_bytes()).expect("signs"),
+            reference
+                .sign("msg_abc", now, body.as_bytes())
+                .expect("signs"),
             signature(&[secret.key().expect("key")], "msg_abc", now, body)
         );
     }

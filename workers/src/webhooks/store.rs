@@ -216,5 +216,8 @@ pub async fn pending_per_endpoint(db: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>>
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.endpoint_id, r.pending)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.endpoint_id, r.pending))
+        .collect())
 }
