@@ -98,6 +98,54 @@ async fn api_replicas_tell_each_other_what_to_forget_under_the_api_user() {
     nats.assert_not_refused(&["api"]);
 }
 
+#[tokio::test]
+async fn the_webhooks_worker_delivers_and_the_api_replays_under_their_own_users() {
+    let nats = PrivateNats::start().await;
+    let shop = shop_on(&nats, &[]).await;
+    let admin = shop.app.create_user(Role::Admin).await;
+    let receiver = common::testing::Receiver::start().await;
+    let endpoint = shop.app.create_webhook(&admin, &receiver.url, &["*"]).await;
+    receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
+    let since = chrono::Utc::now();
+
+    shop.confirmed_order(&nats, 1).await;
+    let delivered = receiver
+        .wait_for(1, Duration::from_secs(20))
+        .await
+        .remove(0);
+    let res = shop
+        .app
+        .post_as(
+            &admin,
+            &format!(
+                "/api/v1/webhooks/{}/replay",
+                endpoint["id"].as_str().unwrap()
+            ),
+            &json!({"since": since}),
+            &[],
+        )
+        .await;
+
+    assert_eq!(res.status(), 202, "{}", nats.log());
+    let replayed = receiver
+        .wait_for(2, Duration::from_secs(20))
+        .await
+        .remove(1);
+    assert_eq!(replayed.webhook_id, delivered.webhook_id);
+    assert_eq!(replayed.verified_by, [0]);
+    nats.assert_not_refused(&SERVICE_USERS);
+}
+
+#[tokio::test]
+async fn the_webhooks_worker_cannot_publish_order_events_or_commands() {
+    let nats = PrivateNats::start().await;
+    let _env = nats.migrated_env().await;
+    let worker = nats.user("webhooks-worker").await;
+
+    worker.cannot_publish("orders.evt.status_changed").await;
+    worker.cannot_publish("orders.cmd.transition").await;
+}
+
 // --- the payment provider -------------------------------------------------------------------
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const USERS: [(&str, &str, &str); 8] = [
+pub const USERS: [(&str, &str, &str); 9] = [
     ("migrate", "NATS_MIGRATE_PASSWORD", "migrate-password"),
     ("api", "NATS_API_PASSWORD", "api-password"),
     (
@@ -35,6 +35,11 @@ pub const USERS: [(&str, &str, &str); 8] = [
     ),
     ("warehouse", "NATS_WAREHOUSE_PASSWORD", "warehouse-password"),
     ("carrier", "NATS_CARRIER_PASSWORD", "carrier-password"),
+    (
+        "webhooks-worker",
+        "NATS_WEBHOOKS_WORKER_PASSWORD",
+        "webhooks-password",
+    ),
 ];
 
 pub fn password_of(user: &str) -> &'static str {
@@ -161,7 +166,12 @@ impl PrivateNats {
 }
 
 /// The users the api and the workers run as.
-pub const SERVICE_USERS: [&str; 3] = ["api", "orders-worker", "inventory-worker"];
+pub const SERVICE_USERS: [&str; 4] = [
+    "api",
+    "orders-worker",
+    "inventory-worker",
+    "webhooks-worker",
+];
 
 /// A client of a [`PrivateNats`] logged in as one user, and the errors the server sent it.
 pub struct NatsUser {
@@ -293,15 +303,18 @@ pub async fn system_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> crate:
     let env = TestEnv::new().await;
     migrate(&env, nats).await;
     let config_as = |user: &str| config_as(&env, nats, user, overrides);
-    let (api_config, orders_config, inventory_config) = (
+    let (api_config, orders_config, inventory_config, webhooks_config) = (
         config_as("api"),
         config_as("orders-worker"),
         config_as("inventory-worker"),
+        config_as("webhooks-worker"),
     );
     let app = start(env, api_config).await;
     app.start_worker_kinds(orders_config, &[workers::Kind::Orders])
         .await;
     app.start_worker_kinds(inventory_config, &[workers::Kind::Inventory])
+        .await;
+    app.start_worker_kinds(webhooks_config, &[workers::Kind::Webhooks])
         .await;
     app
 }
