@@ -42,6 +42,7 @@ WORKER_CONSUMERS = {
         ("ORDERS_CMD", "orders-refunds"),
         ("EVENTS", "orders-payment-events"),
     },
+    "worker-webhooks": {("EVENTS", "webhooks-events"), ("WEBHOOKS", "webhooks-deliver")},
 }
 # The ingress the manifests assume (networkpolicies.yaml, config.yaml's TRUSTED_PROXIES).
 INGRESS_NAMESPACE = "ingress-nginx"
