@@ -55,6 +55,11 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
         .await;
     let client = app.create_user(Role::Client).await;
     let mug = app.create_product("Mug", 1250, 3).await;
+    // A webhook endpoint receives the orders' events.
+    let admin = app.create_user(Role::Admin).await;
+    let receiver = common::testing::Receiver::start().await;
+    let endpoint = app.create_webhook(&admin, &receiver.url, &["*"]).await;
+    receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     let wait = [("prefer", "wait=10")];
     let place = |quantity: i32| {
         let body = json!({"items": [{"product_id": mug, "quantity": quantity}]});

@@ -32,7 +32,7 @@ pub const WEBHOOKS_DELIVER: &str = "webhooks-deliver";
 /// negatively acknowledged message pending until its delay is over).
 pub const MAX_PENDING_TICKETS: i64 = 200_000;
 /// How often the pending deliveries per endpoint are counted for the metrics.
-const PENDING_SAMPLE: Duration = Duration::from_secs(15);
+const PENDING_SAMPLE: Duration = Duration::from_secs(5);
 
 /// The webhooks kind's work, ready to run: the fan-out loop, the delivery loop and the sampler
 /// of pending deliveries, with the consumers to watch for lag.
@@ -102,7 +102,8 @@ pub async fn start(ctx: &Context, shutdown: &CancellationToken) -> anyhow::Resul
 }
 
 /// Sets `webhook_pending_deliveries{endpoint}` until `shutdown`: the deliveries of each
-/// endpoint still waiting for a successful attempt (an endpoint with none left reads 0).
+/// endpoint still waiting for a successful attempt (a deleted endpoint reads 0 once, then is
+/// no longer set).
 async fn sample_pending(db: sqlx::PgPool, shutdown: CancellationToken) {
     let mut seen = HashSet::new();
     let mut ticks = tokio::time::interval(PENDING_SAMPLE);

@@ -208,16 +208,15 @@ pub async fn record(
     Ok(Recorded { current, disabled })
 }
 
-/// Pending deliveries per endpoint.
+/// Pending deliveries of every endpoint (zero for those with none).
 pub async fn pending_per_endpoint(db: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>> {
     let rows = sqlx::query!(
-        r#"SELECT endpoint_id, count(*) AS "pending!" FROM webhook_deliveries
-            WHERE status = 'PENDING' GROUP BY endpoint_id"#
+        r#"SELECT e.id, count(d.id) AS "pending!"
+             FROM webhook_endpoints e
+             LEFT JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.status = 'PENDING'
+            GROUP BY e.id"#
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.endpoint_id, r.pending))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.pending)).collect())
 }
