@@ -41,11 +41,11 @@ enum Command {
     /// Run benchmark scenarios and print a summary.
     Run {
         /// Comma-separated: place (with the ceiling and the synchronous baseline), scaling
-        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak.
+        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak, webhooks.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "place,scaling,latency,flash-sale,browse,soak"
+            default_value = "place,scaling,latency,flash-sale,browse,soak,webhooks"
         )]
         scenarios: Vec<String>,
         /// Concurrent clients for place, the ceiling and browse.

@@ -5,6 +5,7 @@ mod browse;
 mod flash;
 mod place;
 mod steady;
+mod webhooks;
 
 use crate::rss;
 use crate::scenarios::{Measured, Shop};
@@ -123,6 +124,9 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
     }
     if wants("browse") {
         browse::section(&ctx, &mut out).await?;
+    }
+    if wants("webhooks") {
+        webhooks::section(&ctx, &mut out).await?;
     }
     let processes = &ctx.processes;
     let db = &ctx.db;
