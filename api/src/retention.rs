@@ -1,5 +1,6 @@
 //! Purging the rows that would otherwise only grow: idempotency keys older than a day, refresh
-//! tokens used more than a week ago, and sessions (with their tokens) a day after they ended.
+//! tokens used more than a week ago, sessions (with their tokens) a day after they ended, and
+//! webhook deliveries (with their attempts) 30 days after they ended.
 //!
 //! Every api replica runs the purge every `PURGE_INTERVAL_MS`; a transaction-scoped advisory
 //! lock lets one replica purge at a time and the others skip that round, and the deletes are
@@ -17,6 +18,8 @@ pub const IDEMPOTENCY_KEY_HOURS: i32 = 24;
 pub const USED_REFRESH_TOKEN_DAYS: i32 = 7;
 /// How long an ended (expired or revoked) session is kept before it goes with its tokens.
 pub const ENDED_SESSION_DAYS: i32 = 1;
+/// How long a webhook delivery that ended (succeeded or failed) stays in its endpoint's log.
+pub const WEBHOOK_DELIVERY_DAYS: i32 = 30;
 
 /// Key of the advisory lock one purge holds (`purge` in ASCII).
 const PURGE_LOCK: i64 = 0x0070_7572_6765;
@@ -27,6 +30,7 @@ pub struct Purged {
     pub idempotency_keys: u64,
     pub refresh_tokens: u64,
     pub sessions: u64,
+    pub webhook_deliveries: u64,
 }
 
 /// Purges once; `None` when another replica is purging right now.
@@ -64,11 +68,20 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<Option<Purged>> {
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let webhook_deliveries = sqlx::query!(
+        "DELETE FROM webhook_deliveries
+          WHERE status <> 'PENDING' AND updated_at < now() - make_interval(days => $1)",
+        WEBHOOK_DELIVERY_DAYS,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     Ok(Some(Purged {
         idempotency_keys,
         refresh_tokens,
         sessions,
+        webhook_deliveries,
     }))
 }
 
@@ -88,6 +101,7 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
                     idempotency_keys = purged.idempotency_keys,
                     refresh_tokens = purged.refresh_tokens,
                     sessions = purged.sessions,
+                    webhook_deliveries = purged.webhook_deliveries,
                     "purged expired rows"
                 );
             }

@@ -49,6 +49,48 @@ async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and
 }
 
 #[tokio::test]
+async fn a_purge_removes_webhook_deliveries_that_ended_a_month_ago_and_keeps_pending_ones() {
+    let app = spawn_app().await;
+    let endpoint = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO webhook_endpoints (id, url, events, secret) VALUES ($1, 'https://hooks.example.com/', '{*}', '\\x00')")
+        .bind(endpoint)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    for (status, next, age) in [
+        ("SUCCEEDED", None, "31 days"),
+        ("FAILED", None, "31 days"),
+        ("SUCCEEDED", None, "29 days"),
+        ("PENDING", Some("now()"), "40 days"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, ticket, next_attempt_at, updated_at)
+             VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'order.status_changed', '{{}}', '{status}', gen_random_uuid(), {}, now() - interval '{age}')",
+            next.unwrap_or("NULL")
+        )))
+        .bind(endpoint)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    }
+
+    let purged = api::retention::purge(&app.state.db)
+        .await
+        .unwrap()
+        .expect("not locked");
+
+    assert_eq!(purged.webhook_deliveries, 2);
+    let left = app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING' OR updated_at > now() - interval '30 days'").await;
+    assert_eq!(
+        (
+            left,
+            app.count("SELECT count(*) FROM webhook_deliveries").await
+        ),
+        (2, 2)
+    );
+}
+
+#[tokio::test]
 async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;

@@ -57,7 +57,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     let res = ctx
         .api
         .http
-        .post(ctx.api.url("/api/v1/webhooks"))
+        .post(ctx.api.url("/webhooks"))
         .bearer_auth(&ctx.admin)
         .json(&json!({"url": url, "events": ["order.status_changed"]}))
         .send()
@@ -92,7 +92,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     let res = ctx
         .api
         .http
-        .post(ctx.api.url(&format!("/api/v1/webhooks/{id}/replay")))
+        .post(ctx.api.url(&format!("/webhooks/{id}/replay")))
         .bearer_auth(&ctx.admin)
         .json(&json!({"since": since}))
         .send()

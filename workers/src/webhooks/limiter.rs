@@ -19,11 +19,23 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(10);
 const MIN_BACK_OFF: Duration = Duration::from_millis(50);
 const MAX_BACK_OFF: Duration = Duration::from_secs(60);
 
+/// Endpoints whose average answer time is remembered while they have nothing in hand.
+const REMEMBERED: usize = 10_000;
+/// What an endpoint not heard from yet is assumed to take per attempt.
+const FIRST_GUESS: Duration = Duration::from_millis(100);
+
 pub struct Limiter {
     concurrency: usize,
-    /// What a new endpoint is assumed to take per attempt, until it has answered.
-    first_guess: Duration,
-    endpoints: Mutex<HashMap<Uuid, Endpoint>>,
+    endpoints: Mutex<Endpoints>,
+}
+
+#[derive(Default)]
+struct Endpoints {
+    /// Those with deliveries in hand.
+    busy: HashMap<Uuid, Endpoint>,
+    /// Moving averages of the attempts' durations (seconds), kept across idle spells so a
+    /// burst to a known endpoint is paced by what it really takes.
+    averages: HashMap<Uuid, f64>,
 }
 
 struct Endpoint {
@@ -42,11 +54,10 @@ pub struct Turn<'a> {
 }
 
 impl Limiter {
-    pub fn new(concurrency: usize, timeout: Duration) -> Self {
+    pub fn new(concurrency: usize) -> Self {
         Limiter {
             concurrency: concurrency.max(1),
-            first_guess: timeout / 10,
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(Endpoints::default()),
         }
     }
 
@@ -56,10 +67,14 @@ impl Limiter {
             .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let state = endpoints.entry(endpoint).or_insert_with(|| Endpoint {
+        let Endpoints { busy, averages } = &mut *endpoints;
+        let state = busy.entry(endpoint).or_insert_with(|| Endpoint {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             in_hand: 0,
-            average: self.first_guess.as_secs_f64(),
+            average: averages
+                .get(&endpoint)
+                .copied()
+                .unwrap_or(FIRST_GUESS.as_secs_f64()),
         });
         if state.in_hand >= self.concurrency * (1 + QUEUE_PER_SLOT) {
             return Err(self.back_off(state));
@@ -84,6 +99,7 @@ impl Limiter {
         self.endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .busy
             .len()
     }
 }
@@ -101,6 +117,7 @@ impl Turn<'_> {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 Err(endpoints
+                    .busy
                     .get(&self.endpoint)
                     .map_or(MIN_BACK_OFF, |state| self.limiter.back_off(state)))
             }
@@ -114,7 +131,7 @@ impl Turn<'_> {
             .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(state) = endpoints.get_mut(&self.endpoint) {
+        if let Some(state) = endpoints.busy.get_mut(&self.endpoint) {
             state.average = 0.8 * state.average + 0.2 * duration.as_secs_f64();
         }
     }
@@ -127,12 +144,18 @@ impl Drop for Turn<'_> {
             .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(state) = endpoints.get_mut(&self.endpoint) {
+        let Endpoints { busy, averages } = &mut *endpoints;
+        if let Some(state) = busy.get_mut(&self.endpoint) {
             state.in_hand = state.in_hand.saturating_sub(1);
-            // An endpoint with nothing in hand is forgotten: the map holds at most the
-            // endpoints with deliveries in hand.
+            // An endpoint with nothing in hand leaves the busy map (which so holds at most the
+            // endpoints with deliveries in hand); its average stays, within a bound.
             if state.in_hand == 0 {
-                endpoints.remove(&self.endpoint);
+                let average = state.average;
+                busy.remove(&self.endpoint);
+                if averages.len() >= REMEMBERED {
+                    averages.clear();
+                }
+                averages.insert(self.endpoint, average);
             }
         }
     }
@@ -144,7 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_endpoint_sends_deliveries_back_and_leaves_others_alone() {
-        let limiter = Limiter::new(2, Duration::from_secs(10));
+        let limiter = Limiter::new(2);
         let (slow, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let turns: Vec<_> = (0..34)
             .map(|_| limiter.enter(slow).expect("room"))
@@ -163,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fast_endpoint_is_asked_again_soon() {
-        let limiter = Limiter::new(1, Duration::from_secs(10));
+        let limiter = Limiter::new(1);
         let endpoint = Uuid::from_u128(1);
         let turns: Vec<_> = (0..17)
             .map(|_| limiter.enter(endpoint).expect("room"))

@@ -83,10 +83,7 @@ pub async fn start(ctx: &Context, shutdown: &CancellationToken) -> anyhow::Resul
             secrets,
             config: config.clone(),
         }),
-        limiter: Arc::new(limiter::Limiter::new(
-            config.endpoint_concurrency,
-            config.timeout,
-        )),
+        limiter: Arc::new(limiter::Limiter::new(config.endpoint_concurrency)),
     };
     Ok(Webhooks {
         tasks: vec![
