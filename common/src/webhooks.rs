@@ -34,6 +34,9 @@ pub const TEST_EVENT: &str = "webhook.test";
 /// What an endpoint subscribes to for every event type.
 pub const ALL_EVENTS: &str = "*";
 
+/// A schema's name, and that schema with every schema it refers to.
+pub type NamedSchemas = (String, Vec<(String, RefOr<Schema>)>);
+
 /// An order event delivered as a webhook.
 pub struct EventType {
     /// Its NATS subject, relative to the namespace (`orders.evt.status_changed`).
@@ -41,7 +44,7 @@ pub struct EventType {
     /// What it tells, for the OpenAPI document.
     pub description: &'static str,
     /// The name of its `data` schema, and that schema with every schema it refers to.
-    pub schemas: fn() -> (String, Vec<(String, RefOr<Schema>)>),
+    pub schemas: fn() -> NamedSchemas,
 }
 
 impl EventType {
