@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
 use common::config::SecretString;
+use common::correlation::CorrelationId;
 use common::domain::OrderStatus;
 use common::messages::OrderStatusChanged;
 use common::messaging::{Bus, Namespace};
@@ -88,7 +89,9 @@ async fn killing_the_webhooks_worker_in_the_middle_of_a_schedule_loses_no_retry(
         entry_id: Some(1),
         shipment: None,
     };
-    bus.publish(event, "kill-test").await.unwrap();
+    bus.publish(event, &CorrelationId::generate())
+        .await
+        .unwrap();
     let failed = receiver
         .wait_for(1, Duration::from_secs(30))
         .await

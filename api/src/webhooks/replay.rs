@@ -120,7 +120,7 @@ pub async fn replay(
 async fn flush(
     state: &AppState,
     pending: &mut Vec<NewDelivery>,
-    correlation_id: &str,
+    correlation_id: &common::correlation::CorrelationId,
 ) -> Result<usize, ApiError> {
     let queued = queue(&state.db, &state.bus, pending, true, correlation_id)
         .await

@@ -3,6 +3,7 @@
 //! webhooks worker's fan-out and the api's replay and test events queue through here.
 
 use super::AttemptDelivery;
+use crate::correlation::CorrelationId;
 use crate::messaging::Bus;
 use uuid::Uuid;
 
@@ -35,7 +36,7 @@ pub async fn queue(
     bus: &Bus,
     deliveries: &[NewDelivery],
     restart: bool,
-    correlation_id: &str,
+    correlation_id: &CorrelationId,
 ) -> crate::Result<Queued> {
     if deliveries.is_empty() {
         return Ok(Queued::default());

@@ -13,7 +13,8 @@ use crate::consumer::PullOptions;
 use crate::consumer::pull::Puller;
 use crate::consumer::settle::{Origin, dead_letter};
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use common::messaging::{Bus, RawEnvelope};
+use common::correlation::CorrelationId;
+use common::messaging::{Bus, CORRELATION_HEADER, RawEnvelope};
 use common::webhooks::AttemptDelivery;
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,11 +148,20 @@ impl Deliverer {
             Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered),
             Err(_) => (String::new(), 0, 1),
         };
+        let correlation_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(CORRELATION_HEADER))
+            .map_or_else(
+                || CorrelationId::bounded(&format!("{stream}:{sequence}")),
+                |raw| CorrelationId::bounded(raw.as_str()),
+            );
         let origin = Origin {
             consumer: &self.name,
             stream: &stream,
             sequence,
             delivered,
+            correlation_id: &correlation_id,
         };
         dead_letter(&self.bus, &LoopOptions::default(), message, &origin, reason).await;
     }

@@ -5,6 +5,7 @@
 
 use super::store;
 use crate::consumer::{Delivery, Failure, Handled, Handler};
+use common::correlation::CorrelationId;
 use common::messaging::Bus;
 use common::webhooks::{ALL_EVENTS, NewDelivery, delivery_id, is_known_type, payload_of, queue};
 use sqlx::PgPool;
@@ -52,10 +53,8 @@ impl FanOut {
                 });
             }
         }
-        let correlation_id = events
-            .first()
-            .map(|e| e.correlation_id.as_str())
-            .unwrap_or_default();
+        let fresh = CorrelationId::generate();
+        let correlation_id = events.first().map_or(&fresh, |e| &e.correlation_id);
         queue(&self.db, &self.bus, &deliveries, false, correlation_id)
             .await
             .map(|_| ())
