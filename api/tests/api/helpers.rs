@@ -260,6 +260,8 @@ impl Replica {
 
 /// A client that keeps cookies, like a browser.
 pub fn client() -> reqwest::Client {
+    // The process's TLS provider, as the binaries install it (some tests need no TestEnv).
+    common::startup::install_tls_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
