@@ -34,6 +34,16 @@ impl FanOut {
         let subscribers = store::subscribers(&self.db).await?;
         let mut deliveries = Vec::new();
         for event in events {
+            // Every order event names its order: the log lines of its handling carry it.
+            #[derive(serde::Deserialize)]
+            struct AboutOrder {
+                order_id: uuid::Uuid,
+            }
+            if let Ok(about) = serde_json::from_str::<AboutOrder>(event.envelope.data.get()) {
+                event
+                    .span
+                    .record("order_id", tracing::field::display(about.order_id));
+            }
             // Another order event than the webhook types (one not offered yet) reaches no one.
             let Some((kind, payload)) =
                 payload_of(&event.subject, &event.envelope).filter(|(kind, _)| is_known_type(kind))
