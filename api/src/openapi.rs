@@ -20,6 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "products", description = "The catalogue: public reading, ADMIN writes, stock adjustments and their ledger"),
         (name = "orders", description = "Placing orders and following them"),
+        (name = "after the sale", description = "Shipments of some lines, deliveries, cancelling what is left, returns with restock"),
         (name = "operations", description = "ADMIN operations: dead letters, payments and the refund queue, stock and money reconciliation"),
         (name = "auth", description = "Registration, login, session refresh, logout, password change"),
         (name = "users", description = "Own profile; for ADMINs, the accounts, their management and audit trail"),

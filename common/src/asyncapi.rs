@@ -4,9 +4,9 @@
 //! validates it with the AsyncAPI project's own parser).
 
 use crate::messages::{
-    AdjustStock, DeliverOrder, FulfilOrder, OrderStatusChanged, PaymentFailed, PaymentSucceeded,
-    PlaceOrder, RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded,
-    TransitionOrder,
+    AdjustStock, AfterSale, DeliverOrder, FulfilOrder, FulfilmentChanged, OrderStatusChanged,
+    PaymentFailed, PaymentSucceeded, PlaceOrder, RefundChanged, RefundFailed, RefundOrder,
+    RefundPayment, RefundSucceeded, ReturnChanged, TransitionOrder,
 };
 use crate::messaging::Message;
 use serde_json::{Map, Value, json};
@@ -37,11 +37,11 @@ fn channels() -> Vec<Channel> {
         ),
         channel::<FulfilOrder>(
             &[Receive],
-            "A warehouse shipped a PAID order: everything left of it, with carrier and tracking_number (and optionally tracking_url, http or https). The order worker moves it to SHIPPED with the shipment, its reservation becoming a sale, in one transaction, and publishes orders.evt.status_changed with the shipment; the timeline records system:warehouse as the actor and the reference as the reason. Applied once per reference: a report republished with its reference changes nothing twice; one naming another order's reference, another shipment of a shipped order, or an order not PAID is dead-lettered with the reason. NATS user warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: fulfil:<reference>.",
+            "A warehouse shipped a PAID (or PARTIALLY_SHIPPED) order: with lines, those quantities (each at most what is left of its line; more is dead-lettered naming the line), one fulfilment, the order PARTIALLY_SHIPPED or SHIPPED, orders.evt.fulfilment_changed published; without lines, everything left of it, with carrier and tracking_number (and optionally tracking_url, http or https). The order worker moves it to SHIPPED with the shipment, its reservation becoming a sale, in one transaction, and publishes orders.evt.status_changed with the shipment; the timeline records system:warehouse as the actor and the reference as the reason. Applied once per reference: a report republished with its reference changes nothing twice; one naming another order's reference, another shipment of a shipped order, or an order not PAID is dead-lettered with the reason. NATS user warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: fulfil:<reference>.",
         ),
         channel::<DeliverOrder>(
             &[Receive],
-            "A carrier (or a warehouse delivering itself) delivered a SHIPPED order: the order worker moves it to DELIVERED, recording system:carrier as the actor and the reference as the reason. Applied once per reference, like orders.cmd.fulfil; an order not SHIPPED is dead-lettered with the reason. NATS users carrier and warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: deliver:<reference>.",
+            "A carrier (or a warehouse delivering itself) delivered one shipment (fulfilment_id: it becomes DELIVERED, orders.evt.fulfilment_changed follows, and the order is DELIVERED once it is SHIPPED and every shipment is), or without fulfilment_id a SHIPPED order: the order worker moves it to DELIVERED, recording system:carrier as the actor and the reference as the reason. Applied once per reference, like orders.cmd.fulfil; an order not SHIPPED is dead-lettered with the reason. NATS users carrier and warehouse. Work-queue stream ORDERS_CMD. Nats-Msg-Id: deliver:<reference>.",
         ),
         channel::<AdjustStock>(
             &[Receive],
@@ -74,6 +74,18 @@ fn channels() -> Vec<Channel> {
         channel::<RefundFailed>(
             &[Receive],
             "A refund could not be made: the refund becomes FAILED and its amount counts as paid again (it may be asked for anew); recorded once per provider_reference. Nats-Msg-Id: refund:<provider_reference>:failed.",
+        ),
+        channel::<AfterSale>(
+            &[Receive],
+            "The order service's own after-sale steps (only the api and the order worker may publish): ship some quantities of a PAID or PARTIALLY_SHIPPED order, mark one shipment delivered, cancel what is left (stock back, value refunded), ask for a return of delivered quantities, receive it (restock per line, value refunded), reject or cancel it. Each step is one transaction under the order's row lock; its outcome is recorded under request_id (made, or refused with the reason). Work-queue stream ORDERS_CMD. Nats-Msg-Id: order:<order_id>:after-sale:<request_id>.",
+        ),
+        channel::<FulfilmentChanged>(
+            &[Send],
+            "A shipment of an order was made (SHIPPED) or delivered (DELIVERED), with the order's status after the change. Stream EVENTS, kept 7 days. Nats-Msg-Id: fulfilment:<id>:<status>.",
+        ),
+        channel::<ReturnChanged>(
+            &[Send],
+            "A return of an order was requested, received, rejected or cancelled. Stream EVENTS, kept 7 days. Nats-Msg-Id: return:<id>:<status>.",
         ),
         channel::<RefundChanged>(
             &[Send],

@@ -69,6 +69,9 @@ pub struct Config {
     pub admin: Option<AdminSeed>,
     pub cookie_secure: bool,
     pub reservation_ttl: Duration,
+    /// How long after its delivery a customer may ask to return an order's goods
+    /// (`RETURN_WINDOW_DAYS`, default 30; staff may at any time).
+    pub return_window: chrono::Duration,
     /// How often the order worker looks for expired reservations.
     pub expiry_sweep_interval: Duration,
     /// How often the workers check stock conservation for the `stock_drift_products` gauge.
@@ -219,6 +222,11 @@ impl Config {
             admin,
             cookie_secure: cookie_secure(&var)?,
             reservation_ttl: Duration::from_secs(parse(&var, "RESERVATION_TTL_SECS", 900u64)?),
+            return_window: chrono::Duration::days(i64::from(parse(
+                &var,
+                "RETURN_WINDOW_DAYS",
+                30u16,
+            )?)),
             expiry_sweep_interval: Duration::from_millis(
                 parse(&var, "EXPIRY_SWEEP_INTERVAL_MS", 5000u64)?.max(10),
             ),

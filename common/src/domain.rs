@@ -37,10 +37,13 @@ impl std::str::FromStr for Role {
 /// Where an order stands in its lifecycle.
 ///
 /// ```text
-/// PENDING ──reserved──▶ CONFIRMED ──paid──▶ PAID ──▶ SHIPPED ──▶ DELIVERED
-///    │                      │                 │
+/// PENDING ──reserved──▶ CONFIRMED ──paid──▶ PAID ──▶ PARTIALLY_SHIPPED ──▶ SHIPPED ──▶ DELIVERED
+///    │                      │                 │ └──────────────────────────────▲
 ///    └──▶ REJECTED          └──▶ CANCELLED ◀──┘
 /// ```
+///
+/// `PARTIALLY_SHIPPED` and `SHIPPED` after it are derived from the lines: some quantities
+/// fulfilled and some left, then nothing left (fulfilled or cancelled).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
 )]
@@ -51,17 +54,21 @@ pub enum OrderStatus {
     Confirmed,
     Rejected,
     Paid,
+    #[serde(rename = "PARTIALLY_SHIPPED")]
+    #[sqlx(rename = "PARTIALLY_SHIPPED")]
+    PartiallyShipped,
     Shipped,
     Delivered,
     Cancelled,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 7] = [
+    pub const ALL: [OrderStatus; 8] = [
         OrderStatus::Pending,
         OrderStatus::Confirmed,
         OrderStatus::Rejected,
         OrderStatus::Paid,
+        OrderStatus::PartiallyShipped,
         OrderStatus::Shipped,
         OrderStatus::Delivered,
         OrderStatus::Cancelled,
@@ -73,6 +80,7 @@ impl OrderStatus {
             OrderStatus::Confirmed => "CONFIRMED",
             OrderStatus::Rejected => "REJECTED",
             OrderStatus::Paid => "PAID",
+            OrderStatus::PartiallyShipped => "PARTIALLY_SHIPPED",
             OrderStatus::Shipped => "SHIPPED",
             OrderStatus::Delivered => "DELIVERED",
             OrderStatus::Cancelled => "CANCELLED",
@@ -89,6 +97,8 @@ impl OrderStatus {
                 | (Confirmed, Paid)
                 | (Confirmed, Cancelled)
                 | (Paid, Shipped)
+                | (Paid, PartiallyShipped)
+                | (PartiallyShipped, Shipped)
                 | (Paid, Cancelled)
                 | (Shipped, Delivered)
         )
@@ -114,6 +124,7 @@ impl OrderStatus {
             self,
             OrderStatus::Confirmed
                 | OrderStatus::Paid
+                | OrderStatus::PartiallyShipped
                 | OrderStatus::Shipped
                 | OrderStatus::Delivered
         )
@@ -146,6 +157,31 @@ pub enum ReservationState {
     Reserved,
     Committed,
     Released,
+}
+
+/// Where one shipment of an order stands: on its way, then delivered (once).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "fulfilment_status", rename_all = "UPPERCASE")]
+pub enum FulfilmentStatus {
+    Shipped,
+    Delivered,
+}
+
+/// Where a return stands: `Requested` by the customer or staff, then once `Received` (its
+/// lines restocked or written off, its value refunded), `Rejected` by staff, or `Cancelled`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "return_status", rename_all = "UPPERCASE")]
+pub enum ReturnStatus {
+    Requested,
+    Received,
+    Rejected,
+    Cancelled,
 }
 
 /// What a payment system reported.
@@ -274,6 +310,8 @@ mod tests {
             (Confirmed, Paid),
             (Confirmed, Cancelled),
             (Paid, Shipped),
+            (Paid, PartiallyShipped),
+            (PartiallyShipped, Shipped),
             (Paid, Cancelled),
             (Shipped, Delivered),
         ];

@@ -13,8 +13,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod after_sale;
 mod fulfilment;
 mod refunds;
+pub use after_sale::{
+    AfterSale, AfterSaleStep, Fulfilment, FulfilmentChanged, PartLine, Return, ReturnChanged,
+};
 pub use fulfilment::{DeliverOrder, FulfilOrder};
 pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
 
@@ -280,7 +284,7 @@ message!(PaymentFailed {
 });
 
 /// Every subject the service defines, each declared once by its message type.
-pub const SUBJECTS: [&str; 13] = [
+pub const SUBJECTS: [&str; 16] = [
     <PlaceOrder as crate::messaging::Message>::SUBJECT,
     <TransitionOrder as crate::messaging::Message>::SUBJECT,
     <FulfilOrder as crate::messaging::Message>::SUBJECT,
@@ -294,6 +298,9 @@ pub const SUBJECTS: [&str; 13] = [
     <RefundSucceeded as crate::messaging::Message>::SUBJECT,
     <RefundFailed as crate::messaging::Message>::SUBJECT,
     <RefundChanged as crate::messaging::Message>::SUBJECT,
+    <AfterSale as crate::messaging::Message>::SUBJECT,
+    <FulfilmentChanged as crate::messaging::Message>::SUBJECT,
+    <ReturnChanged as crate::messaging::Message>::SUBJECT,
 ];
 
 #[cfg(test)]

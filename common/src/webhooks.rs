@@ -8,7 +8,7 @@
 //! webhook type by one line in [`event_types`].
 
 use crate::message;
-use crate::messages::{OrderStatusChanged, RefundChanged};
+use crate::messages::{FulfilmentChanged, OrderStatusChanged, RefundChanged, ReturnChanged};
 use crate::messaging::{Message, RawEnvelope};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,12 @@ pub fn event_types() -> Vec<EventType> {
         ),
         event::<RefundChanged>(
             "A refund of an order was requested, succeeded or failed, with the order's money after the change.",
+        ),
+        event::<FulfilmentChanged>(
+            "A shipment of some of an order's quantities was made or delivered, with the order's status after it.",
+        ),
+        event::<ReturnChanged>(
+            "A return of an order's delivered quantities was requested, received (restocked or written off, refunded), rejected or cancelled.",
         ),
     ]
 }
@@ -177,7 +183,15 @@ mod tests {
         assert_eq!(type_of("orders.cmd.place"), None);
         assert_eq!(type_of("orders.evt."), None);
         let names: Vec<String> = event_types().iter().map(EventType::name).collect();
-        assert_eq!(names, ["order.status_changed", "order.refund_changed"]);
+        assert_eq!(
+            names,
+            [
+                "order.status_changed",
+                "order.refund_changed",
+                "order.fulfilment_changed",
+                "order.return_changed"
+            ]
+        );
         assert!(is_known_type("*") && is_known_type("order.refund_changed"));
         assert!(!is_known_type("order.unknown") && !is_known_type(TEST_EVENT));
     }

@@ -6,7 +6,7 @@ use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use crate::refunds::RefundRow;
-use common::messages::OrderStatusChanged;
+use common::messages::{FulfilmentChanged, OrderStatusChanged, ReturnChanged};
 use uuid::Uuid;
 
 /// What one message's step committed.
@@ -19,6 +19,15 @@ pub struct Stepped {
     /// Refunds the step requested or settled (or had): the payment system is asked for those
     /// still requested, and each one's order event is published.
     pub refunds: Vec<RefundRow>,
+    /// Shipments and returns the step made or changed, each announced after the status event.
+    pub changes: Vec<Change>,
+}
+
+/// A change of a shipment or a return, to announce.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Fulfilment(FulfilmentChanged),
+    Return(ReturnChanged),
 }
 
 /// Announces the stock changes of `results`, then publishes their events: one result per
@@ -40,6 +49,16 @@ pub async fn announce<M>(
             let stepped = result?;
             if let Some(event) = stepped.event {
                 ctx.bus.publish(event, &message.correlation_id).await?;
+            }
+            for change in stepped.changes {
+                match change {
+                    Change::Fulfilment(e) => {
+                        ctx.bus.publish(e, &message.correlation_id).await?;
+                    }
+                    Change::Return(e) => {
+                        ctx.bus.publish(e, &message.correlation_id).await?;
+                    }
+                }
             }
             crate::refunds::publish(ctx, &stepped.refunds, &message.correlation_id).await
         })

@@ -1,7 +1,7 @@
 //! Order counters, named for dashboards: `orders_confirmed_total`,
 //! `orders_rejected_total`, `orders_cancelled_total` (every path, expiry included; expiries
 //! alone are also `orders_expired_total`), `orders_paid_total`, `orders_shipped_total`,
-//! `orders_delivered_total`, besides `order_transitions_total{to}`.
+//! `orders_partially_shipped_total`, `orders_delivered_total`, besides `order_transitions_total{to}`.
 
 use common::domain::OrderStatus;
 
@@ -14,6 +14,7 @@ pub fn record_transition(to: OrderStatus) {
         OrderStatus::Rejected => "orders_rejected_total",
         OrderStatus::Cancelled => "orders_cancelled_total",
         OrderStatus::Paid => "orders_paid_total",
+        OrderStatus::PartiallyShipped => "orders_partially_shipped_total",
         OrderStatus::Shipped => "orders_shipped_total",
         OrderStatus::Delivered => "orders_delivered_total",
         OrderStatus::Pending => return,

@@ -3,9 +3,9 @@
 use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
 use crate::dispatch::Dispatch;
-use crate::{adjusting, payments, placing, refunds, transitions};
+use crate::{adjusting, after_sale, payments, placing, refunds, transitions};
 use common::messages::{
-    AdjustStock, DeliverOrder, FulfilOrder, PaymentFailed, PaymentSucceeded, PlaceOrder,
+    AdjustStock, AfterSale, DeliverOrder, FulfilOrder, PaymentFailed, PaymentSucceeded, PlaceOrder,
     RefundFailed, RefundOrder, RefundSucceeded, TransitionOrder,
 };
 use common::messaging::Message;
@@ -31,6 +31,7 @@ pub const INVENTORY_COMMANDS: &str = "inventory-commands";
 pub const ORDERS_TRANSITIONS: &str = "orders-transitions";
 pub const ORDERS_FULFILMENTS: &str = "orders-fulfilments";
 pub const ORDERS_DELIVERIES: &str = "orders-deliveries";
+pub const ORDERS_AFTER_SALE: &str = "orders-after-sale";
 pub const ORDERS_PAYMENT_EVENTS: &str = "orders-payment-events";
 pub const ORDERS_REFUNDS: &str = "orders-refunds";
 
@@ -86,6 +87,10 @@ impl Kind {
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_DELIVERIES, DeliverOrder::SUBJECT),
                     Dispatch::new().on(with(ctx, transitions::outside::deliver)),
+                ),
+                (
+                    ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_AFTER_SALE, AfterSale::SUBJECT),
+                    Dispatch::new().on(with(ctx, after_sale::after_sale)),
                 ),
                 (
                     ConsumerSpec::new(nats::ORDERS_CMD, ORDERS_REFUNDS, RefundOrder::SUBJECT),

@@ -6,6 +6,7 @@
 //! so ops scale them independently. `docs/architecture.md` maps every step to its module.
 
 pub mod adjusting;
+pub mod after_sale;
 pub mod announce;
 pub mod batch;
 pub mod consumer;

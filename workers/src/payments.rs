@@ -128,7 +128,7 @@ async fn record_all(
             Ok(Stepped {
                 event: p?.map(|p| committed.event(p)).transpose()?,
                 stock: committed.restocked.clone(),
-                refunds: Vec::new(),
+                ..Stepped::default()
             })
         })
         .collect())

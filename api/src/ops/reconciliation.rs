@@ -1,10 +1,11 @@
 //! The stock and money reconciliation: checks the conservation invariants
 //! (docs/architecture.md), for every product,
 //!
-//!   initial stock + Σ adjustments = available stock + Σ quantities held by orders
+//!   initial stock + Σ adjustments + Σ restocked returns = available stock + Σ quantities held
 //!
 //! where "held" is the reservations still `reserved` or `committed` (orders CONFIRMED, PAID,
-//! SHIPPED or DELIVERED), and for every order,
+//! PARTIALLY_SHIPPED, SHIPPED or DELIVERED, less what was cancelled of them), and restocked
+//! returns are the stock ledger's entries of kind `return`; and for every order,
 //!
 //!   amount_paid - amount_refunded = Σ applied payments - Σ succeeded refunds of that money
 //!
@@ -24,11 +25,15 @@ pub struct Drift {
     pub product_id: Uuid,
     pub name: String,
     pub initial_stock: i64,
+    /// Σ of the stock ledger's adjustments (kind `adjustment`).
     pub adjustments: i64,
+    /// Σ of the quantities received returns put back (ledger entries of kind `return`).
+    pub returns_restocked: i64,
     pub available: i64,
     /// Reserved or committed by orders.
     pub held: i64,
-    /// `initial_stock + adjustments - available - held`: positive means stock went missing.
+    /// `initial_stock + adjustments + returns_restocked - available - held`: positive means
+    /// stock went missing.
     pub difference: i64,
     /// Held quantities of orders whose status does not hold stock (or the reverse): the first
     /// place to look.
@@ -90,30 +95,38 @@ pub async fn reconcile(
         Drift,
         r#"
         WITH adj AS (
-            SELECT product_id, sum(delta)::int8 AS total FROM stock_adjustments GROUP BY product_id
+            SELECT product_id, (sum(delta) FILTER (WHERE kind = 'adjustment'))::int8 AS total,
+                   (sum(delta) FILTER (WHERE kind = 'return'))::int8 AS returned
+              FROM stock_adjustments GROUP BY product_id
         ), held AS (
             SELECT product_id, sum(quantity)::int8 AS total
               FROM reservations WHERE state IN ('reserved', 'committed') GROUP BY product_id
         ), mismatched AS (
             SELECT r.product_id, count(*)::int8 AS total
               FROM reservations r JOIN orders o ON o.id = r.order_id
+              JOIN order_items i ON i.order_id = r.order_id AND i.product_id = r.product_id
              WHERE (r.state IN ('reserved', 'committed'))
-                <> (o.status IN ('CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED'))
+                <> (o.status IN ('CONFIRMED', 'PAID', 'PARTIALLY_SHIPPED', 'SHIPPED', 'DELIVERED')
+                    AND i.cancelled_quantity < i.quantity)
+                OR (r.state IN ('reserved', 'committed')
+                    AND r.quantity <> i.quantity - i.cancelled_quantity)
              GROUP BY r.product_id
         )
         SELECT p.id AS product_id, p.name,
                p.initial_stock::int8 AS "initial_stock!",
                COALESCE(adj.total, 0) AS "adjustments!",
+               COALESCE(adj.returned, 0) AS "returns_restocked!",
                p.stock::int8 AS "available!",
                COALESCE(held.total, 0) AS "held!",
-               p.initial_stock + COALESCE(adj.total, 0) - p.stock - COALESCE(held.total, 0)
-                   AS "difference!",
+               p.initial_stock + COALESCE(adj.total, 0) + COALESCE(adj.returned, 0) - p.stock
+                   - COALESCE(held.total, 0) AS "difference!",
                COALESCE(mismatched.total, 0) AS "mismatched_orders!"
           FROM products p
           LEFT JOIN adj ON adj.product_id = p.id
           LEFT JOIN held ON held.product_id = p.id
           LEFT JOIN mismatched ON mismatched.product_id = p.id
-         WHERE p.initial_stock + COALESCE(adj.total, 0) - p.stock - COALESCE(held.total, 0) <> 0
+         WHERE p.initial_stock + COALESCE(adj.total, 0) + COALESCE(adj.returned, 0) - p.stock
+                 - COALESCE(held.total, 0) <> 0
             OR COALESCE(mismatched.total, 0) <> 0
          ORDER BY p.id
         "#,

@@ -30,6 +30,7 @@ impl Order {
             match item {
                 TimelineItem::Status(e) => seen_by(&mut e.actor, viewer),
                 TimelineItem::Refund(e) => seen_by(&mut e.actor, viewer),
+                TimelineItem::Part(e) => seen_by(&mut e.actor, viewer),
             }
         }
         for refund in &mut self.refunds {
@@ -46,6 +47,8 @@ impl StreamEntry {
         match &mut entry {
             StreamEntry::Status(e) => seen_by(&mut e.actor, viewer),
             StreamEntry::Refund(e) => seen_by(&mut e.actor, viewer),
+            StreamEntry::Fulfilment(e) => seen_by(&mut e.actor, viewer),
+            StreamEntry::Return(e) => seen_by(&mut e.actor, viewer),
         }
         entry
     }

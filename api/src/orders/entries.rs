@@ -5,8 +5,8 @@
 
 use crate::error::ApiResult;
 use chrono::{DateTime, Utc};
-use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
-use common::messages::{OrderStatusChanged, RefundChanged};
+use common::domain::{OrderStatus, PaymentStatus, RefundStatus, ReturnStatus};
+use common::messages::{FulfilmentChanged, OrderStatusChanged, RefundChanged, ReturnChanged};
 use common::money::{Currency, Money};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -99,13 +99,85 @@ impl From<&RefundChanged> for RefundEntry {
     }
 }
 
+/// One change of one of an order's shipments: its timeline entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FulfilmentEntry {
+    /// The timeline entry's id, also the SSE event id.
+    pub id: Option<i64>,
+    pub order_id: Uuid,
+    pub fulfilment_id: Uuid,
+    /// `SHIPPED` or `DELIVERED`, from this change on.
+    pub status: String,
+    pub at: DateTime<Utc>,
+    /// Who made the change; a customer sees staff accounts as `staff`.
+    pub actor: String,
+}
+
+/// One change of one of an order's returns: its timeline entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReturnEntry {
+    /// The timeline entry's id, also the SSE event id.
+    pub id: Option<i64>,
+    pub order_id: Uuid,
+    pub return_id: Uuid,
+    /// `REQUESTED`, `RECEIVED`, `REJECTED` or `CANCELLED`, from this change on.
+    pub status: String,
+    pub at: DateTime<Utc>,
+    /// Who made the change; a customer sees staff accounts as `staff`.
+    pub actor: String,
+    /// Why it was asked for, or rejected.
+    pub reason: Option<String>,
+}
+
+impl From<&FulfilmentChanged> for FulfilmentEntry {
+    fn from(c: &FulfilmentChanged) -> Self {
+        FulfilmentEntry {
+            id: Some(c.entry_id),
+            order_id: c.order_id,
+            fulfilment_id: c.fulfilment.id,
+            status: upper(&c.fulfilment.status),
+            at: c.at,
+            actor: c.actor.clone(),
+        }
+    }
+}
+
+impl From<&ReturnChanged> for ReturnEntry {
+    fn from(c: &ReturnChanged) -> Self {
+        let r = &c.return_;
+        ReturnEntry {
+            id: Some(c.entry_id),
+            order_id: c.order_id,
+            return_id: r.id,
+            status: upper(&r.status),
+            at: c.at,
+            actor: c.actor.clone(),
+            reason: match r.status {
+                ReturnStatus::Requested => Some(r.reason.clone()),
+                _ => r.rejection_reason.clone(),
+            },
+        }
+    }
+}
+
+/// A status as its JSON names it.
+fn upper<T: Serialize>(status: &T) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// The data of an order event stream's change events, by their `event:` name:
-/// `status_changed` carries a `StatusEntry`, `refund_changed` a `RefundEntry`.
+/// `status_changed` carries a `StatusEntry`, `refund_changed` a `RefundEntry`,
+/// `fulfilment_changed` a `FulfilmentEntry`, `return_changed` a `ReturnEntry`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum StreamEntry {
     Status(StatusEntry),
     Refund(RefundEntry),
+    Fulfilment(FulfilmentEntry),
+    Return(ReturnEntry),
 }
 
 impl StreamEntry {
@@ -113,6 +185,8 @@ impl StreamEntry {
         match self {
             StreamEntry::Status(e) => e.id,
             StreamEntry::Refund(e) => e.id,
+            StreamEntry::Fulfilment(e) => e.id,
+            StreamEntry::Return(e) => e.id,
         }
     }
 
@@ -121,6 +195,8 @@ impl StreamEntry {
         match self {
             StreamEntry::Status(_) => "status_changed",
             StreamEntry::Refund(_) => "refund_changed",
+            StreamEntry::Fulfilment(_) => "fulfilment_changed",
+            StreamEntry::Return(_) => "return_changed",
         }
     }
 }
@@ -154,6 +230,8 @@ struct EntryRow {
     at: DateTime<Utc>,
     actor: String,
     reason: Option<String>,
+    part_id: Option<Uuid>,
+    part_status: Option<String>,
 }
 
 impl EntryRow {
@@ -183,6 +261,23 @@ impl EntryRow {
                 amount_paid: None,
                 amount_refunded: None,
             })),
+            ("fulfilment", _) => Some(StreamEntry::Fulfilment(FulfilmentEntry {
+                id: Some(self.id),
+                order_id: self.order_id,
+                fulfilment_id: self.part_id?,
+                status: self.part_status?,
+                at: self.at,
+                actor: self.actor,
+            })),
+            ("return", _) => Some(StreamEntry::Return(ReturnEntry {
+                id: Some(self.id),
+                order_id: self.order_id,
+                return_id: self.part_id?,
+                status: self.part_status?,
+                at: self.at,
+                actor: self.actor,
+                reason: self.reason,
+            })),
             _ => None,
         }
     }
@@ -209,7 +304,8 @@ pub async fn last_entry_id(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<i
 #[derive(Debug, Clone, Copy)]
 pub struct Standing {
     pub status: OrderStatus,
-    /// A refund of the order waits for the payment system's answer.
+    /// A refund of the order waits for the payment system's answer, or a return of it for
+    /// staff to receive or reject: more changes will come.
     pub refund_pending: bool,
 }
 
@@ -218,8 +314,10 @@ pub async fn standing(db: &PgPool, order_id: Uuid, owner: Owner) -> ApiResult<Op
     Ok(sqlx::query_as!(
         Standing,
         r#"SELECT o.status AS "status: OrderStatus",
-                  EXISTS (SELECT 1 FROM refunds r
-                           WHERE r.order_id = o.id AND r.status = 'REQUESTED')
+                  (EXISTS (SELECT 1 FROM refunds r
+                            WHERE r.order_id = o.id AND r.status = 'REQUESTED')
+                   OR EXISTS (SELECT 1 FROM returns t
+                               WHERE t.order_id = o.id AND t.status = 'REQUESTED'))
                       AS "refund_pending!"
              FROM orders o WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)"#,
         order_id,
@@ -264,7 +362,8 @@ async fn read(
                   t.to_status AS "to_status: OrderStatus", t.refund_id,
                   t.refund_status AS "refund_status: RefundStatus",
                   t.amount AS "amount: Money", t.currency AS "currency: Currency",
-                  t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason
+                  t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason,
+                  t.part_id, t.part_status
              FROM timeline_entries t JOIN orders o ON o.id = t.order_id
             WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
               AND ($3::order_status IS NULL OR t.to_status = $3)

@@ -52,7 +52,10 @@ pub struct EventsQuery {
 /// for a change of one of the order's refunds, requested, given back or failed (data: the
 /// entry, `id`, `order_id`, `refund_id`, `refund_status`, `amount`, `currency`,
 /// `payment_reference`, `at`, `actor`, `reason`, and on live events the order's
-/// `payment_status`, `amount_paid` and `amount_refunded` after the change). The stream ends
+/// `payment_status`, `amount_paid` and `amount_refunded` after the change); after the sale,
+/// `fulfilment_changed` (a shipment made or delivered: `id`, `order_id`, `fulfilment_id`,
+/// `status`, `at`, `actor`) and `return_changed` (a return requested, received, rejected or
+/// cancelled: `id`, `order_id`, `return_id`, `status`, `at`, `actor`, `reason`). The stream ends
 /// once the order has reached a final status (`REJECTED`, `CANCELLED`, `DELIVERED`) and no
 /// refund of it waits for the payment system's answer. A comment (`: keep-alive`) is sent
 /// when nothing else was for `SSE_HEARTBEAT_SECS` (15 s). Every stream also ends when the
@@ -70,7 +73,7 @@ pub struct EventsQuery {
     params(("id" = Uuid, Path, description = "Order id"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline entry")),
     responses(
-        (status = 200, description = "`text/event-stream`: an `order` event (data: Order), then `status_changed` events (data: StatusEntry) and `refund_changed` events (data: RefundEntry), each with the timeline entry's id",
+        (status = 200, description = "`text/event-stream`: an `order` event (data: Order), then `status_changed` events (data: StatusEntry), `refund_changed` events (data: RefundEntry), `fulfilment_changed` events (data: FulfilmentEntry) and `return_changed` events (data: ReturnEntry), each with the timeline entry's id",
             content((StreamEntry = "text/event-stream"))),
         (status = 204, description = "Resumed after the order's final change, with no refund pending: nothing more will come"),
         (status = 400, description = "Malformed id or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
@@ -155,7 +158,8 @@ async fn order_events(
 /// Follow every order of the caller live, or every order for an ADMIN (Server-Sent Events).
 ///
 /// One event per change, whose id is its timeline entry's id: `status_changed` for a status
-/// change, `refund_changed` for a change of a refund (data as on an order's stream);
+/// change, `refund_changed` for a change of a refund, `fulfilment_changed` and
+/// `return_changed` for a shipment's or a return's (data as on an order's stream);
 /// optionally only the status changes into `status`. Nothing is sent on opening but the
 /// reconnection delay; the stream lasts until the client leaves, the replica shuts down, or
 /// the authorization that opened it ends (the access token's expiry, the session's end), with
@@ -168,7 +172,7 @@ async fn order_events(
     params(EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Replay the entries after this one first")),
     responses(
-        (status = 200, description = "`text/event-stream` of `status_changed` events (data: StatusEntry) and `refund_changed` events (data: RefundEntry), each with the timeline entry's id",
+        (status = 200, description = "`text/event-stream` of `status_changed` events (data: StatusEntry), `refund_changed` events (data: RefundEntry), `fulfilment_changed` events (data: FulfilmentEntry) and `return_changed` events (data: ReturnEntry), each with the timeline entry's id",
             content((StreamEntry = "text/event-stream"))),
         (status = 400, description = "Malformed Last-Event-ID or unknown parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated, or the access token has expired", body = Problem, content_type = "application/problem+json"),

@@ -200,6 +200,8 @@ impl Follow {
         let entry = match change {
             OrderChange::Status(c) => StreamEntry::Status(c.into()),
             OrderChange::Refund(c) => StreamEntry::Refund(c.into()),
+            OrderChange::Fulfilment(c) => StreamEntry::Fulfilment(c.into()),
+            OrderChange::Return(c) => StreamEntry::Return(c.into()),
         };
         match &mut self.filter {
             Filter::Order {
@@ -226,7 +228,9 @@ impl Follow {
             Filter::Many { to, replayed } => {
                 let into_to = match &entry {
                     StreamEntry::Status(e) => to.is_none_or(|to| to == e.to),
-                    StreamEntry::Refund(_) => to.is_none(),
+                    StreamEntry::Refund(_)
+                    | StreamEntry::Fulfilment(_)
+                    | StreamEntry::Return(_) => to.is_none(),
                 };
                 if !into_to || entry.id().is_some_and(|id| id <= *replayed) {
                     return None;

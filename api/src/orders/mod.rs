@@ -2,6 +2,7 @@
 
 pub mod accepted;
 mod actors;
+mod after_sale;
 pub mod command;
 mod entries;
 pub mod events;
@@ -22,4 +23,5 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
     routes::router()
         .merge(events::router())
         .merge(refunds::router())
+        .merge(after_sale::router())
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, PaymentStatus, RefundStatus};
-use common::messages::LineRequest;
+use common::messages::{Fulfilment, LineRequest, Return};
 use common::money::{Currency, Money, Quantity};
 use common::shipping::{Shipment, ShippingAddress};
 use serde::{Deserialize, Serialize};
@@ -35,16 +35,32 @@ pub struct OrderItem {
     #[schema(value_type = i32)]
     pub quantity: Quantity,
     pub subtotal: Option<i64>,
+    /// Shipped so far, in the order's fulfilments.
+    #[serde(default)]
+    pub fulfilled_quantity: i32,
+    /// Cancelled and never to ship (with the order, or what was left of it).
+    #[serde(default)]
+    pub cancelled_quantity: i32,
+    /// Delivered so far.
+    #[serde(default)]
+    pub delivered_quantity: i32,
+    /// Received back by returns.
+    #[serde(default)]
+    pub returned_quantity: i32,
 }
 
 /// What a timeline entry records.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     /// A status change (`from`, `to`).
     Status,
     /// A change of one of the order's refunds (`refund_id`, `refund_status`, `amount`).
     Refund,
+    /// A shipment of some of its quantities, or its delivery (`fulfilment_id`, `status`).
+    Fulfilment,
+    /// A return requested, received, rejected or cancelled (`return_id`, `status`).
+    Return,
 }
 
 /// One entry of an order's timeline, oldest first: a status change, or a change of one of its
@@ -54,6 +70,7 @@ pub enum EntryKind {
 pub enum TimelineItem {
     Status(TimelineEntry),
     Refund(RefundTimelineEntry),
+    Part(PartTimelineEntry),
 }
 
 impl TimelineItem {
@@ -61,8 +78,25 @@ impl TimelineItem {
         match self {
             TimelineItem::Status(e) => e.at,
             TimelineItem::Refund(e) => e.at,
+            TimelineItem::Part(e) => e.at,
         }
     }
+}
+
+/// A shipment or a return of the order, as it changed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PartTimelineEntry {
+    /// `fulfilment` or `return`.
+    pub kind: EntryKind,
+    /// The fulfilment's or the return's id.
+    pub id: Uuid,
+    /// Its status from this change on (`SHIPPED`, `DELIVERED`; `REQUESTED`, `RECEIVED`,
+    /// `REJECTED`, `CANCELLED`).
+    pub status: String,
+    pub at: DateTime<Utc>,
+    /// Who made the change; a customer sees staff accounts as `staff`.
+    pub actor: String,
+    pub reason: Option<String>,
 }
 
 /// A refund of the order requested, given back, failed or refused.
@@ -132,6 +166,10 @@ pub struct Order {
     pub payments: Vec<OrderPayment>,
     /// Every refund of the order, oldest first.
     pub refunds: Vec<Refund>,
+    /// Its shipments, oldest first.
+    pub fulfilments: Vec<Fulfilment>,
+    /// Its returns, oldest first.
+    pub returns: Vec<Return>,
 }
 
 /// A payment a payment system reported for an order, and what was done with it.

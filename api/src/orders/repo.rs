@@ -3,11 +3,12 @@
 
 use super::accepted::Pending;
 use super::model::{
-    EntryKind, Order, OrderItem, OrderPayment, Refund, RefundTimelineEntry, TimelineEntry,
-    TimelineItem,
+    EntryKind, Order, OrderItem, OrderPayment, PartTimelineEntry, Refund, RefundTimelineEntry,
+    TimelineEntry, TimelineItem,
 };
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
+use common::messages::{Fulfilment, Return};
 use common::money::{Currency, Money};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
@@ -22,7 +23,11 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.curren
         o.tracking_number, o.tracking_url,
         COALESCE((SELECT json_agg(json_build_object(
                       'product_id', i.product_id, 'name', i.name, 'unit_price', i.unit_price,
-                      'quantity', i.quantity, 'subtotal', i.subtotal) ORDER BY i.line_no)
+                      'quantity', i.quantity, 'subtotal', i.subtotal,
+                      'fulfilled_quantity', i.fulfilled_quantity,
+                      'cancelled_quantity', i.cancelled_quantity,
+                      'delivered_quantity', i.delivered_quantity,
+                      'returned_quantity', i.returned_quantity) ORDER BY i.line_no)
                     FROM order_items i WHERE i.order_id = o.id), '[]') AS items,
         COALESCE((SELECT json_agg(json_build_object(
                       'from_status', e.from_status, 'to_status', e.to_status, 'at', e.at,
@@ -42,7 +47,46 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.total, o.curren
                       'requested_at', r.requested_at, 'settled_at', r.settled_at,
                       'provider_reference', r.provider_reference,
                       'failure_reason', r.failure_reason) ORDER BY r.requested_at, r.id)
-                    FROM refunds r WHERE r.order_id = o.id), '[]') AS refunds
+                    FROM refunds r WHERE r.order_id = o.id), '[]') AS refunds,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'id', f.id, 'status', f.status, 'shipped_at', f.shipped_at,
+                      'delivered_at', f.delivered_at,
+                      'shipment', CASE WHEN f.carrier IS NULL THEN NULL ELSE json_build_object(
+                          'carrier', f.carrier, 'tracking_number', f.tracking_number,
+                          'tracking_url', f.tracking_url) END,
+                      'lines', (SELECT json_agg(json_build_object(
+                                    'product_id', l.product_id, 'quantity', l.quantity)
+                                    ORDER BY l.product_id)
+                                  FROM fulfilment_lines l WHERE l.fulfilment_id = f.id))
+                      ORDER BY f.shipped_at, f.id)
+                    FROM fulfilments f WHERE f.order_id = o.id), '[]') AS fulfilments,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'id', r.id, 'status', r.status, 'reason', r.reason,
+                      'requested_at', r.requested_at, 'decided_at', r.decided_at,
+                      'rejection_reason', r.rejection_reason, 'refund_id', r.refund_id,
+                      'lines', (SELECT json_agg(json_strip_nulls(json_build_object(
+                                    'product_id', l.product_id, 'quantity', l.quantity,
+                                    'restock', l.restock)) ORDER BY l.product_id)
+                                  FROM return_lines l WHERE l.return_id = r.id))
+                      ORDER BY r.requested_at, r.id)
+                    FROM returns r WHERE r.order_id = o.id), '[]') AS returns,
+        COALESCE((SELECT json_agg(p ORDER BY p.at, p.id)
+                    FROM (SELECT 'fulfilment' AS kind, f.id, 'SHIPPED' AS status,
+                                 f.shipped_at AS at, f.actor, NULL AS reason
+                            FROM fulfilments f WHERE f.order_id = o.id AND f.actor IS NOT NULL
+                          UNION ALL
+                          SELECT 'fulfilment', f.id, 'DELIVERED', f.delivered_at, f.delivered_by,
+                                 NULL
+                            FROM fulfilments f
+                           WHERE f.order_id = o.id AND f.delivered_by IS NOT NULL
+                          UNION ALL
+                          SELECT 'return', r.id, 'REQUESTED', r.requested_at, r.actor, r.reason
+                            FROM returns r WHERE r.order_id = o.id
+                          UNION ALL
+                          SELECT 'return', r.id, r.status::text, r.decided_at, r.decided_by,
+                                 r.rejection_reason
+                            FROM returns r WHERE r.order_id = o.id AND r.decided_at IS NOT NULL
+                         ) p), '[]') AS parts
    FROM orders o";
 
 #[derive(sqlx::FromRow)]
@@ -65,6 +109,9 @@ struct OrderRow {
     amount_refunded: i64,
     payments: Json<Vec<OrderPayment>>,
     refunds: Json<Vec<Refund>>,
+    fulfilments: Json<Vec<Fulfilment>>,
+    returns: Json<Vec<Return>>,
+    parts: Json<Vec<PartTimelineEntry>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -97,19 +144,25 @@ impl From<OrderRow> for Order {
                 }),
                 _ => None,
             },
-            timeline: timeline(r.events.0, &r.refunds.0),
+            timeline: timeline(r.events.0, &r.refunds.0, r.parts.0),
             payment_status: PaymentStatus::of(r.amount_paid, r.amount_refunded),
             amount_paid: r.amount_paid,
             amount_refunded: r.amount_refunded,
             payments: r.payments.0,
             refunds: r.refunds.0,
+            fulfilments: r.fulfilments.0,
+            returns: r.returns.0,
         }
     }
 }
 
 /// The status entries and the refunds' changes, merged oldest first (status entries first at
 /// the same instant).
-fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
+fn timeline(
+    events: Vec<EventRow>,
+    refunds: &[Refund],
+    parts: Vec<PartTimelineEntry>,
+) -> Vec<TimelineItem> {
     let mut items: Vec<TimelineItem> = events
         .into_iter()
         .map(|e| {
@@ -151,6 +204,7 @@ fn timeline(events: Vec<EventRow>, refunds: &[Refund]) -> Vec<TimelineItem> {
             ));
         }
     }
+    items.extend(parts.into_iter().map(TimelineItem::Part));
     // A stable sort keeps each kind's own order at the same instant.
     items.sort_by_key(TimelineItem::at);
     items
@@ -299,6 +353,10 @@ pub async fn pending_view(
                         .minor_units()
                         .saturating_mul(i64::from(l.quantity.get()))
                 }),
+                fulfilled_quantity: 0,
+                cancelled_quantity: 0,
+                delivered_quantity: 0,
+                returned_quantity: 0,
             }
         })
         .collect();
@@ -322,6 +380,8 @@ pub async fn pending_view(
         amount_refunded: 0,
         payments: Vec::new(),
         refunds: Vec::new(),
+        fulfilments: Vec::new(),
+        returns: Vec::new(),
         items,
     })
 }

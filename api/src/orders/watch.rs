@@ -1,5 +1,6 @@
 //! Order changes as they happen, without polling the database: the api subscribes once to
-//! `orders.evt.status_changed` and once to `orders.evt.refund_changed` (core NATS: every
+//! each of `orders.evt.status_changed`, `refund_changed`, `fulfilment_changed` and
+//! `return_changed` (core NATS: every
 //! replica hears every change) and hands each change to whoever listens in this process:
 //! requests waiting for an outcome (`Prefer: wait`, [`Waiter`]: an order's status, or the
 //! recording of one of its refunds) and the Server-Sent Events streams of order events
@@ -16,7 +17,7 @@
 use crate::auth::AuthUser;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, RefundStatus};
-use common::messages::{OrderStatusChanged, RefundChanged};
+use common::messages::{FulfilmentChanged, OrderStatusChanged, RefundChanged, ReturnChanged};
 use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -34,6 +35,8 @@ use uuid::Uuid;
 pub enum OrderChange {
     Status(OrderStatusChanged),
     Refund(RefundChanged),
+    Fulfilment(FulfilmentChanged),
+    Return(ReturnChanged),
 }
 
 impl OrderChange {
@@ -41,6 +44,8 @@ impl OrderChange {
         match self {
             OrderChange::Status(c) => c.order_id,
             OrderChange::Refund(c) => c.order_id,
+            OrderChange::Fulfilment(c) => c.order_id,
+            OrderChange::Return(c) => c.order_id,
         }
     }
 
@@ -48,6 +53,8 @@ impl OrderChange {
         match self {
             OrderChange::Status(c) => c.user_id,
             OrderChange::Refund(c) => c.user_id,
+            OrderChange::Fulfilment(c) => c.user_id,
+            OrderChange::Return(c) => c.user_id,
         }
     }
 }
@@ -168,6 +175,10 @@ impl OrderWatch {
             .subscribe(ns.subject(OrderStatusChanged::SUBJECT))
             .await?;
         let mut refunds = nats.subscribe(ns.subject(RefundChanged::SUBJECT)).await?;
+        let mut fulfilments = nats
+            .subscribe(ns.subject(FulfilmentChanged::SUBJECT))
+            .await?;
+        let mut returns = nats.subscribe(ns.subject(ReturnChanged::SUBJECT)).await?;
         let watch = Arc::new(OrderWatch {
             registry: Mutex::default(),
             next_id: AtomicU64::new(0),
@@ -186,6 +197,10 @@ impl OrderWatch {
                         .map(|event| OrderChange::Status(event.data)),
                     Some(message) = refunds.next() => decode::<RefundChanged>(&message.payload)
                         .map(|event| OrderChange::Refund(event.data)),
+                    Some(message) = fulfilments.next() => decode::<FulfilmentChanged>(&message.payload)
+                        .map(|event| OrderChange::Fulfilment(event.data)),
+                    Some(message) = returns.next() => decode::<ReturnChanged>(&message.payload)
+                        .map(|event| OrderChange::Return(event.data)),
                     else => break,
                 };
                 let Some(watch) = weak.upgrade() else { break };

@@ -363,11 +363,13 @@ pub struct TestUser {
     pub session_id: uuid::Uuid,
 }
 
+mod after_sale;
 mod bus;
 mod payments;
 mod shop;
 mod sse;
 mod webhooks;
+pub use after_sale::*;
 pub use payments::*;
 pub use shop::*;
 pub use sse::*;

@@ -18,6 +18,7 @@ fn shipment(order_id: Uuid, reference: &str) -> FulfilOrder {
         carrier: "UPS".into(),
         tracking_number: format!("1Z-{reference}"),
         tracking_url: None,
+        lines: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn delivery(order_id: Uuid, reference: &str) -> DeliverOrder {
     DeliverOrder {
         order_id,
         reference: reference.into(),
+        fulfilment_id: None,
     }
 }
 

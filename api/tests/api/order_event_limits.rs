@@ -123,7 +123,7 @@ async fn the_openapi_document_describes_both_streams_and_their_event_format() {
     ] {
         assert!(entry[field].is_object(), "RefundEntry.{field}: {entry}");
     }
-    // The stream's data is either kind of entry.
+    // The stream's data is any kind of entry.
     let kinds: Vec<&str> = doc["components"]["schemas"]["StreamEntry"]["oneOf"]
         .as_array()
         .map(|kinds| kinds.iter().filter_map(|k| k["$ref"].as_str()).collect())
@@ -132,7 +132,9 @@ async fn the_openapi_document_describes_both_streams_and_their_event_format() {
         kinds,
         [
             "#/components/schemas/StatusEntry",
-            "#/components/schemas/RefundEntry"
+            "#/components/schemas/RefundEntry",
+            "#/components/schemas/FulfilmentEntry",
+            "#/components/schemas/ReturnEntry"
         ]
     );
     let described = doc["paths"]["/api/v1/orders/{id}/events"]["get"]["description"]

@@ -264,6 +264,7 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
         carrier: "An Post".into(),
         tracking_number: "CE123456789IE".into(),
         tracking_url: None,
+        lines: None,
     };
 
     for _ in 0..2 {

@@ -5,16 +5,18 @@
 //! subject stands for (`system:warehouse`, `system:carrier`), and NATS permissions decide who
 //! may publish on which subject.
 //!
-//! Both grow only by optional fields (a fulfilment of some lines, for split shipments, will
-//! add `lines`), so a publisher written against this version stays understood.
+//! Both grow only by optional fields (`lines` for a shipment of some quantities,
+//! `fulfilment_id` for the delivery of one shipment), so a publisher written against an earlier
+//! version stays understood.
 
 use crate::message;
+use crate::messages::LineRequest;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// `orders.cmd.fulfil`: a warehouse shipped a paid order: everything left of it, with carrier
-/// and tracking. The order becomes `SHIPPED` with the shipment, its reservation a sale, in one
-/// transaction.
+/// `orders.cmd.fulfil`: a warehouse shipped some or all of a paid order, with carrier and
+/// tracking: one fulfilment, its quantities' reservation a sale, and the order
+/// `PARTIALLY_SHIPPED` (something left) or `SHIPPED` (nothing left), in one transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FulfilOrder {
@@ -30,6 +32,10 @@ pub struct FulfilOrder {
     /// Where to follow the parcel: an http or https URL (at most 2000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_url: Option<String>,
+    /// The quantities shipped, each at most what is left of its line. Absent: everything
+    /// left. A quantity over what is left is refused (dead-lettered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineRequest>>,
 }
 
 message!(FulfilOrder {
@@ -40,8 +46,9 @@ message!(FulfilOrder {
     order: |m| m.order_id,
 });
 
-/// `orders.cmd.deliver`: a carrier (or a warehouse delivering itself) delivered a shipped order.
-/// The order becomes `DELIVERED`.
+/// `orders.cmd.deliver`: a carrier (or a warehouse delivering itself) delivered one shipment
+/// of an order (`fulfilment_id`), or every shipment of a shipped order (absent). The order
+/// becomes `DELIVERED` once every shipment is and nothing is left to ship.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverOrder {
@@ -50,6 +57,9 @@ pub struct DeliverOrder {
     /// often it arrives; another order's reference, or another delivery of a delivered order,
     /// is refused (dead-lettered).
     pub reference: String,
+    /// The shipment delivered (a fulfilment's id). Absent: every shipment of a `SHIPPED` order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilment_id: Option<Uuid>,
 }
 
 message!(DeliverOrder {
@@ -73,6 +83,7 @@ mod tests {
             carrier: "UPS".into(),
             tracking_number: "1Z".into(),
             tracking_url: None,
+            lines: None,
         };
         assert_eq!(fulfil.message_id(), "fulfil:wms-1");
         let json = serde_json::to_value(&fulfil).expect("encodes");
@@ -80,6 +91,7 @@ mod tests {
         let deliver = DeliverOrder {
             order_id: Uuid::nil(),
             reference: "pod-1".into(),
+            fulfilment_id: None,
         };
         assert_eq!(deliver.message_id(), "deliver:pod-1");
         let with_actor = serde_json::json!({

@@ -54,6 +54,7 @@ pub(crate) async fn transition_all(
                 event: Some(committed.event(p)?),
                 stock: committed.restocked.clone(),
                 refunds: committed.refund(p).into_iter().collect(),
+                ..Stepped::default()
             })
         })
         .collect())

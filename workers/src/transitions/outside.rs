@@ -11,7 +11,7 @@
 use super::tx::Asked;
 use super::{check_reference, transition_all};
 use crate::Context;
-use crate::announce::announce;
+use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use common::domain::OrderStatus;
@@ -22,26 +22,83 @@ pub const WAREHOUSE: &str = "system:warehouse";
 /// Who delivers them.
 pub const CARRIER: &str = "system:carrier";
 
-/// `orders.cmd.fulfil`, received together.
+/// `orders.cmd.fulfil`, received together: shipments of everything left are transitions to
+/// SHIPPED, made together; shipments of some lines are after-sale steps, each on its own.
 pub async fn fulfil(ctx: Context, commands: Vec<Incoming<FulfilOrder>>) -> Vec<Handled> {
-    let results = crate::batch::checked(
+    let ctx = &ctx;
+    let results = split(
         &commands,
-        |c| fulfilment(&c.message),
-        |some| transition_all(&ctx, some),
+        |c| c.message.lines.is_some(),
+        |c| crate::after_sale::reported_fulfilment(ctx, &c.message),
+        |whole| async move {
+            crate::batch::checked(
+                &whole,
+                |c| fulfilment(&c.message),
+                |some| transition_all(ctx, some),
+            )
+            .await
+        },
     )
     .await;
-    announce(&ctx, &commands, results).await
+    announce(ctx, &commands, results).await
 }
 
-/// `orders.cmd.deliver`, received together.
+/// `orders.cmd.deliver`, received together: deliveries of a whole order are transitions to
+/// DELIVERED, made together; deliveries of one shipment are after-sale steps.
 pub async fn deliver(ctx: Context, commands: Vec<Incoming<DeliverOrder>>) -> Vec<Handled> {
-    let results = crate::batch::checked(
+    let ctx = &ctx;
+    let results = split(
         &commands,
-        |c| delivery(&c.message),
-        |some| transition_all(&ctx, some),
+        |c| c.message.fulfilment_id.is_some(),
+        |c| async move {
+            let Some(id) = c.message.fulfilment_id else {
+                return Err(Failure::transient("no shipment named"));
+            };
+            crate::after_sale::reported_delivery(ctx, &c.message, id).await
+        },
+        |whole| async move {
+            crate::batch::checked(
+                &whole,
+                |c| delivery(&c.message),
+                |some| transition_all(ctx, some),
+            )
+            .await
+        },
     )
     .await;
-    announce(&ctx, &commands, results).await
+    announce(ctx, &commands, results).await
+}
+
+/// One result per command, in order: those `apart` picks handled one by one by `each`, the
+/// others together by `together`.
+async fn split<'c, M, E, EF, T, TF>(
+    commands: &'c [Incoming<M>],
+    apart: impl Fn(&Incoming<M>) -> bool,
+    each: E,
+    together: T,
+) -> Vec<Result<Stepped, Failure>>
+where
+    E: Fn(&'c Incoming<M>) -> EF,
+    EF: std::future::Future<Output = Result<Stepped, Failure>>,
+    T: FnOnce(Vec<&'c Incoming<M>>) -> TF,
+    TF: std::future::Future<Output = Vec<Result<Stepped, Failure>>>,
+{
+    let (separate, whole): (Vec<_>, Vec<_>) =
+        commands.iter().enumerate().partition(|(_, c)| apart(c));
+    let mut results: Vec<Option<Result<Stepped, Failure>>> =
+        (0..commands.len()).map(|_| None).collect();
+    let positions: Vec<usize> = whole.iter().map(|(i, _)| *i).collect();
+    let together = together(whole.into_iter().map(|(_, c)| c).collect()).await;
+    for (i, result) in positions.into_iter().zip(together) {
+        results[i] = Some(result);
+    }
+    for (i, c) in separate {
+        results[i] = Some(c.within(each(c)).await);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Failure::transient("no result"))))
+        .collect()
 }
 
 /// A shipment of everything left of a PAID order, with its carrier and tracking checked as the
@@ -113,6 +170,7 @@ mod tests {
             carrier: "UPS".into(),
             tracking_number: "1Z".into(),
             tracking_url: tracking_url.map(str::to_owned),
+            lines: None,
         }
     }
 
@@ -130,6 +188,7 @@ mod tests {
         let asked = delivery(&DeliverOrder {
             order_id: Uuid::nil(),
             reference: "pod-1".into(),
+            fulfilment_id: None,
         })
         .expect("valid");
         assert_eq!(asked.to, OrderStatus::Delivered);

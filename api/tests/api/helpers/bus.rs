@@ -122,6 +122,7 @@ impl TestApp {
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_FULFILMENTS),
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_DELIVERIES),
                         (common::nats::ORDERS_CMD, workers::kinds::ORDERS_REFUNDS),
+                        (common::nats::ORDERS_CMD, workers::kinds::ORDERS_AFTER_SALE),
                         (common::nats::EVENTS, workers::kinds::ORDERS_PAYMENT_EVENTS),
                     ] {
                         let mut consumer: async_nats::jetstream::consumer::PullConsumer = bus

@@ -1,0 +1,201 @@
+//! After the sale: the order service's own command for the steps staff and customers take
+//! once an order is paid (`orders.cmd.after_sale`: ship some lines, mark a shipment delivered,
+//! cancel what is left, ask for a return, receive, reject or cancel it), and the events that
+//! follow (`orders.evt.fulfilment_changed`, `orders.evt.return_changed`).
+//!
+//! A step is named by the request that asked for it (`request_id`, derived by the api from the
+//! `Idempotency-Key` or the request id), so a retried publish is dropped inside the duplicate
+//! window and a redelivered command changes nothing twice. The order worker records each
+//! step's outcome under that id: the step made, or why it was refused.
+//!
+//! Warehouses and carriers take the shipping steps on subjects of their own
+//! (`orders.cmd.fulfil`, `orders.cmd.deliver`), which reach the same steps.
+
+use crate::domain::{FulfilmentStatus, OrderStatus, ReturnStatus};
+use crate::message;
+use crate::messages::LineRequest;
+use crate::shipping::Shipment;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `orders.cmd.after_sale`: one step after the sale, asked for by `actor` through the api.
+/// NATS lets only the api (and the order worker, re-driving) publish it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfterSale {
+    pub order_id: Uuid,
+    /// The request this step carries out: its outcome is recorded under this id, and the
+    /// fulfilment or return it creates takes it as its id.
+    pub request_id: Uuid,
+    /// Who asks: `user:<id>` (1 to 200 characters).
+    pub actor: String,
+    /// Whether the actor is staff: only staff ship, deliver, cancel what is left, receive and
+    /// reject returns, and ask for a return past the return window.
+    pub staff: bool,
+    pub step: AfterSaleStep,
+}
+
+/// What is asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AfterSaleStep {
+    /// Ship these quantities (each at most what is left of its line) in one shipment.
+    Fulfil {
+        lines: Vec<LineRequest>,
+        carrier: String,
+        tracking_number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracking_url: Option<String>,
+    },
+    /// The shipment arrived.
+    Deliver { fulfilment_id: Uuid },
+    /// Cancel every quantity not shipped: its stock back, its value refunded when paid.
+    CancelRemaining { reason: String },
+    /// Ask to return delivered quantities (each at most what was delivered and is not returned
+    /// or asked for yet).
+    RequestReturn {
+        lines: Vec<LineRequest>,
+        reason: String,
+    },
+    /// The goods came back: the products named in `restock` go back into stock, the others
+    /// are written off; the lines' value is refunded.
+    ReceiveReturn {
+        return_id: Uuid,
+        #[serde(default)]
+        restock: Vec<Uuid>,
+    },
+    /// Staff refuse the return.
+    RejectReturn { return_id: Uuid, reason: String },
+    /// The return is withdrawn before it was received.
+    CancelReturn { return_id: Uuid },
+}
+
+message!(AfterSale {
+    subject: "orders.cmd.after_sale",
+    kind: "orders.after_sale",
+    version: 1,
+    id: |m| format!("order:{}:after-sale:{}", m.order_id, m.request_id),
+    order: |m| m.order_id,
+});
+
+/// One line of a shipment or a return: a product of the order and a quantity of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartLine {
+    pub product_id: Uuid,
+    pub quantity: i32,
+    /// On a received return's line: whether it went back into stock. Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restock: Option<bool>,
+}
+
+/// One shipment of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fulfilment {
+    pub id: Uuid,
+    pub lines: Vec<PartLine>,
+    /// Carrier and tracking; absent only on a shipment recorded without them.
+    pub shipment: Option<Shipment>,
+    pub status: FulfilmentStatus,
+    pub shipped_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One return of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Return {
+    pub id: Uuid,
+    pub lines: Vec<PartLine>,
+    pub reason: String,
+    pub status: ReturnStatus,
+    pub requested_at: DateTime<Utc>,
+    /// When it was received, rejected or cancelled.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Why staff rejected it.
+    pub rejection_reason: Option<String>,
+    /// The refund its receipt asked for (none when nothing was left to refund).
+    pub refund_id: Option<Uuid>,
+}
+
+/// `orders.evt.fulfilment_changed`: a shipment of an order was made or delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FulfilmentChanged {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    /// The timeline entry this change recorded (one sequence with the order's other entries).
+    pub entry_id: i64,
+    pub at: DateTime<Utc>,
+    /// Who made the change (`user:<id>`, `system:warehouse`, `system:carrier`).
+    pub actor: String,
+    pub fulfilment: Fulfilment,
+    /// The order's status after the change.
+    pub order_status: OrderStatus,
+}
+
+message!(FulfilmentChanged {
+    subject: "orders.evt.fulfilment_changed",
+    kind: "orders.fulfilment_changed",
+    version: 1,
+    id: |m| format!("fulfilment:{}:{:?}", m.fulfilment.id, m.fulfilment.status),
+    order: |m| m.order_id,
+});
+
+/// `orders.evt.return_changed`: a return of an order was requested, received, rejected or
+/// cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnChanged {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    /// The timeline entry this change recorded (one sequence with the order's other entries).
+    pub entry_id: i64,
+    pub at: DateTime<Utc>,
+    /// Who made the change (`user:<id>`).
+    pub actor: String,
+    #[serde(rename = "return")]
+    pub return_: Return,
+}
+
+message!(ReturnChanged {
+    subject: "orders.evt.return_changed",
+    kind: "orders.return_changed",
+    version: 1,
+    id: |m| format!("return:{}:{:?}", m.return_.id, m.return_.status),
+    order: |m| m.order_id,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::Message;
+
+    #[test]
+    fn a_step_is_named_by_its_order_and_request_and_refuses_unknown_fields() {
+        let step = AfterSale {
+            order_id: Uuid::nil(),
+            request_id: Uuid::max(),
+            actor: "user:1".into(),
+            staff: true,
+            step: AfterSaleStep::CancelRemaining {
+                reason: "out of stock".into(),
+            },
+        };
+        assert_eq!(
+            step.message_id(),
+            format!("order:{}:after-sale:{}", Uuid::nil(), Uuid::max())
+        );
+        let json = serde_json::to_value(&step).expect("encodes");
+        assert_eq!(json["step"]["kind"], "cancel_remaining");
+        let mut extra = json.clone();
+        extra["step"]["surprise"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<AfterSale>(extra).is_err());
+        assert_eq!(
+            serde_json::from_value::<AfterSale>(json).expect("decodes"),
+            step
+        );
+    }
+}
