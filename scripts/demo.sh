@@ -85,3 +85,35 @@ demo_walkthrough() {
 
 MSG
 }
+
+# demo_after_sale API_BASE: prints copy-paste commands that take a demo order through the steps
+# after the sale: the customer orders three cups, staff (ADMIN_EMAIL, ADMIN_PASSWORD) take the
+# payment by hand, ship two cups then the last one, both parcels arrive, the customer sends one
+# cup back and staff receive it into stock (the README shows the same). Every command line is
+# indented by four spaces.
+demo_after_sale() {
+    local api=$1
+    cat <<MSG
+  After the sale: a split shipment and a return (staff log in with ADMIN_EMAIL and ADMIN_PASSWORD):
+
+    API=${api}/api/v1
+    CUSTOMER=\$(mktemp) STAFF=\$(mktemp)
+    first_id() { grep -o '"id":"[^"]*"' | head -n 1 | cut -d '"' -f 4; }
+    login() { curl -s -o /dev/null -c "\$1" -H 'content-type: application/json' -d "{\"email\":\"\$2\",\"password\":\"\$3\"}" "\$API/auth/login"; }
+    post() { curl -s -w '\n' -b "\$1" -H 'content-type: application/json' -H 'prefer: wait=5' -d "\$3" "\$API/orders/\$ORDER\$2"; }
+    login "\$CUSTOMER" ${DEMO_EMAIL} ${DEMO_PASSWORD}; login "\$STAFF" "\$ADMIN_EMAIL" "\$ADMIN_PASSWORD"
+    # 1. The customer orders three espresso cups; staff take the payment by hand
+    CUP=\$(curl -s "\$API/products?q=espresso&limit=1" | first_id)
+    ORDER=\$(curl -s -b "\$CUSTOMER" -H 'content-type: application/json' -H 'prefer: wait=5' -d "{\"items\":[{\"product_id\":\"\$CUP\",\"quantity\":3}]}" "\$API/orders" | first_id)
+    curl -s -o /dev/null -b "\$STAFF" -X PATCH -H 'content-type: application/json' -H 'prefer: wait=5' -d '{"status":"PAID"}' "\$API/orders/\$ORDER/status"
+    # 2. Two cups ship today (PARTIALLY_SHIPPED), the last one tomorrow (SHIPPED)
+    post "\$STAFF" /fulfilments "{\"lines\":[{\"product_id\":\"\$CUP\",\"quantity\":2}],\"carrier\":\"UPS\",\"tracking_number\":\"1Z001\"}"
+    post "\$STAFF" /fulfilments "{\"lines\":[{\"product_id\":\"\$CUP\",\"quantity\":1}],\"carrier\":\"UPS\",\"tracking_number\":\"1Z002\"}"
+    # 3. Both parcels arrive: DELIVERED once the second one does
+    for F in \$(curl -s -b "\$STAFF" "\$API/orders/\$ORDER" | grep -o '"id":"[^"]*","lines"' | cut -d '"' -f 4); do post "\$STAFF" "/fulfilments/\$F/delivered" ''; done
+    # 4. The customer sends one cup back; staff receive it into stock (its value is refunded)
+    RETURN=\$(post "\$CUSTOMER" /returns "{\"lines\":[{\"product_id\":\"\$CUP\",\"quantity\":1}],\"reason\":\"chipped\"}" | grep -o '"returns":\[{"id":"[^"]*"' | cut -d '"' -f 6)
+    post "\$STAFF" "/returns/\$RETURN/receive" "{\"lines\":[{\"product_id\":\"\$CUP\",\"restock\":true}]}"
+
+MSG
+}

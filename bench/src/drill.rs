@@ -1,11 +1,13 @@
-//! The fault drill's client side: load while the script breaks things, then the checks.
+//! The fault drill's client side: load (and staff taking some orders through the steps after
+//! the sale) while the script breaks things, then the checks.
 
+use crate::after_sale;
 use crate::scenarios;
 use crate::setup::Deployment;
 use crate::verify::{self, Verdict};
 use sqlx::postgres::PgPoolOptions;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -33,7 +35,18 @@ pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
         o.duration.as_secs(),
         o.concurrency
     );
-    let (load, accepted) = scenarios::drill_load(&shop, o.concurrency, o.duration).await;
+    // Staff take every tenth accepted order through the steps after the sale meanwhile.
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let staff = after_sale::Staff {
+        base: shop.api.base.clone(),
+        http: shop.api.http.clone(),
+        token: admin.clone(),
+    };
+    let until = Instant::now() + o.duration;
+    let ((load, accepted), taken) = tokio::join!(
+        scenarios::drill_load(&shop, o.concurrency, o.duration, Arc::clone(&ids)),
+        after_sale::drive(staff, Arc::clone(&ids), 10, until),
+    );
     eprintln!(
         "drill: load done, {} orders accepted; checking",
         accepted.len()
@@ -62,7 +75,8 @@ pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
             Err(e) => return Err(e.into()),
         }
     };
-    let verdict = verify::check(&db, &accepted, o.settle_timeout).await?;
+    let mut verdict = verify::check(&db, &accepted, o.settle_timeout).await?;
+    verify::check_after_sale(&db, &mut verdict, &taken.orders, &taken.failures).await?;
     db.close().await;
     Ok((summary, verdict))
 }

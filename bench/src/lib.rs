@@ -1,6 +1,7 @@
 //! Benchmarks and fault drills of the order service: a load generator that drives a running
 //! deployment over HTTP, the database ceiling it is compared with, and the drill's checks.
 
+pub mod after_sale;
 pub mod bare;
 pub mod browse;
 pub mod ceiling;

@@ -290,8 +290,12 @@ pub fn measured(ran: Ran, recorder: &Recorder) -> Measured {
 }
 
 /// The fault drill's load: two-line orders answered 202 at once; returns every accepted id.
-pub async fn drill_load(shop: &Shop, clients: usize, duration: Duration) -> (Measured, Vec<Uuid>) {
-    let ids = Arc::new(Mutex::new(Vec::new()));
+pub async fn drill_load(
+    shop: &Shop,
+    clients: usize,
+    duration: Duration,
+    ids: Arc<Mutex<Vec<Uuid>>>,
+) -> (Measured, Vec<Uuid>) {
     let (ran, recorder) = {
         let ids = Arc::clone(&ids);
         let plan = Plan::For(duration);

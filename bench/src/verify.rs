@@ -23,6 +23,12 @@ pub struct Verdict {
     /// way back): allowed, reported for information.
     pub unannounced_orders: i64,
     pub settle_time: Duration,
+    /// Orders staff took through every step after the sale while the faults struck.
+    pub after_sale_orders: usize,
+    /// Of those, orders missing a step's effect (a shipment, refund, return, restock).
+    pub after_sale_lost: i64,
+    /// Of those, orders with a step's effect made twice.
+    pub after_sale_doubled: i64,
     pub violations: Vec<String>,
 }
 
@@ -60,6 +66,11 @@ impl fmt::Display for Verdict {
             self.products_checked, self.products_in_drift
         )?;
         writeln!(f, "stock below zero     {}", self.negative_stock)?;
+        writeln!(
+            f,
+            "after the sale       {} orders paid, shipped in part, the rest cancelled, delivered, returned and restocked: {} lost, {} doubled",
+            self.after_sale_orders, self.after_sale_lost, self.after_sale_doubled
+        )?;
         writeln!(f, "unannounced orders   {}", self.unannounced_orders)?;
         if self.violations.is_empty() {
             write!(f, "verdict              OK")
@@ -127,7 +138,8 @@ pub async fn check(
     let settled_twice = sqlx::query_scalar(
         r#"
         WITH lines AS (
-            SELECT order_id, sum(quantity)::int8 AS q FROM order_items GROUP BY order_id
+            SELECT order_id, sum(quantity - cancelled_quantity)::int8 AS q
+              FROM order_items GROUP BY order_id
         ), held AS (
             SELECT order_id, sum(quantity)::int8 AS q, count(*) AS n
               FROM reservations WHERE state IN ('reserved', 'committed') GROUP BY order_id
@@ -141,7 +153,7 @@ pub async fn check(
           LEFT JOIN outcomes e ON e.order_id = o.id
          WHERE o.id = ANY($1)
            AND (COALESCE(e.n, 0) > 1
-                OR (o.status IN ('CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED')
+                OR (o.status IN ('CONFIRMED', 'PAID', 'PARTIALLY_SHIPPED', 'SHIPPED', 'DELIVERED')
                     AND COALESCE(h.q, -1) <> COALESCE(l.q, -2))
                 OR (o.status IN ('REJECTED', 'CANCELLED') AND COALESCE(h.n, 0) > 0))
         "#,
@@ -184,4 +196,50 @@ pub async fn check(
         .fetch_one(db)
         .await?;
     Ok(v)
+}
+
+/// Checks the orders staff took through every step after the sale (`taken`): each has exactly
+/// one shipment, delivered; one return, received, with one restocking ledger entry; two
+/// refunds (what was left, and the return) when it captured money (none when staff marked it
+/// paid by hand); and reads `DELIVERED`. Fewer is a lost step, more a doubled one. `failures` are steps that were never answered as expected.
+pub async fn check_after_sale(
+    db: &sqlx::PgPool,
+    v: &mut Verdict,
+    taken: &[Uuid],
+    failures: &[String],
+) -> Result<(), sqlx::Error> {
+    v.after_sale_orders = taken.len();
+    for failure in failures {
+        v.violations
+            .push(format!("a step after the sale failed: {failure}"));
+    }
+    let (lost, doubled): (i64, i64) = sqlx::query_as(
+        r#"
+        WITH counted AS (
+            SELECT o.id, o.status,
+                   (SELECT count(*) FROM fulfilments f WHERE f.order_id = o.id
+                       AND f.status = 'DELIVERED') AS shipments,
+                   (SELECT count(*) FROM returns r WHERE r.order_id = o.id
+                       AND r.status = 'RECEIVED') AS returns,
+                   (SELECT count(*) FROM stock_adjustments a JOIN returns r ON r.id = a.return_id
+                     WHERE r.order_id = o.id) AS restocked,
+                   (SELECT count(*) FROM refunds r WHERE r.order_id = o.id)
+                       - CASE WHEN o.amount_paid > 0 THEN 2 ELSE 0 END AS extra_refunds
+              FROM orders o WHERE o.id = ANY($1)
+        )
+        SELECT count(*) FILTER (WHERE status <> 'DELIVERED' OR shipments < 1 OR returns < 1
+                                   OR restocked < 1 OR extra_refunds < 0),
+               count(*) FILTER (WHERE shipments > 1 OR returns > 1 OR restocked > 1
+                                   OR extra_refunds > 0)
+          FROM counted
+        "#,
+    )
+    .bind(taken)
+    .fetch_one(db)
+    .await?;
+    v.after_sale_lost = v.tally(lost, |n| format!("{n} orders lost a step after the sale"));
+    v.after_sale_doubled = v.tally(doubled, |n| {
+        format!("{n} orders had a step after the sale made twice")
+    });
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The short fault drill: orders placed over HTTP while the workers are killed and restarted
-//! and their PostgreSQL and NATS connections are cut, then the same checks as scripts/chaos.
+//! and their PostgreSQL and NATS connections are cut, while staff take some of them through
+//! the steps after the sale, then the same checks as scripts/chaos.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
@@ -21,12 +22,18 @@ async fn start_workers(config: common::Config) -> JoinHandle<anyhow::Result<()>>
 }
 
 async fn create_customer(state: &api::state::AppState) -> String {
+    create_account(state, Role::Client).await
+}
+
+/// An account of `role` with a live session; returns its access token.
+async fn create_account(state: &api::state::AppState, role: Role) -> String {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Drill', 'CLIENT', 'not-a-login')",
+        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Drill', $3::user_role, 'not-a-login')",
     )
     .bind(id)
     .bind(format!("{}@example.com", id.simple()))
+    .bind(role.as_str())
     .execute(&state.db)
     .await
     .unwrap();
@@ -39,7 +46,7 @@ async fn create_customer(state: &api::state::AppState) -> String {
     .execute(&state.db)
     .await
     .unwrap();
-    state.tokens.issue(id, Role::Client, session).unwrap()
+    state.tokens.issue(id, role, session).unwrap()
 }
 
 async fn create_product(state: &api::state::AppState, i: usize, stock: i32) -> Uuid {
@@ -104,10 +111,22 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
     }
     let mut workers = start_workers(worker_config.clone()).await;
 
-    // Act: six clients order two lines at a time for a few seconds while the faults happen.
+    // Act: six clients order two lines at a time for a few seconds while the faults happen,
+    // and staff take every fifth accepted order through the steps after the sale.
     let accepted = Arc::new(Mutex::new(Vec::<Uuid>::new()));
     let load_for = Duration::from_secs(6);
     let started = Instant::now();
+    let staff = bench::after_sale::Staff {
+        base: base.clone(),
+        http: reqwest::Client::new(),
+        token: create_account(&state, Role::Admin).await,
+    };
+    let after_sale = tokio::spawn(bench::after_sale::drive(
+        staff,
+        Arc::clone(&accepted),
+        5,
+        started + load_for,
+    ));
     let mut clients = Vec::new();
     for (c, token) in tokens.into_iter().enumerate() {
         let (base, products, accepted) =
@@ -155,16 +174,24 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
     for client in clients {
         client.await.unwrap();
     }
+    let taken = after_sale.await.unwrap();
     let accepted = accepted.lock().unwrap().clone();
 
     // Assert
-    let verdict = bench::verify::check(&state.db, &accepted, Duration::from_secs(45))
+    let mut verdict = bench::verify::check(&state.db, &accepted, Duration::from_secs(45))
+        .await
+        .unwrap();
+    bench::verify::check_after_sale(&state.db, &mut verdict, &taken.orders, &taken.failures)
         .await
         .unwrap();
     println!("{verdict}\nredelivered messages {}", redeliveries());
     assert!(verdict.accepted > 20, "too little load: {verdict}");
     assert!(verdict.ok(), "{verdict}");
     assert!(verdict.rejected > 0, "no order ran out of stock: {verdict}");
+    assert!(
+        verdict.after_sale_orders > 0,
+        "no order went past the sale: {verdict}"
+    );
     assert!(
         redeliveries() > 0,
         "no message was redelivered: the faults did not hit in-flight work"

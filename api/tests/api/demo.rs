@@ -132,3 +132,63 @@ async fn the_readme_quick_start_shows_the_walk_through_scripts_dev_prints() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_printed_after_sale_walk_through_ships_in_two_parcels_and_takes_a_cup_back() {
+    let app = seeded_app().await;
+    app.start_workers(app.env.config()).await;
+    let printed = bash(r#"demo_after_sale "$1""#, &[&app.address]).await;
+
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\n{}",
+            commands(&printed).join("\n")
+        ))
+        .envs(ADMIN)
+        .output()
+        .await
+        .unwrap();
+
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        answers.len(),
+        5,
+        "two shipments, two deliveries, a receipt:\n{said}"
+    );
+    assert!(
+        answers[0].contains(r#""status":"PARTIALLY_SHIPPED""#),
+        "{said}"
+    );
+    assert!(answers[1].contains(r#""status":"SHIPPED""#), "{said}");
+    assert!(answers[3].contains(r#""status":"DELIVERED""#), "{said}");
+    assert!(answers[4].contains(r#""status":"RECEIVED""#), "{said}");
+    let sql = "SELECT stock::int8 FROM products WHERE name = 'Espresso cup'";
+    assert_eq!(app.count(sql).await, 38, "three sold, one back in stock");
+}
+
+#[tokio::test]
+async fn the_readme_shows_the_after_sale_walk_through_scripts_dev_prints() {
+    let printed = bash(r#"demo_after_sale "$1""#, &["http://127.0.0.1:8080"]).await;
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("## After the sale")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("an After the sale section");
+
+    let commands = commands(&printed);
+    assert!(commands.len() > 5, "{printed}");
+    for command in commands {
+        assert!(
+            section.lines().any(|l| l == command),
+            "the README's after-sale walk-through lacks: {command}"
+        );
+    }
+}
