@@ -1,6 +1,8 @@
 //! Purging the rows that would otherwise only grow: idempotency keys older than a day, refresh
-//! tokens used more than a week ago, sessions (with their tokens) a day after they ended, and
-//! webhook deliveries (with their attempts) 30 days after they ended.
+//! tokens used more than a week ago, sessions (with their tokens) a day after they ended,
+//! webhook deliveries (with their attempts) 30 days after they ended, and the recorded
+//! outcomes of after-sale steps a day after they were recorded (as the idempotency keys that
+//! name their requests).
 //!
 //! Every api replica runs the purge every `PURGE_INTERVAL_MS`; a transaction-scoped advisory
 //! lock lets one replica purge at a time and the others skip that round, and the deletes are
@@ -31,6 +33,7 @@ pub struct Purged {
     pub refresh_tokens: u64,
     pub sessions: u64,
     pub webhook_deliveries: u64,
+    pub after_sale_outcomes: u64,
 }
 
 /// Purges once; `None` when another replica is purging right now.
@@ -76,8 +79,16 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<Option<Purged>> {
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let after_sale_outcomes = sqlx::query!(
+        "DELETE FROM after_sale_outcomes WHERE recorded_at < now() - make_interval(hours => $1)",
+        IDEMPOTENCY_KEY_HOURS,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     Ok(Some(Purged {
+        after_sale_outcomes,
         idempotency_keys,
         refresh_tokens,
         sessions,
@@ -102,6 +113,7 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
                     refresh_tokens = purged.refresh_tokens,
                     sessions = purged.sessions,
                     webhook_deliveries = purged.webhook_deliveries,
+                    after_sale_outcomes = purged.after_sale_outcomes,
                     "purged expired rows"
                 );
             }

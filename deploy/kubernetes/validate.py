@@ -40,6 +40,7 @@ WORKER_CONSUMERS = {
         ("ORDERS_CMD", "orders-fulfilments"),
         ("ORDERS_CMD", "orders-deliveries"),
         ("ORDERS_CMD", "orders-refunds"),
+        ("ORDERS_CMD", "orders-after-sale"),
         ("EVENTS", "orders-payment-events"),
     },
     "worker-webhooks": {("EVENTS", "webhooks-events"), ("WEBHOOKS", "webhooks-deliver")},

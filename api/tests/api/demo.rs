@@ -47,6 +47,46 @@ fn commands(walk_through: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs the commands of a printed walk-through in bash, as pasted into a shell of the ADMIN's
+/// environment; returns what they printed, failing on a non-zero exit.
+async fn run_pasted(printed: &str) -> String {
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\n{}",
+            commands(printed).join("\n")
+        ))
+        .envs(ADMIN)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said
+}
+
+/// Asserts that the README's section `heading` shows every command `printed` holds.
+fn assert_readme_shows(heading: &str, printed: &str) {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README section");
+    let commands = commands(printed);
+    assert!(commands.len() > 5, "{printed}");
+    for command in commands {
+        assert!(
+            section.lines().any(|l| l == command),
+            "the README's {heading} lacks: {command}"
+        );
+    }
+}
+
 async fn seeded_app() -> TestApp {
     let app = spawn_app_with(&ADMIN).await;
     bash(r#"demo_seed "$1""#, &[&app.address]).await;
@@ -81,22 +121,8 @@ async fn the_printed_walk_through_places_follows_and_cancels_an_order() {
     app.start_workers(app.env.config()).await;
     let printed = bash(r#"demo_walkthrough "$1""#, &[&app.address]).await;
 
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\n{}",
-            commands(&printed).join("\n")
-        ))
-        .output()
-        .await
-        .unwrap();
+    let said = run_pasted(&printed).await;
 
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let answers: Vec<&str> = said.lines().collect();
     assert_eq!(answers.len(), 4, "login, place, follow, cancel:\n{said}");
     assert!(answers[1].contains(r#""status":"CONFIRMED""#), "{said}");
@@ -116,21 +142,8 @@ async fn the_printed_walk_through_places_follows_and_cancels_an_order() {
 #[tokio::test]
 async fn the_readme_quick_start_shows_the_walk_through_scripts_dev_prints() {
     let printed = bash(r#"demo_walkthrough "$1""#, &["http://127.0.0.1:8080"]).await;
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let quick_start = readme
-        .split("## Quick start")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("a Quick start section");
 
-    let commands = commands(&printed);
-    assert!(commands.len() > 5, "{printed}");
-    for command in commands {
-        assert!(
-            quick_start.lines().any(|l| l == command),
-            "the README's quick start lacks: {command}"
-        );
-    }
+    assert_readme_shows("## Quick start", &printed);
 }
 
 #[tokio::test]
@@ -139,23 +152,8 @@ async fn the_printed_after_sale_walk_through_ships_in_two_parcels_and_takes_a_cu
     app.start_workers(app.env.config()).await;
     let printed = bash(r#"demo_after_sale "$1""#, &[&app.address]).await;
 
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\n{}",
-            commands(&printed).join("\n")
-        ))
-        .envs(ADMIN)
-        .output()
-        .await
-        .unwrap();
+    let said = run_pasted(&printed).await;
 
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let answers: Vec<&str> = said.lines().collect();
     assert_eq!(
         answers.len(),
@@ -176,19 +174,6 @@ async fn the_printed_after_sale_walk_through_ships_in_two_parcels_and_takes_a_cu
 #[tokio::test]
 async fn the_readme_shows_the_after_sale_walk_through_scripts_dev_prints() {
     let printed = bash(r#"demo_after_sale "$1""#, &["http://127.0.0.1:8080"]).await;
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme
-        .split("## After the sale")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("an After the sale section");
 
-    let commands = commands(&printed);
-    assert!(commands.len() > 5, "{printed}");
-    for command in commands {
-        assert!(
-            section.lines().any(|l| l == command),
-            "the README's after-sale walk-through lacks: {command}"
-        );
-    }
+    assert_readme_shows("## After the sale", &printed);
 }

@@ -141,3 +141,28 @@ async fn a_login_past_the_session_cap_revokes_the_oldest_session() {
         .await;
     assert_eq!(live, 2);
 }
+
+#[tokio::test]
+async fn a_purge_removes_after_sale_outcomes_recorded_more_than_a_day_ago() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO after_sale_outcomes (request_id, order_id, refusal, recorded_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), NULL, now() - interval '25 hours'),
+                (gen_random_uuid(), gen_random_uuid(), 'refused', now() - interval '26 hours'),
+                (gen_random_uuid(), gen_random_uuid(), NULL, now() - interval '23 hours')",
+    )
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+
+    let purged = api::retention::purge(&app.state.db)
+        .await
+        .unwrap()
+        .expect("not locked");
+
+    assert_eq!(purged.after_sale_outcomes, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM after_sale_outcomes").await,
+        1
+    );
+}

@@ -13,7 +13,12 @@ type Product = Schemas["Product"];
 type User = Schemas["User"];
 type Problem = Schemas["Problem"];
 /** A timeline entry of an order, or a change heard on its event stream. */
-type Entry = Schemas["TimelineItem"] | Schemas["StatusEntry"] | Schemas["RefundEntry"];
+type Entry =
+  | Schemas["TimelineItem"]
+  | Schemas["StatusEntry"]
+  | Schemas["RefundEntry"]
+  | Schemas["FulfilmentEntry"]
+  | Schemas["ReturnEntry"];
 
 const params = new URLSearchParams(location.search);
 const API = (params.get("api") || "http://localhost:8080").replace(/\/+$/, "");
@@ -154,8 +159,13 @@ function addEntry(entry: Entry): void {
   const at = new Date(entry.at).toLocaleTimeString();
   const what = "to" in entry
     ? entry.to
-    : `refund ${entry.refund_status} (${money(entry.amount, entry.currency)})`;
-  li.textContent = `${what} at ${at}` + (entry.reason ? ` (${entry.reason})` : "");
+    : "refund_status" in entry
+      ? `refund ${entry.refund_status} (${money(entry.amount, entry.currency)})`
+      : "fulfilment_id" in entry || ("kind" in entry && entry.kind === "fulfilment")
+        ? `shipment ${entry.status}`
+        : `return ${entry.status}`;
+  const reason = "reason" in entry ? entry.reason : null;
+  li.textContent = `${what} at ${at}` + (reason ? ` (${reason})` : "");
   element("timeline").append(li);
 }
 
@@ -184,6 +194,12 @@ function follow(orderId: string): void {
   });
   stream.addEventListener("refund_changed", (event) => {
     addEntry(JSON.parse(event.data) as Schemas["RefundEntry"]);
+  });
+  stream.addEventListener("fulfilment_changed", (event) => {
+    addEntry(JSON.parse(event.data) as Schemas["FulfilmentEntry"]);
+  });
+  stream.addEventListener("return_changed", (event) => {
+    addEntry(JSON.parse(event.data) as Schemas["ReturnEntry"]);
   });
   stream.addEventListener("error", () => {
     element("live").textContent = stream.readyState === EventSource.CLOSED ? "" : "(reconnecting)";
