@@ -66,11 +66,33 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU seconds used so far by every process named `comm` (e.g. all `postgres` backends).
+/// The parent of a process, from `/proc/<pid>/stat`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds used so far by every process named `comm` (e.g. all `postgres` backends). For
+/// `postgres`, with `BENCH_POSTGRES_PID` (the postmaster of the deployment's own cluster, set
+/// by scripts/bench), only that cluster's processes: other clusters on the machine are not
+/// the deployment's.
 pub fn cpu_secs_by_name(comm: &str) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
+    let root: Option<u32> = (comm == "postgres")
+        .then(|| {
+            std::env::var("BENCH_POSTGRES_PID")
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .flatten();
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
@@ -78,6 +100,7 @@ pub fn cpu_secs_by_name(comm: &str) -> f64 {
                 .map(|c| c.trim() == comm)
                 .unwrap_or(false)
         })
+        .filter(|pid| root.is_none_or(|root| *pid == root || parent(*pid) == Some(root)))
         .filter_map(cpu_secs)
         .sum()
 }
