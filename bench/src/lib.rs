@@ -8,6 +8,8 @@ pub mod ceiling;
 pub mod charts;
 pub mod drill;
 pub mod driver;
+pub mod load;
+pub mod reads;
 pub mod rss;
 pub mod run;
 pub mod scenarios;

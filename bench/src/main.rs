@@ -41,7 +41,9 @@ enum Command {
     /// Run benchmark scenarios and print a summary.
     Run {
         /// Comma-separated: place (with the ceiling and the synchronous baseline), scaling
-        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak, webhooks.
+        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak, webhooks, reads
+        /// (every ADMIN and customer read on a small store, then on `--reads-orders`; runs
+        /// first when chosen, so the other scenarios run against the loaded store).
         #[arg(
             long,
             value_delimiter = ',',
@@ -87,6 +89,21 @@ enum Command {
         /// The deployment's NATS namespace (the soak watches its consumers).
         #[arg(long, env = "NATS_NAMESPACE", default_value = "")]
         nats_namespace: String,
+        /// Orders of the reads scenario's small store.
+        #[arg(long, default_value_t = 2_000)]
+        reads_small: i64,
+        /// Orders of the reads scenario's large store (bulk-loaded through SQL).
+        #[arg(long, default_value_t = 2_000_000)]
+        reads_orders: i64,
+    },
+    /// Bulk-load a store's history through SQL: orders with their customers, lines,
+    /// timelines, payments, refunds and reservations, over a year up to now.
+    LoadOrders {
+        #[arg(long, default_value_t = 2_000_000)]
+        orders: i64,
+        /// Currency of the loaded catalogue (the deployment's STORE_CURRENCY).
+        #[arg(long, env = "STORE_CURRENCY", default_value = "USD")]
+        currency: String,
     },
     /// Place orders for a while, then check every accepted order settled exactly once and stock
     /// is conserved; exits 1 on any violation.
@@ -128,6 +145,37 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Command::LoadOrders { orders, currency } = &cli.command {
+        let Some(url) = &cli.database_url else {
+            eprintln!("DATABASE_URL is required (flag or environment)");
+            return ExitCode::from(2);
+        };
+        let loaded = match sqlx::PgPool::connect(url).await {
+            Ok(db) => bench::load::orders(&db, *orders, currency).await,
+            Err(e) => Err(e.into()),
+        };
+        return match loaded {
+            Ok(l) => {
+                let rows: Vec<String> = l
+                    .rows
+                    .iter()
+                    .map(|(t, n, d)| format!("{t} {n} ({:.1} s)", d.as_secs_f64()))
+                    .collect();
+                println!(
+                    "loaded {} orders (tag {}) in {:.1} s: {}",
+                    l.orders,
+                    l.tag,
+                    l.elapsed.as_secs_f64(),
+                    rows.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (Some(database_url), Some(admin_email), Some(admin_password)) =
         (cli.database_url, cli.admin_email, cli.admin_password)
     else {
@@ -159,6 +207,8 @@ async fn main() -> ExitCode {
             soak_clients,
             nats_namespace,
             charts,
+            reads_small,
+            reads_orders,
         } => {
             let options = run::Options {
                 deployment,
@@ -178,6 +228,8 @@ async fn main() -> ExitCode {
                 nats_url: cli.nats_url,
                 nats_namespace,
                 charts,
+                reads_small,
+                reads_orders,
             };
             match run::run(&options).await {
                 Ok(summary) => {
@@ -220,6 +272,6 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::PurgeNamespace { .. } => ExitCode::SUCCESS,
+        Command::PurgeNamespace { .. } | Command::LoadOrders { .. } => ExitCode::SUCCESS,
     }
 }

@@ -4,6 +4,7 @@
 mod browse;
 mod flash;
 mod place;
+mod reads;
 mod steady;
 mod webhooks;
 
@@ -40,6 +41,9 @@ pub struct Options {
     pub nats_namespace: String,
     /// Where to write the run's SVG charts, if anywhere.
     pub charts: Option<PathBuf>,
+    /// The reads scenario: orders of the small store, and of the large one.
+    pub reads_small: i64,
+    pub reads_orders: i64,
 }
 
 /// What every section of a run shares.
@@ -110,6 +114,10 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
         o.duration.as_secs(),
         o.deployment.api_url
     );
+    // First, so that the scenarios after it run against the loaded store.
+    if wants("reads") {
+        reads::section(&ctx, &mut out).await?;
+    }
     if wants("place") {
         place::section(&ctx, &mut out).await?;
     }
