@@ -18,14 +18,12 @@ pub fn pool(config: &Config) -> crate::Result<PgPool> {
 }
 
 fn pool_at(url: &str, max_connections: u32) -> crate::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?
-        .application_name("order-service")
-        // Plan each execution of a prepared statement for its parameters and the tables' size
-        // now. A generic plan made while the order tables were nearly empty (a fresh deployment)
-        // keeps scanning them whole as they grow until statistics change, and statistics never
-        // change where autovacuum is off: a fresh-database soak lost 80% of its throughput in
-        // ten minutes that way (BENCHMARKS.md, "Memory and plans over ten minutes").
-        .options([("plan_cache_mode", "force_custom_plan")]);
+    // PostgreSQL's default plan caching (`plan_cache_mode = auto`): a prepared statement is
+    // planned for its parameters five times, then keeps a generic plan when that costs no
+    // more. Autovacuum's ANALYZE invalidates cached plans as the tables grow, so plans follow
+    // the data; a database without autovacuum (or without ANALYZE after a bulk load) keeps
+    // the plans made while the tables were empty (docs/operations.md).
+    let options = PgConnectOptions::from_str(url)?.application_name("order-service");
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

@@ -71,34 +71,71 @@ pub async fn list(
     Query(q): Query<PaymentsQuery>,
 ) -> ApiResult<axum::Json<Page<PaymentRecord>>> {
     let keyset = Keyset::<(DateTime<Utc>, String)>::parse(q.limit, q.cursor.as_deref())?;
-    let (after_at, after_reference) = keyset.after.clone().unzip();
-    let rows = sqlx::query_as!(
-        PaymentRecord,
-        r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
-                p.amount AS "amount: Money", p.currency AS "currency: Currency",
-                p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
-                coalesce(r.refunded, 0) AS "refunded!",
-                CASE WHEN p.outcome = 'refund_required'
-                     THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
-                    AS "awaiting_refund!"
-           FROM payments p
-           LEFT JOIN LATERAL (
-                SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
-                       sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8 AS held
-                  FROM refunds WHERE payment_reference = p.provider_reference) r ON true
-          WHERE ($1::payment_outcome IS NULL OR p.outcome = $1::payment_outcome)
-            AND ($1::payment_outcome IS DISTINCT FROM 'refund_required'
-                 OR p.amount > coalesce(r.held, 0))
-            AND ($2::timestamptz IS NULL OR (p.received_at, p.provider_reference) > ($2, $3))
-          ORDER BY p.received_at, p.provider_reference
-          LIMIT $4"#,
-        q.outcome as Option<PaymentOutcome>,
-        after_at,
-        after_reference,
-        keyset.fetch(),
-    )
-    .fetch_all(&state.db)
-    .await?;
+    // The first page starts before any payment: the cursor is then always a bound of the
+    // index scan, whatever plan PostgreSQL keeps for the statement.
+    let (after_at, after_reference) = keyset
+        .after
+        .clone()
+        .unwrap_or((DateTime::<Utc>::UNIX_EPOCH, String::new()));
+    // One statement per shape, each read through its index (`payments_received`,
+    // `payments_outcome_received`).
+    let rows = match q.outcome {
+        None => {
+            sqlx::query_as!(
+                PaymentRecord,
+                r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
+                        p.amount AS "amount: Money", p.currency AS "currency: Currency",
+                        p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
+                        coalesce(r.refunded, 0) AS "refunded!",
+                        CASE WHEN p.outcome = 'refund_required'
+                             THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
+                            AS "awaiting_refund!"
+                   FROM payments p
+                   LEFT JOIN LATERAL (
+                        SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
+                               sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8
+                                   AS held
+                          FROM refunds WHERE payment_reference = p.provider_reference) r ON true
+                  WHERE (p.received_at, p.provider_reference) > ($1, $2)
+                  ORDER BY p.received_at, p.provider_reference
+                  LIMIT $3"#,
+                after_at,
+                after_reference,
+                keyset.fetch(),
+            )
+            .fetch_all(&state.db)
+            .await?
+        }
+        Some(outcome) => {
+            sqlx::query_as!(
+                PaymentRecord,
+                r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
+                        p.amount AS "amount: Money", p.currency AS "currency: Currency",
+                        p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
+                        coalesce(r.refunded, 0) AS "refunded!",
+                        CASE WHEN p.outcome = 'refund_required'
+                             THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
+                            AS "awaiting_refund!"
+                   FROM payments p
+                   LEFT JOIN LATERAL (
+                        SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
+                               sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8
+                                   AS held
+                          FROM refunds WHERE payment_reference = p.provider_reference) r ON true
+                  WHERE p.outcome = $1
+                    AND (p.outcome <> 'refund_required' OR p.amount > coalesce(r.held, 0))
+                    AND (p.received_at, p.provider_reference) > ($2, $3)
+                  ORDER BY p.received_at, p.provider_reference
+                  LIMIT $4"#,
+                outcome as PaymentOutcome,
+                after_at,
+                after_reference,
+                keyset.fetch(),
+            )
+            .fetch_all(&state.db)
+            .await?
+        }
+    };
     Ok(axum::Json(keyset.page(rows, |p| {
         (p.received_at, p.provider_reference.clone())
     })))

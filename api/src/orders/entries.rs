@@ -328,28 +328,33 @@ pub async fn standing(db: &PgPool, order_id: Uuid, owner: Owner) -> ApiResult<Op
 }
 
 /// An order's entries after entry `after`, oldest first. An order's changes are made under its
-/// row lock, so their ids grow in the order they were committed.
+/// row lock, so their ids grow in the order they were committed. A statement of its own, so
+/// that every plan of it, generic or custom, reads the order's entries through `order_id`.
 pub async fn of_order(db: &PgPool, order_id: Uuid, after: i64) -> ApiResult<Vec<StreamEntry>> {
-    read(db, Some(order_id), None, None, after, i64::MAX).await
+    let rows = sqlx::query_as!(
+        EntryRow,
+        r#"SELECT t.id AS "id!", t.order_id AS "order_id!", t.kind AS "kind!",
+                  t.from_status AS "from_status: OrderStatus",
+                  t.to_status AS "to_status: OrderStatus", t.refund_id,
+                  t.refund_status AS "refund_status: RefundStatus",
+                  t.amount AS "amount: Money", t.currency AS "currency: Currency",
+                  t.payment_reference, t.at AS "at!", t.actor AS "actor!", t.reason,
+                  t.part_id, t.part_status
+             FROM timeline_entries t
+            WHERE t.order_id = $1 AND t.id > $2
+            ORDER BY t.id"#,
+        order_id,
+        after,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(entries(rows))
 }
 
 /// Up to `limit` entries after entry `after`, by id: of one customer's orders or everyone's;
 /// with a target status, only the status changes into it.
 pub async fn after(
     db: &PgPool,
-    owner: Owner,
-    to: Option<OrderStatus>,
-    after: i64,
-    limit: i64,
-) -> ApiResult<Vec<StreamEntry>> {
-    read(db, None, owner, to, after, limit).await
-}
-
-/// Up to `limit` entries after entry `after`, by id, of one order if given, of `owner`'s
-/// orders if given, into status `to` if given.
-async fn read(
-    db: &PgPool,
-    order_id: Option<Uuid>,
     owner: Owner,
     to: Option<OrderStatus>,
     after: i64,
@@ -367,13 +372,11 @@ async fn read(
              FROM timeline_entries t JOIN orders o ON o.id = t.order_id
             WHERE t.id > $1 AND ($2::uuid IS NULL OR o.user_id = $2)
               AND ($3::order_status IS NULL OR t.to_status = $3)
-              AND ($5::uuid IS NULL OR t.order_id = $5)
             ORDER BY t.id LIMIT $4"#,
         after,
         owner,
         to as Option<OrderStatus>,
         limit,
-        order_id,
     )
     .fetch_all(db)
     .await?;
