@@ -1,6 +1,6 @@
 //! Measures the order event streams (SSE) of a running api: how much memory idle streams cost
-//! (so how many one api holds within 64 MiB), and the delay from a status change's commit to
-//! its event on a stream. `scripts/sse-bench` builds and starts everything and runs this; it is
+//! (so how many one api holds within 64 MiB), the delay from a status change's commit to its
+//! event on a stream, and how soon the memory is back once the streams close. `scripts/sse-bench` builds and starts everything and runs this; it is
 //! not a test.
 //!
 //! Environment: `API_URL`, `API_PID` (whose resident memory is read from /proc), `DATABASE_URL`
@@ -42,7 +42,7 @@ fn rss_mib(pid: &str) -> f64 {
 async fn account(db: &sqlx::PgPool, keys: &TokenKeys, role: Role) -> (Uuid, String) {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Bench', $3, 'none')",
+        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, 'Bench', $3::user_role, 'none')",
     )
     .bind(id)
     .bind(format!("{}@bench.example", id.simple()))
@@ -91,6 +91,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    common::startup::install_tls_provider();
     let api_url = var("API_URL");
     let addr = api_url.trim_start_matches("http://").to_owned();
     let pid = var("API_PID");
@@ -220,6 +221,28 @@ async fn main() {
             samples.last().copied().unwrap_or_default(),
         );
     }
+    // 3. Memory after the streams close: how soon the api's resident memory is back near its
+    // level before them.
+    let open = rss_mib(&pid);
     drop(held);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let closed = Instant::now();
+    let mut back_after = None;
+    let mut line = Vec::new();
+    for second in 1..=90u64 {
+        tokio::time::sleep_until((closed + Duration::from_secs(second)).into()).await;
+        let now = rss_mib(&pid);
+        if back_after.is_none() && now <= baseline * 1.2 {
+            back_after = Some(second);
+        }
+        if [1, 5, 10, 30, 60, 90].contains(&second) {
+            line.push(format!("{second} s {now:.1} MiB"));
+        }
+    }
+    println!(
+        "after the {} streams closed (before them {baseline:.1} MiB, open {open:.1} MiB): {}; \
+         within 20% of before {}",
+        streams,
+        line.join(", "),
+        back_after.map_or("not within 90 s".to_owned(), |s| format!("after {s} s")),
+    );
 }
