@@ -112,11 +112,13 @@ impl Follow {
             }
             if self.check_end {
                 self.check_end = false;
-                self.ending = self.settle().await;
+                // Boxed, as below: the database reads a stream rarely makes would otherwise
+                // size every idle stream's future.
+                self.ending = Box::pin(self.settle()).await;
                 continue;
             }
             if self.replay.is_some() {
-                self.replay_page().await?;
+                Box::pin(self.replay_page()).await?;
                 continue;
             }
             let change = self.listener.next().await?;

@@ -131,7 +131,12 @@ impl Registry {
         match scope {
             Scope::Order(key) => remove_from(&mut self.by_order, key, id),
             Scope::Customer(key) => remove_from(&mut self.by_customer, key, id),
-            Scope::Everyone => self.everyone.retain(|s| s.id != id),
+            Scope::Everyone => {
+                self.everyone.retain(|s| s.id != id);
+                if self.everyone.len() < self.everyone.capacity() / 4 {
+                    self.everyone.shrink_to(self.everyone.len() * 2);
+                }
+            }
         }
     }
 }
@@ -141,7 +146,16 @@ fn remove_from(map: &mut HashMap<Uuid, Vec<Slot>>, key: Uuid, id: u64) {
         list.retain(|s| s.id != id);
         if list.is_empty() {
             map.remove(&key);
+            shrink(map);
         }
+    }
+}
+
+/// Gives back the room of a map that thousands of streams grew once they have closed, so the
+/// registry's memory follows the streams open.
+fn shrink<V>(map: &mut HashMap<Uuid, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -417,6 +431,7 @@ impl Drop for Listener {
             held.retain(|h| h.id != self.id);
             if held.is_empty() {
                 registry.held.remove(&self.account);
+                shrink(&mut registry.held);
             }
         }
         registry.streams = registry.streams.saturating_sub(1);
