@@ -46,9 +46,10 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
     let mut commands = commands(&shop).await;
     let product = Uuid::now_v7();
 
+    let body = order_of(&[(product, 2)]);
     let placing = shop.place(
         &shop.customer,
-        &order_of(&[(product, 2)]),
+        &body,
         &[("prefer", "wait=10")],
     );
     let worker = async {
@@ -106,9 +107,10 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     let mut commands = commands(&shop).await;
     let ctx = shop.worker_context();
 
+    let body = order_of(&[(mug, 2)]);
     let placing = shop.place(
         &shop.customer,
-        &order_of(&[(mug, 2)]),
+        &body,
         &[("prefer", "wait=10")],
     );
     let worker = async {
