@@ -283,11 +283,14 @@ async fn settle(
                 .as_deref()
                 .is_some_and(|r| r.starts_with(UNPAID_LIMIT_REJECTION))
         {
+            // Its outcome may have come before this replica held it: forget it now.
+            state.accepted.forget(order_id);
             return Ok(Commanded::Settled(order));
         }
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
         Some(order) if order.status.is_placement_settled() && wait.is_some() => {
+            state.accepted.forget(order_id);
             match (
                 &order.rejection_reason,
                 state.config.max_unpaid_orders_per_user,

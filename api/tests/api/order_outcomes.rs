@@ -47,11 +47,7 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
     let product = Uuid::now_v7();
 
     let body = order_of(&[(product, 2)]);
-    let placing = shop.place(
-        &shop.customer,
-        &body,
-        &[("prefer", "wait=10")],
-    );
+    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         let reply_to = reply_to.expect("a waiting placement names a reply subject");
@@ -108,11 +104,7 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     let ctx = shop.worker_context();
 
     let body = order_of(&[(mug, 2)]);
-    let placing = shop.place(
-        &shop.customer,
-        &body,
-        &[("prefer", "wait=10")],
-    );
+    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         assert!(reply_to.is_some());
