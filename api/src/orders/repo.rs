@@ -406,6 +406,10 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
                 unit_price: l.unit_price.map(Money::new).transpose().ok()?,
                 quantity: l.quantity,
                 subtotal: l.subtotal,
+                fulfilled_quantity: 0,
+                cancelled_quantity: 0,
+                delivered_quantity: 0,
+                returned_quantity: 0,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -432,12 +436,15 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
                 reason: event.reason,
             }],
             &[],
+            Vec::new(),
         ),
         payment_status: PaymentStatus::of(0, 0),
         amount_paid: 0,
         amount_refunded: 0,
         payments: Vec::new(),
         refunds: Vec::new(),
+        fulfilments: Vec::new(),
+        returns: Vec::new(),
     };
     Some(order.seen_by(owner))
 }
