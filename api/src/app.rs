@@ -69,6 +69,7 @@ impl Application {
             jetstream: js,
             namespace: ns,
         } = Broker::connect(&config, "order-service-api").await?;
+        let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
         let watch = crate::orders::watch::OrderWatch::start(
             &nats_client,
             &ns,
@@ -76,9 +77,16 @@ impl Application {
                 per_account: config.sse_streams_per_user,
                 total: config.sse_streams_max,
             },
+            Arc::clone(&accepted),
         )
         .await?;
-        let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
+        let outcomes = crate::orders::outcomes::Outcomes::start(
+            &nats_client,
+            &config.nats_inbox_prefix,
+            &watch,
+            &accepted,
+        )
+        .await?;
         let session_cache = Arc::new(crate::auth::session_cache::SessionCache::new(
             config.session_cache_ttl,
         ));
@@ -100,6 +108,7 @@ impl Application {
         let state = AppState::new(crate::state::Shared {
             watch,
             accepted,
+            outcomes,
             tokens,
             db,
             nats: nats_client,

@@ -37,6 +37,8 @@ pub struct Shared {
     pub watch: Arc<crate::orders::watch::OrderWatch>,
     /// Orders accepted and not recorded yet, to answer them `PENDING`.
     pub accepted: Arc<crate::orders::accepted::Accepted>,
+    /// Placement outcomes sent straight to this replica, for `Prefer: wait`.
+    pub outcomes: Arc<crate::orders::outcomes::Outcomes>,
     /// Failed-login limits of this process.
     pub login_limits: Arc<crate::auth::rate_limit::LoginLimiter>,
     /// Password hashing, a bounded number at a time.

@@ -36,18 +36,22 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run benchmark scenarios and print a summary.
     Run {
         /// Comma-separated: place (with the ceiling and the synchronous baseline), scaling
-        /// (place at 1 to 64 clients), latency, flash-sale, browse, soak, webhooks, reads
+        /// (place at 1 to 64 clients), latency (with the synchronous baseline at 1 and 4
+        /// clients), timeline (one order's steps, per hop), flash-sale, browse, soak, webhooks,
+        /// replicas (needs --replica-url and --replica-pid; not in the default set), reads
         /// (every ADMIN and customer read on a small store, then on `--reads-orders`; runs
         /// first when chosen, so the other scenarios run against the loaded store).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "place,scaling,latency,flash-sale,browse,soak,webhooks"
+            default_value = "place,scaling,timeline,latency,flash-sale,browse,soak,webhooks"
         )]
         scenarios: Vec<String>,
         /// Concurrent clients for place, the ceiling and browse.
@@ -74,6 +78,13 @@ enum Command {
         /// pids of worker processes (peak memory); repeatable.
         #[arg(long)]
         workers_pid: Vec<u32>,
+        /// Base URL of another api replica of the same deployment (the replicas scenario);
+        /// repeatable, in the order of --replica-pid.
+        #[arg(long)]
+        replica_url: Vec<String>,
+        /// pid of that replica; repeatable.
+        #[arg(long)]
+        replica_pid: Vec<u32>,
         /// The api's JWT_SECRET, for the synchronous baseline (skipped without it).
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
@@ -202,6 +213,8 @@ async fn main() -> ExitCode {
             flash_clients,
             api_pid,
             workers_pid,
+            replica_url,
+            replica_pid,
             jwt_secret,
             soak_secs,
             soak_clients,
@@ -222,6 +235,7 @@ async fn main() -> ExitCode {
                 flash_clients,
                 api_pid,
                 workers_pids: workers_pid,
+                replicas: replica_url.into_iter().zip(replica_pid).collect(),
                 jwt_secret,
                 soak: Duration::from_secs(soak_secs.clamp(10, 3600)),
                 soak_clients: soak_clients.max(1),

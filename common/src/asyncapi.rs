@@ -136,6 +136,15 @@ impl Channel {
 
     /// The message in `components.messages`: the envelope, with this type's `data`.
     fn message(&self) -> Value {
+        let mut headers = json!({
+            "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
+            "Correlation-Id": {"type": "string", "description": CORRELATION_DESCRIPTION},
+            "traceparent": {"type": "string", "description": "W3C trace context, continued by every step the message causes"}
+        });
+        if self.subject == <crate::messages::PlaceOrder as crate::messaging::Message>::SUBJECT {
+            headers[crate::messaging::OUTCOME_REPLY_HEADER] = json!({"type": "string", "maxLength": crate::messages::MAX_REPLY_SUBJECT,
+                "description": "Optional: a core NATS subject the inventory worker sends the recorded order to at once, before the status event (not stored, at most once)"});
+        }
         json!({
             "name": self.message,
             "title": self.message,
@@ -143,11 +152,7 @@ impl Channel {
             "contentType": "application/json",
             "headers": {
                 "type": "object",
-                "properties": {
-                    "Nats-Msg-Id": {"type": "string", "description": "Deterministic id; duplicates inside 2 minutes are dropped"},
-                    "Correlation-Id": {"type": "string", "description": CORRELATION_DESCRIPTION},
-                    "traceparent": {"type": "string", "description": "W3C trace context, continued by every step the message causes"}
-                }
+                "properties": headers
             },
             "payload": {
                 "type": "object",

@@ -15,11 +15,13 @@ use uuid::Uuid;
 
 mod after_sale;
 mod fulfilment;
+mod outcome;
 mod refunds;
 pub use after_sale::{
     AfterSale, AfterSaleStep, Fulfilment, FulfilmentChanged, PartLine, Return, ReturnChanged,
 };
 pub use fulfilment::{DeliverOrder, FulfilOrder};
+pub use outcome::{MAX_REPLY_SUBJECT, OutcomeLine, PlacedOutcome, is_reply_subject};
 pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
 
 /// One line of an order request: which product and how many.

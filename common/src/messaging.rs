@@ -17,6 +17,10 @@ pub use namespace::Namespace;
 
 /// Header carrying the correlation id from the HTTP request to every worker step.
 pub const CORRELATION_HEADER: &str = "Correlation-Id";
+/// Header of a place command naming a core NATS subject to send the order's outcome to at once
+/// ([`crate::messages::PlacedOutcome`]), beside its status event. Optional: a command without
+/// it, or a worker that does not read it, settles through the event alone.
+pub const OUTCOME_REPLY_HEADER: &str = "Outcome-Reply-To";
 /// Headers set on a dead letter.
 pub const DLQ_REASON_HEADER: &str = "Dead-Letter-Reason";
 pub const DLQ_SUBJECT_HEADER: &str = "Dead-Letter-Subject";

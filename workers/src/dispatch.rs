@@ -18,6 +18,8 @@ pub struct Incoming<M> {
     pub correlation_id: CorrelationId,
     /// How many times the server has delivered it (1 on first delivery).
     pub delivered: i64,
+    /// Where to send the outcome at once, if the publisher asked (see [`Delivery::reply_to`]).
+    pub reply_to: Option<String>,
     trace: common::trace::Context,
     span: tracing::Span,
 }
@@ -30,6 +32,7 @@ impl<M> Incoming<M> {
             message,
             correlation_id: CorrelationId::bounded(correlation_id),
             delivered: 1,
+            reply_to: None,
             trace: common::trace::new_root(),
             span: tracing::Span::none(),
         }
@@ -97,6 +100,7 @@ where
                     message,
                     correlation_id: delivery.correlation_id,
                     delivered: delivery.delivered,
+                    reply_to: delivery.reply_to,
                     trace: delivery.trace,
                     span: delivery.span,
                 });

@@ -1,30 +1,43 @@
 //! Orders accepted but not recorded yet. Between the `202` and the inventory worker's commit
 //! (milliseconds; longer while the workers are behind or down) a `GET` on the order answers
-//! it `PENDING` instead of 404, without a database write per order: every api replica listens
-//! (core NATS) to the place commands as they are published, by this api or any other
-//! publisher, and forgets one when its order's status event or dead letter goes by.
+//! it `PENDING` instead of 404, without a database write per order.
 //!
-//! Bounded: entries are weighed by their lines, at most [`MAX_BYTES`] are held and none longer
-//! than [`TTL`]. A replica started after an order was accepted does not know it, and answers
-//! 404 for it until it is recorded.
+//! The replica that accepted an order holds it and answers for it: while it holds it, it is
+//! subscribed (core NATS) to the order's own subject `orders.pending.<id>`, taken before the
+//! command is published. A replica asked for an order that neither PostgreSQL nor it knows
+//! sends a request there ([`Accepted::ask`]): the holder answers with the order as accepted;
+//! when no replica holds it the server answers at once that nobody listens, and the order is
+//! not found. So a replica spends nothing on the orders the others accept, and a 404 waits for
+//! no time-out.
+//!
+//! An entry is forgotten when its order's outcome or status event reaches this replica, when
+//! its command is dead-lettered, or after [`TTL`]; entries are weighed by their lines and at
+//! most [`MAX_BYTES`] are held. An order whose replica stopped before it was recorded reads
+//! 404 until it is recorded, as does one placed by another publisher than the api.
 
 use chrono::{DateTime, Utc};
-use common::messages::{Line, OrderStatusChanged, PlaceOrder, normalise_lines};
+use common::messages::{Line, PlaceOrder};
 use common::messaging::{Message, Namespace, RawEnvelope};
 use common::shipping::ShippingAddress;
 use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
 use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Most bytes of accepted orders held: some 100 000 orders of a few lines.
 pub const MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// How long an order may wait to be recorded and still read as accepted.
 pub const TTL: Duration = Duration::from_secs(3600);
+/// How long a replica waits for the holder of an order to answer for it.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An order accepted and not recorded yet.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub user_id: Uuid,
     pub lines: Vec<Line>,
@@ -48,158 +61,185 @@ impl Pending {
     }
 }
 
+/// An order held, and the end of this replica's answering for it.
+#[derive(Clone)]
+struct Entry {
+    pending: Arc<Pending>,
+    answering: CancellationToken,
+}
+
+/// This replica's subscription to an order's subject, taken before its command is published.
+pub struct Answering(async_nats::Subscriber);
+
 pub struct Accepted {
-    entries: Cache<Uuid, Arc<Pending>>,
+    entries: Cache<Uuid, Entry>,
+    nats: async_nats::Client,
+    ns: Namespace,
+    /// To the task answering for the orders held.
+    answer: mpsc::UnboundedSender<BoxStream<'static, async_nats::Message>>,
 }
 
 impl Accepted {
-    /// Subscribes to the place commands, the status events and the place commands' dead
-    /// letters, for as long as the returned value lives.
+    /// Starts answering for the orders this replica will hold, and listens to the place
+    /// commands' dead letters, for as long as the returned value lives.
     pub async fn start(nats: &async_nats::Client, ns: &Namespace) -> anyhow::Result<Arc<Self>> {
-        let place = ns.subject(PlaceOrder::SUBJECT);
-        let dead = ns.subject(&format!("dlq.{}", PlaceOrder::SUBJECT));
-        let mut messages = futures::stream::select_all([
-            nats.subscribe(place.clone()).await?,
-            nats.subscribe(ns.subject(OrderStatusChanged::SUBJECT))
-                .await?,
-            nats.subscribe(dead.clone()).await?,
-        ]);
-        let accepted = Arc::new(Accepted::new());
+        let mut dead = nats
+            .subscribe(ns.subject(&format!("dlq.{}", PlaceOrder::SUBJECT)))
+            .await?;
+        let (answer, mut questions) = mpsc::unbounded_channel();
+        let accepted = Arc::new(Accepted::new(nats.clone(), ns.clone(), answer));
         let weak = Arc::downgrade(&accepted);
         tokio::spawn(async move {
-            while let Some(message) = messages.next().await {
-                let Some(accepted) = weak.upgrade() else {
-                    break;
-                };
-                let subject = message.subject.as_str();
-                let Ok(envelope) = RawEnvelope::parse(&message.payload) else {
-                    continue;
-                };
-                if subject == place {
-                    if let Ok(command) = envelope.data_as::<PlaceOrder>() {
-                        accepted.place(command, envelope.occurred_at);
+            // One stream per order held, each ending when its entry goes.
+            let mut asked = SelectAll::new();
+            loop {
+                tokio::select! {
+                    held = questions.recv() => match held {
+                        Some(held) => asked.push(held),
+                        None => break,
+                    },
+                    Some(question) = asked.next(), if !asked.is_empty() => {
+                        let Some(accepted) = weak.upgrade() else { break };
+                        accepted.answer(question).await;
                     }
-                } else if subject == dead {
-                    if let Ok(command) = envelope.data_as::<PlaceOrder>() {
-                        accepted.entries.invalidate(&command.order_id);
+                    Some(letter) = dead.next() => {
+                        let Some(accepted) = weak.upgrade() else { break };
+                        if let Ok(command) = RawEnvelope::parse(&letter.payload)
+                            .and_then(|envelope| envelope.data_as::<PlaceOrder>())
+                        {
+                            accepted.forget(command.order_id);
+                        }
                     }
-                } else if let Ok(event) = envelope.data_as::<OrderStatusChanged>() {
-                    accepted.entries.invalidate(&event.order_id);
                 }
             }
         });
         Ok(accepted)
     }
 
-    fn new() -> Self {
+    fn new(
+        nats: async_nats::Client,
+        ns: Namespace,
+        answer: mpsc::UnboundedSender<BoxStream<'static, async_nats::Message>>,
+    ) -> Self {
         Accepted {
             entries: Cache::builder()
                 .max_capacity(MAX_BYTES)
-                .weigher(|_, pending: &Arc<Pending>| {
-                    u32::try_from(pending.weight()).unwrap_or(u32::MAX)
+                .weigher(|_, entry: &Entry| {
+                    u32::try_from(entry.pending.weight()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(TTL)
+                .eviction_listener(|_, entry: Entry, _| entry.answering.cancel())
                 .build(),
+            nats,
+            ns,
+            answer,
         }
     }
 
-    /// An order this replica just had acknowledged by JetStream (its own copy of the command
-    /// may arrive a moment later).
-    pub fn accepted(&self, order_id: Uuid, pending: Pending) {
-        self.entries.insert(order_id, Arc::new(pending));
+    fn subject(&self, order_id: Uuid) -> String {
+        self.ns.subject(&format!("orders.pending.{order_id}"))
     }
 
-    fn place(&self, command: PlaceOrder, at: DateTime<Utc>) {
-        // A command the workers will refuse is not shown as accepted.
-        let Ok(lines) = normalise_lines(&command.items) else {
-            return;
-        };
-        let Ok(shipping_address) = command
-            .shipping_address
-            .as_ref()
-            .map(|a| a.normalised("shipping_address"))
-            .transpose()
-        else {
-            return;
-        };
-        if self.entries.contains_key(&command.order_id) {
-            return;
+    /// Subscribes to `order_id`'s subject, to answer for it once accepted; `None` if the
+    /// client cannot (other replicas then read the order 404 until it is recorded).
+    pub async fn answering(&self, order_id: Uuid) -> Option<Answering> {
+        match self.nats.subscribe(self.subject(order_id)).await {
+            Ok(subscriber) => Some(Answering(subscriber)),
+            Err(e) => {
+                tracing::warn!(error = %e, %order_id, "cannot answer for an accepted order");
+                None
+            }
         }
-        self.accepted(
-            command.order_id,
-            Pending {
-                user_id: command.user_id,
-                lines,
-                accepted_at: at,
-                shipping_address,
+    }
+
+    /// An order this replica just had acknowledged by JetStream, answered for through
+    /// `answering` until it is forgotten.
+    pub fn accepted(&self, order_id: Uuid, pending: Pending, answering: Option<Answering>) {
+        let token = CancellationToken::new();
+        if let Some(Answering(subscriber)) = answering {
+            let until = token.clone().cancelled_owned();
+            let _ = self.answer.send(subscriber.take_until(until).boxed());
+        }
+        self.entries.insert(
+            order_id,
+            Entry {
+                pending: Arc::new(pending),
+                answering: token,
             },
         );
     }
 
-    /// The order, if it is accepted and not recorded yet.
+    /// Forgets `order_id` (recorded or dead-lettered), and stops answering for it.
+    pub fn forget(&self, order_id: Uuid) {
+        self.entries.invalidate(&order_id);
+    }
+
+    /// The order, if this replica accepted it and it is not recorded yet.
     pub fn get(&self, order_id: Uuid) -> Option<Arc<Pending>> {
-        self.entries.get(&order_id)
+        self.entries.get(&order_id).map(|e| e.pending)
+    }
+
+    /// Answers a question for one of the orders held: the order, or `null` once forgotten.
+    async fn answer(&self, question: async_nats::Message) {
+        let Some(reply) = question.reply else { return };
+        let held = question
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .and_then(|id| self.get(id));
+        if let Ok(payload) = serde_json::to_vec(&held.as_deref()) {
+            let _ = self.nats.publish(reply, payload.into()).await;
+        }
+    }
+
+    /// The order, if another replica holds it as accepted: asked on its subject; `None` when
+    /// no replica holds it (answered at once by the server), or its holder does not answer in
+    /// time.
+    pub async fn ask(&self, order_id: Uuid) -> Option<Pending> {
+        let asked = self
+            .nats
+            .request(self.subject(order_id), bytes::Bytes::new());
+        match tokio::time::timeout(ASK_TIMEOUT, asked).await {
+            Ok(Ok(answer)) => serde_json::from_slice::<Option<Pending>>(&answer.payload)
+                .ok()
+                .flatten(),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %order_id, "asking for an accepted order failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%order_id, "no answer in time for an accepted order");
+                None
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::messages::LineRequest;
 
     #[test]
-    fn an_invalid_command_is_not_shown_as_accepted() {
-        let accepted = Accepted::new();
+    fn a_pending_order_weighs_its_lines_and_address() {
         let id = Uuid::from_u128(1);
-        let command = PlaceOrder {
-            order_id: id,
+        let line = Line {
+            product_id: id,
+            quantity: common::money::Quantity::new(1).expect("quantity"),
+        };
+        let one = Pending {
             user_id: id,
-            items: vec![LineRequest {
-                product_id: id,
-                quantity: 0,
-            }],
+            lines: vec![line],
+            accepted_at: Utc::now(),
             shipping_address: None,
         };
-        accepted.place(command, Utc::now());
-        assert!(accepted.get(id).is_none());
-    }
-
-    #[test]
-    fn a_command_with_an_invalid_address_is_not_shown_as_accepted() {
-        let accepted = Accepted::new();
-        let id = Uuid::from_u128(2);
-        let command = PlaceOrder {
-            order_id: id,
-            user_id: id,
-            items: vec![LineRequest {
-                product_id: id,
-                quantity: 1,
-            }],
-            shipping_address: Some(ShippingAddress {
-                name: "A".into(),
-                line1: "1 Road".into(),
-                line2: None,
-                city: "Town".into(),
-                region: None,
-                postal_code: "1000".into(),
-                country: "XX".into(),
-                phone: None,
-            }),
+        let two = Pending {
+            lines: vec![line, line],
+            ..one.clone()
         };
-        accepted.place(command.clone(), Utc::now());
-        assert!(accepted.get(id).is_none());
-        let mut valid = command;
-        if let Some(address) = valid.shipping_address.as_mut() {
-            address.country = "be".into();
-        }
-        accepted.place(valid, Utc::now());
-        let pending = accepted.get(id).expect("shown as accepted");
-        assert_eq!(
-            pending
-                .shipping_address
-                .as_ref()
-                .map(|a| a.country.as_str()),
-            Some("BE")
-        );
+        assert!(two.weight() > one.weight());
+        let back: Pending = serde_json::from_slice(&serde_json::to_vec(&two).unwrap()).unwrap();
+        assert_eq!(back.lines, two.lines);
     }
 }

@@ -8,7 +8,6 @@
 
 use super::entries::{self, StreamEntry};
 use super::follow::{Filter, Follow, Replay, entry_event, is_final, order_event};
-use super::repo;
 use super::watch::{Refused, Scope};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -110,20 +109,10 @@ async fn order_events(
             // The latest entry is read before the order: a change committed in between is
             // then both in the order and heard live, never in neither.
             let last = entries::last_entry_id(&state.db, id).await?;
-            // An order accepted and not recorded yet opens as PENDING; looked up before the
-            // database is read, so an order recorded in between is found there.
-            let accepted = state
-                .accepted
-                .get(id)
-                .filter(|p| owner.is_none_or(|owner| owner == p.user_id));
-            let order = match (repo::find(&state.db, id, owner).await?, accepted) {
-                (Some(order), _) => order,
-                (None, Some(pending)) => {
-                    repo::pending_view(&state.db, id, &pending, &state.config.store_currency)
-                        .await?
-                }
-                (None, None) => return Err(ApiError::NotFound("order")),
-            };
+            // An order accepted and not recorded yet opens as PENDING.
+            let order = super::lookup::find(&state, id, owner)
+                .await?
+                .ok_or(ApiError::NotFound("order"))?;
             let finished = is_final(order.status);
             follow.filter = Filter::order(id, last.unwrap_or(0), finished);
             follow.check_end = finished;

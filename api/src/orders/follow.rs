@@ -204,6 +204,8 @@ impl Follow {
             OrderChange::Refund(c) => StreamEntry::Refund(c.into()),
             OrderChange::Fulfilment(c) => StreamEntry::Fulfilment(c.into()),
             OrderChange::Return(c) => StreamEntry::Return(c.into()),
+            // Only ever handed to waiting requests; streams pass the status event.
+            OrderChange::Placed(_) => return None,
         };
         match &mut self.filter {
             Filter::Order {

@@ -8,12 +8,15 @@ mod entries;
 pub mod events;
 mod follow;
 mod idempotency;
+mod lookup;
 pub mod model;
+pub mod outcomes;
 mod refunds;
 mod repo;
 mod routes;
 mod service;
 mod transitions;
+mod waiter;
 pub mod watch;
 
 pub use service::idempotent_order_id;

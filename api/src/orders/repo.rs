@@ -8,7 +8,7 @@ use super::model::{
 };
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
-use common::messages::{Fulfilment, Return};
+use common::messages::{Fulfilment, PlacedOutcome, Return};
 use common::money::{Currency, Money};
 use common::shipping::{Shipment, ShippingAddress};
 use sqlx::PgPool;
@@ -384,4 +384,67 @@ pub async fn pending_view(
         returns: Vec::new(),
         items,
     })
+}
+
+/// The order exactly as [`find`] reads it right after the inventory worker recorded it, built
+/// from the outcome the worker sent; `None` if the outcome holds what no stored order could.
+pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
+    let PlacedOutcome {
+        event,
+        items,
+        total,
+        currency,
+        rejection_reason,
+        shipping_address,
+    } = outcome;
+    let items = items
+        .into_iter()
+        .map(|l| {
+            Some(OrderItem {
+                product_id: l.product_id,
+                name: l.name,
+                unit_price: l.unit_price.map(Money::new).transpose().ok()?,
+                quantity: l.quantity,
+                subtotal: l.subtotal,
+                fulfilled_quantity: 0,
+                cancelled_quantity: 0,
+                delivered_quantity: 0,
+                returned_quantity: 0,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let order = Order {
+        id: event.order_id,
+        user_id: event.user_id,
+        status: event.to,
+        items,
+        total,
+        currency: Currency::new(&currency).ok()?,
+        // Written in one statement: the order's creation, last change and first entry share
+        // the transaction's instant.
+        created_at: event.at,
+        updated_at: event.at,
+        rejection_reason,
+        shipping_address,
+        shipment: None,
+        timeline: timeline(
+            vec![EventRow {
+                from_status: event.from,
+                to_status: event.to,
+                at: event.at,
+                actor: event.actor,
+                reason: event.reason,
+            }],
+            &[],
+            Vec::new(),
+        ),
+        payment_status: PaymentStatus::of(0, 0),
+        amount_paid: 0,
+        amount_refunded: 0,
+        payments: Vec::new(),
+        refunds: Vec::new(),
+        fulfilments: Vec::new(),
+        returns: Vec::new(),
+    };
+    Some(order.seen_by(owner))
 }

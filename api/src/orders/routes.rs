@@ -218,16 +218,9 @@ async fn get_order(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Order>> {
     let owner = (!user.is_admin()).then_some(user.id);
-    // Looked up before the database is read: an order recorded in between is found there.
-    let accepted = state
-        .accepted
-        .get(id)
-        .filter(|p| owner.is_none_or(|owner| owner == p.user_id));
-    if let Some(order) = repo::find(&state.db, id, owner).await? {
-        return Ok(axum::Json(order));
-    }
-    let pending = accepted.ok_or(ApiError::NotFound("order"))?;
-    let order = repo::pending_view(&state.db, id, &pending, &state.config.store_currency).await?;
+    let order = super::lookup::find(&state, id, owner)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
     Ok(axum::Json(order))
 }
 

@@ -5,10 +5,11 @@ use super::accepted::Pending;
 use super::idempotency::{self, Claim};
 use super::model::Order;
 use super::repo;
+use super::watch::Settled;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
-use common::domain::{OrderStatus, UNPAID_LIMIT_REJECTION};
+use common::domain::UNPAID_LIMIT_REJECTION;
 use common::messages::{Line, LineRequest, PlaceOrder, normalise_lines};
 use common::shipping::ShippingAddress;
 use std::time::Duration;
@@ -139,8 +140,13 @@ pub async fn place(
         }
         return Err(broker_unavailable());
     }
-    // Listen before publishing, so a fast outcome is not missed.
+    // Listen before publishing, so a fast outcome is not missed; one who waits has the
+    // outcome sent straight here as well as announced.
     let waiter = wait.map(|_| state.watch.register(order_id));
+    let reply_to = wait.map(|_| state.outcomes.reply_to(order_id));
+    // Subscribed before publishing: the acknowledgement follows the subscription on the
+    // connection, so any replica asked after the 202 finds this one answering for the order.
+    let answering = state.accepted.answering(order_id).await;
     let command = PlaceOrder {
         order_id,
         user_id,
@@ -153,7 +159,11 @@ pub async fn place(
         accepted_at: Utc::now(),
         shipping_address,
     };
-    let published = match state.bus.publish(command, correlation_id).await {
+    let published = match state
+        .bus
+        .publish_asking(command, correlation_id, reply_to.as_deref())
+        .await
+    {
         Ok(published) => published,
         Err(e) => {
             if let Some(key) = idempotency_key {
@@ -163,7 +173,9 @@ pub async fn place(
         }
     };
     metrics::counter!("orders_placed_total").increment(1);
-    state.accepted.accepted(order_id, pending.clone());
+    state
+        .accepted
+        .accepted(order_id, pending.clone(), answering);
     if let Some(key) = idempotency_key {
         idempotency::mark_published(&state.db, user_id, key).await?;
     }
@@ -262,12 +274,23 @@ async fn settle(
                 waiter
             }
         };
-        waiter
-            .wait_for(wait, OrderStatus::is_placement_settled)
-            .await;
+        // Answered from the outcome sent straight here when it comes first; the bound on
+        // unpaid orders' refusal is told with what the database holds, as below.
+        if let Some(Settled::Outcome(outcome)) = waiter.wait_for_placement(wait).await
+            && let Some(order) = repo::recorded(*outcome, Some(user_id))
+            && !order
+                .rejection_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(UNPAID_LIMIT_REJECTION))
+        {
+            // Its outcome may have come before this replica held it: forget it now.
+            state.accepted.forget(order_id);
+            return Ok(Commanded::Settled(order));
+        }
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
         Some(order) if order.status.is_placement_settled() && wait.is_some() => {
+            state.accepted.forget(order_id);
             match (
                 &order.rejection_reason,
                 state.config.max_unpaid_orders_per_user,

@@ -14,10 +14,12 @@
 //! authorization that opened them runs out (the access token's expiry, or the session's):
 //! their clients reconnect, and are authorized again.
 
+pub use super::waiter::{Settled, Waiter};
 use crate::auth::AuthUser;
 use chrono::{DateTime, Utc};
-use common::domain::{OrderStatus, RefundStatus};
-use common::messages::{FulfilmentChanged, OrderStatusChanged, RefundChanged, ReturnChanged};
+use common::messages::{
+    FulfilmentChanged, OrderStatusChanged, PlacedOutcome, RefundChanged, ReturnChanged,
+};
 use common::messaging::{Message, Namespace, decode};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -37,6 +39,9 @@ pub enum OrderChange {
     Refund(RefundChanged),
     Fulfilment(FulfilmentChanged),
     Return(ReturnChanged),
+    /// A placement's outcome sent straight to this replica (see `orders::outcomes`): for the
+    /// request waiting on it only, never for streams (its status event follows for them).
+    Placed(Box<PlacedOutcome>),
 }
 
 impl OrderChange {
@@ -46,6 +51,7 @@ impl OrderChange {
             OrderChange::Refund(c) => c.order_id,
             OrderChange::Fulfilment(c) => c.order_id,
             OrderChange::Return(c) => c.order_id,
+            OrderChange::Placed(o) => o.event.order_id,
         }
     }
 
@@ -55,6 +61,7 @@ impl OrderChange {
             OrderChange::Refund(c) => c.user_id,
             OrderChange::Fulfilment(c) => c.user_id,
             OrderChange::Return(c) => c.user_id,
+            OrderChange::Placed(o) => o.event.user_id,
         }
     }
 }
@@ -109,7 +116,7 @@ struct Held {
 }
 
 #[derive(Default)]
-struct Registry {
+pub(super) struct Registry {
     by_order: HashMap<Uuid, Vec<Slot>>,
     by_customer: HashMap<Uuid, Vec<Slot>>,
     everyone: Vec<Slot>,
@@ -127,7 +134,7 @@ impl Registry {
         }
     }
 
-    fn remove(&mut self, scope: Scope, id: u64) {
+    pub(super) fn remove(&mut self, scope: Scope, id: u64) {
         match scope {
             Scope::Order(key) => remove_from(&mut self.by_order, key, id),
             Scope::Customer(key) => remove_from(&mut self.by_customer, key, id),
@@ -179,11 +186,13 @@ pub struct OrderWatch {
 
 impl OrderWatch {
     /// Subscribes to status and refund changes (core NATS: every api replica gets every
-    /// event).
+    /// event). A status event nobody here listens to is not decoded: its order is read from
+    /// its message id, enough to tell `accepted` that the order is recorded.
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
         limits: StreamLimits,
+        accepted: Arc<super::accepted::Accepted>,
     ) -> anyhow::Result<Arc<Self>> {
         let mut statuses = nats
             .subscribe(ns.subject(OrderStatusChanged::SUBJECT))
@@ -205,19 +214,35 @@ impl OrderWatch {
                 // Status changes first when both wait: a step publishes its status event before
                 // the refund events it led to. Other changes of one order heard out of id order
                 // are still passed once each by its stream (`orders::follow`).
-                let change = tokio::select! {
+                let (message, kind) = tokio::select! {
                     biased;
-                    Some(message) = statuses.next() => decode::<OrderStatusChanged>(&message.payload)
-                        .map(|event| OrderChange::Status(event.data)),
-                    Some(message) = refunds.next() => decode::<RefundChanged>(&message.payload)
-                        .map(|event| OrderChange::Refund(event.data)),
-                    Some(message) = fulfilments.next() => decode::<FulfilmentChanged>(&message.payload)
-                        .map(|event| OrderChange::Fulfilment(event.data)),
-                    Some(message) = returns.next() => decode::<ReturnChanged>(&message.payload)
-                        .map(|event| OrderChange::Return(event.data)),
+                    Some(message) = statuses.next() => (message, Kind::Status),
+                    Some(message) = refunds.next() => (message, Kind::Refund),
+                    Some(message) = fulfilments.next() => (message, Kind::Fulfilment),
+                    Some(message) = returns.next() => (message, Kind::Return),
                     else => break,
                 };
                 let Some(watch) = weak.upgrade() else { break };
+                let order = (kind == Kind::Status)
+                    .then(|| status_event_order(&message))
+                    .flatten();
+                if let Some(order) = order {
+                    accepted.forget(order);
+                    if !watch.listens_to(order) {
+                        continue;
+                    }
+                }
+                let payload = &message.payload;
+                let change = match kind {
+                    Kind::Status => decode::<OrderStatusChanged>(payload)
+                        .map(|event| OrderChange::Status(event.data)),
+                    Kind::Refund => decode::<RefundChanged>(payload)
+                        .map(|event| OrderChange::Refund(event.data)),
+                    Kind::Fulfilment => decode::<FulfilmentChanged>(payload)
+                        .map(|event| OrderChange::Fulfilment(event.data)),
+                    Kind::Return => decode::<ReturnChanged>(payload)
+                        .map(|event| OrderChange::Return(event.data)),
+                };
                 match change {
                     Ok(change) => watch.notify(&Arc::new(change)),
                     Err(e) => tracing::warn!(error = %e, "undecodable order event ignored"),
@@ -227,7 +252,7 @@ impl OrderWatch {
         Ok(watch)
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    pub(super) fn registry(&self) -> MutexGuard<'_, Registry> {
         // Nothing panics while holding the lock; a poisoned one still holds consistent maps.
         self.registry
             .lock()
@@ -239,6 +264,24 @@ impl OrderWatch {
         offer(registry.by_order.get(&change.order_id()), change);
         offer(registry.by_customer.get(&change.user_id()), change);
         offer(Some(&registry.everyone), change);
+    }
+
+    /// Whether a change of `order` would reach anyone here.
+    fn listens_to(&self, order: Uuid) -> bool {
+        let registry = self.registry();
+        registry.by_order.contains_key(&order)
+            || !registry.by_customer.is_empty()
+            || !registry.everyone.is_empty()
+    }
+
+    /// Hands a placement's outcome to the requests waiting on its order (not to streams).
+    pub fn placed(&self, outcome: PlacedOutcome) {
+        let change: SharedChange = Arc::new(OrderChange::Placed(Box::new(outcome)));
+        if let Some(slots) = self.registry().by_order.get(&change.order_id()) {
+            for slot in slots.iter().filter(|s| s.end.is_none()) {
+                let _ = slot.tx.try_send(Arc::clone(&change));
+            }
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -253,12 +296,7 @@ impl OrderWatch {
         self.registry()
             .slots(Scope::Order(order_id))
             .push(Slot { id, tx, end: None });
-        Waiter {
-            watch: Arc::clone(self),
-            order_id,
-            id,
-            rx,
-        }
+        Waiter::new(Arc::clone(self), order_id, id, rx)
     }
 
     /// Opens a stream of the changes in `scope` for `user`, within the limits, until the
@@ -330,69 +368,6 @@ impl OrderWatch {
     }
 }
 
-/// A request waiting for an order's next statuses; dropping it unregisters.
-pub struct Waiter {
-    watch: Arc<OrderWatch>,
-    order_id: Uuid,
-    id: u64,
-    rx: mpsc::Receiver<SharedChange>,
-}
-
-impl Waiter {
-    /// Waits up to `timeout` for a status accepted by `wanted`; returns it, or `None` on time-out.
-    pub async fn wait_for(
-        &mut self,
-        timeout: Duration,
-        wanted: impl Fn(OrderStatus) -> bool,
-    ) -> Option<OrderStatus> {
-        self.next(timeout, |change| match change {
-            OrderChange::Status(c) if wanted(c.to) => Some(c.to),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Waits up to `timeout` for a change of the order's refund `refund_id` (its recording,
-    /// `REQUESTED` or `REFUSED`, or a later answer); returns its status, or `None` on time-out.
-    pub async fn wait_for_refund(
-        &mut self,
-        timeout: Duration,
-        refund_id: Uuid,
-    ) -> Option<RefundStatus> {
-        self.next(timeout, |change| match change {
-            OrderChange::Refund(c) if c.refund_id == refund_id => Some(c.status),
-            _ => None,
-        })
-        .await
-    }
-
-    /// The first change `pick` takes within `timeout`.
-    async fn next<T>(
-        &mut self,
-        timeout: Duration,
-        pick: impl Fn(&OrderChange) -> Option<T>,
-    ) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(change)) => match pick(change.as_ref()) {
-                    Some(picked) => return Some(picked),
-                    None => continue,
-                },
-                Ok(None) | Err(_) => return None,
-            }
-        }
-    }
-}
-
-impl Drop for Waiter {
-    fn drop(&mut self) {
-        self.watch
-            .registry()
-            .remove(Scope::Order(self.order_id), self.id);
-    }
-}
-
 /// An open stream's feed of changes; dropping it closes the stream's place in the registry.
 pub struct Listener {
     watch: Arc<OrderWatch>,
@@ -416,6 +391,25 @@ impl Listener {
             change = self.rx.recv() => change,
         }
     }
+}
+
+/// Which subscription a change was heard on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Status,
+    Refund,
+    Fulfilment,
+    Return,
+}
+
+/// The order of a status event, from its message id (`order:<id>:status:<to>`), without
+/// decoding its payload.
+fn status_event_order(message: &async_nats::Message) -> Option<Uuid> {
+    let id = message
+        .headers
+        .as_ref()?
+        .get(async_nats::header::NATS_MESSAGE_ID)?;
+    Uuid::parse_str(id.as_str().strip_prefix("order:")?.split(':').next()?).ok()
 }
 
 /// The moment of the runtime's clock at which `at` comes (now, if it is past).

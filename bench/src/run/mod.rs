@@ -5,7 +5,9 @@ mod browse;
 mod flash;
 mod place;
 mod reads;
+mod replicas;
 mod steady;
+mod timeline;
 mod webhooks;
 
 use crate::rss;
@@ -31,6 +33,8 @@ pub struct Options {
     pub flash_clients: usize,
     pub api_pid: Option<u32>,
     pub workers_pids: Vec<u32>,
+    /// Other api replicas of the deployment: base URL and pid.
+    pub replicas: Vec<(String, u32)>,
     /// The api's `JWT_SECRET`: the synchronous baseline verifies the same tokens.
     pub jwt_secret: Option<String>,
     /// How long the soak runs, and from how many clients.
@@ -124,6 +128,9 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
     if wants("scaling") {
         place::scaling(&ctx, &mut out).await?;
     }
+    if wants("timeline") {
+        timeline::section(&ctx, &mut out).await?;
+    }
     if wants("latency") || wants("soak") {
         steady::section(&ctx, &mut out, wants("latency"), wants("soak")).await?;
     }
@@ -135,6 +142,9 @@ pub async fn run(o: &Options) -> anyhow::Result<String> {
     }
     if wants("webhooks") {
         webhooks::section(&ctx, &mut out).await?;
+    }
+    if wants("replicas") {
+        replicas::section(&ctx, &mut out).await?;
     }
     let processes = &ctx.processes;
     let db = &ctx.db;

@@ -2,7 +2,7 @@
 //! message id, the correlation id and the trace context in its headers, and counts as sent only
 //! once JetStream acknowledged it.
 
-use super::{CORRELATION_HEADER, Envelope, Message, Namespace};
+use super::{CORRELATION_HEADER, Envelope, Message, Namespace, OUTCOME_REPLY_HEADER};
 use crate::correlation::CorrelationId;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -47,11 +47,22 @@ impl Bus {
     /// duplicate). Only then is the intent durable.
     /// The message carries the correlation id and a child of the current trace context
     /// (see [`crate::trace`]) in its headers.
-    #[tracing::instrument(skip_all, fields(subject, msg_id, correlation_id = %correlation_id))]
     pub async fn publish<M: Message>(
         &self,
         message: M,
         correlation_id: &CorrelationId,
+    ) -> Result<Published, PublishError> {
+        self.publish_asking(message, correlation_id, None).await
+    }
+
+    /// [`Bus::publish`], naming in [`OUTCOME_REPLY_HEADER`] where its handler may send the
+    /// outcome at once (core NATS), when `reply_to` is given.
+    #[tracing::instrument(skip_all, fields(subject, msg_id, correlation_id = %correlation_id))]
+    pub async fn publish_asking<M: Message>(
+        &self,
+        message: M,
+        correlation_id: &CorrelationId,
+        reply_to: Option<&str>,
     ) -> Result<Published, PublishError> {
         let subject = self.ns.subject(M::SUBJECT);
         let msg_id = message.message_id();
@@ -65,6 +76,9 @@ impl Bus {
         })?;
         let mut headers = HeaderMap::new();
         headers.insert(CORRELATION_HEADER, correlation_id.as_str());
+        if let Some(reply_to) = reply_to {
+            headers.insert(OUTCOME_REPLY_HEADER, reply_to);
+        }
         let trace = crate::trace::for_outgoing();
         crate::trace::inject_nats(&trace, &mut headers);
         let payload = bytes::Bytes::from(payload);

@@ -22,6 +22,9 @@ pub struct Delivery {
     pub trace: common::trace::Context,
     /// The message's log span (`message`); handlers record the order id in it.
     pub span: tracing::Span,
+    /// Where to send the outcome at once ([`common::messaging::OUTCOME_REPLY_HEADER`]), when
+    /// the publisher named a usable subject.
+    pub reply_to: Option<String>,
 }
 
 /// Why a message was not handled.

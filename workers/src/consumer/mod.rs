@@ -29,7 +29,8 @@ pub use pull::PullOptions;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::correlation::CorrelationId;
-use common::messaging::{Bus, CORRELATION_HEADER, RawEnvelope};
+use common::messages::is_reply_subject;
+use common::messaging::{Bus, CORRELATION_HEADER, OUTCOME_REPLY_HEADER, RawEnvelope};
 use settle::{Origin, subject_label};
 use std::future::Future;
 use std::sync::Arc;
@@ -269,6 +270,7 @@ impl<H: Handler> ConsumerLoop<H> {
         if let Some(trace_id) = common::trace::trace_id(&trace) {
             span.record("trace_id", trace_id);
         }
+        let reply_to = header(OUTCOME_REPLY_HEADER).filter(|s| is_reply_subject(s));
         let delivery = envelope
             .map(|envelope| Delivery {
                 subject: subject.clone(),
@@ -278,6 +280,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 correlation_id: correlation_id.clone(),
                 trace,
                 span: span.clone(),
+                reply_to,
             })
             .map_err(Failure::from);
         let in_hand = InHand {

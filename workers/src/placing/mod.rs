@@ -1,6 +1,8 @@
 //! Placing orders (`orders.cmd.place`, inventory worker): each order is recorded once,
 //! `CONFIRMED` with every line's stock reserved or `REJECTED` with the reason, in one
-//! transaction per batch of commands; then one `orders.evt.status_changed` per order.
+//! transaction per batch of commands; then, per order, its outcome to the reply subject its
+//! command names (if any, core NATS, see [`common::messages::PlacedOutcome`]) and one
+//! `orders.evt.status_changed`.
 //!
 //! Idempotent: an order id is recorded once. A redelivered command finds its order and
 //! publishes the recorded event again (same message id, dropped by the server inside its
@@ -13,9 +15,12 @@ mod rows;
 use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use common::messages::{OrderStatusChanged, PlaceOrder, normalise_lines};
+use common::messages::{PlaceOrder, PlacedOutcome, normalise_lines};
 use common::shipping::describe;
-use record::NewOrder;
+use record::{NewOrder, Placed};
+
+/// How long an outcome reply may wait for room in the client's queue.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Handles the place commands received together.
 pub async fn place(ctx: Context, commands: Vec<Incoming<PlaceOrder>>) -> Vec<Handled> {
@@ -35,19 +40,26 @@ pub async fn place(ctx: Context, commands: Vec<Incoming<PlaceOrder>>) -> Vec<Han
         }));
     }
 
-    let events = record_all(&ctx, orders.clone()).await;
+    let placed = record_all(&ctx, orders.clone()).await;
     // Each order's event is published by the first command that asked for it, in that
-    // command's trace; copies share its result.
+    // command's trace; copies share its result. A command that names a reply subject gets the
+    // outcome there first, without waiting for anything: the api waiting on it answers at
+    // once, and falls back to the event should the reply be lost.
     let first: Vec<usize> = (0..orders.len())
         .filter_map(|k| owner.iter().position(|o| matches!(o, Ok(j) if *j == k)))
         .collect();
     let published: Vec<Handled> =
-        futures::future::join_all(first.iter().zip(events).map(|(&i, event)| {
+        futures::future::join_all(first.iter().zip(placed).map(|(&i, placed)| {
             let ctx = &ctx;
             let command = &commands[i];
             command.within(async move {
-                let event = event?;
-                ctx.bus.publish(event, &command.correlation_id).await?;
+                let placed = placed?;
+                if let (Some(reply_to), Some(outcome)) = (&command.reply_to, &placed.outcome) {
+                    reply(ctx, reply_to, outcome).await;
+                }
+                ctx.bus
+                    .publish(placed.event, &command.correlation_id)
+                    .await?;
                 Ok(())
             })
         }))
@@ -60,10 +72,7 @@ pub async fn place(ctx: Context, commands: Vec<Incoming<PlaceOrder>>) -> Vec<Han
 
 /// Records the orders (one transaction, see [`crate::batch::all_or_each`]) and announces the
 /// stock they took.
-async fn record_all(
-    ctx: &Context,
-    orders: Vec<NewOrder>,
-) -> Vec<Result<OrderStatusChanged, Failure>> {
+async fn record_all(ctx: &Context, orders: Vec<NewOrder>) -> Vec<Result<Placed, Failure>> {
     let placed = crate::batch::all_or_each(orders, |some| record::record(ctx, some)).await;
     let took = placed
         .iter()
@@ -72,7 +81,29 @@ async fn record_all(
         .collect();
     // Before the events: whoever learns an order's outcome then reads the stock it left.
     ctx.notices.stock_changed(took).await;
-    placed.into_iter().map(|p| p.map(|p| p.event)).collect()
+    placed
+}
+
+/// Sends `outcome` to `reply_to` (core NATS: queued by the client, not waited for). A reply
+/// that cannot be sent is only logged: the event that follows settles the order all the same.
+async fn reply(ctx: &Context, reply_to: &str, outcome: &PlacedOutcome) {
+    let client = ctx.bus.jetstream().client();
+    let sent = match serde_json::to_vec(outcome) {
+        // Only a full client queue (a connection being re-established) makes this wait.
+        Ok(payload) => match tokio::time::timeout(
+            REPLY_TIMEOUT,
+            client.publish(reply_to.to_owned(), payload.into()),
+        )
+        .await
+        {
+            Ok(sent) => sent.map_err(anyhow::Error::new),
+            Err(_) => Err(anyhow::anyhow!("client queue full")),
+        },
+        Err(e) => Err(anyhow::Error::new(e)),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "outcome reply not sent; the status event follows");
+    }
 }
 
 /// The command's lines merged and bounded and its address normalised, as the api checks them.

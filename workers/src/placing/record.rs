@@ -16,7 +16,7 @@ use crate::Context;
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
-use common::messages::{Line, OrderStatusChanged};
+use common::messages::{Line, OrderStatusChanged, OutcomeLine, PlacedOutcome};
 use common::shipping::ShippingAddress;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
@@ -49,11 +49,13 @@ impl NewOrder {
     }
 }
 
-/// An order as recorded: its status event (to publish), and the products whose stock its
-/// recording took (none for a rejection or an order recorded before).
+/// An order as recorded: its status event (to publish), the products whose stock its
+/// recording took (none for a rejection or an order recorded before), and the order as just
+/// written, for the placer waiting on it (none for an order recorded before).
 pub struct Placed {
     pub event: OrderStatusChanged,
     pub took: Vec<Uuid>,
+    pub outcome: Option<PlacedOutcome>,
 }
 
 /// An order recorded before, as its redelivered command finds it.
@@ -96,6 +98,7 @@ impl Existing {
                     shipment: None,
                 },
                 took: Vec::new(),
+                outcome: None,
             }),
             _ => Err(Failure::permanent(format!(
                 "order {} exists without the timeline entry that records it",
@@ -240,17 +243,29 @@ async fn attempt(
     let taken = decide::taken(&requests, &decisions);
 
     let mut rows = Rows::default();
-    let mut writing: Vec<(usize, &NewOrder, OrderStatus, Option<String>)> = Vec::new();
+    let mut writing: Vec<(
+        usize,
+        &NewOrder,
+        OrderStatus,
+        Option<String>,
+        decide::Priced,
+    )> = Vec::new();
     for ((i, order), decision) in new.into_iter().zip(decisions) {
         match decision {
             Decision::Invalid(reason) => events[i] = Some(Err(Failure::permanent(reason))),
             Decision::Confirmed(priced) => {
                 rows.push(order, OrderStatus::Confirmed, None, &priced);
-                writing.push((i, order, OrderStatus::Confirmed, Some(RESERVED.into())));
+                writing.push((
+                    i,
+                    order,
+                    OrderStatus::Confirmed,
+                    Some(RESERVED.into()),
+                    priced,
+                ));
             }
             Decision::Rejected(priced, reason) => {
                 rows.push(order, OrderStatus::Rejected, Some(&reason), &priced);
-                writing.push((i, order, OrderStatus::Rejected, Some(reason)));
+                writing.push((i, order, OrderStatus::Rejected, Some(reason), priced));
             }
         }
     }
@@ -281,7 +296,7 @@ async fn attempt(
     }
     tx.commit().await?;
 
-    for (i, order, to, reason) in writing {
+    for (i, order, to, reason, priced) in writing {
         events[i] = Some(match entries.get(&order.order_id) {
             Some(entry) => {
                 crate::counters::record_transition(to);
@@ -289,19 +304,22 @@ async fn attempt(
                     OrderStatus::Confirmed => order.lines.iter().map(|l| l.product_id).collect(),
                     _ => Vec::new(),
                 };
+                let event = OrderStatusChanged {
+                    order_id: order.order_id,
+                    user_id: order.user_id,
+                    from: None,
+                    to,
+                    at: entry.at,
+                    actor: ACTOR.into(),
+                    reason,
+                    entry_id: Some(entry.entry_id),
+                    shipment: None,
+                };
+                let outcome = outcome(order, &event, priced);
                 Ok(Placed {
-                    event: OrderStatusChanged {
-                        order_id: order.order_id,
-                        user_id: order.user_id,
-                        from: None,
-                        to,
-                        at: entry.at,
-                        actor: ACTOR.into(),
-                        reason,
-                        entry_id: Some(entry.entry_id),
-                        shipment: None,
-                    },
+                    event,
                     took,
+                    outcome: Some(outcome),
                 })
             }
             // Recorded by another delivery of its command meanwhile: the next delivery
@@ -318,4 +336,28 @@ async fn attempt(
             .map(|e| e.unwrap_or_else(|| Err(Failure::transient("order left undecided"))))
             .collect(),
     ))
+}
+
+/// The order as `event` recorded it, as the api shows it to whoever placed it.
+fn outcome(order: &NewOrder, event: &OrderStatusChanged, priced: decide::Priced) -> PlacedOutcome {
+    PlacedOutcome {
+        event: event.clone(),
+        items: priced
+            .lines
+            .into_iter()
+            .map(|l| OutcomeLine {
+                product_id: l.product_id,
+                name: l.name,
+                unit_price: l.unit_price,
+                quantity: l.quantity,
+                subtotal: l.subtotal,
+            })
+            .collect(),
+        total: priced.total,
+        currency: priced.currency,
+        rejection_reason: (event.to == OrderStatus::Rejected)
+            .then(|| event.reason.clone())
+            .flatten(),
+        shipping_address: order.shipping_address.clone(),
+    }
 }
