@@ -139,9 +139,11 @@ pub struct Recorded {
     pub disabled: Option<String>,
 }
 
-/// Records `attempt` (`last_error` is what the delivery log shows of a failure): its row, the delivery's new status and schedule (only while its ticket
-/// still drives the delivery; a success ends it whatever the ticket), and the endpoint's
-/// failing streak, disabling it once it has failed every attempt for `disable_after`.
+/// Records `attempt` (`last_error` is what the delivery log shows of a failure): its row, the
+/// delivery's new status and schedule (only while its ticket still drives the delivery: an
+/// attempt that was in flight when a replay or a retry started the delivery anew does not end
+/// it, so the re-send asked for still happens), and the endpoint's failing streak, disabling it
+/// once it has failed every attempt for `disable_after`.
 pub async fn record(
     db: &PgPool,
     attempt: &Attempt<'_>,
@@ -167,10 +169,11 @@ pub async fn record(
         r#"UPDATE webhook_deliveries
               SET attempt_count = attempt_count + 1,
                   scheduled_attempts = scheduled_attempts + (ticket = $2)::int,
-                  status = CASE WHEN $3 THEN 'SUCCEEDED' WHEN ticket = $2 THEN $4 ELSE status END,
-                  next_attempt_at = CASE WHEN $3 THEN NULL WHEN ticket = $2 THEN $5
-                                         ELSE next_attempt_at END,
-                  leased_until = NULL, last_error = $6, updated_at = now()
+                  status = CASE WHEN ticket <> $2 THEN status WHEN $3 THEN 'SUCCEEDED' ELSE $4 END,
+                  next_attempt_at = CASE WHEN ticket <> $2 THEN next_attempt_at WHEN $3 THEN NULL
+                                         ELSE $5 END,
+                  leased_until = CASE WHEN ticket = $2 THEN NULL ELSE leased_until END,
+                  last_error = $6, updated_at = now()
             WHERE id = $1
         RETURNING ticket = $2 AS "current!""#,
         attempt.delivery_id,
