@@ -20,6 +20,7 @@ use crate::Context;
 use crate::announce::{Change, Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
+use crate::transitions::check_shipment;
 use crate::transitions::tx::Asked;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
 use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder, LineRequest};
@@ -33,6 +34,11 @@ pub struct Refused(pub String);
 
 /// A step made (what to announce), or refused; `Err` for a failure to retry or dead-letter.
 pub type Made = Result<Result<Stepped, Refused>, Failure>;
+
+/// The step refused, and why.
+fn refused(why: String) -> Made {
+    Ok(Err(Refused(why)))
+}
 
 /// Who asks for a step, under which request.
 #[derive(Debug, Clone)]
@@ -99,18 +105,12 @@ async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure
 /// A shipment of some quantities a warehouse reports (`orders.cmd.fulfil` with `lines`).
 pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepped, Failure> {
     let reference = crate::transitions::check_reference(&c.reference)?;
-    let shipment = common::shipping::shipment(
+    let shipment = check_shipment(
         OrderStatus::Shipped,
         Some(&c.carrier),
         Some(&c.tracking_number),
         c.tracking_url.as_deref(),
-    )
-    .map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid shipment: {}",
-            common::shipping::describe(&errors)
-        ))
-    })?;
+    )?;
     let lines = c.lines.clone().unwrap_or_default();
     check_lines(&lines)?;
     let step = Step::Fulfil(Fulfil {
@@ -240,18 +240,14 @@ async fn cancel_whole(ctx: &Context, ask: &Ask, reason: &str) -> Made {
 
 /// The events of a step made before, published again.
 async fn again(ctx: &Context, ask: &Ask, step: &Step) -> Result<Stepped, Failure> {
-    if let Step::CancelRemaining(reason) = step
-        && order::recorded_status_event(&ctx.db, ask.order_id, ask.request_id)
-            .await?
-            .is_none()
-    {
+    let event = order::recorded_status_event(&ctx.db, ask.order_id, ask.request_id).await?;
+    if let (Step::CancelRemaining(reason), None) = (step, &event) {
         // Made as a whole cancellation: the transitions path publishes it again.
         return match cancel_whole(ctx, ask, reason).await? {
             Ok(stepped) => Ok(stepped),
             Err(Refused(why)) => Err(Failure::permanent(why)),
         };
     }
-    let event = order::recorded_status_event(&ctx.db, ask.order_id, ask.request_id).await?;
     let mut tx = ctx.db.begin().await?;
     let (change, refund) = match step {
         Step::Fulfil(_) => (
@@ -321,18 +317,12 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         } => {
             staff_only("ship")?;
             check_lines(lines)?;
-            let shipment = common::shipping::shipment(
+            let shipment = check_shipment(
                 OrderStatus::Shipped,
                 Some(carrier),
                 Some(tracking_number),
                 tracking_url.as_deref(),
-            )
-            .map_err(|errors| {
-                Failure::permanent(format!(
-                    "invalid shipment: {}",
-                    common::shipping::describe(&errors)
-                ))
-            })?;
+            )?;
             Step::Fulfil(Fulfil {
                 lines: Some(lines.clone()),
                 shipment,

@@ -5,7 +5,7 @@
 
 use super::order::{OrderTx, now};
 use super::shipping::merged;
-use super::{Ask, Made, Refused, read};
+use super::{Ask, Made, Refused, read, refused};
 use crate::announce::{Change, Stepped};
 use crate::consumer::Failure;
 use common::domain::ReturnStatus;
@@ -245,8 +245,4 @@ async fn changed(o: &mut OrderTx, return_id: Uuid, stepped: Stepped) -> Made {
         changes: changed.map(Change::Return).into_iter().collect(),
         ..stepped
     }))
-}
-
-fn refused(why: String) -> Made {
-    Ok(Err(Refused(why)))
 }

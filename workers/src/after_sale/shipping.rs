@@ -2,7 +2,7 @@
 //! delivered, cancel what is left. Each is one transaction under the order's row lock.
 
 use super::order::OrderTx;
-use super::{Ask, Made, Refused, read};
+use super::{Ask, Made, read, refused};
 use crate::announce::{Change, Stepped};
 use common::domain::{FulfilmentStatus, OrderStatus, ReservationState};
 use common::messages::LineRequest;
@@ -282,8 +282,4 @@ pub async fn cancel_remaining(o: &mut OrderTx, ask: &Ask, reason: &str) -> Made 
         refunds: refund.into_iter().collect(),
         ..Stepped::default()
     }))
-}
-
-fn refused(why: String) -> Made {
-    Ok(Err(Refused(why)))
 }

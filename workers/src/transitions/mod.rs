@@ -84,18 +84,12 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
             "allowed_from, when given, must name at least one status",
         ));
     }
-    let shipment = common::shipping::shipment(
+    let shipment = check_shipment(
         command.to,
         command.carrier.as_deref(),
         command.tracking_number.as_deref(),
         command.tracking_url.as_deref(),
-    )
-    .map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid shipment: {}",
-            common::shipping::describe(&errors)
-        ))
-    })?;
+    )?;
     Ok(Asked {
         order_id: command.order_id,
         to: command.to,
@@ -104,6 +98,22 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
         reason: command.reason.clone(),
         shipment,
         reference: None,
+    })
+}
+
+/// Shipment fields from the bus, checked against the move they come with as the api checks
+/// them (`common::shipping::shipment`); a bad field is a permanent failure naming it.
+pub fn check_shipment(
+    to: OrderStatus,
+    carrier: Option<&str>,
+    tracking_number: Option<&str>,
+    tracking_url: Option<&str>,
+) -> Result<Option<common::shipping::Shipment>, Failure> {
+    common::shipping::shipment(to, carrier, tracking_number, tracking_url).map_err(|errors| {
+        Failure::permanent(format!(
+            "invalid shipment: {}",
+            common::shipping::describe(&errors)
+        ))
     })
 }
 

@@ -9,7 +9,7 @@
 //! reference names one order's step.
 
 use super::tx::Asked;
-use super::{check_reference, transition_all};
+use super::{check_reference, check_shipment, transition_all};
 use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
@@ -105,18 +105,12 @@ where
 /// api checks them.
 fn fulfilment(command: &FulfilOrder) -> Result<Asked, Failure> {
     let reference = check_reference(&command.reference)?;
-    let shipment = common::shipping::shipment(
+    let shipment = check_shipment(
         OrderStatus::Shipped,
         Some(&command.carrier),
         Some(&command.tracking_number),
         command.tracking_url.as_deref(),
-    )
-    .map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid shipment: {}",
-            common::shipping::describe(&errors)
-        ))
-    })?;
+    )?;
     Ok(step(
         command.order_id,
         OrderStatus::Shipped,
