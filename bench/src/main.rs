@@ -162,11 +162,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         };
         let loaded = match sqlx::PgPool::connect(url).await {
-            Ok(db) => bench::load::orders(&db, *orders, currency).await,
+            Ok(db) => match bench::load::orders(&db, *orders, currency).await {
+                Ok(l) => bench::load::reconciliation_cost(&db).await.map(|c| (l, c)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e.into()),
         };
         return match loaded {
-            Ok(l) => {
+            Ok((l, (first, steady))) => {
                 let rows: Vec<String> = l
                     .rows
                     .iter()
@@ -178,6 +181,12 @@ async fn main() -> ExitCode {
                     l.tag,
                     l.elapsed.as_secs_f64(),
                     rows.join(", ")
+                );
+                println!(
+                    "reconciliation: {:.1} ms right after the load (reads each loaded order once), \
+                     then {:.1} ms with nothing changed",
+                    first.as_secs_f64() * 1e3,
+                    steady.as_secs_f64() * 1e3
                 );
                 ExitCode::SUCCESS
             }

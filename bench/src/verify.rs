@@ -165,25 +165,9 @@ pub async fn check(
         format!("{n} orders settled more than once or hold the wrong stock")
     });
 
-    v.products_checked = sqlx::query_scalar("SELECT count(*) FROM products")
-        .fetch_one(db)
-        .await?;
-    let drift = sqlx::query_scalar(
-        r#"
-        WITH adj AS (
-            SELECT product_id, sum(delta)::int8 AS total FROM stock_adjustments GROUP BY product_id
-        ), held AS (
-            SELECT product_id, sum(quantity)::int8 AS total
-              FROM reservations WHERE state IN ('reserved', 'committed') GROUP BY product_id
-        )
-        SELECT count(*) FROM products p
-          LEFT JOIN adj ON adj.product_id = p.id
-          LEFT JOIN held ON held.product_id = p.id
-         WHERE p.initial_stock + COALESCE(adj.total, 0) <> p.stock + COALESCE(held.total, 0)
-        "#,
-    )
-    .fetch_one(db)
-    .await?;
+    let found = common::conservation::check(db).await?;
+    v.products_checked = found.products_checked;
+    let drift = found.drift.len() as i64;
     v.products_in_drift = v.tally(drift, |n| {
         format!("stock conservation broken for {n} products")
     });

@@ -4,6 +4,7 @@
 
 pub mod asyncapi;
 pub mod config;
+pub mod conservation;
 pub mod correlation;
 pub mod db;
 pub mod domain;

@@ -1,11 +1,7 @@
 //! The periodic stock reconciliation: every `STOCK_RECONCILIATION_INTERVAL_MS` the workers
-//! check the conservation rule for every product,
-//!
-//!   initial stock + Σ adjustments = available stock + Σ quantities of reservations
-//!   `reserved` or `committed`,
-//!
-//! and export how many products break it as the gauge `stock_drift_products` (0 when all is
-//! well), which an alert watches. `GET /api/v1/admin/stock-reconciliation` shows the details.
+//! check the conservation rules (`common::conservation`, at the cost of the catalogue and of
+//! what changed since the previous check) and export how many products break them as the
+//! gauge `stock_drift_products` (0 when all is well), which an alert watches. `GET /api/v1/admin/stock-reconciliation` shows the details.
 //! The same round counts the payments recorded `refund_required` whose money no refund has
 //! given back or been asked for yet, as the gauge `payments_awaiting_refund` (the refund queue,
 //! `GET /api/v1/admin/payments?outcome=refund_required`), for alerting.
@@ -65,24 +61,15 @@ pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
     .await
 }
 
-/// How many products break the conservation rule. One statement, so one snapshot: stock
-/// changes and their reservations or ledger entries commit together, so a consistent system
-/// never shows a drift here, even under load.
+/// How many products break the conservation rules (orders in money drift are logged; the
+/// report shows them).
 pub async fn drifting_products(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"
-        SELECT count(*) AS "count!"
-          FROM products p
-          LEFT JOIN (SELECT product_id, sum(delta)::int8 AS total
-                       FROM stock_adjustments GROUP BY product_id) adj
-                 ON adj.product_id = p.id
-          LEFT JOIN (SELECT product_id, sum(quantity)::int8 AS total
-                       FROM reservations WHERE state IN ('reserved', 'committed')
-                      GROUP BY product_id) held
-                 ON held.product_id = p.id
-         WHERE p.initial_stock + COALESCE(adj.total, 0) <> p.stock + COALESCE(held.total, 0)
-        "#,
-    )
-    .fetch_one(db)
-    .await
+    let found = common::conservation::check(db).await?;
+    if !found.money_drift.is_empty() {
+        tracing::error!(
+            orders = found.money_drift.len(),
+            "money conservation drift found: see GET /api/v1/admin/stock-reconciliation"
+        );
+    }
+    Ok(found.drift.len() as i64)
 }

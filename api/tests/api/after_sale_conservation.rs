@@ -110,6 +110,7 @@ async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
 
     let report: Value = shop.reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
+    crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
     for id in &orders {
         let order = shop.order(&shop.admin, id).await;
         for product in [mug, plate] {

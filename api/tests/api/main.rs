@@ -57,6 +57,7 @@ mod products_listing;
 mod products_stock;
 #[path = "../support/promql.rs"]
 mod promql;
+mod reconciliation;
 mod refund_answers;
 mod refund_events;
 mod refund_queue;

@@ -111,6 +111,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     let report = shop.reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_eq!(report["products_checked"], 4);
+    crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
     assert_eq!(
         shop.count("SELECT count(*) FROM products WHERE stock < 0")
             .await,

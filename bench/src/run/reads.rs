@@ -66,6 +66,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
         .bind(&first.tag)
         .execute(&ctx.db)
         .await?;
+    let small_checks = load::reconciliation_cost(&ctx.db).await?;
     let before = measure(ctx, &customer.token, customer.id, product).await?;
     let more = o.reads_orders - small;
     let _ = writeln!(
@@ -92,6 +93,16 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
             rows.join(", ")
         );
     }
+    let large_checks = load::reconciliation_cost(&ctx.db).await?;
+    let _ = writeln!(
+        out,
+        "  reconciliation right after the load (reads each loaded order once): {} small, {} large; \
+         then with nothing changed: {} small, {} large (target: the same)",
+        ms(small_checks.0),
+        ms(large_checks.0),
+        ms(small_checks.1),
+        ms(large_checks.1)
+    );
     let after = measure(ctx, &customer.token, customer.id, product).await?;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
         .fetch_one(&ctx.db)
