@@ -7,7 +7,6 @@
 //! `orders.evt.status_changed` is `order.status_changed`. A new public order event becomes a
 //! webhook type by one line in [`event_types`].
 
-use crate::message;
 use crate::messages::{FulfilmentChanged, OrderStatusChanged, RefundChanged, ReturnChanged};
 use crate::messaging::{Message, RawEnvelope};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,7 +19,7 @@ mod queue;
 mod secret;
 mod target;
 
-pub use queue::{NewDelivery, Queued, queue};
+pub use queue::{AttemptDelivery, NewDelivery, Queued, queue};
 pub use secret::{SecretBox, SecretError, SigningSecret};
 pub use target::{
     MAX_URL_LEN, Refusal, check_resolved, check_url, forbidden_address, refuse_address,
@@ -151,24 +150,6 @@ pub fn delivery_id(endpoint: Uuid, event_id: Uuid) -> Uuid {
 pub fn webhook_id(delivery: Uuid) -> String {
     format!("msg_{}", delivery.simple())
 }
-
-/// `webhooks.deliver`: the webhooks worker makes the next attempt of a delivery when it is due
-/// (work-queue stream `WEBHOOKS`). `ticket` is the delivery's current one: a message whose
-/// ticket a later retry or replay replaced is dropped, so one delivery is never scheduled twice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttemptDelivery {
-    pub delivery_id: Uuid,
-    pub endpoint_id: Uuid,
-    pub ticket: Uuid,
-}
-
-message!(AttemptDelivery {
-    subject: "webhooks.deliver",
-    kind: "webhooks.deliver",
-    version: 1,
-    id: |m| format!("webhook:{}:{}", m.delivery_id, m.ticket),
-});
 
 #[cfg(test)]
 mod tests {

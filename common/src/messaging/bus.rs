@@ -2,7 +2,8 @@
 //! message id, the correlation id and the trace context in its headers, and counts as sent only
 //! once JetStream acknowledged it.
 
-use super::{CORRELATION_HEADER, Envelope, Message, Namespace, OUTCOME_REPLY_HEADER};
+use super::envelope::{CORRELATION_HEADER, Envelope, Message, OUTCOME_REPLY_HEADER};
+use super::namespace::Namespace;
 use crate::correlation::CorrelationId;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};

@@ -2,9 +2,10 @@
 //! ticket is published to the `WEBHOOKS` stream, where the webhooks worker takes it. The
 //! webhooks worker's fan-out and the api's replay and test events queue through here.
 
-use super::AttemptDelivery;
 use crate::correlation::CorrelationId;
+use crate::message;
 use crate::messaging::Bus;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A delivery to record: the event's payload for one endpoint.
@@ -106,3 +107,21 @@ pub async fn queue(
         published: pending.len(),
     })
 }
+
+/// `webhooks.deliver`: the webhooks worker makes the next attempt of a delivery when it is due
+/// (work-queue stream `WEBHOOKS`). `ticket` is the delivery's current one: a message whose
+/// ticket a later retry or replay replaced is dropped, so one delivery is never scheduled twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptDelivery {
+    pub delivery_id: Uuid,
+    pub endpoint_id: Uuid,
+    pub ticket: Uuid,
+}
+
+message!(AttemptDelivery {
+    subject: "webhooks.deliver",
+    kind: "webhooks.deliver",
+    version: 1,
+    id: |m| format!("webhook:{}:{}", m.delivery_id, m.ticket),
+});
