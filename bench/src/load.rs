@@ -308,7 +308,14 @@ pub async fn orders(db: &sqlx::PgPool, orders: i64, currency: &str) -> anyhow::R
 /// nothing changed since. Fails when the loaded store does not reconcile.
 pub async fn reconciliation_cost(db: &sqlx::PgPool) -> anyhow::Result<(Duration, Duration)> {
     let mut times = Vec::new();
-    for _ in 0..6 {
+    for n in 0..6 {
+        if n == 1 {
+            // What autovacuum does once the first check emptied the journal of the loaded
+            // orders (migrations/0021 has it vacuum those tables after a thousand dead rows).
+            sqlx::query("VACUUM stock_journal, orders_to_verify")
+                .execute(db)
+                .await?;
+        }
         let started = Instant::now();
         let found = common::conservation::check(db).await?;
         times.push(started.elapsed());
