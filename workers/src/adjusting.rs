@@ -7,9 +7,9 @@
 //! adjustment is refused. Stock never goes below zero: an adjustment that would take it there,
 //! or names an unknown or archived product, is dead-lettered with the reason.
 
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::messages::AdjustStock;
 use std::collections::HashMap;

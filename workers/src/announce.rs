@@ -2,8 +2,8 @@
 //! message's status event, published in that message's trace and acknowledged by JetStream
 //! before the message itself is acknowledged.
 
-use crate::Context;
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::refunds::RefundRow;
 use common::messages::{FulfilmentChanged, OrderStatusChanged, ReturnChanged};

@@ -7,7 +7,7 @@
 //! sweeping at once, the server drops the duplicate commands, and the transition (with its
 //! stock release, in one transaction) is applied once; an order paid meanwhile is left alone.
 
-use crate::Context;
+use crate::context::Context;
 use common::correlation::CorrelationId;
 use common::domain::OrderStatus;
 use common::messages::TransitionOrder;

@@ -1,7 +1,7 @@
 //! The worker kinds and the consumers each one runs.
 
-use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
+use crate::context::Context;
 use crate::dispatch::Dispatch;
 use crate::{adjusting, after_sale, payments, placing, refunds, transitions};
 use common::messages::{

@@ -10,6 +10,7 @@ pub mod after_sale;
 pub mod announce;
 pub mod batch;
 pub mod consumer;
+pub mod context;
 pub mod counters;
 pub mod dispatch;
 pub mod expiry;
@@ -24,35 +25,14 @@ pub mod transitions;
 pub mod webhooks;
 
 use common::messaging::Bus;
-use common::notices::Notices;
 use common::startup::Broker;
 use common::{Config, db};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use context::Context;
 pub use kinds::Kind;
-
-/// Everything a worker needs: database, bus, cache notices, configuration.
-#[derive(Clone)]
-pub struct Context {
-    pub db: sqlx::PgPool,
-    pub bus: Bus,
-    pub notices: Notices,
-    pub config: std::sync::Arc<Config>,
-}
-
-impl Context {
-    pub fn new(db: sqlx::PgPool, bus: Bus, config: std::sync::Arc<Config>) -> Self {
-        let notices = Notices::new(bus.jetstream().client(), bus.namespace().clone());
-        Context {
-            db,
-            bus,
-            notices,
-            config,
-        }
-    }
-}
 
 /// A set of worker kinds, connected and bound, ready to run.
 pub struct Workers {

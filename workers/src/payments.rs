@@ -12,9 +12,9 @@
 //! A redelivered event finds its payment recorded and, if it moved the order, publishes that
 //! transition's event again.
 
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::check_reason;
 use crate::transitions::tx::{Asked, PaymentRecord, Planned, TransitionTx};

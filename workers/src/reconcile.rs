@@ -6,7 +6,7 @@
 //! given back or been asked for yet, as the gauge `payments_awaiting_refund` (the refund queue,
 //! `GET /api/v1/admin/payments?outcome=refund_required`), for alerting.
 
-use crate::Context;
+use crate::context::Context;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

@@ -16,9 +16,9 @@ mod read;
 pub mod returns;
 pub mod shipping;
 
-use crate::Context;
 use crate::announce::{Change, Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::check_shipment;
 use crate::transitions::tx::Asked;

@@ -12,8 +12,8 @@ pub mod decide;
 pub mod record;
 mod rows;
 
-use crate::Context;
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::messages::{PlaceOrder, PlacedOutcome, normalise_lines};
 use common::shipping::describe;

@@ -12,8 +12,8 @@
 
 use super::decide::{self, Decision, Product, Request, Unpaid};
 use super::rows::{Entry, Rows};
-use crate::Context;
 use crate::consumer::Failure;
+use crate::context::Context;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
 use common::messages::{Line, OrderStatusChanged, OutcomeLine, PlacedOutcome};

@@ -4,9 +4,9 @@
 //! `refund_required` payment returns money the order never counted as paid, so it adds
 //! nothing); a failure leaves the money counted as paid.
 
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::check_reason;
 use common::domain::RefundStatus;

@@ -18,9 +18,9 @@ pub mod answer;
 pub mod cancel;
 pub mod request;
 
-use crate::Context;
 use crate::announce::Stepped;
 use crate::consumer::Failure;
+use crate::context::Context;
 use chrono::{DateTime, Utc};
 use common::domain::{PaymentStatus, RefundStatus};
 use common::messages::{RefundChanged, RefundPayment};

@@ -3,9 +3,9 @@
 //! for it; else `REFUSED` with the reason, which the order shows and its event announces.
 
 use super::RefundRow;
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, RefundStatus};
 use common::messages::RefundOrder;

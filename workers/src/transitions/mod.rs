@@ -15,9 +15,9 @@ pub mod outside;
 pub mod tx;
 mod write;
 
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
 use common::messages::TransitionOrder;

@@ -10,9 +10,9 @@
 
 use super::tx::Asked;
 use super::{check_reference, check_shipment, transition_all};
-use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
+use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::domain::OrderStatus;
 use common::messages::{DeliverOrder, FulfilOrder};

@@ -5,8 +5,8 @@
 
 use super::judge::{Verdict, judge};
 use super::write::{Written, recorded_events, write};
-use crate::Context;
 use crate::consumer::Failure;
+use crate::context::Context;
 use crate::refunds::cancel::{self, Requested};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
 use common::messages::OrderStatusChanged;

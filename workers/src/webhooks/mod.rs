@@ -12,8 +12,8 @@ mod limiter;
 mod sign;
 mod store;
 
-use crate::Context;
 use crate::consumer::{ConsumerLoop, LoopOptions};
+use crate::context::Context;
 use async_nats::jetstream::consumer::PullConsumer;
 use common::messaging::Message;
 use common::nats::{self, ConsumerSpec};
