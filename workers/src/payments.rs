@@ -16,8 +16,9 @@ use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
+use crate::transitions::asked::{Asked, NewPayment};
 use crate::transitions::check_reason;
-use crate::transitions::tx::{Asked, PaymentRecord, Planned, TransitionTx};
+use crate::transitions::tx::{Planned, TransitionTx};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome};
 use common::messages::{PaymentFailed, PaymentSucceeded};
 use common::money::{Currency, Money};
@@ -181,7 +182,7 @@ fn plan(
         (PaymentKind::Failed, _) => (PaymentOutcome::Ignored, payment.reason.clone(), None),
     };
     let planned = asked.map(|a| tx.transition(a)).transpose()?;
-    tx.record_payment(PaymentRecord {
+    tx.record_payment(NewPayment {
         provider_reference: payment.provider_reference.clone(),
         order_id: payment.order_id,
         kind: payment.kind,

@@ -10,6 +10,7 @@
 //! lifecycle (or the command's `allowed_from`) forbids from the order's current status can
 //! never succeed: it is dead-lettered naming that status, and changes nothing.
 
+pub mod asked;
 pub mod judge;
 pub mod outside;
 pub mod tx;
@@ -19,9 +20,10 @@ use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
+use asked::Asked;
 use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
 use common::messages::TransitionOrder;
-use tx::{Asked, Planned, TransitionTx};
+use tx::{Planned, TransitionTx};
 
 /// Handles the transition commands received together.
 pub async fn transition(ctx: Context, commands: Vec<Incoming<TransitionOrder>>) -> Vec<Handled> {

@@ -8,7 +8,7 @@
 //! reference (a redelivered or republished report publishes its recorded event again), and a
 //! reference names one order's step.
 
-use super::tx::Asked;
+use super::asked::Asked;
 use super::{check_reference, check_shipment, transition_all};
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};

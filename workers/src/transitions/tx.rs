@@ -3,6 +3,7 @@
 //! every status, timeline entry, stock effect, shipment and payment record written in one
 //! statement.
 
+use super::asked::{Asked, NewPayment};
 use super::judge::{Verdict, judge};
 use super::write::{Written, recorded_events, write};
 use crate::consumer::Failure;
@@ -11,26 +12,9 @@ use crate::refunds::cancel::{self, Requested};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
 use common::messages::OrderStatusChanged;
 use common::money::{Currency, Money};
-use common::shipping::Shipment;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// A transition asked for.
-#[derive(Debug, Clone)]
-pub struct Asked {
-    pub order_id: Uuid,
-    pub to: OrderStatus,
-    /// Narrower than the lifecycle: the statuses the order may be in (`None`: any).
-    pub allowed_from: Option<Vec<OrderStatus>>,
-    pub actor: String,
-    pub reason: Option<String>,
-    /// Carrier and tracking, with the transition to SHIPPED.
-    pub shipment: Option<Shipment>,
-    /// An outside system's reference of the step (a warehouse's shipment, a carrier's
-    /// delivery): the step is made once per reference, which its timeline entry keeps.
-    pub reference: Option<String>,
-}
 
 /// An order as locked, updated as the batch's transitions are judged.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -42,18 +26,6 @@ pub struct LockedOrder {
     pub currency: Currency,
     /// Every status the order has reached (its timeline's targets).
     pub reached: Vec<OrderStatus>,
-}
-
-/// A payment to record with the batch.
-#[derive(Debug, Clone)]
-pub struct PaymentRecord {
-    pub provider_reference: String,
-    pub order_id: Uuid,
-    pub kind: PaymentKind,
-    pub amount: Money,
-    pub currency: Currency,
-    pub outcome: PaymentOutcome,
-    pub note: Option<String>,
 }
 
 /// What a judged transition leads to once committed.
@@ -71,7 +43,7 @@ pub struct TransitionTx {
     tx: Transaction<'static, Postgres>,
     orders: HashMap<Uuid, LockedOrder>,
     transitions: Vec<(OrderStatus, Asked)>,
-    payments: Vec<PaymentRecord>,
+    payments: Vec<NewPayment>,
     /// The order each outside reference asked for was used on, by target status (see
     /// [`TransitionTx::load_references`]).
     references: HashMap<(OrderStatus, String), Uuid>,
@@ -245,7 +217,7 @@ impl TransitionTx {
     }
 
     /// Records a payment with the batch.
-    pub fn record_payment(&mut self, payment: PaymentRecord) {
+    pub fn record_payment(&mut self, payment: NewPayment) {
         self.payments.push(payment);
     }
 

@@ -2,7 +2,7 @@
 //! outside reference it was made under, if any), stock effect, shipment and payment record of a
 //! batch in one statement, and the recorded events of transitions made before.
 
-use super::tx::{Asked, PaymentRecord};
+use super::asked::{Asked, NewPayment};
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome, ReservationState};
@@ -80,7 +80,7 @@ pub(super) struct Written {
 pub(super) async fn write(
     tx: &mut Transaction<'static, Postgres>,
     moves: &[(OrderStatus, Asked)],
-    payments: &[PaymentRecord],
+    payments: &[NewPayment],
     cancelled: &[Uuid],
 ) -> Result<Written, Failure> {
     let shipped: Vec<Uuid> = moves
@@ -92,7 +92,7 @@ pub(super) async fn write(
         .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
     // Money captured: a succeeded payment that paid its order.
-    let captured: Vec<&PaymentRecord> = payments
+    let captured: Vec<&NewPayment> = payments
         .iter()
         .filter(|p| p.kind == PaymentKind::Succeeded && p.outcome == PaymentOutcome::Applied)
         .collect();
