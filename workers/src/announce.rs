@@ -7,6 +7,7 @@ use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::refunds::RefundRow;
 use common::messages::{FulfilmentChanged, OrderStatusChanged, ReturnChanged};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// What one message's step committed.
@@ -28,6 +29,28 @@ pub struct Stepped {
 pub enum Change {
     Fulfilment(FulfilmentChanged),
     Return(ReturnChanged),
+}
+
+/// Each decision's step: the refund it recorded or found, as read back with `rows` before
+/// the commit.
+pub fn refund_steps(
+    decided: Vec<Result<Uuid, Failure>>,
+    rows: &HashMap<Uuid, RefundRow>,
+) -> Vec<Result<Stepped, Failure>> {
+    decided
+        .into_iter()
+        .map(|d| {
+            let id = d?;
+            let refund = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
+            Ok(Stepped {
+                refunds: vec![refund],
+                ..Stepped::default()
+            })
+        })
+        .collect()
 }
 
 /// Announces the stock changes of `results`, then publishes their events: one result per

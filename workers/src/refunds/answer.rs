@@ -145,7 +145,7 @@ async fn settle_all(
     if succeeded > 0 {
         metrics::counter!("refunds_succeeded_total").increment(succeeded);
     }
-    Ok(super::stepped(decided, &rows))
+    Ok(crate::announce::refund_steps(decided, &rows))
 }
 
 /// Writes the answer on the refund and, for money given back from what the order captured,

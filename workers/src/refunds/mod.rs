@@ -18,7 +18,6 @@ pub mod answer;
 pub mod cancel;
 pub mod request;
 
-use crate::announce::Stepped;
 use crate::consumer::Failure;
 use crate::context::Context;
 use chrono::{DateTime, Utc};
@@ -113,28 +112,6 @@ pub async fn rows(
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-}
-
-/// Each decision's step: the refund it recorded or found, as read back with `rows` before
-/// the commit.
-pub fn stepped(
-    decided: Vec<Result<Uuid, Failure>>,
-    rows: &HashMap<Uuid, RefundRow>,
-) -> Vec<Result<Stepped, Failure>> {
-    decided
-        .into_iter()
-        .map(|d| {
-            let id = d?;
-            let refund = rows
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| Failure::transient(format!("refund {id} not read back")))?;
-            Ok(Stepped {
-                refunds: vec![refund],
-                ..Stepped::default()
-            })
-        })
-        .collect()
 }
 
 /// Locks the orders in id order, as every transaction over orders does, and gives the ids

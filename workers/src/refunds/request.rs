@@ -91,7 +91,7 @@ async fn request_all(
     }
     let rows = super::rows(&mut tx, &ids).await?;
     tx.commit().await?;
-    Ok(super::stepped(decided, &rows))
+    Ok(crate::announce::refund_steps(decided, &rows))
 }
 
 fn same(refund: &RefundRow, command: &RefundOrder) -> bool {
