@@ -21,10 +21,12 @@
 //! bring, and returns.
 
 mod delivery;
+mod options;
 pub(crate) mod pull;
 pub(crate) mod settle;
 
 pub use delivery::{Delivery, Failure, Handled, Handler};
+pub use options::LoopOptions;
 pub use pull::PullOptions;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -34,44 +36,9 @@ use common::messaging::{Bus, CORRELATION_HEADER, OUTCOME_REPLY_HEADER, RawEnvelo
 use settle::{Origin, subject_label};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-
-/// Tuning of one consumer loop.
-#[derive(Debug, Clone)]
-pub struct LoopOptions {
-    /// How much each pull request asks for, and how the server keeps it alive.
-    pub pull: PullOptions,
-    /// The most messages in one chunk, and so in one group handled together.
-    pub chunk: usize,
-    /// The longest a handler may take before its messages are retried (below the consumer's
-    /// ack wait, so the server does not hand them to another worker meanwhile).
-    pub handler_timeout: Duration,
-    /// Must match the consumer's `max_deliver`: the last delivery of a failing message is
-    /// dead-lettered instead of retried.
-    pub max_deliver: i64,
-    /// First and longest redelivery delay after a transient failure.
-    pub min_retry_delay: Duration,
-    pub max_retry_delay: Duration,
-}
-
-impl Default for LoopOptions {
-    fn default() -> Self {
-        LoopOptions {
-            pull: PullOptions {
-                batch: 256,
-                expires: Duration::from_secs(2),
-                heartbeat: Duration::from_millis(250),
-            },
-            chunk: 64,
-            handler_timeout: Duration::from_secs(20),
-            max_deliver: 10,
-            min_retry_delay: Duration::from_millis(250),
-            max_retry_delay: Duration::from_secs(30),
-        }
-    }
-}
 
 /// A running consumer: a durable pull consumer, a handler, and where dead letters go.
 pub struct ConsumerLoop<H> {

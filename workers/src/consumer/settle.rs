@@ -1,7 +1,7 @@
 //! Settling a handled message by its result: ack, nak with a delay, or dead-letter.
 
-use super::LoopOptions;
 use super::delivery::{Failure, Handled};
+use super::options::LoopOptions;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
