@@ -1,6 +1,6 @@
 //! `browse`: anonymous catalogue reads against a bare axum handler.
 
-use super::{Run, describe};
+use super::shared::{Run, describe};
 use crate::rss;
 use std::fmt::Write as _;
 use std::sync::Arc;

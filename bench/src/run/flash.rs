@@ -1,6 +1,6 @@
 //! `flash-sale`: many one-unit orders for the last units of one product.
 
-use super::{Run, describe};
+use super::shared::{Run, describe};
 use crate::scenarios;
 use std::fmt::Write as _;
 use std::sync::Arc;

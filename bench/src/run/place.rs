@@ -1,7 +1,7 @@
 //! `place`: orders from many clients at full speed and at half of it, against the database
 //! ceiling and the synchronous baseline; and `scaling`, the same at several client counts.
 
-use super::{Run, describe};
+use super::shared::{Run, describe};
 use crate::ceiling;
 use crate::driver::Plan;
 use crate::rss::{self, Sampler};

@@ -2,7 +2,7 @@
 //! store's history is bulk-loaded to millions of orders; each with the ratio and its plan's
 //! scans.
 
-use super::Run;
+use super::shared::Run;
 use crate::load;
 use crate::reads::{self, Fixture, Reader};
 use crate::stats::ms;

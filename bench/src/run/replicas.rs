@@ -5,7 +5,7 @@
 //! across replicas: each order placed (202, no wait) through the first api is read at once
 //! through another, and must answer `PENDING` or the recorded order, never 404.
 
-use super::Run;
+use super::shared::Run;
 use crate::driver::Plan;
 use crate::rss::cpu_secs;
 use crate::scenarios::{self, Shop, two_lines};

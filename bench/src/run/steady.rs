@@ -1,6 +1,6 @@
 //! `latency` (a few clients, nothing queued) and `soak` (a steady load for minutes).
 
-use super::Run;
+use super::shared::Run;
 use crate::stats::ms;
 use std::fmt::Write as _;
 use std::time::Duration;

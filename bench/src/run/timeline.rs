@@ -6,7 +6,7 @@
 //! and when the answer arrived. All on this machine's one clock; the medians per hop are
 //! printed in order.
 
-use super::Run;
+use super::shared::Run;
 use crate::scenarios::{post_order, two_lines};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

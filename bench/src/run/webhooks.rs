@@ -4,7 +4,7 @@
 //! the payload's `timestamp`) to its arrival. Then a replay of that period re-sends them all at
 //! once: delivery throughput, the rate the receiver gets them at.
 
-use super::Run;
+use super::shared::Run;
 use crate::driver::Plan;
 use crate::scenarios::Order;
 use crate::stats::ms;
