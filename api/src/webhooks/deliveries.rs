@@ -1,8 +1,9 @@
 //! The delivery log of an endpoint, and re-sending one delivery now.
 
+use super::extract::{Secrets, not_queued};
 use super::model::Delivery;
+use super::repo;
 use super::routes::{enabled, found};
-use super::{Secrets, not_queued, repo};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Path, Query};

@@ -4,9 +4,10 @@
 //! already has it deduplicates it. The api reads the stream itself, message by message
 //! (`$JS.API.STREAM.MSG.GET.EVENTS`), after finding where `since` starts by bisection.
 
+use super::extract::{Secrets, not_queued};
 use super::model::{ReplayRequest, Replayed};
+use super::repo;
 use super::routes::enabled;
-use super::{Secrets, not_queued, repo};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json as JsonBody, Path};

@@ -1,11 +1,12 @@
 //! Webhook endpoints over HTTP: create (the secret answered once), list, read, change, delete,
 //! rotate the secret, and send a test event.
 
+use super::extract::{Secrets, not_queued};
 use super::model::{
     Delivery, Endpoint, EndpointChange, EndpointWithSecret, NewEndpoint, check_description,
     check_endpoint_url, check_events,
 };
-use super::{Secrets, not_queued, repo};
+use super::repo;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json as JsonBody, Path, Query};
