@@ -12,30 +12,13 @@
 //! silently; a route open to everyone simply does not take the extractor.
 
 use crate::auth::cookies::{Cookies, cookie_in};
+pub use crate::auth::identity::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use common::domain::Role;
-use uuid::Uuid;
-
-/// An authenticated caller.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthUser {
-    pub id: Uuid,
-    pub role: Role,
-    pub session_id: Uuid,
-    /// When this authorization ends: the access token's expiry, or the session's if sooner.
-    /// What outlives a request (an order event stream) ends then.
-    pub authorized_until: DateTime<Utc>,
-}
-
-impl AuthUser {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
 
 /// An authenticated ADMIN.
 #[derive(Debug, Clone, Copy)]

@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod cookies;
 pub mod csrf;
+pub mod identity;
 pub mod model;
 pub mod password;
 pub mod rate_limit;

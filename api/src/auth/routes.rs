@@ -1,8 +1,8 @@
 //! HTTP routes of the auth domain: translate requests to the service and results to cookies.
 //! Tokens travel only in `Set-Cookie` headers, never in a response body.
 
-use crate::auth::AuthUser;
 use crate::auth::cookies::{Cookies, cookie_in};
+use crate::auth::identity::AuthUser;
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
 use crate::auth::service::{self, Tokens};
 use crate::client_address::ClientAddress;

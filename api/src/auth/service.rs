@@ -1,7 +1,7 @@
 //! The rules of accounts and sessions: registration, login, refresh-token rotation with theft
 //! detection, logout, password change and the start-up ADMIN. Handlers only translate HTTP.
 
-use crate::auth::AuthUser;
+use crate::auth::identity::AuthUser;
 use crate::auth::model::{ChangePasswordRequest, LoginRequest, RegisterRequest};
 use crate::auth::password::Hashing;
 use crate::auth::repo::{self, InsertUserError, Rotation};

@@ -5,7 +5,7 @@ use super::accepted::Pending;
 use super::idempotency::{self, Claim};
 use super::model::Order;
 use super::repo;
-use super::watch::Settled;
+use super::waiter::{Settled, Waiter};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
@@ -246,9 +246,9 @@ fn unpaid_limit(
 /// How a request waiting for an order's outcome listens to its status events.
 enum Listening {
     /// Registered before the command was published: no outcome can have been missed.
-    SincePublish(super::watch::Waiter),
+    SincePublish(Waiter),
     /// Registered after the command may already have been handled (a replay, a duplicate).
-    Late(super::watch::Waiter),
+    Late(Waiter),
 }
 
 /// Waits (if asked) for the outcome, then answers with the order as it now stands.

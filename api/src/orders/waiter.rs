@@ -2,7 +2,7 @@
 //! before its command is published, it hears the order's status events and, for a placement,
 //! the outcome sent straight to this replica, whichever comes first.
 
-use super::watch::{OrderChange, OrderWatch, Scope, SharedChange};
+use super::watch::{OrderChange, OrderWatch, QUEUE, Scope, SharedChange, Slot};
 use common::domain::{OrderStatus, RefundStatus};
 use common::messages::PlacedOutcome;
 use std::sync::Arc;
@@ -103,5 +103,18 @@ impl Drop for Waiter {
         self.watch
             .registry()
             .remove(Scope::Order(self.order_id), self.id);
+    }
+}
+
+impl OrderWatch {
+    /// Starts listening for `order_id`; register before publishing the command, so an
+    /// outcome that arrives quickly is not missed.
+    pub fn register(self: &Arc<Self>, order_id: Uuid) -> Waiter {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id();
+        self.registry()
+            .slots(Scope::Order(order_id))
+            .push(Slot { id, tx, end: None });
+        Waiter::new(Arc::clone(self), order_id, id, rx)
     }
 }

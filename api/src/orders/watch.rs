@@ -2,7 +2,7 @@
 //! each of `orders.evt.status_changed`, `refund_changed`, `fulfilment_changed` and
 //! `return_changed` (core NATS: every
 //! replica hears every change) and hands each change to whoever listens in this process:
-//! requests waiting for an outcome (`Prefer: wait`, [`Waiter`]: an order's status, or the
+//! requests waiting for an outcome (`Prefer: wait`, [`Waiter`](super::waiter::Waiter): an order's status, or the
 //! recording of one of its refunds) and the Server-Sent Events streams of order events
 //! ([`Listener`], see `orders::events`).
 //!
@@ -14,8 +14,7 @@
 //! authorization that opened them runs out (the access token's expiry, or the session's):
 //! their clients reconnect, and are authorized again.
 
-pub use super::waiter::{Settled, Waiter};
-use crate::auth::AuthUser;
+use crate::auth::identity::AuthUser;
 use chrono::{DateTime, Utc};
 use common::messages::{
     FulfilmentChanged, OrderStatusChanged, PlacedOutcome, RefundChanged, ReturnChanged,
@@ -70,7 +69,7 @@ impl OrderChange {
 pub type SharedChange = Arc<OrderChange>;
 
 /// Changes a listener may have waiting before it counts as too slow.
-const QUEUE: usize = 64;
+pub(super) const QUEUE: usize = 64;
 
 /// What a listener follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +100,11 @@ pub enum Refused {
     Closing,
 }
 
-struct Slot {
-    id: u64,
-    tx: mpsc::Sender<SharedChange>,
+pub(super) struct Slot {
+    pub(super) id: u64,
+    pub(super) tx: mpsc::Sender<SharedChange>,
     /// Ends a stream that falls behind; `None` for waiters, which only drop what they miss.
-    end: Option<CancellationToken>,
+    pub(super) end: Option<CancellationToken>,
 }
 
 /// A stream as held by an account's session.
@@ -126,7 +125,7 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    fn slots(&mut self, scope: Scope) -> &mut Vec<Slot> {
+    pub(super) fn slots(&mut self, scope: Scope) -> &mut Vec<Slot> {
         match scope {
             Scope::Order(id) => self.by_order.entry(id).or_default(),
             Scope::Customer(id) => self.by_customer.entry(id).or_default(),
@@ -284,19 +283,8 @@ impl OrderWatch {
         }
     }
 
-    fn next_id(&self) -> u64 {
+    pub(super) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Starts listening for `order_id`; register before publishing the command, so an
-    /// outcome that arrives quickly is not missed.
-    pub fn register(self: &Arc<Self>, order_id: Uuid) -> Waiter {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let id = self.next_id();
-        self.registry()
-            .slots(Scope::Order(order_id))
-            .push(Slot { id, tx, end: None });
-        Waiter::new(Arc::clone(self), order_id, id, rx)
     }
 
     /// Opens a stream of the changes in `scope` for `user`, within the limits, until the
