@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+mod lines;
+mod text;
+pub use lines::{Line, LineRequest, Lines};
+pub use text::{Actor, Reason, Reference, blank_is_absent};
+
 /// What an account may do.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
@@ -85,6 +90,21 @@ impl OrderStatus {
             OrderStatus::Delivered => "DELIVERED",
             OrderStatus::Cancelled => "CANCELLED",
         }
+    }
+
+    /// The statuses a caller may ask an order to move to (staff over HTTP, the transition
+    /// command on the bus); the others are set by the system as it records an order and
+    /// ships some of its lines.
+    pub const STAFF_TARGETS: [OrderStatus; 4] = [
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    /// Whether a caller may ask for this status ([`OrderStatus::STAFF_TARGETS`]).
+    pub fn is_staff_target(self) -> bool {
+        OrderStatus::STAFF_TARGETS.contains(&self)
     }
 
     /// The transition table: whether `self → to` is a legal move.
@@ -292,10 +312,17 @@ pub const UNPAID_LIMIT_REJECTION: &str = "too many unpaid orders";
 pub const MAX_ORDER_LINES: usize = 100;
 pub const MAX_LINE_QUANTITY: i32 = 10_000;
 
-/// Bounds of the texts other systems send on the bus, checked by the workers and by the
-/// database: who asked for a transition, and why (also a failed payment's reason).
+/// Bounds of the texts on the bus and in HTTP, each checked by its type ([`Reason`], [`Actor`],
+/// [`Reference`]) and again by the database: why (a transition, a refund, a return, an
+/// adjustment, a provider's explanation), who asked, and a publisher's own id of what it
+/// reports.
+pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_ACTOR_CHARS: usize = 200;
-pub const MAX_REASON_CHARS: usize = 1000;
+pub const MAX_REFERENCE_CHARS: usize = 200;
+
+/// What the database keeps of a reason the workers compose from a [`Reason`] (`order
+/// cancelled: <reason>`, a refusal): its columns hold up to 1000 characters.
+pub const MAX_STORED_REASON_CHARS: usize = 1000;
 
 #[cfg(test)]
 mod tests {
@@ -332,6 +359,23 @@ mod tests {
         assert_eq!(PaymentStatus::of(1000, 0), PaymentStatus::Paid);
         assert_eq!(PaymentStatus::of(1000, 1), PaymentStatus::PartiallyRefunded);
         assert_eq!(PaymentStatus::of(1000, 1000), PaymentStatus::Refunded);
+    }
+
+    #[test]
+    fn only_the_statuses_staff_may_ask_for_are_staff_targets() {
+        let targets: Vec<OrderStatus> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_staff_target())
+            .collect();
+        assert_eq!(targets, OrderStatus::STAFF_TARGETS);
+        for system in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Rejected,
+            OrderStatus::PartiallyShipped,
+        ] {
+            assert!(!system.is_staff_target(), "{system}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use super::watch::Settled;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
+use common::domain::Lines;
 use common::domain::UNPAID_LIMIT_REJECTION;
-use common::messages::{Line, LineRequest, PlaceOrder, normalise_lines};
+use common::messages::{LineRequest, PlaceOrder};
 use common::shipping::ShippingAddress;
 use std::time::Duration;
 use uuid::Uuid;
@@ -40,8 +41,8 @@ pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
 pub fn validate(
     lines: &[LineRequest],
     shipping_address: Option<&ShippingAddress>,
-) -> Result<(Vec<Line>, Option<ShippingAddress>), ApiError> {
-    let lines = normalise_lines(lines);
+) -> Result<(Lines, Option<ShippingAddress>), ApiError> {
+    let lines = Lines::merging(lines);
     let address = shipping_address
         .map(|a| a.normalised("shipping_address"))
         .transpose();
@@ -150,12 +151,12 @@ pub async fn place(
     let command = PlaceOrder {
         order_id,
         user_id,
-        items: lines.iter().copied().map(LineRequest::from).collect(),
+        items: lines.clone(),
         shipping_address: shipping_address.clone(),
     };
     let pending = Pending {
         user_id,
-        lines,
+        lines: lines.to_vec(),
         accepted_at: Utc::now(),
         shipping_address,
     };

@@ -11,14 +11,12 @@ use super::service::{Commanded, broker_unavailable, not_acknowledged};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
-use common::domain::OrderStatus;
+use common::domain::{Actor, OrderStatus, Reason};
 use common::messages::TransitionOrder;
 use common::shipping::Shipment;
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
-
-const MAX_REASON_CHARS: usize = 500;
 
 fn illegal(order: &Order, to: OrderStatus) -> ApiError {
     conflict(
@@ -69,14 +67,10 @@ pub async fn request(
         request,
     } = request;
     let allowed = |s: OrderStatus| s.can_become(to) && allowed_from.is_none_or(|a| a.contains(&s));
-    if let Some(r) = &reason
-        && (r.trim().is_empty() || r.chars().count() > MAX_REASON_CHARS)
-    {
-        return Err(ApiError::field(
-            "reason",
-            format!("must be 1 to {MAX_REASON_CHARS} characters"),
-        ));
-    }
+    let reason = reason
+        .map(Reason::new)
+        .transpose()
+        .map_err(|message| ApiError::field("reason", message))?;
     let owner = (!user.is_admin()).then_some(user.id);
     let order = repo::find(&state.db, order_id, owner)
         .await?
@@ -102,7 +96,7 @@ pub async fn request(
     let command = TransitionOrder {
         order_id,
         to,
-        actor: format!("user:{}", user.id),
+        actor: Actor::user(user.id),
         reason,
         allowed_from: allowed_from.map(<[OrderStatus]>::to_vec),
         carrier: shipment.as_ref().map(|s| s.carrier.clone()),
@@ -146,15 +140,13 @@ pub async fn request(
 /// shipment, or a 422 naming every bad field.
 pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
     let mut errors = Vec::new();
-    if !matches!(
-        body.status,
-        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Cancelled
-    ) {
+    if !body.status.is_staff_target() {
         errors.push(FieldError::new(
             "status",
             format!(
-                "{} is set by the system; use PAID, SHIPPED, DELIVERED or CANCELLED",
-                body.status
+                "{} is set by the system; use {}",
+                body.status,
+                staff_targets()
             ),
         ));
     }
@@ -173,5 +165,30 @@ pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment
         Ok(shipment)
     } else {
         Err(ApiError::Validation(errors))
+    }
+}
+
+/// The statuses staff may set, as a sentence names them: `PAID, SHIPPED, DELIVERED or
+/// CANCELLED`.
+fn staff_targets() -> String {
+    let names: Vec<&str> = OrderStatus::STAFF_TARGETS
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_statuses_staff_may_set_are_named_in_a_sentence() {
+        assert_eq!(
+            super::staff_targets(),
+            "PAID, SHIPPED, DELIVERED or CANCELLED"
+        );
     }
 }

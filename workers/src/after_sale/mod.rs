@@ -22,7 +22,7 @@ use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use crate::transitions::check_shipment;
 use crate::transitions::tx::Asked;
-use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
+use common::domain::OrderStatus;
 use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder, LineRequest};
 use order::OrderTx;
 use shipping::Fulfil;
@@ -78,16 +78,10 @@ pub async fn after_sale(ctx: Context, commands: Vec<Incoming<AfterSale>>) -> Vec
 
 /// One step asked through the api: made, or refused with the refusal recorded for the api.
 async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure> {
-    let actor = command.actor.trim();
-    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS {
-        return Err(Failure::permanent(format!(
-            "actor must be 1 to {MAX_ACTOR_CHARS} characters"
-        )));
-    }
     let ask = Ask {
         order_id: command.order_id,
         request_id: command.request_id,
-        actor: actor.to_owned(),
+        actor: command.actor.to_string(),
         staff: command.staff,
     };
     let step = checked(&command.step, ask.staff)?;
@@ -104,7 +98,7 @@ async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure
 
 /// A shipment of some quantities a warehouse reports (`orders.cmd.fulfil` with `lines`).
 pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepped, Failure> {
-    let reference = crate::transitions::check_reference(&c.reference)?;
+    let reference = c.reference.as_str();
     let shipment = check_shipment(
         OrderStatus::Shipped,
         Some(&c.carrier),
@@ -135,7 +129,7 @@ pub async fn reported_delivery(
     c: &DeliverOrder,
     fulfilment_id: Uuid,
 ) -> Result<Stepped, Failure> {
-    let reference = crate::transitions::check_reference(&c.reference)?;
+    let reference = c.reference.as_str();
     let step = Step::Deliver {
         fulfilment_id,
         reference: Some(reference.to_owned()),
@@ -298,8 +292,8 @@ async fn again(ctx: &Context, ask: &Ask, step: &Step) -> Result<Stepped, Failure
     })
 }
 
-/// The step as asked, with its texts and lines within their bounds; staff-only steps refused
-/// to anyone else.
+/// The step as asked, with its lines within their bounds (its texts are bounded by their
+/// types, checked as it decoded); staff-only steps refused to anyone else.
 fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
     let staff_only = |what: &str| -> Result<(), Failure> {
         if staff {
@@ -338,11 +332,11 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         }
         AfterSaleStep::CancelRemaining { reason } => {
             staff_only("cancel what is left of an order")?;
-            Step::CancelRemaining(check_reason(reason)?)
+            Step::CancelRemaining(reason.to_string())
         }
         AfterSaleStep::RequestReturn { lines, reason } => {
             check_lines(lines)?;
-            Step::RequestReturn(lines.clone(), check_reason(reason)?)
+            Step::RequestReturn(lines.clone(), reason.to_string())
         }
         AfterSaleStep::ReceiveReturn { return_id, restock } => {
             staff_only("receive a return")?;
@@ -350,7 +344,7 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         }
         AfterSaleStep::RejectReturn { return_id, reason } => {
             staff_only("reject a return")?;
-            Step::RejectReturn(*return_id, check_reason(reason)?)
+            Step::RejectReturn(*return_id, reason.to_string())
         }
         AfterSaleStep::CancelReturn { return_id } => Step::CancelReturn(*return_id),
     })
@@ -358,20 +352,9 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
 
 /// Lines of a shipment or a return: as an order's (1 to 100 products, quantities 1 to 10 000).
 fn check_lines(lines: &[LineRequest]) -> Result<(), Failure> {
-    common::messages::normalise_lines(lines)
+    common::domain::Lines::merging(lines)
         .map(|_| ())
         .map_err(|errors| {
             Failure::permanent(format!("lines: {}", common::shipping::describe(&errors)))
         })
-}
-
-/// A reason: trimmed, 1 to [`MAX_REASON_CHARS`] characters.
-fn check_reason(reason: &str) -> Result<String, Failure> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Failure::permanent(format!(
-            "reason must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(reason.to_owned())
 }

@@ -15,7 +15,7 @@ mod rows;
 use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use common::messages::{PlaceOrder, PlacedOutcome, normalise_lines};
+use common::messages::{PlaceOrder, PlacedOutcome};
 use common::shipping::describe;
 use record::{NewOrder, Placed};
 
@@ -106,13 +106,13 @@ async fn reply(ctx: &Context, reply_to: &str, outcome: &PlacedOutcome) {
     }
 }
 
-/// The command's lines merged and bounded and its address normalised, as the api checks them.
+/// The command with its address normalised, as the api checks it (its lines are bounded,
+/// distinct and sorted by their type, checked as it decoded).
 fn checked(command: &Incoming<PlaceOrder>) -> Result<NewOrder, Failure> {
     let place = &command.message;
     let invalid = |errors: Vec<(String, String)>| {
         Failure::permanent(format!("invalid order: {}", describe(&errors)))
     };
-    let lines = normalise_lines(&place.items).map_err(invalid)?;
     let shipping_address = place
         .shipping_address
         .as_ref()
@@ -122,7 +122,7 @@ fn checked(command: &Incoming<PlaceOrder>) -> Result<NewOrder, Failure> {
     Ok(NewOrder {
         order_id: place.order_id,
         user_id: place.user_id,
-        lines,
+        lines: place.items.to_vec(),
         shipping_address,
         correlation_id: command.correlation_id.clone(),
     })
