@@ -11,7 +11,7 @@
 //! Warehouses and carriers take the shipping steps on subjects of their own
 //! (`orders.cmd.fulfil`, `orders.cmd.deliver`), which reach the same steps.
 
-use crate::domain::{Actor, FulfilmentStatus, OrderStatus, Reason, ReturnStatus};
+use crate::domain::{Actor, FulfilmentStatus, Lines, OrderStatus, Reason, ReturnStatus};
 use crate::message;
 use crate::messages::LineRequest;
 use crate::shipping::Shipment;
@@ -43,7 +43,8 @@ pub struct AfterSale {
 pub enum AfterSaleStep {
     /// Ship these quantities (each at most what is left of its line) in one shipment.
     Fulfil {
-        lines: Vec<LineRequest>,
+        #[schema(value_type = Vec<LineRequest>)]
+        lines: Lines,
         carrier: String,
         tracking_number: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,7 +61,8 @@ pub enum AfterSaleStep {
     /// Ask to return delivered quantities (each at most what was delivered and is not returned
     /// or asked for yet).
     RequestReturn {
-        lines: Vec<LineRequest>,
+        #[schema(value_type = Vec<LineRequest>)]
+        lines: Lines,
         /// 1 to 500 characters.
         #[schema(value_type = String)]
         reason: Reason,

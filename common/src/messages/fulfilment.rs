@@ -9,7 +9,7 @@
 //! `fulfilment_id` for the delivery of one shipment), so a publisher written against an earlier
 //! version stays understood.
 
-use crate::domain::Reference;
+use crate::domain::{Lines, Reference};
 use crate::message;
 use crate::messages::LineRequest;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,8 @@ pub struct FulfilOrder {
     /// The quantities shipped, each at most what is left of its line. Absent: everything
     /// left. A quantity over what is left is refused (dead-lettered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lines: Option<Vec<LineRequest>>,
+    #[schema(value_type = Option<Vec<LineRequest>>)]
+    pub lines: Option<Lines>,
 }
 
 message!(FulfilOrder {

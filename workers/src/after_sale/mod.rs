@@ -22,8 +22,9 @@ use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use crate::transitions::check_shipment;
 use crate::transitions::tx::Asked;
+use common::domain::Lines;
 use common::domain::OrderStatus;
-use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder, LineRequest};
+use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder};
 use order::OrderTx;
 use shipping::Fulfil;
 use uuid::Uuid;
@@ -57,7 +58,7 @@ enum Step {
         reference: Option<String>,
     },
     CancelRemaining(String),
-    RequestReturn(Vec<LineRequest>, String),
+    RequestReturn(Lines, String),
     ReceiveReturn(Uuid, Vec<Uuid>),
     RejectReturn(Uuid, String),
     CancelReturn(Uuid),
@@ -105,10 +106,8 @@ pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepp
         Some(&c.tracking_number),
         c.tracking_url.as_deref(),
     )?;
-    let lines = c.lines.clone().unwrap_or_default();
-    check_lines(&lines)?;
     let step = Step::Fulfil(Fulfil {
-        lines: Some(lines),
+        lines: c.lines.clone(),
         shipment,
         reference: Some(reference.to_owned()),
     });
@@ -292,8 +291,8 @@ async fn again(ctx: &Context, ask: &Ask, step: &Step) -> Result<Stepped, Failure
     })
 }
 
-/// The step as asked, with its lines within their bounds (its texts are bounded by their
-/// types, checked as it decoded); staff-only steps refused to anyone else.
+/// The step as asked, staff-only steps refused to anyone else (its lines and texts are
+/// bounded by their types, checked as it decoded).
 fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
     let staff_only = |what: &str| -> Result<(), Failure> {
         if staff {
@@ -310,7 +309,6 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
             tracking_url,
         } => {
             staff_only("ship")?;
-            check_lines(lines)?;
             let shipment = check_shipment(
                 OrderStatus::Shipped,
                 Some(carrier),
@@ -335,7 +333,6 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
             Step::CancelRemaining(reason.to_string())
         }
         AfterSaleStep::RequestReturn { lines, reason } => {
-            check_lines(lines)?;
             Step::RequestReturn(lines.clone(), reason.to_string())
         }
         AfterSaleStep::ReceiveReturn { return_id, restock } => {
@@ -348,13 +345,4 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         }
         AfterSaleStep::CancelReturn { return_id } => Step::CancelReturn(*return_id),
     })
-}
-
-/// Lines of a shipment or a return: as an order's (1 to 100 products, quantities 1 to 10 000).
-fn check_lines(lines: &[LineRequest]) -> Result<(), Failure> {
-    common::domain::Lines::merging(lines)
-        .map(|_| ())
-        .map_err(|errors| {
-            Failure::permanent(format!("lines: {}", common::shipping::describe(&errors)))
-        })
 }

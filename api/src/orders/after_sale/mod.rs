@@ -19,7 +19,7 @@ use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use common::correlation::CorrelationId;
-use common::domain::{Actor, OrderStatus, Reason};
+use common::domain::{Actor, Lines, OrderStatus, Reason};
 use common::messages::{AfterSale, AfterSaleStep, LineRequest};
 use common::shipping::Shipment;
 use std::time::{Duration, Instant};
@@ -110,14 +110,17 @@ async fn outcome(
     }
 }
 
-/// Lines of a shipment or a return, bounded as an order's: 422 naming each bad field.
-fn check_lines(lines: &[LineRequest], errors: &mut Vec<FieldError>) {
-    if let Err(bad) = common::domain::Lines::merging(lines) {
-        errors.extend(bad.into_iter().map(|(field, message)| {
-            let field = field.replacen("items", "lines", 1);
-            FieldError::new(field, message.replace("an order needs", "name"))
-        }));
-    }
+/// Lines of a shipment or a return, repeated products merged and bounded as an order's; or
+/// each bad field named.
+fn check_lines(lines: &[LineRequest], errors: &mut Vec<FieldError>) -> Option<Lines> {
+    Lines::merging(lines)
+        .map_err(|bad| {
+            errors.extend(bad.into_iter().map(|(field, message)| {
+                let field = field.replacen("items", "lines", 1);
+                FieldError::new(field, message.replace("an order needs", "name"))
+            }));
+        })
+        .ok()
 }
 
 /// A reason ([`Reason`]), or the field named at fault.
@@ -153,14 +156,5 @@ fn checked<T>(value: Option<T>, errors: Vec<FieldError>) -> Result<T, ApiError> 
     match value {
         Some(value) if errors.is_empty() => Ok(value),
         _ => Err(ApiError::Validation(errors)),
-    }
-}
-
-/// `Ok` when nothing was found wrong, else one 422 naming each bad field.
-fn valid(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
     }
 }

@@ -1,7 +1,7 @@
 //! The after-sale routes: `POST /orders/{id}/fulfilments`, `…/fulfilments/{fid}/delivered`,
 //! `…/cancel-remaining`, `…/returns`, `…/returns/{rid}/receive`, `…/reject` and `…/cancel`.
 
-use super::{StepRequest, check_lines, check_reason, check_shipment, checked, run, valid};
+use super::{StepRequest, check_lines, check_reason, check_shipment, checked, run};
 use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path};
@@ -114,16 +114,15 @@ async fn fulfil(
     Json(body): Json<FulfilmentRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_lines(&body.lines, &mut errors);
+    let lines = check_lines(&body.lines, &mut errors);
     check_shipment(
         &body.carrier,
         &body.tracking_number,
         body.tracking_url.as_deref(),
         &mut errors,
     );
-    valid(errors)?;
     let step = AfterSaleStep::Fulfil {
-        lines: body.lines,
+        lines: checked(lines, errors)?,
         carrier: body.carrier,
         tracking_number: body.tracking_number,
         tracking_url: body.tracking_url,
@@ -252,12 +251,10 @@ async fn request_return(
     Json(body): Json<ReturnRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_lines(&body.lines, &mut errors);
+    let lines = check_lines(&body.lines, &mut errors);
     let reason = check_reason(&body.reason, &mut errors);
-    let step = AfterSaleStep::RequestReturn {
-        reason: checked(reason, errors)?,
-        lines: body.lines,
-    };
+    let (lines, reason) = checked(lines.zip(reason), errors)?;
+    let step = AfterSaleStep::RequestReturn { lines, reason };
     let r = request(
         &user,
         id,
