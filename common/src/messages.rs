@@ -8,7 +8,7 @@
 use crate::domain::{Actor, Lines, OrderStatus, Reason, Reference, blank_is_absent};
 use crate::message;
 use crate::money::{Currency, Money};
-use crate::shipping::{Shipment, ShippingAddress};
+use crate::shipping::{Address, Shipment, ShippingAddress};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,7 +35,8 @@ pub struct PlaceOrder {
     pub items: Lines,
     /// Where the order goes, kept with it as a snapshot; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping_address: Option<ShippingAddress>,
+    #[schema(value_type = Option<ShippingAddress>)]
+    pub shipping_address: Option<Address>,
 }
 
 message!(PlaceOrder {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::domain::Lines;
 use common::domain::UNPAID_LIMIT_REJECTION;
 use common::messages::{LineRequest, PlaceOrder};
-use common::shipping::ShippingAddress;
+use common::shipping::{Address, ShippingAddress};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -41,10 +41,10 @@ pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
 pub fn validate(
     lines: &[LineRequest],
     shipping_address: Option<&ShippingAddress>,
-) -> Result<(Lines, Option<ShippingAddress>), ApiError> {
+) -> Result<(Lines, Option<Address>), ApiError> {
     let lines = Lines::merging(lines);
     let address = shipping_address
-        .map(|a| a.normalised("shipping_address"))
+        .map(|a| Address::new(a, "shipping_address"))
         .transpose();
     match (lines, address) {
         (Ok(lines), Ok(address)) => Ok((lines, address)),
@@ -83,7 +83,7 @@ pub async fn place(
             user_id,
             key,
             &lines,
-            shipping_address.as_ref(),
+            shipping_address.as_deref(),
             fresh_id,
         )
         .await?
@@ -158,7 +158,7 @@ pub async fn place(
         user_id,
         lines: lines.to_vec(),
         accepted_at: Utc::now(),
-        shipping_address,
+        shipping_address: shipping_address.map(ShippingAddress::from),
     };
     let published = match state
         .bus

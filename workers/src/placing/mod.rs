@@ -16,7 +16,7 @@ use crate::Context;
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
 use common::messages::{PlaceOrder, PlacedOutcome};
-use common::shipping::describe;
+use common::shipping::ShippingAddress;
 use record::{NewOrder, Placed};
 
 /// How long an outcome reply may wait for room in the client's queue.
@@ -106,24 +106,15 @@ async fn reply(ctx: &Context, reply_to: &str, outcome: &PlacedOutcome) {
     }
 }
 
-/// The command with its address normalised, as the api checks it (its lines are bounded,
-/// distinct and sorted by their type, checked as it decoded).
+/// The order the command asks for (its lines and address are checked by their types, as it
+/// decoded).
 fn checked(command: &Incoming<PlaceOrder>) -> Result<NewOrder, Failure> {
     let place = &command.message;
-    let invalid = |errors: Vec<(String, String)>| {
-        Failure::permanent(format!("invalid order: {}", describe(&errors)))
-    };
-    let shipping_address = place
-        .shipping_address
-        .as_ref()
-        .map(|a| a.normalised("shipping_address"))
-        .transpose()
-        .map_err(invalid)?;
     Ok(NewOrder {
         order_id: place.order_id,
         user_id: place.user_id,
         lines: place.items.to_vec(),
-        shipping_address,
+        shipping_address: place.shipping_address.clone().map(ShippingAddress::from),
         correlation_id: command.correlation_id.clone(),
     })
 }
