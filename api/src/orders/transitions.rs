@@ -37,7 +37,7 @@ pub struct TransitionRequest<'a> {
     pub user: AuthUser,
     pub order_id: Uuid,
     pub to: OrderStatus,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// From which statuses this caller may make the transition, narrower than the lifecycle (a
     /// customer cancels only before payment); `None`: wherever the lifecycle allows. Carried in
     /// the command, so the order worker refuses the transition if the order moved on meanwhile.
@@ -67,10 +67,6 @@ pub async fn request(
         request,
     } = request;
     let allowed = |s: OrderStatus| s.can_become(to) && allowed_from.is_none_or(|a| a.contains(&s));
-    let reason = reason
-        .map(Reason::new)
-        .transpose()
-        .map_err(|message| ApiError::field("reason", message))?;
     let owner = (!user.is_admin()).then_some(user.id);
     let order = repo::find(&state.db, order_id, owner)
         .await?
@@ -136,9 +132,12 @@ pub async fn request(
     Ok(Commanded::Accepted(order))
 }
 
-/// A status staff may set by hand, and shipment fields only with SHIPPED, whole: the
-/// shipment, or a 422 naming every bad field.
-pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
+/// The change asked for, checked: a status staff may set by hand, a reason within its bounds,
+/// and shipment fields only with SHIPPED, whole. The reason and the shipment, or one 422
+/// naming every bad field.
+pub fn validate_transition(
+    body: &StatusChangeRequest,
+) -> Result<(Option<Reason>, Option<Shipment>), ApiError> {
     let mut errors = Vec::new();
     if !body.status.is_staff_target() {
         errors.push(FieldError::new(
@@ -150,6 +149,15 @@ pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment
             ),
         ));
     }
+    let reason = body
+        .reason
+        .as_deref()
+        .map(Reason::new)
+        .transpose()
+        .unwrap_or_else(|message| {
+            errors.push(FieldError::new("reason", message));
+            None
+        });
     let shipment = common::shipping::shipment(
         body.status,
         body.carrier.as_deref(),
@@ -162,7 +170,7 @@ pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment
     .ok()
     .flatten();
     if errors.is_empty() {
-        Ok(shipment)
+        Ok((reason, shipment))
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -184,11 +192,38 @@ fn staff_targets() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use common::domain::MAX_REASON_CHARS;
+
+    fn body(status: OrderStatus, reason: Option<String>) -> StatusChangeRequest {
+        StatusChangeRequest {
+            status,
+            reason,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
+        }
+    }
+
+    #[test]
+    fn one_answer_names_a_bad_status_and_a_bad_reason_together() {
+        let long = Some("r".repeat(MAX_REASON_CHARS + 1));
+        let Err(ApiError::Validation(errors)) =
+            validate_transition(&body(OrderStatus::Pending, long))
+        else {
+            panic!("expected a 422");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["status", "reason"]);
+        let longest = Some(format!(" {} ", "r".repeat(MAX_REASON_CHARS)));
+        let (reason, shipment) =
+            validate_transition(&body(OrderStatus::Paid, longest)).expect("valid");
+        assert_eq!(reason.map(|r| r.len()), Some(MAX_REASON_CHARS));
+        assert_eq!(shipment, None);
+    }
+
     #[test]
     fn the_statuses_staff_may_set_are_named_in_a_sentence() {
-        assert_eq!(
-            super::staff_targets(),
-            "PAID, SHIPPED, DELIVERED or CANCELLED"
-        );
+        assert_eq!(staff_targets(), "PAID, SHIPPED, DELIVERED or CANCELLED");
     }
 }
