@@ -134,3 +134,45 @@ fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::domain::{MAX_REASON_CHARS, MAX_REFERENCE_CHARS};
+    use serde_json::Value;
+
+    /// The bounds the document states, `(schema, property, maxLength)`, of every property
+    /// named `name` that states one.
+    fn stated(doc: &Value, name: &str) -> Vec<(String, String, u64)> {
+        let mut found = Vec::new();
+        let schemas = doc["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten();
+        for (schema, body) in schemas {
+            let properties = body["properties"].as_object().into_iter().flatten();
+            for (property, spec) in properties {
+                if property == name
+                    && let Some(max) = spec["maxLength"].as_u64()
+                {
+                    found.push((schema.clone(), property.clone(), max));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_documented_bounds_of_reasons_and_references_are_the_ones_common_checks() {
+        let doc = serde_json::to_value(crate::app::openapi(true)).expect("encodes");
+        let reasons = stated(&doc, "reason");
+        assert!(reasons.len() >= 4, "{reasons:?}");
+        for (schema, property, max) in reasons {
+            assert_eq!(max, MAX_REASON_CHARS as u64, "{schema}.{property}");
+        }
+        let references = stated(&doc, "payment_reference");
+        assert!(!references.is_empty());
+        for (schema, property, max) in references {
+            assert_eq!(max, MAX_REFERENCE_CHARS as u64, "{schema}.{property}");
+        }
+    }
+}

@@ -286,7 +286,7 @@ mod tests {
                 order_id: uuid::Uuid::nil(),
                 amount: crate::money::Money::new(1).unwrap(),
                 currency: crate::money::Currency::new("USD").unwrap(),
-                provider_reference: "r".into(),
+                provider_reference: crate::domain::Reference::new("r").expect("valid"),
             },
             "c",
         );

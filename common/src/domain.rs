@@ -3,6 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod bounds;
+mod lines;
+mod text;
+pub use bounds::*;
+pub use lines::{Line, LineRequest, Lines};
+pub use text::{Actor, Reason, Reference, blank_is_absent};
+
 /// What an account may do.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
@@ -85,6 +92,21 @@ impl OrderStatus {
             OrderStatus::Delivered => "DELIVERED",
             OrderStatus::Cancelled => "CANCELLED",
         }
+    }
+
+    /// The statuses a caller may ask an order to move to (staff over HTTP, the transition
+    /// command on the bus); the others are set by the system as it records an order and
+    /// ships some of its lines.
+    pub const STAFF_TARGETS: [OrderStatus; 4] = [
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    /// Whether a caller may ask for this status ([`OrderStatus::STAFF_TARGETS`]).
+    pub fn is_staff_target(self) -> bool {
+        OrderStatus::STAFF_TARGETS.contains(&self)
     }
 
     /// The transition table: whether `self → to` is a legal move.
@@ -288,15 +310,6 @@ impl PaymentStatus {
 /// starts: the inventory worker writes it, the api answers such an order 429.
 pub const UNPAID_LIMIT_REJECTION: &str = "too many unpaid orders";
 
-/// Bounds of an order, enforced by the api and again by the workers (other systems publish too).
-pub const MAX_ORDER_LINES: usize = 100;
-pub const MAX_LINE_QUANTITY: i32 = 10_000;
-
-/// Bounds of the texts other systems send on the bus, checked by the workers and by the
-/// database: who asked for a transition, and why (also a failed payment's reason).
-pub const MAX_ACTOR_CHARS: usize = 200;
-pub const MAX_REASON_CHARS: usize = 1000;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +345,23 @@ mod tests {
         assert_eq!(PaymentStatus::of(1000, 0), PaymentStatus::Paid);
         assert_eq!(PaymentStatus::of(1000, 1), PaymentStatus::PartiallyRefunded);
         assert_eq!(PaymentStatus::of(1000, 1000), PaymentStatus::Refunded);
+    }
+
+    #[test]
+    fn only_the_statuses_staff_may_ask_for_are_staff_targets() {
+        let targets: Vec<OrderStatus> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_staff_target())
+            .collect();
+        assert_eq!(targets, OrderStatus::STAFF_TARGETS);
+        for system in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Rejected,
+            OrderStatus::PartiallyShipped,
+        ] {
+            assert!(!system.is_staff_target(), "{system}");
+        }
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! duplicate window is dropped by the server, and a redelivered handler that publishes its
 //! follow-up again publishes the same id.
 
-use crate::domain::{MAX_LINE_QUANTITY, MAX_ORDER_LINES, OrderStatus};
+use crate::domain::{Actor, Lines, OrderStatus, Reason, Reference, blank_is_absent};
 use crate::message;
-use crate::money::{Currency, Money, Quantity};
-use crate::shipping::{Shipment, ShippingAddress};
+use crate::money::{Currency, Money};
+use crate::shipping::{Address, Shipment, ShippingAddress};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -17,6 +17,7 @@ mod after_sale;
 mod fulfilment;
 mod outcome;
 mod refunds;
+pub use crate::domain::{Line, LineRequest};
 pub use after_sale::{
     AfterSale, AfterSaleStep, Fulfilment, FulfilmentChanged, PartLine, Return, ReturnChanged,
 };
@@ -24,89 +25,18 @@ pub use fulfilment::{DeliverOrder, FulfilOrder};
 pub use outcome::{MAX_REPLY_SUBJECT, OutcomeLine, PlacedOutcome, is_reply_subject};
 pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
 
-/// One line of an order request: which product and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LineRequest {
-    pub product_id: Uuid,
-    #[schema(minimum = 1, maximum = 10000)]
-    pub quantity: i32,
-}
-
-/// One line of an order, checked: a product and a [`Quantity`] of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    pub product_id: Uuid,
-    pub quantity: Quantity,
-}
-
-impl From<Line> for LineRequest {
-    fn from(line: Line) -> Self {
-        LineRequest {
-            product_id: line.product_id,
-            quantity: line.quantity.get(),
-        }
-    }
-}
-
-/// Merges repeated products and checks the bounds of an order: 1 to 100 distinct lines,
-/// each quantity 1 to 10 000. Lines come back sorted by product id (the locking order).
-pub fn normalise_lines(lines: &[LineRequest]) -> Result<Vec<Line>, Vec<(String, String)>> {
-    let mut errors = Vec::new();
-    if lines.is_empty() {
-        errors.push((
-            "items".to_owned(),
-            "an order needs at least one line".to_owned(),
-        ));
-    }
-    for (i, line) in lines.iter().enumerate() {
-        if let Err(e) = Quantity::new(i64::from(line.quantity)) {
-            errors.push((format!("items[{i}].quantity"), e));
-        }
-    }
-    let mut merged: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
-    for line in lines {
-        *merged.entry(line.product_id).or_default() += i64::from(line.quantity);
-    }
-    let mut checked = Vec::with_capacity(merged.len());
-    for (&product_id, &quantity) in &merged {
-        match Quantity::new(quantity) {
-            Ok(quantity) => checked.push(Line {
-                product_id,
-                quantity,
-            }),
-            Err(_) if errors.is_empty() => errors.push((
-                "items".to_owned(),
-                format!("product {product_id} is ordered {quantity} times in total; at most {MAX_LINE_QUANTITY}"),
-            )),
-            Err(_) => {}
-        }
-    }
-    if merged.len() > MAX_ORDER_LINES {
-        errors.push((
-            "items".to_owned(),
-            format!(
-                "at most {MAX_ORDER_LINES} distinct products per order, got {}",
-                merged.len()
-            ),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(checked)
-}
-
 /// `orders.cmd.place`: a customer asks for an order. Published by the api or by another system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     pub order_id: Uuid,
     pub user_id: Uuid,
-    pub items: Vec<LineRequest>,
+    #[schema(value_type = Vec<LineRequest>)]
+    pub items: Lines,
     /// Where the order goes, kept with it as a snapshot; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping_address: Option<ShippingAddress>,
+    #[schema(value_type = Option<ShippingAddress>)]
+    pub shipping_address: Option<Address>,
 }
 
 message!(PlaceOrder {
@@ -127,9 +57,12 @@ pub struct TransitionOrder {
     pub order_id: Uuid,
     pub to: OrderStatus,
     /// Who asks: `user:<id>`, `system:expiry`, … (1 to 200 characters).
-    pub actor: String,
-    /// Why (at most 1000 characters).
-    pub reason: Option<String>,
+    #[schema(value_type = String)]
+    pub actor: Actor,
+    /// Why (1 to 500 characters; blank is none).
+    #[serde(default, deserialize_with = "blank_is_absent")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Reason>,
     /// The statuses the order may be in for this transition to apply, narrower than the
     /// lifecycle (a customer may cancel only before payment). Absent: any status the lifecycle
     /// allows the move from. An order that has moved on is refused (dead-lettered), never moved.
@@ -158,11 +91,11 @@ pub struct TransitionOrder {
 impl TransitionOrder {
     /// A command from `actor` to move the order to `to`, with no reason, no narrowing of the
     /// statuses it may move from and no shipment.
-    pub fn new(order_id: Uuid, to: OrderStatus, actor: impl Into<String>) -> Self {
+    pub fn new(order_id: Uuid, to: OrderStatus, actor: Actor) -> Self {
         TransitionOrder {
             order_id,
             to,
-            actor: actor.into(),
+            actor,
             reason: None,
             allowed_from: None,
             carrier: None,
@@ -227,10 +160,12 @@ pub struct AdjustStock {
     /// an adjustment that would take it there is refused (dead-lettered).
     pub delta: i32,
     /// Why, for the ledger (1 to 500 characters).
-    pub reason: String,
+    #[schema(value_type = String)]
+    pub reason: Reason,
     /// The publisher's unique id of this adjustment (a receipt or count number, 1 to 200
     /// characters). An adjustment is applied once per reference, however often it arrives.
-    pub reference: String,
+    #[schema(value_type = String)]
+    pub reference: Reference,
 }
 
 message!(AdjustStock {
@@ -252,7 +187,8 @@ pub struct PaymentSucceeded {
     #[schema(value_type = String)]
     pub currency: Currency,
     /// The provider's id of the payment; unique per payment.
-    pub provider_reference: String,
+    #[schema(value_type = String)]
+    pub provider_reference: Reference,
 }
 
 message!(PaymentSucceeded {
@@ -272,9 +208,12 @@ pub struct PaymentFailed {
     pub amount: Money,
     #[schema(value_type = String)]
     pub currency: Currency,
-    pub provider_reference: String,
-    /// The provider's explanation (at most 1000 characters).
-    pub reason: Option<String>,
+    #[schema(value_type = String)]
+    pub provider_reference: Reference,
+    /// The provider's explanation (1 to 500 characters; blank is none).
+    #[serde(default, deserialize_with = "blank_is_absent")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Reason>,
 }
 
 message!(PaymentFailed {
@@ -310,29 +249,16 @@ mod tests {
     use super::*;
     use crate::messaging::Message;
 
-    fn line(id: u128, quantity: i32) -> LineRequest {
-        LineRequest {
-            product_id: Uuid::from_u128(id),
-            quantity,
-        }
+    fn lines() -> Lines {
+        Lines::merging(&[LineRequest {
+            product_id: Uuid::from_u128(1),
+            quantity: 2,
+        }])
+        .expect("valid")
     }
 
-    #[test]
-    fn repeated_products_are_merged_and_sorted_by_id() {
-        let lines = normalise_lines(&[line(2, 1), line(1, 2), line(2, 3)]).expect("valid");
-        let lines: Vec<LineRequest> = lines.into_iter().map(LineRequest::from).collect();
-        assert_eq!(lines, vec![line(1, 2), line(2, 4)]);
-    }
-
-    #[test]
-    fn bounds_are_enforced_with_field_paths() {
-        let errors = normalise_lines(&[line(1, 0), line(2, 10_001)]).unwrap_err();
-        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, vec!["items[0].quantity", "items[1].quantity"]);
-        assert!(normalise_lines(&[]).is_err());
-        let many: Vec<LineRequest> = (0..101).map(|i| line(i, 1)).collect();
-        assert!(normalise_lines(&many).is_err());
-        assert!(normalise_lines(&[line(1, 6000), line(1, 6000)]).is_err());
+    fn actor(name: &str) -> Actor {
+        Actor::new(name).expect("valid")
     }
 
     #[test]
@@ -341,12 +267,12 @@ mod tests {
         let place = PlaceOrder {
             order_id: id,
             user_id: id,
-            items: vec![],
+            items: lines(),
             shipping_address: None,
         };
         assert_eq!(place.message_id(), format!("order:{id}:place"));
         assert_eq!(place.order_id(), Some(id));
-        let expired = TransitionOrder::new(id, OrderStatus::Cancelled, "system:expiry");
+        let expired = TransitionOrder::new(id, OrderStatus::Cancelled, actor("system:expiry"));
         assert_eq!(
             expired.message_id(),
             format!("order:{id}:to:CANCELLED:system:expiry")
@@ -354,7 +280,7 @@ mod tests {
         let request = Uuid::from_u128(7);
         let cancel = TransitionOrder {
             request: Some(request),
-            ..TransitionOrder::new(id, OrderStatus::Cancelled, "user:x")
+            ..TransitionOrder::new(id, OrderStatus::Cancelled, actor("user:x"))
         };
         assert_eq!(
             cancel.message_id(),
@@ -364,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_transition_without_allowed_statuses_keeps_the_published_shape() {
-        let command = TransitionOrder::new(Uuid::nil(), OrderStatus::Paid, "system:test");
+        let command = TransitionOrder::new(Uuid::nil(), OrderStatus::Paid, actor("system:test"));
         let json = serde_json::to_value(&command).expect("encodes");
         for absent in [
             "allowed_from",
@@ -387,16 +313,67 @@ mod tests {
         let command = PlaceOrder {
             order_id: Uuid::nil(),
             user_id: Uuid::nil(),
-            items: vec![],
+            items: lines(),
             shipping_address: None,
         };
         let json = serde_json::to_value(&command).expect("encodes");
         assert!(json.get("shipping_address").is_none(), "{json}");
         let old: PlaceOrder = serde_json::from_value(serde_json::json!({
-            "order_id": Uuid::nil(), "user_id": Uuid::nil(), "items": []
+            "order_id": Uuid::nil(), "user_id": Uuid::nil(),
+            "items": [{"product_id": Uuid::from_u128(1), "quantity": 2}]
         }))
         .expect("a publisher unaware of shipping_address is still understood");
         assert_eq!(old, command);
+    }
+
+    #[test]
+    fn a_command_with_a_bad_text_or_bad_lines_is_refused_naming_the_field() {
+        use crate::domain::MAX_REASON_CHARS;
+        use crate::messaging::decode;
+        let envelope = |kind: &str, data: serde_json::Value| {
+            serde_json::json!({"id": Uuid::nil(), "type": kind, "version": 1,
+                "occurred_at": "2026-01-01T00:00:00Z", "correlation_id": "c", "data": data})
+            .to_string()
+        };
+        let transition = |reason: String| {
+            let data = serde_json::json!({"order_id": Uuid::nil(), "to": "PAID",
+                "actor": "system:test", "reason": reason});
+            decode::<TransitionOrder>(envelope("orders.transition", data).as_bytes())
+        };
+        let longest = transition("r".repeat(MAX_REASON_CHARS)).expect("valid");
+        assert_eq!(longest.data.reason.map(|r| r.len()), Some(MAX_REASON_CHARS));
+        let blank = transition(" ".into()).expect("blank is no reason");
+        assert_eq!(blank.data.reason, None);
+        let long = transition("r".repeat(MAX_REASON_CHARS + 1))
+            .expect_err("too long")
+            .to_string();
+        assert!(
+            long.contains(&format!(
+                "reason: must be 1 to {MAX_REASON_CHARS} characters"
+            )),
+            "{long}"
+        );
+        let place = |items: serde_json::Value| {
+            let data = serde_json::json!({"order_id": Uuid::nil(), "user_id": Uuid::nil(), "items": items});
+            decode::<PlaceOrder>(envelope("orders.place", data).as_bytes())
+                .expect_err("refused")
+                .to_string()
+        };
+        let zero = place(serde_json::json!([{"product_id": Uuid::nil(), "quantity": 0}]));
+        assert!(
+            zero.contains("items[0].quantity: must be between 1 and"),
+            "{zero}"
+        );
+        let twice = place(
+            serde_json::json!([{"product_id": Uuid::nil(), "quantity": 1},
+            {"product_id": Uuid::nil(), "quantity": 1}]),
+        );
+        assert!(twice.contains("items: product"), "{twice}");
+        let none = place(serde_json::json!([]));
+        assert!(
+            none.contains("items: an order needs at least one line"),
+            "{none}"
+        );
     }
 
     #[test]

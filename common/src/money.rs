@@ -3,7 +3,7 @@
 //! it, so everything past the edge holds a valid value and never checks it again. JSON and
 //! SQL see the bare number or code.
 
-use crate::domain::MAX_LINE_QUANTITY;
+use crate::domain::bounds::MAX_LINE_QUANTITY;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -143,3 +143,54 @@ impl Handler for Dispatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::domain::MAX_REASON_CHARS;
+    use common::messages::TransitionOrder;
+    use common::messaging::RawEnvelope;
+    use uuid::Uuid;
+
+    fn delivery(reason: &str) -> Delivery {
+        let payload = serde_json::json!({"id": Uuid::nil(), "type": "orders.transition",
+            "version": 1, "occurred_at": "2026-01-01T00:00:00Z", "correlation_id": "c",
+            "data": {"order_id": Uuid::nil(), "to": "CANCELLED", "actor": "system:test",
+                     "reason": reason}});
+        Delivery {
+            subject: TransitionOrder::SUBJECT.to_owned(),
+            envelope: RawEnvelope::parse(payload.to_string().as_bytes()).expect("an envelope"),
+            delivered: 1,
+            stream_sequence: 1,
+            correlation_id: CorrelationId::bounded("c"),
+            trace: common::trace::Context::new(),
+            span: tracing::Span::none(),
+            reply_to: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_that_does_not_decode_fails_for_good_naming_the_field_and_alone() {
+        let long = "r".repeat(MAX_REASON_CHARS + 1);
+        let deliveries = vec![delivery(&long), delivery("changed my mind")];
+        let handled = decode_and_handle(deliveries, |decoded: Vec<Incoming<TransitionOrder>>| {
+            let reasons: Vec<Option<String>> = decoded
+                .iter()
+                .map(|d| d.message.reason.as_ref().map(ToString::to_string))
+                .collect();
+            assert_eq!(reasons, vec![Some("changed my mind".to_owned())]);
+            async move { decoded.iter().map(|_| Ok(())).collect() }
+        })
+        .await;
+        match &handled[0] {
+            Err(Failure::Permanent(why)) => assert!(
+                why.contains(&format!(
+                    "orders.transition: reason: must be 1 to {MAX_REASON_CHARS} characters"
+                )),
+                "{why}"
+            ),
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+        assert!(handled[1].is_ok(), "{:?}", handled[1]);
+    }
+}

@@ -9,7 +9,7 @@
 
 use crate::context::Context;
 use common::correlation::CorrelationId;
-use common::domain::OrderStatus;
+use common::domain::{Actor, OrderStatus, Reason};
 use common::messages::TransitionOrder;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -54,12 +54,14 @@ pub async fn sweep(ctx: &Context) -> anyhow::Result<usize> {
     .await?;
     let count = expired.len();
     let correlation = CorrelationId::bounded("expiry-sweeper");
+    let actor = Actor::new("system:expiry").map_err(anyhow::Error::msg)?;
+    let reason = Reason::new(EXPIRED_REASON).map_err(anyhow::Error::msg)?;
     let publishes = expired.into_iter().map(|order_id| {
         ctx.bus.publish(
             TransitionOrder {
-                reason: Some(EXPIRED_REASON.into()),
+                reason: Some(reason.clone()),
                 allowed_from: Some(vec![OrderStatus::Confirmed]),
-                ..TransitionOrder::new(order_id, OrderStatus::Cancelled, "system:expiry")
+                ..TransitionOrder::new(order_id, OrderStatus::Cancelled, actor.clone())
             },
             &correlation,
         )

@@ -17,7 +17,6 @@ use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::asked::{Asked, NewPayment};
-use crate::transitions::check_reason;
 use crate::transitions::tx::{Planned, TransitionTx};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome};
 use common::messages::{PaymentFailed, PaymentSucceeded};
@@ -46,7 +45,7 @@ pub async fn succeeded(ctx: Context, events: Vec<Incoming<PaymentSucceeded>>) ->
         kind: PaymentKind::Succeeded,
         amount: m.amount,
         currency: m.currency.clone(),
-        provider_reference: m.provider_reference.clone(),
+        provider_reference: m.provider_reference.to_string(),
         reason: None,
     })
     .await
@@ -59,32 +58,22 @@ pub async fn failed(ctx: Context, events: Vec<Incoming<PaymentFailed>>) -> Vec<H
         kind: PaymentKind::Failed,
         amount: m.amount,
         currency: m.currency.clone(),
-        provider_reference: m.provider_reference.clone(),
-        reason: m.reason.clone(),
+        provider_reference: m.provider_reference.to_string(),
+        reason: m.reason.as_ref().map(ToString::to_string),
     })
     .await
 }
 
-/// Records the payments `events` report, each read by `payment`.
+/// Records the payments `events` report, each read by `payment` (its reference and reason
+/// bounded by their types as it decoded).
 async fn received<M>(
     ctx: Context,
     events: Vec<Incoming<M>>,
     payment: impl Fn(&M) -> Payment,
 ) -> Vec<Handled> {
-    let check = |e: &Incoming<M>| checked(payment(&e.message));
+    let check = |e: &Incoming<M>| Ok(payment(&e.message));
     let results = crate::batch::checked(&events, check, |some| record_all(&ctx, some)).await;
     announce(&ctx, &events, results).await
-}
-
-fn checked(payment: Payment) -> Result<Payment, Failure> {
-    let r = &payment.provider_reference;
-    if r.is_empty() || r.chars().count() > 200 {
-        return Err(Failure::permanent(
-            "provider_reference must be 1 to 200 characters",
-        ));
-    }
-    check_reason(payment.reason.as_deref())?;
-    Ok(payment)
 }
 
 /// Records the payments, and the transitions they cause, in one transaction, in order.

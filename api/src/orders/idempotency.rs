@@ -182,7 +182,7 @@ mod tests {
             product_id: Uuid::nil(),
             quantity: 1,
         }];
-        let lines = common::messages::normalise_lines(&requested).expect("valid");
+        let lines = common::domain::Lines::merging(&requested).expect("valid");
         let lines_only =
             Sha256::digest(serde_json::to_vec(&requested).unwrap_or_default()).to_vec();
         assert_eq!(request_hash(&lines, None), lines_only);

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use common::domain::{PaymentStatus, RefundStatus};
+use common::domain::{Actor, PaymentStatus, Reason, Reference, RefundStatus};
 use common::messages::RefundOrder;
 use common::money::{MAX_MONEY, Money};
 use common::refunds::{Refundable, refundable};
@@ -28,7 +28,6 @@ use uuid::Uuid;
 
 /// Fixed namespace of the refund ids derived from `Idempotency-Key` (UUID v5).
 const IDEMPOTENT_REFUND_IDS: Uuid = Uuid::from_u128(0x5d1e_77a0_3c2b_4b8e_a1f4_0c6d_92e3_7b15);
-const MAX_REASON_CHARS: usize = 500;
 /// How long a request that JetStream found a duplicate of waits for the first one's refund
 /// to be recorded, and how often it looks.
 const RECORDING_WAIT: Duration = Duration::from_secs(5);
@@ -134,7 +133,7 @@ async fn refund_order(
     }
     // Listen before publishing, so a fast record is not missed.
     let mut waiter = wait.0.map(|_| state.watch.register(order_id));
-    let actor = format!("user:{}", admin.id);
+    let actor = Actor::user(admin.id);
     let command = RefundOrder {
         refund_id,
         order_id,
@@ -171,10 +170,10 @@ async fn refund_order(
         order_id,
         amount: body.amount,
         currency,
-        reason: body.reason,
+        reason: body.reason.into(),
         status: RefundStatus::Requested,
-        payment_reference: body.payment_reference,
-        actor,
+        payment_reference: body.payment_reference.map(String::from),
+        actor: actor.into(),
         requested_at: chrono::Utc::now(),
         settled_at: None,
         provider_reference: None,
@@ -195,8 +194,8 @@ async fn retry(
     wait: Wait,
 ) -> ApiResult<Response> {
     if known.amount != asked.amount
-        || known.reason != asked.reason
-        || known.payment_reference != asked.payment_reference
+        || known.reason != asked.reason.as_str()
+        || known.payment_reference.as_deref() != asked.payment_reference.as_deref()
     {
         return Err(ApiError::Unprocessable(
             "Idempotency-Key was used for another refund of this order".into(),
@@ -285,8 +284,8 @@ fn refusal(
 struct Asked {
     /// At least 1.
     amount: Money,
-    reason: String,
-    payment_reference: Option<String>,
+    reason: Reason,
+    payment_reference: Option<Reference>,
 }
 
 /// The request with its texts trimmed, or a 422 naming every bad field.
@@ -299,26 +298,21 @@ fn validate(body: RefundRequest) -> Result<Asked, ApiError> {
             format!("must be 1 to {MAX_MONEY} minor units"),
         ));
     }
-    let reason = body.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        errors.push(FieldError::new(
-            "reason",
-            format!("must be 1 to {MAX_REASON_CHARS} characters"),
-        ));
-    }
-    if let Some(r) = &body.payment_reference
-        && (r.is_empty() || r.chars().count() > 200)
-    {
-        errors.push(FieldError::new(
-            "payment_reference",
-            "must be 1 to 200 characters",
-        ));
-    }
-    match amount {
-        Some(amount) if errors.is_empty() => Ok(Asked {
+    let reason = Reason::new(&body.reason)
+        .map_err(|message| errors.push(FieldError::new("reason", message)))
+        .ok();
+    let payment_reference = body
+        .payment_reference
+        .as_deref()
+        .map(Reference::new)
+        .transpose()
+        .map_err(|message| errors.push(FieldError::new("payment_reference", message)))
+        .ok();
+    match (amount, reason, payment_reference) {
+        (Some(amount), Some(reason), Some(payment_reference)) if errors.is_empty() => Ok(Asked {
             amount,
             reason,
-            payment_reference: body.payment_reference,
+            payment_reference,
         }),
         _ => Err(ApiError::Validation(errors)),
     }

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use common::domain::OrderStatus;
+use common::domain::{OrderStatus, Reason};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -67,7 +67,7 @@ async fn change_status(
     Path(id): Path<Uuid>,
     Json(body): Json<StatusChangeRequest>,
 ) -> ApiResult<Response> {
-    let shipment = transitions::validate_transition(&body)?;
+    let (reason, shipment) = transitions::validate_transition(&body)?;
     let request = request_id(admin.id, idempotency_key(&headers)?, &correlation);
     let commanded = transitions::request(
         &state,
@@ -75,7 +75,7 @@ async fn change_status(
             user: admin,
             order_id: id,
             to: body.status,
-            reason: body.reason,
+            reason,
             allowed_from: None,
             shipment,
             wait: wait.0,
@@ -125,13 +125,14 @@ async fn cancel_order(
     } else {
         ("cancelled by the customer", CUSTOMER)
     };
+    let reason = Reason::new(reason).map_err(|e| ApiError::Internal(anyhow::Error::msg(e)))?;
     let commanded = transitions::request(
         &state,
         transitions::TransitionRequest {
             user,
             order_id: id,
             to: OrderStatus::Cancelled,
-            reason: Some(reason.to_owned()),
+            reason: Some(reason),
             allowed_from: Some(allowed_from),
             shipment: None,
             wait: wait.0,

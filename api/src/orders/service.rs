@@ -9,9 +9,10 @@ use super::waiter::{Settled, Waiter};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
+use common::domain::Lines;
 use common::domain::UNPAID_LIMIT_REJECTION;
-use common::messages::{Line, LineRequest, PlaceOrder, normalise_lines};
-use common::shipping::ShippingAddress;
+use common::messages::{LineRequest, PlaceOrder};
+use common::shipping::{Address, ShippingAddress};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -40,10 +41,10 @@ pub fn idempotent_order_id(user_id: Uuid, key: &str) -> Uuid {
 pub fn validate(
     lines: &[LineRequest],
     shipping_address: Option<&ShippingAddress>,
-) -> Result<(Vec<Line>, Option<ShippingAddress>), ApiError> {
-    let lines = normalise_lines(lines);
+) -> Result<(Lines, Option<Address>), ApiError> {
+    let lines = Lines::merging(lines);
     let address = shipping_address
-        .map(|a| a.normalised("shipping_address"))
+        .map(|a| Address::new(a, "shipping_address"))
         .transpose();
     match (lines, address) {
         (Ok(lines), Ok(address)) => Ok((lines, address)),
@@ -82,7 +83,7 @@ pub async fn place(
             user_id,
             key,
             &lines,
-            shipping_address.as_ref(),
+            shipping_address.as_deref(),
             fresh_id,
         )
         .await?
@@ -150,14 +151,14 @@ pub async fn place(
     let command = PlaceOrder {
         order_id,
         user_id,
-        items: lines.iter().copied().map(LineRequest::from).collect(),
+        items: lines.clone(),
         shipping_address: shipping_address.clone(),
     };
     let pending = Pending {
         user_id,
-        lines,
+        lines: lines.to_vec(),
         accepted_at: Utc::now(),
-        shipping_address,
+        shipping_address: shipping_address.map(ShippingAddress::from),
     };
     let published = match state
         .bus

@@ -11,14 +11,12 @@ use super::service::{Commanded, broker_unavailable, not_acknowledged};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
-use common::domain::OrderStatus;
+use common::domain::{Actor, OrderStatus, Reason};
 use common::messages::TransitionOrder;
 use common::shipping::Shipment;
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
-
-const MAX_REASON_CHARS: usize = 500;
 
 fn illegal(order: &Order, to: OrderStatus) -> ApiError {
     conflict(
@@ -39,7 +37,7 @@ pub struct TransitionRequest<'a> {
     pub user: AuthUser,
     pub order_id: Uuid,
     pub to: OrderStatus,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// From which statuses this caller may make the transition, narrower than the lifecycle (a
     /// customer cancels only before payment); `None`: wherever the lifecycle allows. Carried in
     /// the command, so the order worker refuses the transition if the order moved on meanwhile.
@@ -69,14 +67,6 @@ pub async fn request(
         request,
     } = request;
     let allowed = |s: OrderStatus| s.can_become(to) && allowed_from.is_none_or(|a| a.contains(&s));
-    if let Some(r) = &reason
-        && (r.trim().is_empty() || r.chars().count() > MAX_REASON_CHARS)
-    {
-        return Err(ApiError::field(
-            "reason",
-            format!("must be 1 to {MAX_REASON_CHARS} characters"),
-        ));
-    }
     let owner = (!user.is_admin()).then_some(user.id);
     let order = repo::find(&state.db, order_id, owner)
         .await?
@@ -102,7 +92,7 @@ pub async fn request(
     let command = TransitionOrder {
         order_id,
         to,
-        actor: format!("user:{}", user.id),
+        actor: Actor::user(user.id),
         reason,
         allowed_from: allowed_from.map(<[OrderStatus]>::to_vec),
         carrier: shipment.as_ref().map(|s| s.carrier.clone()),
@@ -142,22 +132,32 @@ pub async fn request(
     Ok(Commanded::Accepted(order))
 }
 
-/// A status staff may set by hand, and shipment fields only with SHIPPED, whole: the
-/// shipment, or a 422 naming every bad field.
-pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment>, ApiError> {
+/// The change asked for, checked: a status staff may set by hand, a reason within its bounds,
+/// and shipment fields only with SHIPPED, whole. The reason and the shipment, or one 422
+/// naming every bad field.
+pub fn validate_transition(
+    body: &StatusChangeRequest,
+) -> Result<(Option<Reason>, Option<Shipment>), ApiError> {
     let mut errors = Vec::new();
-    if !matches!(
-        body.status,
-        OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Cancelled
-    ) {
+    if !body.status.is_staff_target() {
         errors.push(FieldError::new(
             "status",
             format!(
-                "{} is set by the system; use PAID, SHIPPED, DELIVERED or CANCELLED",
-                body.status
+                "{} is set by the system; use {}",
+                body.status,
+                staff_targets()
             ),
         ));
     }
+    let reason = body
+        .reason
+        .as_deref()
+        .map(Reason::new)
+        .transpose()
+        .unwrap_or_else(|message| {
+            errors.push(FieldError::new("reason", message));
+            None
+        });
     let shipment = common::shipping::shipment(
         body.status,
         body.carrier.as_deref(),
@@ -170,8 +170,60 @@ pub fn validate_transition(body: &StatusChangeRequest) -> Result<Option<Shipment
     .ok()
     .flatten();
     if errors.is_empty() {
-        Ok(shipment)
+        Ok((reason, shipment))
     } else {
         Err(ApiError::Validation(errors))
+    }
+}
+
+/// The statuses staff may set, as a sentence names them: `PAID, SHIPPED, DELIVERED or
+/// CANCELLED`.
+fn staff_targets() -> String {
+    let names: Vec<&str> = OrderStatus::STAFF_TARGETS
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::domain::MAX_REASON_CHARS;
+
+    fn body(status: OrderStatus, reason: Option<String>) -> StatusChangeRequest {
+        StatusChangeRequest {
+            status,
+            reason,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
+        }
+    }
+
+    #[test]
+    fn one_answer_names_a_bad_status_and_a_bad_reason_together() {
+        let long = Some("r".repeat(MAX_REASON_CHARS + 1));
+        let Err(ApiError::Validation(errors)) =
+            validate_transition(&body(OrderStatus::Pending, long))
+        else {
+            panic!("expected a 422");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["status", "reason"]);
+        let longest = Some(format!(" {} ", "r".repeat(MAX_REASON_CHARS)));
+        let (reason, shipment) =
+            validate_transition(&body(OrderStatus::Paid, longest)).expect("valid");
+        assert_eq!(reason.map(|r| r.len()), Some(MAX_REASON_CHARS));
+        assert_eq!(shipment, None);
+    }
+
+    #[test]
+    fn the_statuses_staff_may_set_are_named_in_a_sentence() {
+        assert_eq!(staff_targets(), "PAID, SHIPPED, DELIVERED or CANCELLED");
     }
 }

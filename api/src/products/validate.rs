@@ -12,7 +12,6 @@ use common::money::Money;
 
 pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
-pub const REASON_MAX_CHARS: usize = 500;
 pub const QUERY_MAX_CHARS: usize = 200;
 /// Highest stock, and largest single adjustment, accepted.
 pub const MAX_STOCK: i64 = 1_000_000_000;
@@ -141,19 +140,13 @@ pub fn adjustment(req: AdjustStock) -> Result<Adjustment, ApiError> {
     } else {
         i32::try_from(req.delta).ok()
     };
-    let trimmed = req.reason.trim();
-    let reason_chars = trimmed.chars().count();
-    let reason = if reason_chars == 0 {
-        errors.add("reason", "must not be empty");
-        None
-    } else if reason_chars > REASON_MAX_CHARS {
-        errors.add(
-            "reason",
-            format!("must be at most {REASON_MAX_CHARS} characters"),
-        );
-        None
-    } else {
-        Some(trimmed.to_owned())
+    // The ledger's reason, bounded as the bus's adjustments (`inventory.cmd.adjust`) are.
+    let reason = match common::domain::Reason::new(&req.reason) {
+        Ok(reason) => Some(String::from(reason)),
+        Err(message) => {
+            errors.add("reason", message);
+            None
+        }
     };
     match (delta, reason) {
         (Some(delta), Some(reason)) if errors.0.is_empty() => Ok(Adjustment { delta, reason }),

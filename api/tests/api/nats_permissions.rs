@@ -259,7 +259,7 @@ async fn a_payment_system_receives_refund_commands_and_answers_them_under_its_ow
                 order_id,
                 amount: common::money::Money::new(250).unwrap(),
                 currency: common::money::Currency::new("USD").unwrap(),
-                provider_reference: "psp-refund-r-1".into(),
+                provider_reference: common::domain::Reference::new("psp-refund-r-1").unwrap(),
             },
             &common::correlation::CorrelationId::bounded("psp"),
         )

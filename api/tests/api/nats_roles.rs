@@ -14,7 +14,7 @@ use uuid::Uuid;
 fn shipment(order_id: Uuid, reference: &str) -> FulfilOrder {
     FulfilOrder {
         order_id,
-        reference: reference.into(),
+        reference: common::domain::Reference::new(reference).unwrap(),
         carrier: "UPS".into(),
         tracking_number: format!("1Z-{reference}"),
         tracking_url: None,
@@ -26,7 +26,7 @@ fn shipment(order_id: Uuid, reference: &str) -> FulfilOrder {
 fn delivery(order_id: Uuid, reference: &str) -> DeliverOrder {
     DeliverOrder {
         order_id,
-        reference: reference.into(),
+        reference: common::domain::Reference::new(reference).unwrap(),
         fulfilment_id: None,
     }
 }
@@ -86,7 +86,11 @@ async fn a_warehouse_cannot_mark_an_order_paid_or_cancel_a_paid_one_by_a_transit
         let forged = warehouse
             .bus()
             .publish(
-                TransitionOrder::new(id, to, "system:warehouse"),
+                TransitionOrder::new(
+                    id,
+                    to,
+                    common::domain::Actor::new("system:warehouse").unwrap(),
+                ),
                 &CorrelationId::bounded("forged"),
             )
             .await;

@@ -3,7 +3,9 @@
 
 use crate::helpers::{Shop, place_command, spawn_app};
 use crate::orders_delivery::incoming;
+use common::domain::Lines;
 use common::messages::{LineRequest, PlaceOrder};
+use common::messaging::{Envelope, Message};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -32,7 +34,7 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
             order_id,
             user_id: client.id,
             shipping_address: None,
-            items,
+            items: Lines::merging(&items).expect("valid lines"),
         };
         app.publish(command.clone(), "batch").await;
         if i == 5 {
@@ -46,11 +48,15 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
                 "bad",
             )
             .await;
-            app.publish_copy(
-                place_command(Uuid::now_v7(), client.id, plenty, 0),
-                "invalid-quantity",
-            )
-            .await;
+            // A quantity of 0 cannot be held by a `PlaceOrder`: written into its JSON, as
+            // another publisher might send it.
+            let command = place_command(Uuid::now_v7(), client.id, plenty, 1);
+            let mut invalid =
+                serde_json::to_value(Envelope::<PlaceOrder>::new(command, "copy")).unwrap();
+            invalid["data"]["items"][0]["quantity"] = serde_json::json!(0);
+            let payload = serde_json::to_vec(&invalid).unwrap();
+            app.publish_bytes(PlaceOrder::SUBJECT, "invalid-quantity", payload)
+                .await;
         }
     }
     // One customer's 120 orders, unpaid: no bound on unpaid orders here.
@@ -118,7 +124,9 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     reasons.sort();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
-        reasons[0].starts_with("invalid order: items[0].quantity"),
+        reasons[0].starts_with(
+            "invalid data for orders.place: items[0].quantity: must be between 1 and 10000"
+        ),
         "{reasons:?}"
     );
     assert!(reasons[1].starts_with("unknown user"), "{reasons:?}");

@@ -235,7 +235,7 @@ pub fn payment(order_id: uuid::Uuid, amount: i64, reference: &str) -> PaymentSuc
         order_id,
         amount: common::money::Money::new(amount).unwrap(),
         currency: common::money::Currency::new("USD").unwrap(),
-        provider_reference: reference.into(),
+        provider_reference: common::domain::Reference::new(reference).unwrap(),
     }
 }
 

@@ -125,8 +125,8 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
             refund_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
             order_id,
             amount: common::money::Money::new(200).unwrap(),
-            reason: "bus".into(),
-            actor: "system:test".into(),
+            reason: common::domain::Reason::new("bus").unwrap(),
+            actor: common::domain::Actor::new("system:test").unwrap(),
             payment_reference: None,
         };
         paid.publish(command, "test").await;

@@ -260,7 +260,7 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     let paid = crate::helpers::transition_command(order_id, OrderStatus::Paid);
     let ship = FulfilOrder {
         order_id,
-        reference: "wms-an-post-1".into(),
+        reference: common::domain::Reference::new("wms-an-post-1").unwrap(),
         carrier: "An Post".into(),
         tracking_number: "CE123456789IE".into(),
         tracking_url: None,

@@ -11,7 +11,7 @@
 //! Warehouses and carriers take the shipping steps on subjects of their own
 //! (`orders.cmd.fulfil`, `orders.cmd.deliver`), which reach the same steps.
 
-use crate::domain::{FulfilmentStatus, OrderStatus, ReturnStatus};
+use crate::domain::{Actor, FulfilmentStatus, Lines, OrderStatus, Reason, ReturnStatus};
 use crate::message;
 use crate::messages::LineRequest;
 use crate::shipping::Shipment;
@@ -29,7 +29,8 @@ pub struct AfterSale {
     /// fulfilment or return it creates takes it as its id.
     pub request_id: Uuid,
     /// Who asks: `user:<id>` (1 to 200 characters).
-    pub actor: String,
+    #[schema(value_type = String)]
+    pub actor: Actor,
     /// Whether the actor is staff: only staff ship, deliver, cancel what is left, receive and
     /// reject returns, and ask for a return past the return window.
     pub staff: bool,
@@ -42,7 +43,8 @@ pub struct AfterSale {
 pub enum AfterSaleStep {
     /// Ship these quantities (each at most what is left of its line) in one shipment.
     Fulfil {
-        lines: Vec<LineRequest>,
+        #[schema(value_type = Vec<LineRequest>)]
+        lines: Lines,
         carrier: String,
         tracking_number: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,12 +53,19 @@ pub enum AfterSaleStep {
     /// The shipment arrived.
     Deliver { fulfilment_id: Uuid },
     /// Cancel every quantity not shipped: its stock back, its value refunded when paid.
-    CancelRemaining { reason: String },
+    CancelRemaining {
+        /// 1 to 500 characters.
+        #[schema(value_type = String)]
+        reason: Reason,
+    },
     /// Ask to return delivered quantities (each at most what was delivered and is not returned
     /// or asked for yet).
     RequestReturn {
-        lines: Vec<LineRequest>,
-        reason: String,
+        #[schema(value_type = Vec<LineRequest>)]
+        lines: Lines,
+        /// 1 to 500 characters.
+        #[schema(value_type = String)]
+        reason: Reason,
     },
     /// The goods came back: the products named in `restock` go back into stock, the others
     /// are written off; the lines' value is refunded.
@@ -66,7 +75,12 @@ pub enum AfterSaleStep {
         restock: Vec<Uuid>,
     },
     /// Staff refuse the return.
-    RejectReturn { return_id: Uuid, reason: String },
+    RejectReturn {
+        return_id: Uuid,
+        /// 1 to 500 characters.
+        #[schema(value_type = String)]
+        reason: Reason,
+    },
     /// The return is withdrawn before it was received.
     CancelReturn { return_id: Uuid },
 }
@@ -178,10 +192,10 @@ mod tests {
         let step = AfterSale {
             order_id: Uuid::nil(),
             request_id: Uuid::max(),
-            actor: "user:1".into(),
+            actor: Actor::new("user:1").expect("valid"),
             staff: true,
             step: AfterSaleStep::CancelRemaining {
-                reason: "out of stock".into(),
+                reason: Reason::new("out of stock").expect("valid"),
             },
         };
         assert_eq!(

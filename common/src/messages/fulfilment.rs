@@ -9,6 +9,7 @@
 //! `fulfilment_id` for the delivery of one shipment), so a publisher written against an earlier
 //! version stays understood.
 
+use crate::domain::{Lines, Reference};
 use crate::message;
 use crate::messages::LineRequest;
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,8 @@ pub struct FulfilOrder {
     /// The warehouse's unique id of this shipment (1 to 200 characters): applied once, however
     /// often it arrives; another order's reference, or another shipment of a shipped order, is
     /// refused (dead-lettered).
-    pub reference: String,
+    #[schema(value_type = String)]
+    pub reference: Reference,
     /// Who carries the parcel (1 to 100 characters).
     pub carrier: String,
     /// The carrier's tracking number (1 to 100 characters).
@@ -35,7 +37,8 @@ pub struct FulfilOrder {
     /// The quantities shipped, each at most what is left of its line. Absent: everything
     /// left. A quantity over what is left is refused (dead-lettered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lines: Option<Vec<LineRequest>>,
+    #[schema(value_type = Option<Vec<LineRequest>>)]
+    pub lines: Option<Lines>,
 }
 
 message!(FulfilOrder {
@@ -56,7 +59,8 @@ pub struct DeliverOrder {
     /// The carrier's unique id of this delivery (1 to 200 characters): applied once, however
     /// often it arrives; another order's reference, or another delivery of a delivered order,
     /// is refused (dead-lettered).
-    pub reference: String,
+    #[schema(value_type = String)]
+    pub reference: Reference,
     /// The shipment delivered (a fulfilment's id). Absent: every shipment of a `SHIPPED` order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfilment_id: Option<Uuid>,
@@ -79,7 +83,7 @@ mod tests {
     fn outside_reports_are_named_by_their_reference_and_carry_no_actor() {
         let fulfil = FulfilOrder {
             order_id: Uuid::nil(),
-            reference: "wms-1".into(),
+            reference: Reference::new("wms-1").expect("valid"),
             carrier: "UPS".into(),
             tracking_number: "1Z".into(),
             tracking_url: None,
@@ -90,7 +94,7 @@ mod tests {
         assert!(json.get("tracking_url").is_none(), "{json}");
         let deliver = DeliverOrder {
             order_id: Uuid::nil(),
-            reference: "pod-1".into(),
+            reference: Reference::new("pod-1").expect("valid"),
             fulfilment_id: None,
         };
         assert_eq!(deliver.message_id(), "deliver:pod-1");

@@ -5,7 +5,7 @@
 //! `Idempotency-Key`; a cancellation from the order id), so every message about one refund
 //! carries the same id and a retried step is the same refund.
 
-use crate::domain::{PaymentStatus, RefundStatus};
+use crate::domain::{Actor, PaymentStatus, Reason, Reference, RefundStatus, blank_is_absent};
 use crate::message;
 use crate::money::{Currency, Money};
 use chrono::{DateTime, Utc};
@@ -23,14 +23,17 @@ pub struct RefundOrder {
     /// Minor units of the order's currency, at least 1.
     #[schema(value_type = i64)]
     pub amount: Money,
-    /// Why (1 to 1000 characters), shown in the order's refunds.
-    pub reason: String,
+    /// Why (1 to 500 characters), shown in the order's refunds.
+    #[schema(value_type = String)]
+    pub reason: Reason,
     /// Who asks: `user:<id>` (1 to 200 characters).
-    pub actor: String,
+    #[schema(value_type = String)]
+    pub actor: Actor,
     /// A payment of the order recorded `refund_required` (wrong amount, paid twice, paid after
     /// cancel) that this refund returns. Absent: the refund returns the order's captured money.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment_reference: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub payment_reference: Option<Reference>,
 }
 
 message!(RefundOrder {
@@ -80,7 +83,8 @@ pub struct RefundSucceeded {
     #[schema(value_type = String)]
     pub currency: Currency,
     /// The provider's id of the refund; an outcome is recorded once per reference.
-    pub provider_reference: String,
+    #[schema(value_type = String)]
+    pub provider_reference: Reference,
 }
 
 message!(RefundSucceeded {
@@ -98,9 +102,12 @@ pub struct RefundFailed {
     pub refund_id: Uuid,
     pub order_id: Uuid,
     /// The provider's id of the attempt; an outcome is recorded once per reference.
-    pub provider_reference: String,
-    /// The provider's explanation (at most 1000 characters).
-    pub reason: Option<String>,
+    #[schema(value_type = String)]
+    pub provider_reference: Reference,
+    /// The provider's explanation (1 to 500 characters; blank is none).
+    #[serde(default, deserialize_with = "blank_is_absent")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Reason>,
 }
 
 message!(RefundFailed {
@@ -173,8 +180,8 @@ mod tests {
             refund_id: id,
             order_id: Uuid::nil(),
             amount: crate::money::Money::new(100).unwrap(),
-            reason: "damaged".into(),
-            actor: "user:x".into(),
+            reason: Reason::new("damaged").unwrap(),
+            actor: Actor::new("user:x").unwrap(),
             payment_reference: None,
         };
         let json = serde_json::to_value(&request).expect("encodes");

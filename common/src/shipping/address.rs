@@ -123,6 +123,42 @@ impl ShippingAddress {
     }
 }
 
+/// A shipping address as stored, checked once ([`ShippingAddress::normalised`]): every text
+/// trimmed and within its bounds, blank optional fields absent, the country an assigned ISO
+/// 3166-1 code in upper case. A message's decoding goes through it (serde `try_from`), naming
+/// each field at fault; JSON carries the address's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ShippingAddress", into = "ShippingAddress")]
+pub struct Address(ShippingAddress);
+
+impl Address {
+    /// `address` normalised, or every field at fault, named under `prefix`
+    /// (`shipping_address.country`).
+    pub fn new(address: &ShippingAddress, prefix: &str) -> Result<Self, FieldErrors> {
+        address.normalised(prefix).map(Address)
+    }
+}
+
+impl TryFrom<ShippingAddress> for Address {
+    type Error = String;
+    fn try_from(address: ShippingAddress) -> Result<Self, Self::Error> {
+        Address::new(&address, "").map_err(|errors| super::describe(&errors))
+    }
+}
+
+impl From<Address> for ShippingAddress {
+    fn from(address: Address) -> ShippingAddress {
+        address.0
+    }
+}
+
+impl std::ops::Deref for Address {
+    type Target = ShippingAddress;
+    fn deref(&self) -> &ShippingAddress {
+        &self.0
+    }
+}
+
 fn is_phone_number(phone: &str) -> bool {
     let rest = phone.strip_prefix('+').unwrap_or(phone);
     let digits = rest.chars().filter(char::is_ascii_digit).count();
@@ -204,6 +240,28 @@ mod tests {
         assert_eq!(stored.line2, None, "a blank optional line is absent");
         assert_eq!(stored.country, "GB");
         assert_eq!(stored.normalised("shipping_address"), Ok(stored.clone()));
+    }
+
+    #[test]
+    fn an_address_decodes_normalised_and_a_bad_one_is_refused_naming_its_fields() {
+        let json = serde_json::to_value(address()).expect("encodes");
+        let decoded: Address = serde_json::from_value(json).expect("valid");
+        assert_eq!(decoded.country, "GB");
+        assert_eq!(decoded.name, "Ada Lovelace");
+        let back: Address =
+            serde_json::from_value(serde_json::to_value(&decoded).expect("encodes"))
+                .expect("decodes");
+        assert_eq!(back, decoded);
+        let mut bad = serde_json::to_value(address()).expect("encodes");
+        bad["country"] = "UK".into();
+        bad["city"] = "".into();
+        let refused = serde_json::from_value::<Address>(bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            refused.starts_with("city: must be 1 to 100 characters; country: must be"),
+            "{refused}"
+        );
     }
 
     #[test]

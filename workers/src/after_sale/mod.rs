@@ -22,8 +22,8 @@ use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::asked::Asked;
 use crate::transitions::check_shipment;
-use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, OrderStatus};
-use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder, LineRequest};
+use common::domain::{Lines, OrderStatus};
+use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder};
 use order::OrderTx;
 use shipping::Fulfil;
 use uuid::Uuid;
@@ -57,7 +57,7 @@ enum Step {
         reference: Option<String>,
     },
     CancelRemaining(String),
-    RequestReturn(Vec<LineRequest>, String),
+    RequestReturn(Lines, String),
     ReceiveReturn(Uuid, Vec<Uuid>),
     RejectReturn(Uuid, String),
     CancelReturn(Uuid),
@@ -78,16 +78,10 @@ pub async fn after_sale(ctx: Context, commands: Vec<Incoming<AfterSale>>) -> Vec
 
 /// One step asked through the api: made, or refused with the refusal recorded for the api.
 async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure> {
-    let actor = command.actor.trim();
-    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS {
-        return Err(Failure::permanent(format!(
-            "actor must be 1 to {MAX_ACTOR_CHARS} characters"
-        )));
-    }
     let ask = Ask {
         order_id: command.order_id,
         request_id: command.request_id,
-        actor: actor.to_owned(),
+        actor: command.actor.to_string(),
         staff: command.staff,
     };
     let step = checked(&command.step, ask.staff)?;
@@ -104,17 +98,15 @@ async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure
 
 /// A shipment of some quantities a warehouse reports (`orders.cmd.fulfil` with `lines`).
 pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepped, Failure> {
-    let reference = crate::transitions::check_reference(&c.reference)?;
+    let reference = c.reference.as_str();
     let shipment = check_shipment(
         OrderStatus::Shipped,
         Some(&c.carrier),
         Some(&c.tracking_number),
         c.tracking_url.as_deref(),
     )?;
-    let lines = c.lines.clone().unwrap_or_default();
-    check_lines(&lines)?;
     let step = Step::Fulfil(Fulfil {
-        lines: Some(lines),
+        lines: c.lines.clone(),
         shipment,
         reference: Some(reference.to_owned()),
     });
@@ -135,7 +127,7 @@ pub async fn reported_delivery(
     c: &DeliverOrder,
     fulfilment_id: Uuid,
 ) -> Result<Stepped, Failure> {
-    let reference = crate::transitions::check_reference(&c.reference)?;
+    let reference = c.reference.as_str();
     let step = Step::Deliver {
         fulfilment_id,
         reference: Some(reference.to_owned()),
@@ -298,8 +290,8 @@ async fn again(ctx: &Context, ask: &Ask, step: &Step) -> Result<Stepped, Failure
     })
 }
 
-/// The step as asked, with its texts and lines within their bounds; staff-only steps refused
-/// to anyone else.
+/// The step as asked, staff-only steps refused to anyone else (its lines and texts are
+/// bounded by their types, checked as it decoded).
 fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
     let staff_only = |what: &str| -> Result<(), Failure> {
         if staff {
@@ -316,7 +308,6 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
             tracking_url,
         } => {
             staff_only("ship")?;
-            check_lines(lines)?;
             let shipment = check_shipment(
                 OrderStatus::Shipped,
                 Some(carrier),
@@ -338,11 +329,10 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         }
         AfterSaleStep::CancelRemaining { reason } => {
             staff_only("cancel what is left of an order")?;
-            Step::CancelRemaining(check_reason(reason)?)
+            Step::CancelRemaining(reason.to_string())
         }
         AfterSaleStep::RequestReturn { lines, reason } => {
-            check_lines(lines)?;
-            Step::RequestReturn(lines.clone(), check_reason(reason)?)
+            Step::RequestReturn(lines.clone(), reason.to_string())
         }
         AfterSaleStep::ReceiveReturn { return_id, restock } => {
             staff_only("receive a return")?;
@@ -350,28 +340,8 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
         }
         AfterSaleStep::RejectReturn { return_id, reason } => {
             staff_only("reject a return")?;
-            Step::RejectReturn(*return_id, check_reason(reason)?)
+            Step::RejectReturn(*return_id, reason.to_string())
         }
         AfterSaleStep::CancelReturn { return_id } => Step::CancelReturn(*return_id),
     })
-}
-
-/// Lines of a shipment or a return: as an order's (1 to 100 products, quantities 1 to 10 000).
-fn check_lines(lines: &[LineRequest]) -> Result<(), Failure> {
-    common::messages::normalise_lines(lines)
-        .map(|_| ())
-        .map_err(|errors| {
-            Failure::permanent(format!("lines: {}", common::shipping::describe(&errors)))
-        })
-}
-
-/// A reason: trimmed, 1 to [`MAX_REASON_CHARS`] characters.
-fn check_reason(reason: &str) -> Result<String, Failure> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Failure::permanent(format!(
-            "reason must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(reason.to_owned())
 }

@@ -6,7 +6,7 @@ use super::Refused;
 use crate::consumer::Failure;
 use crate::refunds::RefundRow;
 use chrono::{DateTime, Utc};
-use common::domain::{MAX_REASON_CHARS, OrderStatus, ReservationState};
+use common::domain::{MAX_STORED_REASON_CHARS, OrderStatus, ReservationState};
 use common::messages::OrderStatusChanged;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -124,7 +124,7 @@ impl OrderTx {
         if from == to {
             return Ok(None);
         }
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let reason: String = reason.chars().take(MAX_STORED_REASON_CHARS).collect();
         sqlx::query!(
             "UPDATE orders SET status = $2 WHERE id = $1",
             self.order.id,
@@ -181,7 +181,7 @@ impl OrderTx {
         reason: &str,
     ) -> Result<Option<RefundRow>, Failure> {
         let id = refund_id(request_id);
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let reason: String = reason.chars().take(MAX_STORED_REASON_CHARS).collect();
         sqlx::query!(
             "INSERT INTO refunds (id, order_id, amount, currency, reason, actor)
              SELECT $1, o.id, least($2::int8, l.left_to_refund), o.currency, $3, $4

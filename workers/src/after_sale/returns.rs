@@ -4,12 +4,12 @@
 //! transaction under the order's row lock.
 
 use super::order::{OrderTx, now};
-use super::shipping::merged;
+use super::shipping::quantities;
 use super::{Ask, Made, Refused, read, refused};
 use crate::announce::{Change, Stepped};
 use crate::consumer::Failure;
+use common::domain::Line;
 use common::domain::ReturnStatus;
-use common::messages::LineRequest;
 use uuid::Uuid;
 
 /// Fixed namespace of the ids of the stock ledger entries received returns write (UUID v5).
@@ -19,7 +19,7 @@ const LEDGER_IDS: Uuid = Uuid::from_u128(0x7265_7475_726e_2d72_6573_746f_636b_00
 pub async fn request(
     o: &mut OrderTx,
     ask: &Ask,
-    lines: &[LineRequest],
+    lines: &[Line],
     reason: &str,
     window: chrono::Duration,
 ) -> Made {
@@ -39,7 +39,7 @@ pub async fn request(
             (last_delivery + window).format("%Y-%m-%d")
         ));
     }
-    let wanted = merged(lines);
+    let wanted = quantities(lines);
     if wanted.is_empty() {
         return refused("nothing to return: name at least one line".into());
     }

@@ -5,26 +5,24 @@ use super::order::OrderTx;
 use super::{Ask, Made, read, refused};
 use crate::announce::{Change, Stepped};
 use common::domain::{FulfilmentStatus, OrderStatus, ReservationState};
-use common::messages::LineRequest;
+use common::domain::{Line, Lines};
 use common::shipping::Shipment;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A shipment asked for: of these quantities (`None`: everything left), with carrier and
 /// tracking, under an outside system's reference if it came from one.
 pub struct Fulfil {
-    pub lines: Option<Vec<LineRequest>>,
+    pub lines: Option<Lines>,
     pub shipment: Option<Shipment>,
     pub reference: Option<String>,
 }
 
-/// Quantities asked for, merged by product and sorted by id.
-pub fn merged(lines: &[LineRequest]) -> Vec<(Uuid, i64)> {
-    let mut merged: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for l in lines {
-        *merged.entry(l.product_id).or_default() += i64::from(l.quantity);
-    }
-    merged.into_iter().collect()
+/// Quantities asked for, by product, sorted by id (as [`Lines`] keeps them).
+pub fn quantities(lines: &[Line]) -> Vec<(Uuid, i64)> {
+    lines
+        .iter()
+        .map(|l| (l.product_id, i64::from(l.quantity.get())))
+        .collect()
 }
 
 /// Ships the quantities (each at most what is left of its line) of a PAID or
@@ -59,7 +57,7 @@ pub async fn fulfil(o: &mut OrderTx, ask: &Ask, f: &Fulfil) -> Made {
             .filter(|l| l.left() > 0)
             .map(|l| (l.product_id, i64::from(l.left())))
             .collect(),
-        Some(lines) => merged(lines),
+        Some(lines) => quantities(lines),
     };
     if wanted.is_empty() {
         return refused("nothing to ship: name at least one line".into());

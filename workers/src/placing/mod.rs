@@ -15,8 +15,8 @@ mod rows;
 use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
-use common::messages::{PlaceOrder, PlacedOutcome, normalise_lines};
-use common::shipping::describe;
+use common::messages::{PlaceOrder, PlacedOutcome};
+use common::shipping::ShippingAddress;
 use record::{NewOrder, Placed};
 
 /// How long an outcome reply may wait for room in the client's queue.
@@ -106,24 +106,15 @@ async fn reply(ctx: &Context, reply_to: &str, outcome: &PlacedOutcome) {
     }
 }
 
-/// The command's lines merged and bounded and its address normalised, as the api checks them.
+/// The order the command asks for (its lines and address are checked by their types, as it
+/// decoded).
 fn checked(command: &Incoming<PlaceOrder>) -> Result<NewOrder, Failure> {
     let place = &command.message;
-    let invalid = |errors: Vec<(String, String)>| {
-        Failure::permanent(format!("invalid order: {}", describe(&errors)))
-    };
-    let lines = normalise_lines(&place.items).map_err(invalid)?;
-    let shipping_address = place
-        .shipping_address
-        .as_ref()
-        .map(|a| a.normalised("shipping_address"))
-        .transpose()
-        .map_err(invalid)?;
     Ok(NewOrder {
         order_id: place.order_id,
         user_id: place.user_id,
-        lines,
-        shipping_address,
+        lines: place.items.to_vec(),
+        shipping_address: place.shipping_address.clone().map(ShippingAddress::from),
         correlation_id: command.correlation_id.clone(),
     })
 }

@@ -4,7 +4,7 @@
 
 use super::RefundRow;
 use crate::consumer::Failure;
-use common::domain::{MAX_REASON_CHARS, RefundStatus};
+use common::domain::{MAX_STORED_REASON_CHARS, RefundStatus};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -79,7 +79,7 @@ fn reason(cancelled_because: Option<&str>) -> String {
     match cancelled_because {
         Some(r) => format!("order cancelled: {r}")
             .chars()
-            .take(MAX_REASON_CHARS)
+            .take(MAX_STORED_REASON_CHARS)
             .collect(),
         None => "order cancelled".to_owned(),
     }

@@ -7,7 +7,7 @@ use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
-use common::domain::{MAX_ACTOR_CHARS, MAX_REASON_CHARS, RefundStatus};
+use common::domain::RefundStatus;
 use common::messages::RefundOrder;
 use common::money::MAX_MONEY;
 use common::refunds::{Refundable, refundable};
@@ -25,37 +25,15 @@ pub async fn request(ctx: Context, commands: Vec<Incoming<RefundOrder>>) -> Vec<
     announce(&ctx, &commands, results).await
 }
 
-/// The command, checked: a positive amount and bounded texts.
+/// The command, checked: a positive amount (its texts are bounded by their types, checked as
+/// it decoded).
 fn checked(command: &RefundOrder) -> Result<RefundOrder, Failure> {
     if command.amount.is_zero() {
         return Err(Failure::permanent(format!(
             "amount must be 1 to {MAX_MONEY} minor units"
         )));
     }
-    let reason = command.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Failure::permanent(format!(
-            "reason must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    let actor = command.actor.trim();
-    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS {
-        return Err(Failure::permanent(format!(
-            "actor must be 1 to {MAX_ACTOR_CHARS} characters"
-        )));
-    }
-    if let Some(r) = &command.payment_reference
-        && (r.is_empty() || r.chars().count() > 200)
-    {
-        return Err(Failure::permanent(
-            "payment_reference must be 1 to 200 characters",
-        ));
-    }
-    Ok(RefundOrder {
-        reason: reason.to_owned(),
-        actor: actor.to_owned(),
-        ..command.clone()
-    })
+    Ok(command.clone())
 }
 
 /// Records the requests in one transaction, in order: each one sees the refunds recorded
@@ -97,7 +75,7 @@ async fn request_all(
 fn same(refund: &RefundRow, command: &RefundOrder) -> bool {
     refund.order_id == command.order_id
         && refund.amount == command.amount
-        && refund.payment_reference == command.payment_reference
+        && refund.payment_reference.as_deref() == command.payment_reference.as_deref()
 }
 
 /// Records the refund: `REQUESTED` if the money it returns allows it, else `REFUSED` with the
@@ -152,8 +130,8 @@ async fn record(
         command.payment_reference.as_deref(),
         i64::from(command.amount),
         currency.as_str(),
-        &command.reason,
-        &command.actor,
+        command.reason.as_str(),
+        command.actor.as_str(),
         status as RefundStatus,
         refusal.as_deref(),
     )

@@ -9,7 +9,7 @@
 //! reference names one order's step.
 
 use super::asked::Asked;
-use super::{check_reference, check_shipment, transition_all};
+use super::{check_shipment, transition_all};
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::context::Context;
@@ -104,7 +104,6 @@ where
 /// A shipment of everything left of a PAID order, with its carrier and tracking checked as the
 /// api checks them.
 fn fulfilment(command: &FulfilOrder) -> Result<Asked, Failure> {
-    let reference = check_reference(&command.reference)?;
     let shipment = check_shipment(
         OrderStatus::Shipped,
         Some(&command.carrier),
@@ -115,19 +114,18 @@ fn fulfilment(command: &FulfilOrder) -> Result<Asked, Failure> {
         command.order_id,
         OrderStatus::Shipped,
         WAREHOUSE,
-        reference,
+        &command.reference,
         shipment,
     ))
 }
 
 /// A delivery of a SHIPPED order.
 fn delivery(command: &DeliverOrder) -> Result<Asked, Failure> {
-    let reference = check_reference(&command.reference)?;
     Ok(step(
         command.order_id,
         OrderStatus::Delivered,
         CARRIER,
-        reference,
+        &command.reference,
         None,
     ))
 }
@@ -155,12 +153,13 @@ fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::domain::Reference;
     use uuid::Uuid;
 
     fn fulfil(reference: &str, tracking_url: Option<&str>) -> FulfilOrder {
         FulfilOrder {
             order_id: Uuid::nil(),
-            reference: reference.into(),
+            reference: Reference::new(reference).expect("valid"),
             carrier: "UPS".into(),
             tracking_number: "1Z".into(),
             tracking_url: tracking_url.map(str::to_owned),
@@ -181,7 +180,7 @@ mod tests {
     fn a_delivery_is_a_move_to_delivered_by_the_carrier() {
         let asked = delivery(&DeliverOrder {
             order_id: Uuid::nil(),
-            reference: "pod-1".into(),
+            reference: Reference::new("pod-1").expect("valid"),
             fulfilment_id: None,
         })
         .expect("valid");
@@ -191,9 +190,13 @@ mod tests {
 
     #[test]
     fn bad_references_and_shipments_are_refused() {
-        for bad in [fulfil(" ", None), fulfil(&"r".repeat(201), None)] {
+        for bad in [" ".to_owned(), "r".repeat(201)] {
+            let report = serde_json::json!({"order_id": Uuid::nil(), "reference": bad,
+                "carrier": "UPS", "tracking_number": "1Z"});
+            let refused = serde_json::from_value::<FulfilOrder>(report).expect_err("refused");
             assert!(
-                matches!(fulfilment(&bad), Err(Failure::Permanent(r)) if r.starts_with("reference"))
+                refused.to_string().starts_with("must be 1 to 200"),
+                "{refused}"
             );
         }
         let bad_url = fulfil("wms-8", Some("ftp://carrier.example/1Z"));

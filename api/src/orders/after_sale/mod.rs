@@ -19,7 +19,7 @@ use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use common::correlation::CorrelationId;
-use common::domain::{MAX_REASON_CHARS, OrderStatus};
+use common::domain::{Actor, Lines, OrderStatus, Reason};
 use common::messages::{AfterSale, AfterSaleStep, LineRequest};
 use common::shipping::Shipment;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ pub async fn run(state: &AppState, r: StepRequest<'_>) -> Result<Response, ApiEr
     let command = AfterSale {
         order_id: r.order_id,
         request_id: request,
-        actor: format!("user:{}", r.user.id),
+        actor: Actor::user(r.user.id),
         staff: r.user.is_admin(),
         step: r.step,
     };
@@ -110,25 +110,24 @@ async fn outcome(
     }
 }
 
-/// Lines of a shipment or a return, bounded as an order's: 422 naming each bad field.
-fn check_lines(lines: &[LineRequest], errors: &mut Vec<FieldError>) {
-    if let Err(bad) = common::messages::normalise_lines(lines) {
-        errors.extend(bad.into_iter().map(|(field, message)| {
-            let field = field.replacen("items", "lines", 1);
-            FieldError::new(field, message.replace("an order needs", "name"))
-        }));
-    }
+/// Lines of a shipment or a return, repeated products merged and bounded as an order's; or
+/// each bad field named.
+fn check_lines(lines: &[LineRequest], errors: &mut Vec<FieldError>) -> Option<Lines> {
+    Lines::merging(lines)
+        .map_err(|bad| {
+            errors.extend(bad.into_iter().map(|(field, message)| {
+                let field = field.replacen("items", "lines", 1);
+                FieldError::new(field, message.replace("an order needs", "name"))
+            }));
+        })
+        .ok()
 }
 
-/// A reason: 1 to [`MAX_REASON_CHARS`] characters.
-fn check_reason(reason: &str, errors: &mut Vec<FieldError>) {
-    let chars = reason.trim().chars().count();
-    if chars == 0 || chars > MAX_REASON_CHARS {
-        errors.push(FieldError::new(
-            "reason",
-            format!("must be 1 to {MAX_REASON_CHARS} characters"),
-        ));
-    }
+/// A reason ([`Reason`]), or the field named at fault.
+fn check_reason(reason: &str, errors: &mut Vec<FieldError>) -> Option<Reason> {
+    Reason::new(reason)
+        .map_err(|message| errors.push(FieldError::new("reason", message)))
+        .ok()
 }
 
 /// Carrier and tracking of a shipment, both required.
@@ -152,11 +151,10 @@ fn check_shipment(
     }
 }
 
-/// `Ok` when nothing was found wrong, else one 422 naming each bad field.
-fn valid(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
+/// `value` when nothing was found wrong, else one 422 naming each bad field.
+fn checked<T>(value: Option<T>, errors: Vec<FieldError>) -> Result<T, ApiError> {
+    match value {
+        Some(value) if errors.is_empty() => Ok(value),
+        _ => Err(ApiError::Validation(errors)),
     }
 }

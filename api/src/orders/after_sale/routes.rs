@@ -1,7 +1,7 @@
 //! The after-sale routes: `POST /orders/{id}/fulfilments`, `…/fulfilments/{fid}/delivered`,
 //! `…/cancel-remaining`, `…/returns`, `…/returns/{rid}/receive`, `…/reject` and `…/cancel`.
 
-use super::{StepRequest, check_lines, check_reason, check_shipment, run, valid};
+use super::{StepRequest, check_lines, check_reason, check_shipment, checked, run};
 use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path};
@@ -47,7 +47,7 @@ pub struct FulfilmentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
-    #[schema(min_length = 1, max_length = 1000)]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -58,7 +58,7 @@ pub struct ReturnRequest {
     /// Each at most what was delivered of its line and is not returned or asked for.
     #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineRequest>,
-    #[schema(min_length = 1, max_length = 1000)]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -114,16 +114,15 @@ async fn fulfil(
     Json(body): Json<FulfilmentRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_lines(&body.lines, &mut errors);
+    let lines = check_lines(&body.lines, &mut errors);
     check_shipment(
         &body.carrier,
         &body.tracking_number,
         body.tracking_url.as_deref(),
         &mut errors,
     );
-    valid(errors)?;
     let step = AfterSaleStep::Fulfil {
-        lines: body.lines,
+        lines: checked(lines, errors)?,
         carrier: body.carrier,
         tracking_number: body.tracking_number,
         tracking_url: body.tracking_url,
@@ -207,10 +206,9 @@ async fn cancel_remaining(
     Json(body): Json<ReasonRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_reason(&body.reason, &mut errors);
-    valid(errors)?;
+    let reason = check_reason(&body.reason, &mut errors);
     let step = AfterSaleStep::CancelRemaining {
-        reason: body.reason,
+        reason: checked(reason, errors)?,
     };
     let r = request(
         &admin,
@@ -253,13 +251,10 @@ async fn request_return(
     Json(body): Json<ReturnRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_lines(&body.lines, &mut errors);
-    check_reason(&body.reason, &mut errors);
-    valid(errors)?;
-    let step = AfterSaleStep::RequestReturn {
-        lines: body.lines,
-        reason: body.reason,
-    };
+    let lines = check_lines(&body.lines, &mut errors);
+    let reason = check_reason(&body.reason, &mut errors);
+    let (lines, reason) = checked(lines.zip(reason), errors)?;
+    let step = AfterSaleStep::RequestReturn { lines, reason };
     let r = request(
         &user,
         id,
@@ -344,11 +339,10 @@ async fn reject_return(
     Json(body): Json<ReasonRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    check_reason(&body.reason, &mut errors);
-    valid(errors)?;
+    let reason = check_reason(&body.reason, &mut errors);
     let step = AfterSaleStep::RejectReturn {
         return_id,
-        reason: body.reason,
+        reason: checked(reason, errors)?,
     };
     let r = request(
         &admin,

@@ -129,7 +129,7 @@ fn an_adjustment_needs_a_non_zero_whole_delta_and_a_reason() {
         (json!({"delta": MAX_STOCK + 1, "reason": "x"}), &["delta"]),
         (json!({"delta": 1, "reason": "   "}), &["reason"]),
         (
-            json!({"delta": 1, "reason": "r".repeat(REASON_MAX_CHARS + 1)}),
+            json!({"delta": 1, "reason": "r".repeat(common::domain::MAX_REASON_CHARS + 1)}),
             &["reason"],
         ),
         (json!({"delta": 1}), &[""]),

@@ -3,7 +3,7 @@
 //! with a customer and an ADMIN.
 
 use super::{TestApp, TestUser, spawn_system};
-use common::domain::{OrderStatus, Role};
+use common::domain::{Actor, Lines, OrderStatus, Role};
 use common::messages::{LineRequest, PlaceOrder, TransitionOrder};
 use serde_json::{Value, json};
 use std::fmt::Display;
@@ -93,16 +93,17 @@ pub fn place_command(order_id: Uuid, user_id: Uuid, product: Uuid, quantity: i32
         order_id,
         user_id,
         shipping_address: None,
-        items: vec![LineRequest {
+        items: Lines::merging(&[LineRequest {
             product_id: product,
             quantity,
-        }],
+        }])
+        .expect("a valid line"),
     }
 }
 
 /// A command from `system:test` to move the order to `to`, with nothing else.
 pub fn transition_command(order_id: Uuid, to: OrderStatus) -> TransitionOrder {
-    TransitionOrder::new(order_id, to, "system:test")
+    TransitionOrder::new(order_id, to, Actor::new("system:test").expect("valid"))
 }
 
 impl TestApp {
