@@ -99,15 +99,9 @@ async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure
 /// A shipment of some quantities a warehouse reports (`orders.cmd.fulfil` with `lines`).
 pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepped, Failure> {
     let reference = c.reference.as_str();
-    let shipment = check_shipment(
-        OrderStatus::Shipped,
-        Some(&c.carrier),
-        Some(&c.tracking_number),
-        c.tracking_url.as_deref(),
-    )?;
     let step = Step::Fulfil(Fulfil {
         lines: c.lines.clone(),
-        shipment,
+        shipment: Some(c.shipment()),
         reference: Some(reference.to_owned()),
     });
     reported(
