@@ -19,7 +19,6 @@ use crate::Context;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
 use crate::dispatch::Incoming;
-use common::domain::OrderStatus;
 use common::messages::TransitionOrder;
 use tx::{Asked, Planned, TransitionTx};
 
@@ -87,27 +86,10 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
     })
 }
 
-/// Shipment fields of an after-sale step, checked against the move they come with as the api
-/// checks them (`common::shipping::shipment`); a bad field is a permanent failure naming it.
-/// (The transition and warehouse commands check theirs as they decode.)
-pub fn check_shipment(
-    to: OrderStatus,
-    carrier: Option<&str>,
-    tracking_number: Option<&str>,
-    tracking_url: Option<&str>,
-) -> Result<Option<common::shipping::Shipment>, Failure> {
-    common::shipping::shipment(to, carrier, tracking_number, tracking_url).map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid shipment: {}",
-            common::shipping::describe(&errors)
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::domain::Actor;
+    use common::domain::{Actor, OrderStatus};
     use uuid::Uuid;
 
     fn command(to: OrderStatus) -> TransitionOrder {
