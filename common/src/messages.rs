@@ -17,6 +17,7 @@ mod after_sale;
 mod fulfilment;
 mod outcome;
 mod refunds;
+mod transition;
 pub use crate::domain::{Line, LineRequest};
 pub use after_sale::{
     AfterSale, AfterSaleStep, Fulfilment, FulfilmentChanged, PartLine, Return, ReturnChanged,
@@ -52,7 +53,8 @@ message!(PlaceOrder {
 /// the state machine. Outside systems ship and deliver over `orders.cmd.fulfil` and
 /// `orders.cmd.deliver` instead; NATS refuses their publishes here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Decoded through its fields as received, its shipment checked (`transition.rs`).
+#[serde(deny_unknown_fields, try_from = "transition::TransitionFields")]
 pub struct TransitionOrder {
     pub order_id: Uuid,
     pub to: OrderStatus,

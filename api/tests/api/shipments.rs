@@ -226,7 +226,8 @@ async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_let
     let reasons = shop.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
-        reasons[0].starts_with("invalid shipment: carrier: only a move to SHIPPED"),
+        reasons[0]
+            .starts_with("invalid data for orders.transition: carrier: only a move to SHIPPED"),
         "{reasons:?}"
     );
     assert_eq!(shop.stored_status(id).await.as_deref(), Some("SHIPPED"));

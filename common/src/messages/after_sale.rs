@@ -14,7 +14,7 @@
 use crate::domain::{Actor, FulfilmentStatus, Lines, OrderStatus, Reason, ReturnStatus};
 use crate::message;
 use crate::messages::LineRequest;
-use crate::shipping::Shipment;
+use crate::shipping::{Shipment, describe, shipment};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,7 +39,14 @@ pub struct AfterSale {
 
 /// What is asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+// Decoded through `StepFields`: a shipment's carrier and tracking are checked (as
+// `shipment` checks them for a move to SHIPPED) and kept trimmed.
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "StepFields"
+)]
 pub enum AfterSaleStep {
     /// Ship these quantities (each at most what is left of its line) in one shipment.
     Fulfil {
@@ -83,6 +90,84 @@ pub enum AfterSaleStep {
     },
     /// The return is withdrawn before it was received.
     CancelReturn { return_id: Uuid },
+}
+
+/// An after-sale step as received, a shipment's carrier and tracking not checked yet.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum StepFields {
+    Fulfil {
+        lines: Lines,
+        carrier: String,
+        tracking_number: String,
+        #[serde(default)]
+        tracking_url: Option<String>,
+    },
+    Deliver {
+        fulfilment_id: Uuid,
+    },
+    CancelRemaining {
+        reason: Reason,
+    },
+    RequestReturn {
+        lines: Lines,
+        reason: Reason,
+    },
+    ReceiveReturn {
+        return_id: Uuid,
+        #[serde(default)]
+        restock: Vec<Uuid>,
+    },
+    RejectReturn {
+        return_id: Uuid,
+        reason: Reason,
+    },
+    CancelReturn {
+        return_id: Uuid,
+    },
+}
+
+impl TryFrom<StepFields> for AfterSaleStep {
+    type Error = String;
+    fn try_from(step: StepFields) -> Result<Self, Self::Error> {
+        Ok(match step {
+            StepFields::Fulfil {
+                lines,
+                carrier,
+                tracking_number,
+                tracking_url,
+            } => {
+                let checked = shipment(
+                    OrderStatus::Shipped,
+                    Some(&carrier),
+                    Some(&tracking_number),
+                    tracking_url.as_deref(),
+                )
+                .map_err(|errors| describe(&errors))?;
+                let Some(checked) = checked else {
+                    return Err("carrier: required".to_owned());
+                };
+                AfterSaleStep::Fulfil {
+                    lines,
+                    carrier: checked.carrier,
+                    tracking_number: checked.tracking_number,
+                    tracking_url: checked.tracking_url,
+                }
+            }
+            StepFields::Deliver { fulfilment_id } => AfterSaleStep::Deliver { fulfilment_id },
+            StepFields::CancelRemaining { reason } => AfterSaleStep::CancelRemaining { reason },
+            StepFields::RequestReturn { lines, reason } => {
+                AfterSaleStep::RequestReturn { lines, reason }
+            }
+            StepFields::ReceiveReturn { return_id, restock } => {
+                AfterSaleStep::ReceiveReturn { return_id, restock }
+            }
+            StepFields::RejectReturn { return_id, reason } => {
+                AfterSaleStep::RejectReturn { return_id, reason }
+            }
+            StepFields::CancelReturn { return_id } => AfterSaleStep::CancelReturn { return_id },
+        })
+    }
 }
 
 message!(AfterSale {
@@ -210,6 +295,19 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<AfterSale>(json).expect("decodes"),
             step
+        );
+        let mut ship = serde_json::to_value(&step).expect("encodes");
+        ship["step"] = serde_json::json!({"kind": "fulfil", "carrier": " UPS ",
+            "tracking_number": "1Z", "lines": [{"product_id": Uuid::nil(), "quantity": 1}]});
+        let shipped = serde_json::from_value::<AfterSale>(ship.clone()).expect("decodes");
+        assert!(matches!(&shipped.step, AfterSaleStep::Fulfil { carrier, .. } if carrier == "UPS"));
+        ship["step"]["tracking_url"] = serde_json::json!("ftp://ups.example/1Z");
+        let refused = serde_json::from_value::<AfterSale>(ship)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            refused.contains("tracking_url: must be an http"),
+            "{refused}"
         );
     }
 }

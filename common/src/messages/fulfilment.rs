@@ -9,9 +9,10 @@
 //! `fulfilment_id` for the delivery of one shipment), so a publisher written against an earlier
 //! version stays understood.
 
-use crate::domain::{Lines, Reference};
+use crate::domain::{Lines, OrderStatus, Reference};
 use crate::message;
 use crate::messages::LineRequest;
+use crate::shipping::{Shipment, describe, shipment};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,7 +20,9 @@ use uuid::Uuid;
 /// tracking: one fulfilment, its quantities' reservation a sale, and the order
 /// `PARTIALLY_SHIPPED` (something left) or `SHIPPED` (nothing left), in one transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Its carrier and tracking are checked as it decodes (as `shipment` checks them for a move to
+// SHIPPED), and held trimmed: a bad one is refused naming the field.
+#[serde(deny_unknown_fields, try_from = "FulfilFields")]
 pub struct FulfilOrder {
     pub order_id: Uuid,
     /// The warehouse's unique id of this shipment (1 to 200 characters): applied once, however
@@ -39,6 +42,60 @@ pub struct FulfilOrder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<LineRequest>>)]
     pub lines: Option<Lines>,
+}
+
+impl FulfilOrder {
+    /// The carrier and tracking the report gives.
+    pub fn shipment(&self) -> Shipment {
+        Shipment {
+            carrier: self.carrier.clone(),
+            tracking_number: self.tracking_number.clone(),
+            tracking_url: self.tracking_url.clone(),
+        }
+    }
+}
+
+/// `orders.cmd.fulfil` as received, its shipment not checked yet.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FulfilFields {
+    order_id: Uuid,
+    reference: Reference,
+    carrier: String,
+    tracking_number: String,
+    #[serde(default)]
+    tracking_url: Option<String>,
+    #[serde(default)]
+    lines: Option<Lines>,
+}
+
+impl TryFrom<FulfilFields> for FulfilOrder {
+    type Error = String;
+    fn try_from(f: FulfilFields) -> Result<Self, Self::Error> {
+        let checked = shipment(
+            OrderStatus::Shipped,
+            Some(&f.carrier),
+            Some(&f.tracking_number),
+            f.tracking_url.as_deref(),
+        )
+        .map_err(|errors| describe(&errors))?;
+        let Some(Shipment {
+            carrier,
+            tracking_number,
+            tracking_url,
+        }) = checked
+        else {
+            return Err("carrier: required".to_owned());
+        };
+        Ok(FulfilOrder {
+            order_id: f.order_id,
+            reference: f.reference,
+            carrier,
+            tracking_number,
+            tracking_url,
+            lines: f.lines,
+        })
+    }
 }
 
 message!(FulfilOrder {
@@ -98,6 +155,24 @@ mod tests {
             fulfilment_id: None,
         };
         assert_eq!(deliver.message_id(), "deliver:pod-1");
+        let report = |url: &str| {
+            serde_json::json!({"order_id": Uuid::nil(), "reference": "wms-2", "carrier": " DHL ",
+                "tracking_number": "JD-2", "tracking_url": url})
+        };
+        let read = serde_json::from_value::<FulfilOrder>(report("https://dhl.example/JD-2"))
+            .expect("valid");
+        assert_eq!(read.carrier, "DHL");
+        assert_eq!(read.shipment().tracking_number, "JD-2");
+        let refused = serde_json::from_value::<FulfilOrder>(report("ftp://dhl.example/JD-2"))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            refused.starts_with("tracking_url: must be an http"),
+            "{refused}"
+        );
+        let mut extra = report("https://dhl.example/JD-2");
+        extra["surprise"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<FulfilOrder>(extra).is_err());
         let with_actor = serde_json::json!({
             "order_id": Uuid::nil(), "reference": "pod-1", "actor": "user:someone"
         });

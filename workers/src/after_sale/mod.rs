@@ -21,7 +21,6 @@ use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::asked::Asked;
-use crate::transitions::check_shipment;
 use common::domain::{Lines, OrderStatus};
 use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder};
 use order::OrderTx;
@@ -99,15 +98,9 @@ async fn answered(ctx: &Context, command: &AfterSale) -> Result<Stepped, Failure
 /// A shipment of some quantities a warehouse reports (`orders.cmd.fulfil` with `lines`).
 pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepped, Failure> {
     let reference = c.reference.as_str();
-    let shipment = check_shipment(
-        OrderStatus::Shipped,
-        Some(&c.carrier),
-        Some(&c.tracking_number),
-        c.tracking_url.as_deref(),
-    )?;
     let step = Step::Fulfil(Fulfil {
         lines: c.lines.clone(),
-        shipment,
+        shipment: Some(c.shipment()),
         reference: Some(reference.to_owned()),
     });
     reported(
@@ -290,8 +283,8 @@ async fn again(ctx: &Context, ask: &Ask, step: &Step) -> Result<Stepped, Failure
     })
 }
 
-/// The step as asked, staff-only steps refused to anyone else (its lines and texts are
-/// bounded by their types, checked as it decoded).
+/// The step as asked, staff-only steps refused to anyone else (its lines, texts and shipment
+/// were checked as it decoded).
 fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
     let staff_only = |what: &str| -> Result<(), Failure> {
         if staff {
@@ -308,15 +301,13 @@ fn checked(step: &AfterSaleStep, staff: bool) -> Result<Step, Failure> {
             tracking_url,
         } => {
             staff_only("ship")?;
-            let shipment = check_shipment(
-                OrderStatus::Shipped,
-                Some(carrier),
-                Some(tracking_number),
-                tracking_url.as_deref(),
-            )?;
             Step::Fulfil(Fulfil {
                 lines: Some(lines.clone()),
-                shipment,
+                shipment: Some(common::shipping::Shipment {
+                    carrier: carrier.clone(),
+                    tracking_number: tracking_number.clone(),
+                    tracking_url: tracking_url.clone(),
+                }),
                 reference: None,
             })
         }

@@ -21,7 +21,6 @@ use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
 use asked::Asked;
-use common::domain::OrderStatus;
 use common::messages::TransitionOrder;
 use tx::{Planned, TransitionTx};
 
@@ -62,8 +61,9 @@ pub(crate) async fn transition_all(
         .collect())
 }
 
-/// The command, checked: a status staff or systems may set, and shipment fields only on the
-/// transition to SHIPPED, whole. Its texts are bounded by their types, checked as it decoded.
+/// The command, checked: a status staff or systems may set, and a list of statuses to move
+/// from, when given, that is not empty. Its texts and shipment fields (only on the move to
+/// SHIPPED, whole) were checked as it decoded.
 fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
     if !command.to.is_staff_target() {
         return Err(Failure::permanent(format!(
@@ -76,12 +76,7 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
             "allowed_from, when given, must name at least one status",
         ));
     }
-    let shipment = check_shipment(
-        command.to,
-        command.carrier.as_deref(),
-        command.tracking_number.as_deref(),
-        command.tracking_url.as_deref(),
-    )?;
+    let shipment = command.shipment();
     Ok(Asked {
         order_id: command.order_id,
         to: command.to,
@@ -93,26 +88,10 @@ fn asked(command: &TransitionOrder) -> Result<Asked, Failure> {
     })
 }
 
-/// Shipment fields from the bus, checked against the move they come with as the api checks
-/// them (`common::shipping::shipment`); a bad field is a permanent failure naming it.
-pub fn check_shipment(
-    to: OrderStatus,
-    carrier: Option<&str>,
-    tracking_number: Option<&str>,
-    tracking_url: Option<&str>,
-) -> Result<Option<common::shipping::Shipment>, Failure> {
-    common::shipping::shipment(to, carrier, tracking_number, tracking_url).map_err(|errors| {
-        Failure::permanent(format!(
-            "invalid shipment: {}",
-            common::shipping::describe(&errors)
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::domain::Actor;
+    use common::domain::{Actor, OrderStatus};
     use uuid::Uuid;
 
     fn command(to: OrderStatus) -> TransitionOrder {
@@ -139,18 +118,10 @@ mod tests {
     }
 
     #[test]
-    fn shipment_fields_are_refused_on_other_transitions_and_when_incomplete() {
-        let mut c = command(OrderStatus::Delivered);
-        c.carrier = Some("UPS".into());
-        c.tracking_number = Some("1Z".into());
-        assert!(refused(&c).starts_with("invalid shipment: carrier"));
-        c.to = OrderStatus::Shipped;
-        c.tracking_number = None;
-        assert!(refused(&c).contains("tracking_number: required"));
-        c.tracking_number = Some("1Z".into());
-        c.tracking_url = Some("ftp://carrier.example/1Z".into());
-        assert!(refused(&c).contains("tracking_url"));
-        c.tracking_url = Some("https://carrier.example/1Z".into());
+    fn the_shipment_a_move_to_shipped_decoded_with_is_asked_for() {
+        let json = serde_json::json!({"order_id": Uuid::nil(), "to": "SHIPPED", "actor": "a",
+            "carrier": "UPS", "tracking_number": "1Z"});
+        let c: TransitionOrder = serde_json::from_value(json).expect("valid");
         let shipment = asked(&c).expect("valid").shipment.expect("a shipment");
         assert_eq!(shipment.tracking_number, "1Z");
     }
