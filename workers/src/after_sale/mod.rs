@@ -11,10 +11,13 @@
 //! an outside system reported it. A redelivered step finds its outcome recorded and publishes
 //! its events again.
 
+mod ask;
 pub mod order;
 mod read;
 pub mod returns;
 pub mod shipping;
+
+pub use ask::{Ask, Made, Refused};
 
 use crate::announce::{Change, Stepped, announce};
 use crate::consumer::{Failure, Handled};
@@ -26,27 +29,6 @@ use common::messages::{AfterSale, AfterSaleStep, DeliverOrder, FulfilOrder};
 use order::OrderTx;
 use shipping::Fulfil;
 use uuid::Uuid;
-
-/// Why a step cannot be made as asked.
-#[derive(Debug, Clone)]
-pub struct Refused(pub String);
-
-/// A step made (what to announce), or refused; `Err` for a failure to retry or dead-letter.
-pub type Made = Result<Result<Stepped, Refused>, Failure>;
-
-/// The step refused, and why.
-fn refused(why: String) -> Made {
-    Ok(Err(Refused(why)))
-}
-
-/// Who asks for a step, under which request.
-#[derive(Debug, Clone)]
-pub struct Ask {
-    pub order_id: Uuid,
-    pub request_id: Uuid,
-    pub actor: String,
-    pub staff: bool,
-}
 
 /// A step, checked.
 enum Step {
@@ -108,7 +90,7 @@ pub async fn reported_fulfilment(ctx: &Context, c: &FulfilOrder) -> Result<Stepp
         c.order_id,
         "fulfil",
         reference,
-        crate::transitions::outside::WAREHOUSE,
+        crate::transitions::asked::WAREHOUSE,
         &step,
     )
     .await
@@ -130,7 +112,7 @@ pub async fn reported_delivery(
         c.order_id,
         "deliver",
         reference,
-        crate::transitions::outside::CARRIER,
+        crate::transitions::asked::CARRIER,
         &step,
     )
     .await

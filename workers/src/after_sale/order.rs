@@ -2,7 +2,7 @@
 //! writes beside its own rows: the order's derived status with its timeline entry, a refund
 //! through the refund path, and the step's outcome under the request that asked for it.
 
-use super::Refused;
+use super::ask::Refused;
 use crate::consumer::Failure;
 use crate::refunds::RefundRow;
 use chrono::{DateTime, Utc};

@@ -3,9 +3,10 @@
 //! snapshot value refunded through the refund path), rejected, or cancelled. Each step is one
 //! transaction under the order's row lock.
 
+use super::ask::{Ask, Made, Refused, refused};
 use super::order::{OrderTx, now};
+use super::read;
 use super::shipping::quantities;
-use super::{Ask, Made, Refused, read, refused};
 use crate::announce::{Change, Stepped};
 use crate::consumer::Failure;
 use common::domain::Line;

@@ -1,8 +1,9 @@
 //! The shipping steps after the sale: ship some quantities (a fulfilment), mark a shipment
 //! delivered, cancel what is left. Each is one transaction under the order's row lock.
 
+use super::ask::{Ask, Made, refused};
 use super::order::OrderTx;
-use super::{Ask, Made, read, refused};
+use super::read;
 use crate::announce::{Change, Stepped};
 use common::domain::{FulfilmentStatus, OrderStatus, ReservationState};
 use common::domain::{Line, Lines};

@@ -7,6 +7,11 @@ use common::money::{Currency, Money};
 use common::shipping::Shipment;
 use uuid::Uuid;
 
+/// Who ships orders, in their timeline.
+pub const WAREHOUSE: &str = "system:warehouse";
+/// Who delivers them.
+pub const CARRIER: &str = "system:carrier";
+
 /// A transition asked for.
 #[derive(Debug, Clone)]
 pub struct Asked {

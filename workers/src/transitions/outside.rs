@@ -8,7 +8,7 @@
 //! reference (a redelivered or republished report publishes its recorded event again), and a
 //! reference names one order's step.
 
-use super::asked::Asked;
+use super::asked::{Asked, CARRIER, WAREHOUSE};
 use super::transition_all;
 use crate::announce::{Stepped, announce};
 use crate::consumer::{Failure, Handled};
@@ -16,11 +16,6 @@ use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::domain::OrderStatus;
 use common::messages::{DeliverOrder, FulfilOrder};
-
-/// Who ships orders, in their timeline.
-pub const WAREHOUSE: &str = "system:warehouse";
-/// Who delivers them.
-pub const CARRIER: &str = "system:carrier";
 
 /// `orders.cmd.fulfil`, received together: shipments of everything left are transitions to
 /// SHIPPED, made together; shipments of some lines are after-sale steps, each on its own.
