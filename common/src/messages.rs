@@ -8,8 +8,7 @@
 use crate::domain::{Actor, Lines, OrderStatus, Reason, Reference, blank_is_absent};
 use crate::message;
 use crate::money::{Currency, Money};
-use crate::shipping::{Address, Shipment, ShippingAddress};
-use chrono::{DateTime, Utc};
+use crate::shipping::{Address, ShippingAddress};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -17,6 +16,7 @@ mod after_sale;
 mod fulfilment;
 mod outcome;
 mod refunds;
+mod status;
 mod transition;
 pub use crate::domain::{Line, LineRequest};
 pub use after_sale::{
@@ -25,6 +25,7 @@ pub use after_sale::{
 pub use fulfilment::{DeliverOrder, FulfilOrder};
 pub use outcome::{MAX_REPLY_SUBJECT, OutcomeLine, PlacedOutcome, is_reply_subject};
 pub use refunds::{RefundChanged, RefundFailed, RefundOrder, RefundPayment, RefundSucceeded};
+pub use status::OrderStatusChanged;
 
 /// `orders.cmd.place`: a customer asks for an order. Published by the api or by another system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -118,36 +119,6 @@ message!(TransitionOrder {
         Some(request) => format!("order:{}:to:{}:request:{request}", m.order_id, m.to),
         None => format!("order:{}:to:{}:{}", m.order_id, m.to, m.actor),
     },
-    order: |m| m.order_id,
-});
-
-/// `orders.evt.status_changed`: an order was recorded (`from` is null) or moved in its
-/// lifecycle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderStatusChanged {
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    /// The previous status; null when the order was just recorded (`CONFIRMED` or `REJECTED`).
-    pub from: Option<OrderStatus>,
-    pub to: OrderStatus,
-    pub at: DateTime<Utc>,
-    /// Who or which system made the change (`user:<id>`, `system:inventory`, …).
-    pub actor: String,
-    pub reason: Option<String>,
-    /// The id of the timeline entry this change recorded (ordered per order).
-    #[serde(default)]
-    pub entry_id: Option<i64>,
-    /// On a move to `SHIPPED` made with tracking: the carrier and tracking. Absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipment: Option<Shipment>,
-}
-
-message!(OrderStatusChanged {
-    subject: "orders.evt.status_changed",
-    kind: "orders.status_changed",
-    version: 1,
-    id: |m| format!("order:{}:status:{}", m.order_id, m.to),
     order: |m| m.order_id,
 });
 

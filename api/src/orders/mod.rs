@@ -26,5 +26,5 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
     routes::router()
         .merge(events::router())
         .merge(refunds::router())
-        .merge(after_sale::router())
+        .merge(after_sale::routes::router())
 }

@@ -11,9 +11,9 @@
 //! Warehouses and carriers take the shipping steps on subjects of their own
 //! (`orders.cmd.fulfil`, `orders.cmd.deliver`), which reach the same steps.
 
+use crate::domain::LineRequest;
 use crate::domain::{Actor, FulfilmentStatus, Lines, OrderStatus, Reason, ReturnStatus};
 use crate::message;
-use crate::messages::LineRequest;
 use crate::shipping::{Shipment, describe, shipment};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -9,9 +9,9 @@
 //! `fulfilment_id` for the delivery of one shipment), so a publisher written against an earlier
 //! version stays understood.
 
+use crate::domain::LineRequest;
 use crate::domain::{Lines, OrderStatus, Reference};
 use crate::message;
-use crate::messages::LineRequest;
 use crate::shipping::{Shipment, describe, shipment};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -6,7 +6,7 @@
 //!
 //! [`OUTCOME_REPLY_HEADER`]: crate::messaging::OUTCOME_REPLY_HEADER
 
-use super::OrderStatusChanged;
+use super::status::OrderStatusChanged;
 use crate::money::Quantity;
 use crate::shipping::ShippingAddress;
 use serde::{Deserialize, Serialize};

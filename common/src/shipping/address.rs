@@ -1,6 +1,6 @@
 //! The shipping address: its fields, their bounds, and the countries of ISO 3166-1.
 
-use super::{Errors, FieldErrors};
+use super::errors::{Errors, FieldErrors};
 use serde::{Deserialize, Serialize};
 
 /// Bounds of a shipping address, in characters.
@@ -142,7 +142,7 @@ impl Address {
 impl TryFrom<ShippingAddress> for Address {
     type Error = String;
     fn try_from(address: ShippingAddress) -> Result<Self, Self::Error> {
-        Address::new(&address, "").map_err(|errors| super::describe(&errors))
+        Address::new(&address, "").map_err(|errors| super::errors::describe(&errors))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The shipment: carrier and tracking, taken only with the move to `SHIPPED`, whole.
 
-use super::{Errors, FieldErrors};
+use super::errors::{Errors, FieldErrors};
 use crate::domain::OrderStatus;
 use serde::{Deserialize, Serialize};
 

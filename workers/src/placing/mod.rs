@@ -9,6 +9,7 @@
 //! duplicate window); copies of a command received together share one outcome.
 
 pub mod decide;
+mod new_order;
 pub mod record;
 mod rows;
 
@@ -17,7 +18,8 @@ use crate::context::Context;
 use crate::dispatch::Incoming;
 use common::messages::{PlaceOrder, PlacedOutcome};
 use common::shipping::ShippingAddress;
-use record::{NewOrder, Placed};
+use new_order::NewOrder;
+use record::Placed;
 
 /// How long an outcome reply may wait for room in the client's queue.
 const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);

@@ -3,7 +3,7 @@
 //! with what has committed meanwhile, that no account passes its bound on unpaid orders.
 
 use super::decide;
-use super::record::{ACTOR, NewOrder, RESERVED};
+use super::new_order::{ACTOR, NewOrder, RESERVED};
 use crate::consumer::Failure;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;

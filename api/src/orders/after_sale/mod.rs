@@ -6,9 +6,7 @@
 //! past its window, a second receipt). The worker is the one judge, under the order's row
 //! lock, so two racing requests cannot both take the last unit.
 
-mod routes;
-
-pub use routes::router;
+pub mod routes;
 
 use super::command::{Wait, about_order, idempotency_key, preference_applied, request_id};
 use super::repo;
