@@ -126,9 +126,9 @@ impl OrderStatus {
         )
     }
 
-    /// Settled for the placement flow: the order is recorded with the outcome of reserving
-    /// its stock.
-    pub fn is_placement_settled(self) -> bool {
+    /// The placement's outcome is in: the order is recorded with the outcome of reserving its
+    /// stock.
+    pub fn is_recorded(self) -> bool {
         self != OrderStatus::Pending
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Starts the `workers` binary with `args`, waits until it is ready and serves its metrics,
 /// then checks that SIGTERM stops it cleanly.
-async fn run_until_ready_then_terminate(args: &[&str]) {
+async fn assert_runs_until_ready_and_stops_on_sigterm(args: &[&str]) {
     let env = TestEnv::new().await;
     let port = free_port();
     let workers = Binary::spawn(
@@ -41,12 +41,12 @@ async fn run_until_ready_then_terminate(args: &[&str]) {
 
 #[tokio::test]
 async fn all_worker_kinds_run_and_stop_cleanly_on_sigterm() {
-    run_until_ready_then_terminate(&[]).await;
+    assert_runs_until_ready_and_stops_on_sigterm(&[]).await;
 }
 
 #[tokio::test]
 async fn one_worker_kind_runs_alone() {
-    run_until_ready_then_terminate(&["inventory"]).await;
+    assert_runs_until_ready_and_stops_on_sigterm(&["inventory"]).await;
 }
 
 #[test]

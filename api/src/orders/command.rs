@@ -84,7 +84,7 @@ pub fn about_order<T: Serialize>(status: StatusCode, order_id: Uuid, body: &T) -
 /// while it is only accepted; `Preference-Applied` names the wait that was honoured.
 pub fn answer(commanded: Commanded, settled: StatusCode, wait: Wait) -> Response {
     let (status, order) = match commanded {
-        Commanded::Settled(order) => (settled, order),
+        Commanded::Outcome(order) => (settled, order),
         Commanded::Accepted(order) => (StatusCode::ACCEPTED, order),
     };
     preference_applied(about_order(status, order.id, &order), wait)

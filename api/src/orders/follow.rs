@@ -79,7 +79,7 @@ pub struct Follow {
     pub replay: Option<Replay>,
     /// Once `pending` is sent: end the stream if no refund of the order is pending.
     pub check_end: bool,
-    /// The order is settled: the stream ends once `pending` is sent.
+    /// The order is done (final, nothing pending): the stream ends once `pending` is sent.
     ending: bool,
     /// Who follows: the actors of the entries are as they see them.
     viewer: Viewer,
@@ -114,7 +114,7 @@ impl Follow {
                 self.check_end = false;
                 // Boxed, as below: the database reads a stream rarely makes would otherwise
                 // size every idle stream's future.
-                self.ending = Box::pin(self.settle()).await;
+                self.ending = Box::pin(self.is_done()).await;
                 continue;
             }
             if self.replay.is_some() {
@@ -129,9 +129,9 @@ impl Follow {
     }
 
     /// Whether the stream's order is final with no refund pending (or cannot be read: the
-    /// stream ends and its client resumes). A settled order's entries not sent yet are queued
-    /// first: the change that settled it can be committed before it is heard live.
-    async fn settle(&mut self) -> bool {
+    /// stream ends and its client resumes). A done order's entries not sent yet are queued
+    /// first: the change that finished it can be committed before it is heard live.
+    async fn is_done(&mut self) -> bool {
         let Filter::Order {
             order_id,
             floor,

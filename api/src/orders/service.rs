@@ -5,7 +5,7 @@ use super::accepted::Pending;
 use super::idempotency::{self, Claim};
 use super::model::Order;
 use super::repo;
-use super::waiter::{Settled, Waiter};
+use super::waiter::{Heard, Waiter};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use chrono::Utc;
@@ -27,8 +27,8 @@ const IDEMPOTENT_ORDER_IDS: Uuid = Uuid::from_u128(0x0d3c_9a4e_52b1_4f0e_9c7a_61
 pub enum Commanded {
     /// Accepted, outcome not known yet (202).
     Accepted(Order),
-    /// Settled within the wait (201 for a placement, 200 otherwise).
-    Settled(Order),
+    /// The outcome is in within the wait (201 for a placement, 200 otherwise).
+    Outcome(Order),
 }
 
 /// The id of the order a user places under an idempotency key: the same for every retry.
@@ -101,7 +101,7 @@ pub async fn place(
                     accepted_at: at,
                     shipping_address: shipping_address.map(|a| *a),
                 };
-                return settle(state, order_id, &pending, None, wait).await;
+                return await_outcome(state, order_id, &pending, None, wait).await;
             }
             Claim::InFlight => {
                 return Err(ApiError::conflict(
@@ -194,7 +194,7 @@ pub async fn place(
         false => Listening::SincePublish(w),
         true => Listening::Late(w),
     });
-    settle(state, order_id, &pending, waiter, wait).await
+    await_outcome(state, order_id, &pending, waiter, wait).await
 }
 
 const BROKER_UNAVAILABLE: &str =
@@ -253,7 +253,7 @@ enum Listening {
 }
 
 /// Waits (if asked) for the outcome, then answers with the order as it now stands.
-async fn settle(
+async fn await_outcome(
     state: &AppState,
     order_id: Uuid,
     pending: &Pending,
@@ -268,16 +268,16 @@ async fn settle(
             Listening::Late(waiter) => {
                 // The outcome may have been announced before this listened: check once.
                 if let Some(order) = repo::find(&state.db, order_id, Some(user_id)).await?
-                    && order.status.is_placement_settled()
+                    && order.status.is_recorded()
                 {
-                    return Ok(Commanded::Settled(order));
+                    return Ok(Commanded::Outcome(order));
                 }
                 waiter
             }
         };
         // Answered from the outcome sent straight here when it comes first; the bound on
         // unpaid orders' refusal is told with what the database holds, as below.
-        if let Some(Settled::Outcome(outcome)) = waiter.wait_for_placement(wait).await
+        if let Some(Heard::Outcome(outcome)) = waiter.wait_for_placement(wait).await
             && let Some(order) = repo::recorded(*outcome, Some(user_id))
             && !order
                 .rejection_reason
@@ -286,11 +286,11 @@ async fn settle(
         {
             // Its outcome may have come before this replica held it: forget it now.
             state.accepted.forget(order_id);
-            return Ok(Commanded::Settled(order));
+            return Ok(Commanded::Outcome(order));
         }
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
-        Some(order) if order.status.is_placement_settled() && wait.is_some() => {
+        Some(order) if order.status.is_recorded() && wait.is_some() => {
             state.accepted.forget(order_id);
             match (
                 &order.rejection_reason,
@@ -301,7 +301,7 @@ async fn settle(
                     let unpaid = repo::unpaid(&state.db, user_id, max).await?;
                     Err(unpaid_limit(state, &unpaid, reason.clone(), Some(order.id)))
                 }
-                _ => Ok(Commanded::Settled(order)),
+                _ => Ok(Commanded::Outcome(order)),
             }
         }
         Some(order) => Ok(Commanded::Accepted(order)),

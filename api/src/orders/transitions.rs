@@ -80,7 +80,7 @@ pub async fn request(
                 format!("order is already {to}; its shipment cannot be changed"),
             ));
         }
-        return Ok(Commanded::Settled(order));
+        return Ok(Commanded::Outcome(order));
     }
     if !allowed(order.status) {
         return Err(illegal(&order, to));
@@ -105,7 +105,7 @@ pub async fn request(
         .publish(command, correlation_id)
         .await
         .map_err(|e| not_acknowledged("transition", order_id, e))?;
-    // Settled: the order got there, or moved where it cannot get there from any more.
+    // The outcome is in: the order got there, or moved where it cannot get there from any more.
     let settled = |s: OrderStatus| s == to || !allowed(s);
     if let (Some(waiter), Some(wait)) = (waiter.as_mut(), wait) {
         // A duplicate is this request published before (a retry under its Idempotency-Key),
@@ -122,7 +122,7 @@ pub async fn request(
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     if order.status == to {
-        return Ok(Commanded::Settled(order));
+        return Ok(Commanded::Outcome(order));
     }
     if (wait.is_some() || published.duplicate) && !allowed(order.status) {
         // The worker refused it: the order moved elsewhere meanwhile (paid before a

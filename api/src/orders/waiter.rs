@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// What settled a placement: its outcome as sent straight after the commit, or its
+/// How a placement's outcome was heard: as sent straight after the commit, or as its
 /// status event (the outcome's reply was lost, or the command named none).
 #[derive(Debug)]
-pub enum Settled {
+pub enum Heard {
     Outcome(Box<PlacedOutcome>),
     Event,
 }
@@ -54,12 +54,12 @@ impl Waiter {
         .await
     }
 
-    /// Waits up to `timeout` for the order's placement to settle: its outcome sent straight
+    /// Waits up to `timeout` for the placement's outcome: sent straight
     /// to this replica, or its status event, whichever comes first; `None` on time-out.
-    pub async fn wait_for_placement(&mut self, timeout: Duration) -> Option<Settled> {
+    pub async fn wait_for_placement(&mut self, timeout: Duration) -> Option<Heard> {
         self.next(timeout, |change| match change {
-            OrderChange::Placed(o) => Some(Settled::Outcome(o.clone())),
-            OrderChange::Status(c) if c.to.is_placement_settled() => Some(Settled::Event),
+            OrderChange::Placed(o) => Some(Heard::Outcome(o.clone())),
+            OrderChange::Status(c) if c.to.is_recorded() => Some(Heard::Event),
             _ => None,
         })
         .await

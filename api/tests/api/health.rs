@@ -25,7 +25,7 @@ async fn readiness_is_ok_when_postgres_and_nats_answer() {
 }
 
 /// Waits until readiness answers 503 and returns the problem it answers with.
-async fn unready(app: &TestApp) -> Value {
+async fn assert_unready(app: &TestApp) -> Value {
     eventually(Duration::from_secs(20), "readiness 503", || async {
         let res = app.get("/health/ready").await;
         if res.status() == 503 {
@@ -38,7 +38,7 @@ async fn unready(app: &TestApp) -> Value {
 }
 
 /// Waits until readiness answers 200 again.
-async fn ready_again(app: &TestApp, within: Duration) {
+async fn assert_ready_again(app: &TestApp, within: Duration) {
     eventually(within, "readiness back to 200", || async {
         (app.get("/health/ready").await.status() == 200).then_some(())
     })
@@ -52,7 +52,7 @@ async fn readiness_goes_503_naming_postgres_while_it_is_unreachable() {
 
     pg.cut();
 
-    let body = unready(&app).await;
+    let body = assert_unready(&app).await;
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("postgres"), "{body}");
     assert_ne!(body["checks"]["postgres"], "ok");
@@ -63,11 +63,11 @@ async fn readiness_goes_503_naming_postgres_while_it_is_unreachable() {
 async fn readiness_recovers_once_postgres_is_back() {
     let (app, pg, _nats) = spawn_app_behind_proxies().await;
     pg.cut();
-    unready(&app).await;
+    assert_unready(&app).await;
 
     pg.restore();
 
-    ready_again(&app, Duration::from_secs(20)).await;
+    assert_ready_again(&app, Duration::from_secs(20)).await;
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn readiness_goes_503_naming_nats_while_it_is_unreachable() {
 
     nats.cut();
 
-    let body = unready(&app).await;
+    let body = assert_unready(&app).await;
     assert!(body["detail"].as_str().unwrap().contains("nats"), "{body}");
     assert_eq!(body["checks"]["postgres"], "ok");
 }
@@ -86,11 +86,11 @@ async fn readiness_goes_503_naming_nats_while_it_is_unreachable() {
 async fn readiness_recovers_once_nats_is_back() {
     let (app, _pg, nats) = spawn_app_behind_proxies().await;
     nats.cut();
-    unready(&app).await;
+    assert_unready(&app).await;
 
     nats.restore();
 
-    ready_again(&app, Duration::from_secs(30)).await;
+    assert_ready_again(&app, Duration::from_secs(30)).await;
 }
 
 #[tokio::test]

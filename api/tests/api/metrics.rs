@@ -121,13 +121,24 @@ async fn the_workers_expose_outcome_consumer_and_pool_metrics_that_move_with_ord
 
     confirm_reject_and_cancel(&app).await;
 
-    // The outcome counters are bumped just before the workers' commit: wait for the scrape.
+    let consumers = [
+        "inventory-place",
+        "inventory-commands",
+        "orders-transitions",
+        "orders-payment-events",
+    ];
+    // The outcome counters are bumped just before the workers' commit, and the consumers'
+    // gauges are sampled on an interval: wait for a scrape that has them all.
     let text = common::testing::eventually(
         std::time::Duration::from_secs(20),
-        "worker metrics",
+        "worker metrics with every consumer sampled",
         || async {
             let text = scrape(&format!("{workers}/metrics")).await;
-            (sample(&text, "orders_cancelled_total", &[]).unwrap_or(0.0) >= 1.0).then_some(text)
+            let sampled = consumers
+                .iter()
+                .all(|c| sample(&text, "consumer_pending_messages", &[("consumer", c)]).is_some());
+            (sampled && sample(&text, "orders_cancelled_total", &[]).unwrap_or(0.0) >= 1.0)
+                .then_some(text)
         },
     )
     .await;
@@ -155,12 +166,7 @@ async fn the_workers_expose_outcome_consumer_and_pool_metrics_that_move_with_ord
         sample(&text, "message_processing_seconds_count", &place).unwrap_or(0.0) >= 2.0,
         "{text}"
     );
-    for consumer in [
-        "inventory-place",
-        "inventory-commands",
-        "orders-transitions",
-        "orders-payment-events",
-    ] {
+    for consumer in consumers {
         assert!(
             sample(
                 &text,

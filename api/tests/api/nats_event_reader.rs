@@ -49,7 +49,7 @@ async fn the_event_reader_publishes_no_event() {
     let api = nats.user("api").await;
 
     for subject in ["orders.evt.status_changed", "payments.evt.succeeded"] {
-        reader.cannot_publish(subject).await;
+        reader.assert_cannot_publish(subject).await;
     }
 
     assert_eq!(last_sequence(&api.js, "EVENTS").await, 0);

@@ -139,7 +139,9 @@ async fn a_warehouse_may_publish_stock_adjustments_shipments_and_deliveries_only
             "the warehouse publishes to {subject}"
         );
     }
-    warehouse.cannot_publish("orders.cmd.transition").await;
+    warehouse
+        .assert_cannot_publish("orders.cmd.transition")
+        .await;
 }
 
 #[tokio::test]
@@ -148,5 +150,7 @@ async fn a_warehouse_cannot_publish_a_payment_event() {
     let _env = nats.migrated_env().await;
     let warehouse = nats.user("warehouse").await;
 
-    warehouse.cannot_publish("payments.evt.succeeded").await;
+    warehouse
+        .assert_cannot_publish("payments.evt.succeeded")
+        .await;
 }

@@ -142,8 +142,10 @@ async fn the_webhooks_worker_cannot_publish_order_events_or_commands() {
     let _env = nats.migrated_env().await;
     let worker = nats.user("webhooks-worker").await;
 
-    worker.cannot_publish("orders.evt.status_changed").await;
-    worker.cannot_publish("orders.cmd.transition").await;
+    worker
+        .assert_cannot_publish("orders.evt.status_changed")
+        .await;
+    worker.assert_cannot_publish("orders.cmd.transition").await;
 }
 
 // --- the payment provider -------------------------------------------------------------------
@@ -213,7 +215,7 @@ async fn a_payment_provider_cannot_send_order_commands() {
         "orders.cmd.fulfil",
         "orders.cmd.deliver",
     ] {
-        provider.cannot_publish(subject).await;
+        provider.assert_cannot_publish(subject).await;
     }
 
     assert_eq!(last_sequence(&api.js, "ORDERS_CMD").await, before);
@@ -276,7 +278,7 @@ async fn a_payment_provider_cannot_send_refund_commands() {
     let _env = nats.migrated_env().await;
     let provider = nats.user("payments").await;
 
-    provider.cannot_publish("payments.cmd.refund").await;
+    provider.assert_cannot_publish("payments.cmd.refund").await;
 }
 
 #[tokio::test]

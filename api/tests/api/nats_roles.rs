@@ -136,6 +136,6 @@ async fn a_carrier_delivers_a_shipped_order_and_may_publish_nothing_else() {
         "inventory.cmd.adjust",
         "payments.evt.succeeded",
     ] {
-        carrier.cannot_publish(subject).await;
+        carrier.assert_cannot_publish(subject).await;
     }
 }

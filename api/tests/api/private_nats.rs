@@ -203,7 +203,7 @@ impl NatsUser {
     }
 
     /// Asserts a JetStream publish to `subject` is refused, and the server says so.
-    pub async fn cannot_publish(&self, subject: &str) {
+    pub async fn assert_cannot_publish(&self, subject: &str) {
         assert!(!self.publish(subject).await, "published to {subject}");
         self.told(&format!("Publish to \"{subject}\"")).await;
     }

@@ -76,7 +76,7 @@ fn key_order(sort: &str, a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-async fn pages_through_every_product(sort: &str) {
+async fn assert_pages_visit_every_product_once(sort: &str) {
     let app = seeded_catalogue().await;
     let all = app.list_all(&format!("sort={sort}&limit=100")).await;
     assert_eq!(all.len(), 57);
@@ -97,32 +97,32 @@ async fn pages_through_every_product(sort: &str) {
 
 #[tokio::test]
 async fn paging_by_name_visits_every_product_once_in_order() {
-    pages_through_every_product("name").await;
+    assert_pages_visit_every_product_once("name").await;
 }
 
 #[tokio::test]
 async fn paging_by_name_descending_visits_every_product_once_in_order() {
-    pages_through_every_product("-name").await;
+    assert_pages_visit_every_product_once("-name").await;
 }
 
 #[tokio::test]
 async fn paging_by_price_visits_every_product_once_in_order() {
-    pages_through_every_product("price").await;
+    assert_pages_visit_every_product_once("price").await;
 }
 
 #[tokio::test]
 async fn paging_by_price_descending_visits_every_product_once_in_order() {
-    pages_through_every_product("-price").await;
+    assert_pages_visit_every_product_once("-price").await;
 }
 
 #[tokio::test]
 async fn paging_by_creation_visits_every_product_once_in_order() {
-    pages_through_every_product("created_at").await;
+    assert_pages_visit_every_product_once("created_at").await;
 }
 
 #[tokio::test]
 async fn paging_by_creation_descending_visits_every_product_once_in_order() {
-    pages_through_every_product("-created_at").await;
+    assert_pages_visit_every_product_once("-created_at").await;
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         out,
-        "  all settled after   {} (target <= 5 s)",
+        "  all settled after   {} (target <= 1 s after the first request)",
         flash
             .settled_after
             .map(|d| format!("{:.2} s", d.as_secs_f64()))

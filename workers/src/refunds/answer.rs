@@ -56,7 +56,7 @@ async fn answered<M>(
     answer: impl Fn(&M) -> Answer,
 ) -> Vec<Handled> {
     let check = |e: &Incoming<M>| Ok(answer(&e.message));
-    let results = crate::batch::checked(&events, check, |some| settle_all(&ctx, some)).await;
+    let results = crate::batch::checked(&events, check, |some| record_answers(&ctx, some)).await;
     announce(&ctx, &events, results).await
 }
 
@@ -70,7 +70,7 @@ struct Recorded {
 }
 
 /// Records the answers in one transaction, their orders locked in id order.
-async fn settle_all(
+async fn record_answers(
     ctx: &Context,
     outcomes: Vec<Answer>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
@@ -117,7 +117,7 @@ async fn settle_all(
                     )))
                 }
                 _ => {
-                    let applied = settle(&mut tx, outcome, &r).await?;
+                    let applied = record_answer(&mut tx, outcome, &r).await?;
                     if applied.is_ok() && outcome.given_back.is_some() {
                         succeeded += 1;
                     }
@@ -138,7 +138,7 @@ async fn settle_all(
 
 /// Writes the answer on the refund and, for money given back from what the order captured,
 /// on the order.
-async fn settle(
+async fn record_answer(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     outcome: &Answer,
     recorded: &Recorded,
