@@ -268,6 +268,7 @@ pub struct StatusChangeRequest {
     /// `PAID`, `SHIPPED`, `DELIVERED` or `CANCELLED`.
     pub status: OrderStatus,
     /// Up to 500 characters, recorded in the timeline.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
     /// Only with `SHIPPED`, together with `tracking_number`: who carries the parcel (1 to 100
     /// characters).
