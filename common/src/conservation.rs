@@ -83,23 +83,40 @@ impl Findings {
 /// Checks (one report at a time, in one snapshot, so concurrent changes cannot fake a drift).
 /// Two checks started together are serialised; the later one retries on a fresh snapshot.
 pub async fn check(db: &PgPool) -> Result<Findings, sqlx::Error> {
+    serialised(|| check_once(db)).await
+}
+
+/// Recomputes the running balances from the whole history and lists every order again, then
+/// checks: for after rows were changed with the triggers off (a restore or a repair made under
+/// `session_replication_role = replica`), which the journal cannot have seen. Reads every
+/// order once; later checks are back to what changed.
+pub async fn check_from_history(db: &PgPool) -> Result<Findings, sqlx::Error> {
+    serialised(|| rebuild(db)).await?;
+    check(db).await
+}
+
+/// Runs `attempt` until it does not fail for a concurrent check (SQLSTATE 40001), at most six
+/// times.
+async fn serialised<T, F, Fut>(attempt: F) -> Result<T, sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
     let mut attempts = 0;
     loop {
-        match check_once(db).await {
+        match attempt().await {
             Err(sqlx::Error::Database(e))
                 if e.code().as_deref() == Some("40001") && attempts < 5 =>
             {
                 attempts += 1;
             }
-            found => return found,
+            done => return done,
         }
     }
 }
 
-/// The advisory lock that serialises checks.
-const CHECK_LOCK: i64 = 0x636f_6e73_6572_7665; // "conserve"
-
-async fn check_once(db: &PgPool) -> Result<Findings, sqlx::Error> {
+/// A REPEATABLE READ transaction holding the lock that serialises checks.
+async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
@@ -107,6 +124,43 @@ async fn check_once(db: &PgPool) -> Result<Findings, sqlx::Error> {
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", CHECK_LOCK)
         .execute(&mut *tx)
         .await?;
+    Ok(tx)
+}
+
+/// The balances as the history gives them, in place of the running ones, and every order
+/// listed for its next check. What commits after this snapshot stays in the journal.
+async fn rebuild(db: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = snapshot(db).await?;
+    sqlx::query!(
+        "WITH journal AS (DELETE FROM stock_journal), balances AS (DELETE FROM stock_balances)
+         SELECT 1 AS done",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO stock_balances (product_id, adjusted, restocked, held)
+         SELECT p.id,
+                COALESCE((SELECT sum(delta) FROM stock_adjustments a
+                           WHERE a.product_id = p.id AND a.kind = 'adjustment'), 0),
+                COALESCE((SELECT sum(delta) FROM stock_adjustments a
+                           WHERE a.product_id = p.id AND a.kind = 'return'), 0),
+                COALESCE((SELECT sum(quantity) FROM reservations r
+                           WHERE r.product_id = p.id AND r.state <> 'released'), 0)
+           FROM products p",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("INSERT INTO orders_to_verify (order_id) SELECT id FROM orders")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The advisory lock that serialises checks.
+const CHECK_LOCK: i64 = 0x636f_6e73_6572_7665; // "conserve"
+
+async fn check_once(db: &PgPool) -> Result<Findings, sqlx::Error> {
+    let mut tx = snapshot(db).await?;
     // What the snapshot sees of the journal joins the balances; what commits later stays
     // for the next check.
     sqlx::query!(

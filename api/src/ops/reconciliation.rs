@@ -4,11 +4,22 @@
 
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Problem};
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::extract::State;
 use common::conservation::{MoneyDrift, StockDrift};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReconciliationQuery {
+    /// `true`: recompute the running balances from the whole history and verify every order,
+    /// for after rows were changed with the triggers off (a restore); reads every order once.
+    /// Absent or `false`: the catalogue and what changed since the previous check.
+    pub full: Option<bool>,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reconciliation {
@@ -31,8 +42,10 @@ pub struct Reconciliation {
 /// Exact when no order is in flight. Reads the catalogue and what changed since the previous
 /// check, not the order history.
 #[utoipa::path(get, path = "/admin/stock-reconciliation", tag = "operations", operation_id = "reconcile_stock",
+    params(ReconciliationQuery),
     responses(
         (status = 200, description = "The result, per product in drift", body = Reconciliation),
+        (status = 400, description = "Malformed parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
     ),
@@ -40,8 +53,13 @@ pub struct Reconciliation {
 pub async fn reconcile(
     State(state): State<AppState>,
     _admin: AdminUser,
+    Query(q): Query<ReconciliationQuery>,
 ) -> ApiResult<axum::Json<Reconciliation>> {
-    let found = common::conservation::check(&state.db).await?;
+    let found = if q.full == Some(true) {
+        common::conservation::check_from_history(&state.db).await?
+    } else {
+        common::conservation::check(&state.db).await?
+    };
     let consistent = found.consistent();
     let (drift, money_drift) = (found.drift, found.money_drift);
     if !drift.is_empty() {

@@ -126,3 +126,42 @@ async fn a_payment_or_a_ledger_entry_changed_by_hand_is_found() {
     assert_eq!(stock["difference"], 2, "{report}");
     assert_balances_match_history(db).await;
 }
+
+#[tokio::test]
+async fn a_change_made_with_the_triggers_off_is_found_by_a_check_from_history() {
+    let paid = PaidShop::open("psp-rec-3").await;
+    let db = &paid.state.db;
+    assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
+    // A repair or restore that bypasses the triggers, as `session_replication_role = replica`
+    // does: the journal never hears of it.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM reservations WHERE order_id = $1::uuid")
+        .bind(&paid.order)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let usual = paid.reconciliation(&paid.admin).await;
+    assert_eq!(
+        usual["consistent"], true,
+        "the journal cannot see it: {usual}"
+    );
+
+    let full = paid
+        .read(&paid.admin, "/api/v1/admin/stock-reconciliation?full=true")
+        .await;
+
+    assert_eq!(full["consistent"], false, "{full}");
+    assert_eq!(full["drift"][0]["held"], 0, "{full}");
+    assert_eq!(full["drift"][0]["difference"], 1, "{full}");
+    assert_eq!(full["drift"][0]["mismatched_orders"], 1, "{full}");
+    let res = paid
+        .get_as(&paid.admin, "/api/v1/admin/stock-reconciliation?full=maybe")
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_balances_match_history(db).await;
+}
