@@ -131,26 +131,7 @@ async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgr
 /// listed for its next check. What commits after this snapshot stays in the journal.
 async fn rebuild(db: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = snapshot(db).await?;
-    sqlx::query!(
-        "WITH journal AS (DELETE FROM stock_journal), balances AS (DELETE FROM stock_balances)
-         SELECT 1 AS done",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO stock_balances (product_id, adjusted, restocked, held)
-         SELECT p.id,
-                COALESCE((SELECT sum(delta) FROM stock_adjustments a
-                           WHERE a.product_id = p.id AND a.kind = 'adjustment'), 0),
-                COALESCE((SELECT sum(delta) FROM stock_adjustments a
-                           WHERE a.product_id = p.id AND a.kind = 'return'), 0),
-                COALESCE((SELECT sum(quantity) FROM reservations r
-                           WHERE r.product_id = p.id AND r.state <> 'released'), 0)
-           FROM products p",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!("INSERT INTO orders_to_verify (order_id) SELECT id FROM orders")
+    sqlx::query!("SELECT FROM stock_balances_from_history()")
         .execute(&mut *tx)
         .await?;
     tx.commit().await
