@@ -160,14 +160,14 @@ impl Application {
         );
         let header_read_timeout = self.state.config.http_header_read_timeout;
         let metrics_shutdown = shutdown.clone();
-        tokio::spawn(crate::serve::serve(
+        tokio::spawn(common::serve::serve(
             self.metrics_listener,
             routes::health::metrics_router(self.state.clone()),
             header_read_timeout,
             async move { metrics_shutdown.cancelled().await },
         ));
         let streams = Arc::clone(&self.state.watch);
-        crate::serve::serve(
+        common::serve::serve(
             self.listener,
             self.router,
             header_read_timeout,

@@ -20,7 +20,6 @@ pub mod release;
 pub mod request_id;
 pub mod retention;
 pub mod routes;
-pub mod serve;
 pub mod state;
 pub mod users;
 pub mod webhooks;

@@ -19,6 +19,8 @@ pub mod notices;
 pub mod otel;
 pub mod redrive;
 pub mod refunds;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod shipping;
 pub mod shutdown;
 pub mod startup;

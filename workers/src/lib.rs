@@ -112,16 +112,19 @@ impl Workers {
         };
         tracing::info!(addr = %self.listener.local_addr()?, "worker http listening");
         let http_shutdown = shutdown.clone();
-        let server = axum::serve(self.listener, http::router(http_state))
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-        let (served, ()) = tokio::join!(server, async {
+        let server = common::serve::serve(
+            self.listener,
+            http::router(http_state),
+            self.context.config.http_header_read_timeout,
+            async move { http_shutdown.cancelled().await },
+        );
+        let ((), ()) = tokio::join!(server, async {
             while let Some(done) = tasks.join_next().await {
                 if let Err(e) = done {
                     tracing::error!(error = %e, "consumer task failed");
                 }
             }
         });
-        served?;
         // Make sure every ack and publish left the client before the process exits.
         if let Err(e) = self.nats.flush().await {
             tracing::warn!(error = %e, "NATS flush on shutdown failed");

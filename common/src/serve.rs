@@ -1,5 +1,6 @@
 //! Serving HTTP/1.1 connections: the client's address on every request, `TCP_NODELAY`, a bound
-//! on how long a connection may take to send a request's headers, and graceful shutdown.
+//! on how long a connection may take to send a request's headers, and graceful shutdown: the
+//! api's port and the workers' (health and metrics) both serve through it.
 //!
 //! `axum::serve` takes no configuration, and hyper enforces its header read timeout only with
 //! a timer, which `axum::serve` does not give it: a client could open connections and send
