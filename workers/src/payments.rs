@@ -17,7 +17,7 @@ use crate::consumer::{Failure, Handled};
 use crate::context::Context;
 use crate::dispatch::Incoming;
 use crate::transitions::asked::{Asked, NewPayment};
-use crate::transitions::tx::{Planned, TransitionTx};
+use crate::transitions::tx::{Plan, TransitionTx};
 use common::domain::{OrderStatus, PaymentKind, PaymentOutcome};
 use common::messages::{PaymentFailed, PaymentSucceeded};
 use common::money::{Currency, Money};
@@ -88,7 +88,7 @@ async fn record_all(
         .map(|p| p.provider_reference.clone())
         .collect();
     let mut recorded = tx.recorded_payments(&references).await?;
-    let mut planned: Vec<Result<Option<Planned>, Failure>> = Vec::with_capacity(payments.len());
+    let mut planned: Vec<Result<Option<Plan>, Failure>> = Vec::with_capacity(payments.len());
     let mut refunds = Vec::new();
     for payment in &payments {
         let reference = &payment.provider_reference;
@@ -105,7 +105,7 @@ async fn record_all(
         };
         planned.push(result);
     }
-    let again: Vec<Planned> = planned.iter().flatten().flatten().copied().collect();
+    let again: Vec<Plan> = planned.iter().flatten().flatten().copied().collect();
     let committed = tx.commit(&again).await?;
     for (payment, note) in refunds {
         tracing::warn!(order_id = %payment.order_id, reference = %payment.provider_reference,
@@ -129,7 +129,7 @@ async fn record_all(
 fn plan(
     tx: &mut TransitionTx,
     payment: &Payment,
-) -> Result<(PaymentOutcome, Option<String>, Option<Planned>), Failure> {
+) -> Result<(PaymentOutcome, Option<String>, Option<Plan>), Failure> {
     let Some(order) = tx.order(payment.order_id) else {
         return Err(Failure::transient(format!(
             "payment {} for order {} arrived before the order was recorded",
@@ -196,8 +196,8 @@ fn transition(payment: &Payment, to: OrderStatus, reason: String) -> Asked {
 }
 
 /// A payment recorded before: if it moved its order, that transition is published again.
-fn again(order_id: Uuid, kind: PaymentKind, outcome: PaymentOutcome) -> Option<Planned> {
-    (outcome == PaymentOutcome::Applied).then_some(Planned::Again {
+fn again(order_id: Uuid, kind: PaymentKind, outcome: PaymentOutcome) -> Option<Plan> {
+    (outcome == PaymentOutcome::Applied).then_some(Plan::Again {
         order_id,
         to: match kind {
             PaymentKind::Succeeded => OrderStatus::Paid,

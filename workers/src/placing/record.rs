@@ -13,6 +13,7 @@
 use super::decide::{self, Decision, Product, Request, Unpaid};
 use super::new_order::{ACTOR, NewOrder, RESERVED};
 use super::rows::{Entry, Rows};
+use crate::announce::Stepped;
 use crate::consumer::Failure;
 use crate::context::Context;
 use chrono::{DateTime, Utc};
@@ -22,15 +23,6 @@ use common::shipping::ShippingAddress;
 use sqlx::types::Json;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
-
-/// An order as recorded: its status event (to publish), the products whose stock its
-/// recording took (none for a rejection or an order recorded before), and the order as just
-/// written, for the placer waiting on it (none for an order recorded before).
-pub struct Placed {
-    pub event: OrderStatusChanged,
-    pub took: Vec<Uuid>,
-    pub outcome: Option<PlacedOutcome>,
-}
 
 /// An order recorded before, as its redelivered command finds it.
 #[derive(serde::Deserialize)]
@@ -48,7 +40,7 @@ struct Existing {
 
 impl Existing {
     /// The recorded event, published again for a redelivered command.
-    fn event(self, order: &NewOrder) -> Result<Placed, Failure> {
+    fn event(self, order: &NewOrder) -> Result<Stepped, Failure> {
         if self.user_id != order.user_id
             || self.lines != order.lines
             || self.shipping_address != order.shipping_address
@@ -59,8 +51,8 @@ impl Existing {
             )));
         }
         match (self.entry_id, self.to, self.at, self.actor) {
-            (Some(entry_id), Some(to), Some(at), Some(actor)) => Ok(Placed {
-                event: OrderStatusChanged {
+            (Some(entry_id), Some(to), Some(at), Some(actor)) => Ok(Stepped {
+                event: Some(OrderStatusChanged {
                     order_id: self.id,
                     user_id: self.user_id,
                     from: None,
@@ -70,9 +62,8 @@ impl Existing {
                     reason: self.reason,
                     entry_id: Some(entry_id),
                     shipment: None,
-                },
-                took: Vec::new(),
-                outcome: None,
+                }),
+                ..Stepped::default()
             }),
             _ => Err(Failure::permanent(format!(
                 "order {} exists without the timeline entry that records it",
@@ -98,7 +89,7 @@ const ATTEMPTS: usize = 3;
 pub async fn record(
     ctx: &Context,
     orders: Vec<NewOrder>,
-) -> Result<Vec<Result<Placed, Failure>>, Failure> {
+) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
     for _ in 0..ATTEMPTS {
         if let Some(recorded) = attempt(ctx, &orders).await? {
             return Ok(recorded);
@@ -114,7 +105,7 @@ pub async fn record(
 async fn attempt(
     ctx: &Context,
     orders: &[NewOrder],
-) -> Result<Option<Vec<Result<Placed, Failure>>>, Failure> {
+) -> Result<Option<Vec<Result<Stepped, Failure>>>, Failure> {
     let max_unpaid = ctx.config.max_unpaid_orders_per_user.map(i64::from);
     let mut product_ids: Vec<Uuid> = orders
         .iter()
@@ -182,7 +173,7 @@ async fn attempt(
         known.existing.0.into_iter().map(|e| (e.id, e)).collect();
 
     // Per order: a failure or event decided before writing, or its place among the new.
-    let mut events: Vec<Option<Result<Placed, Failure>>> = Vec::new();
+    let mut events: Vec<Option<Result<Stepped, Failure>>> = Vec::new();
     let mut new: Vec<(usize, &NewOrder)> = Vec::new();
     for (i, order) in orders.iter().enumerate() {
         events.push(if let Some(recorded) = existing.remove(&order.order_id) {
@@ -290,10 +281,11 @@ async fn attempt(
                     shipment: None,
                 };
                 let outcome = outcome(order, &event, priced);
-                Ok(Placed {
-                    event,
-                    took,
+                Ok(Stepped {
+                    event: Some(event),
+                    stock: took,
                     outcome: Some(outcome),
+                    ..Stepped::default()
                 })
             }
             // Recorded by another delivery of its command meanwhile: the next delivery

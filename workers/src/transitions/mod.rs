@@ -22,7 +22,7 @@ use crate::context::Context;
 use crate::dispatch::Incoming;
 use asked::Asked;
 use common::messages::TransitionOrder;
-use tx::{Planned, TransitionTx};
+use tx::{Plan, TransitionTx};
 
 /// Handles the transition commands received together.
 pub async fn transition(ctx: Context, commands: Vec<Incoming<TransitionOrder>>) -> Vec<Handled> {
@@ -43,9 +43,9 @@ pub(crate) async fn transition_all(
     let ids: Vec<_> = asked.iter().map(|a| a.order_id).collect();
     let mut tx = TransitionTx::lock(ctx, &ids).await?;
     tx.load_references(&asked).await?;
-    let planned: Vec<Result<Planned, Failure>> =
+    let planned: Vec<Result<Plan, Failure>> =
         asked.iter().map(|a| tx.transition(a.clone())).collect();
-    let again: Vec<Planned> = planned.iter().flatten().copied().collect();
+    let again: Vec<Plan> = planned.iter().flatten().copied().collect();
     let committed = tx.commit(&again).await?;
     Ok(planned
         .into_iter()

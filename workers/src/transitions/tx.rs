@@ -5,7 +5,7 @@
 
 use super::asked::{Asked, NewPayment};
 use super::judge::{Verdict, judge};
-use super::write::{Written, recorded_events, write};
+use super::write::{Effects, recorded_events, write};
 use crate::consumer::Failure;
 use crate::context::Context;
 use crate::refunds::cancel::{self, Requested};
@@ -30,7 +30,7 @@ pub struct LockedOrder {
 
 /// What a judged transition leads to once committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Planned {
+pub enum Plan {
     /// The order transitions: its event comes from the commit.
     Transition { order_id: Uuid, to: OrderStatus },
     /// The order reached this status before (a redelivery): its recorded event is published
@@ -51,16 +51,16 @@ pub struct TransitionTx {
 
 /// What the commit wrote: each planned transition's event, the products whose available
 /// stock came back, and the refunds requested by cancelling paid orders.
-pub struct Committed {
+pub struct Commit {
     events: HashMap<(Uuid, OrderStatus), OrderStatusChanged>,
     pub restocked: Vec<Uuid>,
     refunds: HashMap<Uuid, Requested>,
 }
 
-impl Committed {
+impl Commit {
     /// The event of a planned transition.
-    pub fn event(&self, planned: Planned) -> Result<OrderStatusChanged, Failure> {
-        let (Planned::Transition { order_id, to } | Planned::Again { order_id, to }) = planned;
+    pub fn event(&self, planned: Plan) -> Result<OrderStatusChanged, Failure> {
+        let (Plan::Transition { order_id, to } | Plan::Again { order_id, to }) = planned;
         self.events
             .get(&(order_id, to))
             .cloned()
@@ -69,8 +69,8 @@ impl Committed {
 
     /// The refund a planned cancellation of a paid order requested (and that is still
     /// waiting for the payment system), to ask the payment system for after the commit.
-    pub fn refund(&self, planned: Planned) -> Option<Requested> {
-        let (Planned::Transition { order_id, to } | Planned::Again { order_id, to }) = planned;
+    pub fn refund(&self, planned: Plan) -> Option<Requested> {
+        let (Plan::Transition { order_id, to } | Plan::Again { order_id, to }) = planned;
         (to == OrderStatus::Cancelled)
             .then(|| self.refunds.get(&order_id).cloned())
             .flatten()
@@ -142,7 +142,7 @@ impl TransitionTx {
     }
 
     /// Judges `asked` against the order as it stands, and plans the transition if it is allowed.
-    pub fn transition(&mut self, asked: Asked) -> Result<Planned, Failure> {
+    pub fn transition(&mut self, asked: Asked) -> Result<Plan, Failure> {
         if let Some(reference) = &asked.reference {
             self.judge_reference(&asked, reference)?;
             if let Some(again) = self.made_under(&asked, reference) {
@@ -159,7 +159,7 @@ impl TransitionTx {
             (Verdict::Transition { from }, Some(order)) => {
                 order.status = asked.to;
                 order.reached.push(asked.to);
-                let planned = Planned::Transition {
+                let planned = Plan::Transition {
                     order_id: asked.order_id,
                     to: asked.to,
                 };
@@ -170,7 +170,7 @@ impl TransitionTx {
                 self.transitions.push((from, asked));
                 Ok(planned)
             }
-            (Verdict::Again, _) => Ok(Planned::Again {
+            (Verdict::Again, _) => Ok(Plan::Again {
                 order_id: asked.order_id,
                 to: asked.to,
             }),
@@ -207,9 +207,9 @@ impl TransitionTx {
 
     /// The step made before under this reference (a redelivery, a republish): its recorded
     /// event is published again.
-    fn made_under(&self, asked: &Asked, reference: &str) -> Option<Planned> {
+    fn made_under(&self, asked: &Asked, reference: &str) -> Option<Plan> {
         (self.references.get(&(asked.to, reference.to_owned())) == Some(&asked.order_id)).then_some(
-            Planned::Again {
+            Plan::Again {
                 order_id: asked.order_id,
                 to: asked.to,
             },
@@ -245,7 +245,7 @@ impl TransitionTx {
     /// into CANCELLED, sold at SHIPPED) and shipment, and every payment record, in one
     /// statement, and commits. `again` names the transitions made before whose events are
     /// published again.
-    pub async fn commit(mut self, again: &[Planned]) -> Result<Committed, Failure> {
+    pub async fn commit(mut self, again: &[Plan]) -> Result<Commit, Failure> {
         let cancelled: Vec<Uuid> = self
             .transitions
             .iter()
@@ -266,7 +266,7 @@ impl TransitionTx {
             .await?;
         }
         let written = if self.transitions.is_empty() && self.payments.is_empty() {
-            Written::default()
+            Effects::default()
         } else {
             write(&mut self.tx, &self.transitions, &self.payments, &cancelled).await?
         };
@@ -292,8 +292,8 @@ impl TransitionTx {
         let again: Vec<(Uuid, OrderStatus)> = again
             .iter()
             .filter_map(|p| match p {
-                Planned::Again { order_id, to } => Some((*order_id, *to)),
-                Planned::Transition { .. } => None,
+                Plan::Again { order_id, to } => Some((*order_id, *to)),
+                Plan::Transition { .. } => None,
             })
             .collect();
         if !again.is_empty() {
@@ -332,7 +332,7 @@ impl TransitionTx {
         if written.released_lines > 0 {
             metrics::counter!("stock_released_lines_total").increment(written.released_lines);
         }
-        Ok(Committed {
+        Ok(Commit {
             events,
             restocked: written.restocked,
             refunds,

@@ -68,7 +68,7 @@ impl EntryRow {
 }
 
 #[derive(Default)]
-pub(super) struct Written {
+pub(super) struct Effects {
     pub(super) entries: Vec<EntryRow>,
     pub(super) restocked: Vec<Uuid>,
     pub(super) released_lines: u64,
@@ -82,7 +82,7 @@ pub(super) async fn write(
     moves: &[(OrderStatus, Asked)],
     payments: &[NewPayment],
     cancelled: &[Uuid],
-) -> Result<Written, Failure> {
+) -> Result<Effects, Failure> {
     let shipped: Vec<Uuid> = moves
         .iter()
         .filter(|(_, a)| a.to == OrderStatus::Shipped)
@@ -211,7 +211,7 @@ pub(super) async fn write(
     let released_lines = rows
         .first()
         .map_or(0, |r| u64::try_from(r.released_lines).unwrap_or(0));
-    Ok(Written {
+    Ok(Effects {
         entries: rows.into_iter().map(|r| entry_row!(r)).collect(),
         restocked,
         released_lines,
