@@ -49,6 +49,29 @@ pub struct OrderItem {
     pub returned_quantity: i32,
 }
 
+impl OrderItem {
+    /// A line as placed: nothing of it shipped, cancelled, delivered or returned yet.
+    pub fn placed(
+        product_id: Uuid,
+        name: Option<String>,
+        unit_price: Option<Money>,
+        quantity: Quantity,
+        subtotal: Option<i64>,
+    ) -> Self {
+        OrderItem {
+            product_id,
+            name,
+            unit_price,
+            quantity,
+            subtotal,
+            fulfilled_quantity: 0,
+            cancelled_quantity: 0,
+            delivered_quantity: 0,
+            returned_quantity: 0,
+        }
+    }
+}
+
 /// What a timeline entry records.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

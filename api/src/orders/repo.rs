@@ -289,21 +289,17 @@ pub async fn pending_view(
         .iter()
         .map(|l| {
             let q = quotes.iter().find(|q| q.id == l.product_id);
-            OrderItem {
-                product_id: l.product_id,
-                name: q.map(|q| q.name.clone()),
-                unit_price: q.map(|q| q.price),
-                quantity: l.quantity,
-                subtotal: q.map(|q| {
+            OrderItem::placed(
+                l.product_id,
+                q.map(|q| q.name.clone()),
+                q.map(|q| q.price),
+                l.quantity,
+                q.map(|q| {
                     q.price
                         .minor_units()
                         .saturating_mul(i64::from(l.quantity.get()))
                 }),
-                fulfilled_quantity: 0,
-                cancelled_quantity: 0,
-                delivered_quantity: 0,
-                returned_quantity: 0,
-            }
+            )
         })
         .collect();
     Ok(Order {
@@ -346,17 +342,13 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
     let items = items
         .into_iter()
         .map(|l| {
-            Some(OrderItem {
-                product_id: l.product_id,
-                name: l.name,
-                unit_price: l.unit_price.map(Money::new).transpose().ok()?,
-                quantity: l.quantity,
-                subtotal: l.subtotal,
-                fulfilled_quantity: 0,
-                cancelled_quantity: 0,
-                delivered_quantity: 0,
-                returned_quantity: 0,
-            })
+            Some(OrderItem::placed(
+                l.product_id,
+                l.name,
+                l.unit_price.map(Money::new).transpose().ok()?,
+                l.quantity,
+                l.subtotal,
+            ))
         })
         .collect::<Option<Vec<_>>>()?;
     let order = Order {
