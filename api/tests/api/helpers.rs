@@ -1,18 +1,30 @@
-//! The tests' vocabulary: spawning a real api (real PostgreSQL, real JetStream) on a free port
-//! for each test, and one [`TestApp`] with every request and set-up helper the tests share.
+//! The tests' vocabulary: a real api (real PostgreSQL, real JetStream) on a free port for each
+//! test, [`TestApp`], with the requests every test sends it.
 
-use common::testing::{TcpProxy, TestEnv, socket_addr_of};
+use common::testing::TestEnv;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod after_sale;
+mod bus;
 mod logs;
+mod payments;
 mod products;
-mod requests;
 mod sessions;
+mod shop;
+mod spawn;
+mod sse;
+mod webhooks;
+pub use after_sale::*;
 pub use logs::*;
+pub use payments::*;
 pub use products::*;
 pub use sessions::*;
+pub use shop::*;
+pub use spawn::*;
+pub use sse::*;
+pub use webhooks::*;
 
 /// The password the tests' accounts are registered with.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -75,6 +87,123 @@ impl TestApp {
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
         Replica { address, state }
+    }
+
+    // --- requests -----------------------------------------------------------------------------
+
+    /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra
+    /// headers: every other request helper goes through it.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        user: Option<&TestUser>,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, None, path, None, &[]).await
+    }
+
+    /// POST JSON without credentials.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, None, path, Some(body), &[])
+            .await
+    }
+
+    /// PATCH JSON without credentials.
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, None, path, Some(body), &[])
+            .await
+    }
+
+    /// DELETE without credentials.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, None, path, None, &[])
+            .await
+    }
+
+    /// Any request with a Bearer token, an optional JSON body and extra headers.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        user: &TestUser,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send(method, Some(user), path, body, headers).await
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::GET, user, path, None, &[])
+            .await
+    }
+
+    /// POST JSON with a Bearer token and extra headers.
+    pub async fn post_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
+            .await
+    }
+
+    /// PATCH JSON with a Bearer token and extra headers.
+    pub async fn patch_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
+            .await
+    }
+
+    /// POST without a body, with a Bearer token and extra headers.
+    pub async fn post_empty_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, None, headers)
+            .await
+    }
+
+    /// DELETE with a Bearer token.
+    pub async fn delete_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::DELETE, user, path, None, &[])
+            .await
+    }
+
+    /// GET with `token` as the Bearer token (a forged, expired or foreign one, say).
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     // --- rows written directly, as other systems (or the past) would --------------------------
@@ -230,94 +359,6 @@ impl TestApp {
     }
 }
 
-/// Another api replica: same database and NATS namespace as the [`TestApp`] that started it,
-/// its own process state (caches, limits), stopped with that app.
-pub struct Replica {
-    pub address: String,
-    pub state: api::state::AppState,
-}
-
-impl Replica {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    /// GET with a Bearer token.
-    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// GET without credentials.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(self.url(path)).await.expect("request")
-    }
-}
-
-/// A client that keeps cookies, like a browser.
-pub fn client() -> reqwest::Client {
-    // The process's TLS provider, as the binaries install it (some tests need no TestEnv).
-    common::startup::install_tls_provider();
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
-}
-
-/// An app whose configuration has some variables overridden (e.g. `ADMIN_EMAIL`).
-pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    let env = TestEnv::new().await;
-    let config = env.config_with(overrides);
-    start(env, config).await
-}
-
-/// The api and every worker kind, sharing one database and namespace.
-pub async fn spawn_system() -> TestApp {
-    let app = spawn_app().await;
-    let config = app.env.config();
-    app.start_workers(config).await;
-    app
-}
-
-/// The api and every worker kind, with `overrides` on top of the test configuration.
-pub async fn spawn_system_with(overrides: &[(&str, &str)]) -> TestApp {
-    let app = spawn_app_with(overrides).await;
-    let config = app.env.config_with(overrides);
-    app.start_workers(config).await;
-    app
-}
-
-/// Like [`spawn_system`], also returning the base URL of the workers' HTTP endpoints.
-pub async fn spawn_system_with_workers_url() -> (TestApp, String) {
-    let app = spawn_app().await;
-    let config = app.env.config();
-    let workers = app.start_workers(config).await;
-    (app, workers)
-}
-
-/// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
-pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
-    let env = TestEnv::new().await;
-    let pg_proxy = TcpProxy::start(socket_addr_of(&env.database_url)).await;
-    let nats_proxy = TcpProxy::start(socket_addr_of(&common::testing::nats_url())).await;
-    let db_url = format!(
-        "postgres://postgres@{}/{}",
-        pg_proxy.addr, env.database_name
-    );
-    let nats_url = format!("nats://{}", nats_proxy.addr);
-    let config = env.config_with(&[("DATABASE_URL", &db_url), ("NATS_URL", &nats_url)]);
-    (start(env, config).await, pg_proxy, nats_proxy)
-}
-
 /// Starts an api with `config` in the test environment `env`.
 pub async fn start(env: TestEnv, config: common::Config) -> TestApp {
     let app = api::Application::build(config).await.expect("api builds");
@@ -362,15 +403,3 @@ pub struct TestUser {
     pub token: String,
     pub session_id: uuid::Uuid,
 }
-
-mod after_sale;
-mod bus;
-mod payments;
-mod shop;
-mod sse;
-mod webhooks;
-pub use after_sale::*;
-pub use payments::*;
-pub use shop::*;
-pub use sse::*;
-pub use webhooks::*;
