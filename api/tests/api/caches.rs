@@ -326,8 +326,8 @@ async fn a_logout_on_one_replica_ends_the_session_on_another() {
 async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
     let app = cached_app().await;
     let other = cached_replica(&app).await;
-    let ann = app.sign_up("ann@example.com").await;
-    let elsewhere = app.log_in("ann@example.com", PASSWORD).await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    let elsewhere = app.accounts().log_in("ann@example.com", PASSWORD).await;
     assert_eq!(other.me_with(&elsewhere.access).await.status(), 200);
 
     let res = ann
@@ -337,7 +337,10 @@ async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
 
     assert_eq!(res.status(), 204);
     ended_on(&other, &elsewhere.access).await;
-    assert_eq!(app.me_with(&elsewhere.access).await.status(), 401);
+    assert_eq!(
+        app.accounts().me_with(&elsewhere.access).await.status(),
+        401
+    );
     assert_eq!(
         other.me_with(&ann.session.access).await.status(),
         200,
@@ -349,13 +352,18 @@ async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
 async fn a_reused_refresh_token_on_one_replica_ends_the_session_on_another() {
     let app = cached_app().await;
     let other = cached_replica(&app).await;
-    let stolen = app.sign_up("ann@example.com").await.session.refresh;
-    let newer = crate::helpers::Session::set_by(&app.refresh_with(&stolen).await);
+    let stolen = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .refresh;
+    let newer = crate::helpers::Session::set_by(&app.accounts().refresh_with(&stolen).await);
     assert_eq!(other.me_with(&newer.access).await.status(), 200);
 
-    assert_problem(app.refresh_with(&stolen).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&stolen).await, 401).await;
 
-    assert_eq!(app.me_with(&newer.access).await.status(), 401);
+    assert_eq!(app.accounts().me_with(&newer.access).await.status(), 401);
     ended_on(&other, &newer.access).await;
 }
 
@@ -368,9 +376,10 @@ async fn a_replica_starting_with_a_new_admin_password_ends_the_old_admin_session
     ];
     let app = spawn_app_with(&first).await;
     let session = app
+        .accounts()
         .log_in("root@example.com", "the first administrator passphrase")
         .await;
-    assert_eq!(app.me_with(&session.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&session.access).await.status(), 200);
 
     app.replica(&[
         ("SESSION_CACHE_TTL_MS", LONG),
@@ -380,7 +389,7 @@ async fn a_replica_starting_with_a_new_admin_password_ends_the_old_admin_session
     .await;
 
     common::testing::eventually(DEADLINE, "the running replica ends the session", || async {
-        (app.me_with(&session.access).await.status() == 401).then_some(())
+        (app.accounts().me_with(&session.access).await.status() == 401).then_some(())
     })
     .await;
 }

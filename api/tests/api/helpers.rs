@@ -6,21 +6,21 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod accounts;
 mod after_sale;
 mod bus;
 mod logs;
 mod payments;
 mod products;
-mod sessions;
 mod shop;
 mod spawn;
 mod sse;
 mod webhooks;
+pub use accounts::*;
 pub use after_sale::*;
 pub use logs::*;
 pub use payments::*;
 pub use products::*;
-pub use sessions::*;
 pub use shop::*;
 pub use spawn::*;
 pub use sse::*;
@@ -87,6 +87,13 @@ impl TestApp {
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
         Replica { address, state }
+    }
+
+    // --- the fixtures: the app seen domain by domain ----------------------------------------
+
+    /// Accounts and their sessions: [`Accounts`].
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { app: self }
     }
 
     // --- requests -----------------------------------------------------------------------------
@@ -261,38 +268,6 @@ impl TestApp {
         key
     }
 
-    /// A session of `user` with one refresh token used `used` ago (or unused), the session
-    /// revoked `revoked` ago (or live).
-    pub async fn session_with_token(
-        &self,
-        user: Uuid,
-        used: Option<&str>,
-        revoked: Option<&str>,
-    ) -> Uuid {
-        let session = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
-             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
-        )
-        .bind(session)
-        .bind(user)
-        .bind(revoked)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
-             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
-        )
-        .bind(session.to_string())
-        .bind(session)
-        .bind(used)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        session
-    }
-
     // --- the catalogue through the api ----------------------------------------------------------
 
     /// Creates a product through the api and returns it.
@@ -341,14 +316,6 @@ impl TestApp {
     }
 
     // --- reading the state back ---------------------------------------------------------------
-
-    /// How many users there are.
-    pub async fn user_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.state.db)
-            .await
-            .unwrap()
-    }
 
     /// The count a `SELECT count(*) …` statement returns.
     pub async fn count(&self, sql: &str) -> i64 {

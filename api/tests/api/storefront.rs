@@ -70,6 +70,7 @@ async fn build_page(app: &TestApp) {
 /// Registers the customer the journey logs in as.
 async fn register_customer(app: &TestApp) {
     let res = app
+        .accounts()
         .register_with(json!({"email": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD}))
         .await;
     assert_eq!(res.status(), 201);
