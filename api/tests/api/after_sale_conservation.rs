@@ -88,8 +88,8 @@ async fn random_step(shop: &Shop, dice: &mut Dice, id: &str) {
 async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
     let shop = Shop::open().await;
     let psp = PaymentSystem::connect(&shop).await;
-    let mug = shop.create_product("Mug", 1250, 50).await;
-    let plate = shop.create_product("Plate", 800, 50).await;
+    let mug = shop.products().create("Mug", 1250, 50).await;
+    let plate = shop.products().create("Plate", 800, 50).await;
     let mut orders = Vec::new();
     for n in 0..3 {
         let placed = shop

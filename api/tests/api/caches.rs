@@ -72,7 +72,7 @@ async fn prices_at(app: &TestApp, query: &str) -> Vec<i64> {
 #[tokio::test]
 async fn a_catalogue_page_is_answered_from_the_cache_however_its_query_is_spelled() {
     let app = cached_app().await;
-    let id = app.create_product("Cup", 100, 5).await;
+    let id = app.products().create("Cup", 100, 5).await;
     assert_eq!(prices_at(&app, "limit=20").await, [100]);
 
     set_price_in_database(&app, id, 200).await;
@@ -94,25 +94,29 @@ async fn a_catalogue_page_is_answered_from_the_cache_however_its_query_is_spelle
 #[tokio::test]
 async fn answers_not_read_before_come_from_the_database() {
     let app = cached_app().await;
-    let id = app.create_product("Cup", 100, 5).await;
+    let id = app.products().create("Cup", 100, 5).await;
     assert_eq!(prices_at(&app, "limit=20").await, [100]);
 
     set_price_in_database(&app, id, 200).await;
 
-    assert_eq!(app.product(&id.to_string()).await["price"], 200, "a detail");
+    assert_eq!(
+        app.products().read(&id.to_string()).await["price"],
+        200,
+        "a detail"
+    );
     assert_eq!(prices_at(&app, "limit=21").await, [200], "another page");
 }
 
 #[tokio::test]
 async fn a_change_made_behind_the_apis_back_is_seen_once_the_ttl_has_passed() {
     let app = spawn_app_with(&[("CATALOGUE_CACHE_TTL_MS", "300")]).await;
-    let id = app.create_product("Cup", 100, 5).await;
-    assert_eq!(app.product(&id.to_string()).await["price"], 100);
+    let id = app.products().create("Cup", 100, 5).await;
+    assert_eq!(app.products().read(&id.to_string()).await["price"], 100);
 
     set_price_in_database(&app, id, 200).await;
 
     common::testing::eventually(DEADLINE, "the cached detail expires", || async {
-        (app.product(&id.to_string()).await["price"] == 200).then_some(())
+        (app.products().read(&id.to_string()).await["price"] == 200).then_some(())
     })
     .await;
 }
@@ -122,9 +126,9 @@ async fn cached_answers_are_byte_for_byte_the_uncached_ones_plus_cache_control()
     let app = cached_app().await;
     let uncached = app.replica(&[("CATALOGUE_CACHE_TTL_MS", "0")]).await;
     for (name, price) in [("Cup", 100), ("Saucer", 50), ("Pot", 900)] {
-        app.create_product(name, price, 3).await;
+        app.products().create(name, price, 3).await;
     }
-    let id = app.create_product("Spoon", 20, 0).await;
+    let id = app.products().create("Spoon", 20, 0).await;
 
     for path in [
         "/api/v1/products?sort=-price&limit=2".to_owned(),
@@ -176,11 +180,15 @@ async fn a_created_product_is_listed_at_once() {
     assert!(prices(&json_of(app.get(LIST).await).await).is_empty());
 
     let cup = app
-        .create_product_via_api(&admin, json!({"name": "Cup", "price": 100, "stock": 5}))
+        .products()
+        .create_via_api(&admin, json!({"name": "Cup", "price": 100, "stock": 5}))
         .await;
 
     assert_eq!(prices(&json_of(app.get(LIST).await).await), [100]);
-    assert_eq!(app.product(cup["id"].as_str().unwrap()).await["price"], 100);
+    assert_eq!(
+        app.products().read(cup["id"].as_str().unwrap()).await["price"],
+        100
+    );
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use workers::dispatch::Incoming;
 #[tokio::test]
 async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 4).await;
-    assert_eq!(shop.stock_of(p).await, 6);
+    assert_eq!(shop.products().stock_of(p).await, 6);
 
     let cancelled = shop.cancel_settled(&shop.customer, &order).await;
 
@@ -22,14 +22,14 @@ async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
         format!("user:{}", shop.customer.id)
     );
     shop.quiescent().await;
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
     assert_eq!(shop.reservation_states(&order).await, vec!["released"]);
 }
 
 #[tokio::test]
 async fn cancelling_a_cancelled_order_again_is_harmless() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 4).await;
     shop.cancel_settled(&shop.customer, &order).await;
 
@@ -37,7 +37,7 @@ async fn cancelling_a_cancelled_order_again_is_harmless() {
 
     assert_eq!(again.status(), 200);
     shop.quiescent().await;
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn only_the_owner_cancels_before_payment_and_staff_until_shipping() {
 #[tokio::test]
 async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 3).await;
     let order_id: Uuid = order.parse().unwrap();
     shop.cancel_settled(&shop.admin, order_id).await;
@@ -86,7 +86,7 @@ async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
     }
     shop.quiescent().await;
 
-    assert_eq!(shop.stock_of(p).await, 10, "released once");
+    assert_eq!(shop.products().stock_of(p).await, 10, "released once");
     let cancellations: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM order_events WHERE order_id = $1 AND to_status = 'CANCELLED'",
     )
@@ -100,7 +100,7 @@ async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
 #[tokio::test]
 async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 5).await;
     let order_id: Uuid = order.parse().unwrap();
     shop.move_order(&shop.admin, order_id, &["PAID", "SHIPPED"])
@@ -111,7 +111,7 @@ async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
         .await;
     shop.quiescent().await;
 
-    assert_eq!(shop.stock_of(p).await, 5);
+    assert_eq!(shop.products().stock_of(p).await, 5);
     assert_eq!(shop.reservation_states(order_id).await, vec!["committed"]);
 }
 
@@ -124,7 +124,7 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
     ];
     shop.start_workers(shop.env.config_with(&fast_expiry)).await;
     shop.start_workers(shop.env.config_with(&fast_expiry)).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let mut orders = Vec::new();
     for _ in 0..3 {
         orders.push(shop.confirmed_order(p, 2).await);
@@ -138,7 +138,7 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
     }
     shop.quiescent().await;
     assert_eq!(
-        shop.stock_of(p).await,
+        shop.products().stock_of(p).await,
         10,
         "each expired order released once"
     );
@@ -151,7 +151,7 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
     let shop = Shop::around(spawn_app().await).await;
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
         .await;
-    let p = shop.create_product("P", 1250, 10).await;
+    let p = shop.products().create("P", 1250, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     let order_id: Uuid = order.parse().unwrap();
     assert_eq!(shop.cancel(&shop.customer, &order, &[]).await.status(), 202);
@@ -187,13 +187,13 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
         .await;
     assert_eq!(refunded["refunds"][0]["amount"], 1250);
     shop.quiescent().await;
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
 async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_first_led_to() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 2).await;
     let key = [("idempotency-key", "cancel-1")];
     assert_eq!(shop.cancel(&shop.admin, &order, &key).await.status(), 202);
@@ -207,5 +207,5 @@ async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_fi
     assert_eq!(retried["status"], "CANCELLED");
     shop.quiescent().await;
     assert_eq!(shop.transitions_to("CANCELLED").await, 1);
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }

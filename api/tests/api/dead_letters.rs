@@ -18,7 +18,7 @@ struct PosOrder {
 
 async fn a_pos_order_for_an_unknown_customer() -> PosOrder {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let customer = Uuid::new_v4();
     let order_id = Uuid::now_v7();
     shop.publish(place_command(order_id, customer, p, 2), "pos-42")

@@ -19,7 +19,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
     let via_proxy = format!("postgres://postgres@{}/{}", pg.addr, shop.env.database_name);
     shop.start_workers(shop.env.config_with(&[("DATABASE_URL", &via_proxy)]))
         .await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
 
     pg.cut();
     let mut ids = Vec::new();
@@ -50,7 +50,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
         let order = shop.order_in(id, "CONFIRMED").await;
         assert_eq!(order["status"], "CONFIRMED");
     }
-    assert_eq!(shop.stock_of(product).await, 5);
+    assert_eq!(shop.products().stock_of(product).await, 5);
     assert!(
         shop.dead_letter_reasons().await.is_empty(),
         "nothing was given up"
@@ -60,7 +60,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothing() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let bad_quantity = json!({
         "id": Uuid::new_v4(), "type": "orders.place", "version": 1,
         "occurred_at": "2026-01-01T00:00:00Z", "correlation_id": "c",
@@ -93,7 +93,7 @@ async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothi
         );
     }
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 0);
-    assert_eq!(shop.stock_of(product).await, 10);
+    assert_eq!(shop.products().stock_of(product).await, 10);
 }
 
 /// An api whose connection to JetStream is cut (and noticed), with an order to place.
@@ -108,7 +108,7 @@ struct CutOff {
 async fn an_api_cut_off_from_jetstream() -> CutOff {
     let (app, pg, nats) = spawn_app_behind_proxies().await;
     let shop = Shop::around(app).await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     nats.cut();
     eventually(Duration::from_secs(10), "client notices", || async {
         (shop.state.nats.connection_state() != async_nats::connection::State::Connected)

@@ -9,8 +9,8 @@ use serde_json::json;
 async fn a_partial_shipment_leaves_the_order_partially_shipped_until_the_rest_ships() {
     let sold = SoldShop::open().await;
     let stock_before = (
-        sold.stock_of(sold.mug).await,
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.mug).await,
+        sold.products().stock_of(sold.plate).await,
     );
 
     let (first, first_id) = sold.shipped(&[(sold.mug, 2)]).await;
@@ -41,8 +41,8 @@ async fn a_partial_shipment_leaves_the_order_partially_shipped_until_the_rest_sh
     assert_eq!(kinds.iter().filter(|k| **k == "fulfilment").count(), 2);
     assert_eq!(
         (
-            sold.stock_of(sold.mug).await,
-            sold.stock_of(sold.plate).await
+            sold.products().stock_of(sold.mug).await,
+            sold.products().stock_of(sold.plate).await
         ),
         stock_before,
         "a shipment turns a reservation into a sale: available stock does not move"
@@ -69,7 +69,7 @@ async fn a_quantity_over_what_is_left_is_refused_naming_the_line_and_changes_not
 #[tokio::test]
 async fn shipments_of_an_unpaid_order_or_of_a_product_not_in_it_are_refused() {
     let sold = SoldShop::open().await;
-    let stranger = sold.create_product("Spoon", 100, 5).await;
+    let stranger = sold.products().create("Spoon", 100, 5).await;
 
     let not_in_order = assert_problem(sold.ship(&[(stranger, 1)]).await, 409).await;
     assert!(

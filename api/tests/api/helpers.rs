@@ -2,7 +2,6 @@
 //! test, [`TestApp`], with the requests every test sends it.
 
 use common::testing::TestEnv;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -94,6 +93,11 @@ impl TestApp {
     /// Accounts and their sessions: [`Accounts`].
     pub fn accounts(&self) -> Accounts<'_> {
         Accounts { app: self }
+    }
+
+    /// The catalogue and its stock: [`Products`].
+    pub fn products(&self) -> Products<'_> {
+        Products { app: self }
     }
 
     // --- requests -----------------------------------------------------------------------------
@@ -266,53 +270,6 @@ impl TestApp {
         .await
         .unwrap();
         key
-    }
-
-    // --- the catalogue through the api ----------------------------------------------------------
-
-    /// Creates a product through the api and returns it.
-    pub async fn create_product_via_api(&self, admin: &TestUser, body: Value) -> Value {
-        let res = self.post_as(admin, "/api/v1/products", &body, &[]).await;
-        assert_eq!(res.status(), 201, "create {body}");
-        res.json().await.unwrap()
-    }
-
-    /// Asks the api for a stock adjustment of `delta` on product `id`.
-    pub async fn adjust(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        delta: i64,
-        reason: &str,
-    ) -> reqwest::Response {
-        self.post_as(
-            admin,
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            &json!({"delta": delta, "reason": reason}),
-            &[],
-        )
-        .await
-    }
-
-    /// Follows `next_cursor` from the first page to the last, returning every item.
-    pub async fn list_all(&self, query: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..1000 {
-            let mut url = format!("/api/v1/products?{query}");
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let res = self.get(&url).await;
-            assert_eq!(res.status(), 200, "{url}");
-            let page: Value = res.json().await.unwrap();
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return items,
-            }
-        }
-        panic!("paging never ended");
     }
 
     // --- reading the state back ---------------------------------------------------------------

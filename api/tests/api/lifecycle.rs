@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[tokio::test]
 async fn staff_move_an_order_through_paid_shipped_and_delivered_saying_who_and_why() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 700, 10).await;
+    let p = shop.products().create("P", 700, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
     for (to, reason) in [
@@ -33,7 +33,7 @@ async fn staff_move_an_order_through_paid_shipped_and_delivered_saying_who_and_w
 #[tokio::test]
 async fn shipping_commits_the_reservation_and_the_stock_stays_sold() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 700, 10).await;
+    let p = shop.products().create("P", 700, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
     shop.move_order(&shop.admin, &order, &["PAID", "SHIPPED", "DELIVERED"])
@@ -50,7 +50,11 @@ async fn shipping_commits_the_reservation_and_the_stock_stays_sold() {
     )
     .await;
     assert_eq!(states, vec!["committed"]);
-    assert_eq!(shop.stock_of(p).await, 8, "a sale never gives stock back");
+    assert_eq!(
+        shop.products().stock_of(p).await,
+        8,
+        "a sale never gives stock back"
+    );
 }
 
 #[tokio::test]

@@ -163,7 +163,7 @@ async fn without_trusted_proxies_a_forwarding_header_changes_nothing() {
 async fn a_full_command_stream_refuses_new_commands_and_the_api_answers_503() {
     let app = spawn_app_with(&[("NATS_STREAM_LIMITS", "ORDERS_CMD=1MiB/2")]).await;
     let client = app.create_user(common::domain::Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
+    let mug = app.products().create("Mug", 1250, 10).await;
     let order = json!({"items": [{"product_id": mug, "quantity": 1}]});
     for _ in 0..2 {
         let res = app.post_as(&client, "/api/v1/orders", &order, &[]).await;

@@ -54,7 +54,7 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
         ]))
         .await;
     let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 3).await;
+    let mug = app.products().create("Mug", 1250, 3).await;
     // A webhook endpoint receives the orders' events.
     let admin = app.create_user(Role::Admin).await;
     let receiver = common::testing::Receiver::start().await;

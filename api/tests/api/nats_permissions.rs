@@ -158,7 +158,7 @@ async fn a_payment_provider_pays_an_order_under_its_own_user() {
 
     shop.paid_order(&nats, &provider).await;
 
-    assert_eq!(shop.app.stock_of(shop.mug).await, 9);
+    assert_eq!(shop.app.products().stock_of(shop.mug).await, 9);
     nats.assert_not_refused(&SERVICE_USERS);
 }
 

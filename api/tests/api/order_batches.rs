@@ -14,8 +14,8 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     // at once: the workers record, reserve and settle them in batches.
     let app = Shop::around(spawn_app().await).await;
     let client = &app.customer;
-    let scarce = app.create_product("Scarce", 250, 30).await;
-    let plenty = app.create_product("Plenty", 100, 1000).await;
+    let scarce = app.products().create("Scarce", 250, 30).await;
+    let plenty = app.products().create("Plenty", 100, 1000).await;
     let mut order_ids = Vec::new();
     for i in 0..120 {
         let order_id = Uuid::now_v7();
@@ -76,10 +76,10 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
         vec![("CONFIRMED".to_owned(), 30), ("REJECTED".to_owned(), 90)]
     );
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 120);
-    assert_eq!(app.stock_of(scarce).await, 0);
-    let plenty_held = app.reserved_of(plenty).await;
+    assert_eq!(app.products().stock_of(scarce).await, 0);
+    let plenty_held = app.products().reserved_of(plenty).await;
     assert_eq!(
-        i64::from(app.stock_of(plenty).await) + plenty_held,
+        i64::from(app.products().stock_of(plenty).await) + plenty_held,
         1000,
         "conservation"
     );
@@ -136,8 +136,8 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
 async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_are_recorded() {
     let app = Shop::around(spawn_app().await).await;
     let client = &app.customer;
-    let dear = app.create_product("Dear", 100, 10).await;
-    let cheap = app.create_product("Cheap", 100, 10).await;
+    let dear = app.products().create("Dear", 100, 10).await;
+    let cheap = app.products().create("Cheap", 100, 10).await;
     sqlx::query("UPDATE products SET price = $2 WHERE id = $1")
         .bind(dear)
         .bind(i64::MAX / 2)

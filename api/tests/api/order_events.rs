@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// A lamp ordered by `customer` and confirmed; returns the order's id.
 async fn lamp_ordered(app: &TestApp, customer: &TestUser) -> String {
-    let product = app.create_product("Lamp", 1500, 10).await;
+    let product = app.products().create("Lamp", 1500, 10).await;
     let order = app.place_settled(customer, product, 1).await;
     assert_eq!(order["status"], "CONFIRMED");
     crate::helpers::id_of(&order)
@@ -243,7 +243,7 @@ async fn a_stream_opened_before_the_order_is_recorded_starts_pending_and_hears_t
     // No workers yet: the order is accepted, not recorded.
     let shop = Shop::around(spawn_app().await).await;
     let (app, customer) = (&shop, &shop.customer);
-    let product = app.create_product("Lamp", 1500, 10).await;
+    let product = app.products().create("Lamp", 1500, 10).await;
     let res = app.place(customer, &order_of(&[(product, 1)]), &[]).await;
     assert_eq!(res.status(), 202);
     let order: Value = res.json().await.unwrap();

@@ -99,7 +99,7 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
 #[tokio::test]
 async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_status_event() {
     let shop = Shop::around(spawn_app().await).await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let mut commands = commands(&shop).await;
     let ctx = shop.worker_context();
 
@@ -125,8 +125,8 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
 #[tokio::test]
 async fn a_waiting_placement_answers_exactly_what_a_read_of_the_order_shows() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
-    let tea = shop.create_product("Tea", 399, 0).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+    let tea = shop.products().create("Tea", 399, 0).await;
 
     // Confirmed, then rejected for the tea out of stock.
     for lines in [vec![(mug, 2)], vec![(tea, 1), (mug, 1)]] {
@@ -156,7 +156,7 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     let shop = Shop::around(spawn_app().await).await;
     let other = shop.replica(&[]).await;
     let stranger = shop.create_user(common::domain::Role::Client).await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
 
     let res = shop
         .place(&shop.customer, &order_of(&[(mug, 2)]), &[])

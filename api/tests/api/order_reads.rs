@@ -7,8 +7,8 @@ use serde_json::Value;
 
 /// A two-line order by the customer, rejected for the tea out of stock, as placed (201).
 async fn a_rejected_two_line_order(shop: &Shop) -> Value {
-    let mug = shop.create_product("Mug", 1250, 10).await;
-    let tea = shop.create_product("Tea", 399, 0).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+    let tea = shop.products().create("Tea", 399, 0).await;
     let res = shop
         .place(
             &shop.customer,
@@ -73,7 +73,7 @@ async fn an_orders_timeline_shows_the_instants_as_postgresql_holds_them() {
 async fn another_customers_order_is_not_found_but_an_admin_sees_it() {
     let shop = Shop::open().await;
     let bob = shop.create_user(Role::Client).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     let path = format!("/api/v1/orders/{order}");
 
@@ -106,8 +106,8 @@ struct TwoCustomers {
 async fn two_customers_ordering() -> TwoCustomers {
     let shop = Shop::open().await;
     let bob = shop.create_user(Role::Client).await;
-    let p = shop.create_product("P", 100, 1000).await;
-    let scarce = shop.create_product("Scarce", 100, 0).await;
+    let p = shop.products().create("P", 100, 1000).await;
+    let scarce = shop.products().create("Scarce", 100, 0).await;
     let mut alices = Vec::new();
     for _ in 0..5 {
         alices.push(shop.confirmed_order(p, 1).await);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn a_retry_of_a_settled_order_with_prefer_wait_answers_201_without_waiting() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let headers = [("prefer", "wait=10"), ("idempotency-key", "settled-retry")];
     let res = shop
         .place(&shop.customer, &order_of(&[(mug, 1)]), &headers)
@@ -34,7 +34,7 @@ async fn a_retry_of_a_settled_order_with_prefer_wait_answers_201_without_waiting
 #[tokio::test]
 async fn an_order_whose_command_was_already_stored_answers_201_without_waiting() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let key = "ack-lost";
     // An earlier attempt's command reached the stream, but its acknowledgement (and so the
     // idempotency record) did not make it back: the order settled without the api knowing.
@@ -67,13 +67,13 @@ async fn an_order_whose_command_was_already_stored_answers_201_without_waiting()
     let order: Value = res.json().await.unwrap();
     assert_eq!(order["id"], order_id.to_string());
     assert_eq!(order["status"], "CONFIRMED");
-    assert_eq!(shop.stock_of(mug).await, 9, "reserved once");
+    assert_eq!(shop.products().stock_of(mug).await, 9, "reserved once");
 }
 
 #[tokio::test]
 async fn an_idempotency_key_makes_a_retry_return_the_same_order_reserved_once() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let key = [("idempotency-key", "order-attempt-1")];
     let first: Value = shop
         .place(&shop.customer, &order_of(&[(p, 2)]), &key)
@@ -94,13 +94,13 @@ async fn an_idempotency_key_makes_a_retry_return_the_same_order_reserved_once() 
     shop.order_when(&shop.customer, &id_of(&first), |o| o["status"] != "PENDING")
         .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
-    assert_eq!(shop.stock_of(p).await, 8, "reserved once");
+    assert_eq!(shop.products().stock_of(p).await, 8, "reserved once");
 }
 
 #[tokio::test]
 async fn an_idempotency_key_reused_with_another_order_is_422() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let key = [("idempotency-key", "order-attempt-1")];
     let first = shop.place(&shop.customer, &order_of(&[(p, 2)]), &key).await;
     assert_eq!(first.status(), 202);
@@ -113,7 +113,7 @@ async fn an_idempotency_key_reused_with_another_order_is_422() {
 #[tokio::test]
 async fn racing_retries_with_one_idempotency_key_create_one_order() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 100).await;
+    let p = shop.products().create("P", 100, 100).await;
     let body = order_of(&[(p, 1)]);
     let attempts =
         (0..10).map(|_| shop.place(&shop.customer, &body, &[("idempotency-key", "race")]));
@@ -135,5 +135,5 @@ async fn racing_retries_with_one_idempotency_key_create_one_order() {
     shop.order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
-    assert_eq!(shop.stock_of(p).await, 99);
+    assert_eq!(shop.products().stock_of(p).await, 99);
 }

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 /// The customer's two-line order of 2 mugs (1250 each) and 1 tea (399), as placed: 202.
 async fn mug_and_tea_placed(shop: &Shop) -> (reqwest::Response, uuid::Uuid, uuid::Uuid) {
-    let mug = shop.create_product("Mug", 1250, 10).await;
-    let tea = shop.create_product("Tea", 399, 5).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+    let tea = shop.products().create("Tea", 399, 5).await;
     let res = shop
         .place(&shop.customer, &order_of(&[(mug, 2), (tea, 1)]), &[])
         .await;
@@ -62,14 +62,14 @@ async fn a_placed_order_is_confirmed_with_its_lines_priced_and_its_stock_taken()
         vec![("CONFIRMED", "system:inventory")],
         "recorded once, with its stock"
     );
-    assert_eq!(shop.stock_of(mug).await, 8);
-    assert_eq!(shop.stock_of(tea).await, 4);
+    assert_eq!(shop.products().stock_of(mug).await, 8);
+    assert_eq!(shop.products().stock_of(tea).await, 4);
 }
 
 #[tokio::test]
 async fn prefer_wait_answers_201_with_the_settled_order() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
 
     let res = shop
         .place(
@@ -89,7 +89,7 @@ async fn prefer_wait_answers_201_with_the_settled_order() {
 #[tokio::test]
 async fn a_price_change_after_ordering_does_not_alter_the_order() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1000, 10).await;
+    let mug = shop.products().create("Mug", 1000, 10).await;
     let order = shop.place_settled(&shop.customer, mug, 3).await;
 
     sqlx::query("UPDATE products SET price = 9999, name = 'Renamed' WHERE id = $1")
@@ -107,8 +107,8 @@ async fn a_price_change_after_ordering_does_not_alter_the_order() {
 #[tokio::test]
 async fn short_stock_rejects_the_whole_order_naming_the_line_and_reserves_nothing() {
     let shop = Shop::open().await;
-    let plenty = shop.create_product("Plenty", 100, 50).await;
-    let scarce = shop.create_product("Scarce", 100, 2).await;
+    let plenty = shop.products().create("Plenty", 100, 50).await;
+    let scarce = shop.products().create("Scarce", 100, 2).await;
 
     let res = shop
         .place(
@@ -127,14 +127,14 @@ async fn short_stock_rejects_the_whole_order_naming_the_line_and_reserves_nothin
         "{reason}"
     );
     assert!(!reason.contains(&plenty.to_string()), "{reason}");
-    assert_eq!(shop.stock_of(plenty).await, 50, "all or nothing");
-    assert_eq!(shop.stock_of(scarce).await, 2);
+    assert_eq!(shop.products().stock_of(plenty).await, 50, "all or nothing");
+    assert_eq!(shop.products().stock_of(scarce).await, 2);
 }
 
 #[tokio::test]
 async fn unknown_and_archived_products_reject_the_order() {
     let shop = Shop::open().await;
-    let gone = shop.create_product("Gone", 100, 10).await;
+    let gone = shop.products().create("Gone", 100, 10).await;
     sqlx::query("UPDATE products SET archived_at = now() WHERE id = $1")
         .bind(gone)
         .execute(&shop.state.db)
@@ -152,13 +152,13 @@ async fn unknown_and_archived_products_reject_the_order() {
         reason.contains("no longer sold") && reason.contains("does not exist"),
         "{reason}"
     );
-    assert_eq!(shop.stock_of(gone).await, 10);
+    assert_eq!(shop.products().stock_of(gone).await, 10);
 }
 
 #[tokio::test]
 async fn invalid_orders_are_422_naming_each_field_and_publish_nothing() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let too_many: Vec<Value> = (0..101)
         .map(|_| json!({"product_id": uuid::Uuid::new_v4(), "quantity": 1}))
         .collect();
@@ -195,13 +195,13 @@ async fn invalid_orders_are_422_naming_each_field_and_publish_nothing() {
 
     let list = shop.read(&shop.customer, "/api/v1/orders").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
 async fn a_product_listed_twice_is_merged_into_one_line() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
 
     let order = shop
         .place_body_settled(&shop.customer, &order_of(&[(p, 2), (p, 3)]))
@@ -209,13 +209,13 @@ async fn a_product_listed_twice_is_merged_into_one_line() {
 
     assert_eq!(order["items"].as_array().unwrap().len(), 1);
     assert_eq!(order["items"][0]["quantity"], 5);
-    assert_eq!(shop.stock_of(p).await, 5);
+    assert_eq!(shop.products().stock_of(p).await, 5);
 }
 
 #[tokio::test]
 async fn an_admin_placing_an_order_is_403() {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
 
     let res = shop.place(&shop.admin, &order_of(&[(p, 1)]), &[]).await;
 
@@ -225,7 +225,7 @@ async fn an_admin_placing_an_order_is_403() {
 #[tokio::test]
 async fn placing_an_order_anonymously_is_401() {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
 
     let res = shop.post("/api/v1/orders", &order_of(&[(p, 1)])).await;
 
@@ -235,7 +235,7 @@ async fn placing_an_order_anonymously_is_401() {
 #[tokio::test]
 async fn a_flash_sale_confirms_exactly_the_stock_and_rejects_the_rest() {
     let shop = Shop::open().await;
-    let product = shop.create_product("Last units", 500, 20).await;
+    let product = shop.products().create("Last units", 500, 20).await;
     let mut customers = Vec::new();
     for _ in 0..60 {
         customers.push(shop.create_user(common::domain::Role::Client).await);
@@ -262,6 +262,6 @@ async fn a_flash_sale_confirms_exactly_the_stock_and_rejects_the_rest() {
     }
     assert_eq!(confirmed, 20);
     assert_eq!(rejected, 40);
-    assert_eq!(shop.stock_of(product).await, 0);
-    assert_eq!(shop.reserved_of(product).await, 20);
+    assert_eq!(shop.products().stock_of(product).await, 0);
+    assert_eq!(shop.products().reserved_of(product).await, 20);
 }

@@ -30,7 +30,7 @@ pub(crate) async fn place_consumer(app: &TestApp) -> Option<async_nats::jetstrea
 #[tokio::test]
 async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reservation() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, product, 3);
 
@@ -54,14 +54,14 @@ async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reserv
     .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(shop.stock_of(product).await, 7);
+    assert_eq!(shop.products().stock_of(product).await, 7);
     assert_eq!(shop.transitions_to("CONFIRMED").await, 1);
 }
 
 /// An api without workers, its customer, and a product of stock 10 to drive handlers with.
 async fn handlers_by_hand() -> (Shop, Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     (shop, product)
 }
 
@@ -84,7 +84,7 @@ async fn a_place_handler_rerun_after_a_crash_between_commit_and_ack_changes_noth
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM order_items").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(shop.stock_of(product).await, 6, "reserved once");
+    assert_eq!(shop.products().stock_of(product).await, 6, "reserved once");
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn a_cancel_handler_rerun_after_a_crash_between_commit_and_ack_changes_not
         assert!(results[0].is_ok(), "{results:?}");
     }
 
-    assert_eq!(shop.stock_of(product).await, 10, "released once");
+    assert_eq!(shop.products().stock_of(product).await, 10, "released once");
     assert_eq!(
         shop.count("SELECT count(*) FROM order_events").await,
         2,
@@ -110,7 +110,7 @@ async fn a_cancel_handler_rerun_after_a_crash_between_commit_and_ack_changes_not
 #[tokio::test]
 async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, product, 1);
 
@@ -127,13 +127,13 @@ async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server(
         o["status"] == "CONFIRMED"
     })
     .await;
-    assert_eq!(shop.stock_of(product).await, 9);
+    assert_eq!(shop.products().stock_of(product).await, 9);
 }
 
 #[tokio::test]
 async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
     shop.publish(place_command(order_id, shop.customer.id, product, 1), "c")
         .await;
@@ -157,7 +157,7 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
         reasons[0].contains("already used by a different order"),
         "{reasons:?}"
     );
-    assert_eq!(shop.stock_of(product).await, 9);
+    assert_eq!(shop.products().stock_of(product).await, 9);
 }
 
 #[tokio::test]
@@ -174,7 +174,11 @@ async fn copies_of_a_place_command_received_together_record_one_order_and_share_
     .await;
 
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    assert_eq!(shop.stock_of(product).await, 6, "decremented once, for 4");
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        6,
+        "decremented once, for 4"
+    );
     let statuses: Vec<(Uuid, OrderStatus)> =
         sqlx::query_as("SELECT id, status FROM orders ORDER BY status")
             .fetch_all(&shop.state.db)

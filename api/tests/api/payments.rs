@@ -23,7 +23,7 @@ async fn payment_deliveries(app: &TestApp) -> Option<u64> {
 #[tokio::test]
 async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1999, 10).await;
+    let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
     shop.payment_succeeded(&order, 3998, "psp-001").await;
@@ -40,7 +40,7 @@ async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
 #[tokio::test]
 async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1999, 10).await;
+    let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
     shop.payment_succeeded(&order, 3998, "psp-001").await;
     shop.order_in(&order, "PAID").await;
@@ -54,7 +54,7 @@ async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
 #[tokio::test]
 async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 1).await;
 
     shop.payment_succeeded(&order, 999, "psp-short").await;
@@ -73,7 +73,7 @@ async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
 #[tokio::test]
 async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 4).await;
 
     shop.payment_failed(&order, 4000, "psp-declined").await;
@@ -84,7 +84,7 @@ async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
         "payment_failed: card declined"
     );
     shop.quiescent().await;
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn a_payment_for_an_expired_order_is_recorded_for_refund_and_changes_nothi
         ("EXPIRY_SWEEP_INTERVAL_MS", "100"),
     ]))
     .await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     shop.order_in(&order, "CANCELLED").await;
 
@@ -106,13 +106,13 @@ async fn a_payment_for_an_expired_order_is_recorded_for_refund_and_changes_nothi
         shop.payment_outcome("psp-late").await.as_deref(),
         Some("refund_required")
     );
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
 async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_applies() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     // The payment is on the bus, and tried, before the order even exists.
     let order_id = Uuid::new_v4();
     shop.payment_succeeded(&order_id.to_string(), 500, "psp-early")

@@ -95,8 +95,9 @@ async fn a_reservation_deleted_by_hand_is_found_stays_reported_and_clears_once_p
 async fn a_payment_or_a_ledger_entry_changed_by_hand_is_found() {
     let paid = PaidShop::open("psp-rec-2").await;
     let db = &paid.state.db;
-    let cup = paid.create_product("Cup", 300, 10).await;
+    let cup = paid.products().create("Cup", 300, 10).await;
     let res = paid
+        .products()
         .adjust(&paid.admin, &cup.to_string(), 4, "delivery")
         .await;
     assert!(res.status().is_success(), "{}", res.status());

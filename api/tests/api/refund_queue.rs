@@ -63,7 +63,7 @@ async fn queue(app: &TestApp, admin: &TestUser) -> Vec<Value> {
 /// Three payments to give back: of the wrong amount, a second one for a paid order, and one
 /// for an order cancelled before. Returns the queue once it holds them and the order paid twice.
 async fn three_payments_to_refund(shop: &Shop, psp: &PaymentSystem) -> (Vec<Value>, String) {
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let wrong = shop.confirmed_order(mug, 1).await;
     psp.pay(&wrong, 999, "q-wrong").await;
     let twice = psp.paid_order(shop, &shop.customer, "q-first").await;

@@ -15,7 +15,7 @@ async fn paid_order_waiting_for_the_order_worker() -> (Shop, String) {
     let shop = Shop::around(spawn_app().await).await;
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
         .await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let order = shop.confirmed_order(mug, 1).await;
     let payment = crate::private_nats::payment(order.parse().unwrap(), 1250, "psp-refusals");
     let paid =

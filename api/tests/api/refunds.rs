@@ -151,7 +151,7 @@ async fn every_change_of_each_refund_is_announced_with_the_orders_money_after_it
 #[tokio::test]
 async fn the_api_refuses_refunds_it_can_tell_are_wrong() {
     let paid = PaidShop::open("psp-pay-2").await;
-    let mug = paid.create_product("Unpaid", 300, 5).await;
+    let mug = paid.products().create("Unpaid", 300, 5).await;
     let unpaid = paid.confirmed_order(mug, 1).await;
     let unknown = Uuid::now_v7().to_string();
     let (admin, order) = (&paid.admin, paid.order.as_str());

@@ -10,8 +10,8 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
     let sold = SoldShop::open().await;
     sold.delivered().await;
     let (mugs, plates) = (
-        sold.stock_of(sold.mug).await,
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.mug).await,
+        sold.products().stock_of(sold.plate).await,
     );
     let id = sold
         .returning(&sold.customer, &[(sold.mug, 2), (sold.plate, 1)])
@@ -27,9 +27,9 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
         let restocked = line["product_id"] == sold.mug.to_string();
         assert_eq!(line["restock"], restocked, "{line}");
     }
-    assert_eq!(sold.stock_of(sold.mug).await, mugs + 2);
+    assert_eq!(sold.products().stock_of(sold.mug).await, mugs + 2);
     assert_eq!(
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.plate).await,
         plates,
         "the plate is written off"
     );
@@ -55,7 +55,11 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
         1,
         "refunded once"
     );
-    assert_eq!(sold.stock_of(sold.mug).await, mugs + 2, "restocked once");
+    assert_eq!(
+        sold.products().stock_of(sold.mug).await,
+        mugs + 2,
+        "restocked once"
+    );
     let report = sold.reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }

@@ -62,7 +62,7 @@ fn transition(order: &str, to: &str, shipment: Value) -> Value {
 
 /// An order to `country` by the customer, CONFIRMED then PAID; returns its id.
 async fn a_paid_order_to(shop: &Shop, country: &str) -> String {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let order = place_to(shop, &shop.customer, p, address(country)).await;
     assert_eq!(order["status"], "CONFIRMED");
     let id = crate::helpers::id_of(&order);
@@ -109,7 +109,7 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
 #[tokio::test]
 async fn shipping_without_tracking_still_works_and_shows_no_shipment() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
 
     shop.move_order(&shop.admin, &id, &["PAID", "SHIPPED"])
@@ -238,7 +238,7 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     // No workers running: the handlers are driven by hand, exactly as a redelivery drives them.
     let app = spawn_app().await;
     let client = app.create_user(common::domain::Role::Client).await;
-    let p = app.create_product("P", 500, 10).await;
+    let p = app.products().create("P", 500, 10).await;
     let ctx = app.worker_context();
     let nats = async_nats::connect(common::testing::nats_url())
         .await
@@ -307,12 +307,12 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
         .await
         .unwrap();
     assert_eq!(entries, 3, "recorded, paid and shipped once each");
-    assert_eq!(app.stock_of(p).await, 8, "reserved once");
+    assert_eq!(app.products().stock_of(p).await, 8, "reserved once");
 }
 
 /// A paid order shipped with DHL under JD0001; returns its id.
 async fn shipped_with_dhl(shop: &Shop) -> String {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
     shop.move_order(&shop.admin, &id, &["PAID"]).await;
     shop.change_status(&shop.admin, &id, dhl("JD0001")).await;

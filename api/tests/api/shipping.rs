@@ -34,13 +34,13 @@ pub(crate) async fn place_to(app: &TestApp, user: &TestUser, product: Uuid, to: 
 /// A shop with no workers and one product, where orders stay accepted.
 async fn shop_without_workers() -> (Shop, Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     (shop, p)
 }
 
 /// The address as the order keeps it: trimmed, blanks dropped, the country upper case.
 async fn an_order_to_a_loosely_typed_address(shop: &Shop) -> (Value, Value) {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let mut given = address("gb");
     given["name"] = json!("  Ada Lovelace  ");
     given["region"] = json!("");
@@ -130,7 +130,7 @@ async fn a_retry_under_the_same_idempotency_key_to_another_address_is_422() {
 #[tokio::test]
 async fn every_bad_field_of_a_shipping_address_is_named_in_one_422_and_nothing_is_placed() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let bad = json!({
         "name": "",
         "line1": "x".repeat(201),
@@ -160,7 +160,7 @@ async fn every_bad_field_of_a_shipping_address_is_named_in_one_422_and_nothing_i
     );
     let list = shop.read(&shop.customer, "/api/v1/orders").await;
     assert_eq!(list["items"], json!([]));
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
@@ -201,7 +201,7 @@ async fn an_unknown_field_in_a_shipping_address_is_a_422_naming_it() {
 #[tokio::test]
 async fn an_order_placed_without_an_address_still_works() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
 
     let order = shop.place_settled(&shop.customer, p, 1).await;
 
@@ -213,7 +213,7 @@ async fn an_order_placed_without_an_address_still_works() {
 #[tokio::test]
 async fn a_place_command_with_a_bad_address_is_dead_lettered_with_the_reason() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let order_id = Uuid::now_v7();
     let mut command =
         serde_json::to_value(place_command(order_id, shop.customer.id, p, 1)).unwrap();
@@ -237,7 +237,7 @@ async fn a_place_command_with_a_bad_address_is_dead_lettered_with_the_reason() {
         "{reasons:?}"
     );
     assert_eq!(shop.stored_status(order_id).await, None);
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 /// Inserts an order shipping to `country` (if any), with a tracking number or not.

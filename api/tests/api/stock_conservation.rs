@@ -17,7 +17,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     .await;
     let mut products = Vec::new();
     for i in 0..4 {
-        products.push(shop.create_product(&format!("P{i}"), 100 + i, 25).await);
+        products.push(shop.products().create(&format!("P{i}"), 100 + i, 25).await);
     }
     let mut customers = Vec::new();
     for _ in 0..12 {
@@ -70,18 +70,20 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     for (i, p) in products.iter().enumerate() {
         let delta = if i % 2 == 0 { 7 } else { -3 };
         let reference = format!("count-{i}");
-        shop.warehouse_adjusts(
-            *p,
-            delta,
-            ("count", &reference),
-            &format!("adjustment:{reference}"),
-        )
-        .await;
+        shop.products()
+            .warehouse_adjusts(
+                *p,
+                delta,
+                ("count", &reference),
+                &format!("adjustment:{reference}"),
+            )
+            .await;
     }
     // Concurrent stock adjustments by staff too.
     for (i, p) in products.iter().enumerate() {
         let delta = if i % 2 == 0 { 5 } else { -1 };
         let res = shop
+            .products()
             .adjust(&shop.admin, &p.to_string(), delta, "recount")
             .await;
         assert!(
@@ -128,7 +130,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
 #[tokio::test]
 async fn the_reconciliation_reports_drift_and_where_to_look() {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let clean = shop.reconciliation(&shop.admin).await;
     assert_eq!(clean["consistent"], true);
 

@@ -33,12 +33,12 @@ async fn shown_stock(app: &TestApp, product: Uuid) -> (i64, i64) {
         .iter()
         .find(|p| p["id"] == product.to_string())
         .map_or(-1, |p| p["stock"].as_i64().unwrap());
-    (app.shown_stock(product).await, listed)
+    (app.products().shown_stock(product).await, listed)
 }
 
 /// The customer orders all 3 units of a new product; checks the catalogue shows 0 left.
 async fn all_units_ordered(shop: &Shop) -> (Uuid, String) {
-    let product = shop.create_product("Last three", 500, 3).await;
+    let product = shop.products().create("Last three", 500, 3).await;
     assert_eq!(shown_stock(shop, product).await, (3, 3), "cached before");
     let order = shop.confirmed_order(product, 3).await;
     assert_eq!(
@@ -116,7 +116,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     // No workers yet: the cancel is accepted on a CONFIRMED order, then the payment is
     // applied first, as if the payment consumer got there before the transition consumer.
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     let order_id = Uuid::now_v7();
     let placed = workers::placing::place(
         shop.worker_context(),
@@ -146,7 +146,11 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
         OrderStatus::Paid,
         "a paid order is never cancelled by its customer"
     );
-    assert_eq!(shop.stock_of(product).await, 3, "its stock is still held");
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        3,
+        "its stock is still held"
+    );
     let reasons = shop.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
@@ -160,7 +164,7 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
     // With `Prefer: wait` the api waits for the outcome: a payment that lands first makes the
     // customer's cancel impossible, and the answer says so.
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
         .await;
     let id = shop.confirmed_order(product, 1).await;
@@ -188,12 +192,16 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
 
     let body = assert_problem(res, 409).await;
     assert_eq!(body["current_status"], "PAID");
-    assert_eq!(shop.stock_of(product).await, 4, "its stock is still held");
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        4,
+        "its stock is still held"
+    );
 }
 
 /// An order of 2 units at 500 by the customer, accepted by an api without workers (202).
 async fn an_accepted_order(shop: &Shop) -> String {
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     let res = shop
         .place(&shop.customer, &order_of(&[(product, 2)]), &[])
         .await;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// A customer's order, confirmed, then marked PAID by the shop's ADMIN.
 async fn paid_by_staff(shop: &Shop) -> String {
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
     shop.move_order(&shop.admin, &order, &["PAID"]).await;
     order
@@ -51,7 +51,7 @@ async fn a_customer_sees_staff_as_staff_and_an_admin_sees_their_id_in_the_order(
 #[tokio::test]
 async fn a_customers_own_cancel_shows_as_theirs() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
 
     let cancelled = shop.cancel_settled(&shop.customer, &order).await;
@@ -63,7 +63,7 @@ async fn a_customers_own_cancel_shows_as_theirs() {
 #[tokio::test]
 async fn a_customers_event_streams_show_staff_as_staff_live_and_replayed() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
     let path = format!("/api/v1/orders/{order}/events");
     let mut one = open(&shop.address, &shop.customer, &path, None).await;

@@ -30,7 +30,7 @@ async fn orders_in(shop: &Shop, status: &str) -> i64 {
 #[tokio::test]
 async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_nothing() {
     let shop = Shop::around(spawn_system_with(&bound("2")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     shop.confirmed_order(p, 1).await;
     shop.confirmed_order(p, 1).await;
 
@@ -56,13 +56,13 @@ async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_noth
     shop.quiescent().await;
     assert_eq!(orders_in(&shop, "CONFIRMED").await, 2);
     assert_eq!(orders_in(&shop, "REJECTED").await, 0, "nothing published");
-    assert_eq!(shop.stock_of(p).await, 8);
+    assert_eq!(shop.products().stock_of(p).await, 8);
 }
 
 #[tokio::test]
 async fn paying_or_cancelling_an_unpaid_order_frees_a_slot() {
     let shop = Shop::around(spawn_system_with(&bound("2")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let first = shop.confirmed_order(p, 1).await;
     let second = shop.confirmed_order(p, 1).await;
     let order = order_of(&[(p, 1)]);
@@ -97,7 +97,7 @@ async fn concurrent_placements_past_the_bound_never_leave_more_than_the_bound_un
     shop.start_workers(shop.env.config_with(&bound("3"))).await;
     let mut commands = Vec::new();
     for n in 0..30 {
-        let p = shop.create_product(&format!("P{n}"), 100, 5).await;
+        let p = shop.products().create(&format!("P{n}"), 100, 5).await;
         commands.push(place_command(Uuid::now_v7(), shop.customer.id, p, 1));
     }
 
@@ -131,7 +131,7 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     // Both pass the api's check while no worker runs; the second, waited for, is recorded
     // REJECTED for the bound.
     let shop = Shop::around(spawn_app_with(&bound("1")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = order_of(&[(p, 1)]);
     let first = shop.place(&shop.customer, &order, &[]).await;
     assert_eq!(first.status(), 202);
@@ -152,5 +152,5 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     let first: Value = first.json().await.unwrap();
     let kept = shop.order_in(&id_of(&first), "CONFIRMED").await;
     assert_eq!(kept["status"], "CONFIRMED");
-    assert_eq!(shop.stock_of(p).await, 9);
+    assert_eq!(shop.products().stock_of(p).await, 9);
 }

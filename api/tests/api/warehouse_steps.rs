@@ -30,7 +30,7 @@ fn shipment(reference: &str) -> Value {
 /// The customer's order of two units of a new product, paid by staff; returns its id and the
 /// product.
 async fn a_paid_order(shop: &Shop) -> (String, Uuid) {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 2).await;
     shop.move_order(&shop.admin, &id, &["PAID"]).await;
     (id, p)
@@ -50,7 +50,7 @@ async fn a_shipment_reported_again_under_its_reference_changes_nothing_twice() {
     assert_eq!(shipped["shipment"]["tracking_number"], "JD-wms-1");
     assert_eq!(shop.transitions_to("SHIPPED").await, 1);
     assert_eq!(shop.reservation_states(&id).await, vec!["committed"]);
-    assert_eq!(shop.stock_of(p).await, 8, "sold once");
+    assert_eq!(shop.products().stock_of(p).await, 8, "sold once");
     assert_eq!(shop.dead_letter_reasons().await, Vec::<String>::new());
     assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
 }

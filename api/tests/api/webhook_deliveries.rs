@@ -35,7 +35,7 @@ async fn a_receiver_verifying_with_the_reference_implementation_accepts_every_de
         .create_webhook(&shop.admin, &receiver.url, &["*"])
         .await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
 
     let order = shop.confirmed_order(mug, 1).await;
     shop.payment_succeeded(&order, 1250, "psp-webhook-1").await;

@@ -169,7 +169,7 @@ impl PaymentSystem {
 
     /// An order of one 1250 mug by `customer`, paid under `reference`; returns its id.
     pub async fn paid_order(&self, app: &TestApp, customer: &TestUser, reference: &str) -> String {
-        let mug = app.create_product("Mug", 1250, 10).await;
+        let mug = app.products().create("Mug", 1250, 10).await;
         let order = app.place_settled(customer, mug, 1).await;
         assert_eq!(order["status"], "CONFIRMED");
         let id = super::id_of(&order);

@@ -1,6 +1,6 @@
-//! The shop in tests: products and orders written directly or through the api, the commands
-//! other systems publish about them, and their state read back; and [`Shop`], a running system
-//! with a customer and an ADMIN.
+//! The shop in tests: orders written directly or through the api, the commands other systems
+//! publish about them, and their state read back; and [`Shop`], a running system with a
+//! customer and an ADMIN.
 
 use super::{TestApp, TestUser, spawn_system};
 use common::domain::{Actor, Lines, OrderStatus, Role};
@@ -107,71 +107,6 @@ pub fn transition_command(order_id: Uuid, to: OrderStatus) -> TransitionOrder {
 }
 
 impl TestApp {
-    // --- the catalogue ----------------------------------------------------------------------
-
-    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
-    /// catalogue cache) and returns its id.
-    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> Uuid {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
-             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(&self.state.db)
-        .await
-        .expect("insert product");
-        id
-    }
-
-    /// The stock of `product` as the public catalogue shows it (its detail).
-    pub async fn shown_stock(&self, product: Uuid) -> i64 {
-        let detail: Value = self
-            .get(&format!("/api/v1/products/{product}"))
-            .await
-            .json()
-            .await
-            .expect("product");
-        detail["stock"].as_i64().expect("stock")
-    }
-
-    /// Publishes a stock adjustment as a warehouse system would: hand-written JSON in the
-    /// documented envelope on `inventory.cmd.adjust`, with the message id `msg_id`.
-    pub async fn warehouse_adjusts(
-        &self,
-        product: Uuid,
-        delta: i32,
-        (reason, reference): (&str, &str),
-        msg_id: &str,
-    ) {
-        let client = async_nats::connect(common::testing::nats_url())
-            .await
-            .expect("plain NATS client");
-        let js = async_nats::jetstream::new(client);
-        let envelope = json!({
-            "id": Uuid::new_v4(),
-            "type": "inventory.adjust",
-            "version": 1,
-            "occurred_at": "2026-12-01T09:00:00Z",
-            "correlation_id": format!("warehouse-{reference}"),
-            "data": {"product_id": product, "delta": delta, "reason": reason, "reference": reference}
-        });
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        js.publish_with_headers(
-            self.state.bus.namespace().subject("inventory.cmd.adjust"),
-            headers,
-            envelope.to_string().into(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("stored");
-    }
-
     // --- orders -----------------------------------------------------------------------------
 
     /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
@@ -324,39 +259,6 @@ impl TestApp {
     }
 
     // --- reading the state back -------------------------------------------------------------
-
-    /// The stock of `product` as stored.
-    pub async fn stock_of(&self, product: Uuid) -> i32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(product)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("stock")
-    }
-
-    /// The stock, the initial stock and the sum of the ledger's deltas of product `id`.
-    pub async fn stock_and_ledger(&self, id: &str) -> (i32, i32, i64) {
-        sqlx::query_as(
-            "SELECT stock, initial_stock,
-                    (SELECT COALESCE(SUM(delta), 0) FROM stock_adjustments WHERE product_id = p.id)
-             FROM products p WHERE id = $1",
-        )
-        .bind(Uuid::parse_str(id).expect("a product id"))
-        .fetch_one(&self.state.db)
-        .await
-        .expect("stock and ledger")
-    }
-
-    /// How many units of `product` reservations hold, whatever their state.
-    pub async fn reserved_of(&self, product: Uuid) -> i64 {
-        sqlx::query_scalar(
-            "SELECT COALESCE(sum(quantity), 0) FROM reservations WHERE product_id = $1",
-        )
-        .bind(product)
-        .fetch_one(&self.state.db)
-        .await
-        .expect("reserved")
-    }
 
     /// How many times orders reached `status`.
     pub async fn transitions_to(&self, status: &str) -> i64 {
