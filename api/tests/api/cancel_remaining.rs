@@ -35,7 +35,8 @@ async fn cancelling_the_rest_returns_exactly_the_unshipped_stock_and_refunds_exa
     assert_eq!(command["data"]["amount"], unshipped_value);
     sold.psp.refunded(&command, "psp-rest").await;
     let refunded = sold
-        .order_when(&sold.customer, &sold.order, |o| {
+        .orders()
+        .when(&sold.customer, &sold.order, |o| {
             o["payment_status"] == "PARTIALLY_REFUNDED"
         })
         .await;

@@ -14,7 +14,7 @@ async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
     let order = shop.confirmed_order(p, 4).await;
     assert_eq!(shop.products().stock_of(p).await, 6);
 
-    let cancelled = shop.cancel_settled(&shop.customer, &order).await;
+    let cancelled = shop.orders().cancel_settled(&shop.customer, &order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(
@@ -23,7 +23,10 @@ async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
     );
     shop.quiescent().await;
     assert_eq!(shop.products().stock_of(p).await, 10);
-    assert_eq!(shop.reservation_states(&order).await, vec!["released"]);
+    assert_eq!(
+        shop.orders().reservation_states(&order).await,
+        vec!["released"]
+    );
 }
 
 #[tokio::test]
@@ -31,9 +34,9 @@ async fn cancelling_a_cancelled_order_again_is_harmless() {
     let shop = Shop::open().await;
     let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 4).await;
-    shop.cancel_settled(&shop.customer, &order).await;
+    shop.orders().cancel_settled(&shop.customer, &order).await;
 
-    let again = shop.cancel(&shop.customer, &order, &[]).await;
+    let again = shop.orders().cancel(&shop.customer, &order, &[]).await;
 
     assert_eq!(again.status(), 200);
     shop.quiescent().await;
@@ -45,9 +48,9 @@ async fn only_the_owner_cancels_before_payment_and_staff_until_shipping() {
     let shop = Shop::around(spawn_app().await).await;
     let bob = shop.create_user(Role::Client).await;
     let (alice, admin) = (&shop.customer, &shop.admin);
-    let confirmed = shop.insert_order(alice, "CONFIRMED").await;
-    let paid = shop.insert_order(alice, "PAID").await;
-    let shipped = shop.insert_order(alice, "SHIPPED").await;
+    let confirmed = shop.orders().insert(alice, "CONFIRMED").await;
+    let paid = shop.orders().insert(alice, "PAID").await;
+    let shipped = shop.orders().insert(alice, "SHIPPED").await;
 
     for (who, order, status, current) in [
         (&bob, confirmed, 404, None),
@@ -56,7 +59,7 @@ async fn only_the_owner_cancels_before_payment_and_staff_until_shipping() {
         (admin, shipped, 409, Some("SHIPPED")),
         (alice, confirmed, 202, None),
     ] {
-        let res = shop.cancel(who, order, &[]).await;
+        let res = shop.orders().cancel(who, order, &[]).await;
         if status == 202 {
             assert_eq!(res.status(), 202, "{order}");
             continue;
@@ -74,7 +77,7 @@ async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
     let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 3).await;
     let order_id: Uuid = order.parse().unwrap();
-    shop.cancel_settled(&shop.admin, order_id).await;
+    shop.orders().cancel_settled(&shop.admin, order_id).await;
 
     // Copies that get past the server's duplicate check, as redeliveries would.
     for copy in 0..3 {
@@ -103,7 +106,8 @@ async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
     let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 5).await;
     let order_id: Uuid = order.parse().unwrap();
-    shop.move_order(&shop.admin, order_id, &["PAID", "SHIPPED"])
+    shop.orders()
+        .move_through(&shop.admin, order_id, &["PAID", "SHIPPED"])
         .await;
     shop.quiescent().await;
 
@@ -112,7 +116,10 @@ async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
     shop.quiescent().await;
 
     assert_eq!(shop.products().stock_of(p).await, 5);
-    assert_eq!(shop.reservation_states(order_id).await, vec!["committed"]);
+    assert_eq!(
+        shop.orders().reservation_states(order_id).await,
+        vec!["committed"]
+    );
 }
 
 #[tokio::test]
@@ -142,7 +149,7 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
         10,
         "each expired order released once"
     );
-    assert_eq!(shop.transitions_to("CANCELLED").await, 3);
+    assert_eq!(shop.orders().transitions_to("CANCELLED").await, 3);
 }
 
 #[tokio::test]
@@ -154,7 +161,13 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
     let p = shop.products().create("P", 1250, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     let order_id: Uuid = order.parse().unwrap();
-    assert_eq!(shop.cancel(&shop.customer, &order, &[]).await.status(), 202);
+    assert_eq!(
+        shop.orders()
+            .cancel(&shop.customer, &order, &[])
+            .await
+            .status(),
+        202
+    );
     // The payment overtakes it: applied by the order worker's own handler.
     let payment = crate::private_nats::payment(order_id, 1250, "psp-overtakes");
     let paid =
@@ -173,7 +186,7 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
             .then_some(())
     })
     .await;
-    let cancelled = shop.cancel_settled(&shop.admin, &order).await;
+    let cancelled = shop.orders().cancel_settled(&shop.admin, &order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(
@@ -181,7 +194,8 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
         format!("user:{}", shop.admin.id)
     );
     let refunded = shop
-        .order_when(&shop.customer, &order, |o| {
+        .orders()
+        .when(&shop.customer, &order, |o| {
             o["refunds"][0]["status"] == "REQUESTED"
         })
         .await;
@@ -196,9 +210,16 @@ async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_fi
     let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 2).await;
     let key = [("idempotency-key", "cancel-1")];
-    assert_eq!(shop.cancel(&shop.admin, &order, &key).await.status(), 202);
+    assert_eq!(
+        shop.orders()
+            .cancel(&shop.admin, &order, &key)
+            .await
+            .status(),
+        202
+    );
 
     let retried = shop
+        .orders()
         .cancel(&shop.admin, &order, &[key[0], ("prefer", "wait=10")])
         .await;
 
@@ -206,6 +227,6 @@ async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_fi
     let retried: serde_json::Value = retried.json().await.unwrap();
     assert_eq!(retried["status"], "CANCELLED");
     shop.quiescent().await;
-    assert_eq!(shop.transitions_to("CANCELLED").await, 1);
+    assert_eq!(shop.orders().transitions_to("CANCELLED").await, 1);
     assert_eq!(shop.products().stock_of(p).await, 10);
 }

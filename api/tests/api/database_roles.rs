@@ -106,7 +106,7 @@ async fn the_api_and_the_workers_run_as_a_role_with_data_privileges_only() {
 
     let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 2).await;
-    let cancelled = shop.cancel_settled(&shop.customer, &order).await;
+    let cancelled = shop.orders().cancel_settled(&shop.customer, &order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(shop.products().stock_of(mug).await, 5);

@@ -93,7 +93,8 @@ async fn a_dead_letter_redriven_once_its_cause_is_fixed_is_applied_and_gone() {
         Duration::from_secs(20),
         "the re-driven order confirmed",
         || async {
-            (shop.stored_status(order_id).await.as_deref() == Some("CONFIRMED")).then_some(())
+            (shop.orders().stored_status(order_id).await.as_deref() == Some("CONFIRMED"))
+                .then_some(())
         },
     )
     .await;

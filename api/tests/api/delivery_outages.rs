@@ -25,6 +25,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
     let mut ids = Vec::new();
     for _ in 0..5 {
         let res = shop
+            .orders()
             .place(&shop.customer, &order_of(&[(product, 1)]), &[])
             .await;
         assert_eq!(
@@ -131,7 +132,10 @@ async fn placing_an_order_while_jetstream_is_unreachable_is_a_503_that_creates_n
     let cut = an_api_cut_off_from_jetstream().await;
     let shop = &cut.shop;
 
-    let res = shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await;
+    let res = shop
+        .orders()
+        .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+        .await;
 
     assert_problem(res, 503).await;
     assert_eq!(shop.count("SELECT count(*) FROM idempotency_keys").await, 0);
@@ -142,7 +146,9 @@ async fn a_key_refused_while_jetstream_was_unreachable_works_once_it_is_back() {
     let cut = an_api_cut_off_from_jetstream().await;
     let shop = &cut.shop;
     assert_problem(
-        shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await,
+        shop.orders()
+            .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+            .await,
         503,
     )
     .await;
@@ -153,7 +159,10 @@ async fn a_key_refused_while_jetstream_was_unreachable_works_once_it_is_back() {
             .then_some(())
     })
     .await;
-    let res = shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await;
+    let res = shop
+        .orders()
+        .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+        .await;
 
     assert_eq!(
         res.status(),

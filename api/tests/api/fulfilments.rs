@@ -61,7 +61,7 @@ async fn a_quantity_over_what_is_left_is_refused_naming_the_line_and_changes_not
     let detail = refused["detail"].as_str().unwrap();
     assert!(detail.contains(&sold.mug.to_string()), "{detail}");
     assert!(detail.contains("1 left"), "{detail}");
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(order["fulfilments"].as_array().unwrap().len(), 1);
     assert_eq!(SoldShop::line(&order, sold.mug)["fulfilled_quantity"], 2);
 }
@@ -127,7 +127,7 @@ async fn two_concurrent_fulfilments_of_the_last_units_never_exceed_the_line() {
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409]);
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(SoldShop::line(&order, sold.mug)["fulfilled_quantity"], 3);
     assert_eq!(order["fulfilments"].as_array().unwrap().len(), 1);
 }
@@ -165,6 +165,7 @@ async fn shipped_by_status_change_ships_everything_left_in_one_fulfilment() {
     sold.shipped(&[(sold.mug, 1)]).await;
 
     let order = sold
+        .orders()
         .change_status(
             &sold.admin,
             &sold.order,
@@ -181,6 +182,7 @@ async fn shipped_by_status_change_ships_everything_left_in_one_fulfilment() {
         json!(lines_of(&[(sold.mug, 2), (sold.plate, 2)]))
     );
     let delivered = sold
+        .orders()
         .change_status(&sold.admin, &sold.order, json!({"status": "DELIVERED"}))
         .await;
     assert!(

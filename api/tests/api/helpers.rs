@@ -2,13 +2,14 @@
 //! test, [`TestApp`], with the requests every test sends it.
 
 use common::testing::TestEnv;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 mod accounts;
 mod after_sale;
 mod bus;
 mod logs;
+mod orders;
 mod payments;
 mod products;
 mod shop;
@@ -18,6 +19,7 @@ mod webhooks;
 pub use accounts::*;
 pub use after_sale::*;
 pub use logs::*;
+pub use orders::*;
 pub use payments::*;
 pub use products::*;
 pub use shop::*;
@@ -98,6 +100,11 @@ impl TestApp {
     /// The catalogue and its stock: [`Products`].
     pub fn products(&self) -> Products<'_> {
         Products { app: self }
+    }
+
+    /// Orders: [`Orders`].
+    pub fn orders(&self) -> Orders<'_> {
+        Orders { app: self }
     }
 
     // --- requests -----------------------------------------------------------------------------
@@ -217,6 +224,31 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GETs `path` as `user`, which must answer 200; returns the JSON.
+    pub async fn read(&self, user: &TestUser, path: &str) -> Value {
+        let res = self.get_as(user, path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("JSON")
+    }
+
+    /// Every item of the list at `path` (which has a query), page by page.
+    pub async fn every_page(&self, user: &TestUser, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.to_owned(),
+            };
+            let page = self.read(user, &page_path).await;
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
     // --- rows written directly, as other systems (or the past) would --------------------------
 
     /// Creates a user with `role` and returns it with an access token (sent as a Bearer token)
@@ -253,23 +285,6 @@ impl TestApp {
             token,
             session_id,
         }
-    }
-
-    /// An idempotency key of `user` created `age` ago.
-    pub async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
-        let key = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state, created_at)
-             VALUES ($1, $2, '\\x00', $3, '[]', 'published', now() - $4::interval)",
-        )
-        .bind(user)
-        .bind(&key)
-        .bind(Uuid::new_v4())
-        .bind(age)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        key
     }
 
     // --- reading the state back ---------------------------------------------------------------

@@ -73,7 +73,8 @@ async fn confirm_reject_and_cancel(app: &TestApp) {
         )
         .await;
     assert!(res.status().is_success(), "{}", res.status());
-    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+    app.orders()
+        .when(&client, id, |o| o["status"] == "CANCELLED")
         .await;
 }
 

@@ -76,7 +76,8 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
     assert_eq!(confirmed["status"], "CONFIRMED");
     assert_eq!(place(50).await["status"], "REJECTED");
     let id = confirmed["id"].as_str().unwrap();
-    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+    app.orders()
+        .when(&client, id, |o| o["status"] == "CANCELLED")
         .await;
     publish_plain(&app, "payments.evt.succeeded", payment(id, 1250)).await;
     // A message no handler can read is dead-lettered; a payment for an order not recorded is

@@ -47,7 +47,9 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
     let product = Uuid::now_v7();
 
     let body = order_of(&[(product, 2)]);
-    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
+    let placing = shop
+        .orders()
+        .place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         let reply_to = reply_to.expect("a waiting placement names a reply subject");
@@ -104,7 +106,9 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     let ctx = shop.worker_context();
 
     let body = order_of(&[(mug, 2)]);
-    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
+    let placing = shop
+        .orders()
+        .place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         assert!(reply_to.is_some());
@@ -119,7 +123,10 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     assert_eq!(res.status(), 201);
     let placed: Value = res.json().await.expect("json");
     assert_eq!(placed["status"], "CONFIRMED");
-    assert_eq!(shop.order(&shop.customer, &id_of(&placed)).await, placed);
+    assert_eq!(
+        shop.orders().read(&shop.customer, &id_of(&placed)).await,
+        placed
+    );
 }
 
 #[tokio::test]
@@ -131,12 +138,16 @@ async fn a_waiting_placement_answers_exactly_what_a_read_of_the_order_shows() {
     // Confirmed, then rejected for the tea out of stock.
     for lines in [vec![(mug, 2)], vec![(tea, 1), (mug, 1)]] {
         let res = shop
+            .orders()
             .place(&shop.customer, &order_of(&lines), &[("prefer", "wait=10")])
             .await;
         assert_eq!(res.status(), 201);
         let placed: Value = res.json().await.expect("json");
 
-        assert_eq!(shop.order(&shop.customer, &id_of(&placed)).await, placed);
+        assert_eq!(
+            shop.orders().read(&shop.customer, &id_of(&placed)).await,
+            placed
+        );
     }
 }
 
@@ -159,6 +170,7 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     let mug = shop.products().create("Mug", 1250, 10).await;
 
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(mug, 2)]), &[])
         .await;
     assert_eq!(res.status(), 202);
@@ -181,7 +193,8 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     .await;
     assert!(handled.iter().all(Result::is_ok));
     let recorded = shop
-        .order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
+        .orders()
+        .when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(read_on(&other, &shop.customer, &id).await, (200, recorded));
 }

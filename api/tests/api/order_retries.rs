@@ -11,6 +11,7 @@ async fn a_retry_of_a_settled_order_with_prefer_wait_answers_201_without_waiting
     let mug = shop.products().create("Mug", 1250, 10).await;
     let headers = [("prefer", "wait=10"), ("idempotency-key", "settled-retry")];
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(mug, 1)]), &headers)
         .await;
     assert_eq!(res.status(), 201);
@@ -18,6 +19,7 @@ async fn a_retry_of_a_settled_order_with_prefer_wait_answers_201_without_waiting
 
     let started = Instant::now();
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(mug, 1)]), &headers)
         .await;
 
@@ -44,13 +46,15 @@ async fn an_order_whose_command_was_already_stored_answers_201_without_waiting()
         "earlier-attempt",
     )
     .await;
-    shop.order_when(&shop.customer, &order_id.to_string(), |o| {
-        o["status"] != "PENDING"
-    })
-    .await;
+    shop.orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
+            o["status"] != "PENDING"
+        })
+        .await;
 
     let started = Instant::now();
     let res = shop
+        .orders()
         .place(
             &shop.customer,
             &order_of(&[(mug, 1)]),
@@ -76,13 +80,17 @@ async fn an_idempotency_key_makes_a_retry_return_the_same_order_reserved_once() 
     let p = shop.products().create("P", 100, 10).await;
     let key = [("idempotency-key", "order-attempt-1")];
     let first: Value = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(p, 2)]), &key)
         .await
         .json()
         .await
         .unwrap();
 
-    let retry = shop.place(&shop.customer, &order_of(&[(p, 2)]), &key).await;
+    let retry = shop
+        .orders()
+        .place(&shop.customer, &order_of(&[(p, 2)]), &key)
+        .await;
 
     assert!(
         retry.status() == 202 || retry.status() == 200,
@@ -91,7 +99,8 @@ async fn an_idempotency_key_makes_a_retry_return_the_same_order_reserved_once() 
     );
     let second: Value = retry.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
-    shop.order_when(&shop.customer, &id_of(&first), |o| o["status"] != "PENDING")
+    shop.orders()
+        .when(&shop.customer, &id_of(&first), |o| o["status"] != "PENDING")
         .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.products().stock_of(p).await, 8, "reserved once");
@@ -102,10 +111,16 @@ async fn an_idempotency_key_reused_with_another_order_is_422() {
     let shop = Shop::open().await;
     let p = shop.products().create("P", 100, 10).await;
     let key = [("idempotency-key", "order-attempt-1")];
-    let first = shop.place(&shop.customer, &order_of(&[(p, 2)]), &key).await;
+    let first = shop
+        .orders()
+        .place(&shop.customer, &order_of(&[(p, 2)]), &key)
+        .await;
     assert_eq!(first.status(), 202);
 
-    let other_body = shop.place(&shop.customer, &order_of(&[(p, 3)]), &key).await;
+    let other_body = shop
+        .orders()
+        .place(&shop.customer, &order_of(&[(p, 3)]), &key)
+        .await;
 
     assert_problem(other_body, 422).await;
 }
@@ -115,8 +130,10 @@ async fn racing_retries_with_one_idempotency_key_create_one_order() {
     let shop = Shop::open().await;
     let p = shop.products().create("P", 100, 100).await;
     let body = order_of(&[(p, 1)]);
-    let attempts =
-        (0..10).map(|_| shop.place(&shop.customer, &body, &[("idempotency-key", "race")]));
+    let attempts = (0..10).map(|_| {
+        shop.orders()
+            .place(&shop.customer, &body, &[("idempotency-key", "race")])
+    });
 
     let responses = futures::future::join_all(attempts).await;
 
@@ -132,7 +149,8 @@ async fn racing_retries_with_one_idempotency_key_create_one_order() {
     }
     assert_eq!(ids.len(), 1, "every success names the same order");
     let id = ids.into_iter().next().unwrap();
-    shop.order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
+    shop.orders()
+        .when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.products().stock_of(p).await, 99);

@@ -8,6 +8,7 @@ async fn mug_and_tea_placed(shop: &Shop) -> (reqwest::Response, uuid::Uuid, uuid
     let mug = shop.products().create("Mug", 1250, 10).await;
     let tea = shop.products().create("Tea", 399, 5).await;
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(mug, 2), (tea, 1)]), &[])
         .await;
     (res, mug, tea)
@@ -33,7 +34,8 @@ async fn a_placed_order_is_confirmed_with_its_lines_priced_and_its_stock_taken()
     let accepted: Value = res.json().await.unwrap();
 
     let order = shop
-        .order_when(&shop.customer, &id_of(&accepted), |o| {
+        .orders()
+        .when(&shop.customer, &id_of(&accepted), |o| {
             o["status"] != "PENDING"
         })
         .await;
@@ -72,6 +74,7 @@ async fn prefer_wait_answers_201_with_the_settled_order() {
     let mug = shop.products().create("Mug", 1250, 10).await;
 
     let res = shop
+        .orders()
         .place(
             &shop.customer,
             &order_of(&[(mug, 1)]),
@@ -90,7 +93,7 @@ async fn prefer_wait_answers_201_with_the_settled_order() {
 async fn a_price_change_after_ordering_does_not_alter_the_order() {
     let shop = Shop::open().await;
     let mug = shop.products().create("Mug", 1000, 10).await;
-    let order = shop.place_settled(&shop.customer, mug, 3).await;
+    let order = shop.orders().place_settled(&shop.customer, mug, 3).await;
 
     sqlx::query("UPDATE products SET price = 9999, name = 'Renamed' WHERE id = $1")
         .bind(mug)
@@ -98,7 +101,7 @@ async fn a_price_change_after_ordering_does_not_alter_the_order() {
         .await
         .unwrap();
 
-    let again = shop.order(&shop.customer, &id_of(&order)).await;
+    let again = shop.orders().read(&shop.customer, &id_of(&order)).await;
     assert_eq!(again["items"][0]["unit_price"], 1000);
     assert_eq!(again["items"][0]["name"], "Mug");
     assert_eq!(again["total"], 3000);
@@ -111,6 +114,7 @@ async fn short_stock_rejects_the_whole_order_naming_the_line_and_reserves_nothin
     let scarce = shop.products().create("Scarce", 100, 2).await;
 
     let res = shop
+        .orders()
         .place(
             &shop.customer,
             &order_of(&[(plenty, 5), (scarce, 3)]),
@@ -143,6 +147,7 @@ async fn unknown_and_archived_products_reject_the_order() {
     let ghost = uuid::Uuid::new_v4();
 
     let order = shop
+        .orders()
         .place_body_settled(&shop.customer, &order_of(&[(gone, 1), (ghost, 1)]))
         .await;
 
@@ -187,7 +192,8 @@ async fn invalid_orders_are_422_naming_each_field_and_publish_nothing() {
     ];
 
     for (body, named) in cases {
-        let problem = assert_problem(shop.place(&shop.customer, &body, &[]).await, 422).await;
+        let problem =
+            assert_problem(shop.orders().place(&shop.customer, &body, &[]).await, 422).await;
         if let Some(named) = named {
             assert_eq!(crate::helpers::fields(&problem), named, "{body}");
         }
@@ -204,6 +210,7 @@ async fn a_product_listed_twice_is_merged_into_one_line() {
     let p = shop.products().create("P", 100, 10).await;
 
     let order = shop
+        .orders()
         .place_body_settled(&shop.customer, &order_of(&[(p, 2), (p, 3)]))
         .await;
 
@@ -217,7 +224,10 @@ async fn an_admin_placing_an_order_is_403() {
     let shop = Shop::around(spawn_app().await).await;
     let p = shop.products().create("P", 100, 10).await;
 
-    let res = shop.place(&shop.admin, &order_of(&[(p, 1)]), &[]).await;
+    let res = shop
+        .orders()
+        .place(&shop.admin, &order_of(&[(p, 1)]), &[])
+        .await;
 
     assert_problem(res, 403).await;
 }
@@ -242,7 +252,7 @@ async fn a_flash_sale_confirms_exactly_the_stock_and_rejects_the_rest() {
     }
     let body = order_of(&[(product, 1)]);
     let orders = futures::future::join_all(customers.iter().map(|c| async {
-        let res = shop.place(c, &body, &[]).await;
+        let res = shop.orders().place(c, &body, &[]).await;
         assert_eq!(res.status(), 202);
         id_of(&res.json().await.unwrap())
     }))
@@ -252,7 +262,8 @@ async fn a_flash_sale_confirms_exactly_the_stock_and_rejects_the_rest() {
     let mut rejected = 0;
     for (customer, id) in customers.iter().zip(&orders) {
         let order = shop
-            .order_when(customer, id, |o| o["status"] != "PENDING")
+            .orders()
+            .when(customer, id, |o| o["status"] != "PENDING")
             .await;
         match order["status"].as_str().unwrap() {
             "CONFIRMED" => confirmed += 1,

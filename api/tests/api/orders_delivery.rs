@@ -40,7 +40,8 @@ async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reserv
     shop.publish_copy(command, "copy-b").await;
 
     let order = shop
-        .order_when(&shop.customer, &order_id.to_string(), |o| {
+        .orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
             o["status"] != "PENDING"
         })
         .await;
@@ -55,7 +56,7 @@ async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reserv
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM reservations").await, 1);
     assert_eq!(shop.products().stock_of(product).await, 7);
-    assert_eq!(shop.transitions_to("CONFIRMED").await, 1);
+    assert_eq!(shop.orders().transitions_to("CONFIRMED").await, 1);
 }
 
 /// An api without workers, its customer, and a product of stock 10 to drive handlers with.
@@ -123,10 +124,11 @@ async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server(
         "the retried publish is recognised as a duplicate"
     );
     assert_eq!(retry.sequence, first.sequence);
-    shop.order_when(&shop.customer, &order_id.to_string(), |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
+    shop.orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
+            o["status"] == "CONFIRMED"
+        })
+        .await;
     assert_eq!(shop.products().stock_of(product).await, 9);
 }
 
@@ -137,10 +139,11 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
     let order_id = Uuid::now_v7();
     shop.publish(place_command(order_id, shop.customer.id, product, 1), "c")
         .await;
-    shop.order_when(&shop.customer, &order_id.to_string(), |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
+    shop.orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
+            o["status"] == "CONFIRMED"
+        })
+        .await;
 
     shop.publish_copy(
         place_command(order_id, shop.customer.id, product, 5),

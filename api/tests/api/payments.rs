@@ -48,7 +48,7 @@ async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
     shop.payment_succeeded(&order, 3998, "psp-001").await;
     shop.quiescent().await;
 
-    assert_eq!(shop.transitions_to("PAID").await, 1);
+    assert_eq!(shop.orders().transitions_to("PAID").await, 1);
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
         Some("refund_required")
     );
     assert_eq!(
-        shop.order(&shop.customer, &order).await["status"],
+        shop.orders().read(&shop.customer, &order).await["status"],
         "CONFIRMED"
     );
 }
@@ -126,7 +126,8 @@ async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_appl
         .await;
 
     let paid = shop
-        .order_when(&shop.customer, &order_id.to_string(), |o| {
+        .orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
             o["status"] == "PAID"
         })
         .await;

@@ -362,7 +362,8 @@ impl MugShop {
     /// Waits until order `id` satisfies `done`.
     pub async fn order_when(&self, id: uuid::Uuid, done: impl Fn(&Value) -> bool) -> Value {
         self.app
-            .order_when(&self.client, &id.to_string(), done)
+            .orders()
+            .when(&self.client, &id.to_string(), done)
             .await
     }
 

@@ -24,7 +24,8 @@ async fn a_duplicate_refunded_event_is_applied_once() {
     paid.quiescent().await;
 
     let order_now = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"][0]["status"] == "SUCCEEDED"
         })
         .await;
@@ -41,10 +42,11 @@ async fn another_outcome_for_a_settled_refund_is_refused_visibly_and_changes_not
     let paid = PaidShop::open("psp-pay-4").await;
     let command = a_refund_of_300_sent(&paid).await;
     paid.psp.refunded(&command, "psp-refund-4").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"][0]["status"] == "SUCCEEDED"
-    })
-    .await;
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"][0]["status"] == "SUCCEEDED"
+        })
+        .await;
 
     paid.psp.refunded(&command, "psp-refund-4-again").await;
     paid.quiescent().await;
@@ -54,7 +56,7 @@ async fn another_outcome_for_a_settled_refund_is_refused_visibly_and_changes_not
         reasons.iter().any(|r| r.contains("already SUCCEEDED")),
         "{reasons:?}"
     );
-    let order_now = paid.order(&paid.customer, &paid.order).await;
+    let order_now = paid.orders().read(&paid.customer, &paid.order).await;
     assert_eq!(order_now["amount_refunded"], 300);
 }
 
@@ -64,10 +66,11 @@ async fn a_failed_full_refund(paid: &PaidShop) -> Value {
     paid.ask_refund("f-1", 1250, "all").await;
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refund_failed(&command, "psp-fail-5").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"][0]["status"] == "FAILED"
-    })
-    .await
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"][0]["status"] == "FAILED"
+        })
+        .await
 }
 
 #[tokio::test]
@@ -91,10 +94,11 @@ async fn the_amount_a_failed_refund_held_may_be_refunded_anew() {
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refunded(&command, "psp-refund-5").await;
 
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["payment_status"] == "REFUNDED"
-    })
-    .await;
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["payment_status"] == "REFUNDED"
+        })
+        .await;
     assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
 }
 

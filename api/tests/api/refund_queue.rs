@@ -11,6 +11,7 @@ async fn a_customer_cannot_cancel_a_paid_order() {
     let paid = PaidShop::open("psp-pay-6").await;
 
     let by_customer = paid
+        .orders()
         .cancel(&paid.customer, &paid.order, &[("prefer", "wait=5")])
         .await;
 
@@ -21,7 +22,7 @@ async fn a_customer_cannot_cancel_a_paid_order() {
 async fn cancelling_a_paid_order_refunds_it_in_full() {
     let paid = PaidShop::open("psp-pay-6").await;
 
-    let cancelled = paid.cancel_settled(&paid.admin, &paid.order).await;
+    let cancelled = paid.orders().cancel_settled(&paid.admin, &paid.order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(cancelled["refunds"][0]["status"], "REQUESTED");
@@ -35,7 +36,8 @@ async fn cancelling_a_paid_order_refunds_it_in_full() {
     );
     paid.psp.refunded(&command, "psp-refund-6").await;
     let refunded = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "REFUNDED"
         })
         .await;
@@ -69,7 +71,7 @@ async fn three_payments_to_refund(shop: &Shop, psp: &PaymentSystem) -> (Vec<Valu
     let twice = psp.paid_order(shop, &shop.customer, "q-first").await;
     psp.pay(&twice, 1250, "q-twice").await;
     let late = shop.confirmed_order(mug, 1).await;
-    shop.cancel_settled(&shop.customer, &late).await;
+    shop.orders().cancel_settled(&shop.customer, &late).await;
     psp.pay(&late, 1250, "q-late").await;
     let waiting = eventually(
         Duration::from_secs(20),
@@ -128,7 +130,8 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     // A refund asked for already empties the queue; its answer is recorded after. The order
     // paid twice keeps the payment that paid it.
     let kept = shop
-        .order_when(&shop.customer, &twice, |o| {
+        .orders()
+        .when(&shop.customer, &twice, |o| {
             o["refunds"][0]["status"] == "SUCCEEDED"
         })
         .await;

@@ -75,7 +75,8 @@ async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_s
         .await;
 
     let recorded = shop
-        .order_when(&shop.admin, &order, |o| {
+        .orders()
+        .when(&shop.admin, &order, |o| {
             o["refunds"].as_array().is_some_and(|r| r.len() == 2)
         })
         .await;
@@ -159,7 +160,7 @@ async fn a_refund_waited_for_is_answered_409_naming_why_it_was_refused_or_201_on
     let requested: Value = requested.json().await.unwrap();
     assert_eq!(requested["status"], "REQUESTED");
     assert_eq!(requested["amount"], 250);
-    let order_now = shop.order(&shop.admin, &order).await;
+    let order_now = shop.orders().read(&shop.admin, &order).await;
     let refunds = order_now["refunds"].as_array().unwrap();
     assert_eq!(refunds.len(), 3);
     assert!(refunds.iter().any(|r| id_of(r) == refund_id));

@@ -22,7 +22,8 @@ async fn a_refund_asked_for_is_sent_to_the_payment_system_and_gives_nothing_back
     assert_eq!(command["data"]["payment_reference"], "psp-pay-1");
     assert_eq!(msg_id, format!("refund-{}", id_of(&requested)));
     let listed = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"][0]["status"] == "REQUESTED"
         })
         .await;
@@ -48,7 +49,8 @@ async fn refunded_in_two_steps(paid: &PaidShop) -> (Value, async_nats::Subscribe
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refunded(&command, "psp-refund-1").await;
     let partly = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "PARTIALLY_REFUNDED"
         })
         .await;
@@ -61,7 +63,8 @@ async fn refunded_in_two_steps(paid: &PaidShop) -> (Value, async_nats::Subscribe
     assert_eq!(command["data"]["amount"], 750);
     paid.psp.refunded(&command, "psp-refund-2").await;
     let refunded = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "REFUNDED"
         })
         .await;
@@ -210,10 +213,11 @@ async fn the_api_refuses_refunds_it_can_tell_are_wrong() {
 /// A goodwill refund of 100 asked for under the key `k6` and recorded on the order.
 async fn a_refund_recorded_under_k6(paid: &PaidShop) -> Value {
     let refund = paid.ask_refund("k6", 100, "goodwill").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"].as_array().is_some_and(|r| r.len() == 1)
-    })
-    .await;
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
     refund
 }
 
@@ -264,7 +268,8 @@ async fn another_refund_under_a_key_whose_refund_is_not_recorded_yet_is_422() {
 
     assert_problem(other, 422).await;
     let order = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"].as_array().is_some_and(|r| r.len() == 1)
         })
         .await;

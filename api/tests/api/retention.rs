@@ -9,8 +9,8 @@ use std::time::Duration;
 async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and_nothing_else() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
-    let old_key = app.idempotency_key_aged(user.id, "25 hours").await;
-    let fresh_key = app.idempotency_key_aged(user.id, "23 hours").await;
+    let old_key = app.orders().idempotency_key_aged(user.id, "25 hours").await;
+    let fresh_key = app.orders().idempotency_key_aged(user.id, "23 hours").await;
     let stale_token = app
         .accounts()
         .session_with_token(user.id, Some("8 days"), None)
@@ -107,7 +107,7 @@ async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
     for _ in 0..50 {
-        app.idempotency_key_aged(user.id, "2 days").await;
+        app.orders().idempotency_key_aged(user.id, "2 days").await;
     }
 
     let purges =
@@ -125,7 +125,7 @@ async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
 async fn the_api_purges_on_its_own_every_interval() {
     let app = spawn_app_with(&[("PURGE_INTERVAL_MS", "100")]).await;
     let user = app.create_user(Role::Client).await;
-    app.idempotency_key_aged(user.id, "2 days").await;
+    app.orders().idempotency_key_aged(user.id, "2 days").await;
 
     common::testing::eventually(Duration::from_secs(10), "the old key purged", || async {
         (app.count("SELECT count(*) FROM idempotency_keys").await == 0).then_some(())

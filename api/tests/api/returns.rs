@@ -49,7 +49,7 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
     assert_eq!(command["data"]["amount"], value);
 
     assert_problem(sold.receive(&id, &[sold.mug]).await, 409).await;
-    let again = sold.order(&sold.admin, &sold.order).await;
+    let again = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(
         again["refunds"].as_array().unwrap().len(),
         1,

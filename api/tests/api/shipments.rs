@@ -66,14 +66,16 @@ async fn a_paid_order_to(shop: &Shop, country: &str) -> String {
     let order = place_to(shop, &shop.customer, p, address(country)).await;
     assert_eq!(order["status"], "CONFIRMED");
     let id = crate::helpers::id_of(&order);
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
     id
 }
 
 /// A shop with no workers and an order of the customer inserted in `status`.
 async fn an_order_without_workers(status: &str) -> (Shop, uuid::Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let id = shop.insert_order(&shop.customer, status).await;
+    let id = shop.orders().insert(&shop.customer, status).await;
     (shop, id)
 }
 
@@ -89,7 +91,7 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
     let mut ship = shipment.clone();
     ship["status"] = json!("SHIPPED");
 
-    let shipped = shop.change_status(&shop.admin, &id, ship).await;
+    let shipped = shop.orders().change_status(&shop.admin, &id, ship).await;
 
     assert_eq!(shipped["status"], "SHIPPED");
     assert_eq!(shipped["shipment"], shipment);
@@ -112,7 +114,8 @@ async fn shipping_without_tracking_still_works_and_shows_no_shipment() {
     let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
 
-    shop.move_order(&shop.admin, &id, &["PAID", "SHIPPED"])
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID", "SHIPPED"])
         .await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
@@ -127,7 +130,13 @@ async fn shipment_fields_with_another_status_are_a_422_naming_each() {
     let body = json!({"status": "PAID", "carrier": "UPS", "tracking_number": "1Z",
                       "tracking_url": "https://carrier.example/1Z"});
 
-    let problem = assert_problem(shop.patch_status(&shop.admin, id, &body, &[]).await, 422).await;
+    let problem = assert_problem(
+        shop.orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await,
+        422,
+    )
+    .await;
 
     assert_eq!(
         fields(&problem),
@@ -153,7 +162,10 @@ async fn a_carrier_without_a_tracking_number_is_a_422_and_so_is_a_tracking_url_a
             vec!["carrier"],
         ),
     ] {
-        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        let res = shop
+            .orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await;
         assert_eq!(fields(&assert_problem(res, 422).await), named, "{body}");
     }
 }
@@ -170,7 +182,10 @@ async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
     ] {
         let body = json!({"status": "SHIPPED", "carrier": "UPS", "tracking_number": "1Z",
                           "tracking_url": url});
-        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        let res = shop
+            .orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await;
         assert_eq!(
             fields(&assert_problem(res, 422).await),
             vec!["tracking_url"],
@@ -178,7 +193,7 @@ async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
         );
     }
     assert_eq!(
-        shop.stored_status(id).await.as_deref(),
+        shop.orders().stored_status(id).await.as_deref(),
         Some("PAID"),
         "nothing was published"
     );
@@ -210,7 +225,7 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
 #[tokio::test]
 async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_lettered() {
     let shop = Shop::open().await;
-    let id = shop.insert_order(&shop.customer, "SHIPPED").await;
+    let id = shop.orders().insert(&shop.customer, "SHIPPED").await;
 
     shop.publish_plain(
         "orders.cmd.transition",
@@ -230,7 +245,10 @@ async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_let
             .starts_with("invalid data for orders.transition: carrier: only a move to SHIPPED"),
         "{reasons:?}"
     );
-    assert_eq!(shop.stored_status(id).await.as_deref(), Some("SHIPPED"));
+    assert_eq!(
+        shop.orders().stored_status(id).await.as_deref(),
+        Some("SHIPPED")
+    );
 }
 
 #[tokio::test]
@@ -314,8 +332,12 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
 async fn shipped_with_dhl(shop: &Shop) -> String {
     let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
-    shop.change_status(&shop.admin, &id, dhl("JD0001")).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
+    shop.orders()
+        .change_status(&shop.admin, &id, dhl("JD0001"))
+        .await;
     id
 }
 
@@ -330,6 +352,7 @@ async fn the_same_shipment_again_changes_nothing() {
     let id = shipped_with_dhl(&shop).await;
 
     let retry = shop
+        .orders()
         .patch_status(&shop.admin, &id, &dhl("JD0001"), &[])
         .await;
 
@@ -342,11 +365,12 @@ async fn another_shipment_for_a_shipped_order_is_a_409_and_the_first_is_kept() {
     let id = shipped_with_dhl(&shop).await;
 
     let other = shop
+        .orders()
         .patch_status(&shop.admin, &id, &dhl("JD0002"), &[])
         .await;
 
     let problem = assert_problem(other, 409).await;
     assert_eq!(problem["current_status"], "SHIPPED");
-    let now = shop.order(&shop.admin, &id).await;
+    let now = shop.orders().read(&shop.admin, &id).await;
     assert_eq!(now["shipment"]["tracking_number"], "JD0001");
 }

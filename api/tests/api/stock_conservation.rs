@@ -34,7 +34,10 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
         ]);
         let shop = &shop;
         async move {
-            let res = shop.place(customer, &body, &[("prefer", "wait=10")]).await;
+            let res = shop
+                .orders()
+                .place(customer, &body, &[("prefer", "wait=10")])
+                .await;
             let order: Value = res.json().await.unwrap();
             (customer, order)
         }
@@ -48,7 +51,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
             let id = id_of(order);
             match n % 6 {
                 0 => {
-                    shop.cancel(customer, &id, &[]).await;
+                    shop.orders().cancel(customer, &id, &[]).await;
                 }
                 1 => {
                     let total = order["total"].as_i64().unwrap_or(0);
@@ -56,7 +59,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
                 }
                 2 => shop.payment_failed(&id, 1, &format!("ko-{n}")).await,
                 3 => {
-                    shop.cancel(&shop.admin, &id, &[]).await;
+                    shop.orders().cancel(&shop.admin, &id, &[]).await;
                 }
                 4 => shop.payment_succeeded(&id, 1, &format!("bad-{n}")).await,
                 _ => {}

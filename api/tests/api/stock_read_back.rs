@@ -72,7 +72,7 @@ async fn after_a_cancel_the_product_reads_its_stock_back_at_once() {
     let shop = shop_with_a_long_catalogue_cache().await;
     let (product, id) = all_units_ordered(&shop).await;
 
-    let order = shop.cancel_settled(&shop.customer, &id).await;
+    let order = shop.orders().cancel_settled(&shop.customer, &id).await;
 
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(shown_stock(&shop, product).await, (3, 3));
@@ -128,7 +128,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     .await;
     assert!(placed[0].is_ok(), "{placed:?}");
 
-    let res = shop.cancel(&shop.customer, order_id, &[]).await;
+    let res = shop.orders().cancel(&shop.customer, order_id, &[]).await;
     assert_eq!(res.status(), 202, "the api saw the order CONFIRMED");
     payment_applied_by_hand(&shop, order_id, 1000, "paid-first").await;
 
@@ -170,7 +170,9 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
     let id = shop.confirmed_order(product, 1).await;
     let order_id: Uuid = id.parse().unwrap();
 
-    let cancel = shop.cancel(&shop.customer, &id, &[("prefer", "wait=10")]);
+    let cancel = shop
+        .orders()
+        .cancel(&shop.customer, &id, &[("prefer", "wait=10")]);
     let pay_then_start = async {
         // Once the cancel command is stored (the api saw the order CONFIRMED), the payment is
         // applied, before the order worker sees the cancel.
@@ -203,6 +205,7 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
 async fn an_accepted_order(shop: &Shop) -> String {
     let product = shop.products().create("P", 500, 5).await;
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(product, 2)]), &[])
         .await;
     assert_eq!(res.status(), 202);
@@ -216,7 +219,7 @@ async fn an_accepted_order_reads_pending_to_its_owner_only_until_it_is_recorded(
     let other = shop.create_user(common::domain::Role::Client).await;
     let id = an_accepted_order(&shop).await;
 
-    let read = shop.order(&shop.customer, &id).await;
+    let read = shop.orders().read(&shop.customer, &id).await;
 
     assert_eq!(read["status"], "PENDING");
     assert_eq!(read["total"], 1000);
@@ -224,7 +227,8 @@ async fn an_accepted_order_reads_pending_to_its_owner_only_until_it_is_recorded(
     assert_eq!(shop.get_as(&other, &path).await.status(), 404, "not yours");
     shop.start_workers(shop.env.config()).await;
     let recorded = shop
-        .order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
+        .orders()
+        .when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(recorded["status"], "CONFIRMED");
 }

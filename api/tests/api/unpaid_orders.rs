@@ -35,6 +35,7 @@ async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_noth
     shop.confirmed_order(p, 1).await;
 
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(p, 1)]), &WAIT)
         .await;
 
@@ -67,19 +68,27 @@ async fn paying_or_cancelling_an_unpaid_order_frees_a_slot() {
     let second = shop.confirmed_order(p, 1).await;
     let order = order_of(&[(p, 1)]);
     assert_eq!(
-        shop.place(&shop.customer, &order, &WAIT).await.status(),
+        shop.orders()
+            .place(&shop.customer, &order, &WAIT)
+            .await
+            .status(),
         429
     );
 
-    shop.cancel_settled(&shop.customer, &first).await;
-    let after_cancel = shop.place(&shop.customer, &order, &WAIT).await;
+    shop.orders().cancel_settled(&shop.customer, &first).await;
+    let after_cancel = shop.orders().place(&shop.customer, &order, &WAIT).await;
     assert_eq!(after_cancel.status(), 201);
     assert_eq!(
-        shop.place(&shop.customer, &order, &WAIT).await.status(),
+        shop.orders()
+            .place(&shop.customer, &order, &WAIT)
+            .await
+            .status(),
         429
     );
-    shop.move_order(&shop.admin, &second, &["PAID"]).await;
-    let after_payment = shop.place(&shop.customer, &order, &WAIT).await;
+    shop.orders()
+        .move_through(&shop.admin, &second, &["PAID"])
+        .await;
+    let after_payment = shop.orders().place(&shop.customer, &order, &WAIT).await;
 
     assert_eq!(after_payment.status(), 201);
     let placed: Value = after_payment.json().await.unwrap();
@@ -133,9 +142,9 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     let shop = Shop::around(spawn_app_with(&bound("1")).await).await;
     let p = shop.products().create("P", 100, 10).await;
     let order = order_of(&[(p, 1)]);
-    let first = shop.place(&shop.customer, &order, &[]).await;
+    let first = shop.orders().place(&shop.customer, &order, &[]).await;
     assert_eq!(first.status(), 202);
-    let waited = shop.place(&shop.customer, &order, &WAIT);
+    let waited = shop.orders().place(&shop.customer, &order, &WAIT);
     let started = async {
         shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
         shop.start_workers(shop.env.config_with(&bound("1"))).await;
@@ -146,7 +155,7 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     assert!(refused.headers().contains_key("retry-after"));
     let problem = assert_problem(refused, 429).await;
     let id: Uuid = problem["order_id"].as_str().unwrap().parse().unwrap();
-    let recorded = shop.order(&shop.customer, &id.to_string()).await;
+    let recorded = shop.orders().read(&shop.customer, &id.to_string()).await;
     assert_eq!(recorded["status"], "REJECTED");
     assert_eq!(recorded["rejection_reason"], problem["detail"]);
     let first: Value = first.json().await.unwrap();

@@ -57,7 +57,7 @@ async fn a_warehouse_ships_some_lines_once_per_reference_and_a_carrier_delivers_
     )
     .await;
     sold.quiescent().await;
-    let order = sold.order(&sold.customer, &sold.order).await;
+    let order = sold.orders().read(&sold.customer, &sold.order).await;
     assert_eq!(order["fulfilments"][0]["status"], "DELIVERED");
     assert_eq!(
         order["status"], "PARTIALLY_SHIPPED",
@@ -79,7 +79,7 @@ async fn a_reported_quantity_over_what_is_left_is_dead_lettered_naming_the_line(
     let reasons = sold.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains(&sold.mug.to_string()), "{reasons:?}");
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(order["status"], "PAID");
     assert_eq!(order["fulfilments"], json!([]));
 }

@@ -32,7 +32,9 @@ fn shipment(reference: &str) -> Value {
 async fn a_paid_order(shop: &Shop) -> (String, Uuid) {
     let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 2).await;
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
     (id, p)
 }
 
@@ -48,8 +50,11 @@ async fn a_shipment_reported_again_under_its_reference_changes_nothing_twice() {
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(shipped["shipment"]["tracking_number"], "JD-wms-1");
-    assert_eq!(shop.transitions_to("SHIPPED").await, 1);
-    assert_eq!(shop.reservation_states(&id).await, vec!["committed"]);
+    assert_eq!(shop.orders().transitions_to("SHIPPED").await, 1);
+    assert_eq!(
+        shop.orders().reservation_states(&id).await,
+        vec!["committed"]
+    );
     assert_eq!(shop.products().stock_of(p).await, 8, "sold once");
     assert_eq!(shop.dead_letter_reasons().await, Vec::<String>::new());
     assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
@@ -77,9 +82,12 @@ async fn another_shipment_of_a_shipped_order_or_another_orders_reference_is_refu
         reasons[1].contains(&format!("is order {first}'s move to SHIPPED")),
         "{reasons:?}"
     );
-    let kept = shop.order(&shop.admin, &first).await;
+    let kept = shop.orders().read(&shop.admin, &first).await;
     assert_eq!(kept["shipment"]["tracking_number"], "JD-wms-1");
-    assert_eq!(shop.stored_status(&second).await.as_deref(), Some("PAID"));
+    assert_eq!(
+        shop.orders().stored_status(&second).await.as_deref(),
+        Some("PAID")
+    );
 }
 
 #[tokio::test]
@@ -100,7 +108,7 @@ async fn a_delivery_applies_once_per_reference_and_only_to_a_shipped_order() {
     let step = crate::helpers::last_step(&delivered);
     assert_eq!(step["actor"], "system:carrier");
     assert_eq!(step["reason"], "reference pod-1");
-    assert_eq!(shop.transitions_to("DELIVERED").await, 1);
+    assert_eq!(shop.orders().transitions_to("DELIVERED").await, 1);
     let reasons = shop.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
@@ -122,5 +130,8 @@ async fn a_report_naming_an_actor_is_refused_and_changes_nothing() {
     let reasons = shop.dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains("unknown field `actor`"), "{reasons:?}");
-    assert_eq!(shop.stored_status(&id).await.as_deref(), Some("PAID"));
+    assert_eq!(
+        shop.orders().stored_status(&id).await.as_deref(),
+        Some("PAID")
+    );
 }

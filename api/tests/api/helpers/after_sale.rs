@@ -33,6 +33,7 @@ impl SoldShop {
         let mug = shop.products().create("Mug", 1250, 10).await;
         let plate = shop.products().create("Plate", 800, 5).await;
         let placed = shop
+            .orders()
             .place_body_settled(&shop.customer, &order_of(&[(mug, 3), (plate, 2)]))
             .await;
         assert_eq!(placed["status"], "CONFIRMED", "{placed}");

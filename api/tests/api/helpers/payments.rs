@@ -170,12 +170,13 @@ impl PaymentSystem {
     /// An order of one 1250 mug by `customer`, paid under `reference`; returns its id.
     pub async fn paid_order(&self, app: &TestApp, customer: &TestUser, reference: &str) -> String {
         let mug = app.products().create("Mug", 1250, 10).await;
-        let order = app.place_settled(customer, mug, 1).await;
+        let order = app.orders().place_settled(customer, mug, 1).await;
         assert_eq!(order["status"], "CONFIRMED");
         let id = super::id_of(&order);
         self.pay(&id, 1250, reference).await;
         let paid = app
-            .order_when(customer, &id, |o| o["status"] == "PAID")
+            .orders()
+            .when(customer, &id, |o| o["status"] == "PAID")
             .await;
         assert_eq!(paid["payment_status"], "PAID");
         assert_eq!(paid["amount_paid"], 1250);
