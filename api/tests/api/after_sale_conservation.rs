@@ -109,7 +109,7 @@ async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
     }
     shop.quiescent().await;
 
-    let report: Value = shop.reconciliation(&shop.admin).await;
+    let report: Value = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
     for id in &orders {

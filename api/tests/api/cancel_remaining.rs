@@ -41,7 +41,7 @@ async fn cancelling_the_rest_returns_exactly_the_unshipped_stock_and_refunds_exa
         })
         .await;
     assert_eq!(refunded["amount_refunded"], unshipped_value);
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_problem(sold.cancel_rest().await, 409).await;
 }
@@ -58,6 +58,6 @@ async fn cancelling_the_rest_of_an_order_with_nothing_shipped_cancels_it_and_ref
     assert_eq!(order["refunds"][0]["amount"], SOLD_TOTAL);
     assert_eq!(SoldShop::line(&order, sold.mug)["cancelled_quantity"], 3);
     assert_eq!(sold.products().stock_of(sold.mug).await, 10);
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }

@@ -47,7 +47,7 @@ async fn a_partial_shipment_leaves_the_order_partially_shipped_until_the_rest_sh
         stock_before,
         "a shipment turns a reservation into a sale: available stock does not move"
     );
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 

@@ -107,6 +107,11 @@ impl TestApp {
         Orders { app: self }
     }
 
+    /// Payments: [`Payments`].
+    pub fn payments(&self) -> Payments<'_> {
+        Payments { app: self }
+    }
+
     // --- requests -----------------------------------------------------------------------------
 
     /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra

@@ -26,13 +26,13 @@ async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
     let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
 
     let paid = shop.order_in(&order, "PAID").await;
     assert_eq!(last_step(&paid)["actor"], "system:payments");
     assert_eq!(last_step(&paid)["reason"], "payment psp-001");
     assert_eq!(
-        shop.payment_outcome("psp-001").await.as_deref(),
+        shop.payments().outcome("psp-001").await.as_deref(),
         Some("applied")
     );
 }
@@ -42,10 +42,10 @@ async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
     let shop = Shop::open().await;
     let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
     shop.order_in(&order, "PAID").await;
 
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
     shop.quiescent().await;
 
     assert_eq!(shop.orders().transitions_to("PAID").await, 1);
@@ -57,11 +57,11 @@ async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
     let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 1).await;
 
-    shop.payment_succeeded(&order, 999, "psp-short").await;
+    shop.payments().succeeded(&order, 999, "psp-short").await;
     shop.quiescent().await;
 
     assert_eq!(
-        shop.payment_outcome("psp-short").await.as_deref(),
+        shop.payments().outcome("psp-short").await.as_deref(),
         Some("refund_required")
     );
     assert_eq!(
@@ -76,7 +76,7 @@ async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
     let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 4).await;
 
-    shop.payment_failed(&order, 4000, "psp-declined").await;
+    shop.payments().failed(&order, 4000, "psp-declined").await;
 
     let cancelled = shop.order_in(&order, "CANCELLED").await;
     assert_eq!(
@@ -99,11 +99,11 @@ async fn a_payment_for_an_expired_order_is_recorded_for_refund_and_changes_nothi
     let order = shop.confirmed_order(p, 1).await;
     shop.order_in(&order, "CANCELLED").await;
 
-    shop.payment_succeeded(&order, 1000, "psp-late").await;
+    shop.payments().succeeded(&order, 1000, "psp-late").await;
     shop.quiescent().await;
 
     assert_eq!(
-        shop.payment_outcome("psp-late").await.as_deref(),
+        shop.payments().outcome("psp-late").await.as_deref(),
         Some("refund_required")
     );
     assert_eq!(shop.products().stock_of(p).await, 10);
@@ -115,7 +115,8 @@ async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_appl
     let p = shop.products().create("P", 500, 10).await;
     // The payment is on the bus, and tried, before the order even exists.
     let order_id = Uuid::new_v4();
-    shop.payment_succeeded(&order_id.to_string(), 500, "psp-early")
+    shop.payments()
+        .succeeded(&order_id.to_string(), 500, "psp-early")
         .await;
     eventually(Duration::from_secs(10), "the payment tried", || async {
         (payment_deliveries(&shop).await? >= 1).then_some(())

@@ -99,14 +99,17 @@ async fn the_amount_a_failed_refund_held_may_be_refunded_anew() {
             o["payment_status"] == "REFUNDED"
         })
         .await;
-    assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
+    assert_eq!(
+        paid.payments().reconciliation(&paid.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]
 async fn racing_refunds_never_add_up_to_more_than_was_paid() {
     let paid = PaidShop::open("psp-pay-3").await;
     let ask = |key| {
-        paid.refund(
+        paid.payments().refund(
             &paid.admin,
             &paid.order,
             key,

@@ -44,6 +44,7 @@ async fn cancelling_a_paid_order_refunds_it_in_full() {
     assert_eq!(refunded["amount_refunded"], 1250);
     assert_eq!(refunded["status"], "CANCELLED");
     let more = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -109,6 +110,7 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     for payment in &waiting {
         let reference = payment["provider_reference"].as_str().unwrap();
         let res = shop
+            .payments()
             .refund(
                 &shop.admin,
                 payment["order_id"].as_str().unwrap(),
@@ -142,5 +144,8 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     assert_eq!(kept["refunds"][0]["status"], "SUCCEEDED");
     let all = shop.read(&shop.admin, "/api/v1/admin/payments").await;
     assert_eq!(all["items"].as_array().unwrap().len(), 4);
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }

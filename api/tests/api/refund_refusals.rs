@@ -129,7 +129,10 @@ async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_s
         shop.dead_letter_reasons().await.is_empty(),
         "a refusal is recorded, not dead-lettered"
     );
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]

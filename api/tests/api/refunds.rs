@@ -80,7 +80,7 @@ async fn a_partial_then_a_full_refund_move_the_payment_status() {
     assert_eq!(refunded["amount_paid"], 1250);
     assert_eq!(refunded["amount_refunded"], 1250);
     assert_eq!(refunded["refunds"].as_array().unwrap().len(), 2);
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 
@@ -240,6 +240,7 @@ async fn another_refund_under_a_used_key_is_422() {
     a_refund_recorded_under_k6(&paid).await;
 
     let other = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -258,6 +259,7 @@ async fn another_refund_under_a_key_whose_refund_is_not_recorded_yet_is_422() {
 
     // At once: JetStream holds the first request, which the worker may not have recorded.
     let other = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -297,7 +299,7 @@ async fn the_same_refund_asked_again_at_once_is_the_same_refund() {
 #[tokio::test]
 async fn the_reconciliation_reports_money_that_does_not_add_up() {
     let paid = PaidShop::open("psp-pay-7").await;
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_eq!(report["money_drift"], json!([]));
 
@@ -307,7 +309,7 @@ async fn the_reconciliation_reports_money_that_does_not_add_up() {
         .await
         .unwrap();
 
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], false);
     let drift = &report["money_drift"][0];
     assert_eq!(drift["order_id"], paid.order.as_str());

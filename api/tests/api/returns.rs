@@ -60,7 +60,7 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
         mugs + 2,
         "restocked once"
     );
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 

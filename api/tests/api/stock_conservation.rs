@@ -55,13 +55,15 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
                 }
                 1 => {
                     let total = order["total"].as_i64().unwrap_or(0);
-                    shop.payment_succeeded(&id, total, &format!("ok-{n}")).await;
+                    shop.payments()
+                        .succeeded(&id, total, &format!("ok-{n}"))
+                        .await;
                 }
-                2 => shop.payment_failed(&id, 1, &format!("ko-{n}")).await,
+                2 => shop.payments().failed(&id, 1, &format!("ko-{n}")).await,
                 3 => {
                     shop.orders().cancel(&shop.admin, &id, &[]).await;
                 }
-                4 => shop.payment_succeeded(&id, 1, &format!("bad-{n}")).await,
+                4 => shop.payments().succeeded(&id, 1, &format!("bad-{n}")).await,
                 _ => {}
             }
         }
@@ -113,7 +115,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     .await;
     shop.quiescent().await;
 
-    let report = shop.reconciliation(&shop.admin).await;
+    let report = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_eq!(report["products_checked"], 4);
     crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
@@ -134,7 +136,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
 async fn the_reconciliation_reports_drift_and_where_to_look() {
     let shop = Shop::around(spawn_app().await).await;
     let p = shop.products().create("P", 100, 10).await;
-    let clean = shop.reconciliation(&shop.admin).await;
+    let clean = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(clean["consistent"], true);
 
     // Stock vanishing outside any recorded path.
@@ -144,7 +146,7 @@ async fn the_reconciliation_reports_drift_and_where_to_look() {
         .await
         .unwrap();
 
-    let report = shop.reconciliation(&shop.admin).await;
+    let report = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], false);
     assert_eq!(report["drift"][0]["product_id"], p.to_string());
     assert_eq!(report["drift"][0]["difference"], 3);

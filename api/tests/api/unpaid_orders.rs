@@ -132,7 +132,10 @@ async fn concurrent_placements_past_the_bound_never_leave_more_than_the_bound_un
         .count("SELECT coalesce(sum(quantity), 0)::int8 FROM reservations WHERE state = 'reserved'")
         .await;
     assert_eq!(held, 3, "only the confirmed orders hold stock");
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]

@@ -57,7 +57,10 @@ async fn a_shipment_reported_again_under_its_reference_changes_nothing_twice() {
     );
     assert_eq!(shop.products().stock_of(p).await, 8, "sold once");
     assert_eq!(shop.dead_letter_reasons().await, Vec::<String>::new());
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]

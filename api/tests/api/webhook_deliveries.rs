@@ -38,9 +38,12 @@ async fn a_receiver_verifying_with_the_reference_implementation_accepts_every_de
     let mug = shop.products().create("Mug", 1250, 10).await;
 
     let order = shop.confirmed_order(mug, 1).await;
-    shop.payment_succeeded(&order, 1250, "psp-webhook-1").await;
+    shop.payments()
+        .succeeded(&order, 1250, "psp-webhook-1")
+        .await;
     shop.order_in(&order, "PAID").await;
     let res = shop
+        .payments()
         .refund(
             &shop.admin,
             &order,
