@@ -21,7 +21,7 @@ async fn a_receipt_published_by_a_plain_nats_client_adds_stock_once() {
     app.products()
         .warehouse_adjusts(product, 25, receipt, "retry-of-4711")
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
     assert_eq!(app.products().stock_of(product).await, 35, "applied once");
     let page = app
@@ -37,7 +37,7 @@ async fn a_receipt_published_by_a_plain_nats_client_adds_stock_once() {
     assert_eq!(entries[0]["reference"], "receipt-4711");
     assert_eq!(entries[0]["stock_after"], 35);
     assert_eq!(entries[0]["actor_id"], Value::Null);
-    assert!(app.dead_letter_reasons().await.is_empty());
+    assert!(app.bus().dead_letter_reasons().await.is_empty());
 }
 
 #[tokio::test]
@@ -65,14 +65,14 @@ async fn an_adjustment_below_zero_or_reusing_a_reference_is_dead_lettered_and_ch
             .warehouse_adjusts(product, delta, reason, msg_id)
             .await;
     }
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
     assert_eq!(
         app.products().stock_of(product).await,
         8,
         "only the breakage of 2"
     );
-    let reasons = app.dead_letter_reasons().await;
+    let reasons = app.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     for expected in [
         "would go below zero: 10 available, delta -11",
@@ -95,7 +95,7 @@ async fn an_adjustment_shows_in_the_catalogue_at_once() {
     app.products()
         .warehouse_adjusts(product, 5, ("receipt", "r-1"), "adjustment:r-1")
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
     assert_eq!(app.products().shown_stock(product).await, 15);
 }

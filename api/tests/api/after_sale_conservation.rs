@@ -107,7 +107,7 @@ async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
         let id = orders[dice.roll(orders.len() as u64) as usize].clone();
         random_step(&shop, &mut dice, &id).await;
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     let report: Value = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");

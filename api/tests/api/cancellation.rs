@@ -21,7 +21,7 @@ async fn a_customer_cancels_before_payment_and_the_stock_comes_back() {
         last_step(&cancelled)["actor"],
         format!("user:{}", shop.customer.id)
     );
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(shop.products().stock_of(p).await, 10);
     assert_eq!(
         shop.orders().reservation_states(&order).await,
@@ -39,7 +39,7 @@ async fn cancelling_a_cancelled_order_again_is_harmless() {
     let again = shop.orders().cancel(&shop.customer, &order, &[]).await;
 
     assert_eq!(again.status(), 200);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
@@ -81,13 +81,14 @@ async fn duplicate_cancel_commands_give_stock_back_exactly_once() {
 
     // Copies that get past the server's duplicate check, as redeliveries would.
     for copy in 0..3 {
-        shop.publish_copy(
-            transition_command(order_id, OrderStatus::Cancelled),
-            &format!("extra-cancel-{copy}"),
-        )
-        .await;
+        shop.bus()
+            .publish_copy(
+                transition_command(order_id, OrderStatus::Cancelled),
+                &format!("extra-cancel-{copy}"),
+            )
+            .await;
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     assert_eq!(shop.products().stock_of(p).await, 10, "released once");
     let cancellations: i64 = sqlx::query_scalar(
@@ -109,11 +110,12 @@ async fn a_cancel_after_shipping_is_refused_and_gives_nothing_back() {
     shop.orders()
         .move_through(&shop.admin, order_id, &["PAID", "SHIPPED"])
         .await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
-    shop.publish(transition_command(order_id, OrderStatus::Cancelled), "c")
+    shop.bus()
+        .publish(transition_command(order_id, OrderStatus::Cancelled), "c")
         .await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     assert_eq!(shop.products().stock_of(p).await, 5);
     assert_eq!(
@@ -143,7 +145,7 @@ async fn unpaid_reservations_expire_once_even_with_two_order_workers_sweeping() 
         assert_eq!(last["reason"], "reservation_expired");
         assert_eq!(last["actor"], "system:expiry");
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(
         shop.products().stock_of(p).await,
         10,
@@ -170,16 +172,18 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
     );
     // The payment overtakes it: applied by the order worker's own handler.
     let payment = crate::private_nats::payment(order_id, 1250, "psp-overtakes");
-    let paid =
-        workers::payments::succeeded(shop.worker_context(), vec![Incoming::new(payment, "psp")])
-            .await;
+    let paid = workers::payments::succeeded(
+        shop.bus().worker_context(),
+        vec![Incoming::new(payment, "psp")],
+    )
+    .await;
     assert!(paid[0].is_ok(), "{paid:?}");
 
     // The order worker refuses the customer's cancel; staff cancel within the duplicate window.
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Orders])
         .await;
     common::testing::eventually(Duration::from_secs(20), "the refusal", || async {
-        let reasons = shop.dead_letter_reasons().await;
+        let reasons = shop.bus().dead_letter_reasons().await;
         reasons
             .iter()
             .any(|r| r.contains("illegal transition"))
@@ -200,7 +204,7 @@ async fn a_customer_cancel_refused_after_payment_never_swallows_the_staff_cancel
         })
         .await;
     assert_eq!(refunded["refunds"][0]["amount"], 1250);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
@@ -226,7 +230,7 @@ async fn a_cancel_retried_under_its_idempotency_key_is_answered_with_what_the_fi
     assert_eq!(retried.status(), 200);
     let retried: serde_json::Value = retried.json().await.unwrap();
     assert_eq!(retried["status"], "CANCELLED");
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(shop.orders().transitions_to("CANCELLED").await, 1);
     assert_eq!(shop.products().stock_of(p).await, 10);
 }

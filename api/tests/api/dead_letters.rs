@@ -21,7 +21,8 @@ async fn a_pos_order_for_an_unknown_customer() -> PosOrder {
     let p = shop.products().create("P", 100, 10).await;
     let customer = Uuid::new_v4();
     let order_id = Uuid::now_v7();
-    shop.publish(place_command(order_id, customer, p, 2), "pos-42")
+    shop.bus()
+        .publish(place_command(order_id, customer, p, 2), "pos-42")
         .await;
     let page = eventually(Duration::from_secs(20), "a dead letter", || async {
         let page: Value = shop

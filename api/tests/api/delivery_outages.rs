@@ -53,7 +53,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
     }
     assert_eq!(shop.products().stock_of(product).await, 5);
     assert!(
-        shop.dead_letter_reasons().await.is_empty(),
+        shop.bus().dead_letter_reasons().await.is_empty(),
         "nothing was given up"
     );
 }
@@ -78,12 +78,13 @@ async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothi
         ("bad-quantity", bad_quantity.to_string().into_bytes()),
         ("unknown-user", serde_json::to_vec(&unknown_user).unwrap()),
     ] {
-        shop.publish_bytes("orders.cmd.place", msg_id, payload)
+        shop.bus()
+            .publish_bytes("orders.cmd.place", msg_id, payload)
             .await;
     }
 
     let reasons = eventually(Duration::from_secs(20), "three dead letters", || async {
-        let reasons = shop.dead_letter_reasons().await;
+        let reasons = shop.bus().dead_letter_reasons().await;
         (reasons.len() == 3).then_some(reasons)
     })
     .await;

@@ -18,6 +18,7 @@ mod sse;
 mod webhooks;
 pub use accounts::*;
 pub use after_sale::*;
+pub use bus::*;
 pub use logs::*;
 pub use orders::*;
 pub use payments::*;
@@ -110,6 +111,11 @@ impl TestApp {
     /// Payments: [`Payments`].
     pub fn payments(&self) -> Payments<'_> {
         Payments { app: self }
+    }
+
+    /// The bus: [`TestBus`].
+    pub fn bus(&self) -> TestBus<'_> {
+        TestBus { app: self }
     }
 
     // --- requests -----------------------------------------------------------------------------

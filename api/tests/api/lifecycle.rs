@@ -147,11 +147,12 @@ async fn the_worker_dead_letters_a_transition_that_became_illegal() {
     let client = app.create_user(Role::Client).await;
     let id = app.orders().insert(&client, "DELIVERED").await;
 
-    app.publish(transition_command(id, OrderStatus::Cancelled), "c")
+    app.bus()
+        .publish(transition_command(id, OrderStatus::Cancelled), "c")
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
-    let reasons = app.dead_letter_reasons().await;
+    let reasons = app.bus().dead_letter_reasons().await;
     assert!(
         reasons[0].contains("is DELIVERED, cannot move to CANCELLED"),
         "{reasons:?}"

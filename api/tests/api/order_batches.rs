@@ -36,18 +36,19 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
             shipping_address: None,
             items: Lines::merging(&items).expect("valid lines"),
         };
-        app.publish(command.clone(), "batch").await;
+        app.bus().publish(command.clone(), "batch").await;
         if i == 5 {
             // A copy under another message id, as a redelivery would arrive.
-            app.publish_copy(command, "copy-of-5").await;
+            app.bus().publish_copy(command, "copy-of-5").await;
         }
         if i == 60 {
             // Two commands that can never succeed, in the middle of the others.
-            app.publish(
-                place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
-                "bad",
-            )
-            .await;
+            app.bus()
+                .publish(
+                    place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
+                    "bad",
+                )
+                .await;
             // A quantity of 0 cannot be held by a `PlaceOrder`: written into its JSON, as
             // another publisher might send it.
             let command = place_command(Uuid::now_v7(), client.id, plenty, 1);
@@ -55,14 +56,15 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
                 serde_json::to_value(Envelope::<PlaceOrder>::new(command, "copy")).unwrap();
             invalid["data"]["items"][0]["quantity"] = serde_json::json!(0);
             let payload = serde_json::to_vec(&invalid).unwrap();
-            app.publish_bytes(PlaceOrder::SUBJECT, "invalid-quantity", payload)
+            app.bus()
+                .publish_bytes(PlaceOrder::SUBJECT, "invalid-quantity", payload)
                 .await;
         }
     }
     // One customer's 120 orders, unpaid: no bound on unpaid orders here.
     app.start_workers(app.env.config_with(&[("MAX_UNPAID_ORDERS_PER_USER", "0")]))
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
     let statuses: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status::text, count(*) FROM orders WHERE id = ANY($1) GROUP BY status ORDER BY status",
@@ -120,7 +122,7 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     );
     assert_eq!(app.count("SELECT count(*) FROM order_events").await, 120);
 
-    let mut reasons = app.dead_letter_reasons().await;
+    let mut reasons = app.bus().dead_letter_reasons().await;
     reasons.sort();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
@@ -146,7 +148,7 @@ async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_a
         .unwrap();
     let (overflowing, fine) = (Uuid::now_v7(), Uuid::now_v7());
     let outcomes = workers::placing::place(
-        app.worker_context(),
+        app.bus().worker_context(),
         vec![
             incoming(place_command(overflowing, client.id, dear, 3)),
             incoming(place_command(fine, client.id, cheap, 2)),

@@ -103,7 +103,7 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     let shop = Shop::around(spawn_app().await).await;
     let mug = shop.products().create("Mug", 1250, 10).await;
     let mut commands = commands(&shop).await;
-    let ctx = shop.worker_context();
+    let ctx = shop.bus().worker_context();
 
     let body = order_of(&[(mug, 2)]);
     let placing = shop
@@ -187,7 +187,7 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     let command = place_command(id.parse().expect("uuid"), shop.customer.id, mug, 2);
     assert_eq!(command.message_id(), format!("order:{id}:place"));
     let handled = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![Incoming::new(command, "record")],
     )
     .await;

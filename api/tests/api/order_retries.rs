@@ -41,11 +41,12 @@ async fn an_order_whose_command_was_already_stored_answers_201_without_waiting()
     // An earlier attempt's command reached the stream, but its acknowledgement (and so the
     // idempotency record) did not make it back: the order settled without the api knowing.
     let order_id = api::orders::idempotent_order_id(shop.customer.id, key);
-    shop.publish(
-        place_command(order_id, shop.customer.id, mug, 1),
-        "earlier-attempt",
-    )
-    .await;
+    shop.bus()
+        .publish(
+            place_command(order_id, shop.customer.id, mug, 1),
+            "earlier-attempt",
+        )
+        .await;
     shop.orders()
         .when(&shop.customer, &order_id.to_string(), |o| {
             o["status"] != "PENDING"

@@ -36,8 +36,8 @@ async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reserv
 
     // Two copies with different message ids get past the server's duplicate check, as a
     // redelivery would.
-    shop.publish_copy(command.clone(), "copy-a").await;
-    shop.publish_copy(command, "copy-b").await;
+    shop.bus().publish_copy(command.clone(), "copy-a").await;
+    shop.bus().publish_copy(command, "copy-b").await;
 
     let order = shop
         .orders()
@@ -68,7 +68,8 @@ async fn handlers_by_hand() -> (Shop, Uuid) {
 
 /// Runs the place handler on `command`, which must succeed.
 async fn place_by_hand(app: &TestApp, command: common::messages::PlaceOrder) {
-    let results = workers::placing::place(app.worker_context(), vec![incoming(command)]).await;
+    let results =
+        workers::placing::place(app.bus().worker_context(), vec![incoming(command)]).await;
     assert!(results[0].is_ok(), "{results:?}");
 }
 
@@ -96,7 +97,8 @@ async fn a_cancel_handler_rerun_after_a_crash_between_commit_and_ack_changes_not
 
     for _ in 0..2 {
         let cancel = incoming(transition_command(order_id, OrderStatus::Cancelled));
-        let results = workers::transitions::transition(shop.worker_context(), vec![cancel]).await;
+        let results =
+            workers::transitions::transition(shop.bus().worker_context(), vec![cancel]).await;
         assert!(results[0].is_ok(), "{results:?}");
     }
 
@@ -115,8 +117,8 @@ async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server(
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, product, 1);
 
-    let first = shop.publish(command.clone(), "c").await;
-    let retry = shop.publish(command, "c").await;
+    let first = shop.bus().publish(command.clone(), "c").await;
+    let retry = shop.bus().publish(command, "c").await;
 
     assert!(!first.duplicate);
     assert!(
@@ -137,7 +139,8 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
     let shop = Shop::open().await;
     let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
-    shop.publish(place_command(order_id, shop.customer.id, product, 1), "c")
+    shop.bus()
+        .publish(place_command(order_id, shop.customer.id, product, 1), "c")
         .await;
     shop.orders()
         .when(&shop.customer, &order_id.to_string(), |o| {
@@ -145,14 +148,15 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
         })
         .await;
 
-    shop.publish_copy(
-        place_command(order_id, shop.customer.id, product, 5),
-        "impostor",
-    )
-    .await;
+    shop.bus()
+        .publish_copy(
+            place_command(order_id, shop.customer.id, product, 5),
+            "impostor",
+        )
+        .await;
 
     let reasons = eventually(Duration::from_secs(20), "a dead letter", || async {
-        let reasons = shop.dead_letter_reasons().await;
+        let reasons = shop.bus().dead_letter_reasons().await;
         (!reasons.is_empty()).then_some(reasons)
     })
     .await;
@@ -171,7 +175,7 @@ async fn copies_of_a_place_command_received_together_record_one_order_and_share_
         |order_id, quantity| incoming(place_command(order_id, shop.customer.id, product, quantity));
 
     let outcomes = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![place(twice, 4), place(once, 9), place(twice, 4)],
     )
     .await;

@@ -46,7 +46,7 @@ async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
     shop.order_in(&order, "PAID").await;
 
     shop.payments().succeeded(&order, 3998, "psp-001").await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     assert_eq!(shop.orders().transitions_to("PAID").await, 1);
 }
@@ -58,7 +58,7 @@ async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
     let order = shop.confirmed_order(p, 1).await;
 
     shop.payments().succeeded(&order, 999, "psp-short").await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     assert_eq!(
         shop.payments().outcome("psp-short").await.as_deref(),
@@ -83,7 +83,7 @@ async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
         last_step(&cancelled)["reason"],
         "payment_failed: card declined"
     );
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
@@ -100,7 +100,7 @@ async fn a_payment_for_an_expired_order_is_recorded_for_refund_and_changes_nothi
     shop.order_in(&order, "CANCELLED").await;
 
     shop.payments().succeeded(&order, 1000, "psp-late").await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     assert_eq!(
         shop.payments().outcome("psp-late").await.as_deref(),
@@ -123,7 +123,8 @@ async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_appl
     })
     .await;
 
-    shop.publish(place_command(order_id, shop.customer.id, p, 1), "c")
+    shop.bus()
+        .publish(place_command(order_id, shop.customer.id, p, 1), "c")
         .await;
 
     let paid = shop

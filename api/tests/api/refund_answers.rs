@@ -21,7 +21,7 @@ async fn a_duplicate_refunded_event_is_applied_once() {
 
     paid.psp.refunded(&command, "psp-refund-4").await;
     paid.psp.refunded(&command, "psp-refund-4").await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
     let order_now = paid
         .orders()
@@ -32,7 +32,7 @@ async fn a_duplicate_refunded_event_is_applied_once() {
     assert_eq!(order_now["amount_refunded"], 300);
     assert_eq!(order_now["payment_status"], "PARTIALLY_REFUNDED");
     assert!(
-        paid.dead_letter_reasons().await.is_empty(),
+        paid.bus().dead_letter_reasons().await.is_empty(),
         "a duplicate is not an error"
     );
 }
@@ -49,9 +49,9 @@ async fn another_outcome_for_a_settled_refund_is_refused_visibly_and_changes_not
         .await;
 
     paid.psp.refunded(&command, "psp-refund-4-again").await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
-    let reasons = paid.dead_letter_reasons().await;
+    let reasons = paid.bus().dead_letter_reasons().await;
     assert!(
         reasons.iter().any(|r| r.contains("already SUCCEEDED")),
         "{reasons:?}"
@@ -124,7 +124,7 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
         .filter(|s| s.as_u16() == 202)
         .count();
     assert!(accepted >= 1, "{} {}", a.status(), b.status());
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     // On the bus, past the api: two commands that each fit but not together.
     let order_id: Uuid = paid.order.parse().unwrap();
     for key in ["bus-a", "bus-b"] {
@@ -136,9 +136,9 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
             actor: common::domain::Actor::new("system:test").unwrap(),
             payment_reference: None,
         };
-        paid.publish(command, "test").await;
+        paid.bus().publish(command, "test").await;
     }
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
     let held: Vec<i64> = sqlx::query_scalar(
         "SELECT amount FROM refunds WHERE order_id = $1 AND status = 'REQUESTED' ORDER BY amount",

@@ -18,9 +18,11 @@ async fn paid_order_waiting_for_the_order_worker() -> (Shop, String) {
     let mug = shop.products().create("Mug", 1250, 10).await;
     let order = shop.confirmed_order(mug, 1).await;
     let payment = crate::private_nats::payment(order.parse().unwrap(), 1250, "psp-refusals");
-    let paid =
-        workers::payments::succeeded(shop.worker_context(), vec![Incoming::new(payment, "psp")])
-            .await;
+    let paid = workers::payments::succeeded(
+        shop.bus().worker_context(),
+        vec![Incoming::new(payment, "psp")],
+    )
+    .await;
     assert!(paid[0].is_ok(), "{paid:?}");
     (shop, order)
 }
@@ -124,9 +126,9 @@ async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_s
     };
     assert_eq!(change["refund_status"], "REFUSED");
     assert_eq!(change["reason"], why);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert!(
-        shop.dead_letter_reasons().await.is_empty(),
+        shop.bus().dead_letter_reasons().await.is_empty(),
         "a refusal is recorded, not dead-lettered"
     );
     assert_eq!(
@@ -141,7 +143,9 @@ async fn a_refund_waited_for_is_answered_409_naming_why_it_was_refused_or_201_on
     assert_eq!(refund(&shop, &order, "w-1", 1000, &[]).await.status(), 202);
     let waited = refund(&shop, &order, "w-2", 1000, &[("prefer", "wait=10")]);
     let started = async {
-        shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
+        shop.bus()
+            .commands_waiting(common::nats::ORDERS_CMD, 2)
+            .await;
         shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Orders])
             .await;
     };

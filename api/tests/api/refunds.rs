@@ -230,7 +230,7 @@ async fn a_refund_asked_for_again_under_its_key_is_the_same_refund_sent_once() {
 
     assert_eq!(again["id"], first["id"]);
     paid.psp.next_command().await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     paid.psp.nothing_waiting().await;
 }
 
@@ -292,7 +292,7 @@ async fn the_same_refund_asked_again_at_once_is_the_same_refund() {
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["amount"], 100);
     paid.psp.next_command().await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     paid.psp.nothing_waiting().await;
 }
 

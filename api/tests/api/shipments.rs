@@ -208,7 +208,8 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
 
     let mut fulfil = shipment.clone();
     fulfil["reference"] = json!("wms-3SABCD");
-    shop.publish_plain("orders.cmd.fulfil", command("orders.fulfil", &id, fulfil))
+    shop.bus()
+        .publish_plain("orders.cmd.fulfil", command("orders.fulfil", &id, fulfil))
         .await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
@@ -227,18 +228,19 @@ async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_let
     let shop = Shop::open().await;
     let id = shop.orders().insert(&shop.customer, "SHIPPED").await;
 
-    shop.publish_plain(
-        "orders.cmd.transition",
-        transition(
-            &id.to_string(),
-            "DELIVERED",
-            json!({"carrier": "UPS", "tracking_number": "1Z"}),
-        ),
-    )
-    .await;
-    shop.quiescent().await;
+    shop.bus()
+        .publish_plain(
+            "orders.cmd.transition",
+            transition(
+                &id.to_string(),
+                "DELIVERED",
+                json!({"carrier": "UPS", "tracking_number": "1Z"}),
+            ),
+        )
+        .await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0]
@@ -257,7 +259,7 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     let app = spawn_app().await;
     let client = app.create_user(common::domain::Role::Client).await;
     let p = app.products().create("P", 500, 10).await;
-    let ctx = app.worker_context();
+    let ctx = app.bus().worker_context();
     let nats = async_nats::connect(common::testing::nats_url())
         .await
         .unwrap();
@@ -318,7 +320,7 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     assert_eq!(shipped[0], shipped[1], "the recorded event, repeated");
     let shipment = shipped[0].shipment.clone().expect("with its shipment");
     assert_eq!(shipment.tracking_number, "CE123456789IE");
-    assert_eq!(app.dead_letter_reasons().await, Vec::<String>::new());
+    assert_eq!(app.bus().dead_letter_reasons().await, Vec::<String>::new());
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM order_events WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(&app.state.db)

@@ -238,10 +238,10 @@ async fn a_place_command_with_a_bad_address_is_dead_lettered_with_the_reason() {
         "data": command,
     });
 
-    shop.publish_plain("orders.cmd.place", envelope).await;
-    shop.quiescent().await;
+    shop.bus().publish_plain("orders.cmd.place", envelope).await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].contains("invalid data for orders.place: shipping_address: country: must be"),

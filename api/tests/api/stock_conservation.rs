@@ -113,7 +113,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
         },
     )
     .await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     let report = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");

@@ -52,7 +52,7 @@ async fn all_units_ordered(shop: &Shop) -> (Uuid, String) {
 /// Applies a payment of `amount` for the order by calling the payment handler directly.
 async fn payment_applied_by_hand(app: &TestApp, order_id: Uuid, amount: i64, reference: &str) {
     let paid = workers::payments::succeeded(
-        app.worker_context(),
+        app.bus().worker_context(),
         vec![Incoming::new(
             PaymentSucceeded {
                 order_id,
@@ -94,17 +94,18 @@ async fn after_a_failed_payment_the_product_reads_its_stock_back_at_once() {
     let shop = shop_with_a_long_catalogue_cache().await;
     let (product, id) = all_units_ordered(&shop).await;
 
-    shop.publish(
-        PaymentFailed {
-            order_id: id.parse().unwrap(),
-            amount: Money::new(1500).unwrap(),
-            currency: Currency::new("USD").unwrap(),
-            provider_reference: common::domain::Reference::new("card-declined-1").unwrap(),
-            reason: Some(common::domain::Reason::new("card declined").unwrap()),
-        },
-        "test",
-    )
-    .await;
+    shop.bus()
+        .publish(
+            PaymentFailed {
+                order_id: id.parse().unwrap(),
+                amount: Money::new(1500).unwrap(),
+                currency: Currency::new("USD").unwrap(),
+                provider_reference: common::domain::Reference::new("card-declined-1").unwrap(),
+                reason: Some(common::domain::Reason::new("card declined").unwrap()),
+            },
+            "test",
+        )
+        .await;
 
     let order = shop.order_in(&id, "CANCELLED").await;
     assert_eq!(last_step(&order)["reason"], "payment_failed: card declined");
@@ -119,7 +120,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     let product = shop.products().create("P", 500, 5).await;
     let order_id = Uuid::now_v7();
     let placed = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![Incoming::new(
             place_command(order_id, shop.customer.id, product, 2),
             "test",
@@ -135,7 +136,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     // Now the order worker takes the customer's cancel, published with the statuses a
     // customer may cancel from.
     shop.start_workers(shop.env.config()).await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     let status: OrderStatus = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_one(&shop.state.db)
@@ -151,7 +152,7 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
         3,
         "its stock is still held"
     );
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].contains("is PAID, cannot move to CANCELLED"),

@@ -54,7 +54,7 @@ async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_noth
         "{problem}"
     );
     assert_eq!(problem["unpaid_orders"], 2);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(orders_in(&shop, "CONFIRMED").await, 2);
     assert_eq!(orders_in(&shop, "REJECTED").await, 0, "nothing published");
     assert_eq!(shop.products().stock_of(p).await, 8);
@@ -110,8 +110,8 @@ async fn concurrent_placements_past_the_bound_never_leave_more_than_the_bound_un
         commands.push(place_command(Uuid::now_v7(), shop.customer.id, p, 1));
     }
 
-    futures::future::join_all(commands.into_iter().map(|c| shop.publish(c, "pos"))).await;
-    shop.quiescent().await;
+    futures::future::join_all(commands.into_iter().map(|c| shop.bus().publish(c, "pos"))).await;
+    shop.bus().quiescent().await;
 
     assert_eq!(orders_in(&shop, "CONFIRMED").await, 3);
     let reasons: Vec<String> = sqlx::query_scalar(
@@ -149,7 +149,9 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     assert_eq!(first.status(), 202);
     let waited = shop.orders().place(&shop.customer, &order, &WAIT);
     let started = async {
-        shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
+        shop.bus()
+            .commands_waiting(common::nats::ORDERS_CMD, 2)
+            .await;
         shop.start_workers(shop.env.config_with(&bound("1"))).await;
     };
 

@@ -15,26 +15,27 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn refund_event(app: &TestApp, order: Uuid) {
-    app.publish(
-        RefundChanged {
-            order_id: order,
-            user_id: Uuid::nil(),
-            refund_id: Uuid::new_v4(),
-            status: RefundStatus::Requested,
-            amount: Money::new(100).unwrap(),
-            currency: Currency::new("USD").unwrap(),
-            payment_reference: None,
-            at: chrono::Utc::now(),
-            actor: "user:test".into(),
-            reason: Some("test".into()),
-            payment_status: PaymentStatus::Paid,
-            amount_paid: 100,
-            amount_refunded: 0,
-            entry_id: None,
-        },
-        "webhook-test",
-    )
-    .await;
+    app.bus()
+        .publish(
+            RefundChanged {
+                order_id: order,
+                user_id: Uuid::nil(),
+                refund_id: Uuid::new_v4(),
+                status: RefundStatus::Requested,
+                amount: Money::new(100).unwrap(),
+                currency: Currency::new("USD").unwrap(),
+                payment_reference: None,
+                at: chrono::Utc::now(),
+                actor: "user:test".into(),
+                reason: Some("test".into()),
+                payment_status: PaymentStatus::Paid,
+                amount_paid: 100,
+                amount_refunded: 0,
+                entry_id: None,
+            },
+            "webhook-test",
+        )
+        .await;
 }
 
 #[tokio::test]

@@ -39,6 +39,7 @@ impl Payments<'_> {
     pub async fn succeeded(self, order: &str, amount: i64, reference: &str) {
         let event = payment_event("succeeded", payment(order, amount, reference));
         self.app
+            .bus()
             .publish_plain("payments.evt.succeeded", event)
             .await;
     }
@@ -48,6 +49,7 @@ impl Payments<'_> {
         let mut data = payment(order, amount, reference);
         data["reason"] = json!("card declined");
         self.app
+            .bus()
             .publish_plain("payments.evt.failed", payment_event("failed", data))
             .await;
     }

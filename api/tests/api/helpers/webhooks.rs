@@ -74,7 +74,7 @@ impl TestApp {
             entry_id: None,
             shipment: None,
         };
-        self.publish(event.clone(), "webhook-test").await;
+        self.bus().publish(event.clone(), "webhook-test").await;
         event
     }
 }
