@@ -118,6 +118,11 @@ impl TestApp {
         TestBus { app: self }
     }
 
+    /// Webhooks: [`Webhooks`].
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { app: self }
+    }
+
     // --- requests -----------------------------------------------------------------------------
 
     /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra

@@ -58,7 +58,7 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
     // A webhook endpoint receives the orders' events.
     let admin = app.create_user(Role::Admin).await;
     let receiver = common::testing::Receiver::start().await;
-    let endpoint = app.create_webhook(&admin, &receiver.url, &["*"]).await;
+    let endpoint = app.webhooks().create(&admin, &receiver.url, &["*"]).await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     let wait = [("prefer", "wait=10")];
     let place = |quantity: i32| {
