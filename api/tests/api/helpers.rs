@@ -1,5 +1,7 @@
 //! The tests' vocabulary: a real api (real PostgreSQL, real JetStream) on a free port for each
-//! test, [`TestApp`], with the requests every test sends it.
+//! test, [`TestApp`], with the requests every test sends it; and the fixtures that see the app
+//! domain by domain, each in the helpers file of its domain: [`Accounts`], [`Products`],
+//! [`Orders`], [`Payments`], [`TestBus`] and [`Webhooks`].
 
 use common::testing::TestEnv;
 use serde_json::Value;
@@ -93,32 +95,34 @@ impl TestApp {
 
     // --- the fixtures: the app seen domain by domain ----------------------------------------
 
-    /// Accounts and their sessions: [`Accounts`].
+    /// Accounts and their sessions, through the api and as stored: [`Accounts`].
     pub fn accounts(&self) -> Accounts<'_> {
         Accounts { app: self }
     }
 
-    /// The catalogue and its stock: [`Products`].
+    /// The catalogue and its stock, written directly, through the api or over the bus, and read
+    /// back: [`Products`].
     pub fn products(&self) -> Products<'_> {
         Products { app: self }
     }
 
-    /// Orders: [`Orders`].
+    /// Orders written directly or placed, moved and cancelled through the api, and read back:
+    /// [`Orders`].
     pub fn orders(&self) -> Orders<'_> {
         Orders { app: self }
     }
 
-    /// Payments: [`Payments`].
+    /// The payment system's events, refunds asked for, and the money read back: [`Payments`].
     pub fn payments(&self) -> Payments<'_> {
         Payments { app: self }
     }
 
-    /// The bus: [`TestBus`].
+    /// The bus as other systems and redeliveries use it, and what it holds: [`TestBus`].
     pub fn bus(&self) -> TestBus<'_> {
         TestBus { app: self }
     }
 
-    /// Webhooks: [`Webhooks`].
+    /// Webhook endpoints, their deliveries, and the order events they deliver: [`Webhooks`].
     pub fn webhooks(&self) -> Webhooks<'_> {
         Webhooks { app: self }
     }

@@ -135,8 +135,8 @@ impl Orders<'_> {
             .await
     }
 
-    /// Moves order `id` through each of `statuses` in turn, waiting for each to apply (200); returns
-    /// the order after the last.
+    /// Moves order `id` through each of `statuses` in turn, waiting for each to apply (200);
+    /// returns the order after the last.
     pub async fn move_through(
         self,
         admin: &TestUser,
