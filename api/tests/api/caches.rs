@@ -3,8 +3,8 @@
 //! its back is seen within the TTL.
 
 use crate::helpers::{
-    Catalogue, PASSWORD, Replica, TestApp, TestUser, assert_problem, catalogue_with, product_path,
-    spawn_app_with,
+    Catalogue, PASSWORD, Replica, TestApp, TestUser, assert_eventually, assert_problem,
+    catalogue_with, product_path, spawn_app_with,
 };
 use common::domain::Role;
 use serde_json::{Value, json};
@@ -301,8 +301,8 @@ async fn a_session_revoked_behind_the_apis_back_ends_once_the_ttl_has_passed() {
 
     revoke_in_database(&app, &user).await;
 
-    common::testing::eventually(DEADLINE, "the remembered session expires", || async {
-        (app.get_as(&user, "/api/v1/users/me").await.status() == 401).then_some(())
+    assert_eventually(DEADLINE, "the remembered session expires", || async {
+        app.get_as(&user, "/api/v1/users/me").await.status() == 401
     })
     .await;
 }

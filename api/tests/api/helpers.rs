@@ -354,6 +354,20 @@ pub async fn assert_problem(res: reqwest::Response, status: u16) -> serde_json::
     body
 }
 
+/// Asserts that `holds` comes true within `timeout` (checked every 50 ms); fails naming `what`
+/// if it does not.
+pub async fn assert_eventually<F, Fut>(timeout: std::time::Duration, what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    common::testing::eventually(timeout, what, || {
+        let check = holds();
+        async move { check.await.then_some(()) }
+    })
+    .await;
+}
+
 /// A user created directly in the database, with a valid access token.
 #[allow(dead_code)]
 pub struct TestUser {

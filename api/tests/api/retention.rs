@@ -1,7 +1,7 @@
 //! Tables that would only grow are purged, from any number of replicas at once, and a user's
 //! live sessions are capped.
 
-use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, assert_eventually, spawn_app, spawn_app_with};
 use common::domain::Role;
 use std::time::Duration;
 
@@ -127,8 +127,8 @@ async fn the_api_purges_on_its_own_every_interval() {
     let user = app.create_user(Role::Client).await;
     app.orders().idempotency_key_aged(user.id, "2 days").await;
 
-    common::testing::eventually(Duration::from_secs(10), "the old key purged", || async {
-        (app.count("SELECT count(*) FROM idempotency_keys").await == 0).then_some(())
+    assert_eventually(Duration::from_secs(10), "the old key purged", || async {
+        app.count("SELECT count(*) FROM idempotency_keys").await == 0
     })
     .await;
 }
