@@ -77,7 +77,7 @@ async fn the_account_list_filters_by_email_prefix_in_any_case() {
         "ann.jones@example.com",
         "bob@example.com",
     ] {
-        app.sign_up(email).await;
+        app.accounts().sign_up(email).await;
     }
 
     let emails = listed(&app, &admin, "email=ANN.", "email").await;
@@ -88,7 +88,7 @@ async fn the_account_list_filters_by_email_prefix_in_any_case() {
 #[tokio::test]
 async fn the_account_list_filters_by_role() {
     let (app, admin) = app_with_admin().await;
-    app.sign_up("ann@example.com").await;
+    app.accounts().sign_up("ann@example.com").await;
 
     let ids = listed(&app, &admin, "role=ADMIN", "id").await;
 
@@ -99,7 +99,7 @@ async fn the_account_list_filters_by_role() {
 async fn the_account_list_filters_by_role_and_email_prefix_together() {
     let (app, admin) = app_with_admin().await;
     for email in ["ann@example.com", "bob@example.com"] {
-        app.sign_up(email).await;
+        app.accounts().sign_up(email).await;
     }
 
     let emails = listed(&app, &admin, "role=CLIENT&email=bob", "email").await;
@@ -111,7 +111,7 @@ async fn the_account_list_filters_by_role_and_email_prefix_together() {
 async fn wildcards_in_an_email_prefix_match_only_themselves() {
     let (app, admin) = app_with_admin().await;
     for email in ["ann_x@example.com", "annex@example.com"] {
-        app.sign_up(email).await;
+        app.accounts().sign_up(email).await;
     }
 
     assert_eq!(

@@ -30,7 +30,8 @@ async fn a_demoted_admins_open_session_loses_admin_routes_on_its_next_request_in
     assert_eq!(other.get_as(&deputy, "/api/v1/users").await.status(), 200);
 
     let user = app
-        .account_changed(&boss, &deputy.id.to_string(), json!({"role": "CLIENT"}))
+        .accounts()
+        .changed(&boss, &deputy.id.to_string(), json!({"role": "CLIENT"}))
         .await;
     assert_eq!(user["role"], "CLIENT");
 
@@ -49,7 +50,8 @@ async fn a_promoted_clients_session_gets_admin_routes_at_once() {
     let clerk = app.create_user(Role::Client).await;
     assert_problem(app.get_as(&clerk, "/api/v1/users").await, 403).await;
 
-    app.account_changed(&admin, &clerk.id.to_string(), json!({"role": "ADMIN"}))
+    app.accounts()
+        .changed(&admin, &clerk.id.to_string(), json!({"role": "ADMIN"}))
         .await;
 
     assert_eq!(app.get_as(&clerk, "/api/v1/users").await.status(), 200);
@@ -60,25 +62,34 @@ async fn a_promoted_clients_session_gets_admin_routes_at_once() {
 #[tokio::test]
 async fn a_disabled_account_cannot_log_in_and_gets_the_same_answer_as_a_wrong_password() {
     let (app, admin) = app_with_admin().await;
-    let ann = app.sign_up("ann@example.com").await;
-    let wrong = assert_problem(app.login("ann@example.com", "not the password").await, 401).await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    let wrong = assert_problem(
+        app.accounts()
+            .login("ann@example.com", "not the password")
+            .await,
+        401,
+    )
+    .await;
 
     let user = app
-        .account_changed(&admin, &ann.id, json!({"disabled": true}))
+        .accounts()
+        .changed(&admin, &ann.id, json!({"disabled": true}))
         .await;
     assert_eq!(user["disabled"], true);
 
-    let refused = assert_problem(app.login("ann@example.com", PASSWORD).await, 401).await;
+    let refused =
+        assert_problem(app.accounts().login("ann@example.com", PASSWORD).await, 401).await;
     assert_eq!(refused, wrong);
 }
 
 #[tokio::test]
 async fn disabling_ends_the_accounts_sessions_and_its_refresh_fails() {
     let (app, admin) = app_with_admin().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
     assert_eq!(ann.browser.me().await.status(), 200);
 
-    app.account_changed(&admin, &ann.id, json!({"disabled": true}))
+    app.accounts()
+        .changed(&admin, &ann.id, json!({"disabled": true}))
         .await;
 
     assert_problem(ann.browser.me().await, 401).await;
@@ -88,14 +99,16 @@ async fn disabling_ends_the_accounts_sessions_and_its_refresh_fails() {
 #[tokio::test]
 async fn an_enabled_account_can_log_in_again() {
     let (app, admin) = app_with_admin().await;
-    let ann = app.sign_up("ann@example.com").await;
-    app.account_changed(&admin, &ann.id, json!({"disabled": true}))
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    app.accounts()
+        .changed(&admin, &ann.id, json!({"disabled": true}))
         .await;
 
-    app.account_changed(&admin, &ann.id, json!({"disabled": false}))
+    app.accounts()
+        .changed(&admin, &ann.id, json!({"disabled": false}))
         .await;
 
-    let res = app.login("ann@example.com", PASSWORD).await;
+    let res = app.accounts().login("ann@example.com", PASSWORD).await;
     assert_eq!(res.status(), 200);
 }
 
@@ -106,7 +119,8 @@ async fn the_last_active_admin_cannot_be_demoted() {
     let (app, admin) = app_with_admin().await;
 
     let res = app
-        .change_account(&admin, &admin.id.to_string(), json!({"role": "CLIENT"}))
+        .accounts()
+        .change(&admin, &admin.id.to_string(), json!({"role": "CLIENT"}))
         .await;
 
     let body = assert_problem(res, 409).await;
@@ -120,7 +134,8 @@ async fn the_last_active_admin_cannot_be_disabled() {
     let (app, admin) = app_with_admin().await;
 
     let res = app
-        .change_account(&admin, &admin.id.to_string(), json!({"disabled": true}))
+        .accounts()
+        .change(&admin, &admin.id.to_string(), json!({"disabled": true}))
         .await;
 
     assert_problem(res, 409).await;
@@ -131,11 +146,13 @@ async fn a_disabled_admin_does_not_count_as_an_active_one() {
     let (app, admin) = app_with_admin().await;
     // A disabled ADMIN cannot log in to act.
     let dormant = app.create_user(Role::Admin).await;
-    app.account_changed(&admin, &dormant.id.to_string(), json!({"disabled": true}))
+    app.accounts()
+        .changed(&admin, &dormant.id.to_string(), json!({"disabled": true}))
         .await;
 
     let res = app
-        .change_account(&admin, &admin.id.to_string(), json!({"role": "CLIENT"}))
+        .accounts()
+        .change(&admin, &admin.id.to_string(), json!({"role": "CLIENT"}))
         .await;
 
     assert_problem(res, 409).await;
@@ -160,9 +177,10 @@ async fn admins_demoting_each_other_at_once_leave_an_active_admin() {
                 .map(move |t| (actor, t.id.to_string()))
         })
         .collect();
-    let requests = pairs
-        .iter()
-        .map(|(actor, target)| app.change_account(actor, target, json!({"role": "CLIENT"})));
+    let requests = pairs.iter().map(|(actor, target)| {
+        app.accounts()
+            .change(actor, target, json!({"role": "CLIENT"}))
+    });
     let answers: Vec<u16> = futures::future::join_all(requests)
         .await
         .iter()
@@ -184,12 +202,15 @@ async fn admins_demoting_each_other_at_once_leave_an_active_admin() {
 async fn each_change_is_recorded_with_who_when_and_what_in_the_audit_trail() {
     let (app, admin) = app_with_admin().await;
     let id = app.create_user(Role::Client).await.id.to_string();
-    app.account_changed(&admin, &id, json!({"role": "ADMIN"}))
+    app.accounts()
+        .changed(&admin, &id, json!({"role": "ADMIN"}))
         .await;
-    app.account_changed(&admin, &id, json!({"role": "CLIENT", "disabled": true}))
+    app.accounts()
+        .changed(&admin, &id, json!({"role": "CLIENT", "disabled": true}))
         .await;
     // Asking for what the account already has records nothing.
-    app.account_changed(&admin, &id, json!({"disabled": true}))
+    app.accounts()
+        .changed(&admin, &id, json!({"disabled": true}))
         .await;
 
     let res = app
@@ -237,7 +258,7 @@ async fn a_change_naming_nothing_an_unknown_role_or_another_field_is_422() {
         (json!({"role": "OWNER"}), Some("role")),
         (json!({"email": "x@y.z"}), None),
     ] {
-        let body = assert_problem(app.change_account(&admin, &id, change).await, 422).await;
+        let body = assert_problem(app.accounts().change(&admin, &id, change).await, 422).await;
         if let Some(field) = field {
             assert_eq!(body["errors"][0]["field"], field, "{body}");
         }
@@ -250,7 +271,8 @@ async fn changing_an_unknown_account_is_404() {
     let unknown = uuid::Uuid::new_v4().to_string();
 
     let res = app
-        .change_account(&admin, &unknown, json!({"disabled": true}))
+        .accounts()
+        .change(&admin, &unknown, json!({"disabled": true}))
         .await;
 
     assert_problem(res, 404).await;
@@ -262,7 +284,8 @@ async fn a_client_cannot_change_accounts() {
     let clerk = app.create_user(Role::Client).await;
 
     let res = app
-        .change_account(&clerk, &clerk.id.to_string(), json!({"role": "ADMIN"}))
+        .accounts()
+        .change(&clerk, &clerk.id.to_string(), json!({"role": "ADMIN"}))
         .await;
 
     assert_problem(res, 403).await;

@@ -19,7 +19,7 @@ impl Dice {
 
 /// Takes one random step on `order`, as staff or its customer; refusals are part of the mix.
 async fn random_step(shop: &Shop, dice: &mut Dice, id: &str) {
-    let order = shop.order(&shop.admin, id).await;
+    let order = shop.orders().read(&shop.admin, id).await;
     let items = order["items"].as_array().unwrap().clone();
     let line = &items[dice.roll(items.len() as u64) as usize];
     let product = line["product_id"].as_str().unwrap().to_owned();
@@ -88,11 +88,12 @@ async fn random_step(shop: &Shop, dice: &mut Dice, id: &str) {
 async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
     let shop = Shop::open().await;
     let psp = PaymentSystem::connect(&shop).await;
-    let mug = shop.create_product("Mug", 1250, 50).await;
-    let plate = shop.create_product("Plate", 800, 50).await;
+    let mug = shop.products().create("Mug", 1250, 50).await;
+    let plate = shop.products().create("Plate", 800, 50).await;
     let mut orders = Vec::new();
     for n in 0..3 {
         let placed = shop
+            .orders()
             .place_body_settled(&shop.customer, &order_of(&[(mug, 3), (plate, 2)]))
             .await;
         let id = id_of(&placed);
@@ -106,13 +107,13 @@ async fn a_random_mix_of_steps_after_the_sale_keeps_stock_and_money_exact() {
         let id = orders[dice.roll(orders.len() as u64) as usize].clone();
         random_step(&shop, &mut dice, &id).await;
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
-    let report: Value = shop.reconciliation(&shop.admin).await;
+    let report: Value = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
     for id in &orders {
-        let order = shop.order(&shop.admin, id).await;
+        let order = shop.orders().read(&shop.admin, id).await;
         for product in [mug, plate] {
             let line = SoldShop::line(&order, product);
             let n = |f: &str| line[f].as_i64().unwrap();

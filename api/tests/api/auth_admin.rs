@@ -32,7 +32,10 @@ async fn seed_admin(app: &TestApp, password: &str) {
 async fn the_configured_admin_exists_at_start_up_and_can_log_in() {
     let app = app_with_admin().await;
 
-    let res = app.login("root@example.com", ADMIN_PASSWORD).await;
+    let res = app
+        .accounts()
+        .login("root@example.com", ADMIN_PASSWORD)
+        .await;
 
     assert_eq!(res.status(), 200);
     let access = cookie_value(&res, "access_token");
@@ -49,31 +52,31 @@ async fn seeding_again_with_a_new_password_updates_it() {
 
     seed_admin(&app, NEWER_PASSWORD).await;
 
-    assert_eq!(app.user_count().await, 1);
-    assert_problem(app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, 401).await;
-    app.log_in(ADMIN_EMAIL, NEWER_PASSWORD).await;
+    assert_eq!(app.accounts().count().await, 1);
+    assert_problem(app.accounts().login(ADMIN_EMAIL, ADMIN_PASSWORD).await, 401).await;
+    app.accounts().log_in(ADMIN_EMAIL, NEWER_PASSWORD).await;
 }
 
 #[tokio::test]
 async fn seeding_again_with_a_new_password_ends_old_sessions() {
     let app = app_with_admin().await;
-    let old = app.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let old = app.accounts().log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
     seed_admin(&app, NEWER_PASSWORD).await;
 
-    assert_problem(app.me_with(&old.access).await, 401).await;
+    assert_problem(app.accounts().me_with(&old.access).await, 401).await;
 }
 
 #[tokio::test]
 async fn an_existing_client_with_the_admin_email_is_promoted_at_start_up() {
     let app = spawn_app().await;
-    app.sign_up("root@example.com").await;
+    app.accounts().sign_up("root@example.com").await;
 
     seed_admin(&app, ADMIN_PASSWORD).await;
 
-    let res = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let res = app.accounts().login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(res.json::<Value>().await.unwrap()["role"], "ADMIN");
-    assert_eq!(app.user_count().await, 1);
+    assert_eq!(app.accounts().count().await, 1);
 }
 
 #[tokio::test]

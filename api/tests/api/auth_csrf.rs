@@ -7,7 +7,7 @@ use common::domain::Role;
 #[tokio::test]
 async fn a_cookie_authenticated_post_from_a_foreign_origin_is_403() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann
         .browser
@@ -21,7 +21,7 @@ async fn a_cookie_authenticated_post_from_a_foreign_origin_is_403() {
 #[tokio::test]
 async fn a_cookie_authenticated_post_from_the_apis_own_origin_passes() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann
         .browser
@@ -34,7 +34,7 @@ async fn a_cookie_authenticated_post_from_the_apis_own_origin_passes() {
 #[tokio::test]
 async fn a_cookie_authenticated_post_from_a_trusted_origin_passes() {
     let app = spawn_app_with(&[("TRUSTED_ORIGINS", "https://shop.example")]).await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann
         .browser
@@ -47,7 +47,7 @@ async fn a_cookie_authenticated_post_from_a_trusted_origin_passes() {
 #[tokio::test]
 async fn a_cross_site_refresh_is_403_and_leaves_the_token_usable() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann
         .browser

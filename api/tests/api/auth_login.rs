@@ -10,14 +10,14 @@ const WRONG: &str = "wrong password!";
 /// An app with Ann registered, its login limits set by `overrides`.
 async fn app_with_ann(overrides: &[(&str, &str)]) -> TestApp {
     let app = spawn_app_with(overrides).await;
-    app.sign_up("ann@example.com").await;
+    app.accounts().sign_up("ann@example.com").await;
     app
 }
 
 /// Fails `times` logins as `email`, each answered 401.
 async fn fail_logins(app: &TestApp, email: &str, times: usize) {
     for _ in 0..times {
-        assert_problem(app.login(email, WRONG).await, 401).await;
+        assert_problem(app.accounts().login(email, WRONG).await, 401).await;
     }
 }
 
@@ -25,7 +25,7 @@ async fn fail_logins(app: &TestApp, email: &str, times: usize) {
 async fn logging_in_sets_both_cookies_and_returns_the_user_without_tokens() {
     let app = app_with_ann(&[]).await;
 
-    let res = app.login("ANN@example.com ", PASSWORD).await;
+    let res = app.accounts().login("ANN@example.com ", PASSWORD).await;
 
     assert_eq!(res.status(), 200);
     assert!(set_cookie(&res, "access_token").is_some());
@@ -38,7 +38,7 @@ async fn logging_in_sets_both_cookies_and_returns_the_user_without_tokens() {
 #[tokio::test]
 async fn a_logged_in_browser_is_authenticated_by_its_cookies() {
     let app = app_with_ann(&[]).await;
-    let browser = app.browser();
+    let browser = app.accounts().browser();
 
     assert_eq!(
         browser.login("ann@example.com", PASSWORD).await.status(),
@@ -61,7 +61,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer_in_the_same_t
             ("nobody@example.com", &mut unknown),
         ] {
             let start = Instant::now();
-            let res = app.login(email, WRONG).await;
+            let res = app.accounts().login(email, WRONG).await;
             *elapsed += start.elapsed();
             bodies.push(assert_problem(res, 401).await);
         }
@@ -83,7 +83,7 @@ async fn failed_logins_over_the_account_limit_are_429_with_retry_after() {
     let app = app_with_ann(&[("LOGIN_RATE_PER_MINUTE", "3")]).await;
     fail_logins(&app, "ann@example.com", 3).await;
 
-    let res = app.login("ann@example.com", WRONG).await;
+    let res = app.accounts().login("ann@example.com", WRONG).await;
 
     let retry_after: u64 = res.headers()["retry-after"]
         .to_str()
@@ -98,9 +98,9 @@ async fn failed_logins_over_the_account_limit_are_429_with_retry_after() {
 async fn once_over_the_account_limit_even_the_right_password_is_429() {
     let app = app_with_ann(&[("LOGIN_RATE_PER_MINUTE", "3")]).await;
     fail_logins(&app, "ann@example.com", 3).await;
-    assert_problem(app.login("ann@example.com", WRONG).await, 429).await;
+    assert_problem(app.accounts().login("ann@example.com", WRONG).await, 429).await;
 
-    let res = app.login("ann@example.com", PASSWORD).await;
+    let res = app.accounts().login("ann@example.com", PASSWORD).await;
 
     assert_problem(res, 429).await;
 }
@@ -112,11 +112,11 @@ async fn failed_logins_over_the_address_limit_are_429_for_every_account() {
         fail_logins(&app, &format!("user{i}@example.com"), 1).await;
     }
 
-    let res = app.login("other@example.com", WRONG).await;
+    let res = app.accounts().login("other@example.com", WRONG).await;
 
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 429).await;
-    assert_problem(app.login("ann@example.com", PASSWORD).await, 429).await;
+    assert_problem(app.accounts().login("ann@example.com", PASSWORD).await, 429).await;
 }
 
 #[tokio::test]
@@ -128,7 +128,7 @@ async fn successful_logins_do_not_count_towards_the_limits() {
     .await;
 
     for n in 1..=4 {
-        let res = app.login("ann@example.com", PASSWORD).await;
+        let res = app.accounts().login("ann@example.com", PASSWORD).await;
         assert_eq!(res.status(), 200, "login {n} of 4, past both limits of 2");
     }
 }

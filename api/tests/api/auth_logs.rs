@@ -11,13 +11,13 @@ async fn no_log_line_carries_a_password_a_hash_or_a_token() {
     let wrong = ["a wrong password", "another wrong password"];
     let new_password = "a brand new passphrase";
 
-    let ann = app.sign_up("ann@example.com").await;
-    app.login("ann@example.com", wrong[0]).await;
-    app.login("nobody@example.com", wrong[1]).await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    app.accounts().login("ann@example.com", wrong[0]).await;
+    app.accounts().login("nobody@example.com", wrong[1]).await;
     let refreshed = Session::set_by(&ann.browser.refresh().await);
     ann.browser.change_password(PASSWORD, new_password).await;
     ann.browser.logout().await;
-    app.refresh_with(&refreshed.refresh).await;
+    app.accounts().refresh_with(&refreshed.refresh).await;
 
     let text = logs.text();
     assert!(

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 async fn registering_creates_a_client_account() {
     let app = spawn_app().await;
 
-    let res = app.register("  Ann.Lee@Example.COM ").await;
+    let res = app.accounts().register("  Ann.Lee@Example.COM ").await;
 
     assert_eq!(res.status(), 201);
     let user: Value = res.json().await.unwrap();
@@ -22,7 +22,7 @@ async fn registering_creates_a_client_account() {
 async fn registering_signs_the_browser_in() {
     let app = spawn_app().await;
 
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let me = ann.browser.me().await;
     assert_eq!(me.status(), 200, "the access cookie authenticates");
@@ -33,7 +33,7 @@ async fn registering_signs_the_browser_in() {
 async fn registration_sets_http_only_same_site_cookies_scoped_by_path() {
     let app = spawn_app().await;
 
-    let res = app.register("ann@example.com").await;
+    let res = app.accounts().register("ann@example.com").await;
 
     let access = set_cookie(&res, "access_token").expect("access cookie");
     let refresh = set_cookie(&res, "refresh_token").expect("refresh cookie");
@@ -50,7 +50,7 @@ async fn registration_sets_http_only_same_site_cookies_scoped_by_path() {
 async fn auth_cookies_are_secure_unless_cookie_secure_is_false() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
 
-    let res = app.register("ann@example.com").await;
+    let res = app.accounts().register("ann@example.com").await;
 
     for name in ["__Host-access_token", "__Secure-refresh_token"] {
         let cookie = set_cookie(&res, name).unwrap_or_else(|| panic!("{name} set"));
@@ -63,24 +63,25 @@ async fn registration_cannot_create_an_admin_a_role_field_is_rejected() {
     let app = spawn_app().await;
 
     let res = app
+        .accounts()
         .register_with(json!({"email": "eve@example.com", "password": PASSWORD, "role": "ADMIN"}))
         .await;
 
     let body = assert_problem(res, 422).await;
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("unknown field `role`"), "{body}");
-    assert_eq!(app.user_count().await, 0);
+    assert_eq!(app.accounts().count().await, 0);
 }
 
 #[tokio::test]
 async fn registering_a_taken_email_in_another_case_is_a_409() {
     let app = spawn_app().await;
-    app.sign_up("ann@example.com").await;
+    app.accounts().sign_up("ann@example.com").await;
 
-    let res = app.register(" ANN@Example.com").await;
+    let res = app.accounts().register(" ANN@Example.com").await;
 
     assert_problem(res, 409).await;
-    assert_eq!(app.user_count().await, 1);
+    assert_eq!(app.accounts().count().await, 1);
 }
 
 #[tokio::test]
@@ -93,6 +94,7 @@ async fn passwords_against_the_policy_are_422_naming_the_field() {
         ("Ann@Example.com", "email"),
     ] {
         let res = app
+            .accounts()
             .register_with(json!({"email": "ann@example.com", "password": password}))
             .await;
 
@@ -101,7 +103,7 @@ async fn passwords_against_the_policy_are_422_naming_the_field() {
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{message}");
     }
-    assert_eq!(app.user_count().await, 0);
+    assert_eq!(app.accounts().count().await, 0);
 }
 
 #[tokio::test]
@@ -109,6 +111,7 @@ async fn a_malformed_email_and_a_short_password_are_both_named() {
     let app = spawn_app().await;
 
     let res = app
+        .accounts()
         .register_with(json!({"email": "not-an-email", "password": "short"}))
         .await;
 
@@ -126,7 +129,7 @@ async fn a_malformed_email_and_a_short_password_are_both_named() {
 async fn the_registration_answer_carries_no_password_or_hash() {
     let app = spawn_app().await;
 
-    let res = app.register("ann@example.com").await;
+    let res = app.accounts().register("ann@example.com").await;
 
     let text = res.text().await.unwrap();
     assert!(
@@ -139,7 +142,7 @@ async fn the_registration_answer_carries_no_password_or_hash() {
 async fn passwords_are_stored_as_argon2id_hashes() {
     let app = spawn_app().await;
 
-    app.sign_up("ann@example.com").await;
+    app.accounts().sign_up("ann@example.com").await;
 
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
         .fetch_one(&app.state.db)

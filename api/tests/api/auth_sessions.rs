@@ -12,21 +12,24 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 #[tokio::test]
 async fn refreshing_rotates_the_refresh_token_and_issues_a_new_access_token() {
     let app = spawn_app().await;
-    let first = app.sign_up("ann@example.com").await.session;
+    let first = app.accounts().sign_up("ann@example.com").await.session;
 
-    let res = app.refresh_with(&first.refresh).await;
+    let res = app.accounts().refresh_with(&first.refresh).await;
 
     assert_eq!(res.status(), 204);
     let second = Session::set_by(&res);
     assert_ne!(second.refresh, first.refresh);
-    assert_eq!(app.me_with(&second.access).await.status(), 200);
-    assert_eq!(app.refresh_with(&second.refresh).await.status(), 204);
+    assert_eq!(app.accounts().me_with(&second.access).await.status(), 200);
+    assert_eq!(
+        app.accounts().refresh_with(&second.refresh).await.status(),
+        204
+    );
 }
 
 #[tokio::test]
 async fn a_browser_refreshes_with_its_cookie_alone() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     assert_eq!(ann.browser.refresh().await.status(), 204);
 
@@ -37,48 +40,63 @@ async fn a_browser_refreshes_with_its_cookie_alone() {
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
     let app = spawn_app().await;
-    let stolen = app.sign_up("ann@example.com").await.session.refresh;
-    let newer = Session::set_by(&app.refresh_with(&stolen).await);
+    let stolen = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .refresh;
+    let newer = Session::set_by(&app.accounts().refresh_with(&stolen).await);
     // In use, so the api remembers the session as live.
-    assert_eq!(app.me_with(&newer.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&newer.access).await.status(), 200);
 
-    let res = app.refresh_with(&stolen).await;
+    let res = app.accounts().refresh_with(&stolen).await;
 
     assert_problem(res, 401).await;
-    assert_problem(app.refresh_with(&newer.refresh).await, 401).await;
-    assert_problem(app.me_with(&newer.access).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&newer.refresh).await, 401).await;
+    assert_problem(app.accounts().me_with(&newer.access).await, 401).await;
 }
 
 #[tokio::test]
 async fn reuse_revokes_only_the_session_it_belongs_to() {
     let app = spawn_app().await;
-    let stolen = app.sign_up("ann@example.com").await.session.refresh;
-    let other = app.log_in("ann@example.com", PASSWORD).await;
-    app.refresh_with(&stolen).await;
+    let stolen = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .refresh;
+    let other = app.accounts().log_in("ann@example.com", PASSWORD).await;
+    app.accounts().refresh_with(&stolen).await;
 
-    assert_problem(app.refresh_with(&stolen).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&stolen).await, 401).await;
 
-    assert_eq!(app.me_with(&other.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&other.access).await.status(), 200);
 }
 
 #[tokio::test]
 async fn refreshing_without_a_refresh_token_is_401() {
     let app = spawn_app().await;
 
-    assert_problem(app.browser().refresh().await, 401).await;
+    assert_problem(app.accounts().browser().refresh().await, 401).await;
 }
 
 #[tokio::test]
 async fn refreshing_with_an_unknown_refresh_token_is_401() {
     let app = spawn_app().await;
 
-    assert_problem(app.refresh_with("not-a-token").await, 401).await;
+    assert_problem(app.accounts().refresh_with("not-a-token").await, 401).await;
 }
 
 #[tokio::test]
 async fn refresh_tokens_are_256_random_bits_stored_only_as_hashes() {
     let app = spawn_app().await;
-    let token = app.sign_up("ann@example.com").await.session.refresh;
+    let token = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .refresh;
 
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
         .fetch_all(&app.state.db)
@@ -97,7 +115,7 @@ async fn refresh_tokens_are_256_random_bits_stored_only_as_hashes() {
 #[tokio::test]
 async fn logging_out_clears_the_cookies() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann.browser.logout().await;
 
@@ -112,19 +130,19 @@ async fn logging_out_clears_the_cookies() {
 #[tokio::test]
 async fn logging_out_revokes_the_sessions_tokens() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     assert_eq!(ann.browser.logout().await.status(), 204);
 
-    assert_problem(app.me_with(&ann.session.access).await, 401).await;
-    assert_problem(app.refresh_with(&ann.session.refresh).await, 401).await;
+    assert_problem(app.accounts().me_with(&ann.session.access).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&ann.session.refresh).await, 401).await;
 }
 
 #[tokio::test]
 async fn logging_out_anonymously_is_401() {
     let app = spawn_app().await;
 
-    assert_problem(app.browser().logout().await, 401).await;
+    assert_problem(app.accounts().browser().logout().await, 401).await;
 }
 
 // --- password change ----------------------------------------------------------------------
@@ -132,15 +150,15 @@ async fn logging_out_anonymously_is_401() {
 #[tokio::test]
 async fn changing_the_password_revokes_every_other_session() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
-    let other = app.log_in("ann@example.com", PASSWORD).await;
-    assert_eq!(app.me_with(&other.access).await.status(), 200);
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    let other = app.accounts().log_in("ann@example.com", PASSWORD).await;
+    assert_eq!(app.accounts().me_with(&other.access).await.status(), 200);
 
     let res = ann.browser.change_password(PASSWORD, NEW_PASSWORD).await;
 
     assert_eq!(res.status(), 204);
-    assert_problem(app.me_with(&other.access).await, 401).await;
-    assert_problem(app.refresh_with(&other.refresh).await, 401).await;
+    assert_problem(app.accounts().me_with(&other.access).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&other.refresh).await, 401).await;
     let me = ann.browser.me().await;
     assert_eq!(me.status(), 200, "the caller's own session stays");
 }
@@ -148,19 +166,19 @@ async fn changing_the_password_revokes_every_other_session() {
 #[tokio::test]
 async fn after_a_password_change_only_the_new_password_logs_in() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann.browser.change_password(PASSWORD, NEW_PASSWORD).await;
 
     assert_eq!(res.status(), 204);
-    assert_problem(app.login("ann@example.com", PASSWORD).await, 401).await;
-    app.log_in("ann@example.com", NEW_PASSWORD).await;
+    assert_problem(app.accounts().login("ann@example.com", PASSWORD).await, 401).await;
+    app.accounts().log_in("ann@example.com", NEW_PASSWORD).await;
 }
 
 #[tokio::test]
 async fn a_wrong_current_password_is_422_naming_it() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann
         .browser
@@ -174,7 +192,7 @@ async fn a_wrong_current_password_is_422_naming_it() {
 #[tokio::test]
 async fn a_new_password_against_the_policy_is_422_naming_it() {
     let app = spawn_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     let res = ann.browser.change_password(PASSWORD, "short").await;
 
@@ -185,7 +203,7 @@ async fn a_new_password_against_the_policy_is_422_naming_it() {
 #[tokio::test]
 async fn wrong_current_passwords_over_the_account_limit_are_429() {
     let app = spawn_app_with(&[("LOGIN_RATE_PER_MINUTE", "2")]).await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
     let guess = || {
         ann.browser
             .change_password("a guessed password", NEW_PASSWORD)

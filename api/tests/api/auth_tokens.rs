@@ -37,7 +37,7 @@ fn b64(value: &Value) -> String {
 
 /// Asserts the api refuses `token` with a 401.
 async fn assert_refused(app: &TestApp, token: &str) {
-    assert_problem(app.me_with(token).await, 401).await;
+    assert_problem(app.accounts().me_with(token).await, 401).await;
 }
 
 #[tokio::test]
@@ -45,7 +45,7 @@ async fn a_genuine_access_token_is_accepted_as_bearer() {
     let app = spawn_app().await;
     let (token, _) = genuine_claims(&app).await;
 
-    assert_eq!(app.me_with(&token).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&token).await.status(), 200);
 }
 
 #[tokio::test]

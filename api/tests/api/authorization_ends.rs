@@ -60,7 +60,7 @@ async fn an_order_event_stream_ends_when_the_token_that_opened_it_expires() {
 async fn a_stream_of_one_order_ends_when_the_token_that_opened_it_expires() {
     let app = spawn_app().await;
     let mut customer = app.create_user(Role::Client).await;
-    let order = app.insert_order(&customer, "CONFIRMED").await;
+    let order = app.orders().insert(&customer, "CONFIRMED").await;
     let expiry = in_secs(3);
     customer.token = token_until(&customer, expiry);
 

@@ -3,8 +3,8 @@
 //! its back is seen within the TTL.
 
 use crate::helpers::{
-    Catalogue, PASSWORD, Replica, TestApp, TestUser, assert_problem, catalogue_with, product_path,
-    spawn_app_with,
+    Catalogue, PASSWORD, Replica, TestApp, TestUser, assert_eventually, assert_problem,
+    catalogue_with, product_path, spawn_app_with,
 };
 use common::domain::Role;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ async fn prices_at(app: &TestApp, query: &str) -> Vec<i64> {
 #[tokio::test]
 async fn a_catalogue_page_is_answered_from_the_cache_however_its_query_is_spelled() {
     let app = cached_app().await;
-    let id = app.create_product("Cup", 100, 5).await;
+    let id = app.products().create("Cup", 100, 5).await;
     assert_eq!(prices_at(&app, "limit=20").await, [100]);
 
     set_price_in_database(&app, id, 200).await;
@@ -94,25 +94,29 @@ async fn a_catalogue_page_is_answered_from_the_cache_however_its_query_is_spelle
 #[tokio::test]
 async fn answers_not_read_before_come_from_the_database() {
     let app = cached_app().await;
-    let id = app.create_product("Cup", 100, 5).await;
+    let id = app.products().create("Cup", 100, 5).await;
     assert_eq!(prices_at(&app, "limit=20").await, [100]);
 
     set_price_in_database(&app, id, 200).await;
 
-    assert_eq!(app.product(&id.to_string()).await["price"], 200, "a detail");
+    assert_eq!(
+        app.products().read(&id.to_string()).await["price"],
+        200,
+        "a detail"
+    );
     assert_eq!(prices_at(&app, "limit=21").await, [200], "another page");
 }
 
 #[tokio::test]
 async fn a_change_made_behind_the_apis_back_is_seen_once_the_ttl_has_passed() {
     let app = spawn_app_with(&[("CATALOGUE_CACHE_TTL_MS", "300")]).await;
-    let id = app.create_product("Cup", 100, 5).await;
-    assert_eq!(app.product(&id.to_string()).await["price"], 100);
+    let id = app.products().create("Cup", 100, 5).await;
+    assert_eq!(app.products().read(&id.to_string()).await["price"], 100);
 
     set_price_in_database(&app, id, 200).await;
 
     common::testing::eventually(DEADLINE, "the cached detail expires", || async {
-        (app.product(&id.to_string()).await["price"] == 200).then_some(())
+        (app.products().read(&id.to_string()).await["price"] == 200).then_some(())
     })
     .await;
 }
@@ -122,9 +126,9 @@ async fn cached_answers_are_byte_for_byte_the_uncached_ones_plus_cache_control()
     let app = cached_app().await;
     let uncached = app.replica(&[("CATALOGUE_CACHE_TTL_MS", "0")]).await;
     for (name, price) in [("Cup", 100), ("Saucer", 50), ("Pot", 900)] {
-        app.create_product(name, price, 3).await;
+        app.products().create(name, price, 3).await;
     }
-    let id = app.create_product("Spoon", 20, 0).await;
+    let id = app.products().create("Spoon", 20, 0).await;
 
     for path in [
         "/api/v1/products?sort=-price&limit=2".to_owned(),
@@ -176,11 +180,15 @@ async fn a_created_product_is_listed_at_once() {
     assert!(prices(&json_of(app.get(LIST).await).await).is_empty());
 
     let cup = app
-        .create_product_via_api(&admin, json!({"name": "Cup", "price": 100, "stock": 5}))
+        .products()
+        .create_via_api(&admin, json!({"name": "Cup", "price": 100, "stock": 5}))
         .await;
 
     assert_eq!(prices(&json_of(app.get(LIST).await).await), [100]);
-    assert_eq!(app.product(cup["id"].as_str().unwrap()).await["price"], 100);
+    assert_eq!(
+        app.products().read(cup["id"].as_str().unwrap()).await["price"],
+        100
+    );
 }
 
 #[tokio::test]
@@ -293,8 +301,8 @@ async fn a_session_revoked_behind_the_apis_back_ends_once_the_ttl_has_passed() {
 
     revoke_in_database(&app, &user).await;
 
-    common::testing::eventually(DEADLINE, "the remembered session expires", || async {
-        (app.get_as(&user, "/api/v1/users/me").await.status() == 401).then_some(())
+    assert_eventually(DEADLINE, "the remembered session expires", || async {
+        app.get_as(&user, "/api/v1/users/me").await.status() == 401
     })
     .await;
 }
@@ -326,8 +334,8 @@ async fn a_logout_on_one_replica_ends_the_session_on_another() {
 async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
     let app = cached_app().await;
     let other = cached_replica(&app).await;
-    let ann = app.sign_up("ann@example.com").await;
-    let elsewhere = app.log_in("ann@example.com", PASSWORD).await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
+    let elsewhere = app.accounts().log_in("ann@example.com", PASSWORD).await;
     assert_eq!(other.me_with(&elsewhere.access).await.status(), 200);
 
     let res = ann
@@ -337,7 +345,10 @@ async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
 
     assert_eq!(res.status(), 204);
     ended_on(&other, &elsewhere.access).await;
-    assert_eq!(app.me_with(&elsewhere.access).await.status(), 401);
+    assert_eq!(
+        app.accounts().me_with(&elsewhere.access).await.status(),
+        401
+    );
     assert_eq!(
         other.me_with(&ann.session.access).await.status(),
         200,
@@ -349,13 +360,18 @@ async fn a_password_change_on_one_replica_ends_the_other_sessions_on_another() {
 async fn a_reused_refresh_token_on_one_replica_ends_the_session_on_another() {
     let app = cached_app().await;
     let other = cached_replica(&app).await;
-    let stolen = app.sign_up("ann@example.com").await.session.refresh;
-    let newer = crate::helpers::Session::set_by(&app.refresh_with(&stolen).await);
+    let stolen = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .refresh;
+    let newer = crate::helpers::Session::set_by(&app.accounts().refresh_with(&stolen).await);
     assert_eq!(other.me_with(&newer.access).await.status(), 200);
 
-    assert_problem(app.refresh_with(&stolen).await, 401).await;
+    assert_problem(app.accounts().refresh_with(&stolen).await, 401).await;
 
-    assert_eq!(app.me_with(&newer.access).await.status(), 401);
+    assert_eq!(app.accounts().me_with(&newer.access).await.status(), 401);
     ended_on(&other, &newer.access).await;
 }
 
@@ -368,9 +384,10 @@ async fn a_replica_starting_with_a_new_admin_password_ends_the_old_admin_session
     ];
     let app = spawn_app_with(&first).await;
     let session = app
+        .accounts()
         .log_in("root@example.com", "the first administrator passphrase")
         .await;
-    assert_eq!(app.me_with(&session.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&session.access).await.status(), 200);
 
     app.replica(&[
         ("SESSION_CACHE_TTL_MS", LONG),
@@ -380,7 +397,7 @@ async fn a_replica_starting_with_a_new_admin_password_ends_the_old_admin_session
     .await;
 
     common::testing::eventually(DEADLINE, "the running replica ends the session", || async {
-        (app.me_with(&session.access).await.status() == 401).then_some(())
+        (app.accounts().me_with(&session.access).await.status() == 401).then_some(())
     })
     .await;
 }

@@ -8,8 +8,8 @@ async fn cancelling_the_rest_returns_exactly_the_unshipped_stock_and_refunds_exa
     let sold = SoldShop::open().await;
     sold.shipped(&[(sold.mug, 2)]).await;
     let (mugs, plates) = (
-        sold.stock_of(sold.mug).await,
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.mug).await,
+        sold.products().stock_of(sold.plate).await,
     );
 
     let res = sold.cancel_rest().await;
@@ -26,8 +26,8 @@ async fn cancelling_the_rest_returns_exactly_the_unshipped_stock_and_refunds_exa
         (Some(2), Some(1))
     );
     assert_eq!(SoldShop::line(&order, sold.plate)["cancelled_quantity"], 2);
-    assert_eq!(sold.stock_of(sold.mug).await, mugs + 1);
-    assert_eq!(sold.stock_of(sold.plate).await, plates + 2);
+    assert_eq!(sold.products().stock_of(sold.mug).await, mugs + 1);
+    assert_eq!(sold.products().stock_of(sold.plate).await, plates + 2);
     let unshipped_value = 1250 + 2 * 800;
     assert_eq!(order["refunds"][0]["amount"], unshipped_value);
     assert_eq!(order["refunds"][0]["status"], "REQUESTED");
@@ -35,12 +35,13 @@ async fn cancelling_the_rest_returns_exactly_the_unshipped_stock_and_refunds_exa
     assert_eq!(command["data"]["amount"], unshipped_value);
     sold.psp.refunded(&command, "psp-rest").await;
     let refunded = sold
-        .order_when(&sold.customer, &sold.order, |o| {
+        .orders()
+        .when(&sold.customer, &sold.order, |o| {
             o["payment_status"] == "PARTIALLY_REFUNDED"
         })
         .await;
     assert_eq!(refunded["amount_refunded"], unshipped_value);
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_problem(sold.cancel_rest().await, 409).await;
 }
@@ -56,7 +57,7 @@ async fn cancelling_the_rest_of_an_order_with_nothing_shipped_cancels_it_and_ref
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["refunds"][0]["amount"], SOLD_TOTAL);
     assert_eq!(SoldShop::line(&order, sold.mug)["cancelled_quantity"], 3);
-    assert_eq!(sold.stock_of(sold.mug).await, 10);
-    let report = sold.reconciliation(&sold.admin).await;
+    assert_eq!(sold.products().stock_of(sold.mug).await, 10);
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }

@@ -118,7 +118,7 @@ async fn logout_from(browser: &Browser, origin: &str) -> reqwest::Response {
 #[tokio::test]
 async fn the_csrf_guard_reads_the_same_list_cookie_writes_from_a_trusted_origin_pass() {
     let app = trusted_app().await;
-    let ann = app.sign_up("ann@example.com").await;
+    let ann = app.accounts().sign_up("ann@example.com").await;
 
     assert_eq!(
         logout_from(&ann.browser, "http://evil.example")

@@ -104,12 +104,12 @@ async fn the_api_and_the_workers_run_as_a_role_with_data_privileges_only() {
     app.start_workers(workers).await;
     let shop = Shop::around(app).await;
 
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 2).await;
-    let cancelled = shop.cancel_settled(&shop.customer, &order).await;
+    let cancelled = shop.orders().cancel_settled(&shop.customer, &order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
-    assert_eq!(shop.stock_of(mug).await, 5);
+    assert_eq!(shop.products().stock_of(mug).await, 5);
     let user: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&shop.state.db)
         .await

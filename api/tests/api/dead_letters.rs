@@ -18,10 +18,11 @@ struct PosOrder {
 
 async fn a_pos_order_for_an_unknown_customer() -> PosOrder {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let customer = Uuid::new_v4();
     let order_id = Uuid::now_v7();
-    shop.publish(place_command(order_id, customer, p, 2), "pos-42")
+    shop.bus()
+        .publish(place_command(order_id, customer, p, 2), "pos-42")
         .await;
     let page = eventually(Duration::from_secs(20), "a dead letter", || async {
         let page: Value = shop
@@ -93,7 +94,8 @@ async fn a_dead_letter_redriven_once_its_cause_is_fixed_is_applied_and_gone() {
         Duration::from_secs(20),
         "the re-driven order confirmed",
         || async {
-            (shop.stored_status(order_id).await.as_deref() == Some("CONFIRMED")).then_some(())
+            (shop.orders().stored_status(order_id).await.as_deref() == Some("CONFIRMED"))
+                .then_some(())
         },
     )
     .await;

@@ -19,12 +19,13 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
     let via_proxy = format!("postgres://postgres@{}/{}", pg.addr, shop.env.database_name);
     shop.start_workers(shop.env.config_with(&[("DATABASE_URL", &via_proxy)]))
         .await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
 
     pg.cut();
     let mut ids = Vec::new();
     for _ in 0..5 {
         let res = shop
+            .orders()
             .place(&shop.customer, &order_of(&[(product, 1)]), &[])
             .await;
         assert_eq!(
@@ -50,9 +51,9 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
         let order = shop.order_in(id, "CONFIRMED").await;
         assert_eq!(order["status"], "CONFIRMED");
     }
-    assert_eq!(shop.stock_of(product).await, 5);
+    assert_eq!(shop.products().stock_of(product).await, 5);
     assert!(
-        shop.dead_letter_reasons().await.is_empty(),
+        shop.bus().dead_letter_reasons().await.is_empty(),
         "nothing was given up"
     );
 }
@@ -60,7 +61,7 @@ async fn orders_wait_while_postgres_is_unreachable_for_the_workers_and_settle_af
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothing() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let bad_quantity = json!({
         "id": Uuid::new_v4(), "type": "orders.place", "version": 1,
         "occurred_at": "2026-01-01T00:00:00Z", "correlation_id": "c",
@@ -77,12 +78,13 @@ async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothi
         ("bad-quantity", bad_quantity.to_string().into_bytes()),
         ("unknown-user", serde_json::to_vec(&unknown_user).unwrap()),
     ] {
-        shop.publish_bytes("orders.cmd.place", msg_id, payload)
+        shop.bus()
+            .publish_bytes("orders.cmd.place", msg_id, payload)
             .await;
     }
 
     let reasons = eventually(Duration::from_secs(20), "three dead letters", || async {
-        let reasons = shop.dead_letter_reasons().await;
+        let reasons = shop.bus().dead_letter_reasons().await;
         (reasons.len() == 3).then_some(reasons)
     })
     .await;
@@ -93,7 +95,7 @@ async fn malformed_messages_are_dead_lettered_with_their_reason_and_change_nothi
         );
     }
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 0);
-    assert_eq!(shop.stock_of(product).await, 10);
+    assert_eq!(shop.products().stock_of(product).await, 10);
 }
 
 /// An api whose connection to JetStream is cut (and noticed), with an order to place.
@@ -108,7 +110,7 @@ struct CutOff {
 async fn an_api_cut_off_from_jetstream() -> CutOff {
     let (app, pg, nats) = spawn_app_behind_proxies().await;
     let shop = Shop::around(app).await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     nats.cut();
     eventually(Duration::from_secs(10), "client notices", || async {
         (shop.state.nats.connection_state() != async_nats::connection::State::Connected)
@@ -131,7 +133,10 @@ async fn placing_an_order_while_jetstream_is_unreachable_is_a_503_that_creates_n
     let cut = an_api_cut_off_from_jetstream().await;
     let shop = &cut.shop;
 
-    let res = shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await;
+    let res = shop
+        .orders()
+        .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+        .await;
 
     assert_problem(res, 503).await;
     assert_eq!(shop.count("SELECT count(*) FROM idempotency_keys").await, 0);
@@ -142,7 +147,9 @@ async fn a_key_refused_while_jetstream_was_unreachable_works_once_it_is_back() {
     let cut = an_api_cut_off_from_jetstream().await;
     let shop = &cut.shop;
     assert_problem(
-        shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await,
+        shop.orders()
+            .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+            .await,
         503,
     )
     .await;
@@ -153,7 +160,10 @@ async fn a_key_refused_while_jetstream_was_unreachable_works_once_it_is_back() {
             .then_some(())
     })
     .await;
-    let res = shop.place(&shop.customer, &cut.body, &OUTAGE_KEY).await;
+    let res = shop
+        .orders()
+        .place(&shop.customer, &cut.body, &OUTAGE_KEY)
+        .await;
 
     assert_eq!(
         res.status(),

@@ -9,8 +9,8 @@ use serde_json::json;
 async fn a_partial_shipment_leaves_the_order_partially_shipped_until_the_rest_ships() {
     let sold = SoldShop::open().await;
     let stock_before = (
-        sold.stock_of(sold.mug).await,
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.mug).await,
+        sold.products().stock_of(sold.plate).await,
     );
 
     let (first, first_id) = sold.shipped(&[(sold.mug, 2)]).await;
@@ -41,13 +41,13 @@ async fn a_partial_shipment_leaves_the_order_partially_shipped_until_the_rest_sh
     assert_eq!(kinds.iter().filter(|k| **k == "fulfilment").count(), 2);
     assert_eq!(
         (
-            sold.stock_of(sold.mug).await,
-            sold.stock_of(sold.plate).await
+            sold.products().stock_of(sold.mug).await,
+            sold.products().stock_of(sold.plate).await
         ),
         stock_before,
         "a shipment turns a reservation into a sale: available stock does not move"
     );
-    let report = sold.reconciliation(&sold.admin).await;
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 
@@ -61,7 +61,7 @@ async fn a_quantity_over_what_is_left_is_refused_naming_the_line_and_changes_not
     let detail = refused["detail"].as_str().unwrap();
     assert!(detail.contains(&sold.mug.to_string()), "{detail}");
     assert!(detail.contains("1 left"), "{detail}");
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(order["fulfilments"].as_array().unwrap().len(), 1);
     assert_eq!(SoldShop::line(&order, sold.mug)["fulfilled_quantity"], 2);
 }
@@ -69,7 +69,7 @@ async fn a_quantity_over_what_is_left_is_refused_naming_the_line_and_changes_not
 #[tokio::test]
 async fn shipments_of_an_unpaid_order_or_of_a_product_not_in_it_are_refused() {
     let sold = SoldShop::open().await;
-    let stranger = sold.create_product("Spoon", 100, 5).await;
+    let stranger = sold.products().create("Spoon", 100, 5).await;
 
     let not_in_order = assert_problem(sold.ship(&[(stranger, 1)]).await, 409).await;
     assert!(
@@ -127,7 +127,7 @@ async fn two_concurrent_fulfilments_of_the_last_units_never_exceed_the_line() {
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409]);
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(SoldShop::line(&order, sold.mug)["fulfilled_quantity"], 3);
     assert_eq!(order["fulfilments"].as_array().unwrap().len(), 1);
 }
@@ -165,6 +165,7 @@ async fn shipped_by_status_change_ships_everything_left_in_one_fulfilment() {
     sold.shipped(&[(sold.mug, 1)]).await;
 
     let order = sold
+        .orders()
         .change_status(
             &sold.admin,
             &sold.order,
@@ -181,6 +182,7 @@ async fn shipped_by_status_change_ships_everything_left_in_one_fulfilment() {
         json!(lines_of(&[(sold.mug, 2), (sold.plate, 2)]))
     );
     let delivered = sold
+        .orders()
         .change_status(&sold.admin, &sold.order, json!({"status": "DELIVERED"}))
         .await;
     assert!(

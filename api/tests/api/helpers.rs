@@ -1,18 +1,34 @@
-//! The tests' vocabulary: spawning a real api (real PostgreSQL, real JetStream) on a free port
-//! for each test, and one [`TestApp`] with every request and set-up helper the tests share.
+//! The tests' vocabulary: a real api (real PostgreSQL, real JetStream) on a free port for each
+//! test, [`TestApp`], with the requests every test sends it; and the fixtures that see the app
+//! domain by domain, each in the helpers file of its domain: [`Accounts`], [`Products`],
+//! [`Orders`], [`Payments`], [`TestBus`] and [`Webhooks`].
 
-use common::testing::{TcpProxy, TestEnv, socket_addr_of};
-use serde_json::{Value, json};
+use common::testing::TestEnv;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+mod accounts;
+mod after_sale;
+mod bus;
 mod logs;
+mod orders;
+mod payments;
 mod products;
-mod requests;
-mod sessions;
+mod shop;
+mod spawn;
+mod sse;
+mod webhooks;
+pub use accounts::*;
+pub use after_sale::*;
+pub use bus::*;
 pub use logs::*;
+pub use orders::*;
+pub use payments::*;
 pub use products::*;
-pub use sessions::*;
+pub use shop::*;
+pub use spawn::*;
+pub use sse::*;
+pub use webhooks::*;
 
 /// The password the tests' accounts are registered with.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -77,6 +93,182 @@ impl TestApp {
         Replica { address, state }
     }
 
+    // --- the fixtures: the app seen domain by domain ----------------------------------------
+
+    /// Accounts and their sessions, through the api and as stored: [`Accounts`].
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { app: self }
+    }
+
+    /// The catalogue and its stock, written directly, through the api or over the bus, and read
+    /// back: [`Products`].
+    pub fn products(&self) -> Products<'_> {
+        Products { app: self }
+    }
+
+    /// Orders written directly or placed, moved and cancelled through the api, and read back:
+    /// [`Orders`].
+    pub fn orders(&self) -> Orders<'_> {
+        Orders { app: self }
+    }
+
+    /// The payment system's events, refunds asked for, and the money read back: [`Payments`].
+    pub fn payments(&self) -> Payments<'_> {
+        Payments { app: self }
+    }
+
+    /// The bus as other systems and redeliveries use it, and what it holds: [`TestBus`].
+    pub fn bus(&self) -> TestBus<'_> {
+        TestBus { app: self }
+    }
+
+    /// Webhook endpoints, their deliveries, and the order events they deliver: [`Webhooks`].
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { app: self }
+    }
+
+    // --- requests -----------------------------------------------------------------------------
+
+    /// Any request, as `user` (Bearer) or anonymous, with an optional JSON body and extra
+    /// headers: every other request helper goes through it.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        user: Option<&TestUser>,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, None, path, None, &[]).await
+    }
+
+    /// POST JSON without credentials.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, None, path, Some(body), &[])
+            .await
+    }
+
+    /// PATCH JSON without credentials.
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, None, path, Some(body), &[])
+            .await
+    }
+
+    /// DELETE without credentials.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, None, path, None, &[])
+            .await
+    }
+
+    /// Any request with a Bearer token, an optional JSON body and extra headers.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        user: &TestUser,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send(method, Some(user), path, body, headers).await
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::GET, user, path, None, &[])
+            .await
+    }
+
+    /// POST JSON with a Bearer token and extra headers.
+    pub async fn post_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, Some(body), headers)
+            .await
+    }
+
+    /// PATCH JSON with a Bearer token and extra headers.
+    pub async fn patch_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::PATCH, user, path, Some(body), headers)
+            .await
+    }
+
+    /// POST without a body, with a Bearer token and extra headers.
+    pub async fn post_empty_as(
+        &self,
+        user: &TestUser,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, user, path, None, headers)
+            .await
+    }
+
+    /// DELETE with a Bearer token.
+    pub async fn delete_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::DELETE, user, path, None, &[])
+            .await
+    }
+
+    /// GET with `token` as the Bearer token (a forged, expired or foreign one, say).
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GETs `path` as `user`, which must answer 200; returns the JSON.
+    pub async fn read(&self, user: &TestUser, path: &str) -> Value {
+        let res = self.get_as(user, path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("JSON")
+    }
+
+    /// Every item of the list at `path` (which has a query), page by page.
+    pub async fn every_page(&self, user: &TestUser, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.to_owned(),
+            };
+            let page = self.read(user, &page_path).await;
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
     // --- rows written directly, as other systems (or the past) would --------------------------
 
     /// Creates a user with `role` and returns it with an access token (sent as a Bearer token)
@@ -115,111 +307,7 @@ impl TestApp {
         }
     }
 
-    /// An idempotency key of `user` created `age` ago.
-    pub async fn idempotency_key_aged(&self, user: Uuid, age: &str) -> String {
-        let key = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, items, state, created_at)
-             VALUES ($1, $2, '\\x00', $3, '[]', 'published', now() - $4::interval)",
-        )
-        .bind(user)
-        .bind(&key)
-        .bind(Uuid::new_v4())
-        .bind(age)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        key
-    }
-
-    /// A session of `user` with one refresh token used `used` ago (or unused), the session
-    /// revoked `revoked` ago (or live).
-    pub async fn session_with_token(
-        &self,
-        user: Uuid,
-        used: Option<&str>,
-        revoked: Option<&str>,
-    ) -> Uuid {
-        let session = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
-             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
-        )
-        .bind(session)
-        .bind(user)
-        .bind(revoked)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
-             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
-        )
-        .bind(session.to_string())
-        .bind(session)
-        .bind(used)
-        .execute(&self.state.db)
-        .await
-        .unwrap();
-        session
-    }
-
-    // --- the catalogue through the api ----------------------------------------------------------
-
-    /// Creates a product through the api and returns it.
-    pub async fn create_product_via_api(&self, admin: &TestUser, body: Value) -> Value {
-        let res = self.post_as(admin, "/api/v1/products", &body, &[]).await;
-        assert_eq!(res.status(), 201, "create {body}");
-        res.json().await.unwrap()
-    }
-
-    /// Asks the api for a stock adjustment of `delta` on product `id`.
-    pub async fn adjust(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        delta: i64,
-        reason: &str,
-    ) -> reqwest::Response {
-        self.post_as(
-            admin,
-            &format!("/api/v1/products/{id}/stock-adjustments"),
-            &json!({"delta": delta, "reason": reason}),
-            &[],
-        )
-        .await
-    }
-
-    /// Follows `next_cursor` from the first page to the last, returning every item.
-    pub async fn list_all(&self, query: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..1000 {
-            let mut url = format!("/api/v1/products?{query}");
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let res = self.get(&url).await;
-            assert_eq!(res.status(), 200, "{url}");
-            let page: Value = res.json().await.unwrap();
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return items,
-            }
-        }
-        panic!("paging never ended");
-    }
-
     // --- reading the state back ---------------------------------------------------------------
-
-    /// How many users there are.
-    pub async fn user_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.state.db)
-            .await
-            .unwrap()
-    }
 
     /// The count a `SELECT count(*) …` statement returns.
     pub async fn count(&self, sql: &str) -> i64 {
@@ -228,94 +316,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-}
-
-/// Another api replica: same database and NATS namespace as the [`TestApp`] that started it,
-/// its own process state (caches, limits), stopped with that app.
-pub struct Replica {
-    pub address: String,
-    pub state: api::state::AppState,
-}
-
-impl Replica {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    /// GET with a Bearer token.
-    pub async fn get_as(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// GET without credentials.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(self.url(path)).await.expect("request")
-    }
-}
-
-/// A client that keeps cookies, like a browser.
-pub fn client() -> reqwest::Client {
-    // The process's TLS provider, as the binaries install it (some tests need no TestEnv).
-    common::startup::install_tls_provider();
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
-}
-
-/// An app whose configuration has some variables overridden (e.g. `ADMIN_EMAIL`).
-pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    let env = TestEnv::new().await;
-    let config = env.config_with(overrides);
-    start(env, config).await
-}
-
-/// The api and every worker kind, sharing one database and namespace.
-pub async fn spawn_system() -> TestApp {
-    let app = spawn_app().await;
-    let config = app.env.config();
-    app.start_workers(config).await;
-    app
-}
-
-/// The api and every worker kind, with `overrides` on top of the test configuration.
-pub async fn spawn_system_with(overrides: &[(&str, &str)]) -> TestApp {
-    let app = spawn_app_with(overrides).await;
-    let config = app.env.config_with(overrides);
-    app.start_workers(config).await;
-    app
-}
-
-/// Like [`spawn_system`], also returning the base URL of the workers' HTTP endpoints.
-pub async fn spawn_system_with_workers_url() -> (TestApp, String) {
-    let app = spawn_app().await;
-    let config = app.env.config();
-    let workers = app.start_workers(config).await;
-    (app, workers)
-}
-
-/// An app whose PostgreSQL and NATS connections go through proxies the test can cut.
-pub async fn spawn_app_behind_proxies() -> (TestApp, TcpProxy, TcpProxy) {
-    let env = TestEnv::new().await;
-    let pg_proxy = TcpProxy::start(socket_addr_of(&env.database_url)).await;
-    let nats_proxy = TcpProxy::start(socket_addr_of(&common::testing::nats_url())).await;
-    let db_url = format!(
-        "postgres://postgres@{}/{}",
-        pg_proxy.addr, env.database_name
-    );
-    let nats_url = format!("nats://{}", nats_proxy.addr);
-    let config = env.config_with(&[("DATABASE_URL", &db_url), ("NATS_URL", &nats_url)]);
-    (start(env, config).await, pg_proxy, nats_proxy)
 }
 
 /// Starts an api with `config` in the test environment `env`.
@@ -354,6 +354,20 @@ pub async fn assert_problem(res: reqwest::Response, status: u16) -> serde_json::
     body
 }
 
+/// Asserts that `holds` comes true within `timeout` (checked every 50 ms); fails naming `what`
+/// if it does not.
+pub async fn assert_eventually<F, Fut>(timeout: std::time::Duration, what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    common::testing::eventually(timeout, what, || {
+        let check = holds();
+        async move { check.await.then_some(()) }
+    })
+    .await;
+}
+
 /// A user created directly in the database, with a valid access token.
 #[allow(dead_code)]
 pub struct TestUser {
@@ -362,15 +376,3 @@ pub struct TestUser {
     pub token: String,
     pub session_id: uuid::Uuid,
 }
-
-mod after_sale;
-mod bus;
-mod payments;
-mod shop;
-mod sse;
-mod webhooks;
-pub use after_sale::*;
-pub use payments::*;
-pub use shop::*;
-pub use sse::*;
-pub use webhooks::*;

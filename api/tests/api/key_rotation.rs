@@ -31,7 +31,7 @@ async fn a_token_signed_with_the_previous_key_still_works() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = app.me_with(&signed_before_rotation).await;
+    let res = app.accounts().me_with(&signed_before_rotation).await;
 
     assert_eq!(res.status(), 200);
     let me: serde_json::Value = res.json().await.unwrap();
@@ -42,7 +42,12 @@ async fn a_token_signed_with_the_previous_key_still_works() {
 async fn a_new_token_is_signed_with_the_current_key() {
     let app = rotated_app().await;
 
-    let token = app.sign_up("ann@example.com").await.session.access;
+    let token = app
+        .accounts()
+        .sign_up("ann@example.com")
+        .await
+        .session
+        .access;
 
     assert!(
         keys(CURRENT).verify(&token).is_some(),
@@ -62,7 +67,7 @@ async fn a_token_signed_with_a_key_older_than_the_previous_one_is_401() {
         .issue(user.id, Role::Client, user.session_id)
         .unwrap();
 
-    let res = app.me_with(&retired).await;
+    let res = app.accounts().me_with(&retired).await;
 
     assert_eq!(res.status(), 401);
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[tokio::test]
 async fn staff_move_an_order_through_paid_shipped_and_delivered_saying_who_and_why() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 700, 10).await;
+    let p = shop.products().create("P", 700, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
     for (to, reason) in [
@@ -20,6 +20,7 @@ async fn staff_move_an_order_through_paid_shipped_and_delivered_saying_who_and_w
         ("DELIVERED", "signed"),
     ] {
         let now = shop
+            .orders()
             .change_status(&shop.admin, &order, json!({"status": to, "reason": reason}))
             .await;
         assert_eq!(now["status"], to);
@@ -33,10 +34,11 @@ async fn staff_move_an_order_through_paid_shipped_and_delivered_saying_who_and_w
 #[tokio::test]
 async fn shipping_commits_the_reservation_and_the_stock_stays_sold() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 700, 10).await;
+    let p = shop.products().create("P", 700, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
-    shop.move_order(&shop.admin, &order, &["PAID", "SHIPPED", "DELIVERED"])
+    shop.orders()
+        .move_through(&shop.admin, &order, &["PAID", "SHIPPED", "DELIVERED"])
         .await;
 
     // The commit follows the SHIPPED event through the inventory worker.
@@ -44,13 +46,17 @@ async fn shipping_commits_the_reservation_and_the_stock_stays_sold() {
         Duration::from_secs(10),
         "the reservation committed",
         || async {
-            let states = shop.reservation_states(&order).await;
+            let states = shop.orders().reservation_states(&order).await;
             (states != ["reserved"]).then_some(states)
         },
     )
     .await;
     assert_eq!(states, vec!["committed"]);
-    assert_eq!(shop.stock_of(p).await, 8, "a sale never gives stock back");
+    assert_eq!(
+        shop.products().stock_of(p).await,
+        8,
+        "a sale never gives stock back"
+    );
 }
 
 #[tokio::test]
@@ -68,8 +74,9 @@ async fn the_api_refuses_every_illegal_transition_with_409_naming_the_current_st
             OrderStatus::Delivered,
             OrderStatus::Cancelled,
         ] {
-            let id = shop.insert_order(&shop.customer, from.as_str()).await;
+            let id = shop.orders().insert(&shop.customer, from.as_str()).await;
             let res = shop
+                .orders()
                 .patch_status(&shop.admin, id, &json!({"status": to}), &[])
                 .await;
             if from == to {
@@ -87,7 +94,7 @@ async fn the_api_refuses_every_illegal_transition_with_409_naming_the_current_st
 #[tokio::test]
 async fn statuses_set_by_the_system_unknown_ones_and_an_empty_reason_are_422() {
     let shop = Shop::around(spawn_app().await).await;
-    let id = shop.insert_order(&shop.customer, "CONFIRMED").await;
+    let id = shop.orders().insert(&shop.customer, "CONFIRMED").await;
 
     for (body, field) in [
         (json!({"status": "PENDING"}), Some("status")),
@@ -96,8 +103,13 @@ async fn statuses_set_by_the_system_unknown_ones_and_an_empty_reason_are_422() {
         (json!({"status": "LOST"}), None),
         (json!({"status": "PAID", "reason": ""}), None),
     ] {
-        let problem =
-            assert_problem(shop.patch_status(&shop.admin, id, &body, &[]).await, 422).await;
+        let problem = assert_problem(
+            shop.orders()
+                .patch_status(&shop.admin, id, &body, &[])
+                .await,
+            422,
+        )
+        .await;
         if let Some(field) = field {
             assert_eq!(problem["errors"][0]["field"], field, "{body}");
         }
@@ -107,9 +119,10 @@ async fn statuses_set_by_the_system_unknown_ones_and_an_empty_reason_are_422() {
 #[tokio::test]
 async fn a_customer_changing_a_status_is_403() {
     let shop = Shop::around(spawn_app().await).await;
-    let id = shop.insert_order(&shop.customer, "CONFIRMED").await;
+    let id = shop.orders().insert(&shop.customer, "CONFIRMED").await;
 
     let res = shop
+        .orders()
         .patch_status(&shop.customer, id, &json!({"status": "PAID"}), &[])
         .await;
 
@@ -121,6 +134,7 @@ async fn changing_the_status_of_an_unknown_order_is_404() {
     let shop = Shop::around(spawn_app().await).await;
 
     let res = shop
+        .orders()
         .patch_status(&shop.admin, Uuid::new_v4(), &json!({"status": "PAID"}), &[])
         .await;
 
@@ -131,16 +145,20 @@ async fn changing_the_status_of_an_unknown_order_is_404() {
 async fn the_worker_dead_letters_a_transition_that_became_illegal() {
     let app = crate::helpers::spawn_system().await;
     let client = app.create_user(Role::Client).await;
-    let id = app.insert_order(&client, "DELIVERED").await;
+    let id = app.orders().insert(&client, "DELIVERED").await;
 
-    app.publish(transition_command(id, OrderStatus::Cancelled), "c")
+    app.bus()
+        .publish(transition_command(id, OrderStatus::Cancelled), "c")
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
-    let reasons = app.dead_letter_reasons().await;
+    let reasons = app.bus().dead_letter_reasons().await;
     assert!(
         reasons[0].contains("is DELIVERED, cannot move to CANCELLED"),
         "{reasons:?}"
     );
-    assert_eq!(app.stored_status(id).await.as_deref(), Some("DELIVERED"));
+    assert_eq!(
+        app.orders().stored_status(id).await.as_deref(),
+        Some("DELIVERED")
+    );
 }

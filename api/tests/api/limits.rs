@@ -34,10 +34,13 @@ fn retry_after(res: &reqwest::Response) -> u64 {
 #[tokio::test]
 async fn a_password_check_past_the_hashing_bound_is_answered_503_with_retry_after_at_once() {
     let app = spawn_app_with(&[("PASSWORD_HASH_CONCURRENCY", "1")]).await;
-    assert_eq!(app.register("ann@example.com").await.status(), 201);
+    assert_eq!(
+        app.accounts().register("ann@example.com").await.status(),
+        201
+    );
     let _busy = app.state.passwords.permit().expect("the one hashing slot");
 
-    let res = app.register("bob@example.com").await;
+    let res = app.accounts().register("bob@example.com").await;
     assert!(retry_after(&res) >= 1);
     let problem = assert_problem(res, 503).await;
     assert!(
@@ -52,13 +55,19 @@ async fn a_password_check_past_the_hashing_bound_is_answered_503_with_retry_afte
 #[tokio::test]
 async fn password_checks_resume_once_a_hashing_slot_is_free() {
     let app = spawn_app_with(&[("PASSWORD_HASH_CONCURRENCY", "1")]).await;
-    assert_eq!(app.register("ann@example.com").await.status(), 201);
+    assert_eq!(
+        app.accounts().register("ann@example.com").await.status(),
+        201
+    );
     let busy = app.state.passwords.permit().expect("the one hashing slot");
-    assert_problem(app.register("bob@example.com").await, 503).await;
+    assert_problem(app.accounts().register("bob@example.com").await, 503).await;
 
     drop(busy);
 
-    assert_eq!(app.register("bob@example.com").await.status(), 201);
+    assert_eq!(
+        app.accounts().register("bob@example.com").await.status(),
+        201
+    );
     let res = login_from(&app, "ann@example.com", PASSWORD, "").await;
     assert_eq!(res.status(), 200);
 }
@@ -66,15 +75,15 @@ async fn password_checks_resume_once_a_hashing_slot_is_free() {
 #[tokio::test]
 async fn registrations_beyond_the_allowance_of_an_address_are_429_with_retry_after() {
     let app = spawn_app_with(&[("REGISTER_IP_RATE_PER_MINUTE", "2")]).await;
-    assert_eq!(app.register("a@example.com").await.status(), 201);
-    assert_eq!(app.register("b@example.com").await.status(), 201);
+    assert_eq!(app.accounts().register("a@example.com").await.status(), 201);
+    assert_eq!(app.accounts().register("b@example.com").await.status(), 201);
 
-    let res = app.register("c@example.com").await;
+    let res = app.accounts().register("c@example.com").await;
 
     assert!((1..=60).contains(&retry_after(&res)));
     assert_problem(res, 429).await;
     assert_eq!(
-        app.user_count().await,
+        app.accounts().count().await,
         2,
         "the refused registration created nothing"
     );
@@ -88,13 +97,13 @@ async fn an_email_over_254_bytes_is_422_before_any_limiter_or_hash() {
     let res = login_from(&app, &long, PASSWORD, "").await;
     let problem = assert_problem(res, 422).await;
     assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
-    let res = app.register(&long).await;
+    let res = app.accounts().register(&long).await;
     let problem = assert_problem(res, 422).await;
     assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
 
     assert_eq!(app.state.login_limits.tracked_keys(), (0, 0));
     assert_eq!(
-        app.register("ann@example.com").await.status(),
+        app.accounts().register("ann@example.com").await.status(),
         201,
         "the refused attempts did not use the address's one registration"
     );
@@ -154,7 +163,7 @@ async fn without_trusted_proxies_a_forwarding_header_changes_nothing() {
 async fn a_full_command_stream_refuses_new_commands_and_the_api_answers_503() {
     let app = spawn_app_with(&[("NATS_STREAM_LIMITS", "ORDERS_CMD=1MiB/2")]).await;
     let client = app.create_user(common::domain::Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
+    let mug = app.products().create("Mug", 1250, 10).await;
     let order = json!({"items": [{"product_id": mug, "quantity": 1}]});
     for _ in 0..2 {
         let res = app.post_as(&client, "/api/v1/orders", &order, &[]).await;

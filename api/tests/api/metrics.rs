@@ -47,7 +47,7 @@ pub async fn scrape(url: &str) -> String {
 /// rejected for want of stock.
 async fn confirm_reject_and_cancel(app: &TestApp) {
     let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 3).await;
+    let mug = app.products().create("Mug", 1250, 3).await;
     let wait = [("prefer", "wait=10")];
     let confirmed: Value = app
         .post_as(&client, "/api/v1/orders", &one_line(mug, 1), &wait)
@@ -73,7 +73,8 @@ async fn confirm_reject_and_cancel(app: &TestApp) {
         )
         .await;
     assert!(res.status().is_success(), "{}", res.status());
-    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+    app.orders()
+        .when(&client, id, |o| o["status"] == "CANCELLED")
         .await;
 }
 

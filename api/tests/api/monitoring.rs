@@ -54,11 +54,11 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
         ]))
         .await;
     let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 3).await;
+    let mug = app.products().create("Mug", 1250, 3).await;
     // A webhook endpoint receives the orders' events.
     let admin = app.create_user(Role::Admin).await;
     let receiver = common::testing::Receiver::start().await;
-    let endpoint = app.create_webhook(&admin, &receiver.url, &["*"]).await;
+    let endpoint = app.webhooks().create(&admin, &receiver.url, &["*"]).await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     let wait = [("prefer", "wait=10")];
     let place = |quantity: i32| {
@@ -76,7 +76,8 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
     assert_eq!(confirmed["status"], "CONFIRMED");
     assert_eq!(place(50).await["status"], "REJECTED");
     let id = confirmed["id"].as_str().unwrap();
-    app.order_when(&client, id, |o| o["status"] == "CANCELLED")
+    app.orders()
+        .when(&client, id, |o| o["status"] == "CANCELLED")
         .await;
     publish_plain(&app, "payments.evt.succeeded", payment(id, 1250)).await;
     // A message no handler can read is dead-lettered; a payment for an order not recorded is

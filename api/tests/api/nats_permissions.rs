@@ -104,7 +104,11 @@ async fn the_webhooks_worker_delivers_and_the_api_replays_under_their_own_users(
     let shop = shop_on(&nats, &[]).await;
     let admin = shop.app.create_user(Role::Admin).await;
     let receiver = common::testing::Receiver::start().await;
-    let endpoint = shop.app.create_webhook(&admin, &receiver.url, &["*"]).await;
+    let endpoint = shop
+        .app
+        .webhooks()
+        .create(&admin, &receiver.url, &["*"])
+        .await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     let since = chrono::Utc::now();
 
@@ -158,7 +162,7 @@ async fn a_payment_provider_pays_an_order_under_its_own_user() {
 
     shop.paid_order(&nats, &provider).await;
 
-    assert_eq!(shop.app.stock_of(shop.mug).await, 9);
+    assert_eq!(shop.app.products().stock_of(shop.mug).await, 9);
     nats.assert_not_refused(&SERVICE_USERS);
 }
 

@@ -100,10 +100,13 @@ async fn a_warehouse_cannot_mark_an_order_paid_or_cancel_a_paid_one_by_a_transit
     warehouse.told("Publish to \"orders.cmd.transition\"").await;
     assert_eq!(last_sequence(&api.js, "ORDERS_CMD").await, before);
     assert_eq!(
-        shop.app.stored_status(unpaid).await.as_deref(),
+        shop.app.orders().stored_status(unpaid).await.as_deref(),
         Some("CONFIRMED")
     );
-    assert_eq!(shop.app.stored_status(paid).await.as_deref(), Some("PAID"));
+    assert_eq!(
+        shop.app.orders().stored_status(paid).await.as_deref(),
+        Some("PAID")
+    );
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ async fn traced_system(filter: &str) -> Traced {
     let (logs, guard) = capture_json_logs(filter);
     let app = spawn_system().await;
     let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
+    let mug = app.products().create("Mug", 1250, 10).await;
     Traced {
         app,
         client,

@@ -14,8 +14,8 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     // at once: the workers record, reserve and settle them in batches.
     let app = Shop::around(spawn_app().await).await;
     let client = &app.customer;
-    let scarce = app.create_product("Scarce", 250, 30).await;
-    let plenty = app.create_product("Plenty", 100, 1000).await;
+    let scarce = app.products().create("Scarce", 250, 30).await;
+    let plenty = app.products().create("Plenty", 100, 1000).await;
     let mut order_ids = Vec::new();
     for i in 0..120 {
         let order_id = Uuid::now_v7();
@@ -36,18 +36,19 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
             shipping_address: None,
             items: Lines::merging(&items).expect("valid lines"),
         };
-        app.publish(command.clone(), "batch").await;
+        app.bus().publish(command.clone(), "batch").await;
         if i == 5 {
             // A copy under another message id, as a redelivery would arrive.
-            app.publish_copy(command, "copy-of-5").await;
+            app.bus().publish_copy(command, "copy-of-5").await;
         }
         if i == 60 {
             // Two commands that can never succeed, in the middle of the others.
-            app.publish(
-                place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
-                "bad",
-            )
-            .await;
+            app.bus()
+                .publish(
+                    place_command(Uuid::now_v7(), Uuid::now_v7(), plenty, 1),
+                    "bad",
+                )
+                .await;
             // A quantity of 0 cannot be held by a `PlaceOrder`: written into its JSON, as
             // another publisher might send it.
             let command = place_command(Uuid::now_v7(), client.id, plenty, 1);
@@ -55,14 +56,15 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
                 serde_json::to_value(Envelope::<PlaceOrder>::new(command, "copy")).unwrap();
             invalid["data"]["items"][0]["quantity"] = serde_json::json!(0);
             let payload = serde_json::to_vec(&invalid).unwrap();
-            app.publish_bytes(PlaceOrder::SUBJECT, "invalid-quantity", payload)
+            app.bus()
+                .publish_bytes(PlaceOrder::SUBJECT, "invalid-quantity", payload)
                 .await;
         }
     }
     // One customer's 120 orders, unpaid: no bound on unpaid orders here.
     app.start_workers(app.env.config_with(&[("MAX_UNPAID_ORDERS_PER_USER", "0")]))
         .await;
-    app.quiescent().await;
+    app.bus().quiescent().await;
 
     let statuses: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status::text, count(*) FROM orders WHERE id = ANY($1) GROUP BY status ORDER BY status",
@@ -76,10 +78,10 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
         vec![("CONFIRMED".to_owned(), 30), ("REJECTED".to_owned(), 90)]
     );
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 120);
-    assert_eq!(app.stock_of(scarce).await, 0);
-    let plenty_held = app.reserved_of(plenty).await;
+    assert_eq!(app.products().stock_of(scarce).await, 0);
+    let plenty_held = app.products().reserved_of(plenty).await;
     assert_eq!(
-        i64::from(app.stock_of(plenty).await) + plenty_held,
+        i64::from(app.products().stock_of(plenty).await) + plenty_held,
         1000,
         "conservation"
     );
@@ -120,7 +122,7 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
     );
     assert_eq!(app.count("SELECT count(*) FROM order_events").await, 120);
 
-    let mut reasons = app.dead_letter_reasons().await;
+    let mut reasons = app.bus().dead_letter_reasons().await;
     reasons.sort();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
@@ -136,8 +138,8 @@ async fn commands_received_together_are_settled_in_shared_transactions_with_the_
 async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_are_recorded() {
     let app = Shop::around(spawn_app().await).await;
     let client = &app.customer;
-    let dear = app.create_product("Dear", 100, 10).await;
-    let cheap = app.create_product("Cheap", 100, 10).await;
+    let dear = app.products().create("Dear", 100, 10).await;
+    let cheap = app.products().create("Cheap", 100, 10).await;
     sqlx::query("UPDATE products SET price = $2 WHERE id = $1")
         .bind(dear)
         .bind(i64::MAX / 2)
@@ -146,7 +148,7 @@ async fn an_order_whose_total_overflows_is_refused_and_the_others_of_its_batch_a
         .unwrap();
     let (overflowing, fine) = (Uuid::now_v7(), Uuid::now_v7());
     let outcomes = workers::placing::place(
-        app.worker_context(),
+        app.bus().worker_context(),
         vec![
             incoming(place_command(overflowing, client.id, dear, 3)),
             incoming(place_command(fine, client.id, cheap, 2)),

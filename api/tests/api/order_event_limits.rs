@@ -41,6 +41,12 @@ async fn a_heartbeat_comment_keeps_an_idle_stream_open() {
     let app = spawn_app_with(&[("SSE_HEARTBEAT_SECS", "1")]).await;
     let customer = app.create_user(Role::Client).await;
     let res = request(&app.address, &customer, "/api/v1/orders/events", None).await;
+    assert_heartbeat_in_time(res).await;
+}
+
+/// Asserts that the event stream in `res` sends a heartbeat comment within [`PATIENCE`], and
+/// stays open until then.
+async fn assert_heartbeat_in_time(res: reqwest::Response) {
     let mut body = res.bytes_stream();
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 /// A lamp ordered by `customer` and confirmed; returns the order's id.
 async fn lamp_ordered(app: &TestApp, customer: &TestUser) -> String {
-    let product = app.create_product("Lamp", 1500, 10).await;
-    let order = app.place_settled(customer, product, 1).await;
+    let product = app.products().create("Lamp", 1500, 10).await;
+    let order = app.orders().place_settled(customer, product, 1).await;
     assert_eq!(order["status"], "CONFIRMED");
     crate::helpers::id_of(&order)
 }
@@ -45,7 +45,7 @@ async fn a_customer_follows_an_order_from_placement_to_delivered() {
         ("PAID", "SHIPPED"),
         ("SHIPPED", "DELIVERED"),
     ] {
-        app.move_order(admin, &order, &[to]).await;
+        app.orders().move_through(admin, &order, &[to]).await;
         let (event, change) = sse.next_of("status_changed").await;
         assert_eq!(change["order_id"], order.as_str());
         assert_eq!(
@@ -74,8 +74,8 @@ async fn a_stream_resumed_with_last_event_id_replays_what_was_missed_while_disco
     let mut sse = open(&app.address, customer, &path, None).await;
     let (opening, _) = sse.next_of("order").await;
     drop(sse);
-    app.move_order(admin, &order, &["PAID"]).await;
-    app.move_order(admin, &order, &["SHIPPED"]).await;
+    app.orders().move_through(admin, &order, &["PAID"]).await;
+    app.orders().move_through(admin, &order, &["SHIPPED"]).await;
 
     // Through another replica: the missed entries come from PostgreSQL.
     let other = app.replica(&[]).await;
@@ -88,7 +88,9 @@ async fn a_stream_resumed_with_last_event_id_replays_what_was_missed_while_disco
     assert!(entry_id(&shipped) > entry_id(&paid));
 
     // Then live again.
-    app.move_order(admin, &order, &["DELIVERED"]).await;
+    app.orders()
+        .move_through(admin, &order, &["DELIVERED"])
+        .await;
     let (_, change) = sse.next_of("status_changed").await;
     assert_eq!(change["to"], "DELIVERED");
     assert!(sse.next_or_end().await.is_none());
@@ -109,7 +111,7 @@ async fn a_stream_opened_on_one_replica_sees_a_change_made_through_another() {
     )
     .await;
     sse.next_of("order").await;
-    app.move_order(admin, &order, &["PAID"]).await;
+    app.orders().move_through(admin, &order, &["PAID"]).await;
     let (_, change) = sse.next_of("status_changed").await;
     assert_eq!(change["to"], "PAID");
 }
@@ -119,7 +121,9 @@ async fn resuming_after_the_final_change_is_answered_204_so_browsers_stop_reconn
     let shop = Shop::open().await;
     let (app, customer, admin) = (&shop, &shop.customer, &shop.admin);
     let order = lamp_ordered(app, customer).await;
-    app.move_order(admin, &order, &["CANCELLED"]).await;
+    app.orders()
+        .move_through(admin, &order, &["CANCELLED"])
+        .await;
     let path = format!("/api/v1/orders/{order}/events");
 
     let mut sse = open(&app.address, customer, &path, None).await;
@@ -200,7 +204,7 @@ async fn an_admin_follows_every_order_filtered_by_status() {
     )
     .await;
     let order = lamp_ordered(app, customer).await;
-    app.move_order(admin, &order, &["PAID"]).await;
+    app.orders().move_through(admin, &order, &["PAID"]).await;
     let (_, change) = sse.next_of("status_changed").await;
     assert_eq!(change["order_id"], order.as_str());
     assert_eq!(
@@ -221,7 +225,7 @@ async fn the_stream_of_all_orders_resumes_from_last_event_id() {
     .fetch_one(&app.state.db)
     .await
     .unwrap();
-    app.move_order(admin, &order, &["PAID"]).await;
+    app.orders().move_through(admin, &order, &["PAID"]).await;
 
     let mut sse = open(
         &app.address,
@@ -243,8 +247,11 @@ async fn a_stream_opened_before_the_order_is_recorded_starts_pending_and_hears_t
     // No workers yet: the order is accepted, not recorded.
     let shop = Shop::around(spawn_app().await).await;
     let (app, customer) = (&shop, &shop.customer);
-    let product = app.create_product("Lamp", 1500, 10).await;
-    let res = app.place(customer, &order_of(&[(product, 1)]), &[]).await;
+    let product = app.products().create("Lamp", 1500, 10).await;
+    let res = app
+        .orders()
+        .place(customer, &order_of(&[(product, 1)]), &[])
+        .await;
     assert_eq!(res.status(), 202);
     let order: Value = res.json().await.unwrap();
     let id = order["id"].as_str().unwrap();

@@ -47,7 +47,9 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
     let product = Uuid::now_v7();
 
     let body = order_of(&[(product, 2)]);
-    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
+    let placing = shop
+        .orders()
+        .place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         let reply_to = reply_to.expect("a waiting placement names a reply subject");
@@ -99,12 +101,14 @@ async fn a_waiting_placement_is_answered_from_the_outcome_sent_straight_to_its_r
 #[tokio::test]
 async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_status_event() {
     let shop = Shop::around(spawn_app().await).await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let mut commands = commands(&shop).await;
-    let ctx = shop.worker_context();
+    let ctx = shop.bus().worker_context();
 
     let body = order_of(&[(mug, 2)]);
-    let placing = shop.place(&shop.customer, &body, &[("prefer", "wait=10")]);
+    let placing = shop
+        .orders()
+        .place(&shop.customer, &body, &[("prefer", "wait=10")]);
     let worker = async {
         let (command, reply_to) = next_command(&mut commands).await;
         assert!(reply_to.is_some());
@@ -119,24 +123,31 @@ async fn a_waiting_placement_whose_outcome_reply_is_lost_is_answered_from_the_st
     assert_eq!(res.status(), 201);
     let placed: Value = res.json().await.expect("json");
     assert_eq!(placed["status"], "CONFIRMED");
-    assert_eq!(shop.order(&shop.customer, &id_of(&placed)).await, placed);
+    assert_eq!(
+        shop.orders().read(&shop.customer, &id_of(&placed)).await,
+        placed
+    );
 }
 
 #[tokio::test]
 async fn a_waiting_placement_answers_exactly_what_a_read_of_the_order_shows() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
-    let tea = shop.create_product("Tea", 399, 0).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+    let tea = shop.products().create("Tea", 399, 0).await;
 
     // Confirmed, then rejected for the tea out of stock.
     for lines in [vec![(mug, 2)], vec![(tea, 1), (mug, 1)]] {
         let res = shop
+            .orders()
             .place(&shop.customer, &order_of(&lines), &[("prefer", "wait=10")])
             .await;
         assert_eq!(res.status(), 201);
         let placed: Value = res.json().await.expect("json");
 
-        assert_eq!(shop.order(&shop.customer, &id_of(&placed)).await, placed);
+        assert_eq!(
+            shop.orders().read(&shop.customer, &id_of(&placed)).await,
+            placed
+        );
     }
 }
 
@@ -156,9 +167,10 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     let shop = Shop::around(spawn_app().await).await;
     let other = shop.replica(&[]).await;
     let stranger = shop.create_user(common::domain::Role::Client).await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
 
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(mug, 2)]), &[])
         .await;
     assert_eq!(res.status(), 202);
@@ -175,13 +187,14 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
     let command = place_command(id.parse().expect("uuid"), shop.customer.id, mug, 2);
     assert_eq!(command.message_id(), format!("order:{id}:place"));
     let handled = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![Incoming::new(command, "record")],
     )
     .await;
     assert!(handled.iter().all(Result::is_ok));
     let recorded = shop
-        .order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
+        .orders()
+        .when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(read_on(&other, &shop.customer, &id).await, (200, recorded));
 }

@@ -7,9 +7,10 @@ use serde_json::Value;
 
 /// A two-line order by the customer, rejected for the tea out of stock, as placed (201).
 async fn a_rejected_two_line_order(shop: &Shop) -> Value {
-    let mug = shop.create_product("Mug", 1250, 10).await;
-    let tea = shop.create_product("Tea", 399, 0).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+    let tea = shop.products().create("Tea", 399, 0).await;
     let res = shop
+        .orders()
         .place(
             &shop.customer,
             &order_of(&[(tea, 1), (mug, 2)]),
@@ -26,7 +27,7 @@ async fn an_order_reads_the_same_as_placed_alone_and_in_its_owners_list() {
     let shop = Shop::open().await;
     let placed = a_rejected_two_line_order(&shop).await;
 
-    let alone = shop.order(&shop.customer, &id_of(&placed)).await;
+    let alone = shop.orders().read(&shop.customer, &id_of(&placed)).await;
     let list = shop.read(&shop.customer, "/api/v1/orders").await;
 
     assert_eq!(alone, placed);
@@ -46,7 +47,7 @@ async fn an_orders_timeline_shows_the_instants_as_postgresql_holds_them() {
     let shop = Shop::open().await;
     let placed = a_rejected_two_line_order(&shop).await;
 
-    let alone = shop.order(&shop.customer, &id_of(&placed)).await;
+    let alone = shop.orders().read(&shop.customer, &id_of(&placed)).await;
 
     // The timeline's instants, as PostgreSQL holds them (microseconds), oldest first.
     let stored: Vec<chrono::DateTime<chrono::Utc>> =
@@ -73,7 +74,7 @@ async fn an_orders_timeline_shows_the_instants_as_postgresql_holds_them() {
 async fn another_customers_order_is_not_found_but_an_admin_sees_it() {
     let shop = Shop::open().await;
     let bob = shop.create_user(Role::Client).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     let path = format!("/api/v1/orders/{order}");
 
@@ -106,16 +107,16 @@ struct TwoCustomers {
 async fn two_customers_ordering() -> TwoCustomers {
     let shop = Shop::open().await;
     let bob = shop.create_user(Role::Client).await;
-    let p = shop.create_product("P", 100, 1000).await;
-    let scarce = shop.create_product("Scarce", 100, 0).await;
+    let p = shop.products().create("P", 100, 1000).await;
+    let scarce = shop.products().create("Scarce", 100, 0).await;
     let mut alices = Vec::new();
     for _ in 0..5 {
         alices.push(shop.confirmed_order(p, 1).await);
     }
-    let rejected = shop.place_settled(&shop.customer, scarce, 1).await;
+    let rejected = shop.orders().place_settled(&shop.customer, scarce, 1).await;
     assert_eq!(rejected["status"], "REJECTED");
     alices.push(id_of(&rejected));
-    shop.place_settled(&bob, p, 1).await;
+    shop.orders().place_settled(&bob, p, 1).await;
     TwoCustomers { shop, bob, alices }
 }
 

@@ -30,17 +30,18 @@ pub(crate) async fn place_consumer(app: &TestApp) -> Option<async_nats::jetstrea
 #[tokio::test]
 async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reservation() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, product, 3);
 
     // Two copies with different message ids get past the server's duplicate check, as a
     // redelivery would.
-    shop.publish_copy(command.clone(), "copy-a").await;
-    shop.publish_copy(command, "copy-b").await;
+    shop.bus().publish_copy(command.clone(), "copy-a").await;
+    shop.bus().publish_copy(command, "copy-b").await;
 
     let order = shop
-        .order_when(&shop.customer, &order_id.to_string(), |o| {
+        .orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
             o["status"] != "PENDING"
         })
         .await;
@@ -54,20 +55,21 @@ async fn the_same_place_command_delivered_twice_creates_one_order_and_one_reserv
     .await;
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(shop.stock_of(product).await, 7);
-    assert_eq!(shop.transitions_to("CONFIRMED").await, 1);
+    assert_eq!(shop.products().stock_of(product).await, 7);
+    assert_eq!(shop.orders().transitions_to("CONFIRMED").await, 1);
 }
 
 /// An api without workers, its customer, and a product of stock 10 to drive handlers with.
 async fn handlers_by_hand() -> (Shop, Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     (shop, product)
 }
 
 /// Runs the place handler on `command`, which must succeed.
 async fn place_by_hand(app: &TestApp, command: common::messages::PlaceOrder) {
-    let results = workers::placing::place(app.worker_context(), vec![incoming(command)]).await;
+    let results =
+        workers::placing::place(app.bus().worker_context(), vec![incoming(command)]).await;
     assert!(results[0].is_ok(), "{results:?}");
 }
 
@@ -84,7 +86,7 @@ async fn a_place_handler_rerun_after_a_crash_between_commit_and_ack_changes_noth
     assert_eq!(shop.count("SELECT count(*) FROM orders").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM order_items").await, 1);
     assert_eq!(shop.count("SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(shop.stock_of(product).await, 6, "reserved once");
+    assert_eq!(shop.products().stock_of(product).await, 6, "reserved once");
 }
 
 #[tokio::test]
@@ -95,11 +97,12 @@ async fn a_cancel_handler_rerun_after_a_crash_between_commit_and_ack_changes_not
 
     for _ in 0..2 {
         let cancel = incoming(transition_command(order_id, OrderStatus::Cancelled));
-        let results = workers::transitions::transition(shop.worker_context(), vec![cancel]).await;
+        let results =
+            workers::transitions::transition(shop.bus().worker_context(), vec![cancel]).await;
         assert!(results[0].is_ok(), "{results:?}");
     }
 
-    assert_eq!(shop.stock_of(product).await, 10, "released once");
+    assert_eq!(shop.products().stock_of(product).await, 10, "released once");
     assert_eq!(
         shop.count("SELECT count(*) FROM order_events").await,
         2,
@@ -110,12 +113,12 @@ async fn a_cancel_handler_rerun_after_a_crash_between_commit_and_ack_changes_not
 #[tokio::test]
 async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, product, 1);
 
-    let first = shop.publish(command.clone(), "c").await;
-    let retry = shop.publish(command, "c").await;
+    let first = shop.bus().publish(command.clone(), "c").await;
+    let retry = shop.bus().publish(command, "c").await;
 
     assert!(!first.duplicate);
     assert!(
@@ -123,33 +126,37 @@ async fn a_publish_retried_inside_the_duplicate_window_is_dropped_by_the_server(
         "the retried publish is recognised as a duplicate"
     );
     assert_eq!(retry.sequence, first.sequence);
-    shop.order_when(&shop.customer, &order_id.to_string(), |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
-    assert_eq!(shop.stock_of(product).await, 9);
+    shop.orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
+            o["status"] == "CONFIRMED"
+        })
+        .await;
+    assert_eq!(shop.products().stock_of(product).await, 9);
 }
 
 #[tokio::test]
 async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered() {
     let shop = Shop::open().await;
-    let product = shop.create_product("P", 100, 10).await;
+    let product = shop.products().create("P", 100, 10).await;
     let order_id = Uuid::now_v7();
-    shop.publish(place_command(order_id, shop.customer.id, product, 1), "c")
+    shop.bus()
+        .publish(place_command(order_id, shop.customer.id, product, 1), "c")
         .await;
-    shop.order_when(&shop.customer, &order_id.to_string(), |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
+    shop.orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
+            o["status"] == "CONFIRMED"
+        })
+        .await;
 
-    shop.publish_copy(
-        place_command(order_id, shop.customer.id, product, 5),
-        "impostor",
-    )
-    .await;
+    shop.bus()
+        .publish_copy(
+            place_command(order_id, shop.customer.id, product, 5),
+            "impostor",
+        )
+        .await;
 
     let reasons = eventually(Duration::from_secs(20), "a dead letter", || async {
-        let reasons = shop.dead_letter_reasons().await;
+        let reasons = shop.bus().dead_letter_reasons().await;
         (!reasons.is_empty()).then_some(reasons)
     })
     .await;
@@ -157,7 +164,7 @@ async fn a_place_command_reusing_an_order_id_with_other_lines_is_dead_lettered()
         reasons[0].contains("already used by a different order"),
         "{reasons:?}"
     );
-    assert_eq!(shop.stock_of(product).await, 9);
+    assert_eq!(shop.products().stock_of(product).await, 9);
 }
 
 #[tokio::test]
@@ -168,13 +175,17 @@ async fn copies_of_a_place_command_received_together_record_one_order_and_share_
         |order_id, quantity| incoming(place_command(order_id, shop.customer.id, product, quantity));
 
     let outcomes = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![place(twice, 4), place(once, 9), place(twice, 4)],
     )
     .await;
 
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    assert_eq!(shop.stock_of(product).await, 6, "decremented once, for 4");
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        6,
+        "decremented once, for 4"
+    );
     let statuses: Vec<(Uuid, OrderStatus)> =
         sqlx::query_as("SELECT id, status FROM orders ORDER BY status")
             .fetch_all(&shop.state.db)

@@ -23,16 +23,16 @@ async fn payment_deliveries(app: &TestApp) -> Option<u64> {
 #[tokio::test]
 async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1999, 10).await;
+    let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
 
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
 
     let paid = shop.order_in(&order, "PAID").await;
     assert_eq!(last_step(&paid)["actor"], "system:payments");
     assert_eq!(last_step(&paid)["reason"], "payment psp-001");
     assert_eq!(
-        shop.payment_outcome("psp-001").await.as_deref(),
+        shop.payments().outcome("psp-001").await.as_deref(),
         Some("applied")
     );
 }
@@ -40,32 +40,32 @@ async fn a_payment_published_by_a_plain_nats_client_pays_the_order() {
 #[tokio::test]
 async fn a_payment_the_provider_delivers_twice_pays_the_order_once() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1999, 10).await;
+    let p = shop.products().create("P", 1999, 10).await;
     let order = shop.confirmed_order(p, 2).await;
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
     shop.order_in(&order, "PAID").await;
 
-    shop.payment_succeeded(&order, 3998, "psp-001").await;
-    shop.quiescent().await;
+    shop.payments().succeeded(&order, 3998, "psp-001").await;
+    shop.bus().quiescent().await;
 
-    assert_eq!(shop.transitions_to("PAID").await, 1);
+    assert_eq!(shop.orders().transitions_to("PAID").await, 1);
 }
 
 #[tokio::test]
 async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 1).await;
 
-    shop.payment_succeeded(&order, 999, "psp-short").await;
-    shop.quiescent().await;
+    shop.payments().succeeded(&order, 999, "psp-short").await;
+    shop.bus().quiescent().await;
 
     assert_eq!(
-        shop.payment_outcome("psp-short").await.as_deref(),
+        shop.payments().outcome("psp-short").await.as_deref(),
         Some("refund_required")
     );
     assert_eq!(
-        shop.order(&shop.customer, &order).await["status"],
+        shop.orders().read(&shop.customer, &order).await["status"],
         "CONFIRMED"
     );
 }
@@ -73,18 +73,18 @@ async fn a_wrong_amount_leaves_the_order_unpaid_and_is_flagged_for_refund() {
 #[tokio::test]
 async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 4).await;
 
-    shop.payment_failed(&order, 4000, "psp-declined").await;
+    shop.payments().failed(&order, 4000, "psp-declined").await;
 
     let cancelled = shop.order_in(&order, "CANCELLED").await;
     assert_eq!(
         last_step(&cancelled)["reason"],
         "payment_failed: card declined"
     );
-    shop.quiescent().await;
-    assert_eq!(shop.stock_of(p).await, 10);
+    shop.bus().quiescent().await;
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
@@ -95,38 +95,41 @@ async fn a_payment_for_an_expired_order_is_recorded_for_refund_and_changes_nothi
         ("EXPIRY_SWEEP_INTERVAL_MS", "100"),
     ]))
     .await;
-    let p = shop.create_product("P", 1000, 10).await;
+    let p = shop.products().create("P", 1000, 10).await;
     let order = shop.confirmed_order(p, 1).await;
     shop.order_in(&order, "CANCELLED").await;
 
-    shop.payment_succeeded(&order, 1000, "psp-late").await;
-    shop.quiescent().await;
+    shop.payments().succeeded(&order, 1000, "psp-late").await;
+    shop.bus().quiescent().await;
 
     assert_eq!(
-        shop.payment_outcome("psp-late").await.as_deref(),
+        shop.payments().outcome("psp-late").await.as_deref(),
         Some("refund_required")
     );
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
 async fn a_payment_that_arrives_before_the_confirmation_is_retried_until_it_applies() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     // The payment is on the bus, and tried, before the order even exists.
     let order_id = Uuid::new_v4();
-    shop.payment_succeeded(&order_id.to_string(), 500, "psp-early")
+    shop.payments()
+        .succeeded(&order_id.to_string(), 500, "psp-early")
         .await;
     eventually(Duration::from_secs(10), "the payment tried", || async {
         (payment_deliveries(&shop).await? >= 1).then_some(())
     })
     .await;
 
-    shop.publish(place_command(order_id, shop.customer.id, p, 1), "c")
+    shop.bus()
+        .publish(place_command(order_id, shop.customer.id, p, 1), "c")
         .await;
 
     let paid = shop
-        .order_when(&shop.customer, &order_id.to_string(), |o| {
+        .orders()
+        .when(&shop.customer, &order_id.to_string(), |o| {
             o["status"] == "PAID"
         })
         .await;

@@ -339,7 +339,7 @@ pub struct MugShop {
 pub async fn shop_on(nats: &PrivateNats, overrides: &[(&str, &str)]) -> MugShop {
     let app = system_on(nats, overrides).await;
     let client = app.create_user(Role::Client).await;
-    let mug = app.create_product("Mug", 1250, 10).await;
+    let mug = app.products().create("Mug", 1250, 10).await;
     MugShop { app, client, mug }
 }
 
@@ -362,14 +362,15 @@ impl MugShop {
     /// Waits until order `id` satisfies `done`.
     pub async fn order_when(&self, id: uuid::Uuid, done: impl Fn(&Value) -> bool) -> Value {
         self.app
-            .order_when(&self.client, &id.to_string(), done)
+            .orders()
+            .when(&self.client, &id.to_string(), done)
             .await
     }
 
     /// Waits until the mugs' stock is `stock` (deadline 10 s).
     pub async fn stock_becomes(&self, stock: i32) {
         common::testing::eventually(Duration::from_secs(10), "the mugs' stock", || async {
-            (self.app.stock_of(self.mug).await == stock).then_some(())
+            (self.app.products().stock_of(self.mug).await == stock).then_some(())
         })
         .await;
     }

@@ -23,7 +23,7 @@ async fn anyone_can_list_an_empty_catalogue() {
 async fn anyone_can_read_a_product_without_logging_in() {
     let shop = catalogue().await;
 
-    let p = shop.app.product(&shop.id).await;
+    let p = shop.app.products().read(&shop.id).await;
 
     assert_eq!(p["id"], shop.id.as_str());
     assert_eq!(p["name"], "Espresso cup");
@@ -46,9 +46,12 @@ async fn a_malformed_product_id_is_a_400_whatever_the_method() {
     let admin = app.create_user(Role::Admin).await;
 
     assert_problem(app.get("/api/v1/products/not-a-uuid").await, 400).await;
-    let res = app.update_product(&admin, "123", json!({"price": 1})).await;
+    let res = app
+        .products()
+        .update(&admin, "123", json!({"price": 1}))
+        .await;
     assert_problem(res, 400).await;
-    assert_problem(app.archive_product(&admin, "123").await, 400).await;
+    assert_problem(app.products().archive(&admin, "123").await, 400).await;
 }
 
 #[tokio::test]
@@ -105,7 +108,8 @@ async fn description_and_stock_may_be_left_out_on_creation() {
     let admin = app.create_user(Role::Admin).await;
 
     let p = app
-        .create_product_via_api(&admin, json!({"name": "Saucer", "price": 0}))
+        .products()
+        .create_via_api(&admin, json!({"name": "Saucer", "price": 0}))
         .await;
 
     assert_eq!(p["description"], "");
@@ -118,7 +122,8 @@ async fn a_name_is_stored_trimmed() {
     let admin = app.create_user(Role::Admin).await;
 
     let p = app
-        .create_product_via_api(&admin, json!({"name": "  Saucer  ", "price": 10}))
+        .products()
+        .create_via_api(&admin, json!({"name": "  Saucer  ", "price": 10}))
         .await;
 
     assert_eq!(p["name"], "Saucer");

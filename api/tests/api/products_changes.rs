@@ -56,7 +56,11 @@ async fn setting_the_stock_by_update_is_recorded_in_the_ledger() {
 
     assert_eq!(shop.update(json!({"stock": 25})).await.status(), 200);
 
-    let ledger = shop.app.ledger_page(&shop.admin, &shop.id, "").await;
+    let ledger = shop
+        .app
+        .products()
+        .ledger_page(&shop.admin, &shop.id, "")
+        .await;
     assert_eq!(ledger["items"][0]["delta"], -15);
     assert_eq!(ledger["items"][0]["stock_after"], 25);
     assert_eq!(ledger["items"][0]["reason"], "stock set by product update");
@@ -105,7 +109,8 @@ async fn updating_an_unknown_product_is_a_404() {
     let admin = app.create_user(Role::Admin).await;
 
     let res = app
-        .update_product(&admin, &Uuid::new_v4().to_string(), json!({"price": 1}))
+        .products()
+        .update(&admin, &Uuid::new_v4().to_string(), json!({"price": 1}))
         .await;
 
     assert_problem(res, 404).await;
@@ -118,7 +123,8 @@ async fn a_client_cannot_update_a_product() {
 
     let res = shop
         .app
-        .update_product(&client, &shop.id, json!({"price": 1}))
+        .products()
+        .update(&client, &shop.id, json!({"price": 1}))
         .await;
 
     assert_problem(res, 403).await;
@@ -145,7 +151,7 @@ async fn an_archived_product_leaves_the_catalogue() {
     assert_eq!(shop.archive().await.status(), 204);
 
     assert_problem(shop.app.get(&product_path(&shop.id)).await, 404).await;
-    assert!(shop.app.list_all("").await.is_empty());
+    assert!(shop.app.products().list_all("").await.is_empty());
 }
 
 #[tokio::test]
@@ -181,7 +187,8 @@ async fn archiving_an_unknown_product_is_a_404() {
     let admin = app.create_user(Role::Admin).await;
 
     let res = app
-        .archive_product(&admin, &Uuid::new_v4().to_string())
+        .products()
+        .archive(&admin, &Uuid::new_v4().to_string())
         .await;
 
     assert_problem(res, 404).await;
@@ -221,7 +228,7 @@ async fn a_client_cannot_archive_a_product_and_it_stays_listed() {
     let shop = catalogue().await;
     let client = shop.app.create_user(Role::Client).await;
 
-    let res = shop.app.archive_product(&client, &shop.id).await;
+    let res = shop.app.products().archive(&client, &shop.id).await;
 
     assert_problem(res, 403).await;
     shop.cup().await;
@@ -241,14 +248,15 @@ async fn archived_products_are_not_listed() {
     let shop = catalogue().await;
     let other = shop
         .app
-        .create_product_via_api(&shop.admin, json!({"name": "Saucer", "price": 5}))
+        .products()
+        .create_via_api(&shop.admin, json!({"name": "Saucer", "price": 5}))
         .await;
 
     let res = shop.archive().await;
 
     assert_eq!(res.status(), 204, "{:?}", res.text().await);
     assert_eq!(
-        crate::products_listing::ids(&shop.app.list_all("").await),
+        crate::products_listing::ids(&shop.app.products().list_all("").await),
         [other["id"].as_str().unwrap()]
     );
 }

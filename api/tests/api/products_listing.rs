@@ -46,7 +46,7 @@ async fn catalogue_of(products: &[Value]) -> TestApp {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     for product in products {
-        app.create_product_via_api(&admin, product.clone()).await;
+        app.products().create_via_api(&admin, product.clone()).await;
     }
     app
 }
@@ -78,10 +78,16 @@ fn key_order(sort: &str, a: &Value, b: &Value) -> std::cmp::Ordering {
 
 async fn assert_pages_visit_every_product_once(sort: &str) {
     let app = seeded_catalogue().await;
-    let all = app.list_all(&format!("sort={sort}&limit=100")).await;
+    let all = app
+        .products()
+        .list_all(&format!("sort={sort}&limit=100"))
+        .await;
     assert_eq!(all.len(), 57);
 
-    let paged = app.list_all(&format!("sort={sort}&limit=10")).await;
+    let paged = app
+        .products()
+        .list_all(&format!("sort={sort}&limit=10"))
+        .await;
     let paged_ids = ids(&paged);
     assert_eq!(paged_ids.len(), 57, "no gaps");
     assert_eq!(
@@ -137,9 +143,11 @@ async fn the_default_page_holds_20_products_and_a_cursor() {
 async fn paging_with_filters_visits_every_match_once() {
     let app = seeded_catalogue().await;
     let paged = app
+        .products()
         .list_all("sort=-price&limit=4&min_price=100&max_price=300&in_stock=true")
         .await;
     let all = app
+        .products()
         .list_all("sort=-price&limit=100&min_price=100&max_price=300&in_stock=true")
         .await;
     assert_eq!(ids(&paged), ids(&all));
@@ -149,6 +157,7 @@ async fn paging_with_filters_visits_every_match_once() {
 /// The names of the products `query` lists, sorted.
 async fn names_listed(app: &TestApp, query: &str) -> Vec<String> {
     let mut names: Vec<String> = app
+        .products()
         .list_all(query)
         .await
         .iter()
@@ -185,7 +194,7 @@ async fn search_treats_wildcards_literally() {
 #[tokio::test]
 async fn the_price_range_is_inclusive() {
     let app = seeded_catalogue().await;
-    let found = app.list_all("min_price=100&max_price=200").await;
+    let found = app.products().list_all("min_price=100&max_price=200").await;
     assert!(!found.is_empty());
     assert!(
         found
@@ -199,8 +208,8 @@ async fn the_price_range_is_inclusive() {
 #[tokio::test]
 async fn in_stock_filters_on_available_stock() {
     let app = seeded_catalogue().await;
-    let with = app.list_all("in_stock=true").await;
-    let without = app.list_all("in_stock=false").await;
+    let with = app.products().list_all("in_stock=true").await;
+    let without = app.products().list_all("in_stock=false").await;
     assert!(with.iter().all(|p| p["stock"].as_i64().unwrap() > 0));
     assert!(without.iter().all(|p| p["stock"].as_i64().unwrap() == 0));
     assert_eq!(with.len() + without.len(), 57);

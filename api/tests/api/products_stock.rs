@@ -54,6 +54,7 @@ async fn adjusting_an_unknown_product_is_a_404() {
     let admin = app.create_user(Role::Admin).await;
 
     let res = app
+        .products()
         .adjust(&admin, &Uuid::new_v4().to_string(), 1, "x")
         .await;
 
@@ -65,7 +66,11 @@ async fn only_admins_adjust_stock() {
     let shop = catalogue().await;
     let client = shop.app.create_user(Role::Client).await;
 
-    assert_problem(shop.app.adjust(&client, &shop.id, 1, "x").await, 403).await;
+    assert_problem(
+        shop.app.products().adjust(&client, &shop.id, 1, "x").await,
+        403,
+    )
+    .await;
     let anonymous = shop
         .app
         .post(&ledger_path(&shop.id), &json!({"delta": 1, "reason": "x"}))
@@ -94,7 +99,11 @@ async fn the_ledger_pages_oldest_first_without_gaps_or_repeats() {
     let mut query = "limit=10".to_owned();
     let mut pages = 0;
     loop {
-        let page = shop.app.ledger_page(&shop.admin, &shop.id, &query).await;
+        let page = shop
+            .app
+            .products()
+            .ledger_page(&shop.admin, &shop.id, &query)
+            .await;
         pages += 1;
         let items = page["items"].as_array().unwrap();
         deltas.extend(items.iter().map(|e| e["delta"].as_i64().unwrap()));
@@ -142,14 +151,20 @@ async fn concurrent_removals_never_take_stock_below_zero_and_refusals_are_not_re
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     let p = app
-        .create_product_via_api(&admin, json!({"name": "Scarce", "price": 100, "stock": 0}))
+        .products()
+        .create_via_api(&admin, json!({"name": "Scarce", "price": 100, "stock": 0}))
         .await;
     let id = p["id"].as_str().unwrap().to_owned();
     // 10 units arrive one by one while 20 removals of 3 race for them: at most 3 can succeed.
     let (app, admin, id) = (&app, &admin, &id);
     let requests = (0..30).map(|i| async move {
         let delta = if i % 3 == 0 { 1 } else { -3 };
-        let status = app.adjust(admin, id, delta, "race").await.status().as_u16();
+        let status = app
+            .products()
+            .adjust(admin, id, delta, "race")
+            .await
+            .status()
+            .as_u16();
         (delta, status)
     });
 
@@ -168,7 +183,7 @@ async fn concurrent_removals_never_take_stock_below_zero_and_refusals_are_not_re
         "{outcomes:?}"
     );
     assert!(refused >= 17, "{outcomes:?}");
-    let (stock, initial, adjusted) = app.stock_and_ledger(id).await;
+    let (stock, initial, adjusted) = app.products().stock_and_ledger(id).await;
     assert!(stock >= 0);
     assert_eq!(i64::from(stock), applied);
     assert_eq!(

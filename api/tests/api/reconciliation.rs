@@ -47,9 +47,9 @@ async fn execute(db: &PgPool, sql: &'static str, order: &str) {
 async fn a_reservation_deleted_by_hand_is_found_stays_reported_and_clears_once_put_back() {
     let paid = PaidShop::open("psp-rec-1").await;
     let db = &paid.state.db;
-    let first = paid.reconciliation(&paid.admin).await;
+    let first = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(first["consistent"], true, "{first}");
-    let unchanged = paid.reconciliation(&paid.admin).await;
+    let unchanged = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(unchanged["consistent"], true, "{unchanged}");
     assert_eq!(
         unchanged["orders_checked"], 0,
@@ -64,7 +64,7 @@ async fn a_reservation_deleted_by_hand_is_found_stays_reported_and_clears_once_p
     .await;
 
     for _ in 0..2 {
-        let report: Value = paid.reconciliation(&paid.admin).await;
+        let report: Value = paid.payments().reconciliation(&paid.admin).await;
         assert_eq!(report["consistent"], false, "{report}");
         let drift = &report["drift"][0];
         assert_eq!(drift["name"], "Mug", "{report}");
@@ -84,9 +84,9 @@ async fn a_reservation_deleted_by_hand_is_found_stays_reported_and_clears_once_p
         &paid.order,
     )
     .await;
-    let put_back = paid.reconciliation(&paid.admin).await;
+    let put_back = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(put_back["consistent"], true, "{put_back}");
-    let after = paid.reconciliation(&paid.admin).await;
+    let after = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(after["orders_checked"], 0, "{after}");
     assert_balances_match_history(db).await;
 }
@@ -95,12 +95,16 @@ async fn a_reservation_deleted_by_hand_is_found_stays_reported_and_clears_once_p
 async fn a_payment_or_a_ledger_entry_changed_by_hand_is_found() {
     let paid = PaidShop::open("psp-rec-2").await;
     let db = &paid.state.db;
-    let cup = paid.create_product("Cup", 300, 10).await;
+    let cup = paid.products().create("Cup", 300, 10).await;
     let res = paid
+        .products()
         .adjust(&paid.admin, &cup.to_string(), 4, "delivery")
         .await;
     assert!(res.status().is_success(), "{}", res.status());
-    assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
+    assert_eq!(
+        paid.payments().reconciliation(&paid.admin).await["consistent"],
+        true
+    );
 
     execute(
         db,
@@ -114,7 +118,7 @@ async fn a_payment_or_a_ledger_entry_changed_by_hand_is_found() {
         .await
         .unwrap();
 
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], false, "{report}");
     let money = &report["money_drift"][0];
     assert_eq!(money["order_id"], paid.order.as_str(), "{report}");
@@ -131,7 +135,10 @@ async fn a_payment_or_a_ledger_entry_changed_by_hand_is_found() {
 async fn a_change_made_with_the_triggers_off_is_found_by_a_check_from_history() {
     let paid = PaidShop::open("psp-rec-3").await;
     let db = &paid.state.db;
-    assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
+    assert_eq!(
+        paid.payments().reconciliation(&paid.admin).await["consistent"],
+        true
+    );
     // A repair or restore that bypasses the triggers, as `session_replication_role = replica`
     // does: the journal never hears of it.
     let mut tx = db.begin().await.unwrap();
@@ -145,7 +152,7 @@ async fn a_change_made_with_the_triggers_off_is_found_by_a_check_from_history() 
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let usual = paid.reconciliation(&paid.admin).await;
+    let usual = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(
         usual["consistent"], true,
         "the journal cannot see it: {usual}"

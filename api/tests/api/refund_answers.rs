@@ -21,17 +21,18 @@ async fn a_duplicate_refunded_event_is_applied_once() {
 
     paid.psp.refunded(&command, "psp-refund-4").await;
     paid.psp.refunded(&command, "psp-refund-4").await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
     let order_now = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"][0]["status"] == "SUCCEEDED"
         })
         .await;
     assert_eq!(order_now["amount_refunded"], 300);
     assert_eq!(order_now["payment_status"], "PARTIALLY_REFUNDED");
     assert!(
-        paid.dead_letter_reasons().await.is_empty(),
+        paid.bus().dead_letter_reasons().await.is_empty(),
         "a duplicate is not an error"
     );
 }
@@ -41,20 +42,21 @@ async fn another_outcome_for_a_settled_refund_is_refused_visibly_and_changes_not
     let paid = PaidShop::open("psp-pay-4").await;
     let command = a_refund_of_300_sent(&paid).await;
     paid.psp.refunded(&command, "psp-refund-4").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"][0]["status"] == "SUCCEEDED"
-    })
-    .await;
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"][0]["status"] == "SUCCEEDED"
+        })
+        .await;
 
     paid.psp.refunded(&command, "psp-refund-4-again").await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
-    let reasons = paid.dead_letter_reasons().await;
+    let reasons = paid.bus().dead_letter_reasons().await;
     assert!(
         reasons.iter().any(|r| r.contains("already SUCCEEDED")),
         "{reasons:?}"
     );
-    let order_now = paid.order(&paid.customer, &paid.order).await;
+    let order_now = paid.orders().read(&paid.customer, &paid.order).await;
     assert_eq!(order_now["amount_refunded"], 300);
 }
 
@@ -64,10 +66,11 @@ async fn a_failed_full_refund(paid: &PaidShop) -> Value {
     paid.ask_refund("f-1", 1250, "all").await;
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refund_failed(&command, "psp-fail-5").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"][0]["status"] == "FAILED"
-    })
-    .await
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"][0]["status"] == "FAILED"
+        })
+        .await
 }
 
 #[tokio::test]
@@ -91,18 +94,22 @@ async fn the_amount_a_failed_refund_held_may_be_refunded_anew() {
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refunded(&command, "psp-refund-5").await;
 
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["payment_status"] == "REFUNDED"
-    })
-    .await;
-    assert_eq!(paid.reconciliation(&paid.admin).await["consistent"], true);
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["payment_status"] == "REFUNDED"
+        })
+        .await;
+    assert_eq!(
+        paid.payments().reconciliation(&paid.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]
 async fn racing_refunds_never_add_up_to_more_than_was_paid() {
     let paid = PaidShop::open("psp-pay-3").await;
     let ask = |key| {
-        paid.refund(
+        paid.payments().refund(
             &paid.admin,
             &paid.order,
             key,
@@ -117,7 +124,7 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
         .filter(|s| s.as_u16() == 202)
         .count();
     assert!(accepted >= 1, "{} {}", a.status(), b.status());
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     // On the bus, past the api: two commands that each fit but not together.
     let order_id: Uuid = paid.order.parse().unwrap();
     for key in ["bus-a", "bus-b"] {
@@ -129,9 +136,9 @@ async fn racing_refunds_never_add_up_to_more_than_was_paid() {
             actor: common::domain::Actor::new("system:test").unwrap(),
             payment_reference: None,
         };
-        paid.publish(command, "test").await;
+        paid.bus().publish(command, "test").await;
     }
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
 
     let held: Vec<i64> = sqlx::query_scalar(
         "SELECT amount FROM refunds WHERE order_id = $1 AND status = 'REQUESTED' ORDER BY amount",

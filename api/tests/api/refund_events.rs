@@ -88,14 +88,16 @@ async fn a_stream_resumed_from_before_a_refund_replays_its_changes_in_order_with
     let failing = paid.ask_refund("resume-1", 300, BROKEN).await;
     let (command, _) = psp.next_command().await;
     psp.refund_failed(&command, "psp-refund-resume-1").await;
-    app.order_when(client, order, |o| o["refunds"][0]["status"] == "FAILED")
+    app.orders()
+        .when(client, order, |o| o["refunds"][0]["status"] == "FAILED")
         .await;
     let given = paid.ask_refund("resume-2", 1250, BROKEN).await;
     let (command, _) = psp.next_command().await;
     psp.refunded(&command, "psp-refund-resume-2").await;
-    app.order_when(client, order, |o| o["payment_status"] == "REFUNDED")
+    app.orders()
+        .when(client, order, |o| o["payment_status"] == "REFUNDED")
         .await;
-    app.move_order(admin, order, &["SHIPPED"]).await;
+    app.orders().move_through(admin, order, &["SHIPPED"]).await;
 
     // Through another replica, on the order's stream and on the stream of every order: the
     // missed entries of both kinds, in the order they were made, from PostgreSQL.
@@ -142,7 +144,7 @@ async fn a_cancelled_paid_orders_stream_ends_once_its_refund_is_answered() {
     let mut sse = open(&app.address, client, &path, None).await;
     let (opening, _) = sse.next_of("order").await;
 
-    let cancelled = app.cancel_settled(admin, order).await;
+    let cancelled = app.orders().cancel_settled(admin, order).await;
     let refund_id = &id_of(&cancelled["refunds"][0]);
     let (event, change) = sse.next_of("status_changed").await;
     assert_eq!(change["to"], "CANCELLED");

@@ -11,6 +11,7 @@ async fn a_customer_cannot_cancel_a_paid_order() {
     let paid = PaidShop::open("psp-pay-6").await;
 
     let by_customer = paid
+        .orders()
         .cancel(&paid.customer, &paid.order, &[("prefer", "wait=5")])
         .await;
 
@@ -21,7 +22,7 @@ async fn a_customer_cannot_cancel_a_paid_order() {
 async fn cancelling_a_paid_order_refunds_it_in_full() {
     let paid = PaidShop::open("psp-pay-6").await;
 
-    let cancelled = paid.cancel_settled(&paid.admin, &paid.order).await;
+    let cancelled = paid.orders().cancel_settled(&paid.admin, &paid.order).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(cancelled["refunds"][0]["status"], "REQUESTED");
@@ -35,13 +36,15 @@ async fn cancelling_a_paid_order_refunds_it_in_full() {
     );
     paid.psp.refunded(&command, "psp-refund-6").await;
     let refunded = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "REFUNDED"
         })
         .await;
     assert_eq!(refunded["amount_refunded"], 1250);
     assert_eq!(refunded["status"], "CANCELLED");
     let more = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -63,13 +66,13 @@ async fn queue(app: &TestApp, admin: &TestUser) -> Vec<Value> {
 /// Three payments to give back: of the wrong amount, a second one for a paid order, and one
 /// for an order cancelled before. Returns the queue once it holds them and the order paid twice.
 async fn three_payments_to_refund(shop: &Shop, psp: &PaymentSystem) -> (Vec<Value>, String) {
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let wrong = shop.confirmed_order(mug, 1).await;
     psp.pay(&wrong, 999, "q-wrong").await;
     let twice = psp.paid_order(shop, &shop.customer, "q-first").await;
     psp.pay(&twice, 1250, "q-twice").await;
     let late = shop.confirmed_order(mug, 1).await;
-    shop.cancel_settled(&shop.customer, &late).await;
+    shop.orders().cancel_settled(&shop.customer, &late).await;
     psp.pay(&late, 1250, "q-late").await;
     let waiting = eventually(
         Duration::from_secs(20),
@@ -107,6 +110,7 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     for payment in &waiting {
         let reference = payment["provider_reference"].as_str().unwrap();
         let res = shop
+            .payments()
             .refund(
                 &shop.admin,
                 payment["order_id"].as_str().unwrap(),
@@ -128,7 +132,8 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     // A refund asked for already empties the queue; its answer is recorded after. The order
     // paid twice keeps the payment that paid it.
     let kept = shop
-        .order_when(&shop.customer, &twice, |o| {
+        .orders()
+        .when(&shop.customer, &twice, |o| {
             o["refunds"][0]["status"] == "SUCCEEDED"
         })
         .await;
@@ -139,5 +144,8 @@ async fn the_refund_required_queue_is_emptied_by_refunds() {
     assert_eq!(kept["refunds"][0]["status"], "SUCCEEDED");
     let all = shop.read(&shop.admin, "/api/v1/admin/payments").await;
     assert_eq!(all["items"].as_array().unwrap().len(), 4);
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }

@@ -15,12 +15,14 @@ async fn paid_order_waiting_for_the_order_worker() -> (Shop, String) {
     let shop = Shop::around(spawn_app().await).await;
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
         .await;
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
     let order = shop.confirmed_order(mug, 1).await;
     let payment = crate::private_nats::payment(order.parse().unwrap(), 1250, "psp-refusals");
-    let paid =
-        workers::payments::succeeded(shop.worker_context(), vec![Incoming::new(payment, "psp")])
-            .await;
+    let paid = workers::payments::succeeded(
+        shop.bus().worker_context(),
+        vec![Incoming::new(payment, "psp")],
+    )
+    .await;
     assert!(paid[0].is_ok(), "{paid:?}");
     (shop, order)
 }
@@ -75,7 +77,8 @@ async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_s
         .await;
 
     let recorded = shop
-        .order_when(&shop.admin, &order, |o| {
+        .orders()
+        .when(&shop.admin, &order, |o| {
             o["refunds"].as_array().is_some_and(|r| r.len() == 2)
         })
         .await;
@@ -123,12 +126,15 @@ async fn refunds_over_what_is_left_that_pass_the_api_together_are_recorded_the_s
     };
     assert_eq!(change["refund_status"], "REFUSED");
     assert_eq!(change["reason"], why);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert!(
-        shop.dead_letter_reasons().await.is_empty(),
+        shop.bus().dead_letter_reasons().await.is_empty(),
         "a refusal is recorded, not dead-lettered"
     );
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -137,7 +143,9 @@ async fn a_refund_waited_for_is_answered_409_naming_why_it_was_refused_or_201_on
     assert_eq!(refund(&shop, &order, "w-1", 1000, &[]).await.status(), 202);
     let waited = refund(&shop, &order, "w-2", 1000, &[("prefer", "wait=10")]);
     let started = async {
-        shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
+        shop.bus()
+            .commands_waiting(common::nats::ORDERS_CMD, 2)
+            .await;
         shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Orders])
             .await;
     };
@@ -159,7 +167,7 @@ async fn a_refund_waited_for_is_answered_409_naming_why_it_was_refused_or_201_on
     let requested: Value = requested.json().await.unwrap();
     assert_eq!(requested["status"], "REQUESTED");
     assert_eq!(requested["amount"], 250);
-    let order_now = shop.order(&shop.admin, &order).await;
+    let order_now = shop.orders().read(&shop.admin, &order).await;
     let refunds = order_now["refunds"].as_array().unwrap();
     assert_eq!(refunds.len(), 3);
     assert!(refunds.iter().any(|r| id_of(r) == refund_id));

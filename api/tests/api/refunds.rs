@@ -22,7 +22,8 @@ async fn a_refund_asked_for_is_sent_to_the_payment_system_and_gives_nothing_back
     assert_eq!(command["data"]["payment_reference"], "psp-pay-1");
     assert_eq!(msg_id, format!("refund-{}", id_of(&requested)));
     let listed = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"][0]["status"] == "REQUESTED"
         })
         .await;
@@ -48,7 +49,8 @@ async fn refunded_in_two_steps(paid: &PaidShop) -> (Value, async_nats::Subscribe
     let (command, _) = paid.psp.next_command().await;
     paid.psp.refunded(&command, "psp-refund-1").await;
     let partly = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "PARTIALLY_REFUNDED"
         })
         .await;
@@ -61,7 +63,8 @@ async fn refunded_in_two_steps(paid: &PaidShop) -> (Value, async_nats::Subscribe
     assert_eq!(command["data"]["amount"], 750);
     paid.psp.refunded(&command, "psp-refund-2").await;
     let refunded = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["payment_status"] == "REFUNDED"
         })
         .await;
@@ -77,7 +80,7 @@ async fn a_partial_then_a_full_refund_move_the_payment_status() {
     assert_eq!(refunded["amount_paid"], 1250);
     assert_eq!(refunded["amount_refunded"], 1250);
     assert_eq!(refunded["refunds"].as_array().unwrap().len(), 2);
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 
@@ -151,7 +154,7 @@ async fn every_change_of_each_refund_is_announced_with_the_orders_money_after_it
 #[tokio::test]
 async fn the_api_refuses_refunds_it_can_tell_are_wrong() {
     let paid = PaidShop::open("psp-pay-2").await;
-    let mug = paid.create_product("Unpaid", 300, 5).await;
+    let mug = paid.products().create("Unpaid", 300, 5).await;
     let unpaid = paid.confirmed_order(mug, 1).await;
     let unknown = Uuid::now_v7().to_string();
     let (admin, order) = (&paid.admin, paid.order.as_str());
@@ -210,10 +213,11 @@ async fn the_api_refuses_refunds_it_can_tell_are_wrong() {
 /// A goodwill refund of 100 asked for under the key `k6` and recorded on the order.
 async fn a_refund_recorded_under_k6(paid: &PaidShop) -> Value {
     let refund = paid.ask_refund("k6", 100, "goodwill").await;
-    paid.order_when(&paid.customer, &paid.order, |o| {
-        o["refunds"].as_array().is_some_and(|r| r.len() == 1)
-    })
-    .await;
+    paid.orders()
+        .when(&paid.customer, &paid.order, |o| {
+            o["refunds"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
     refund
 }
 
@@ -226,7 +230,7 @@ async fn a_refund_asked_for_again_under_its_key_is_the_same_refund_sent_once() {
 
     assert_eq!(again["id"], first["id"]);
     paid.psp.next_command().await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     paid.psp.nothing_waiting().await;
 }
 
@@ -236,6 +240,7 @@ async fn another_refund_under_a_used_key_is_422() {
     a_refund_recorded_under_k6(&paid).await;
 
     let other = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -254,6 +259,7 @@ async fn another_refund_under_a_key_whose_refund_is_not_recorded_yet_is_422() {
 
     // At once: JetStream holds the first request, which the worker may not have recorded.
     let other = paid
+        .payments()
         .refund(
             &paid.admin,
             &paid.order,
@@ -264,7 +270,8 @@ async fn another_refund_under_a_key_whose_refund_is_not_recorded_yet_is_422() {
 
     assert_problem(other, 422).await;
     let order = paid
-        .order_when(&paid.customer, &paid.order, |o| {
+        .orders()
+        .when(&paid.customer, &paid.order, |o| {
             o["refunds"].as_array().is_some_and(|r| r.len() == 1)
         })
         .await;
@@ -285,14 +292,14 @@ async fn the_same_refund_asked_again_at_once_is_the_same_refund() {
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["amount"], 100);
     paid.psp.next_command().await;
-    paid.quiescent().await;
+    paid.bus().quiescent().await;
     paid.psp.nothing_waiting().await;
 }
 
 #[tokio::test]
 async fn the_reconciliation_reports_money_that_does_not_add_up() {
     let paid = PaidShop::open("psp-pay-7").await;
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_eq!(report["money_drift"], json!([]));
 
@@ -302,7 +309,7 @@ async fn the_reconciliation_reports_money_that_does_not_add_up() {
         .await
         .unwrap();
 
-    let report = paid.reconciliation(&paid.admin).await;
+    let report = paid.payments().reconciliation(&paid.admin).await;
     assert_eq!(report["consistent"], false);
     let drift = &report["money_drift"][0];
     assert_eq!(drift["order_id"], paid.order.as_str());

@@ -59,7 +59,7 @@ async fn stored_correlation(shop: &Shop, order: &str) -> String {
 
 /// Places an order sending `request_id`; returns the order's id and the echoed request id.
 async fn place_with_request_id(shop: &Shop, request_id: &str) -> (String, String) {
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let res = shop
         .client
         .post(shop.url("/api/v1/orders"))
@@ -125,7 +125,7 @@ async fn an_answer_without_a_request_id_echoes_the_generated_one() {
 /// correlation id, and the `Correlation-Id` header `in_header` if given (JetStream takes at
 /// most 64 KiB of headers).
 async fn publish_place(shop: &Shop, in_envelope: &str, in_header: Option<&str>) -> String {
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order_id = Uuid::now_v7();
     let command = place_command(order_id, shop.customer.id, mug, 1);
     let payload = serde_json::to_vec(&Envelope::<PlaceOrder>::new(command, in_envelope)).unwrap();
@@ -170,7 +170,7 @@ async fn a_command_from_the_bus_with_an_oversized_correlation_id_is_handled_unde
 async fn the_orders_table_refuses_a_correlation_id_outside_the_bound() {
     let shop = Shop::open().await;
     let order = shop
-        .confirmed_order(shop.create_product("Mug", 1250, 5).await, 1)
+        .confirmed_order(shop.products().create("Mug", 1250, 5).await, 1)
         .await;
     for bad in [
         "x".repeat(MAX_LEN + 1),

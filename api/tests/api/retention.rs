@@ -1,7 +1,7 @@
 //! Tables that would only grow are purged, from any number of replicas at once, and a user's
 //! live sessions are capped.
 
-use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, assert_eventually, spawn_app, spawn_app_with};
 use common::domain::Role;
 use std::time::Duration;
 
@@ -9,13 +9,25 @@ use std::time::Duration;
 async fn a_purge_removes_old_idempotency_keys_used_tokens_and_ended_sessions_and_nothing_else() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
-    let old_key = app.idempotency_key_aged(user.id, "25 hours").await;
-    let fresh_key = app.idempotency_key_aged(user.id, "23 hours").await;
-    let stale_token = app.session_with_token(user.id, Some("8 days"), None).await;
-    let recent_token = app.session_with_token(user.id, Some("6 days"), None).await;
-    let unused_token = app.session_with_token(user.id, None, None).await;
-    let ended = app.session_with_token(user.id, None, Some("2 days")).await;
-    let just_ended = app.session_with_token(user.id, None, Some("1 hour")).await;
+    let old_key = app.orders().idempotency_key_aged(user.id, "25 hours").await;
+    let fresh_key = app.orders().idempotency_key_aged(user.id, "23 hours").await;
+    let stale_token = app
+        .accounts()
+        .session_with_token(user.id, Some("8 days"), None)
+        .await;
+    let recent_token = app
+        .accounts()
+        .session_with_token(user.id, Some("6 days"), None)
+        .await;
+    let unused_token = app.accounts().session_with_token(user.id, None, None).await;
+    let ended = app
+        .accounts()
+        .session_with_token(user.id, None, Some("2 days"))
+        .await;
+    let just_ended = app
+        .accounts()
+        .session_with_token(user.id, None, Some("1 hour"))
+        .await;
 
     let purged = api::retention::purge(&app.state.db)
         .await
@@ -95,7 +107,7 @@ async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
     let app = spawn_app().await;
     let user = app.create_user(Role::Client).await;
     for _ in 0..50 {
-        app.idempotency_key_aged(user.id, "2 days").await;
+        app.orders().idempotency_key_aged(user.id, "2 days").await;
     }
 
     let purges =
@@ -113,10 +125,10 @@ async fn purges_from_many_replicas_at_once_each_remove_a_row_once() {
 async fn the_api_purges_on_its_own_every_interval() {
     let app = spawn_app_with(&[("PURGE_INTERVAL_MS", "100")]).await;
     let user = app.create_user(Role::Client).await;
-    app.idempotency_key_aged(user.id, "2 days").await;
+    app.orders().idempotency_key_aged(user.id, "2 days").await;
 
-    common::testing::eventually(Duration::from_secs(10), "the old key purged", || async {
-        (app.count("SELECT count(*) FROM idempotency_keys").await == 0).then_some(())
+    assert_eventually(Duration::from_secs(10), "the old key purged", || async {
+        app.count("SELECT count(*) FROM idempotency_keys").await == 0
     })
     .await;
 }
@@ -124,18 +136,18 @@ async fn the_api_purges_on_its_own_every_interval() {
 #[tokio::test]
 async fn a_login_past_the_session_cap_revokes_the_oldest_session() {
     let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "2")]).await;
-    let first = app.sign_up("ann@example.com").await.session;
-    let second = app.log_in("ann@example.com", PASSWORD).await;
+    let first = app.accounts().sign_up("ann@example.com").await.session;
+    let second = app.accounts().log_in("ann@example.com", PASSWORD).await;
 
-    let third = app.log_in("ann@example.com", PASSWORD).await;
+    let third = app.accounts().log_in("ann@example.com", PASSWORD).await;
 
     assert_eq!(
-        app.me_with(&first.access).await.status(),
+        app.accounts().me_with(&first.access).await.status(),
         401,
         "the oldest session is revoked"
     );
-    assert_eq!(app.me_with(&second.access).await.status(), 200);
-    assert_eq!(app.me_with(&third.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&second.access).await.status(), 200);
+    assert_eq!(app.accounts().me_with(&third.access).await.status(), 200);
     let live = app
         .count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL")
         .await;

@@ -10,8 +10,8 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
     let sold = SoldShop::open().await;
     sold.delivered().await;
     let (mugs, plates) = (
-        sold.stock_of(sold.mug).await,
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.mug).await,
+        sold.products().stock_of(sold.plate).await,
     );
     let id = sold
         .returning(&sold.customer, &[(sold.mug, 2), (sold.plate, 1)])
@@ -27,9 +27,9 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
         let restocked = line["product_id"] == sold.mug.to_string();
         assert_eq!(line["restock"], restocked, "{line}");
     }
-    assert_eq!(sold.stock_of(sold.mug).await, mugs + 2);
+    assert_eq!(sold.products().stock_of(sold.mug).await, mugs + 2);
     assert_eq!(
-        sold.stock_of(sold.plate).await,
+        sold.products().stock_of(sold.plate).await,
         plates,
         "the plate is written off"
     );
@@ -49,14 +49,18 @@ async fn a_received_return_restocks_only_the_lines_marked_so_and_refunds_once() 
     assert_eq!(command["data"]["amount"], value);
 
     assert_problem(sold.receive(&id, &[sold.mug]).await, 409).await;
-    let again = sold.order(&sold.admin, &sold.order).await;
+    let again = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(
         again["refunds"].as_array().unwrap().len(),
         1,
         "refunded once"
     );
-    assert_eq!(sold.stock_of(sold.mug).await, mugs + 2, "restocked once");
-    let report = sold.reconciliation(&sold.admin).await;
+    assert_eq!(
+        sold.products().stock_of(sold.mug).await,
+        mugs + 2,
+        "restocked once"
+    );
+    let report = sold.payments().reconciliation(&sold.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
 }
 

@@ -43,7 +43,7 @@ async fn answers_to_an_authenticated_caller_are_never_stored() {
 async fn answers_setting_cookies_are_never_stored() {
     let app = spawn_app().await;
 
-    let registered = app.register("ann@example.com").await;
+    let registered = app.accounts().register("ann@example.com").await;
 
     assert_eq!(registered.status(), 201);
     assert_eq!(header(&registered, "cache-control"), Some("no-store"));
@@ -76,7 +76,7 @@ async fn the_docs_page_may_run_only_its_own_scripts_and_never_in_a_frame() {
 async fn with_cookie_secure_the_auth_cookies_carry_host_and_secure_prefixes() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
 
-    let res = app.register("ann@example.com").await;
+    let res = app.accounts().register("ann@example.com").await;
 
     let access = set_cookie(&res, "__Host-access_token").expect("a __Host- access cookie");
     assert!(
@@ -91,7 +91,7 @@ async fn with_cookie_secure_the_auth_cookies_carry_host_and_secure_prefixes() {
 #[tokio::test]
 async fn with_cookie_secure_only_the_prefixed_access_cookie_authenticates() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
-    let res = app.register("ann@example.com").await;
+    let res = app.accounts().register("ann@example.com").await;
     let token = cookie_value(&res, "__Host-access_token");
 
     // An unprefixed cookie is one a subdomain could plant.

@@ -62,18 +62,20 @@ fn transition(order: &str, to: &str, shipment: Value) -> Value {
 
 /// An order to `country` by the customer, CONFIRMED then PAID; returns its id.
 async fn a_paid_order_to(shop: &Shop, country: &str) -> String {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let order = place_to(shop, &shop.customer, p, address(country)).await;
     assert_eq!(order["status"], "CONFIRMED");
     let id = crate::helpers::id_of(&order);
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
     id
 }
 
 /// A shop with no workers and an order of the customer inserted in `status`.
 async fn an_order_without_workers(status: &str) -> (Shop, uuid::Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let id = shop.insert_order(&shop.customer, status).await;
+    let id = shop.orders().insert(&shop.customer, status).await;
     (shop, id)
 }
 
@@ -89,7 +91,7 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
     let mut ship = shipment.clone();
     ship["status"] = json!("SHIPPED");
 
-    let shipped = shop.change_status(&shop.admin, &id, ship).await;
+    let shipped = shop.orders().change_status(&shop.admin, &id, ship).await;
 
     assert_eq!(shipped["status"], "SHIPPED");
     assert_eq!(shipped["shipment"], shipment);
@@ -109,10 +111,11 @@ async fn shipping_with_tracking_over_http_shows_it_on_the_order_and_in_the_event
 #[tokio::test]
 async fn shipping_without_tracking_still_works_and_shows_no_shipment() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
 
-    shop.move_order(&shop.admin, &id, &["PAID", "SHIPPED"])
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID", "SHIPPED"])
         .await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
@@ -127,7 +130,13 @@ async fn shipment_fields_with_another_status_are_a_422_naming_each() {
     let body = json!({"status": "PAID", "carrier": "UPS", "tracking_number": "1Z",
                       "tracking_url": "https://carrier.example/1Z"});
 
-    let problem = assert_problem(shop.patch_status(&shop.admin, id, &body, &[]).await, 422).await;
+    let problem = assert_problem(
+        shop.orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await,
+        422,
+    )
+    .await;
 
     assert_eq!(
         fields(&problem),
@@ -153,7 +162,10 @@ async fn a_carrier_without_a_tracking_number_is_a_422_and_so_is_a_tracking_url_a
             vec!["carrier"],
         ),
     ] {
-        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        let res = shop
+            .orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await;
         assert_eq!(fields(&assert_problem(res, 422).await), named, "{body}");
     }
 }
@@ -170,7 +182,10 @@ async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
     ] {
         let body = json!({"status": "SHIPPED", "carrier": "UPS", "tracking_number": "1Z",
                           "tracking_url": url});
-        let res = shop.patch_status(&shop.admin, id, &body, &[]).await;
+        let res = shop
+            .orders()
+            .patch_status(&shop.admin, id, &body, &[])
+            .await;
         assert_eq!(
             fields(&assert_problem(res, 422).await),
             vec!["tracking_url"],
@@ -178,7 +193,7 @@ async fn a_tracking_url_that_is_not_http_or_https_is_a_422_naming_it() {
         );
     }
     assert_eq!(
-        shop.stored_status(id).await.as_deref(),
+        shop.orders().stored_status(id).await.as_deref(),
         Some("PAID"),
         "nothing was published"
     );
@@ -193,7 +208,8 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
 
     let mut fulfil = shipment.clone();
     fulfil["reference"] = json!("wms-3SABCD");
-    shop.publish_plain("orders.cmd.fulfil", command("orders.fulfil", &id, fulfil))
+    shop.bus()
+        .publish_plain("orders.cmd.fulfil", command("orders.fulfil", &id, fulfil))
         .await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
@@ -210,27 +226,31 @@ async fn a_warehouse_ships_with_tracking_over_the_bus_with_a_plain_nats_client()
 #[tokio::test]
 async fn a_transition_command_with_shipment_fields_on_another_status_is_dead_lettered() {
     let shop = Shop::open().await;
-    let id = shop.insert_order(&shop.customer, "SHIPPED").await;
+    let id = shop.orders().insert(&shop.customer, "SHIPPED").await;
 
-    shop.publish_plain(
-        "orders.cmd.transition",
-        transition(
-            &id.to_string(),
-            "DELIVERED",
-            json!({"carrier": "UPS", "tracking_number": "1Z"}),
-        ),
-    )
-    .await;
-    shop.quiescent().await;
+    shop.bus()
+        .publish_plain(
+            "orders.cmd.transition",
+            transition(
+                &id.to_string(),
+                "DELIVERED",
+                json!({"carrier": "UPS", "tracking_number": "1Z"}),
+            ),
+        )
+        .await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0]
             .starts_with("invalid data for orders.transition: carrier: only a move to SHIPPED"),
         "{reasons:?}"
     );
-    assert_eq!(shop.stored_status(id).await.as_deref(), Some("SHIPPED"));
+    assert_eq!(
+        shop.orders().stored_status(id).await.as_deref(),
+        Some("SHIPPED")
+    );
 }
 
 #[tokio::test]
@@ -238,8 +258,8 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     // No workers running: the handlers are driven by hand, exactly as a redelivery drives them.
     let app = spawn_app().await;
     let client = app.create_user(common::domain::Role::Client).await;
-    let p = app.create_product("P", 500, 10).await;
-    let ctx = app.worker_context();
+    let p = app.products().create("P", 500, 10).await;
+    let ctx = app.bus().worker_context();
     let nats = async_nats::connect(common::testing::nats_url())
         .await
         .unwrap();
@@ -300,22 +320,26 @@ async fn redelivered_commands_with_shipping_details_change_nothing_twice_and_rep
     assert_eq!(shipped[0], shipped[1], "the recorded event, repeated");
     let shipment = shipped[0].shipment.clone().expect("with its shipment");
     assert_eq!(shipment.tracking_number, "CE123456789IE");
-    assert_eq!(app.dead_letter_reasons().await, Vec::<String>::new());
+    assert_eq!(app.bus().dead_letter_reasons().await, Vec::<String>::new());
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM order_events WHERE order_id = $1")
         .bind(order_id)
         .fetch_one(&app.state.db)
         .await
         .unwrap();
     assert_eq!(entries, 3, "recorded, paid and shipped once each");
-    assert_eq!(app.stock_of(p).await, 8, "reserved once");
+    assert_eq!(app.products().stock_of(p).await, 8, "reserved once");
 }
 
 /// A paid order shipped with DHL under JD0001; returns its id.
 async fn shipped_with_dhl(shop: &Shop) -> String {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 1).await;
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
-    shop.change_status(&shop.admin, &id, dhl("JD0001")).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
+    shop.orders()
+        .change_status(&shop.admin, &id, dhl("JD0001"))
+        .await;
     id
 }
 
@@ -330,6 +354,7 @@ async fn the_same_shipment_again_changes_nothing() {
     let id = shipped_with_dhl(&shop).await;
 
     let retry = shop
+        .orders()
         .patch_status(&shop.admin, &id, &dhl("JD0001"), &[])
         .await;
 
@@ -342,11 +367,12 @@ async fn another_shipment_for_a_shipped_order_is_a_409_and_the_first_is_kept() {
     let id = shipped_with_dhl(&shop).await;
 
     let other = shop
+        .orders()
         .patch_status(&shop.admin, &id, &dhl("JD0002"), &[])
         .await;
 
     let problem = assert_problem(other, 409).await;
     assert_eq!(problem["current_status"], "SHIPPED");
-    let now = shop.order(&shop.admin, &id).await;
+    let now = shop.orders().read(&shop.admin, &id).await;
     assert_eq!(now["shipment"]["tracking_number"], "JD0001");
 }

@@ -28,19 +28,21 @@ fn order_to(product: Uuid, address: Value) -> Value {
 
 /// Places an order to `shipping_address` and waits until it is settled.
 pub(crate) async fn place_to(app: &TestApp, user: &TestUser, product: Uuid, to: Value) -> Value {
-    app.place_body_settled(user, &order_to(product, to)).await
+    app.orders()
+        .place_body_settled(user, &order_to(product, to))
+        .await
 }
 
 /// A shop with no workers and one product, where orders stay accepted.
 async fn shop_without_workers() -> (Shop, Uuid) {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     (shop, p)
 }
 
 /// The address as the order keeps it: trimmed, blanks dropped, the country upper case.
 async fn an_order_to_a_loosely_typed_address(shop: &Shop) -> (Value, Value) {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let mut given = address("gb");
     given["name"] = json!("  Ada Lovelace  ");
     given["region"] = json!("");
@@ -80,6 +82,7 @@ async fn an_accepted_order_shows_its_shipping_address_while_pending() {
     let (shop, p) = shop_without_workers().await;
 
     let res = shop
+        .orders()
         .place(&shop.customer, &order_to(p, address("FR")), &[])
         .await;
 
@@ -87,7 +90,7 @@ async fn an_accepted_order_shows_its_shipping_address_while_pending() {
     let accepted: Value = res.json().await.unwrap();
     assert_eq!(accepted["status"], "PENDING");
     assert_eq!(accepted["shipping_address"]["country"], "FR");
-    let read = shop.order(&shop.customer, &id_of(&accepted)).await;
+    let read = shop.orders().read(&shop.customer, &id_of(&accepted)).await;
     assert_eq!(read["status"], "PENDING");
     assert_eq!(read["shipping_address"], accepted["shipping_address"]);
 }
@@ -97,11 +100,13 @@ async fn a_retry_under_the_same_idempotency_key_shows_the_address() {
     let (shop, p) = shop_without_workers().await;
     let key = [("idempotency-key", "checkout-42")];
     let first = shop
+        .orders()
         .place(&shop.customer, &order_to(p, address("DE")), &key)
         .await;
     let first: Value = first.json().await.unwrap();
 
     let retry = shop
+        .orders()
         .place(&shop.customer, &order_to(p, address("DE")), &key)
         .await;
 
@@ -116,11 +121,13 @@ async fn a_retry_under_the_same_idempotency_key_to_another_address_is_422() {
     let (shop, p) = shop_without_workers().await;
     let key = [("idempotency-key", "checkout-42")];
     let first = shop
+        .orders()
         .place(&shop.customer, &order_to(p, address("DE")), &key)
         .await;
     assert_eq!(first.status(), 202);
 
     let elsewhere = shop
+        .orders()
         .place(&shop.customer, &order_to(p, address("AT")), &key)
         .await;
 
@@ -130,7 +137,7 @@ async fn a_retry_under_the_same_idempotency_key_to_another_address_is_422() {
 #[tokio::test]
 async fn every_bad_field_of_a_shipping_address_is_named_in_one_422_and_nothing_is_placed() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let bad = json!({
         "name": "",
         "line1": "x".repeat(201),
@@ -143,7 +150,7 @@ async fn every_bad_field_of_a_shipping_address_is_named_in_one_422_and_nothing_i
     });
     let body = json!({"items": [{"product_id": p, "quantity": 0}], "shipping_address": bad});
 
-    let problem = assert_problem(shop.place(&shop.customer, &body, &[]).await, 422).await;
+    let problem = assert_problem(shop.orders().place(&shop.customer, &body, &[]).await, 422).await;
 
     assert_eq!(
         fields(&problem),
@@ -160,7 +167,7 @@ async fn every_bad_field_of_a_shipping_address_is_named_in_one_422_and_nothing_i
     );
     let list = shop.read(&shop.customer, "/api/v1/orders").await;
     assert_eq!(list["items"], json!([]));
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 #[tokio::test]
@@ -177,6 +184,7 @@ async fn a_country_that_is_not_an_iso_3166_code_is_a_422_naming_it() {
         (missing, "shipping_address"),
     ] {
         let res = shop
+            .orders()
             .place(&shop.customer, &order_to(p, given.clone()), &[])
             .await;
         let problem = assert_problem(res, 422).await;
@@ -190,7 +198,10 @@ async fn an_unknown_field_in_a_shipping_address_is_a_422_naming_it() {
     let mut unknown = address("GB");
     unknown["street"] = json!("Downing Street");
 
-    let res = shop.place(&shop.customer, &order_to(p, unknown), &[]).await;
+    let res = shop
+        .orders()
+        .place(&shop.customer, &order_to(p, unknown), &[])
+        .await;
 
     assert_eq!(
         fields(&assert_problem(res, 422).await),
@@ -201,9 +212,9 @@ async fn an_unknown_field_in_a_shipping_address_is_a_422_naming_it() {
 #[tokio::test]
 async fn an_order_placed_without_an_address_still_works() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
 
-    let order = shop.place_settled(&shop.customer, p, 1).await;
+    let order = shop.orders().place_settled(&shop.customer, p, 1).await;
 
     assert_eq!(order["status"], "CONFIRMED");
     assert_eq!(order["shipping_address"], Value::Null);
@@ -213,7 +224,7 @@ async fn an_order_placed_without_an_address_still_works() {
 #[tokio::test]
 async fn a_place_command_with_a_bad_address_is_dead_lettered_with_the_reason() {
     let shop = Shop::open().await;
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let order_id = Uuid::now_v7();
     let mut command =
         serde_json::to_value(place_command(order_id, shop.customer.id, p, 1)).unwrap();
@@ -227,17 +238,17 @@ async fn a_place_command_with_a_bad_address_is_dead_lettered_with_the_reason() {
         "data": command,
     });
 
-    shop.publish_plain("orders.cmd.place", envelope).await;
-    shop.quiescent().await;
+    shop.bus().publish_plain("orders.cmd.place", envelope).await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].contains("invalid data for orders.place: shipping_address: country: must be"),
         "{reasons:?}"
     );
-    assert_eq!(shop.stored_status(order_id).await, None);
-    assert_eq!(shop.stock_of(p).await, 10);
+    assert_eq!(shop.orders().stored_status(order_id).await, None);
+    assert_eq!(shop.products().stock_of(p).await, 10);
 }
 
 /// Inserts an order shipping to `country` (if any), with a tracking number or not.
@@ -247,7 +258,7 @@ async fn insert_shipped_to(
     country: Option<&str>,
     tracked: bool,
 ) -> String {
-    let id = app.insert_order(user, "SHIPPED").await;
+    let id = app.orders().insert(user, "SHIPPED").await;
     sqlx::query(
         "UPDATE orders SET shipping_address = $2,
                 carrier = CASE WHEN $3 THEN 'UPS' END,

@@ -17,7 +17,7 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     .await;
     let mut products = Vec::new();
     for i in 0..4 {
-        products.push(shop.create_product(&format!("P{i}"), 100 + i, 25).await);
+        products.push(shop.products().create(&format!("P{i}"), 100 + i, 25).await);
     }
     let mut customers = Vec::new();
     for _ in 0..12 {
@@ -34,7 +34,10 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
         ]);
         let shop = &shop;
         async move {
-            let res = shop.place(customer, &body, &[("prefer", "wait=10")]).await;
+            let res = shop
+                .orders()
+                .place(customer, &body, &[("prefer", "wait=10")])
+                .await;
             let order: Value = res.json().await.unwrap();
             (customer, order)
         }
@@ -48,17 +51,19 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
             let id = id_of(order);
             match n % 6 {
                 0 => {
-                    shop.cancel(customer, &id, &[]).await;
+                    shop.orders().cancel(customer, &id, &[]).await;
                 }
                 1 => {
                     let total = order["total"].as_i64().unwrap_or(0);
-                    shop.payment_succeeded(&id, total, &format!("ok-{n}")).await;
+                    shop.payments()
+                        .succeeded(&id, total, &format!("ok-{n}"))
+                        .await;
                 }
-                2 => shop.payment_failed(&id, 1, &format!("ko-{n}")).await,
+                2 => shop.payments().failed(&id, 1, &format!("ko-{n}")).await,
                 3 => {
-                    shop.cancel(&shop.admin, &id, &[]).await;
+                    shop.orders().cancel(&shop.admin, &id, &[]).await;
                 }
-                4 => shop.payment_succeeded(&id, 1, &format!("bad-{n}")).await,
+                4 => shop.payments().succeeded(&id, 1, &format!("bad-{n}")).await,
                 _ => {}
             }
         }
@@ -70,18 +75,20 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
     for (i, p) in products.iter().enumerate() {
         let delta = if i % 2 == 0 { 7 } else { -3 };
         let reference = format!("count-{i}");
-        shop.warehouse_adjusts(
-            *p,
-            delta,
-            ("count", &reference),
-            &format!("adjustment:{reference}"),
-        )
-        .await;
+        shop.products()
+            .warehouse_adjusts(
+                *p,
+                delta,
+                ("count", &reference),
+                &format!("adjustment:{reference}"),
+            )
+            .await;
     }
     // Concurrent stock adjustments by staff too.
     for (i, p) in products.iter().enumerate() {
         let delta = if i % 2 == 0 { 5 } else { -1 };
         let res = shop
+            .products()
             .adjust(&shop.admin, &p.to_string(), delta, "recount")
             .await;
         assert!(
@@ -106,9 +113,9 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
         },
     )
     .await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
-    let report = shop.reconciliation(&shop.admin).await;
+    let report = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], true, "{report}");
     assert_eq!(report["products_checked"], 4);
     crate::reconciliation::assert_balances_match_history(&shop.state.db).await;
@@ -128,8 +135,8 @@ async fn stock_is_conserved_through_a_random_mix_of_placements_cancellations_pay
 #[tokio::test]
 async fn the_reconciliation_reports_drift_and_where_to_look() {
     let shop = Shop::around(spawn_app().await).await;
-    let p = shop.create_product("P", 100, 10).await;
-    let clean = shop.reconciliation(&shop.admin).await;
+    let p = shop.products().create("P", 100, 10).await;
+    let clean = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(clean["consistent"], true);
 
     // Stock vanishing outside any recorded path.
@@ -139,7 +146,7 @@ async fn the_reconciliation_reports_drift_and_where_to_look() {
         .await
         .unwrap();
 
-    let report = shop.reconciliation(&shop.admin).await;
+    let report = shop.payments().reconciliation(&shop.admin).await;
     assert_eq!(report["consistent"], false);
     assert_eq!(report["drift"][0]["product_id"], p.to_string());
     assert_eq!(report["drift"][0]["difference"], 3);

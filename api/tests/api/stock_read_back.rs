@@ -33,12 +33,12 @@ async fn shown_stock(app: &TestApp, product: Uuid) -> (i64, i64) {
         .iter()
         .find(|p| p["id"] == product.to_string())
         .map_or(-1, |p| p["stock"].as_i64().unwrap());
-    (app.shown_stock(product).await, listed)
+    (app.products().shown_stock(product).await, listed)
 }
 
 /// The customer orders all 3 units of a new product; checks the catalogue shows 0 left.
 async fn all_units_ordered(shop: &Shop) -> (Uuid, String) {
-    let product = shop.create_product("Last three", 500, 3).await;
+    let product = shop.products().create("Last three", 500, 3).await;
     assert_eq!(shown_stock(shop, product).await, (3, 3), "cached before");
     let order = shop.confirmed_order(product, 3).await;
     assert_eq!(
@@ -52,7 +52,7 @@ async fn all_units_ordered(shop: &Shop) -> (Uuid, String) {
 /// Applies a payment of `amount` for the order by calling the payment handler directly.
 async fn payment_applied_by_hand(app: &TestApp, order_id: Uuid, amount: i64, reference: &str) {
     let paid = workers::payments::succeeded(
-        app.worker_context(),
+        app.bus().worker_context(),
         vec![Incoming::new(
             PaymentSucceeded {
                 order_id,
@@ -72,7 +72,7 @@ async fn after_a_cancel_the_product_reads_its_stock_back_at_once() {
     let shop = shop_with_a_long_catalogue_cache().await;
     let (product, id) = all_units_ordered(&shop).await;
 
-    let order = shop.cancel_settled(&shop.customer, &id).await;
+    let order = shop.orders().cancel_settled(&shop.customer, &id).await;
 
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(shown_stock(&shop, product).await, (3, 3));
@@ -94,17 +94,18 @@ async fn after_a_failed_payment_the_product_reads_its_stock_back_at_once() {
     let shop = shop_with_a_long_catalogue_cache().await;
     let (product, id) = all_units_ordered(&shop).await;
 
-    shop.publish(
-        PaymentFailed {
-            order_id: id.parse().unwrap(),
-            amount: Money::new(1500).unwrap(),
-            currency: Currency::new("USD").unwrap(),
-            provider_reference: common::domain::Reference::new("card-declined-1").unwrap(),
-            reason: Some(common::domain::Reason::new("card declined").unwrap()),
-        },
-        "test",
-    )
-    .await;
+    shop.bus()
+        .publish(
+            PaymentFailed {
+                order_id: id.parse().unwrap(),
+                amount: Money::new(1500).unwrap(),
+                currency: Currency::new("USD").unwrap(),
+                provider_reference: common::domain::Reference::new("card-declined-1").unwrap(),
+                reason: Some(common::domain::Reason::new("card declined").unwrap()),
+            },
+            "test",
+        )
+        .await;
 
     let order = shop.order_in(&id, "CANCELLED").await;
     assert_eq!(last_step(&order)["reason"], "payment_failed: card declined");
@@ -116,10 +117,10 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     // No workers yet: the cancel is accepted on a CONFIRMED order, then the payment is
     // applied first, as if the payment consumer got there before the transition consumer.
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     let order_id = Uuid::now_v7();
     let placed = workers::placing::place(
-        shop.worker_context(),
+        shop.bus().worker_context(),
         vec![Incoming::new(
             place_command(order_id, shop.customer.id, product, 2),
             "test",
@@ -128,14 +129,14 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
     .await;
     assert!(placed[0].is_ok(), "{placed:?}");
 
-    let res = shop.cancel(&shop.customer, order_id, &[]).await;
+    let res = shop.orders().cancel(&shop.customer, order_id, &[]).await;
     assert_eq!(res.status(), 202, "the api saw the order CONFIRMED");
     payment_applied_by_hand(&shop, order_id, 1000, "paid-first").await;
 
     // Now the order worker takes the customer's cancel, published with the statuses a
     // customer may cancel from.
     shop.start_workers(shop.env.config()).await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     let status: OrderStatus = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_one(&shop.state.db)
@@ -146,8 +147,12 @@ async fn a_customers_cancel_that_arrives_after_the_payment_leaves_the_order_paid
         OrderStatus::Paid,
         "a paid order is never cancelled by its customer"
     );
-    assert_eq!(shop.stock_of(product).await, 3, "its stock is still held");
-    let reasons = shop.dead_letter_reasons().await;
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        3,
+        "its stock is still held"
+    );
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].contains("is PAID, cannot move to CANCELLED"),
@@ -160,13 +165,15 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
     // With `Prefer: wait` the api waits for the outcome: a payment that lands first makes the
     // customer's cancel impossible, and the answer says so.
     let shop = Shop::around(spawn_app().await).await;
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     shop.start_worker_kinds(shop.env.config(), &[workers::Kind::Inventory])
         .await;
     let id = shop.confirmed_order(product, 1).await;
     let order_id: Uuid = id.parse().unwrap();
 
-    let cancel = shop.cancel(&shop.customer, &id, &[("prefer", "wait=10")]);
+    let cancel = shop
+        .orders()
+        .cancel(&shop.customer, &id, &[("prefer", "wait=10")]);
     let pay_then_start = async {
         // Once the cancel command is stored (the api saw the order CONFIRMED), the payment is
         // applied, before the order worker sees the cancel.
@@ -188,13 +195,18 @@ async fn a_cancel_that_races_a_payment_through_the_api_answers_409_once_refused(
 
     let body = assert_problem(res, 409).await;
     assert_eq!(body["current_status"], "PAID");
-    assert_eq!(shop.stock_of(product).await, 4, "its stock is still held");
+    assert_eq!(
+        shop.products().stock_of(product).await,
+        4,
+        "its stock is still held"
+    );
 }
 
 /// An order of 2 units at 500 by the customer, accepted by an api without workers (202).
 async fn an_accepted_order(shop: &Shop) -> String {
-    let product = shop.create_product("P", 500, 5).await;
+    let product = shop.products().create("P", 500, 5).await;
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(product, 2)]), &[])
         .await;
     assert_eq!(res.status(), 202);
@@ -208,7 +220,7 @@ async fn an_accepted_order_reads_pending_to_its_owner_only_until_it_is_recorded(
     let other = shop.create_user(common::domain::Role::Client).await;
     let id = an_accepted_order(&shop).await;
 
-    let read = shop.order(&shop.customer, &id).await;
+    let read = shop.orders().read(&shop.customer, &id).await;
 
     assert_eq!(read["status"], "PENDING");
     assert_eq!(read["total"], 1000);
@@ -216,7 +228,8 @@ async fn an_accepted_order_reads_pending_to_its_owner_only_until_it_is_recorded(
     assert_eq!(shop.get_as(&other, &path).await.status(), 404, "not yours");
     shop.start_workers(shop.env.config()).await;
     let recorded = shop
-        .order_when(&shop.customer, &id, |o| o["status"] != "PENDING")
+        .orders()
+        .when(&shop.customer, &id, |o| o["status"] != "PENDING")
         .await;
     assert_eq!(recorded["status"], "CONFIRMED");
 }

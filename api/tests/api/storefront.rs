@@ -70,6 +70,7 @@ async fn build_page(app: &TestApp) {
 /// Registers the customer the journey logs in as.
 async fn register_customer(app: &TestApp) {
     let res = app
+        .accounts()
         .register_with(json!({"email": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD}))
         .await;
     assert_eq!(res.status(), 201);
@@ -100,7 +101,7 @@ async fn the_storefront_on_a_trusted_origin_follows_an_order_live_and_another_or
     .await;
     build_page(&app).await;
     app.start_workers(app.env.config()).await;
-    app.create_product("Desk lamp", 2500, 5).await;
+    app.products().create("Desk lamp", 2500, 5).await;
     register_customer(&app).await;
 
     let run = tokio::process::Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()))

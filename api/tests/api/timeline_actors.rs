@@ -7,9 +7,11 @@ use serde_json::Value;
 
 /// A customer's order, confirmed, then marked PAID by the shop's ADMIN.
 async fn paid_by_staff(shop: &Shop) -> String {
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
-    shop.move_order(&shop.admin, &order, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &order, &["PAID"])
+        .await;
     order
 }
 
@@ -29,7 +31,7 @@ async fn a_customer_sees_staff_as_staff_and_an_admin_sees_their_id_in_the_order(
     let order = paid_by_staff(&shop).await;
     let admin_id = shop.admin.id.to_string();
 
-    let seen = shop.order(&shop.customer, &order).await;
+    let seen = shop.orders().read(&shop.customer, &order).await;
     assert_eq!(actors(&seen), ["system:inventory", "staff"]);
     assert!(!seen.to_string().contains(&admin_id), "{seen}");
     let listed: Value = shop
@@ -41,7 +43,7 @@ async fn a_customer_sees_staff_as_staff_and_an_admin_sees_their_id_in_the_order(
     assert_eq!(actors(&listed["items"][0]), ["system:inventory", "staff"]);
     assert!(!listed.to_string().contains(&admin_id));
 
-    let by_admin = shop.order(&shop.admin, &order).await;
+    let by_admin = shop.orders().read(&shop.admin, &order).await;
     assert_eq!(
         actors(&by_admin),
         ["system:inventory".to_owned(), format!("user:{admin_id}")]
@@ -51,10 +53,10 @@ async fn a_customer_sees_staff_as_staff_and_an_admin_sees_their_id_in_the_order(
 #[tokio::test]
 async fn a_customers_own_cancel_shows_as_theirs() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
 
-    let cancelled = shop.cancel_settled(&shop.customer, &order).await;
+    let cancelled = shop.orders().cancel_settled(&shop.customer, &order).await;
 
     let mine = format!("user:{}", shop.customer.id);
     assert_eq!(actors(&cancelled).last(), Some(&mine));
@@ -63,7 +65,7 @@ async fn a_customers_own_cancel_shows_as_theirs() {
 #[tokio::test]
 async fn a_customers_event_streams_show_staff_as_staff_live_and_replayed() {
     let shop = Shop::open().await;
-    let mug = shop.create_product("Mug", 1250, 5).await;
+    let mug = shop.products().create("Mug", 1250, 5).await;
     let order = shop.confirmed_order(mug, 1).await;
     let path = format!("/api/v1/orders/{order}/events");
     let mut one = open(&shop.address, &shop.customer, &path, None).await;
@@ -71,7 +73,9 @@ async fn a_customers_event_streams_show_staff_as_staff_live_and_replayed() {
     assert_eq!(id_of(&opened), order);
     let mut all = open(&shop.address, &shop.customer, "/api/v1/orders/events", None).await;
 
-    shop.move_order(&shop.admin, &order, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &order, &["PAID"])
+        .await;
 
     let (_, live) = one.next_of("status_changed").await;
     assert_eq!(

@@ -30,11 +30,12 @@ async fn orders_in(shop: &Shop, status: &str) -> i64 {
 #[tokio::test]
 async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_nothing() {
     let shop = Shop::around(spawn_system_with(&bound("2")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     shop.confirmed_order(p, 1).await;
     shop.confirmed_order(p, 1).await;
 
     let res = shop
+        .orders()
         .place(&shop.customer, &order_of(&[(p, 1)]), &WAIT)
         .await;
 
@@ -53,33 +54,41 @@ async fn a_placement_past_the_bound_is_a_429_with_retry_after_and_publishes_noth
         "{problem}"
     );
     assert_eq!(problem["unpaid_orders"], 2);
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     assert_eq!(orders_in(&shop, "CONFIRMED").await, 2);
     assert_eq!(orders_in(&shop, "REJECTED").await, 0, "nothing published");
-    assert_eq!(shop.stock_of(p).await, 8);
+    assert_eq!(shop.products().stock_of(p).await, 8);
 }
 
 #[tokio::test]
 async fn paying_or_cancelling_an_unpaid_order_frees_a_slot() {
     let shop = Shop::around(spawn_system_with(&bound("2")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let first = shop.confirmed_order(p, 1).await;
     let second = shop.confirmed_order(p, 1).await;
     let order = order_of(&[(p, 1)]);
     assert_eq!(
-        shop.place(&shop.customer, &order, &WAIT).await.status(),
+        shop.orders()
+            .place(&shop.customer, &order, &WAIT)
+            .await
+            .status(),
         429
     );
 
-    shop.cancel_settled(&shop.customer, &first).await;
-    let after_cancel = shop.place(&shop.customer, &order, &WAIT).await;
+    shop.orders().cancel_settled(&shop.customer, &first).await;
+    let after_cancel = shop.orders().place(&shop.customer, &order, &WAIT).await;
     assert_eq!(after_cancel.status(), 201);
     assert_eq!(
-        shop.place(&shop.customer, &order, &WAIT).await.status(),
+        shop.orders()
+            .place(&shop.customer, &order, &WAIT)
+            .await
+            .status(),
         429
     );
-    shop.move_order(&shop.admin, &second, &["PAID"]).await;
-    let after_payment = shop.place(&shop.customer, &order, &WAIT).await;
+    shop.orders()
+        .move_through(&shop.admin, &second, &["PAID"])
+        .await;
+    let after_payment = shop.orders().place(&shop.customer, &order, &WAIT).await;
 
     assert_eq!(after_payment.status(), 201);
     let placed: Value = after_payment.json().await.unwrap();
@@ -97,12 +106,12 @@ async fn concurrent_placements_past_the_bound_never_leave_more_than_the_bound_un
     shop.start_workers(shop.env.config_with(&bound("3"))).await;
     let mut commands = Vec::new();
     for n in 0..30 {
-        let p = shop.create_product(&format!("P{n}"), 100, 5).await;
+        let p = shop.products().create(&format!("P{n}"), 100, 5).await;
         commands.push(place_command(Uuid::now_v7(), shop.customer.id, p, 1));
     }
 
-    futures::future::join_all(commands.into_iter().map(|c| shop.publish(c, "pos"))).await;
-    shop.quiescent().await;
+    futures::future::join_all(commands.into_iter().map(|c| shop.bus().publish(c, "pos"))).await;
+    shop.bus().quiescent().await;
 
     assert_eq!(orders_in(&shop, "CONFIRMED").await, 3);
     let reasons: Vec<String> = sqlx::query_scalar(
@@ -123,7 +132,10 @@ async fn concurrent_placements_past_the_bound_never_leave_more_than_the_bound_un
         .count("SELECT coalesce(sum(quantity), 0)::int8 FROM reservations WHERE state = 'reserved'")
         .await;
     assert_eq!(held, 3, "only the confirmed orders hold stock");
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -131,13 +143,15 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     // Both pass the api's check while no worker runs; the second, waited for, is recorded
     // REJECTED for the bound.
     let shop = Shop::around(spawn_app_with(&bound("1")).await).await;
-    let p = shop.create_product("P", 100, 10).await;
+    let p = shop.products().create("P", 100, 10).await;
     let order = order_of(&[(p, 1)]);
-    let first = shop.place(&shop.customer, &order, &[]).await;
+    let first = shop.orders().place(&shop.customer, &order, &[]).await;
     assert_eq!(first.status(), 202);
-    let waited = shop.place(&shop.customer, &order, &WAIT);
+    let waited = shop.orders().place(&shop.customer, &order, &WAIT);
     let started = async {
-        shop.commands_waiting(common::nats::ORDERS_CMD, 2).await;
+        shop.bus()
+            .commands_waiting(common::nats::ORDERS_CMD, 2)
+            .await;
         shop.start_workers(shop.env.config_with(&bound("1"))).await;
     };
 
@@ -146,11 +160,11 @@ async fn a_placement_refused_where_it_is_recorded_is_answered_429_naming_the_ord
     assert!(refused.headers().contains_key("retry-after"));
     let problem = assert_problem(refused, 429).await;
     let id: Uuid = problem["order_id"].as_str().unwrap().parse().unwrap();
-    let recorded = shop.order(&shop.customer, &id.to_string()).await;
+    let recorded = shop.orders().read(&shop.customer, &id.to_string()).await;
     assert_eq!(recorded["status"], "REJECTED");
     assert_eq!(recorded["rejection_reason"], problem["detail"]);
     let first: Value = first.json().await.unwrap();
     let kept = shop.order_in(&id_of(&first), "CONFIRMED").await;
     assert_eq!(kept["status"], "CONFIRMED");
-    assert_eq!(shop.stock_of(p).await, 9);
+    assert_eq!(shop.products().stock_of(p).await, 9);
 }

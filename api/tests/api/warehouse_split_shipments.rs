@@ -19,7 +19,8 @@ async fn report(sold: &SoldShop, kind: &str, mut data: Value) {
         "correlation_id": format!("{kind}-{}", sold.order),
         "data": data,
     });
-    sold.publish_plain(&format!("orders.cmd.{kind}"), envelope)
+    sold.bus()
+        .publish_plain(&format!("orders.cmd.{kind}"), envelope)
         .await;
 }
 
@@ -32,7 +33,7 @@ async fn a_warehouse_ships_some_lines_once_per_reference_and_a_carrier_delivers_
     for _ in 0..3 {
         report(&sold, "fulfil", parcel.clone()).await;
     }
-    sold.quiescent().await;
+    sold.bus().quiescent().await;
 
     let order = sold.order_in(&sold.order, "PARTIALLY_SHIPPED").await;
     assert_eq!(order["fulfilments"].as_array().unwrap().len(), 1, "{order}");
@@ -56,15 +57,15 @@ async fn a_warehouse_ships_some_lines_once_per_reference_and_a_carrier_delivers_
         json!({"reference": "pod-7", "fulfilment_id": fulfilment}),
     )
     .await;
-    sold.quiescent().await;
-    let order = sold.order(&sold.customer, &sold.order).await;
+    sold.bus().quiescent().await;
+    let order = sold.orders().read(&sold.customer, &sold.order).await;
     assert_eq!(order["fulfilments"][0]["status"], "DELIVERED");
     assert_eq!(
         order["status"], "PARTIALLY_SHIPPED",
         "two mugs are still to ship"
     );
     assert_eq!(SoldShop::line(&order, sold.plate)["delivered_quantity"], 2);
-    assert_eq!(sold.dead_letter_reasons().await, Vec::<String>::new());
+    assert_eq!(sold.bus().dead_letter_reasons().await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -74,12 +75,12 @@ async fn a_reported_quantity_over_what_is_left_is_dead_lettered_naming_the_line(
                           "lines": lines_of(&[(sold.mug, 4)])});
 
     report(&sold, "fulfil", too_many).await;
-    sold.quiescent().await;
+    sold.bus().quiescent().await;
 
-    let reasons = sold.dead_letter_reasons().await;
+    let reasons = sold.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains(&sold.mug.to_string()), "{reasons:?}");
-    let order = sold.order(&sold.admin, &sold.order).await;
+    let order = sold.orders().read(&sold.admin, &sold.order).await;
     assert_eq!(order["status"], "PAID");
     assert_eq!(order["fulfilments"], json!([]));
 }

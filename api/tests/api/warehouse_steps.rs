@@ -18,7 +18,8 @@ async fn report(shop: &Shop, kind: &str, order: &str, mut data: Value) {
         "correlation_id": format!("{kind}-{order}"),
         "data": data,
     });
-    shop.publish_plain(&format!("orders.cmd.{kind}"), envelope)
+    shop.bus()
+        .publish_plain(&format!("orders.cmd.{kind}"), envelope)
         .await;
 }
 
@@ -30,9 +31,11 @@ fn shipment(reference: &str) -> Value {
 /// The customer's order of two units of a new product, paid by staff; returns its id and the
 /// product.
 async fn a_paid_order(shop: &Shop) -> (String, Uuid) {
-    let p = shop.create_product("P", 500, 10).await;
+    let p = shop.products().create("P", 500, 10).await;
     let id = shop.confirmed_order(p, 2).await;
-    shop.move_order(&shop.admin, &id, &["PAID"]).await;
+    shop.orders()
+        .move_through(&shop.admin, &id, &["PAID"])
+        .await;
     (id, p)
 }
 
@@ -44,15 +47,21 @@ async fn a_shipment_reported_again_under_its_reference_changes_nothing_twice() {
     for _ in 0..3 {
         report(&shop, "fulfil", &id, shipment("wms-1")).await;
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     let shipped = shop.order_in(&id, "SHIPPED").await;
     assert_eq!(shipped["shipment"]["tracking_number"], "JD-wms-1");
-    assert_eq!(shop.transitions_to("SHIPPED").await, 1);
-    assert_eq!(shop.reservation_states(&id).await, vec!["committed"]);
-    assert_eq!(shop.stock_of(p).await, 8, "sold once");
-    assert_eq!(shop.dead_letter_reasons().await, Vec::<String>::new());
-    assert_eq!(shop.reconciliation(&shop.admin).await["consistent"], true);
+    assert_eq!(shop.orders().transitions_to("SHIPPED").await, 1);
+    assert_eq!(
+        shop.orders().reservation_states(&id).await,
+        vec!["committed"]
+    );
+    assert_eq!(shop.products().stock_of(p).await, 8, "sold once");
+    assert_eq!(shop.bus().dead_letter_reasons().await, Vec::<String>::new());
+    assert_eq!(
+        shop.payments().reconciliation(&shop.admin).await["consistent"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -65,9 +74,9 @@ async fn another_shipment_of_a_shipped_order_or_another_orders_reference_is_refu
 
     report(&shop, "fulfil", &first, shipment("wms-2")).await;
     report(&shop, "fulfil", &second, shipment("wms-1")).await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
         reasons[0].contains(&format!("order {first} is already SHIPPED")),
@@ -77,9 +86,12 @@ async fn another_shipment_of_a_shipped_order_or_another_orders_reference_is_refu
         reasons[1].contains(&format!("is order {first}'s move to SHIPPED")),
         "{reasons:?}"
     );
-    let kept = shop.order(&shop.admin, &first).await;
+    let kept = shop.orders().read(&shop.admin, &first).await;
     assert_eq!(kept["shipment"]["tracking_number"], "JD-wms-1");
-    assert_eq!(shop.stored_status(&second).await.as_deref(), Some("PAID"));
+    assert_eq!(
+        shop.orders().stored_status(&second).await.as_deref(),
+        Some("PAID")
+    );
 }
 
 #[tokio::test]
@@ -87,21 +99,21 @@ async fn a_delivery_applies_once_per_reference_and_only_to_a_shipped_order() {
     let shop = Shop::open().await;
     let (id, _) = a_paid_order(&shop).await;
     report(&shop, "deliver", &id, json!({"reference": "pod-0"})).await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
     report(&shop, "fulfil", &id, shipment("wms-1")).await;
     shop.order_in(&id, "SHIPPED").await;
 
     for _ in 0..2 {
         report(&shop, "deliver", &id, json!({"reference": "pod-1"})).await;
     }
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
     let delivered = shop.order_in(&id, "DELIVERED").await;
     let step = crate::helpers::last_step(&delivered);
     assert_eq!(step["actor"], "system:carrier");
     assert_eq!(step["reason"], "reference pod-1");
-    assert_eq!(shop.transitions_to("DELIVERED").await, 1);
-    let reasons = shop.dead_letter_reasons().await;
+    assert_eq!(shop.orders().transitions_to("DELIVERED").await, 1);
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].contains("is PAID, cannot move to DELIVERED"),
@@ -117,10 +129,13 @@ async fn a_report_naming_an_actor_is_refused_and_changes_nothing() {
     forged["actor"] = json!("user:someone");
 
     report(&shop, "fulfil", &id, forged).await;
-    shop.quiescent().await;
+    shop.bus().quiescent().await;
 
-    let reasons = shop.dead_letter_reasons().await;
+    let reasons = shop.bus().dead_letter_reasons().await;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains("unknown field `actor`"), "{reasons:?}");
-    assert_eq!(shop.stored_status(&id).await.as_deref(), Some("PAID"));
+    assert_eq!(
+        shop.orders().stored_status(&id).await.as_deref(),
+        Some("PAID")
+    );
 }

@@ -22,7 +22,7 @@ async fn system_with_receiver(
     let app = spawn_system_with(overrides).await;
     let admin = app.create_user(Role::Admin).await;
     let receiver = Receiver::start().await;
-    let endpoint = app.create_webhook(&admin, &receiver.url, events).await;
+    let endpoint = app.webhooks().create(&admin, &receiver.url, events).await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     (app, admin, receiver, endpoint)
 }
@@ -32,15 +32,19 @@ async fn a_receiver_verifying_with_the_reference_implementation_accepts_every_de
     let shop = Shop::open().await;
     let receiver = Receiver::start().await;
     let endpoint = shop
-        .create_webhook(&shop.admin, &receiver.url, &["*"])
+        .webhooks()
+        .create(&shop.admin, &receiver.url, &["*"])
         .await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
-    let mug = shop.create_product("Mug", 1250, 10).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
 
     let order = shop.confirmed_order(mug, 1).await;
-    shop.payment_succeeded(&order, 1250, "psp-webhook-1").await;
+    shop.payments()
+        .succeeded(&order, 1250, "psp-webhook-1")
+        .await;
     shop.order_in(&order, "PAID").await;
     let res = shop
+        .payments()
         .refund(
             &shop.admin,
             &order,
@@ -72,7 +76,8 @@ async fn a_receiver_verifying_with_the_reference_implementation_accepts_every_de
     // The receiver answers before the worker records the answer: wait for the log.
     let deliveries = common::testing::eventually(WAIT, "three deliveries logged", || async {
         let logged = shop
-            .webhook_deliveries(&shop.admin, id, "status=SUCCEEDED")
+            .webhooks()
+            .deliveries(&shop.admin, id, "status=SUCCEEDED")
             .await;
         (logged.len() == 3).then_some(logged)
     })
@@ -89,7 +94,9 @@ async fn a_receiver_answering_500_twice_then_200_gets_three_attempts_with_one_we
     let (app, admin, receiver, endpoint) = system_with_receiver(&[QUICK_RETRIES], &["*"]).await;
     receiver.script(&[Reply::Status(500), Reply::Status(500)]);
 
-    app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    app.webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
 
     let received = receiver.wait_for(3, WAIT).await;
     let ids: HashSet<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
@@ -100,7 +107,8 @@ async fn a_receiver_answering_500_twice_then_200_gets_three_attempts_with_one_we
     );
     let id = endpoint["id"].as_str().unwrap();
     let delivery = app
-        .webhook_delivery_when(&admin, id, |d| d["status"] == "SUCCEEDED")
+        .webhooks()
+        .delivery_when(&admin, id, |d| d["status"] == "SUCCEEDED")
         .await;
     let codes: Vec<&Value> = delivery["attempts"]
         .as_array()
@@ -123,7 +131,7 @@ async fn a_receiver_that_hangs_delays_no_other_endpoints_deliveries_by_more_than
     let admin = app.create_user(Role::Admin).await;
     let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
     for receiver in [&hanging, &healthy] {
-        let endpoint = app.create_webhook(&admin, &receiver.url, &["*"]).await;
+        let endpoint = app.webhooks().create(&admin, &receiver.url, &["*"]).await;
         receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     }
     hanging.always(Reply::Hang);
@@ -131,7 +139,7 @@ async fn a_receiver_that_hangs_delays_no_other_endpoints_deliveries_by_more_than
     let mut published = HashMap::new();
     for _ in 0..20 {
         let order = Uuid::new_v4();
-        app.status_event(order, OrderStatus::Paid).await;
+        app.webhooks().status_event(order, OrderStatus::Paid).await;
         published.insert(order.to_string(), Instant::now());
     }
 
@@ -165,7 +173,9 @@ async fn a_rotated_secret_verifies_beside_the_new_one_during_the_overlap_and_not
     let new = rotated["secret"].as_str().unwrap().to_owned();
     receiver.verify_with(&[&old, &new]);
 
-    app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    app.webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
     let during = receiver.wait_for(1, WAIT).await.remove(0);
     assert_eq!(
         during.verified_by,
@@ -185,7 +195,9 @@ async fn a_rotated_secret_verifies_beside_the_new_one_during_the_overlap_and_not
         (chrono::Utc::now() > expires).then_some(())
     })
     .await;
-    app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    app.webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
     let after = receiver.wait_for(2, WAIT).await.remove(1);
     assert_eq!(
         after.verified_by,
@@ -201,9 +213,12 @@ async fn a_delivery_is_re_sent_on_request_with_its_webhook_id() {
         system_with_receiver(&[("WEBHOOK_RETRY_SCHEDULE", "0")], &["*"]).await;
     let id = endpoint["id"].as_str().unwrap();
     receiver.script(&[Reply::Status(503)]);
-    app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    app.webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
     let failed = app
-        .webhook_delivery_when(&admin, id, |d| d["status"] == "FAILED")
+        .webhooks()
+        .delivery_when(&admin, id, |d| d["status"] == "FAILED")
         .await;
     assert_eq!(failed["last_error"], "answered 503");
 
@@ -219,11 +234,13 @@ async fn a_delivery_is_re_sent_on_request_with_its_webhook_id() {
     let received = receiver.wait_for(2, WAIT).await;
     assert_eq!(received[0].webhook_id, received[1].webhook_id);
     let delivery = app
-        .webhook_delivery_when(&admin, id, |d| d["status"] == "SUCCEEDED")
+        .webhooks()
+        .delivery_when(&admin, id, |d| d["status"] == "SUCCEEDED")
         .await;
     assert_eq!(delivery["attempt_count"], 2);
     assert!(
-        app.webhook_deliveries(&admin, id, "status=FAILED")
+        app.webhooks()
+            .deliveries(&admin, id, "status=FAILED")
             .await
             .is_empty()
     );
@@ -259,7 +276,9 @@ async fn an_endpoint_failing_every_attempt_for_the_bound_is_disabled_with_a_reas
     let id = endpoint["id"].as_str().unwrap();
     receiver.always(Reply::Status(500));
 
-    app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    app.webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
 
     let disabled = common::testing::eventually(WAIT, "the endpoint disabled", || async {
         let e: Value = app
@@ -278,7 +297,8 @@ async fn an_endpoint_failing_every_attempt_for_the_bound_is_disabled_with_a_reas
             .starts_with("every attempt failed since"),
         "{disabled}"
     );
-    app.webhook_delivery_when(&admin, id, |d| d["status"] == "FAILED")
+    app.webhooks()
+        .delivery_when(&admin, id, |d| d["status"] == "FAILED")
         .await;
     let res = app
         .post_empty_as(&admin, &format!("/api/v1/webhooks/{id}/test"), &[])

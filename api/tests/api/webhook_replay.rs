@@ -15,26 +15,27 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn refund_event(app: &TestApp, order: Uuid) {
-    app.publish(
-        RefundChanged {
-            order_id: order,
-            user_id: Uuid::nil(),
-            refund_id: Uuid::new_v4(),
-            status: RefundStatus::Requested,
-            amount: Money::new(100).unwrap(),
-            currency: Currency::new("USD").unwrap(),
-            payment_reference: None,
-            at: chrono::Utc::now(),
-            actor: "user:test".into(),
-            reason: Some("test".into()),
-            payment_status: PaymentStatus::Paid,
-            amount_paid: 100,
-            amount_refunded: 0,
-            entry_id: None,
-        },
-        "webhook-test",
-    )
-    .await;
+    app.bus()
+        .publish(
+            RefundChanged {
+                order_id: order,
+                user_id: Uuid::nil(),
+                refund_id: Uuid::new_v4(),
+                status: RefundStatus::Requested,
+                amount: Money::new(100).unwrap(),
+                currency: Currency::new("USD").unwrap(),
+                payment_reference: None,
+                at: chrono::Utc::now(),
+                actor: "user:test".into(),
+                reason: Some("test".into()),
+                payment_status: PaymentStatus::Paid,
+                amount_paid: 100,
+                amount_refunded: 0,
+                entry_id: None,
+            },
+            "webhook-test",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -43,16 +44,20 @@ async fn replay_since_a_time_re_sends_exactly_the_matching_events_with_their_web
     let admin = app.create_user(Role::Admin).await;
     let receiver = Receiver::start().await;
     let endpoint = app
-        .create_webhook(&admin, &receiver.url, &["order.status_changed"])
+        .webhooks()
+        .create(&admin, &receiver.url, &["order.status_changed"])
         .await;
     receiver.verify_with(&[endpoint["secret"].as_str().unwrap()]);
     let id = endpoint["id"].as_str().unwrap();
-    let before = app.status_event(Uuid::new_v4(), OrderStatus::Paid).await;
+    let before = app
+        .webhooks()
+        .status_event(Uuid::new_v4(), OrderStatus::Paid)
+        .await;
     let since = chrono::Utc::now();
     let (second, third) = (Uuid::new_v4(), Uuid::new_v4());
-    app.status_event(second, OrderStatus::Paid).await;
+    app.webhooks().status_event(second, OrderStatus::Paid).await;
     refund_event(&app, second).await;
-    app.status_event(third, OrderStatus::Paid).await;
+    app.webhooks().status_event(third, OrderStatus::Paid).await;
     let first_round = receiver.wait_for(3, WAIT).await;
     let original: Vec<(String, String)> = first_round
         .iter()
@@ -103,7 +108,8 @@ async fn a_replay_from_the_future_is_a_422_naming_since() {
     let app = spawn_system_with(&[]).await;
     let admin = app.create_user(Role::Admin).await;
     let endpoint = app
-        .create_webhook(&admin, "http://127.0.0.1:9/hook", &["*"])
+        .webhooks()
+        .create(&admin, "http://127.0.0.1:9/hook", &["*"])
         .await;
     let id = endpoint["id"].as_str().unwrap();
     let since = chrono::Utc::now() + chrono::Duration::hours(1);

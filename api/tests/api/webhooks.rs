@@ -14,7 +14,8 @@ async fn an_admin_registers_an_endpoint_and_sees_its_secret_only_then() {
     let admin = app.create_user(Role::Admin).await;
 
     let created = app
-        .create_webhook(&admin, URL, &["order.status_changed"])
+        .webhooks()
+        .create(&admin, URL, &["order.status_changed"])
         .await;
 
     let secret = created["secret"].as_str().unwrap();
@@ -54,7 +55,7 @@ async fn endpoints_are_listed_a_page_at_a_time() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
     for _ in 0..3 {
-        app.create_webhook(&admin, URL, &["*"]).await;
+        app.webhooks().create(&admin, URL, &["*"]).await;
     }
 
     let first: Value = app
@@ -100,7 +101,7 @@ async fn unknown_event_types_are_a_422_naming_events() {
 async fn a_change_re_enables_an_endpoint_and_clears_its_reason() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
-    let id = app.create_webhook(&admin, URL, &["*"]).await["id"]
+    let id = app.webhooks().create(&admin, URL, &["*"]).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -142,7 +143,7 @@ async fn a_change_re_enables_an_endpoint_and_clears_its_reason() {
 async fn an_empty_change_is_a_422_and_changes_nothing() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
-    let id = app.create_webhook(&admin, URL, &["*"]).await["id"]
+    let id = app.webhooks().create(&admin, URL, &["*"]).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -158,7 +159,7 @@ async fn an_empty_change_is_a_422_and_changes_nothing() {
 async fn a_deleted_endpoint_is_gone() {
     let app = spawn_app().await;
     let admin = app.create_user(Role::Admin).await;
-    let id = app.create_webhook(&admin, URL, &["*"]).await["id"]
+    let id = app.webhooks().create(&admin, URL, &["*"]).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -174,7 +175,7 @@ async fn a_deleted_endpoint_is_gone() {
 async fn a_rotation_answers_a_new_secret_and_keeps_the_old_one_signing_for_the_overlap() {
     let app = spawn_app_with(&[("WEBHOOK_SECRET_OVERLAP_SECS", "3600")]).await;
     let admin = app.create_user(Role::Admin).await;
-    let created = app.create_webhook(&admin, URL, &["*"]).await;
+    let created = app.webhooks().create(&admin, URL, &["*"]).await;
     let id = created["id"].as_str().unwrap();
 
     let res = app

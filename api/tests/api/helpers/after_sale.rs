@@ -30,9 +30,10 @@ impl SoldShop {
     pub async fn open() -> SoldShop {
         let shop = Shop::open().await;
         let psp = PaymentSystem::connect(&shop).await;
-        let mug = shop.create_product("Mug", 1250, 10).await;
-        let plate = shop.create_product("Plate", 800, 5).await;
+        let mug = shop.products().create("Mug", 1250, 10).await;
+        let plate = shop.products().create("Plate", 800, 5).await;
         let placed = shop
+            .orders()
             .place_body_settled(&shop.customer, &order_of(&[(mug, 3), (plate, 2)]))
             .await;
         assert_eq!(placed["status"], "CONFIRMED", "{placed}");

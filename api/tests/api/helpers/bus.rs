@@ -1,15 +1,25 @@
-//! The bus as other systems (and redeliveries) use it: messages published directly, the
-//! workers' context for driving handlers by hand, and what the bus holds read back.
+//! The bus in tests ([`TestBus`]): messages published directly, as other systems (and
+//! redeliveries) publish them, the workers' context for driving handlers by hand, and what the
+//! bus holds read back.
 
 use super::TestApp;
 use common::correlation::CorrelationId;
 use common::messaging::{Envelope, Message, Published};
 use serde_json::Value;
 
-impl TestApp {
+/// The bus as other systems (and redeliveries) use it: messages published through the api's
+/// bus, copied or raw, or with a plain NATS client; the workers' context to drive handlers by
+/// hand; and what the bus holds (dead letters, commands waiting, consumers drained) read back.
+#[derive(Clone, Copy)]
+pub struct TestBus<'a> {
+    pub(super) app: &'a TestApp,
+}
+
+impl TestBus<'_> {
     /// Publishes `message` through the api's bus under `correlation`, as the api would.
-    pub async fn publish<M: Message>(&self, message: M, correlation: &str) -> Published {
-        self.state
+    pub async fn publish<M: Message>(self, message: M, correlation: &str) -> Published {
+        self.app
+            .state
             .bus
             .publish(message, &CorrelationId::bounded(correlation))
             .await
@@ -18,14 +28,14 @@ impl TestApp {
 
     /// Publishes `message` in its envelope under the message id `msg_id`, as a redelivery
     /// arrives: another id gets past the server's duplicate check.
-    pub async fn publish_copy<M: Message>(&self, message: M, msg_id: &str) {
+    pub async fn publish_copy<M: Message>(self, message: M, msg_id: &str) {
         let payload = serde_json::to_vec(&Envelope::<M>::new(message, "copy")).expect("envelope");
         self.publish_bytes(M::SUBJECT, msg_id, payload).await;
     }
 
     /// Publishes `payload` as it is on `subject` (relative to the namespace) under `msg_id`.
-    pub async fn publish_bytes(&self, subject: &str, msg_id: &str, payload: Vec<u8>) {
-        let bus = &self.state.bus;
+    pub async fn publish_bytes(self, subject: &str, msg_id: &str, payload: Vec<u8>) {
+        let bus = &self.app.state.bus;
         bus.publish_raw(
             bus.namespace().subject(subject),
             msg_id.to_owned(),
@@ -37,13 +47,13 @@ impl TestApp {
     }
 
     /// Publishes a raw JSON payload with a plain NATS client, as an outside system would.
-    pub async fn publish_plain(&self, subject: &str, payload: Value) {
+    pub async fn publish_plain(self, subject: &str, payload: Value) {
         let client = async_nats::connect(common::testing::nats_url())
             .await
             .expect("plain NATS client");
         client
             .publish(
-                self.state.bus.namespace().subject(subject),
+                self.app.state.bus.namespace().subject(subject),
                 payload.to_string().into(),
             )
             .await
@@ -52,21 +62,28 @@ impl TestApp {
     }
 
     /// The workers' context over this app's database and bus, to call handlers directly.
-    pub fn worker_context(&self) -> workers::Context {
+    pub fn worker_context(self) -> workers::Context {
         workers::Context::new(
-            self.state.db.clone(),
-            self.state.bus.clone(),
-            self.state.config.clone(),
+            self.app.state.db.clone(),
+            self.app.state.bus.clone(),
+            self.app.state.config.clone(),
         )
     }
 
     /// The reasons of every dead letter so far, oldest first.
-    pub async fn dead_letter_reasons(&self) -> Vec<String> {
+    pub async fn dead_letter_reasons(self) -> Vec<String> {
         let stream = self
+            .app
             .state
             .bus
             .jetstream()
-            .get_stream(self.state.bus.namespace().name(common::nats::DEAD_LETTERS))
+            .get_stream(
+                self.app
+                    .state
+                    .bus
+                    .namespace()
+                    .name(common::nats::DEAD_LETTERS),
+            )
             .await
             .expect("dead-letter stream");
         let mut reasons = Vec::new();
@@ -86,8 +103,8 @@ impl TestApp {
 
     /// Waits until `stream` (ORDERS_CMD, say) holds `n` messages: commands waiting for a worker
     /// that is not running yet.
-    pub async fn commands_waiting(&self, stream: &str, n: u64) {
-        let bus = &self.state.bus;
+    pub async fn commands_waiting(self, stream: &str, n: u64) {
+        let bus = &self.app.state.bus;
         common::testing::eventually(
             std::time::Duration::from_secs(10),
             "commands waiting",
@@ -104,8 +121,8 @@ impl TestApp {
     }
 
     /// Waits until every durable consumer of the namespace has nothing pending or unacked.
-    pub async fn quiescent(&self) {
-        let bus = self.state.bus.clone();
+    pub async fn quiescent(self) {
+        let bus = self.app.state.bus.clone();
         common::testing::eventually(
             std::time::Duration::from_secs(30),
             "consumers drained",

@@ -1,5 +1,6 @@
-//! The payment system as the tests play it: payment events published with a plain NATS client,
-//! refund commands read through its own durable consumer, and the money read back.
+//! Payments in tests: the payment system's events published with a plain NATS client, refunds
+//! asked for and the money read back ([`Payments`]); and [`PaymentSystem`], the payment system
+//! as the tests play it, reading refund commands through its own durable consumer.
 
 use super::{TestApp, TestUser};
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -26,50 +27,65 @@ fn payment(order: &str, amount: i64, reference: &str) -> Value {
     json!({"order_id": order, "amount": amount, "currency": "USD", "provider_reference": reference})
 }
 
-impl TestApp {
+/// Payments as the api sees them: the payment system's events published, refunds asked for,
+/// the outcome of a payment as stored, and the reconciliation report.
+#[derive(Clone, Copy)]
+pub struct Payments<'a> {
+    pub(super) app: &'a TestApp,
+}
+
+impl Payments<'_> {
     /// The payment system says `amount` was paid for `order` (plain NATS client).
-    pub async fn payment_succeeded(&self, order: &str, amount: i64, reference: &str) {
+    pub async fn succeeded(self, order: &str, amount: i64, reference: &str) {
         let event = payment_event("succeeded", payment(order, amount, reference));
-        self.publish_plain("payments.evt.succeeded", event).await;
+        self.app
+            .bus()
+            .publish_plain("payments.evt.succeeded", event)
+            .await;
     }
 
     /// The payment system says the card was declined for `order` (plain NATS client).
-    pub async fn payment_failed(&self, order: &str, amount: i64, reference: &str) {
+    pub async fn failed(self, order: &str, amount: i64, reference: &str) {
         let mut data = payment(order, amount, reference);
         data["reason"] = json!("card declined");
-        self.publish_plain("payments.evt.failed", payment_event("failed", data))
+        self.app
+            .bus()
+            .publish_plain("payments.evt.failed", payment_event("failed", data))
             .await;
     }
 
     /// What became of the payment under `reference`, if it was recorded.
-    pub async fn payment_outcome(&self, reference: &str) -> Option<String> {
+    pub async fn outcome(self, reference: &str) -> Option<String> {
         sqlx::query_scalar("SELECT outcome::text FROM payments WHERE provider_reference = $1")
             .bind(reference)
-            .fetch_optional(&self.state.db)
+            .fetch_optional(&self.app.state.db)
             .await
             .expect("payment outcome")
     }
 
     /// Asks for a refund of `order` under the idempotency key `key`.
     pub async fn refund(
-        &self,
+        self,
         admin: &TestUser,
         order: &str,
         key: &str,
         body: Value,
     ) -> reqwest::Response {
-        self.post_as(
-            admin,
-            &format!("/api/v1/orders/{order}/refunds"),
-            &body,
-            &[("idempotency-key", key)],
-        )
-        .await
+        self.app
+            .post_as(
+                admin,
+                &format!("/api/v1/orders/{order}/refunds"),
+                &body,
+                &[("idempotency-key", key)],
+            )
+            .await
     }
 
     /// The stock and money reconciliation report.
-    pub async fn reconciliation(&self, admin: &TestUser) -> Value {
-        self.read(admin, "/api/v1/admin/stock-reconciliation").await
+    pub async fn reconciliation(self, admin: &TestUser) -> Value {
+        self.app
+            .read(admin, "/api/v1/admin/stock-reconciliation")
+            .await
     }
 }
 
@@ -169,13 +185,14 @@ impl PaymentSystem {
 
     /// An order of one 1250 mug by `customer`, paid under `reference`; returns its id.
     pub async fn paid_order(&self, app: &TestApp, customer: &TestUser, reference: &str) -> String {
-        let mug = app.create_product("Mug", 1250, 10).await;
-        let order = app.place_settled(customer, mug, 1).await;
+        let mug = app.products().create("Mug", 1250, 10).await;
+        let order = app.orders().place_settled(customer, mug, 1).await;
         assert_eq!(order["status"], "CONFIRMED");
         let id = super::id_of(&order);
         self.pay(&id, 1250, reference).await;
         let paid = app
-            .order_when(customer, &id, |o| o["status"] == "PAID")
+            .orders()
+            .when(customer, &id, |o| o["status"] == "PAID")
             .await;
         assert_eq!(paid["payment_status"], "PAID");
         assert_eq!(paid["amount_paid"], 1250);
@@ -215,7 +232,10 @@ impl PaidShop {
     /// (202). Returns the refund.
     pub async fn ask_refund(&self, key: &str, amount: i64, reason: &str) -> Value {
         let body = json!({"amount": amount, "reason": reason});
-        let res = self.refund(&self.admin, &self.order, key, body).await;
+        let res = self
+            .payments()
+            .refund(&self.admin, &self.order, key, body)
+            .await;
         assert_eq!(res.status(), 202);
         res.json().await.expect("refund")
     }

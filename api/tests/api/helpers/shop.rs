@@ -1,12 +1,9 @@
-//! The shop in tests: products and orders written directly or through the api, the commands
-//! other systems publish about them, and their state read back; and [`Shop`], a running system
-//! with a customer and an ADMIN.
+//! The shop in tests: [`Shop`], a running system with a customer and an ADMIN, and the ids and
+//! error fields read from its answers.
 
 use super::{TestApp, TestUser, spawn_system};
-use common::domain::{Actor, Lines, OrderStatus, Role};
-use common::messages::{LineRequest, PlaceOrder, TransitionOrder};
-use serde_json::{Value, json};
-use std::fmt::Display;
+use common::domain::Role;
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The api and every worker, with a customer and an ADMIN who each hold a live session.
@@ -43,38 +40,25 @@ impl Shop {
 
     /// Waits until the customer's order `id` is in `status`; returns it.
     pub async fn order_in(&self, id: &str, status: &str) -> Value {
-        self.order_when(&self.customer, id, |o| o["status"] == status)
+        self.orders()
+            .when(&self.customer, id, |o| o["status"] == status)
             .await
     }
 
     /// The customer orders `quantity` of `product`; the order must be CONFIRMED. Returns its id.
     pub async fn confirmed_order(&self, product: Uuid, quantity: i32) -> String {
-        let order = self.place_settled(&self.customer, product, quantity).await;
+        let order = self
+            .orders()
+            .place_settled(&self.customer, product, quantity)
+            .await;
         assert_eq!(order["status"], "CONFIRMED", "{order}");
         id_of(&order)
     }
 }
 
-/// The body of an order of `lines`, each a product and its quantity.
-pub fn order_of(lines: &[(Uuid, i32)]) -> Value {
-    let items: Vec<Value> = lines
-        .iter()
-        .map(|(product, quantity)| json!({"product_id": product, "quantity": quantity}))
-        .collect();
-    json!({ "items": items })
-}
-
 /// The `id` of an order (or of any resource) as its JSON gives it.
 pub fn id_of(resource: &Value) -> String {
     resource["id"].as_str().expect("an id").to_owned()
-}
-
-/// The newest entry of an order's timeline.
-pub fn last_step(order: &Value) -> &Value {
-    order["timeline"]
-        .as_array()
-        .and_then(|t| t.last())
-        .expect("a timeline entry")
 }
 
 /// The `field` of each error of a 422 problem, in order.
@@ -85,305 +69,4 @@ pub fn fields(problem: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["field"].as_str().expect("field").to_owned())
         .collect()
-}
-
-/// A place command of one line, as a point of sale would publish it.
-pub fn place_command(order_id: Uuid, user_id: Uuid, product: Uuid, quantity: i32) -> PlaceOrder {
-    PlaceOrder {
-        order_id,
-        user_id,
-        shipping_address: None,
-        items: Lines::merging(&[LineRequest {
-            product_id: product,
-            quantity,
-        }])
-        .expect("a valid line"),
-    }
-}
-
-/// A command from `system:test` to move the order to `to`, with nothing else.
-pub fn transition_command(order_id: Uuid, to: OrderStatus) -> TransitionOrder {
-    TransitionOrder::new(order_id, to, Actor::new("system:test").expect("valid"))
-}
-
-impl TestApp {
-    // --- the catalogue ----------------------------------------------------------------------
-
-    /// Adds a product to the catalogue directly (as another system would, unseen by the api's
-    /// catalogue cache) and returns its id.
-    pub async fn create_product(&self, name: &str, price: i64, stock: i32) -> Uuid {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO products (id, name, description, price, currency, stock, initial_stock)
-             VALUES ($1, $2, '', $3, 'USD', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(&self.state.db)
-        .await
-        .expect("insert product");
-        id
-    }
-
-    /// The stock of `product` as the public catalogue shows it (its detail).
-    pub async fn shown_stock(&self, product: Uuid) -> i64 {
-        let detail: Value = self
-            .get(&format!("/api/v1/products/{product}"))
-            .await
-            .json()
-            .await
-            .expect("product");
-        detail["stock"].as_i64().expect("stock")
-    }
-
-    /// Publishes a stock adjustment as a warehouse system would: hand-written JSON in the
-    /// documented envelope on `inventory.cmd.adjust`, with the message id `msg_id`.
-    pub async fn warehouse_adjusts(
-        &self,
-        product: Uuid,
-        delta: i32,
-        (reason, reference): (&str, &str),
-        msg_id: &str,
-    ) {
-        let client = async_nats::connect(common::testing::nats_url())
-            .await
-            .expect("plain NATS client");
-        let js = async_nats::jetstream::new(client);
-        let envelope = json!({
-            "id": Uuid::new_v4(),
-            "type": "inventory.adjust",
-            "version": 1,
-            "occurred_at": "2026-12-01T09:00:00Z",
-            "correlation_id": format!("warehouse-{reference}"),
-            "data": {"product_id": product, "delta": delta, "reason": reason, "reference": reference}
-        });
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        js.publish_with_headers(
-            self.state.bus.namespace().subject("inventory.cmd.adjust"),
-            headers,
-            envelope.to_string().into(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("stored");
-    }
-
-    // --- orders -----------------------------------------------------------------------------
-
-    /// Inserts an order in `status` directly (no workers involved), for state-machine tests.
-    pub async fn insert_order(&self, user: &TestUser, status: &str) -> Uuid {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, status, total, currency, rejection_reason)
-             VALUES ($1, $2, $3::text::order_status, 0, 'USD',
-                     CASE WHEN $3::text = 'REJECTED' THEN 'test' END)",
-        )
-        .bind(id)
-        .bind(user.id)
-        .bind(status)
-        .execute(&self.state.db)
-        .await
-        .expect("insert order");
-        id
-    }
-
-    /// POSTs the order `body` as `user`, with extra headers.
-    pub async fn place(
-        &self,
-        user: &TestUser,
-        body: &Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.post_as(user, "/api/v1/orders", body, headers).await
-    }
-
-    /// Places the order `body` as `user` and waits until it is settled; returns it.
-    pub async fn place_body_settled(&self, user: &TestUser, body: &Value) -> Value {
-        let res = self.place(user, body, &[("prefer", "wait=10")]).await;
-        assert!(
-            res.status() == 201 || res.status() == 202,
-            "placing: {}",
-            res.status()
-        );
-        let order: Value = res.json().await.expect("order");
-        self.order_when(user, &id_of(&order), |o| o["status"] != "PENDING")
-            .await
-    }
-
-    /// Places a one-line order and waits until it is settled; returns it.
-    pub async fn place_settled(&self, user: &TestUser, product: Uuid, quantity: i32) -> Value {
-        self.place_body_settled(user, &order_of(&[(product, quantity)]))
-            .await
-    }
-
-    /// Polls an order until `done` accepts it (deadline 20 s).
-    pub async fn order_when(
-        &self,
-        user: &TestUser,
-        id: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        common::testing::eventually(
-            std::time::Duration::from_secs(20),
-            "order state",
-            || async {
-                let res = self.get_as(user, &format!("/api/v1/orders/{id}")).await;
-                if res.status() != 200 {
-                    return None;
-                }
-                let order: Value = res.json().await.ok()?;
-                done(&order).then_some(order)
-            },
-        )
-        .await
-    }
-
-    /// GETs `path` as `user`, which must answer 200; returns the JSON.
-    pub async fn read(&self, user: &TestUser, path: &str) -> Value {
-        let res = self.get_as(user, path).await;
-        assert_eq!(res.status(), 200, "{path}");
-        res.json().await.expect("JSON")
-    }
-
-    /// The order `id` as `user` reads it.
-    pub async fn order(&self, user: &TestUser, id: &str) -> Value {
-        self.read(user, &format!("/api/v1/orders/{id}")).await
-    }
-
-    /// Every item of the list at `path` (which has a query), page by page.
-    pub async fn every_page(&self, user: &TestUser, path: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page_path = match &cursor {
-                Some(c) => format!("{path}&cursor={c}"),
-                None => path.to_owned(),
-            };
-            let page = self.read(user, &page_path).await;
-            items.extend(page["items"].as_array().expect("items").iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return items,
-            }
-        }
-    }
-
-    /// PATCHes the status of order `id` with `body` (status, reason, shipment) as `user`.
-    pub async fn patch_status(
-        &self,
-        user: &TestUser,
-        id: impl Display,
-        body: &Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.patch_as(user, &format!("/api/v1/orders/{id}/status"), body, headers)
-            .await
-    }
-
-    /// Moves order `id` to each of `statuses` in turn, waiting for each to apply (200); returns
-    /// the order after the last.
-    pub async fn move_order(&self, admin: &TestUser, id: impl Display, statuses: &[&str]) -> Value {
-        let mut order = Value::Null;
-        for status in statuses {
-            order = self
-                .change_status(admin, &id, json!({"status": status}))
-                .await;
-        }
-        order
-    }
-
-    /// Applies the status change `body` to order `id`, waiting for it (200); returns the order.
-    pub async fn change_status(&self, admin: &TestUser, id: impl Display, body: Value) -> Value {
-        let res = self
-            .patch_status(admin, id, &body, &[("prefer", "wait=10")])
-            .await;
-        assert_eq!(res.status(), 200, "{body}");
-        res.json().await.expect("order")
-    }
-
-    /// POSTs a cancel of order `id` as `user`, with extra headers.
-    pub async fn cancel(
-        &self,
-        user: &TestUser,
-        id: impl Display,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.post_empty_as(user, &format!("/api/v1/orders/{id}/cancel"), headers)
-            .await
-    }
-
-    /// Cancels order `id` as `user` and waits for it (200); returns the order.
-    pub async fn cancel_settled(&self, user: &TestUser, id: impl Display) -> Value {
-        let res = self.cancel(user, id, &[("prefer", "wait=10")]).await;
-        assert_eq!(res.status(), 200);
-        res.json().await.expect("order")
-    }
-
-    // --- reading the state back -------------------------------------------------------------
-
-    /// The stock of `product` as stored.
-    pub async fn stock_of(&self, product: Uuid) -> i32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(product)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("stock")
-    }
-
-    /// The stock, the initial stock and the sum of the ledger's deltas of product `id`.
-    pub async fn stock_and_ledger(&self, id: &str) -> (i32, i32, i64) {
-        sqlx::query_as(
-            "SELECT stock, initial_stock,
-                    (SELECT COALESCE(SUM(delta), 0) FROM stock_adjustments WHERE product_id = p.id)
-             FROM products p WHERE id = $1",
-        )
-        .bind(Uuid::parse_str(id).expect("a product id"))
-        .fetch_one(&self.state.db)
-        .await
-        .expect("stock and ledger")
-    }
-
-    /// How many units of `product` reservations hold, whatever their state.
-    pub async fn reserved_of(&self, product: Uuid) -> i64 {
-        sqlx::query_scalar(
-            "SELECT COALESCE(sum(quantity), 0) FROM reservations WHERE product_id = $1",
-        )
-        .bind(product)
-        .fetch_one(&self.state.db)
-        .await
-        .expect("reserved")
-    }
-
-    /// How many times orders reached `status`.
-    pub async fn transitions_to(&self, status: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE to_status::text = $1")
-            .bind(status)
-            .fetch_one(&self.state.db)
-            .await
-            .expect("count")
-    }
-
-    /// The status of order `id` as stored, if it is recorded.
-    pub async fn stored_status(&self, id: impl Display) -> Option<String> {
-        sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid")
-            .bind(id.to_string())
-            .fetch_optional(&self.state.db)
-            .await
-            .expect("status")
-    }
-
-    /// The states of the reservations of order `id`, by product.
-    pub async fn reservation_states(&self, id: impl Display) -> Vec<String> {
-        sqlx::query_scalar(
-            "SELECT state::text FROM reservations WHERE order_id = $1::uuid ORDER BY product_id",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.state.db)
-        .await
-        .expect("reservations")
-    }
 }

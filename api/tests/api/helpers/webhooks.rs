@@ -1,5 +1,5 @@
-//! Webhooks in tests: endpoints registered through the api, order events published as the
-//! workers publish them, and the delivery log read back.
+//! Webhooks in tests ([`Webhooks`]): endpoints registered through the api, order events
+//! published as the workers publish them, and the delivery log read back.
 
 use super::{TestApp, TestUser};
 use common::domain::OrderStatus;
@@ -11,10 +11,18 @@ use uuid::Uuid;
 /// A retry schedule short enough for tests: at once, then twice after 300 ms.
 pub const QUICK_RETRIES: (&str, &str) = ("WEBHOOK_RETRY_SCHEDULE", "0,300ms,300ms");
 
-impl TestApp {
+/// Webhooks: endpoints registered through the api, their delivery log read back, and the order
+/// events they deliver published as the workers publish them.
+#[derive(Clone, Copy)]
+pub struct Webhooks<'a> {
+    pub(super) app: &'a TestApp,
+}
+
+impl Webhooks<'_> {
     /// Registers an endpoint at `url` for `events` as `admin`; returns it with its secret.
-    pub async fn create_webhook(&self, admin: &TestUser, url: &str, events: &[&str]) -> Value {
+    pub async fn create(self, admin: &TestUser, url: &str, events: &[&str]) -> Value {
         let res = self
+            .app
             .post_as(
                 admin,
                 "/api/v1/webhooks",
@@ -32,8 +40,9 @@ impl TestApp {
     }
 
     /// The deliveries of endpoint `id` (first page, up to 100), newest first.
-    pub async fn webhook_deliveries(&self, admin: &TestUser, id: &str, query: &str) -> Vec<Value> {
+    pub async fn deliveries(self, admin: &TestUser, id: &str, query: &str) -> Vec<Value> {
         let res = self
+            .app
             .get_as(
                 admin,
                 &format!("/api/v1/webhooks/{id}/deliveries?limit=100&{query}"),
@@ -45,14 +54,14 @@ impl TestApp {
     }
 
     /// Waits until endpoint `id` has a delivery satisfying `done` (deadline 20 s).
-    pub async fn webhook_delivery_when(
-        &self,
+    pub async fn delivery_when(
+        self,
         admin: &TestUser,
         id: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
         common::testing::eventually(Duration::from_secs(20), "a webhook delivery", || async {
-            self.webhook_deliveries(admin, id, "")
+            self.deliveries(admin, id, "")
                 .await
                 .into_iter()
                 .find(|d| done(d))
@@ -62,7 +71,7 @@ impl TestApp {
 
     /// Publishes the event that order `order` moved to `to`, as the order worker does; returns
     /// the event.
-    pub async fn status_event(&self, order: Uuid, to: OrderStatus) -> OrderStatusChanged {
+    pub async fn status_event(self, order: Uuid, to: OrderStatus) -> OrderStatusChanged {
         let event = OrderStatusChanged {
             order_id: order,
             user_id: Uuid::nil(),
@@ -74,7 +83,7 @@ impl TestApp {
             entry_id: None,
             shipment: None,
         };
-        self.publish(event.clone(), "webhook-test").await;
+        self.app.bus().publish(event.clone(), "webhook-test").await;
         event
     }
 }

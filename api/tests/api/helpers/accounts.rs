@@ -1,8 +1,9 @@
-//! Accounts and sessions through the api: registering and logging in, the tokens a sign-in
-//! sets as cookies, and a signed-in [`Browser`].
+//! Accounts and sessions through the api ([`Accounts`]): registering and logging in, the tokens
+//! a sign-in sets as cookies, and a signed-in [`Browser`].
 
 use super::{PASSWORD, Replica, TestApp, TestUser, client};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// The full `Set-Cookie` value (with its attributes) of cookie `name` set by `res`.
 pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
@@ -142,17 +143,25 @@ pub struct SignedUp {
     pub session: Session,
 }
 
-impl TestApp {
+/// Accounts through the api, each request from a new [`Browser`]: signing up, registering and
+/// logging in, a session's tokens presented by hand, an ADMIN's changes to an account; and the
+/// users and sessions as stored.
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    pub(super) app: &'a TestApp,
+}
+
+impl Accounts<'_> {
     /// A browser with no cookies yet.
-    pub fn browser(&self) -> Browser {
+    pub fn browser(self) -> Browser {
         Browser {
             client: client(),
-            address: self.address.clone(),
+            address: self.app.address.clone(),
         }
     }
 
     /// Registers `email` with [`PASSWORD`] in a new browser, which is then signed in.
-    pub async fn sign_up(&self, email: &str) -> SignedUp {
+    pub async fn sign_up(self, email: &str) -> SignedUp {
         let browser = self.browser();
         let res = browser.register(email).await;
         assert_eq!(res.status(), 201, "registering {email}");
@@ -166,33 +175,33 @@ impl TestApp {
     }
 
     /// Registers `email` with [`PASSWORD`] from a new browser and returns the answer.
-    pub async fn register(&self, email: &str) -> reqwest::Response {
+    pub async fn register(self, email: &str) -> reqwest::Response {
         self.browser().register(email).await
     }
 
     /// POSTs `body` to the registration route from a new browser.
-    pub async fn register_with(&self, body: Value) -> reqwest::Response {
+    pub async fn register_with(self, body: Value) -> reqwest::Response {
         self.browser()
             .post_json("/api/v1/auth/register", &body)
             .await
     }
 
     /// Logs in from a new browser and returns the answer.
-    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+    pub async fn login(self, email: &str, password: &str) -> reqwest::Response {
         self.browser().login(email, password).await
     }
 
     /// Logs in (which must succeed) and returns the new session.
-    pub async fn log_in(&self, email: &str, password: &str) -> Session {
+    pub async fn log_in(self, email: &str, password: &str) -> Session {
         let res = self.login(email, password).await;
         assert_eq!(res.status(), 200, "logging in as {email}");
         Session::set_by(&res)
     }
 
     /// Presents `refresh_token` explicitly, as a stolen copy would be.
-    pub async fn refresh_with(&self, refresh_token: &str) -> reqwest::Response {
+    pub async fn refresh_with(self, refresh_token: &str) -> reqwest::Response {
         reqwest::Client::new()
-            .post(self.url("/api/v1/auth/refresh"))
+            .post(self.app.url("/api/v1/auth/refresh"))
             .header("cookie", format!("refresh_token={refresh_token}"))
             .send()
             .await
@@ -200,26 +209,64 @@ impl TestApp {
     }
 
     /// GET of the own profile with `access_token` as the Bearer token.
-    pub async fn me_with(&self, access_token: &str) -> reqwest::Response {
-        self.get_with_token("/api/v1/users/me", access_token).await
+    pub async fn me_with(self, access_token: &str) -> reqwest::Response {
+        self.app
+            .get_with_token("/api/v1/users/me", access_token)
+            .await
     }
 
     /// An ADMIN's change (role, disabled) to account `id`.
-    pub async fn change_account(
-        &self,
-        admin: &TestUser,
-        id: &str,
-        change: Value,
-    ) -> reqwest::Response {
-        self.patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
+    pub async fn change(self, admin: &TestUser, id: &str, change: Value) -> reqwest::Response {
+        self.app
+            .patch_as(admin, &format!("/api/v1/users/{id}"), &change, &[])
             .await
     }
 
     /// An ADMIN's change to account `id`, which must succeed; returns the changed account.
-    pub async fn account_changed(&self, admin: &TestUser, id: &str, change: Value) -> Value {
-        let res = self.change_account(admin, id, change.clone()).await;
+    pub async fn changed(self, admin: &TestUser, id: &str, change: Value) -> Value {
+        let res = self.change(admin, id, change.clone()).await;
         assert_eq!(res.status(), 200, "changing {id} with {change}");
         res.json().await.expect("account")
+    }
+
+    /// A session of `user` with one refresh token used `used` ago (or unused), the session
+    /// revoked `revoked` ago (or live).
+    pub async fn session_with_token(
+        self,
+        user: Uuid,
+        used: Option<&str>,
+        revoked: Option<&str>,
+    ) -> Uuid {
+        let session = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
+             VALUES ($1, $2, now() + interval '1 day', now() - $3::interval)",
+        )
+        .bind(session)
+        .bind(user)
+        .bind(revoked)
+        .execute(&self.app.state.db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, used_at)
+             VALUES (sha256($1::text::bytea), $2, now() - $3::interval)",
+        )
+        .bind(session.to_string())
+        .bind(session)
+        .bind(used)
+        .execute(&self.app.state.db)
+        .await
+        .unwrap();
+        session
+    }
+
+    /// How many users there are.
+    pub async fn count(self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.app.state.db)
+            .await
+            .unwrap()
     }
 }
 
