@@ -1,5 +1,5 @@
-//! The `api` binary as ops run it: it starts, becomes ready, and stops cleanly on SIGTERM; a
-//! burst of password work leaves its memory bounded.
+//! The `api` binary as ops run it: it starts with transparent huge pages off, becomes ready,
+//! and stops cleanly on SIGTERM; a burst of password work leaves its memory bounded.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on a broken set-up
 
@@ -41,6 +41,8 @@ async fn the_api_binary_becomes_ready_and_exits_cleanly_on_sigterm() {
     assert_eq!(readiness["status"], "ok", "{readiness}");
     assert_eq!(readiness["checks"]["postgres"], "ok", "{readiness}");
     assert_eq!(readiness["checks"]["nats"], "ok", "{readiness}");
+    // Freed memory stays given back (common::startup).
+    server.assert_huge_pages_off();
 
     let exit = server.terminate(Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit, got {exit}");

@@ -23,10 +23,22 @@ where
     };
     install_tls_provider();
     crate::telemetry::init_service(service, config.log_format, &config.log_filter);
+    disable_transparent_huge_pages();
     let code = run(config).await;
     // Exported spans still buffered leave before the process does.
     let _ = tokio::task::spawn_blocking(crate::otel::shutdown).await;
     code
+}
+
+/// Turns transparent huge pages off for this process (and what it starts). With them on, the
+/// kernel's khugepaged merges the allocator's regions into 2 MiB pages again after the
+/// allocator has given part of them back: the buffers of 5 000 closed event streams were
+/// resident again within 90 s of their closing, and every idle stream cost twice its size.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::warn!(error = %e, "transparent huge pages left on: freed memory may become resident again");
+    }
 }
 
 /// Makes ring the process's TLS crypto provider (rustls), where none is yet: the HTTP clients

@@ -252,6 +252,17 @@ impl Binary {
         self.child.id()
     }
 
+    /// Panics unless the process runs with transparent huge pages off (`THP_enabled: 0` in its
+    /// `/proc/<pid>/status`), as every service binary turns them off at start-up.
+    pub fn assert_huge_pages_off(&self) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.id())).unwrap();
+        let enabled = status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(str::trim);
+        assert_eq!(enabled, Some("0"), "{} runs with huge pages on", self.name);
+    }
+
     /// Sends SIGTERM and returns the exit status; panics unless the process exits within
     /// `within`.
     pub async fn terminate(mut self, within: Duration) -> ExitStatus {

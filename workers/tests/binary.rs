@@ -34,11 +34,12 @@ async fn ready_workers(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> (
     (workers, port)
 }
 
-/// Starts the `workers` binary with `args`, waits until it is ready and serves its metrics,
-/// then checks that SIGTERM stops it cleanly.
+/// Starts the `workers` binary with `args`, waits until it is ready (with transparent huge
+/// pages off) and serves its metrics, then checks that SIGTERM stops it cleanly.
 async fn assert_runs_until_ready_and_stops_on_sigterm(args: &[&str]) {
     let env = TestEnv::new().await;
     let (workers, port) = ready_workers(&env, args, &[]).await;
+    workers.assert_huge_pages_off();
     let client = reqwest::Client::new();
     let metrics = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
