@@ -88,8 +88,8 @@ enum Command {
         /// The api's JWT_SECRET, for the synchronous baseline (skipped without it).
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
-        /// Seconds of the soak scenario.
-        #[arg(long, default_value_t = 180)]
+        /// Seconds of the soak scenario (ten minutes: the soak its targets are stated for).
+        #[arg(long, default_value_t = 600)]
         soak_secs: u64,
         /// Clients of the soak scenario.
         #[arg(long, default_value_t = 8)]
