@@ -45,16 +45,13 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
 }
 
 /// How many payments recorded `refund_required` still have money that no refund has given
-/// back or been asked for.
+/// back or been asked for (`payment_records.awaiting_refund`, migrations/0023).
 pub async fn awaiting_refund(db: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
         r#"
         SELECT count(*) AS "count!"
-          FROM payments p
-         WHERE p.outcome = 'refund_required'
-           AND p.amount > (SELECT COALESCE(sum(r.amount), 0) FROM refunds r
-                            WHERE r.payment_reference = p.provider_reference
-                              AND r.status IN ('REQUESTED', 'SUCCEEDED'))
+          FROM payment_records
+         WHERE outcome = 'refund_required' AND awaiting_refund > 0
         "#,
     )
     .fetch_one(db)

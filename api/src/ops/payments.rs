@@ -83,22 +83,14 @@ pub async fn list(
         None => {
             sqlx::query_as!(
                 PaymentRecord,
-                r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
-                        p.amount AS "amount: Money", p.currency AS "currency: Currency",
-                        p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
-                        coalesce(r.refunded, 0) AS "refunded!",
-                        CASE WHEN p.outcome = 'refund_required'
-                             THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
-                            AS "awaiting_refund!"
-                   FROM payments p
-                   LEFT JOIN LATERAL (
-                        SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
-                               sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8
-                                   AS held
-                          FROM refunds WHERE payment_reference = p.provider_reference) r ON true
-                  WHERE (p.received_at, p.provider_reference) > ($1, $2)
-                  ORDER BY p.received_at, p.provider_reference
-                  LIMIT $3"#,
+                r#"SELECT provider_reference AS "provider_reference!", order_id AS "order_id!",
+                        kind AS "kind!: PaymentKind",
+                        amount AS "amount!: Money", currency AS "currency!: Currency",
+                        outcome AS "outcome!: PaymentOutcome", note, received_at AS "received_at!",
+                        refunded AS "refunded!", awaiting_refund AS "awaiting_refund!"
+                   FROM payment_records
+                  WHERE (received_at, provider_reference) > ($1, $2)
+                  ORDER BY received_at, provider_reference LIMIT $3"#,
                 after_at,
                 after_reference,
                 keyset.fetch(),
@@ -106,27 +98,19 @@ pub async fn list(
             .fetch_all(&state.db)
             .await?
         }
+        // A payment that needs a refund is listed while some of it still waits for one.
         Some(outcome) => {
             sqlx::query_as!(
                 PaymentRecord,
-                r#"SELECT p.provider_reference, p.order_id, p.kind AS "kind: PaymentKind",
-                        p.amount AS "amount: Money", p.currency AS "currency: Currency",
-                        p.outcome AS "outcome: PaymentOutcome", p.note, p.received_at,
-                        coalesce(r.refunded, 0) AS "refunded!",
-                        CASE WHEN p.outcome = 'refund_required'
-                             THEN greatest(p.amount - coalesce(r.held, 0), 0) ELSE 0 END
-                            AS "awaiting_refund!"
-                   FROM payments p
-                   LEFT JOIN LATERAL (
-                        SELECT sum(amount) FILTER (WHERE status = 'SUCCEEDED')::int8 AS refunded,
-                               sum(amount) FILTER (WHERE status IN ('REQUESTED', 'SUCCEEDED'))::int8
-                                   AS held
-                          FROM refunds WHERE payment_reference = p.provider_reference) r ON true
-                  WHERE p.outcome = $1
-                    AND (p.outcome <> 'refund_required' OR p.amount > coalesce(r.held, 0))
-                    AND (p.received_at, p.provider_reference) > ($2, $3)
-                  ORDER BY p.received_at, p.provider_reference
-                  LIMIT $4"#,
+                r#"SELECT provider_reference AS "provider_reference!", order_id AS "order_id!",
+                        kind AS "kind!: PaymentKind",
+                        amount AS "amount!: Money", currency AS "currency!: Currency",
+                        outcome AS "outcome!: PaymentOutcome", note, received_at AS "received_at!",
+                        refunded AS "refunded!", awaiting_refund AS "awaiting_refund!"
+                   FROM payment_records
+                  WHERE outcome = $1 AND (outcome <> 'refund_required' OR awaiting_refund > 0)
+                    AND (received_at, provider_reference) > ($2, $3)
+                  ORDER BY received_at, provider_reference LIMIT $4"#,
                 outcome as PaymentOutcome,
                 after_at,
                 after_reference,
