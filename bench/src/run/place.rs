@@ -93,7 +93,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     if let Some(settled) = peak.settled_per_sec() {
         let _ = writeln!(
             out,
-            "  vs ceiling          {:.2}x of {:.0} orders/s (target >= 0.5x)",
+            "  vs ceiling          {:.2}x of {:.0} orders/s (target >= 0.6x)",
             settled / ceiling_rate,
             ceiling_rate
         );
