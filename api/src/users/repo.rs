@@ -68,17 +68,19 @@ pub async fn list(db: &PgPool, f: &ListFilter<'_>) -> sqlx::Result<Vec<UserRow>>
     q.build_query_as().fetch_all(db).await
 }
 
-/// Locks the active ADMINs' rows and account `id`'s, in id order in one statement, and returns
-/// the active ADMINs' ids. Every change that could take an ADMIN away takes these locks first, so
-/// two such changes run one after the other and the second sees what the first did. One ordered
-/// pass matters: a row an earlier change demoted stays locked when it is skipped, so locking the
-/// account apart, after the ADMINs, could wait on a change that waits on this one.
-pub async fn lock_admins_and(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<Uuid>> {
+/// Locks the active ADMINs' rows and the accounts `ids` (the account changed and the ADMIN
+/// changing it), in id order in one statement, and returns the active ADMINs' ids. Every change
+/// that could take an ADMIN away takes these locks first, so two such changes run one after the
+/// other and the second sees what the first did. One ordered pass over every row the change
+/// will touch matters: a row an earlier change demoted stays locked when it is skipped, and the
+/// audit entry's reference to the acting ADMIN takes a lock on that ADMIN's row, so a row
+/// locked apart, after the others, could wait on a change that waits on this one.
+pub async fn lock_admins_and(tx: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
     let rows = sqlx::query!(
         r#"SELECT id, (role = 'ADMIN' AND disabled_at IS NULL) AS "active_admin!"
-             FROM users WHERE (role = 'ADMIN' AND disabled_at IS NULL) OR id = $1
+             FROM users WHERE (role = 'ADMIN' AND disabled_at IS NULL) OR id = ANY($1)
             ORDER BY id FOR UPDATE"#,
-        id,
+        ids,
     )
     .fetch_all(tx)
     .await?;

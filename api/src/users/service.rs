@@ -27,7 +27,12 @@ pub async fn change_account(
         )]));
     }
     let mut tx = state.db.begin().await?;
-    let admins = repo::lock_admins_and(&mut tx, id).await?;
+    let admins = repo::lock_admins_and(&mut tx, &[id, admin.id]).await?;
+    // Another change may have demoted or disabled the ADMIN asking (and ended its sessions)
+    // while this one waited for the locks: its request no longer holds.
+    if !admins.contains(&admin.id) {
+        return Err(ApiError::Unauthorized("the session has ended"));
+    }
     let current = repo::lock(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
