@@ -202,6 +202,16 @@ impl From<sqlx::Error> for ApiError {
             {
                 ApiError::unavailable_because("the database is unavailable, retry later", e)
             }
+            // Two transactions collided (a deadlock, or a serialization failure): the same
+            // request succeeds once retried.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c == "40P01" || c == "40001") =>
+            {
+                ApiError::unavailable_because(
+                    "the request collided with another change, retry it",
+                    e,
+                )
+            }
             // Anything else, a stored value that cannot be decoded included, is a bug or bad
             // data: a 500, as the workers dead-letter it rather than retry.
             _ => ApiError::Internal(anyhow::Error::new(e)),

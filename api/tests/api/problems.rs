@@ -169,3 +169,26 @@ async fn a_nul_character_in_a_query_is_refused_cleanly() {
 
     assert_problem(app.get("/api/v1/products?q=%00").await, 400).await;
 }
+
+#[tokio::test]
+async fn a_deadlock_or_serialization_failure_is_a_503_to_retry_not_a_500() {
+    let app = spawn_app().await;
+    // Real errors from PostgreSQL, each with its SQLSTATE: a deadlock, a serialization
+    // failure, and a check violation.
+    let raised = [
+        "DO $$ BEGIN RAISE EXCEPTION 'collided' USING ERRCODE = '40P01'; END $$",
+        "DO $$ BEGIN RAISE EXCEPTION 'collided' USING ERRCODE = '40001'; END $$",
+        "DO $$ BEGIN RAISE EXCEPTION 'broken' USING ERRCODE = '23514'; END $$",
+    ];
+    let mut statuses = Vec::new();
+    for statement in raised {
+        let error = sqlx::query(statement)
+            .execute(&app.state.db)
+            .await
+            .expect_err("raised");
+        let res = axum::response::IntoResponse::into_response(api::error::ApiError::from(error));
+        statuses.push(res.status().as_u16());
+    }
+    // The two collisions succeed once retried; anything else stays a 500.
+    assert_eq!(statuses, [503, 503, 500]);
+}
