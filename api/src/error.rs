@@ -123,6 +123,10 @@ pub enum ApiError {
         #[source]
         cause: anyhow::Error,
     },
+    /// Two transactions collided in the database (a deadlock, a serialization failure): the
+    /// same request succeeds once retried. 503 with `Retry-After: 1`; the cause is logged.
+    #[error("collided: {0}")]
+    Collided(#[source] anyhow::Error),
     /// The api is at a bound it keeps on purpose (password hashes at once); retry shortly.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
@@ -207,10 +211,7 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| c == "40P01" || c == "40001") =>
             {
-                ApiError::unavailable_because(
-                    "the request collided with another change, retry it",
-                    e,
-                )
+                ApiError::Collided(anyhow::Error::new(e))
             }
             // Anything else, a stored value that cannot be decoded included, is a bug or bad
             // data: a 500, as the workers dead-letter it rather than retry.
@@ -284,6 +285,16 @@ impl IntoResponse for ApiError {
             ApiError::DependencyDown { detail, cause } => {
                 let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
                     .into_response();
+                res.extensions_mut().insert(Cause(format!("{cause:#}")));
+                return res;
+            }
+            ApiError::Collided(cause) => {
+                let mut res = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "about:blank",
+                    "the request collided with another change, retry it",
+                )
+                .retry_after(1u64);
                 res.extensions_mut().insert(Cause(format!("{cause:#}")));
                 return res;
             }

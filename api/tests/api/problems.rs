@@ -187,8 +187,14 @@ async fn a_deadlock_or_serialization_failure_is_a_503_to_retry_not_a_500() {
             .await
             .expect_err("raised");
         let res = axum::response::IntoResponse::into_response(api::error::ApiError::from(error));
-        statuses.push(res.status().as_u16());
+        let retry_after = res.headers().get("retry-after").cloned();
+        statuses.push((res.status().as_u16(), retry_after));
     }
-    // The two collisions succeed once retried; anything else stays a 500.
-    assert_eq!(statuses, [503, 503, 500]);
+    // The two collisions succeed once retried, a second later; anything else stays a 500.
+    let one = Some(reqwest::header::HeaderValue::from_static("1"));
+    assert_eq!(
+        statuses,
+        [(503, one.clone()), (503, one), (500, None)],
+        "{statuses:?}"
+    );
 }
