@@ -167,6 +167,12 @@ impl ApiError {
 #[derive(Debug, Clone)]
 pub struct Cause(pub String);
 
+/// `res` carrying `cause`, with its chain, for [`log_causes`].
+fn with_cause(mut res: Response, cause: &anyhow::Error) -> Response {
+    res.extensions_mut().insert(Cause(format!("{cause:#}")));
+    res
+}
+
 /// Logs every 5xx answer once, with its cause chain when it has one ([`Cause`]), inside the
 /// request's span: the one place server errors are logged (the trace layer does not log
 /// them again). It runs outside panic recovery and timeouts, so those answers are logged too.
@@ -283,20 +289,16 @@ impl IntoResponse for ApiError {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
             }
             ApiError::DependencyDown { detail, cause } => {
-                let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail)
-                    .into_response();
-                res.extensions_mut().insert(Cause(format!("{cause:#}")));
-                return res;
+                let res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "about:blank", detail);
+                return with_cause(res.into_response(), &cause);
             }
             ApiError::Collided(cause) => {
-                let mut res = Problem::new(
+                let res = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "about:blank",
                     "the request collided with another change, retry it",
-                )
-                .retry_after(1u64);
-                res.extensions_mut().insert(Cause(format!("{cause:#}")));
-                return res;
+                );
+                return with_cause(res.retry_after(1u64), &cause);
             }
             ApiError::Busy { retry_after_secs } => {
                 let res = Problem::new(
@@ -320,14 +322,12 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::Internal(e) => {
-                let mut res = Problem::new(
+                let res = Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "about:blank",
                     "an internal error occurred; it has been logged",
-                )
-                .into_response();
-                res.extensions_mut().insert(Cause(format!("{e:#}")));
-                return res;
+                );
+                return with_cause(res.into_response(), &e);
             }
         };
         problem.into_response()
