@@ -70,6 +70,9 @@ impl Application {
             namespace: ns,
         } = Broker::connect(&config, "order-service-api").await?;
         let accepted = crate::orders::accepted::Accepted::start(&nats_client, &ns).await?;
+        let (outcomes, replies) =
+            crate::orders::outcomes::Outcomes::subscribe(&nats_client, &config.nats_inbox_prefix)
+                .await?;
         let watch = crate::orders::watch::OrderWatch::start(
             &nats_client,
             &ns,
@@ -78,13 +81,7 @@ impl Application {
                 total: config.sse_streams_max,
             },
             Arc::clone(&accepted),
-        )
-        .await?;
-        let outcomes = crate::orders::outcomes::Outcomes::start(
-            &nats_client,
-            &config.nats_inbox_prefix,
-            &watch,
-            &accepted,
+            replies,
         )
         .await?;
         let session_cache = Arc::new(crate::auth::session_cache::SessionCache::new(

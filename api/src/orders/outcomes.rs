@@ -2,14 +2,12 @@
 //! `Prefer: wait` names, in its `Outcome-Reply-To` header, a subject of this replica's own
 //! (`<NATS_INBOX_PREFIX>.placed.<replica>.<order id>`), and the inventory worker sends the
 //! recorded order there right after its commit, before publishing the status event. One core
-//! subscription per replica hears them all and hands each to the request waiting on its order
-//! (see `orders::watch`), which answers from it without reading the order back. A lost reply
-//! costs only time: the request still hears the status event and reads the order.
+//! subscription per replica hears them all; the order watch (`orders::watch`) takes each reply
+//! before any status event heard after it and hands it to the request waiting on its order,
+//! which answers from it without reading the order back. A lost reply costs only time: the
+//! request still hears the status event and reads the order.
 
-use super::accepted::Accepted;
-use super::watch::OrderWatch;
 use common::messages::PlacedOutcome;
-use futures::StreamExt;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -19,43 +17,36 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    /// Subscribes to this replica's reply subjects for as long as the returned value lives.
-    pub async fn start(
+    /// Subscribes to this replica's reply subjects; the order watch hears the replies (see
+    /// [`OrderWatch::start`](super::watch::OrderWatch::start)), before the status events that
+    /// follow them, so a waiting request is answered from the outcome and reads nothing.
+    pub async fn subscribe(
         nats: &async_nats::Client,
         inbox_prefix: &str,
-        watch: &Arc<OrderWatch>,
-        accepted: &Arc<Accepted>,
-    ) -> anyhow::Result<Arc<Self>> {
+    ) -> anyhow::Result<(Arc<Self>, async_nats::Subscriber)> {
         let prefix = format!("{inbox_prefix}.placed.{}", Uuid::new_v4().simple());
-        let mut replies = nats.subscribe(format!("{prefix}.*")).await?;
-        let outcomes = Arc::new(Outcomes { prefix });
-        let (watch, accepted) = (Arc::downgrade(watch), Arc::downgrade(accepted));
-        tokio::spawn(async move {
-            while let Some(message) = replies.next().await {
-                let (Some(watch), Some(accepted)) = (watch.upgrade(), accepted.upgrade()) else {
-                    break;
-                };
-                let order = message
-                    .subject
-                    .rsplit('.')
-                    .next()
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                match serde_json::from_slice::<PlacedOutcome>(&message.payload) {
-                    Ok(outcome) if Some(outcome.event.order_id) == order => {
-                        accepted.forget(outcome.event.order_id);
-                        watch.placed(outcome);
-                    }
-                    _ => {
-                        tracing::warn!(subject = %message.subject, "unusable placement outcome ignored")
-                    }
-                }
-            }
-        });
-        Ok(outcomes)
+        let replies = nats.subscribe(format!("{prefix}.*")).await?;
+        Ok((Arc::new(Outcomes { prefix }), replies))
     }
 
     /// Where the outcome of `order_id` is to be sent.
     pub fn reply_to(&self, order_id: Uuid) -> String {
         format!("{}.{order_id}", self.prefix)
+    }
+}
+
+/// The outcome a reply carries, if it is one for the order its subject names.
+pub fn decode(message: &async_nats::Message) -> Option<PlacedOutcome> {
+    let order = message
+        .subject
+        .rsplit('.')
+        .next()
+        .and_then(|id| Uuid::parse_str(id).ok());
+    match serde_json::from_slice::<PlacedOutcome>(&message.payload) {
+        Ok(outcome) if Some(outcome.event.order_id) == order => Some(outcome),
+        _ => {
+            tracing::warn!(subject = %message.subject, "unusable placement outcome ignored");
+            None
+        }
     }
 }

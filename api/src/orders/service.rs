@@ -286,12 +286,14 @@ async fn await_outcome(
         {
             // Its outcome may have come before this replica held it: forget it now.
             state.accepted.forget(order_id);
+            answered_from("outcome");
             return Ok(Commanded::Outcome(order));
         }
     }
     match repo::find(&state.db, order_id, Some(user_id)).await? {
         Some(order) if order.status.is_recorded() && wait.is_some() => {
             state.accepted.forget(order_id);
+            answered_from("read");
             match (
                 &order.rejection_reason,
                 state.config.max_unpaid_orders_per_user,
@@ -309,6 +311,12 @@ async fn await_outcome(
             repo::pending_view(&state.db, order_id, pending, &state.config.store_currency).await?,
         )),
     }
+}
+
+/// Counts a waiting placement answered with its outcome: `outcome` as the worker sent it,
+/// `read` from PostgreSQL (its status event came without it, or it was a replay).
+fn answered_from(from: &'static str) {
+    metrics::counter!("placements_answered_total", "from" => from).increment(1);
 }
 
 /// Parses `Prefer: wait=N` (RFC 7240), capped at [`MAX_WAIT`].

@@ -192,6 +192,7 @@ impl OrderWatch {
         ns: &Namespace,
         limits: StreamLimits,
         accepted: Arc<super::accepted::Accepted>,
+        mut outcomes: async_nats::Subscriber,
     ) -> anyhow::Result<Arc<Self>> {
         let mut statuses = nats
             .subscribe(ns.subject(OrderStatusChanged::SUBJECT))
@@ -210,11 +211,22 @@ impl OrderWatch {
         let weak = Arc::downgrade(&watch);
         tokio::spawn(async move {
             loop {
-                // Status changes first when both wait: a step publishes its status event before
-                // the refund events it led to. Other changes of one order heard out of id order
-                // are still passed once each by its stream (`orders::follow`).
+                // Placement outcomes first, then status changes, when several wait: the
+                // inventory worker sends an outcome before its status event, and a step
+                // publishes its status event before the refund events it led to, each on one
+                // connection, so what was sent first is taken first. Other changes of one order
+                // heard out of id order are still passed once each by its stream
+                // (`orders::follow`).
                 let (message, kind) = tokio::select! {
                     biased;
+                    Some(reply) = outcomes.next() => {
+                        let Some(watch) = weak.upgrade() else { break };
+                        if let Some(outcome) = super::outcomes::decode(&reply) {
+                            accepted.forget(outcome.event.order_id);
+                            watch.placed(outcome);
+                        }
+                        continue;
+                    }
                     Some(message) = statuses.next() => (message, Kind::Status),
                     Some(message) = refunds.next() => (message, Kind::Refund),
                     Some(message) = fulfilments.next() => (message, Kind::Fulfilment),

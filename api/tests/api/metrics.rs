@@ -192,3 +192,32 @@ async fn the_workers_expose_outcome_consumer_and_pool_metrics_that_move_with_ord
         "{text}"
     );
 }
+
+/// The worker sends a placement's outcome to the waiting replica before its status event, on
+/// one connection; the replica takes it first, so every waiting placement is answered from
+/// it and none reads the order back.
+#[tokio::test]
+async fn waiting_placements_are_answered_from_their_outcomes_without_a_read() {
+    let (app, _) = spawn_system_with_workers_url().await;
+    let client = app.create_user(Role::Client).await;
+    let mug = app.products().create("Mug", 1250, 100).await;
+    let placements = 20;
+    for _ in 0..placements {
+        let res = app
+            .post_as(
+                &client,
+                "/api/v1/orders",
+                &one_line(mug, 1),
+                &[("prefer", "wait=10")],
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let order: Value = res.json().await.unwrap();
+        assert_eq!(order["status"], "CONFIRMED", "{order}");
+    }
+
+    let api = scrape(&format!("{}/metrics", app.metrics)).await;
+    let from = |from| sample(&api, "placements_answered_total", &[("from", from)]);
+    assert_eq!(from("outcome"), Some(f64::from(placements)), "{api}");
+    assert_eq!(from("read"), None, "{api}");
+}
