@@ -27,8 +27,24 @@ fn pool_at(url: &str, max_connections: u32) -> crate::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // A connection is pinged before it is handed out only when it has been idle for a
+        // while: one used moments ago answered then, and a ping per acquire is a round trip
+        // per transaction or read. One that broke meanwhile fails its statement with an I/O
+        // error (a 503 in the api, a retry in the workers) and is not pooled again.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
+
+/// How long a pooled connection may sit idle and still be handed out without a ping.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Applies pending migrations. sqlx takes a PostgreSQL advisory lock for the whole run, so
 /// several replicas starting together apply each migration exactly once.

@@ -184,3 +184,45 @@ async fn every_operation_in_the_openapi_document_has_a_unique_id_and_documented_
         }
     }
 }
+
+/// A connection is pinged before use only once it has been idle for a second: one that
+/// PostgreSQL ended while it sat idle longer is replaced, not handed to a request.
+#[tokio::test]
+async fn a_pooled_connection_ended_while_idle_is_replaced_before_it_is_used() {
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let before: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let admin = sqlx::PgPool::connect(&app.env.database_url).await.unwrap();
+    let ours = "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = 'order-service'";
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'order-service'",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the pool's backends ended",
+        || async {
+            let left: i64 = sqlx::query_scalar(ours).fetch_one(&admin).await.unwrap();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    // Idle for longer than a connection is trusted without a ping.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    for _ in 0..3 {
+        let after: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(db)
+            .await
+            .expect("a connection that answers");
+        assert_ne!(after, before);
+    }
+    assert_eq!(app.get("/api/v1/products").await.status(), 200);
+}
