@@ -117,6 +117,7 @@ impl Kind {
                 nats::provision_consumer(ctx.bus.jetstream(), ctx.bus.namespace(), &spec).await?;
             let options = LoopOptions {
                 max_deliver: spec.max_deliver,
+                chunks_in_flight: chunks_in_flight(&spec.durable),
                 ..LoopOptions::default()
             };
             loops.push(ConsumerLoop::new(
@@ -128,6 +129,19 @@ impl Kind {
             ));
         }
         Ok(loops)
+    }
+}
+
+/// Chunks a consumer handles at once. Placements need no order among themselves (each is
+/// recorded once, whichever transaction takes it; the products and accounts are locked in id
+/// order; the unpaid bound is counted again as the orders are written), so the next chunk's
+/// transaction runs while the last one's outcomes and events are published, as a second
+/// worker process would. Every other consumer takes its messages in order, one chunk at a
+/// time: the steps of one order must not overtake each other.
+fn chunks_in_flight(durable: &str) -> usize {
+    match durable {
+        INVENTORY_PLACE => 2,
+        _ => 1,
     }
 }
 

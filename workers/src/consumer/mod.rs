@@ -3,7 +3,8 @@
 //! It keeps pull requests outstanding ([`pull`]) and takes the messages in chunks of those
 //! already received, one chunk at a time: the messages that arrive while a chunk is handled
 //! make up the next one, so chunks grow with the load by themselves, and a message arriving
-//! alone is handled at once. Each message's envelope is read once, here. The messages of a
+//! alone is handled at once. A consumer whose messages need no order among themselves may
+//! handle a second small chunk beside the first ([`LoopOptions::chunks_in_flight`]). Each message's envelope is read once, here. The messages of a
 //! chunk are grouped by their handler ([`Handler::group`]) and each group is handled in one
 //! call, all groups concurrently. Each message is then settled by its own result:
 //!
@@ -36,9 +37,13 @@ use common::messaging::{Bus, CORRELATION_HEADER, OUTCOME_REPLY_HEADER, RawEnvelo
 use settle::{Origin, subject_label};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Below this many messages in hand, a chunk is small: another may be handled beside it.
+const SMALL_CHUNK: usize = 8;
 
 /// A running consumer: a durable pull consumer, a handler, and where dead letters go.
 pub struct ConsumerLoop<H> {
@@ -106,10 +111,25 @@ impl<H: Handler> ConsumerLoop<H> {
             }
         };
         tracing::info!(consumer = name, "consumer started");
+        let name = self.name.clone();
+        let this = Arc::new(self);
+        let mut handling = tokio::task::JoinSet::new();
+        // Messages of the chunks being handled.
+        let in_hand = Arc::new(AtomicUsize::new(0));
         let mut draining = false;
         loop {
+            // Another chunk only with room for it, so no message waits in hand for a slot.
+            while !handling.is_empty() && !this.room_beside(handling.len(), &in_hand) {
+                tokio::select! {
+                    _ = handling.join_next() => {}
+                    _ = shutdown.cancelled(), if !draining => {
+                        puller.drain();
+                        draining = true;
+                    }
+                }
+            }
             let chunk = tokio::select! {
-                chunk = puller.next_chunk(self.options.chunk) => chunk,
+                chunk = puller.next_chunk(this.options.chunk) => chunk,
                 _ = shutdown.cancelled(), if !draining => {
                     puller.drain();
                     draining = true;
@@ -119,9 +139,26 @@ impl<H: Handler> ConsumerLoop<H> {
             if chunk.is_empty() {
                 break;
             }
-            self.process_chunk(chunk).await;
+            let (this, in_hand) = (Arc::clone(&this), Arc::clone(&in_hand));
+            in_hand.fetch_add(chunk.len(), Ordering::Relaxed);
+            handling.spawn(async move {
+                let size = chunk.len();
+                this.process_chunk(chunk).await;
+                in_hand.fetch_sub(size, Ordering::Relaxed);
+            });
+            while handling.try_join_next().is_some() {}
         }
-        tracing::info!(consumer = name, "consumer drained and stopped");
+        while handling.join_next().await.is_some() {}
+        tracing::info!(consumer = %name, "consumer drained and stopped");
+    }
+
+    /// Whether a chunk may be handled beside the `handling` ones, which hold `in_hand`
+    /// messages: up to [`LoopOptions::chunks_in_flight`], and only while those are small. At
+    /// low load this overlaps one chunk's transaction with the last one's announcements; under
+    /// load the chunks grow instead, and one transaction for many messages costs PostgreSQL
+    /// less per message than two for half as many.
+    fn room_beside(&self, handling: usize, in_hand: &AtomicUsize) -> bool {
+        handling < self.options.chunks_in_flight && in_hand.load(Ordering::Relaxed) < SMALL_CHUNK
     }
 
     /// Reads each message's metadata and envelope, groups the messages by handler, handles

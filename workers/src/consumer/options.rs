@@ -10,6 +10,11 @@ pub struct LoopOptions {
     pub pull: PullOptions,
     /// The most messages in one chunk, and so in one group handled together.
     pub chunk: usize,
+    /// Chunks handled at once. With one, the next chunk is taken once the last is settled; with
+    /// more, the next is handled while the last one's transaction or announcements wait, as
+    /// if another worker process took it (so only for handlers whose messages need no order
+    /// among themselves), as long as the chunks in hand are small.
+    pub chunks_in_flight: usize,
     /// The longest a handler may take before its messages are retried (below the consumer's
     /// ack wait, so the server does not hand them to another worker meanwhile).
     pub handler_timeout: Duration,
@@ -30,6 +35,7 @@ impl Default for LoopOptions {
                 heartbeat: Duration::from_millis(250),
             },
             chunk: 64,
+            chunks_in_flight: 1,
             handler_timeout: Duration::from_secs(20),
             max_deliver: 10,
             min_retry_delay: Duration::from_millis(250),
