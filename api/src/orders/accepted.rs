@@ -11,7 +11,8 @@
 //! no time-out.
 //!
 //! An entry is forgotten when its order's outcome or status event reaches this replica, when
-//! its command is dead-lettered, or after [`TTL`]; entries are weighed by their lines and at
+//! its command is dead-lettered, or after [`TTL`] (its subject is answered `null` for a second
+//! more, so a question sent just before is not left to time out); entries are weighed by their lines and at
 //! most [`MAX_BYTES`] are held. An order whose replica stopped before it was recorded reads
 //! 404 until it is recorded, as does one placed by another publisher than the api.
 
@@ -33,6 +34,8 @@ use uuid::Uuid;
 pub const MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// How long an order may wait to be recorded and still read as accepted.
 pub const TTL: Duration = Duration::from_secs(3600);
+/// How long a replica still answers (`null`) for an order it forgot.
+const FORGOTTEN_GRACE: Duration = Duration::from_secs(1);
 /// How long a replica waits for the holder of an order to answer for it.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -157,8 +160,7 @@ impl Accepted {
     pub fn accepted(&self, order_id: Uuid, pending: Pending, answering: Option<Answering>) {
         let token = CancellationToken::new();
         if let Some(Answering(subscriber)) = answering {
-            let until = token.clone().cancelled_owned();
-            let _ = self.answer.send(subscriber.take_until(until).boxed());
+            let _ = self.answer.send(questions(subscriber, token.clone()));
         }
         self.entries.insert(
             order_id,
@@ -215,6 +217,55 @@ impl Accepted {
             }
         }
     }
+}
+
+/// The questions for one order: while it is held, and for [`FORGOTTEN_GRACE`] after it is
+/// forgotten (`until` cancelled), when they are answered `null` and the asker reads PostgreSQL
+/// again. A reader that missed the order in PostgreSQL just before it was recorded asks right
+/// after; ending the subscription with the order would leave such a question to time out.
+fn questions(
+    subscriber: async_nats::Subscriber,
+    until: CancellationToken,
+) -> BoxStream<'static, async_nats::Message> {
+    enum Phase {
+        Held,
+        Forgotten(tokio::time::Instant),
+        Ending,
+    }
+    futures::stream::unfold(
+        (subscriber, until, Phase::Held),
+        |(mut subscriber, until, mut phase)| async move {
+            loop {
+                match phase {
+                    Phase::Held => tokio::select! {
+                        biased;
+                        question = subscriber.next() => {
+                            return question.map(|q| (q, (subscriber, until, Phase::Held)));
+                        }
+                        _ = until.cancelled() => {
+                            phase = Phase::Forgotten(tokio::time::Instant::now() + FORGOTTEN_GRACE);
+                        }
+                    },
+                    Phase::Forgotten(end) => tokio::select! {
+                        biased;
+                        question = subscriber.next() => {
+                            return question.map(|q| (q, (subscriber, until, Phase::Forgotten(end))));
+                        }
+                        _ = tokio::time::sleep_until(end) => {
+                            // Closed at once: what is buffered still comes, then the end.
+                            let _ = subscriber.unsubscribe().await;
+                            phase = Phase::Ending;
+                        }
+                    },
+                    Phase::Ending => {
+                        let question = subscriber.next().await;
+                        return question.map(|q| (q, (subscriber, until, Phase::Ending)));
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
 }
 
 #[cfg(test)]
