@@ -12,9 +12,10 @@
 //!
 //! An entry is forgotten when its order's outcome or status event reaches this replica, when
 //! its command is dead-lettered, or after [`TTL`] (its subject is answered `null` for a second
-//! more, so a question sent just before is not left to time out); entries are weighed by their lines and at
-//! most [`MAX_BYTES`] are held. An order whose replica stopped before it was recorded reads
-//! 404 until it is recorded, as does one placed by another publisher than the api.
+//! more, so a question sent just before is not left to time out); entries are weighed by their
+//! lines and at most [`MAX_BYTES`] are held. An order whose replica stopped before it was
+//! recorded reads 404 until it is recorded, as does one placed by another publisher than the
+//! api.
 
 use chrono::{DateTime, Utc};
 use common::messages::{Line, PlaceOrder};
@@ -227,45 +228,11 @@ fn questions(
     subscriber: async_nats::Subscriber,
     until: CancellationToken,
 ) -> BoxStream<'static, async_nats::Message> {
-    enum Phase {
-        Held,
-        Forgotten(tokio::time::Instant),
-        Ending,
-    }
-    futures::stream::unfold(
-        (subscriber, until, Phase::Held),
-        |(mut subscriber, until, mut phase)| async move {
-            loop {
-                match phase {
-                    Phase::Held => tokio::select! {
-                        biased;
-                        question = subscriber.next() => {
-                            return question.map(|q| (q, (subscriber, until, Phase::Held)));
-                        }
-                        _ = until.cancelled() => {
-                            phase = Phase::Forgotten(tokio::time::Instant::now() + FORGOTTEN_GRACE);
-                        }
-                    },
-                    Phase::Forgotten(end) => tokio::select! {
-                        biased;
-                        question = subscriber.next() => {
-                            return question.map(|q| (q, (subscriber, until, Phase::Forgotten(end))));
-                        }
-                        _ = tokio::time::sleep_until(end) => {
-                            // Closed at once: what is buffered still comes, then the end.
-                            let _ = subscriber.unsubscribe().await;
-                            phase = Phase::Ending;
-                        }
-                    },
-                    Phase::Ending => {
-                        let question = subscriber.next().await;
-                        return question.map(|q| (q, (subscriber, until, Phase::Ending)));
-                    }
-                }
-            }
-        },
-    )
-    .boxed()
+    let ended = async move {
+        until.cancelled().await;
+        tokio::time::sleep(FORGOTTEN_GRACE).await;
+    };
+    subscriber.take_until(ended).boxed()
 }
 
 #[cfg(test)]
