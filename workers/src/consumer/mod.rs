@@ -4,9 +4,10 @@
 //! already received, one chunk at a time: the messages that arrive while a chunk is handled
 //! make up the next one, so chunks grow with the load by themselves, and a message arriving
 //! alone is handled at once. A consumer whose messages need no order among themselves may
-//! handle a second small chunk beside the first ([`LoopOptions::chunks_in_flight`]). Each message's envelope is read once, here. The messages of a
-//! chunk are grouped by their handler ([`Handler::group`]) and each group is handled in one
-//! call, all groups concurrently. Each message is then settled by its own result:
+//! handle a second small chunk beside the first ([`LoopOptions::chunks_in_flight`]). Each
+//! message's envelope is read once, here. The messages of a chunk are grouped by their handler
+//! ([`Handler::group`]) and each group is handled in one call, all groups concurrently. Each
+//! message is then settled by its own result:
 //!
 //! * success: acknowledged only after the handler returned, i.e. after its transaction
 //!   committed and its follow-up messages were acknowledged by the server. The ack itself is
@@ -37,7 +38,6 @@ use common::messaging::{Bus, CORRELATION_HEADER, OUTCOME_REPLY_HEADER, RawEnvelo
 use settle::{Origin, subject_label};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -113,15 +113,18 @@ impl<H: Handler> ConsumerLoop<H> {
         tracing::info!(consumer = name, "consumer started");
         let name = self.name.clone();
         let this = Arc::new(self);
+        // Each chunk being handled gives back its size once settled.
         let mut handling = tokio::task::JoinSet::new();
         // Messages of the chunks being handled.
-        let in_hand = Arc::new(AtomicUsize::new(0));
+        let mut in_hand = 0;
         let mut draining = false;
         loop {
             // Another chunk only with room for it, so no message waits in hand for a slot.
-            while !handling.is_empty() && !this.room_beside(handling.len(), &in_hand) {
+            while !handling.is_empty() && !this.room_beside(handling.len(), in_hand) {
                 tokio::select! {
-                    _ = handling.join_next() => {}
+                    settled = handling.join_next() => {
+                        in_hand -= settled.and_then(Result::ok).unwrap_or(0);
+                    }
                     _ = shutdown.cancelled(), if !draining => {
                         puller.drain();
                         draining = true;
@@ -139,14 +142,16 @@ impl<H: Handler> ConsumerLoop<H> {
             if chunk.is_empty() {
                 break;
             }
-            let (this, in_hand) = (Arc::clone(&this), Arc::clone(&in_hand));
-            in_hand.fetch_add(chunk.len(), Ordering::Relaxed);
+            let size = chunk.len();
+            in_hand += size;
+            let this = Arc::clone(&this);
             handling.spawn(async move {
-                let size = chunk.len();
                 this.process_chunk(chunk).await;
-                in_hand.fetch_sub(size, Ordering::Relaxed);
+                size
             });
-            while handling.try_join_next().is_some() {}
+            while let Some(settled) = handling.try_join_next() {
+                in_hand -= settled.unwrap_or(0);
+            }
         }
         while handling.join_next().await.is_some() {}
         tracing::info!(consumer = %name, "consumer drained and stopped");
@@ -157,8 +162,8 @@ impl<H: Handler> ConsumerLoop<H> {
     /// low load this overlaps one chunk's transaction with the last one's announcements; under
     /// load the chunks grow instead, and one transaction for many messages costs PostgreSQL
     /// less per message than two for half as many.
-    fn room_beside(&self, handling: usize, in_hand: &AtomicUsize) -> bool {
-        handling < self.options.chunks_in_flight && in_hand.load(Ordering::Relaxed) < SMALL_CHUNK
+    fn room_beside(&self, handling: usize, in_hand: usize) -> bool {
+        handling < self.options.chunks_in_flight && in_hand < SMALL_CHUNK
     }
 
     /// Reads each message's metadata and envelope, groups the messages by handler, handles
