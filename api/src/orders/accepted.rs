@@ -2,20 +2,23 @@
 //! (milliseconds; longer while the workers are behind or down) a `GET` on the order answers
 //! it `PENDING` instead of 404, without a database write per order.
 //!
-//! The replica that accepted an order holds it and answers for it: while it holds it, it is
-//! subscribed (core NATS) to the order's own subject `orders.pending.<id>`, taken before the
-//! command is published. A replica asked for an order that neither PostgreSQL nor it knows
-//! sends a request there ([`Accepted::ask`]): the holder answers with the order as accepted;
-//! when no replica holds it the server answers at once that nobody listens, and the order is
-//! not found. So a replica spends nothing on the orders the others accept, and a 404 waits for
-//! no time-out.
+//! The replica that accepted an order holds it and answers for it on the order's subject
+//! (core NATS). The ids a replica gives out (v7) carry its tag, 32 random bits chosen at start,
+//! in their last 32 bits, and their subject names it: `orders.pending.<tag>.<id>`, all answered
+//! through the one subscription `orders.pending.<tag>.*` the replica takes at start. An id
+//! derived from an `Idempotency-Key` (v5) is the same on every replica and carries no tag: its
+//! subject is `orders.pending.<id>`, subscribed for that order alone before its command is
+//! published. A replica asked for an order that neither PostgreSQL nor it knows sends a request
+//! there ([`Accepted::ask`]): the holder answers with the order as accepted; when no replica
+//! holds it the server answers at once that nobody listens, and the order is not found. So a
+//! replica spends nothing on the orders the others accept, and a 404 waits for no time-out.
 //!
 //! An entry is forgotten when its order's outcome or status event reaches this replica, when
-//! its command is dead-lettered, or after [`TTL`] (its subject is answered `null` for a second
-//! more, so a question sent just before is not left to time out); entries are weighed by their
-//! lines and at most [`MAX_BYTES`] are held. An order whose replica stopped before it was
-//! recorded reads 404 until it is recorded, as does one placed by another publisher than the
-//! api.
+//! its command is dead-lettered, or after [`TTL`]; a forgotten order is answered `null` (its own
+//! subscription, for an order with one, ends a second later, so a question sent just before is
+//! not left to time out); entries are weighed by their lines and at most [`MAX_BYTES`] are
+//! held. An order whose replica stopped before it was recorded reads 404 until it is recorded,
+//! as does one placed by another publisher than the api.
 
 use chrono::{DateTime, Utc};
 use common::messages::{Line, PlaceOrder};
@@ -72,13 +75,20 @@ struct Entry {
     answering: CancellationToken,
 }
 
-/// This replica's subscription to an order's subject, taken before its command is published.
-pub struct Answering(async_nats::Subscriber);
+/// How this replica answers for an order it is about to accept.
+pub enum Answering {
+    /// Through the subscription for the ids it gives out, taken at start.
+    Tagged,
+    /// Through the order's own subscription, taken before its command is published.
+    Own(async_nats::Subscriber),
+}
 
 pub struct Accepted {
     entries: Cache<Uuid, Entry>,
     nats: async_nats::Client,
     ns: Namespace,
+    /// Carried by the ids this replica gives out, and named by their subjects.
+    tag: u32,
     /// To the task answering for the orders held.
     answer: mpsc::UnboundedSender<BoxStream<'static, async_nats::Message>>,
 }
@@ -92,10 +102,15 @@ impl Accepted {
             .await?;
         let (answer, mut questions) = mpsc::unbounded_channel();
         let accepted = Arc::new(Accepted::new(nats.clone(), ns.clone(), answer));
+        let tagged = nats
+            .subscribe(ns.subject(&format!("orders.pending.{:08x}.*", accepted.tag)))
+            .await?;
         let weak = Arc::downgrade(&accepted);
         tokio::spawn(async move {
-            // One stream per order held, each ending when its entry goes.
+            // The questions for the ids this replica gives out, for as long as it runs, and one
+            // stream per order of its own subject held, each ending when its entry goes.
             let mut asked = SelectAll::new();
+            asked.push(tagged.boxed());
             loop {
                 tokio::select! {
                     held = questions.recv() => match held {
@@ -136,19 +151,38 @@ impl Accepted {
                 .build(),
             nats,
             ns,
+            tag: random_tag(),
             answer,
         }
     }
 
-    fn subject(&self, order_id: Uuid) -> String {
-        self.ns.subject(&format!("orders.pending.{order_id}"))
+    /// A new order id (v7, in time order on this replica) carrying this replica's tag.
+    pub fn order_id(&self) -> Uuid {
+        with_tag(Uuid::now_v7(), self.tag)
     }
 
-    /// Subscribes to `order_id`'s subject, to answer for it once accepted; `None` if the
-    /// client cannot (other replicas then read the order 404 until it is recorded).
+    /// Whether `order_id` is one this replica gave out.
+    fn gave_out(&self, order_id: Uuid) -> bool {
+        tag_of(order_id) == Some(u128::from(self.tag))
+    }
+
+    /// The subject `order_id` is answered on, by whichever replica holds it.
+    fn subject(&self, order_id: Uuid) -> String {
+        self.ns.subject(&match tag_of(order_id) {
+            Some(tag) => format!("orders.pending.{tag:08x}.{order_id}"),
+            None => format!("orders.pending.{order_id}"),
+        })
+    }
+
+    /// How to answer for `order_id` once accepted: an id this replica gave out is answered
+    /// already; any other has its subject subscribed. `None` if the client cannot (other
+    /// replicas then read the order 404 until it is recorded).
     pub async fn answering(&self, order_id: Uuid) -> Option<Answering> {
+        if self.gave_out(order_id) {
+            return Some(Answering::Tagged);
+        }
         match self.nats.subscribe(self.subject(order_id)).await {
-            Ok(subscriber) => Some(Answering(subscriber)),
+            Ok(subscriber) => Some(Answering::Own(subscriber)),
             Err(e) => {
                 tracing::warn!(error = %e, %order_id, "cannot answer for an accepted order");
                 None
@@ -160,7 +194,7 @@ impl Accepted {
     /// `answering` until it is forgotten.
     pub fn accepted(&self, order_id: Uuid, pending: Pending, answering: Option<Answering>) {
         let token = CancellationToken::new();
-        if let Some(Answering(subscriber)) = answering {
+        if let Some(Answering::Own(subscriber)) = answering {
             let _ = self.answer.send(questions(subscriber, token.clone()));
         }
         self.entries.insert(
@@ -197,9 +231,12 @@ impl Accepted {
     }
 
     /// The order, if another replica holds it as accepted: asked on its subject; `None` when
-    /// no replica holds it (answered at once by the server), or its holder does not answer in
-    /// time.
+    /// no replica holds it (answered at once by the server), when this replica gave its id out
+    /// (it would be the holder), or when its holder does not answer in time.
     pub async fn ask(&self, order_id: Uuid) -> Option<Pending> {
+        if self.gave_out(order_id) {
+            return None;
+        }
         let asked = self
             .nats
             .request(self.subject(order_id), bytes::Bytes::new());
@@ -220,7 +257,29 @@ impl Accepted {
     }
 }
 
-/// The questions for one order: while it is held, and for [`FORGOTTEN_GRACE`] after it is
+/// The bits of a v7 order id that carry the tag of the replica that gave it out.
+const TAG_BITS: u128 = 0xffff_ffff;
+
+/// The tag `order_id` carries, if it is a v7 id (any other, v5 from an `Idempotency-Key`,
+/// carries none).
+fn tag_of(order_id: Uuid) -> Option<u128> {
+    (order_id.get_version() == Some(uuid::Version::SortRand)).then(|| order_id.as_u128() & TAG_BITS)
+}
+
+/// `id` with its last 32 bits (random in a v7 id, below the counter that orders one
+/// replica's ids within a millisecond) replaced by `tag`.
+fn with_tag(id: Uuid, tag: u32) -> Uuid {
+    Uuid::from_u128(id.as_u128() & !TAG_BITS | u128::from(tag))
+}
+
+/// A replica's tag: 32 random bits (two replicas of one deployment share one with odds of
+/// about one in four billion).
+fn random_tag() -> u32 {
+    let [.., a, b, c, d] = *Uuid::new_v4().as_bytes();
+    u32::from_be_bytes([a, b, c, d])
+}
+
+/// The questions for one order of its own subject: while it is held, and for [`FORGOTTEN_GRACE`] after it is
 /// forgotten (`until` cancelled), when they are answered `null` and the asker reads PostgreSQL
 /// again. A reader that missed the order in PostgreSQL just before it was recorded asks right
 /// after; ending the subscription with the order would leave such a question to time out.
@@ -238,6 +297,23 @@ fn questions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tagged_id_is_a_v7_id_in_time_order_carrying_its_tag() {
+        let tag = random_tag();
+        let ids: Vec<Uuid> = (0..1000).map(|_| with_tag(Uuid::now_v7(), tag)).collect();
+        for id in &ids {
+            assert_eq!(id.get_version(), Some(uuid::Version::SortRand));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(tag_of(*id), Some(u128::from(tag)));
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "in the order given out"
+        );
+        // An id derived from an idempotency key carries none.
+        assert_eq!(tag_of(Uuid::new_v5(&Uuid::NAMESPACE_OID, b"key")), None);
+    }
 
     #[test]
     fn a_pending_order_weighs_its_lines_and_address() {

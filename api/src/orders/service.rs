@@ -74,7 +74,7 @@ pub async fn place(
     // lost reach the stream after all, a retry under the same key names the same order.
     let fresh_id = match idempotency_key {
         Some(key) => idempotent_order_id(user_id, key),
-        None => Uuid::now_v7(),
+        None => state.accepted.order_id(),
     };
     let order_id = match idempotency_key {
         None => fresh_id,

@@ -198,3 +198,43 @@ async fn an_order_accepted_by_one_replica_reads_pending_on_another_until_recorde
         .await;
     assert_eq!(read_on(&other, &shop.customer, &id).await, (200, recorded));
 }
+
+#[tokio::test]
+async fn an_order_placed_under_an_idempotency_key_reads_pending_on_another_replica() {
+    // Its id is derived from the key, the same on every replica: it is answered for on a
+    // subject of its own, not through the accepting replica's tagged subscription.
+    let shop = Shop::around(spawn_app().await).await;
+    let other = shop.replica(&[]).await;
+    let mug = shop.products().create("Mug", 1250, 10).await;
+
+    let res = shop
+        .orders()
+        .place(
+            &shop.customer,
+            &order_of(&[(mug, 3)]),
+            &[("idempotency-key", "pending-elsewhere")],
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let id = id_of(&res.json::<Value>().await.expect("json"));
+    assert_eq!(
+        id.parse::<Uuid>().expect("uuid").get_version(),
+        Some(uuid::Version::Sha1)
+    );
+
+    let (status, order) = read_on(&other, &shop.customer, &id).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["items"][0]["quantity"], 3);
+    // The ids without a key are v7, answered through the replica's one subscription.
+    let res = shop
+        .orders()
+        .place(&shop.customer, &order_of(&[(mug, 1)]), &[])
+        .await;
+    let id = id_of(&res.json::<Value>().await.expect("json"));
+    assert_eq!(
+        id.parse::<Uuid>().expect("uuid").get_version(),
+        Some(uuid::Version::SortRand)
+    );
+    assert_eq!(read_on(&other, &shop.customer, &id).await.0, 200);
+}
