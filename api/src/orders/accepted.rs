@@ -68,11 +68,11 @@ impl Pending {
     }
 }
 
-/// An order held, and the end of this replica's answering for it.
+/// An order held, and, for an order with a subscription of its own, the end of it.
 #[derive(Clone)]
 struct Entry {
     pending: Arc<Pending>,
-    answering: CancellationToken,
+    own_subscription: Option<CancellationToken>,
 }
 
 /// How this replica answers for an order it is about to accept.
@@ -147,7 +147,11 @@ impl Accepted {
                     u32::try_from(entry.pending.weight()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(TTL)
-                .eviction_listener(|_, entry: Entry, _| entry.answering.cancel())
+                .eviction_listener(|_, entry: Entry, _| {
+                    if let Some(subscription) = entry.own_subscription {
+                        subscription.cancel();
+                    }
+                })
                 .build(),
             nats,
             ns,
@@ -193,15 +197,19 @@ impl Accepted {
     /// An order this replica just had acknowledged by JetStream, answered for through
     /// `answering` until it is forgotten.
     pub fn accepted(&self, order_id: Uuid, pending: Pending, answering: Option<Answering>) {
-        let token = CancellationToken::new();
-        if let Some(Answering::Own(subscriber)) = answering {
-            let _ = self.answer.send(questions(subscriber, token.clone()));
-        }
+        let own_subscription = match answering {
+            Some(Answering::Own(subscriber)) => {
+                let token = CancellationToken::new();
+                let _ = self.answer.send(questions(subscriber, token.clone()));
+                Some(token)
+            }
+            Some(Answering::Tagged) | None => None,
+        };
         self.entries.insert(
             order_id,
             Entry {
                 pending: Arc::new(pending),
-                answering: token,
+                own_subscription,
             },
         );
     }
@@ -219,12 +227,7 @@ impl Accepted {
     /// Answers a question for one of the orders held: the order, or `null` once forgotten.
     async fn answer(&self, question: async_nats::Message) {
         let Some(reply) = question.reply else { return };
-        let held = question
-            .subject
-            .rsplit('.')
-            .next()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .and_then(|id| self.get(id));
+        let held = super::order_in_subject(&question.subject).and_then(|id| self.get(id));
         if let Ok(payload) = serde_json::to_vec(&held.as_deref()) {
             let _ = self.nats.publish(reply, payload.into()).await;
         }
@@ -279,9 +282,9 @@ fn random_tag() -> u32 {
     u32::from_be_bytes([a, b, c, d])
 }
 
-/// The questions for one order of its own subject: while it is held, and for [`FORGOTTEN_GRACE`] after it is
-/// forgotten (`until` cancelled), when they are answered `null` and the asker reads PostgreSQL
-/// again. A reader that missed the order in PostgreSQL just before it was recorded asks right
+/// The questions for one order on a subject of its own: while it is held, and for
+/// [`FORGOTTEN_GRACE`] after it is forgotten (`until` cancelled), when they are answered `null`
+/// and the asker reads PostgreSQL again. A reader that missed the order in PostgreSQL just before it was recorded asks right
 /// after; ending the subscription with the order would leave such a question to time out.
 fn questions(
     subscriber: async_nats::Subscriber,

@@ -37,11 +37,7 @@ impl Outcomes {
 
 /// The outcome a reply carries, if it is one for the order its subject names.
 pub fn decode(message: &async_nats::Message) -> Option<PlacedOutcome> {
-    let order = message
-        .subject
-        .rsplit('.')
-        .next()
-        .and_then(|id| Uuid::parse_str(id).ok());
+    let order = super::order_in_subject(&message.subject);
     match serde_json::from_slice::<PlacedOutcome>(&message.payload) {
         Ok(outcome) if Some(outcome.event.order_id) == order => Some(outcome),
         _ => {
