@@ -227,7 +227,7 @@ impl Accepted {
     /// Answers a question for one of the orders held: the order, or `null` once forgotten.
     async fn answer(&self, question: async_nats::Message) {
         let Some(reply) = question.reply else { return };
-        let held = super::order_in_subject(&question.subject).and_then(|id| self.get(id));
+        let held = super::outcomes::order_in_subject(&question.subject).and_then(|id| self.get(id));
         if let Ok(payload) = serde_json::to_vec(&held.as_deref()) {
             let _ = self.nats.publish(reply, payload.into()).await;
         }

@@ -37,7 +37,7 @@ impl Outcomes {
 
 /// The outcome a reply carries, if it is one for the order its subject names.
 pub fn decode(message: &async_nats::Message) -> Option<PlacedOutcome> {
-    let order = super::order_in_subject(&message.subject);
+    let order = order_in_subject(&message.subject);
     match serde_json::from_slice::<PlacedOutcome>(&message.payload) {
         Ok(outcome) if Some(outcome.event.order_id) == order => Some(outcome),
         _ => {
@@ -45,4 +45,13 @@ pub fn decode(message: &async_nats::Message) -> Option<PlacedOutcome> {
             None
         }
     }
+}
+
+/// The order a subject names in its last token (`….<order id>`), as the subjects of the
+/// outcome replies and those of the accepted orders (`orders::accepted`) do.
+pub(super) fn order_in_subject(subject: &str) -> Option<Uuid> {
+    subject
+        .rsplit('.')
+        .next()
+        .and_then(|id| Uuid::parse_str(id).ok())
 }
