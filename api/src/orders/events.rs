@@ -191,9 +191,11 @@ async fn all_order_events(
     let mut follow = Follow::new(
         state.db.clone(),
         listener,
+        // A resume passes only entries after `Last-Event-ID`, even if its replay finds none
+        // and an older change is heard live after the stream opens.
         Filter::Many {
             to: q.status,
-            replayed: 0,
+            replayed: resume.unwrap_or(0),
         },
         owner,
     );

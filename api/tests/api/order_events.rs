@@ -2,9 +2,12 @@
 //! over a streaming HTTP response) against the api, the workers, PostgreSQL and JetStream.
 
 use crate::helpers::{
-    Shop, TestApp, TestUser, assert_problem, entry_id, open, order_of, request, spawn_app,
+    PATIENCE, Shop, TestApp, TestUser, assert_problem, entry_id, open, order_of, request, spawn_app,
 };
 use common::domain::Role;
+use common::messages::OrderStatusChanged;
+use common::messaging::Message;
+use futures::StreamExt;
 use serde_json::Value;
 
 /// A lamp ordered by `customer` and confirmed; returns the order's id.
@@ -270,4 +273,55 @@ async fn a_stream_opened_before_the_order_is_recorded_starts_pending_and_hears_t
     let (_, recorded) = sse.next_of("status_changed").await;
     assert_eq!(recorded["to"], "CONFIRMED");
     assert_eq!(recorded["from"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_resumed_stream_of_all_orders_never_sends_a_change_at_or_before_last_event_id() {
+    let shop = Shop::open().await;
+    let (app, customer, admin) = (&shop, &shop.customer, &shop.admin);
+    let subject = app
+        .state
+        .bus
+        .namespace()
+        .subject(OrderStatusChanged::SUBJECT);
+    let mut statuses = app.state.nats.subscribe(subject.clone()).await.unwrap();
+    app.state.nats.flush().await.unwrap();
+    let order = lamp_ordered(app, customer).await;
+    app.orders().move_through(admin, &order, &["PAID"]).await;
+    let paid = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let message = statuses.next().await.expect("subscribed");
+            let envelope: Value = serde_json::from_slice(&message.payload).unwrap();
+            if envelope["data"]["order_id"] == order.as_str() && envelope["data"]["to"] == "PAID" {
+                return (message, envelope["data"]["entry_id"].as_i64().unwrap());
+            }
+        }
+    })
+    .await
+    .expect("the PAID event");
+    let (message, paid_entry) = paid;
+
+    // Resumed from the PAID entry, with nothing after it to replay; then the PAID change is
+    // heard again, as a replica hears one published late.
+    let resume = paid_entry.to_string();
+    let mut sse = open(
+        &app.address,
+        customer,
+        "/api/v1/orders/events",
+        Some(&resume),
+    )
+    .await;
+    app.state
+        .nats
+        .publish_with_headers(
+            subject,
+            message.headers.unwrap_or_default(),
+            message.payload,
+        )
+        .await
+        .unwrap();
+    app.orders().move_through(admin, &order, &["SHIPPED"]).await;
+    let (event, change) = sse.next_of("status_changed").await;
+    assert_eq!(change["to"], "SHIPPED", "{change}");
+    assert!(entry_id(&event) > paid_entry);
 }
