@@ -5,10 +5,11 @@
 use std::process::ExitCode;
 use workers::{Kind, Workers};
 
-/// mimalloc returns freed memory to the system within milliseconds; glibc's malloc keeps each
-/// thread's freed argon2 buffers (19 MiB a hash) resident in per-thread arenas.
+/// jemalloc, with its background thread: memory freed and left idle (an argon2 hash's 19 MiB,
+/// the buffers of closed event streams) goes back to the system within seconds, whether or not
+/// the process allocates again (glibc's malloc keeps it in per-thread arenas).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
