@@ -82,6 +82,7 @@ impl Application {
             },
             Arc::clone(&accepted),
             replies,
+            config.order_events_idle,
         )
         .await?;
         let session_cache = Arc::new(crate::auth::session_cache::SessionCache::new(

@@ -120,6 +120,9 @@ pub struct Config {
     pub sse_streams_max: usize,
     /// How often an idle order event stream sends a comment, so proxies keep it open.
     pub sse_heartbeat: Duration,
+    /// How long an api replica keeps hearing order changes once nothing on it needs them (no
+    /// stream, no waiting request, no accepted order waiting to be recorded).
+    pub order_events_idle: Duration,
     /// How long the api waits for a request's complete headers (a new connection's first, or
     /// the next on an idle one) before closing the connection.
     pub http_header_read_timeout: Duration,
@@ -280,6 +283,9 @@ impl Config {
             ),
             http_header_read_timeout: Duration::from_secs(
                 parse_positive(&var, "HTTP_HEADER_READ_TIMEOUT_SECS", 10)?.into(),
+            ),
+            order_events_idle: Duration::from_secs(
+                parse_positive(&var, "ORDER_EVENTS_IDLE_SECS", 30)?.into(),
             ),
             webhooks: WebhookConfig::from_vars(&var)?,
         })

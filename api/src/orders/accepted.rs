@@ -219,6 +219,12 @@ impl Accepted {
         self.entries.invalidate(&order_id);
     }
 
+    /// Whether no order accepted here waits to be recorded.
+    pub fn holds_none(&self) -> bool {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count() == 0
+    }
+
     /// The order, if this replica accepted it and it is not recorded yet.
     pub fn get(&self, order_id: Uuid) -> Option<Arc<Pending>> {
         self.entries.get(&order_id).map(|e| e.pending)

@@ -93,7 +93,7 @@ async fn order_events(
     let resume = last_event_id(&headers)?;
     time_left(&user)?;
     // Listening before reading, so a change committed meanwhile is heard.
-    let listener = match state.watch.listen(Scope::Order(id), &user) {
+    let listener = match state.watch.listen(Scope::Order(id), &user).await {
         Ok(listener) => listener,
         Err(refused) => return Ok(refusal(refused)),
     };
@@ -184,7 +184,7 @@ async fn all_order_events(
     } else {
         (Scope::Customer(user.id), Some(user.id))
     };
-    let listener = match state.watch.listen(scope, &user) {
+    let listener = match state.watch.listen(scope, &user).await {
         Ok(listener) => listener,
         Err(refused) => return Ok(refusal(refused)),
     };

@@ -7,6 +7,7 @@ pub mod command;
 mod entries;
 pub mod events;
 mod follow;
+mod hearing;
 mod idempotency;
 mod lookup;
 pub mod model;

@@ -132,7 +132,10 @@ async fn refund_order(
         return Err(broker_unavailable());
     }
     // Listen before publishing, so a fast record is not missed.
-    let mut waiter = wait.0.map(|_| state.watch.register(order_id));
+    let mut waiter = match wait.0 {
+        Some(_) => Some(state.watch.register(order_id).await),
+        None => None,
+    };
     let actor = Actor::user(admin.id);
     let command = RefundOrder {
         refund_id,

@@ -142,8 +142,15 @@ pub async fn place(
         return Err(broker_unavailable());
     }
     // Listen before publishing, so a fast outcome is not missed; one who waits has the
-    // outcome sent straight here as well as announced.
-    let waiter = wait.map(|_| state.watch.register(order_id));
+    // outcome sent straight here as well as announced. Without a waiter, this replica still
+    // hears the order's status event, which tells it the order accepted here is recorded.
+    let waiter = match wait {
+        Some(_) => Some(state.watch.register(order_id).await),
+        None => {
+            state.watch.hear().await;
+            None
+        }
+    };
     let reply_to = wait.map(|_| state.outcomes.reply_to(order_id));
     // Subscribed before publishing: the acknowledgement follows the subscription on the
     // connection, so any replica asked after the 202 finds this one answering for the order.
@@ -262,7 +269,10 @@ async fn await_outcome(
 ) -> Result<Commanded, ApiError> {
     let user_id = pending.user_id;
     if let Some(wait) = wait {
-        let listening = waiter.unwrap_or_else(|| Listening::Late(state.watch.register(order_id)));
+        let listening = match waiter {
+            Some(listening) => listening,
+            None => Listening::Late(state.watch.register(order_id).await),
+        };
         let mut waiter = match listening {
             Listening::SincePublish(waiter) => waiter,
             Listening::Late(waiter) => {

@@ -88,7 +88,10 @@ pub async fn request(
     if state.nats.connection_state() != async_nats::connection::State::Connected {
         return Err(broker_unavailable());
     }
-    let mut waiter = wait.map(|_| state.watch.register(order_id));
+    let mut waiter = match wait {
+        Some(_) => Some(state.watch.register(order_id).await),
+        None => None,
+    };
     let command = TransitionOrder {
         order_id,
         to,

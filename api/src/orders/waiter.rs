@@ -109,12 +109,15 @@ impl Drop for Waiter {
 impl OrderWatch {
     /// Starts listening for `order_id`; register before publishing the command, so an
     /// outcome that arrives quickly is not missed.
-    pub fn register(self: &Arc<Self>, order_id: Uuid) -> Waiter {
+    pub async fn register(self: &Arc<Self>, order_id: Uuid) -> Waiter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id();
         self.registry()
             .slots(Scope::Order(order_id))
             .push(Slot { id, tx, end: None });
-        Waiter::new(Arc::clone(self), order_id, id, rx)
+        let waiter = Waiter::new(Arc::clone(self), order_id, id, rx);
+        // Listed first: this replica cannot stop hearing in between.
+        self.hear().await;
+        waiter
     }
 }

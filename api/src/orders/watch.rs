@@ -1,7 +1,7 @@
-//! Order changes as they happen, without polling the database: the api subscribes once to
-//! each of `orders.evt.status_changed`, `refund_changed`, `fulfilment_changed` and
-//! `return_changed` (core NATS: every
-//! replica hears every change) and hands each change to whoever listens in this process:
+//! Order changes as they happen, without polling the database: the api subscribes to
+//! `orders.evt.status_changed`, `refund_changed`, `fulfilment_changed` and `return_changed`
+//! (core NATS, see `orders::hearing`) while anything in this process needs them, and hands
+//! each change to whoever listens:
 //! requests waiting for an outcome (`Prefer: wait`, [`Waiter`](super::waiter::Waiter): an order's status, or the
 //! recording of one of its refunds) and the Server-Sent Events streams of order events
 //! ([`Listener`], see `orders::events`).
@@ -14,12 +14,12 @@
 //! authorization that opened them runs out (the access token's expiry, or the session's):
 //! their clients reconnect, and are authorized again.
 
+use super::hearing::{self, Kind, Subscriptions, status_event_order};
+pub use super::hearing::{OrderChange, SharedChange};
 use crate::auth::identity::AuthUser;
 use chrono::{DateTime, Utc};
-use common::messages::{
-    FulfilmentChanged, OrderStatusChanged, PlacedOutcome, RefundChanged, ReturnChanged,
-};
-use common::messaging::{Message, Namespace, decode};
+use common::messages::PlacedOutcome;
+use common::messaging::Namespace;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -30,43 +30,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-/// A change of an order as heard on the bus.
-#[derive(Debug)]
-pub enum OrderChange {
-    Status(OrderStatusChanged),
-    Refund(RefundChanged),
-    Fulfilment(FulfilmentChanged),
-    Return(ReturnChanged),
-    /// A placement's outcome sent straight to this replica (see `orders::outcomes`): for the
-    /// request waiting on it only, never for streams (its status event follows for them).
-    Placed(Box<PlacedOutcome>),
-}
-
-impl OrderChange {
-    fn order_id(&self) -> Uuid {
-        match self {
-            OrderChange::Status(c) => c.order_id,
-            OrderChange::Refund(c) => c.order_id,
-            OrderChange::Fulfilment(c) => c.order_id,
-            OrderChange::Return(c) => c.order_id,
-            OrderChange::Placed(o) => o.event.order_id,
-        }
-    }
-
-    fn user_id(&self) -> Uuid {
-        match self {
-            OrderChange::Status(c) => c.user_id,
-            OrderChange::Refund(c) => c.user_id,
-            OrderChange::Fulfilment(c) => c.user_id,
-            OrderChange::Return(c) => c.user_id,
-            OrderChange::Placed(o) => o.event.user_id,
-        }
-    }
-}
-
-/// A change, shared by every listener it wakes.
-pub type SharedChange = Arc<OrderChange>;
 
 /// Changes a listener may have waiting before it counts as too slow.
 pub(super) const QUEUE: usize = 64;
@@ -122,6 +85,8 @@ pub(super) struct Registry {
     /// Open streams by the account that opened them.
     held: HashMap<Uuid, Vec<Held>>,
     streams: usize,
+    /// Subscribed to order changes, since this moment they were last needed.
+    hearing: Option<Instant>,
 }
 
 impl Registry {
@@ -131,6 +96,18 @@ impl Registry {
             Scope::Customer(id) => self.by_customer.entry(id).or_default(),
             Scope::Everyone => &mut self.everyone,
         }
+    }
+
+    /// Whether this replica hears order changes; if so, they are needed from now on.
+    fn needed(&mut self) -> bool {
+        self.hearing
+            .as_mut()
+            .map(|at| *at = Instant::now())
+            .is_some()
+    }
+
+    fn nobody_listens(&self) -> bool {
+        self.by_order.is_empty() && self.by_customer.is_empty() && self.everyone.is_empty()
     }
 
     pub(super) fn remove(&mut self, scope: Scope, id: u64) {
@@ -181,34 +158,46 @@ pub struct OrderWatch {
     limits: StreamLimits,
     /// Cancelled at shutdown: every stream ends.
     closing: CancellationToken,
+    nats: async_nats::Client,
+    ns: Namespace,
+    /// Subscriptions taken, to the task that reads them.
+    handover: mpsc::UnboundedSender<Subscriptions>,
+    /// One subscribes at a time.
+    subscribing: tokio::sync::Mutex<()>,
+    /// How long order changes are heard once nothing needs them.
+    idle: Duration,
+    accepted: Arc<super::accepted::Accepted>,
 }
 
 impl OrderWatch {
-    /// Subscribes to status and refund changes (core NATS: every api replica gets every
-    /// event). A status event nobody here listens to is not decoded: its order is read from
-    /// its message id, enough to tell `accepted` that the order is recorded.
+    /// Starts handing on order changes; it subscribes to them when first needed (`hear`). A
+    /// status event nobody here listens to is not decoded: its order is read from its message
+    /// id, enough to tell `accepted` that the order is recorded.
     pub async fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
         limits: StreamLimits,
         accepted: Arc<super::accepted::Accepted>,
         mut outcomes: async_nats::Subscriber,
+        idle: Duration,
     ) -> anyhow::Result<Arc<Self>> {
-        let mut statuses = nats
-            .subscribe(ns.subject(OrderStatusChanged::SUBJECT))
-            .await?;
-        let mut refunds = nats.subscribe(ns.subject(RefundChanged::SUBJECT)).await?;
-        let mut fulfilments = nats
-            .subscribe(ns.subject(FulfilmentChanged::SUBJECT))
-            .await?;
-        let mut returns = nats.subscribe(ns.subject(ReturnChanged::SUBJECT)).await?;
+        let (handover, mut handed) = mpsc::unbounded_channel();
         let watch = Arc::new(OrderWatch {
             registry: Mutex::default(),
             next_id: AtomicU64::new(0),
             limits,
             closing: CancellationToken::new(),
+            nats: nats.clone(),
+            ns: ns.clone(),
+            handover,
+            subscribing: tokio::sync::Mutex::new(()),
+            idle,
+            accepted: Arc::clone(&accepted),
         });
         let weak = Arc::downgrade(&watch);
+        let mut subscriptions = None;
+        let mut quiet = tokio::time::interval(idle / 2);
+        quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::spawn(async move {
             loop {
                 // Placement outcomes first, then status changes, when several wait: the
@@ -227,11 +216,19 @@ impl OrderWatch {
                         }
                         continue;
                     }
-                    Some(message) = statuses.next() => (message, Kind::Status),
-                    Some(message) = refunds.next() => (message, Kind::Refund),
-                    Some(message) = fulfilments.next() => (message, Kind::Fulfilment),
-                    Some(message) = returns.next() => (message, Kind::Return),
-                    else => break,
+                    taken = handed.recv() => match taken {
+                        Some(taken) => { subscriptions = Some(taken); continue; }
+                        None => break,
+                    },
+                    Some(heard) = hearing::next(&mut subscriptions) => heard,
+                    _ = quiet.tick() => {
+                        let Some(watch) = weak.upgrade() else { break };
+                        if watch.unneeded() {
+                            // Dropped: unsubscribed.
+                            subscriptions = None;
+                        }
+                        continue;
+                    }
                 };
                 let Some(watch) = weak.upgrade() else { break };
                 let order = (kind == Kind::Status)
@@ -243,24 +240,49 @@ impl OrderWatch {
                         continue;
                     }
                 }
-                let payload = &message.payload;
-                let change = match kind {
-                    Kind::Status => decode::<OrderStatusChanged>(payload)
-                        .map(|event| OrderChange::Status(event.data)),
-                    Kind::Refund => decode::<RefundChanged>(payload)
-                        .map(|event| OrderChange::Refund(event.data)),
-                    Kind::Fulfilment => decode::<FulfilmentChanged>(payload)
-                        .map(|event| OrderChange::Fulfilment(event.data)),
-                    Kind::Return => decode::<ReturnChanged>(payload)
-                        .map(|event| OrderChange::Return(event.data)),
-                };
-                match change {
+                match hearing::change(&message, kind) {
                     Ok(change) => watch.notify(&Arc::new(change)),
                     Err(e) => tracing::warn!(error = %e, "undecodable order event ignored"),
                 }
             }
         });
         Ok(watch)
+    }
+
+    /// Makes sure this replica hears order changes from now on: on return, a change published
+    /// after the call is heard (unless NATS could not be reached: then, as with any outage,
+    /// nothing is heard live until it is back). Called before a request waits, a stream opens
+    /// or an order is accepted.
+    pub async fn hear(&self) {
+        if self.registry().needed() {
+            return;
+        }
+        let _one = self.subscribing.lock().await;
+        if self.registry().needed() {
+            return;
+        }
+        if let Some(subscriptions) = Subscriptions::take(&self.nats, &self.ns).await {
+            self.registry().hearing = Some(Instant::now());
+            let _ = self.handover.send(subscriptions);
+        }
+    }
+
+    /// Whether to stop hearing order changes: nothing needed them for `idle`, nobody listens
+    /// and no order accepted here waits to be recorded. If so, this replica no longer hears.
+    fn unneeded(&self) -> bool {
+        let mut registry = self.registry();
+        let quiet = registry.hearing.is_some_and(|at| at.elapsed() >= self.idle)
+            && registry.nobody_listens()
+            && self.accepted.holds_none();
+        if quiet {
+            registry.hearing = None;
+        }
+        quiet
+    }
+
+    /// Whether this replica hears order changes now.
+    pub fn hearing(&self) -> bool {
+        self.registry().hearing.is_some()
     }
 
     pub(super) fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -301,7 +323,18 @@ impl OrderWatch {
 
     /// Opens a stream of the changes in `scope` for `user`, within the limits, until the
     /// user's authorization ends.
-    pub fn listen(self: &Arc<Self>, scope: Scope, user: &AuthUser) -> Result<Listener, Refused> {
+    pub async fn listen(
+        self: &Arc<Self>,
+        scope: Scope,
+        user: &AuthUser,
+    ) -> Result<Listener, Refused> {
+        let listener = self.enlist(scope, user)?;
+        // Listed first: this replica cannot stop hearing in between.
+        self.hear().await;
+        Ok(listener)
+    }
+
+    fn enlist(self: &Arc<Self>, scope: Scope, user: &AuthUser) -> Result<Listener, Refused> {
         let (account, session_id) = (user.id, user.session_id);
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id();
@@ -391,25 +424,6 @@ impl Listener {
             change = self.rx.recv() => change,
         }
     }
-}
-
-/// Which subscription a change was heard on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Status,
-    Refund,
-    Fulfilment,
-    Return,
-}
-
-/// The order of a status event, from its message id (`order:<id>:status:<to>`), without
-/// decoding its payload.
-fn status_event_order(message: &async_nats::Message) -> Option<Uuid> {
-    let id = message
-        .headers
-        .as_ref()?
-        .get(async_nats::header::NATS_MESSAGE_ID)?;
-    Uuid::parse_str(id.as_str().strip_prefix("order:")?.split(':').next()?).ok()
 }
 
 /// The moment of the runtime's clock at which `at` comes (now, if it is past).

@@ -43,6 +43,7 @@ mod observability;
 mod order_batches;
 mod order_event_limits;
 mod order_events;
+mod order_hearing;
 mod order_outcomes;
 mod order_reads;
 mod order_retries;

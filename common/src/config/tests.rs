@@ -39,6 +39,7 @@ fn defaults_follow_the_design_table() {
     assert_eq!(c.nats_stream_limits, StreamLimits::default());
     assert_eq!((c.sse_streams_per_user, c.sse_streams_max), (10, 10_000));
     assert_eq!(c.sse_heartbeat, Duration::from_secs(15));
+    assert_eq!(c.order_events_idle, Duration::from_secs(30));
 }
 
 #[test]
