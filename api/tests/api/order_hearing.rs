@@ -3,8 +3,29 @@
 //! of them holds no subscription to them, so it spends nothing on the orders placed through the
 //! others; it subscribes again, before going on, as soon as something needs them.
 
-use crate::helpers::{PATIENCE, Shop, id_of, open, order_of};
+use crate::helpers::{PATIENCE, Shop, TestUser, id_of, open, order_of};
 use common::testing::eventually;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// One unit of `product` ordered by `customer` through the replica at `base`, with `Prefer`
+/// if given: the answer's status and body.
+async fn place_on(
+    base: &str,
+    customer: &TestUser,
+    product: Uuid,
+    prefer: Option<&str>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&customer.token)
+        .json(&order_of(&[(product, 1)]));
+    if let Some(prefer) = prefer {
+        req = req.header("prefer", prefer);
+    }
+    let res = req.send().await.expect("request");
+    (res.status().as_u16(), res.json().await.expect("json"))
+}
 
 #[tokio::test]
 async fn a_replica_hears_order_changes_only_while_something_on_it_needs_them() {
@@ -37,17 +58,11 @@ async fn a_replica_hears_order_changes_only_while_something_on_it_needs_them() {
 
     // A placement waiting there subscribes again before its command is published, and hears
     // its outcome.
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/orders", other.address))
-        .bearer_auth(&customer.token)
-        .header("prefer", "wait=5")
-        .json(&order_of(&[(lamp, 1)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let placed: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(placed["status"], "CONFIRMED");
+    let (status, placed) = place_on(&other.address, customer, lamp, Some("wait=5")).await;
+    assert_eq!(
+        (status, placed["status"].as_str()),
+        (201, Some("CONFIRMED"))
+    );
     assert!(other.state.watch.hearing());
 
     // So does an order accepted there without waiting: the replica hears it recorded, and
@@ -56,15 +71,9 @@ async fn a_replica_hears_order_changes_only_while_something_on_it_needs_them() {
         (!other.state.watch.hearing()).then_some(())
     })
     .await;
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/orders", other.address))
-        .bearer_auth(&customer.token)
-        .json(&order_of(&[(lamp, 1)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let accepted = id_of(&res.json().await.unwrap());
+    let (status, accepted) = place_on(&other.address, customer, lamp, None).await;
+    assert_eq!(status, 202);
+    let accepted = id_of(&accepted);
     assert!(other.state.watch.hearing());
     let id = accepted.parse().unwrap();
     eventually(
