@@ -170,12 +170,8 @@ impl Accepted {
         tag_of(order_id) == Some(u128::from(self.tag))
     }
 
-    /// The subject `order_id` is answered on, by whichever replica holds it.
     fn subject(&self, order_id: Uuid) -> String {
-        self.ns.subject(&match tag_of(order_id) {
-            Some(tag) => format!("orders.pending.{tag:08x}.{order_id}"),
-            None => format!("orders.pending.{order_id}"),
-        })
+        pending_subject(&self.ns, order_id)
     }
 
     /// How to answer for `order_id` once accepted: an id this replica gave out is answered
@@ -264,6 +260,14 @@ impl Accepted {
             }
         }
     }
+}
+
+/// The subject `order_id` is answered on, by whichever replica holds it.
+pub(super) fn pending_subject(ns: &Namespace, order_id: Uuid) -> String {
+    ns.subject(&match tag_of(order_id) {
+        Some(tag) => format!("orders.pending.{tag:08x}.{order_id}"),
+        None => format!("orders.pending.{order_id}"),
+    })
 }
 
 /// The bits of a v7 order id that carry the tag of the replica that gave it out.

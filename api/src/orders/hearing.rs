@@ -99,7 +99,7 @@ impl Subscriptions {
         // A question nobody answers (no order has the nil id), sent on this connection after
         // the subscriptions: the server's "no responders" comes once it holds them. A flush
         // would only say they were written.
-        let probe = ns.subject(&format!("orders.pending.{}", Uuid::nil()));
+        let probe = super::accepted::pending_subject(ns, Uuid::nil());
         match tokio::time::timeout(PROBE, nats.request(probe, Bytes::new())).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
