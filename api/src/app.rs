@@ -83,8 +83,7 @@ impl Application {
             Arc::clone(&accepted),
             replies,
             config.order_events_idle,
-        )
-        .await?;
+        );
         let session_cache = Arc::new(crate::auth::session_cache::SessionCache::new(
             config.session_cache_ttl,
         ));

@@ -173,14 +173,14 @@ impl OrderWatch {
     /// Starts handing on order changes; it subscribes to them when first needed (`hear`). A
     /// status event nobody here listens to is not decoded: its order is read from its message
     /// id, enough to tell `accepted` that the order is recorded.
-    pub async fn start(
+    pub fn start(
         nats: &async_nats::Client,
         ns: &Namespace,
         limits: StreamLimits,
         accepted: Arc<super::accepted::Accepted>,
         mut outcomes: async_nats::Subscriber,
         idle: Duration,
-    ) -> anyhow::Result<Arc<Self>> {
+    ) -> Arc<Self> {
         let (handover, mut handed) = mpsc::unbounded_channel();
         let watch = Arc::new(OrderWatch {
             registry: Mutex::default(),
@@ -246,7 +246,7 @@ impl OrderWatch {
                 }
             }
         });
-        Ok(watch)
+        watch
     }
 
     /// Makes sure this replica hears order changes from now on: on return, a change published
