@@ -5,8 +5,6 @@ use crate::helpers::{
     PATIENCE, Shop, TestApp, TestUser, assert_problem, entry_id, open, order_of, request, spawn_app,
 };
 use common::domain::Role;
-use common::messages::OrderStatusChanged;
-use common::messaging::Message;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -279,13 +277,7 @@ async fn a_stream_opened_before_the_order_is_recorded_starts_pending_and_hears_t
 async fn a_resumed_stream_of_all_orders_never_sends_a_change_at_or_before_last_event_id() {
     let shop = Shop::open().await;
     let (app, customer, admin) = (&shop, &shop.customer, &shop.admin);
-    let subject = app
-        .state
-        .bus
-        .namespace()
-        .subject(OrderStatusChanged::SUBJECT);
-    let mut statuses = app.state.nats.subscribe(subject.clone()).await.unwrap();
-    app.state.nats.flush().await.unwrap();
+    let mut statuses = app.bus().status_events().await;
     let order = lamp_ordered(app, customer).await;
     app.orders().move_through(admin, &order, &["PAID"]).await;
     let paid = tokio::time::timeout(PATIENCE, async {
@@ -314,7 +306,7 @@ async fn a_resumed_stream_of_all_orders_never_sends_a_change_at_or_before_last_e
     app.state
         .nats
         .publish_with_headers(
-            subject,
+            message.subject,
             message.headers.unwrap_or_default(),
             message.payload,
         )

@@ -5,24 +5,12 @@
 
 use crate::helpers::{Shop, order_of, place_command};
 use common::correlation::{CorrelationId, MAX_LEN};
-use common::messages::{OrderStatusChanged, PlaceOrder};
-use common::messaging::{CORRELATION_HEADER, Envelope, Message};
+use common::messages::PlaceOrder;
+use common::messaging::{CORRELATION_HEADER, Envelope};
 use futures::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// Listens to the namespace's status events, as any replica does.
-async fn status_events(shop: &Shop) -> async_nats::Subscriber {
-    let subject = shop
-        .state
-        .bus
-        .namespace()
-        .subject(OrderStatusChanged::SUBJECT);
-    let subscriber = shop.state.nats.subscribe(subject).await.unwrap();
-    shop.state.nats.flush().await.unwrap();
-    subscriber
-}
 
 /// The correlation id (header and envelope) of the next status event of `order`.
 async fn correlation_of_event(
@@ -80,7 +68,7 @@ async fn place_with_request_id(shop: &Shop, request_id: &str) -> (String, String
 #[tokio::test]
 async fn a_short_printable_request_id_is_echoed_stored_and_carried_as_sent() {
     let shop = Shop::open().await;
-    let mut events = status_events(&shop).await;
+    let mut events = shop.bus().status_events().await;
     let sent = "pos-42:till/7.b64+x=";
 
     let (order, echoed) = place_with_request_id(&shop, sent).await;
@@ -94,7 +82,7 @@ async fn a_short_printable_request_id_is_echoed_stored_and_carried_as_sent() {
 #[tokio::test]
 async fn an_oversized_or_unprintable_request_id_is_replaced_by_a_generated_one_everywhere() {
     let shop = Shop::open().await;
-    let mut events = status_events(&shop).await;
+    let mut events = shop.bus().status_events().await;
     for sent in [
         "r".repeat(100_000),
         "r".repeat(MAX_LEN + 1),
@@ -148,7 +136,7 @@ async fn publish_place(shop: &Shop, in_envelope: &str, in_header: Option<&str>) 
 #[tokio::test]
 async fn a_command_from_the_bus_with_an_oversized_correlation_id_is_handled_under_a_bounded_one() {
     let shop = Shop::open().await;
-    let mut events = status_events(&shop).await;
+    let mut events = shop.bus().status_events().await;
     let in_envelope = "e".repeat(200_000);
     let in_header = "h".repeat(60_000);
     for (header, expected) in [

@@ -4,6 +4,7 @@
 
 use super::TestApp;
 use common::correlation::CorrelationId;
+use common::messages::OrderStatusChanged;
 use common::messaging::{Envelope, Message, Published};
 use serde_json::Value;
 
@@ -44,6 +45,19 @@ impl TestBus<'_> {
         )
         .await
         .expect("published");
+    }
+
+    /// The namespace's status events from now on, heard as any replica hears them.
+    pub async fn status_events(self) -> async_nats::Subscriber {
+        let subject = self
+            .app
+            .state
+            .bus
+            .namespace()
+            .subject(OrderStatusChanged::SUBJECT);
+        let subscriber = self.app.state.nats.subscribe(subject).await.unwrap();
+        self.app.state.nats.flush().await.unwrap();
+        subscriber
     }
 
     /// Publishes a raw JSON payload with a plain NATS client, as an outside system would.
