@@ -28,6 +28,13 @@ pub async fn find(state: &AppState, id: Uuid, owner: Owner) -> Result<Option<Ord
     if owner.is_some_and(|owner| owner != pending.user_id) {
         return Ok(None);
     }
-    let order = repo::pending_view(&state.db, id, &pending, &state.config.store_currency).await?;
+    let order = repo::pending_view(
+        &state.db,
+        &state.catalogue_cache,
+        id,
+        &pending,
+        &state.config.store_currency,
+    )
+    .await?;
     Ok(Some(order))
 }

@@ -6,6 +6,7 @@ use super::model::{
     EntryKind, Order, OrderItem, OrderPayment, PartTimelineEntry, Refund, RefundTimelineEntry,
     TimelineEntry, TimelineItem,
 };
+use crate::products::cache::CatalogueCache;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::messages::{Fulfilment, PlacedOutcome, Return};
@@ -255,17 +256,12 @@ pub async fn unpaid(db: &PgPool, user_id: Uuid, max: u32) -> sqlx::Result<Unpaid
     .await
 }
 
-struct Quote {
-    id: Uuid,
-    name: String,
-    price: Money,
-    currency: Currency,
-}
-
 /// What an order just accepted looks like before the order worker records it: the lines
-/// priced from the current catalogue (the worker's snapshot is the authority).
+/// priced from the current catalogue (the worker's snapshot is the authority), as the
+/// catalogue's cache quotes it.
 pub async fn pending_view(
     db: &PgPool,
+    catalogue: &CatalogueCache,
     order_id: Uuid,
     pending: &Pending,
     store_currency: &Currency,
@@ -277,14 +273,7 @@ pub async fn pending_view(
         shipping_address,
     } = pending;
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let quotes = sqlx::query_as!(
-        Quote,
-        r#"SELECT id, name, price AS "price: Money", currency AS "currency: Currency"
-             FROM products WHERE id = ANY($1)"#,
-        &ids,
-    )
-    .fetch_all(db)
-    .await?;
+    let quotes = catalogue.quotes(db, &ids).await?;
     let items: Vec<OrderItem> = lines
         .iter()
         .map(|l| {

@@ -191,7 +191,14 @@ pub async fn place(
         // Just stored and not waited for: the order is PENDING as far as this answer goes, so
         // answer with what was accepted instead of looking for it.
         return Ok(Commanded::Accepted(
-            repo::pending_view(&state.db, order_id, &pending, &state.config.store_currency).await?,
+            repo::pending_view(
+                &state.db,
+                &state.catalogue_cache,
+                order_id,
+                &pending,
+                &state.config.store_currency,
+            )
+            .await?,
         ));
     }
     // A waiter registered before the publish hears every outcome of this command. A duplicate
@@ -318,7 +325,14 @@ async fn await_outcome(
         }
         Some(order) => Ok(Commanded::Accepted(order)),
         None => Ok(Commanded::Accepted(
-            repo::pending_view(&state.db, order_id, pending, &state.config.store_currency).await?,
+            repo::pending_view(
+                &state.db,
+                &state.catalogue_cache,
+                order_id,
+                pending,
+                &state.config.store_currency,
+            )
+            .await?,
         )),
     }
 }

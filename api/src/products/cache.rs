@@ -17,6 +17,7 @@
 //! change. The cache is bounded by weight in bytes, whatever queries clients invent.
 
 use super::model::CatalogueQuery;
+use super::quotes::{Quote, Quotes};
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
@@ -24,6 +25,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use moka::sync::Cache;
 use serde::Serialize;
+use sqlx::PgPool;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -72,6 +74,7 @@ pub struct CatalogueCache {
     details_stock: [AtomicU64; STRIPES],
     /// `Cache-Control` of every 200 answer, matching the TTL (absent when caching is off).
     cache_control: Option<HeaderValue>,
+    quotes: Quotes,
 }
 
 impl CatalogueCache {
@@ -84,6 +87,7 @@ impl CatalogueCache {
                 pages_stock: AtomicU64::new(0),
                 details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
                 cache_control: None,
+                quotes: Quotes::new(ttl),
             };
         }
         let entries = Cache::builder()
@@ -102,6 +106,7 @@ impl CatalogueCache {
             pages_stock: AtomicU64::new(0),
             details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_control,
+            quotes: Quotes::new(ttl),
         }
     }
 
@@ -171,6 +176,29 @@ impl CatalogueCache {
         if let Some(entries) = &self.entries {
             entries.invalidate_all();
         }
+        self.quotes.forget_all();
+    }
+
+    /// The quotes of the products of `ids` that exist ([`super::quotes`]): remembered, or read
+    /// from `db` and remembered.
+    pub async fn quotes(&self, db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Quote>> {
+        // Read before the database is: see the quotes' module.
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut quotes = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.quotes.get(id, generation) {
+                Some(quote) => quotes.push(quote),
+                None => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            for quote in super::repo::quotes(db, &missing).await? {
+                self.quotes.insert(generation, quote.clone());
+                quotes.push(quote);
+            }
+        }
+        Ok(quotes)
     }
 
     /// The available stock of `products` changed (an order took or gave it back, or a

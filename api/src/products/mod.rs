@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod model;
+pub mod quotes;
 mod repo;
 mod routes;
 pub mod service;

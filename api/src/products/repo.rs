@@ -5,6 +5,7 @@ use super::model::{
     Adjustment, CatalogueQuery, LedgerQuery, NewProduct, Product, ProductChanges, Sort, SortKey,
     StockAdjustment,
 };
+use super::quotes::Quote;
 use crate::error::{ApiError, FieldError};
 use common::money::{Currency, Money};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
@@ -296,4 +297,16 @@ pub async fn list_adjustments(
         }
     };
     Ok(rows)
+}
+
+/// The names and prices of the products of `ids` that exist.
+pub async fn quotes(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Quote>> {
+    sqlx::query_as!(
+        Quote,
+        r#"SELECT id, name, price AS "price: Money", currency AS "currency: Currency"
+             FROM products WHERE id = ANY($1)"#,
+        ids,
+    )
+    .fetch_all(db)
+    .await
 }

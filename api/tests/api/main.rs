@@ -50,6 +50,7 @@ mod order_retries;
 mod orders;
 mod orders_delivery;
 mod payments;
+mod pending_prices;
 mod private_nats;
 mod problems;
 mod products;
