@@ -21,6 +21,7 @@ pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod state;
+pub mod ttl_cache;
 pub mod users;
 pub mod webhooks;
 

@@ -39,12 +39,7 @@ pub struct SessionCache {
 impl SessionCache {
     /// Remembers live sessions for `ttl`; zero disables it.
     pub fn new(ttl: Duration) -> Self {
-        let entries = (!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(MAX_ENTRIES)
-                .time_to_live(ttl)
-                .build()
-        });
+        let entries = crate::ttl_cache::entries(ttl, MAX_ENTRIES);
         SessionCache {
             entries,
             generation: AtomicU64::new(0),

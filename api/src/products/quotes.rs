@@ -37,12 +37,7 @@ pub(super) struct Quotes {
 
 impl Quotes {
     pub fn new(ttl: Duration) -> Self {
-        let entries = (!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(MAX_ENTRIES)
-                .time_to_live(ttl)
-                .build()
-        });
+        let entries = crate::ttl_cache::entries(ttl, MAX_ENTRIES);
         Quotes { entries }
     }
 
