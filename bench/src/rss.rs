@@ -105,18 +105,33 @@ pub fn cpu_secs_by_name(comm: &str) -> f64 {
         .sum()
 }
 
-/// Busy and total CPU seconds of the whole machine (all cores), from `/proc/stat`.
-pub fn machine_cpu() -> Option<(f64, f64)> {
+/// CPU seconds of the whole machine (all cores) since boot, from `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    /// Spent running something here (neither idle, waiting for I/O, nor stolen).
+    pub busy: f64,
+    /// Taken by the hypervisor for other guests while this machine had work to run.
+    pub stolen: f64,
+    pub total: f64,
+}
+
+pub fn machine_cpu() -> Option<MachineCpu> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    // user nice system idle iowait irq softirq steal (guest time is counted in user and nice)
     let v: Vec<f64> = line
         .split_whitespace()
+        .take(8)
         .filter_map(|x| x.parse().ok())
         .collect();
     let total: f64 = v.iter().sum();
-    // idle and iowait
     let idle = v.get(3)? + v.get(4).unwrap_or(&0.0);
-    Some(((total - idle) / 100.0, total / 100.0))
+    let stolen = *v.get(7).unwrap_or(&0.0);
+    Some(MachineCpu {
+        busy: (total - idle - stolen) / 100.0,
+        stolen: stolen / 100.0,
+        total: total / 100.0,
+    })
 }
 
 /// CPU used by each process of the system over a phase.
@@ -124,7 +139,7 @@ pub struct CpuMeter {
     processes: Vec<(String, u32)>,
     start: Vec<f64>,
     named: Vec<(&'static str, f64)>,
-    machine: Option<(f64, f64)>,
+    machine: Option<MachineCpu>,
     me: f64,
 }
 
@@ -205,8 +220,13 @@ impl CpuMeter {
             cpu_secs(std::process::id()).unwrap_or(self.me) - self.me,
         );
         let machine = match (self.machine, machine_cpu()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
-                format!("; machine busy {:.0}%", 100.0 * (b1 - b0) / (t1 - t0))
+            (Some(m0), Some(m1)) if m1.total > m0.total => {
+                let share = |a: f64, b: f64| 100.0 * (b - a) / (m1.total - m0.total);
+                format!(
+                    "; machine busy {:.0}%, stolen by the hypervisor {:.0}%",
+                    share(m0.busy, m1.busy),
+                    share(m0.stolen, m1.stolen)
+                )
             }
             _ => String::new(),
         };
