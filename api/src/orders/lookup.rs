@@ -2,10 +2,12 @@
 //! by this replica or by another one (asked over core NATS, see `orders::accepted`), then shown
 //! `PENDING`.
 
-use super::model::Order;
+use super::accepted::Pending;
+use super::model::{Order, OrderItem};
 use super::repo::{self, Owner};
 use crate::error::ApiError;
 use crate::state::AppState;
+use common::domain::{OrderStatus, PaymentStatus};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -28,13 +30,64 @@ pub async fn find(state: &AppState, id: Uuid, owner: Owner) -> Result<Option<Ord
     if owner.is_some_and(|owner| owner != pending.user_id) {
         return Ok(None);
     }
-    let order = repo::pending_view(
-        &state.db,
-        &state.catalogue_cache,
-        id,
-        &pending,
-        &state.config.store_currency,
-    )
-    .await?;
-    Ok(Some(order))
+    Ok(Some(pending_view(state, id, &pending).await?))
+}
+
+/// What an order just accepted looks like before the order worker records it: the lines
+/// priced from the current catalogue (the worker's snapshot is the authority), as the
+/// catalogue's cache quotes it.
+pub(super) async fn pending_view(
+    state: &AppState,
+    order_id: Uuid,
+    pending: &Pending,
+) -> sqlx::Result<Order> {
+    let Pending {
+        user_id,
+        lines,
+        accepted_at,
+        shipping_address,
+    } = pending;
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let quotes = state.catalogue_cache.quotes(&state.db, &ids).await?;
+    let items: Vec<OrderItem> = lines
+        .iter()
+        .map(|l| {
+            let q = quotes.iter().find(|q| q.id == l.product_id);
+            OrderItem::placed(
+                l.product_id,
+                q.map(|q| q.name.clone()),
+                q.map(|q| q.price),
+                l.quantity,
+                q.map(|q| {
+                    q.price
+                        .minor_units()
+                        .saturating_mul(i64::from(l.quantity.get()))
+                }),
+            )
+        })
+        .collect();
+    Ok(Order {
+        id: order_id,
+        user_id: *user_id,
+        status: OrderStatus::Pending,
+        total: items.iter().filter_map(|i| i.subtotal).sum(),
+        currency: quotes
+            .first()
+            .map(|q| q.currency.clone())
+            .unwrap_or_else(|| state.config.store_currency.clone()),
+        created_at: *accepted_at,
+        updated_at: *accepted_at,
+        rejection_reason: None,
+        shipping_address: shipping_address.clone(),
+        shipment: None,
+        timeline: Vec::new(),
+        payment_status: PaymentStatus::Unpaid,
+        amount_paid: 0,
+        amount_refunded: 0,
+        payments: Vec::new(),
+        refunds: Vec::new(),
+        fulfilments: Vec::new(),
+        returns: Vec::new(),
+        items,
+    })
 }

@@ -1,12 +1,10 @@
 //! Reading orders from PostgreSQL. Authorization lives in the queries: a customer's reads are
 //! filtered by `user_id`, so another customer's order is simply not found.
 
-use super::accepted::Pending;
 use super::model::{
     EntryKind, Order, OrderItem, OrderPayment, PartTimelineEntry, Refund, RefundTimelineEntry,
     TimelineEntry, TimelineItem,
 };
-use crate::products::cache::CatalogueCache;
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
 use common::messages::{Fulfilment, PlacedOutcome, Return};
@@ -254,67 +252,6 @@ pub async fn unpaid(db: &PgPool, user_id: Uuid, max: u32) -> sqlx::Result<Unpaid
     )
     .fetch_one(db)
     .await
-}
-
-/// What an order just accepted looks like before the order worker records it: the lines
-/// priced from the current catalogue (the worker's snapshot is the authority), as the
-/// catalogue's cache quotes it.
-pub async fn pending_view(
-    db: &PgPool,
-    catalogue: &CatalogueCache,
-    order_id: Uuid,
-    pending: &Pending,
-    store_currency: &Currency,
-) -> sqlx::Result<Order> {
-    let Pending {
-        user_id,
-        lines,
-        accepted_at,
-        shipping_address,
-    } = pending;
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let quotes = catalogue.quotes(db, &ids).await?;
-    let items: Vec<OrderItem> = lines
-        .iter()
-        .map(|l| {
-            let q = quotes.iter().find(|q| q.id == l.product_id);
-            OrderItem::placed(
-                l.product_id,
-                q.map(|q| q.name.clone()),
-                q.map(|q| q.price),
-                l.quantity,
-                q.map(|q| {
-                    q.price
-                        .minor_units()
-                        .saturating_mul(i64::from(l.quantity.get()))
-                }),
-            )
-        })
-        .collect();
-    Ok(Order {
-        id: order_id,
-        user_id: *user_id,
-        status: OrderStatus::Pending,
-        total: items.iter().filter_map(|i| i.subtotal).sum(),
-        currency: quotes
-            .first()
-            .map(|q| q.currency.clone())
-            .unwrap_or_else(|| store_currency.clone()),
-        created_at: *accepted_at,
-        updated_at: *accepted_at,
-        rejection_reason: None,
-        shipping_address: shipping_address.clone(),
-        shipment: None,
-        timeline: Vec::new(),
-        payment_status: PaymentStatus::Unpaid,
-        amount_paid: 0,
-        amount_refunded: 0,
-        payments: Vec::new(),
-        refunds: Vec::new(),
-        fulfilments: Vec::new(),
-        returns: Vec::new(),
-        items,
-    })
 }
 
 /// The order exactly as [`find`] reads it right after the inventory worker recorded it, built

@@ -191,14 +191,7 @@ pub async fn place(
         // Just stored and not waited for: the order is PENDING as far as this answer goes, so
         // answer with what was accepted instead of looking for it.
         return Ok(Commanded::Accepted(
-            repo::pending_view(
-                &state.db,
-                &state.catalogue_cache,
-                order_id,
-                &pending,
-                &state.config.store_currency,
-            )
-            .await?,
+            super::lookup::pending_view(state, order_id, &pending).await?,
         ));
     }
     // A waiter registered before the publish hears every outcome of this command. A duplicate
@@ -325,14 +318,7 @@ async fn await_outcome(
         }
         Some(order) => Ok(Commanded::Accepted(order)),
         None => Ok(Commanded::Accepted(
-            repo::pending_view(
-                &state.db,
-                &state.catalogue_cache,
-                order_id,
-                pending,
-                &state.config.store_currency,
-            )
-            .await?,
+            super::lookup::pending_view(state, order_id, pending).await?,
         )),
     }
 }
