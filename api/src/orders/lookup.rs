@@ -3,11 +3,11 @@
 //! `PENDING`.
 
 use super::accepted::Pending;
-use super::model::{Order, OrderItem};
+use super::model::{Order, OrderItem, Placed};
 use super::repo::{self, Owner};
 use crate::error::ApiError;
 use crate::state::AppState;
-use common::domain::{OrderStatus, PaymentStatus};
+use common::domain::OrderStatus;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -66,7 +66,7 @@ pub(super) async fn pending_view(
             )
         })
         .collect();
-    Ok(Order {
+    Ok(Placed {
         id: order_id,
         user_id: *user_id,
         status: OrderStatus::Pending,
@@ -75,19 +75,11 @@ pub(super) async fn pending_view(
             .first()
             .map(|q| q.currency.clone())
             .unwrap_or_else(|| state.config.store_currency.clone()),
-        created_at: *accepted_at,
-        updated_at: *accepted_at,
+        at: *accepted_at,
         rejection_reason: None,
         shipping_address: shipping_address.clone(),
-        shipment: None,
         timeline: Vec::new(),
-        payment_status: PaymentStatus::Unpaid,
-        amount_paid: 0,
-        amount_refunded: 0,
-        payments: Vec::new(),
-        refunds: Vec::new(),
-        fulfilments: Vec::new(),
-        returns: Vec::new(),
         items,
-    })
+    }
+    .into())
 }

@@ -195,6 +195,47 @@ pub struct Order {
     pub returns: Vec<Return>,
 }
 
+/// An order as it is placed: accepted and not recorded yet (`PENDING`), or just recorded;
+/// nothing paid, refunded, shipped or returned, and created and changed at the same instant.
+pub struct Placed {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItem>,
+    pub total: i64,
+    pub currency: Currency,
+    pub at: DateTime<Utc>,
+    pub rejection_reason: Option<String>,
+    pub shipping_address: Option<ShippingAddress>,
+    pub timeline: Vec<TimelineItem>,
+}
+
+impl From<Placed> for Order {
+    fn from(p: Placed) -> Self {
+        Order {
+            id: p.id,
+            user_id: p.user_id,
+            status: p.status,
+            items: p.items,
+            total: p.total,
+            currency: p.currency,
+            created_at: p.at,
+            updated_at: p.at,
+            rejection_reason: p.rejection_reason,
+            shipping_address: p.shipping_address,
+            shipment: None,
+            timeline: p.timeline,
+            payment_status: PaymentStatus::Unpaid,
+            amount_paid: 0,
+            amount_refunded: 0,
+            payments: Vec::new(),
+            refunds: Vec::new(),
+            fulfilments: Vec::new(),
+            returns: Vec::new(),
+        }
+    }
+}
+
 /// A payment a payment system reported for an order, and what was done with it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderPayment {

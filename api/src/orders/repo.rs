@@ -2,8 +2,8 @@
 //! filtered by `user_id`, so another customer's order is simply not found.
 
 use super::model::{
-    EntryKind, Order, OrderItem, OrderPayment, PartTimelineEntry, Refund, RefundTimelineEntry,
-    TimelineEntry, TimelineItem,
+    EntryKind, Order, OrderItem, OrderPayment, PartTimelineEntry, Placed, Refund,
+    RefundTimelineEntry, TimelineEntry, TimelineItem,
 };
 use chrono::{DateTime, Utc};
 use common::domain::{OrderStatus, PaymentStatus, RefundStatus};
@@ -277,7 +277,7 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
             ))
         })
         .collect::<Option<Vec<_>>>()?;
-    let order = Order {
+    let order: Order = Placed {
         id: event.order_id,
         user_id: event.user_id,
         status: event.to,
@@ -286,11 +286,9 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
         currency: Currency::new(&currency).ok()?,
         // Written in one statement: the order's creation, last change and first entry share
         // the transaction's instant.
-        created_at: event.at,
-        updated_at: event.at,
+        at: event.at,
         rejection_reason,
         shipping_address,
-        shipment: None,
         timeline: timeline(
             vec![EventRow {
                 from_status: event.from,
@@ -302,13 +300,7 @@ pub fn recorded(outcome: PlacedOutcome, owner: Owner) -> Option<Order> {
             &[],
             Vec::new(),
         ),
-        payment_status: PaymentStatus::of(0, 0),
-        amount_paid: 0,
-        amount_refunded: 0,
-        payments: Vec::new(),
-        refunds: Vec::new(),
-        fulfilments: Vec::new(),
-        returns: Vec::new(),
-    };
+    }
+    .into();
     Some(order.seen_by(owner))
 }
