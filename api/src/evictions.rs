@@ -12,6 +12,7 @@ use crate::products::cache::CatalogueCache;
 use common::messaging::Namespace;
 use common::notices::{CATALOGUE_CHANGED, Change, Notice, Notices, SESSIONS_CHANGED};
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -57,7 +58,13 @@ impl Evictions {
                 };
                 match serde_json::from_slice::<Notice>(&message.payload) {
                     Ok(notice) if notice.origin == origin => {}
-                    Ok(notice) => apply(&sessions, &catalogue, &streams, &notice.change),
+                    Ok(notice) => apply(
+                        &sessions,
+                        &catalogue,
+                        &streams,
+                        &notice.change,
+                        &notice.left,
+                    ),
                     Err(e) => tracing::warn!(error = %e, subject = %message.subject,
                         "undecodable cache notice ignored"),
                 }
@@ -82,7 +89,13 @@ impl Evictions {
     }
 
     async fn announce(&self, change: Change) {
-        apply(&self.sessions, &self.catalogue, &self.streams, &change);
+        apply(
+            &self.sessions,
+            &self.catalogue,
+            &self.streams,
+            &change,
+            &HashMap::new(),
+        );
         self.notices.send(change).await;
     }
 }
@@ -92,6 +105,7 @@ fn apply(
     catalogue: &CatalogueCache,
     streams: &OrderWatch,
     change: &Change,
+    left: &HashMap<Uuid, i32>,
 ) {
     match change {
         Change::Session(id) => {
@@ -103,6 +117,6 @@ fn apply(
             streams.end_account(*id);
         }
         Change::Catalogue => catalogue.invalidate(),
-        Change::Stock(products) => catalogue.stock_changed(products),
+        Change::Stock(products) => catalogue.stock_changed(products, left),
     }
 }

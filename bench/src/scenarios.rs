@@ -253,7 +253,8 @@ pub async fn place(
     settled_measure(db, &shop.customers, before, &recorder, ran).await
 }
 
-/// `flash-sale`: `orders` one-unit orders for one product, answered 202 at once.
+/// `flash-sale`: `orders` one-unit orders for one product, answered 202 at once (or 409 once
+/// the api knows the product sold out).
 pub async fn flash_sale(
     api: Arc<Api>,
     db: &sqlx::PgPool,

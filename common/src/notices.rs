@@ -7,11 +7,14 @@
 //!   stock changed by the workers (placements, cancellations, stock adjustments: the products
 //!   named).
 //!
-//! The body is `{"origin": <sender>, "change": {"kind": …, "id": …}}`. A notice that is lost
-//! (a replica reconnecting) goes unseen for at most the cache's TTL.
+//! The body is `{"origin": <sender>, "change": {"kind": …, "id": …}}`, and for a stock change
+//! `"left": {<product id>: <stock>}` where the sender knows what the change left (a placement
+//! does: it held the products' rows). A notice that is lost (a replica reconnecting) goes
+//! unseen for at most the cache's TTL.
 
 use crate::messaging::Namespace;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -29,6 +32,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Notice {
     pub origin: Uuid,
     pub change: Change,
+    /// For a stock change: the stock each product had left once it committed, for those the
+    /// sender knows (absent from older senders, ignored by older receivers).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub left: HashMap<Uuid, i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,23 +83,29 @@ impl Notices {
         self.origin
     }
 
-    /// The stock of `products` changed (nothing is sent for none).
-    pub async fn stock_changed(&self, mut products: Vec<Uuid>) {
+    /// The stock of `products` changed, leaving what `left` says of those it names (nothing
+    /// is sent for no product).
+    pub async fn stock_changed(&self, mut products: Vec<Uuid>, left: HashMap<Uuid, i32>) {
         if products.is_empty() {
             return;
         }
         products.sort_unstable();
         products.dedup();
-        self.send(Change::Stock(products)).await;
+        self.send_notice(Change::Stock(products), left).await;
     }
 
     /// Sends `change`. The client queues it (also while reconnecting); only a full queue
     /// makes this wait, and then not for long: a lost notice is bounded by the caches' TTL.
     pub async fn send(&self, change: Change) {
+        self.send_notice(change, HashMap::new()).await;
+    }
+
+    async fn send_notice(&self, change: Change, left: HashMap<Uuid, i32>) {
         let subject = self.ns.subject(change.subject());
         let notice = Notice {
             origin: self.origin,
             change,
+            left,
         };
         let sent = match serde_json::to_vec(&notice) {
             Ok(payload) => match tokio::time::timeout(
@@ -124,6 +137,7 @@ mod tests {
         let notice = Notice {
             origin: id,
             change: Change::Session(id),
+            left: HashMap::new(),
         };
         let json = serde_json::to_value(&notice).unwrap_or_default();
         assert_eq!(
@@ -141,5 +155,11 @@ mod tests {
         )
         .expect("decodes");
         assert_eq!(stock.change, Change::Stock(vec![id]));
+        assert!(stock.left.is_empty());
+        let left: Notice = serde_json::from_value(serde_json::json!(
+            {"origin": id, "change": {"kind": "stock", "id": [id]}, "left": {id.to_string(): 0}}
+        ))
+        .expect("decodes");
+        assert_eq!(left.left.get(&id), Some(&0));
     }
 }

@@ -25,6 +25,9 @@ pub struct Stepped {
     pub outcome: Option<PlacedOutcome>,
     /// Products whose available stock the step changed.
     pub stock: Vec<Uuid>,
+    /// What the step left of those products' stock, where it knows (a placement read it
+    /// under the products' locks).
+    pub left: Vec<(Uuid, i32)>,
     /// Refunds the step requested or settled (or had): the payment system is asked for those
     /// still requested, and each one's order event is published.
     pub refunds: Vec<RefundRow>,
@@ -73,8 +76,13 @@ pub async fn announce<'m, M: 'm>(
         .flatten()
         .flat_map(|s| s.stock.iter().copied())
         .collect();
+    let left = results
+        .iter()
+        .flatten()
+        .flat_map(|s| s.left.iter().copied())
+        .collect();
     // Before the events: whoever learns of a change then reads the stock it left.
-    ctx.notices.stock_changed(stock).await;
+    ctx.notices.stock_changed(stock, left).await;
     futures::future::join_all(incoming.into_iter().zip(results).map(|(message, result)| {
         message.within(async move {
             let stepped = result?;

@@ -16,6 +16,7 @@ mod refunds;
 mod repo;
 mod routes;
 mod service;
+mod sold_out;
 mod transitions;
 mod waiter;
 pub mod watch;

@@ -133,6 +133,15 @@ pub async fn place(
         }
     }
 
+    // A product known to have sold out is refused here, once PostgreSQL confirms it, instead
+    // of being published and recorded REJECTED.
+    if let Err(refused) = super::sold_out::refuse_unless_stocked(state, &lines).await {
+        if let Some(key) = idempotency_key {
+            idempotency::release(&state.db, user_id, key).await?;
+        }
+        return Err(refused);
+    }
+
     // A disconnected client would queue the command and send it on reconnect, long after the
     // client was told 503; refuse up front instead.
     if state.nats.connection_state() != async_nats::connection::State::Connected {

@@ -16,6 +16,7 @@
 //! whoever changed a product, or learnt that an order took or gave back its stock, reads the
 //! change. The cache is bounded by weight in bytes, whatever queries clients invent.
 
+use super::levels::StockLevels;
 use super::model::CatalogueQuery;
 use super::quotes::{Quote, Quotes};
 use crate::error::ApiError;
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 use serde::Serialize;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -75,6 +77,7 @@ pub struct CatalogueCache {
     /// `Cache-Control` of every 200 answer, matching the TTL (absent when caching is off).
     cache_control: Option<HeaderValue>,
     quotes: Quotes,
+    levels: StockLevels,
 }
 
 impl CatalogueCache {
@@ -88,6 +91,7 @@ impl CatalogueCache {
                 details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
                 cache_control: None,
                 quotes: Quotes::new(ttl),
+                levels: StockLevels::default(),
             };
         }
         let entries = Cache::builder()
@@ -107,6 +111,7 @@ impl CatalogueCache {
             details_stock: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_control,
             quotes: Quotes::new(ttl),
+            levels: StockLevels::default(),
         }
     }
 
@@ -169,6 +174,11 @@ impl CatalogueCache {
         Ok(body)
     }
 
+    /// The stock each product had left when this replica last heard of it.
+    pub fn levels(&self) -> &StockLevels {
+        &self.levels
+    }
+
     /// Forgets every cached answer: called after each product write, here and (told over
     /// NATS) in the other replicas.
     pub fn invalidate(&self) {
@@ -177,6 +187,7 @@ impl CatalogueCache {
             entries.invalidate_all();
         }
         self.quotes.forget_all();
+        self.levels.forget_all();
     }
 
     /// The quotes of the products of `ids` that exist ([`super::quotes`]): remembered, or read
@@ -202,8 +213,10 @@ impl CatalogueCache {
     }
 
     /// The available stock of `products` changed (an order took or gave it back, or a
-    /// warehouse adjusted it): forgets every page and those products' details.
-    pub fn stock_changed(&self, products: &[Uuid]) {
+    /// warehouse adjusted it), leaving what `left` says of those it names: forgets every page
+    /// and those products' details.
+    pub fn stock_changed(&self, products: &[Uuid], left: &HashMap<Uuid, i32>) {
+        self.levels.changed(products, left);
         self.pages_stock.fetch_add(1, Ordering::SeqCst);
         for id in products {
             self.stripe(*id).fetch_add(1, Ordering::SeqCst);
@@ -305,7 +318,7 @@ mod tests {
         detail(changed, "changed before").await;
         detail(other, "other before").await;
 
-        cache.stock_changed(&[changed]);
+        cache.stock_changed(&[changed], &HashMap::new());
         let page = load_page(&cache, query("cup"), "page after").await.unwrap();
         assert_eq!(page.as_ref(), b"\"page after\"");
         assert_eq!(

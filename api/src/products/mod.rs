@@ -5,6 +5,7 @@
 //! holds the rules and transactions, `repo` the SQL.
 
 pub mod cache;
+pub mod levels;
 pub mod model;
 pub mod quotes;
 mod repo;

@@ -299,6 +299,18 @@ pub async fn list_adjustments(
     Ok(rows)
 }
 
+/// The stock of the products of `ids` that exist.
+pub async fn stock_left(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, i32)>> {
+    Ok(
+        sqlx::query!("SELECT id, stock FROM products WHERE id = ANY($1)", ids)
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.stock))
+            .collect(),
+    )
+}
+
 /// The names and prices of the products of `ids` that exist.
 pub async fn quotes(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Quote>> {
     sqlx::query_as!(

@@ -73,6 +73,7 @@ mod security_headers;
 mod shipments;
 mod shipping;
 mod slow_clients;
+mod sold_out;
 mod stock_conservation;
 mod stock_read_back;
 mod storefront;

@@ -71,10 +71,11 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_binar
         }
     };
 
-    // Orders confirmed (then expired, unpaid), rejected; a payment for the expired one.
+    // Orders rejected (before the api heard what stock is left: then it would refuse it at
+    // once), confirmed (then expired, unpaid); a payment for the expired one.
+    assert_eq!(place(50).await["status"], "REJECTED");
     let confirmed = place(1).await;
     assert_eq!(confirmed["status"], "CONFIRMED");
-    assert_eq!(place(50).await["status"], "REJECTED");
     let id = confirmed["id"].as_str().unwrap();
     app.orders()
         .when(&client, id, |o| o["status"] == "CANCELLED")

@@ -36,10 +36,12 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
         .await?;
     let _ = writeln!(
         out,
-        "\n== flash-sale ({} orders for the last {} units, {} clients, answered 202)",
+        "\n== flash-sale ({} orders for the last {} units, {} clients, answered 202, or 409 once sold out)",
         ctx.options.flash_orders, ctx.options.flash_stock, ctx.options.flash_clients
     );
-    describe(out, &flash, &["202", "201"]);
+    // A 409 is a refusal of a product sold out, at once and recorded nowhere: an answer, not
+    // an error.
+    describe(out, &flash, &["202", "201", "409"]);
     let _ = writeln!(
         out,
         "  confirmed           {} (target exactly {}), stock left {stock}",

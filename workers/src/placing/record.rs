@@ -272,10 +272,19 @@ async fn attempt(
         events[i] = Some(match entries.get(&order.order_id) {
             Some(entry) => {
                 crate::counters::record_transition(to);
-                let took = match to {
+                let took: Vec<Uuid> = match to {
                     OrderStatus::Confirmed => order.lines.iter().map(|l| l.product_id).collect(),
                     _ => Vec::new(),
                 };
+                // What the batch left, read under the products' locks: the api replicas
+                // refuse at once what asks for more (after reading the stock again).
+                let left = took
+                    .iter()
+                    .filter_map(|id| {
+                        let stock = products.get(id)?.stock;
+                        Some((*id, stock - taken.get(id).copied().unwrap_or(0)))
+                    })
+                    .collect();
                 let event = OrderStatusChanged {
                     order_id: order.order_id,
                     user_id: order.user_id,
@@ -291,6 +300,7 @@ async fn attempt(
                 Ok(Stepped {
                     event: Some(event),
                     stock: took,
+                    left,
                     outcome: Some(outcome),
                     ..Stepped::default()
                 })
