@@ -28,6 +28,9 @@ pub struct Soak {
     pub windows: Vec<Snapshot>,
     /// Per sample: seconds since the start and VmRSS (KiB) of each process.
     pub memory: Vec<(u64, Vec<(String, u64)>)>,
+    /// Per window: the share of the machine's CPU the hypervisor stole (from `/proc/stat`),
+    /// so a slow window can be told from a slow service.
+    pub stolen: Vec<Option<f64>>,
     /// Per watched consumer: whole seconds with messages pending and no pull request waiting.
     pub stalled_seconds: Vec<(String, u64)>,
     pub total: Snapshot,
@@ -36,11 +39,18 @@ pub struct Soak {
 impl Soak {
     /// The report: one line per window, then memory over time, then stalls.
     pub fn describe(&self, out: &mut String) {
-        let _ = writeln!(out, "  window      requests  p50        p99        max");
+        let _ = writeln!(
+            out,
+            "  window      requests  p50        p99        max        CPU stolen"
+        );
         for (i, w) in self.windows.iter().enumerate() {
+            let stolen = match self.stolen.get(i).copied().flatten() {
+                Some(share) => format!("{:.0}%", 100.0 * share),
+                None => "-".into(),
+            };
             let _ = writeln!(
                 out,
-                "  {:>4}-{:<4}s {:>8}  {:<10} {:<10} {}",
+                "  {:>4}-{:<4}s {:>8}  {:<10} {:<10} {:<10} {stolen}",
                 i as u64 * WINDOW.as_secs(),
                 (i as u64 + 1) * WINDOW.as_secs(),
                 w.sent,
@@ -135,7 +145,16 @@ pub async fn soak(
         )
         .await
     };
-    let memory = memory.await.unwrap_or_default();
+    let (memory, cpu) = memory.await.unwrap_or_default();
+    let stolen = cpu
+        .windows(2)
+        .map(|pair| match pair {
+            [Some(a), Some(b)] if b.total > a.total => {
+                Some((b.stolen - a.stolen) / (b.total - a.total))
+            }
+            _ => None,
+        })
+        .collect();
     let stalled_seconds = match stalls {
         Some(task) => task.await.unwrap_or_default(),
         None => Vec::new(),
@@ -143,18 +162,21 @@ pub async fn soak(
     Ok(Soak {
         windows: windows.iter().map(Recorder::snapshot).collect(),
         memory,
+        stolen,
         stalled_seconds,
         total: total.snapshot(),
     })
 }
 
-/// VmRSS of each process every [`WINDOW`], from the start to `duration`.
+/// VmRSS of each process and the machine's CPU counters every [`WINDOW`], from the start to
+/// `duration`.
 async fn sample_memory(
     processes: Vec<(String, u32)>,
     duration: Duration,
-) -> Vec<(u64, Vec<(String, u64)>)> {
+) -> (Vec<(u64, Vec<(String, u64)>)>, Vec<Option<rss::MachineCpu>>) {
     let started = Instant::now();
     let mut samples = Vec::new();
+    let mut cpu = Vec::new();
     let mut ticks = tokio::time::interval(WINDOW);
     loop {
         ticks.tick().await;
@@ -164,8 +186,9 @@ async fn sample_memory(
             .filter_map(|(name, pid)| Some((name.clone(), rss::status_kib(*pid, "VmRSS")?)))
             .collect();
         samples.push((at.as_secs(), procs));
+        cpu.push(rss::machine_cpu());
         if at >= duration {
-            return samples;
+            return (samples, cpu);
         }
     }
 }
