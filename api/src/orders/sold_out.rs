@@ -2,8 +2,9 @@
 //! left than the order asks for, the last time this replica heard of it
 //! ([`crate::products::levels`]), the stock is read from PostgreSQL, and if it still falls short
 //! the placement is answered `409` at once: nothing is published or recorded. A sold-out
-//! product in a flash sale then costs one primary-key read per refused request instead of a
-//! command, a recorded `REJECTED` order and its event.
+//! product in a flash sale then costs each refused request a share of one primary-key read
+//! (the reads are shared by the placements waiting for them, [`StockLevels::read`]) instead
+//! of a command, a recorded `REJECTED` order and its event.
 //!
 //! The read decides, never the level: what was refused lacked the stock at the moment of the
 //! read, as the inventory worker would have found had nothing else committed in between.
@@ -11,6 +12,8 @@
 //! before, and one that loses a race for the last units there is still recorded `REJECTED`.
 
 use crate::error::ApiError;
+#[cfg(doc)]
+use crate::products::levels::StockLevels;
 use crate::state::AppState;
 use common::domain::Line;
 use serde_json::json;
@@ -33,7 +36,12 @@ pub async fn refuse_unless_stocked(state: &AppState, lines: &[Line]) -> Result<(
         return Ok(());
     }
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-    let stock = levels.read(&state.db, &ids).await?;
+    let stock = levels.read(&state.db, &ids).await.map_err(|e| {
+        ApiError::unavailable_because(
+            "the database is unavailable, retry later",
+            anyhow::anyhow!("reading the stock of a placement's products: {e}"),
+        )
+    })?;
     let short: Vec<Shortfall> = asked()
         .filter_map(|(product_id, requested)| {
             let available = *stock.get(&product_id)?;

@@ -14,19 +14,36 @@
 use moka::sync::Cache;
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Most products remembered; a product forgotten is only checked by its worker.
 const MAX_ENTRIES: u64 = 10_000;
 
+/// Most placements waiting for the next read; more wait to be queued.
+const QUEUED: usize = 1_024;
+
+/// What one read found: each product's stock, or why it could not be read.
+type Found = Result<Arc<HashMap<Uuid, i32>>, Arc<sqlx::Error>>;
+
+/// A placement waiting for the stock of its products.
+struct Ask {
+    ids: Vec<Uuid>,
+    found: oneshot::Sender<Found>,
+}
+
 pub struct StockLevels {
     left: Cache<Uuid, i32>,
+    /// The reads' queue, its task started by the first read.
+    reads: OnceLock<mpsc::Sender<Ask>>,
 }
 
 impl Default for StockLevels {
     fn default() -> Self {
         StockLevels {
             left: Cache::builder().max_capacity(MAX_ENTRIES).build(),
+            reads: OnceLock::new(),
         }
     }
 }
@@ -42,18 +59,28 @@ impl StockLevels {
         }
     }
 
-    /// What the products of `ids` that exist have left, read from PostgreSQL now, and
-    /// remembered.
-    pub async fn read(&self, db: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, i32>> {
-        let stock = super::repo::stock_left(db, ids).await?;
-        self.learnt(&stock);
-        Ok(stock.into_iter().collect())
-    }
-
-    fn learnt(&self, stock: &[(Uuid, i32)]) {
-        for (id, left) in stock {
-            self.left.insert(*id, *left);
+    /// What the products of `ids` that exist have left, read from PostgreSQL after this call
+    /// began, and remembered. The reads are made one at a time, each for every placement
+    /// that asked while the one before ran: a sold-out product refused thousands of times a
+    /// second costs a few hundred reads, not thousands, and none of them shares a read that
+    /// began before it asked.
+    pub async fn read(&self, db: &PgPool, ids: &[Uuid]) -> Found {
+        let reads = self.reads.get_or_init(|| {
+            let (asks, queue) = mpsc::channel(QUEUED);
+            tokio::spawn(reading(db.clone(), self.left.clone(), queue));
+            asks
+        });
+        let (found, answer) = oneshot::channel();
+        let ask = Ask {
+            ids: ids.to_vec(),
+            found,
+        };
+        if reads.send(ask).await.is_err() {
+            return Err(Arc::new(sqlx::Error::PoolClosed));
         }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(sqlx::Error::PoolClosed)))
     }
 
     /// Whether any of `lines` (product, quantity) asks for more than its product had left when
@@ -67,6 +94,37 @@ impl StockLevels {
     /// Every product was written: forget every level.
     pub fn forget_all(&self) {
         self.left.invalidate_all();
+    }
+}
+
+/// Reads the stock of the products asked for, one read at a time, each for every placement
+/// queued when it begins, until the levels are dropped.
+async fn reading(db: PgPool, left: Cache<Uuid, i32>, mut queue: mpsc::Receiver<Ask>) {
+    while let Some(first) = queue.recv().await {
+        let mut asks = vec![first];
+        while let Ok(ask) = queue.try_recv() {
+            asks.push(ask);
+        }
+        let mut ids: Vec<Uuid> = asks.iter().flat_map(|a| a.ids.iter().copied()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let found: Found = match super::repo::stock_left(&db, &ids).await {
+            Ok(stock) => {
+                learnt(&left, &stock);
+                Ok(Arc::new(stock.into_iter().collect()))
+            }
+            Err(e) => Err(Arc::new(e)),
+        };
+        for ask in asks {
+            // A placement that gave up waiting no longer needs its answer.
+            let _ = ask.found.send(found.clone());
+        }
+    }
+}
+
+fn learnt(left: &Cache<Uuid, i32>, stock: &[(Uuid, i32)]) {
+    for (id, stock) in stock {
+        left.insert(*id, *stock);
     }
 }
 
@@ -84,7 +142,7 @@ mod tests {
         assert!(levels.may_lack([(mug, 1), (cup, 3)]));
         levels.changed(&[cup], &HashMap::new());
         assert!(!levels.may_lack([(cup, 3)]), "a cancellation forgets it");
-        levels.learnt(&[(cup, 0)]);
+        learnt(&levels.left, &[(cup, 0)]);
         assert!(levels.may_lack([(cup, 1)]));
         levels.forget_all();
         assert!(!levels.may_lack([(cup, 1)]));

@@ -127,3 +127,24 @@ async fn stock_given_back_behind_the_notices_back_is_sold_the_read_decides() {
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
     assert_eq!(shop.products().stock_of(scarce).await, 0);
 }
+
+#[tokio::test]
+async fn a_burst_of_placements_for_a_sold_out_product_is_refused_every_one() {
+    let shop = Shop::open().await;
+    let scarce = shop.products().create("Scarce", 100, 1).await;
+    let first = place(&shop, &shop.customer, scarce, 1).await;
+    assert_eq!(first.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    refused(&shop, scarce, 1).await;
+    let before = recorded(&shop).await;
+
+    // Sharing reads: each is answered from a read that began after it asked.
+    let burst = (0..32).map(|_| place(&shop, &shop.customer, scarce, 1));
+    let statuses: Vec<u16> = futures::future::join_all(burst)
+        .await
+        .iter()
+        .map(|res| res.status().as_u16())
+        .collect();
+
+    assert_eq!(statuses, vec![409; 32]);
+    assert_eq!(recorded(&shop).await, before);
+}
