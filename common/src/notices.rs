@@ -9,7 +9,7 @@
 //!
 //! The body is `{"origin": <sender>, "change": {"kind": …, "id": …}}`, and for a stock change
 //! `"left": {<product id>: <stock>}` where the sender knows what the change left (a placement
-//! does: it held the products' rows). A notice that is lost (a replica reconnecting) goes
+//! does: it held the products' rows) and a line could ask for more. A notice that is lost (a replica reconnecting) goes
 //! unseen for at most the cache's TTL.
 
 use crate::messaging::Namespace;

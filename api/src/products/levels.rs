@@ -54,7 +54,10 @@ impl StockLevels {
         for id in products {
             match left.get(id) {
                 Some(stock) => self.left.insert(*id, *stock),
-                None => self.left.invalidate(id),
+                // Looked up first: a removal costs more than a read, and most products of a
+                // busy catalogue have no level to forget.
+                None if self.left.contains_key(id) => self.left.invalidate(id),
+                None => {}
             }
         }
     }

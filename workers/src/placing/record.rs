@@ -18,6 +18,7 @@ use crate::consumer::Failure;
 use crate::context::Context;
 use chrono::{DateTime, Utc};
 use common::domain::OrderStatus;
+use common::domain::bounds::MAX_LINE_QUANTITY;
 use common::messages::{Line, OrderStatusChanged, OutcomeLine, PlacedOutcome};
 use common::shipping::ShippingAddress;
 use sqlx::types::Json;
@@ -277,12 +278,15 @@ async fn attempt(
                     _ => Vec::new(),
                 };
                 // What the batch left, read under the products' locks: the api replicas
-                // refuse at once what asks for more (after reading the stock again).
+                // refuse at once what asks for more (after reading the stock again). Only
+                // where a line could ask for more: the others' levels would only cost every
+                // replica their upkeep.
                 let left = took
                     .iter()
                     .filter_map(|id| {
                         let stock = products.get(id)?.stock;
-                        Some((*id, stock - taken.get(id).copied().unwrap_or(0)))
+                        let left = stock - taken.get(id).copied().unwrap_or(0);
+                        (left < MAX_LINE_QUANTITY).then_some((*id, left))
                     })
                     .collect();
                 let event = OrderStatusChanged {
