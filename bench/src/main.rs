@@ -125,8 +125,10 @@ enum Command {
         duration: u64,
         #[arg(long, default_value_t = 40)]
         products: usize,
-        /// Stock of each product (low enough that some orders are rejected).
-        #[arg(long, default_value_t = 600)]
+        /// Stock of each product: low enough that products sell out (orders refused at once
+        /// and, racing for the last units, rejected), high enough that placements keep
+        /// crossing the bus while the faults strike.
+        #[arg(long, default_value_t = 4_000)]
         stock: i64,
         /// How long to wait for accepted orders to settle after the load.
         #[arg(long, default_value_t = 120)]

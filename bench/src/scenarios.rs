@@ -308,8 +308,9 @@ pub async fn drill_load(
             move |placed| {
                 let ids = Arc::clone(&ids);
                 async move {
-                    if !placed.outcome.accepted {
-                        // Back off a little while a dependency is down.
+                    // Back off a little while a dependency is down (not for a product sold
+                    // out, refused at once: the load goes on as before).
+                    if !placed.outcome.accepted && placed.outcome.status != "409" {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     if let Some(id) = placed.id
