@@ -54,13 +54,26 @@ async fn refused(shop: &Shop, product: Uuid, quantity: i32) -> Value {
     .await
 }
 
+/// Asserts `res` is a `201` with the order `CONFIRMED`.
+async fn confirmed(res: reqwest::Response) {
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+}
+
+/// A shop whose one product sold its one unit, and whose api refuses it at once.
+async fn sold_out() -> (Shop, Uuid) {
+    let shop = Shop::open().await;
+    let scarce = shop.products().create("Scarce", 100, 1).await;
+    confirmed(place(&shop, &shop.customer, scarce, 1).await).await;
+    refused(&shop, scarce, 1).await;
+    (shop, scarce)
+}
+
 #[tokio::test]
 async fn a_sold_out_product_is_refused_at_once_naming_the_line_and_nothing_is_recorded() {
     let shop = Shop::open().await;
     let scarce = shop.products().create("Scarce", 100, 3).await;
-    let first = place(&shop, &shop.customer, scarce, 2).await;
-    assert_eq!(first.status(), 201);
-    assert_eq!(first.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    confirmed(place(&shop, &shop.customer, scarce, 2).await).await;
 
     let problem = refused(&shop, scarce, 2).await;
     assert_eq!(
@@ -88,9 +101,7 @@ async fn a_sold_out_product_is_refused_at_once_naming_the_line_and_nothing_is_re
     assert_eq!(shop.products().stock_of(scarce).await, 1);
 
     // What the stock still covers is placed.
-    let fits = place(&shop, &shop.customer, scarce, 1).await;
-    assert_eq!(fits.status(), 201);
-    assert_eq!(fits.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    confirmed(place(&shop, &shop.customer, scarce, 1).await).await;
 
     // Restocked through the api, the same key places the order.
     let adjusted = shop
@@ -98,22 +109,18 @@ async fn a_sold_out_product_is_refused_at_once_naming_the_line_and_nothing_is_re
         .adjust(&shop.admin, &scarce.to_string(), 5, "restock")
         .await;
     assert_eq!(adjusted.status(), 201);
-    let res = shop
-        .orders()
-        .place(&shop.customer, &order_of(&[(scarce, 2)]), &key)
-        .await;
-    assert_eq!(res.status(), 201);
-    assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    confirmed(
+        shop.orders()
+            .place(&shop.customer, &order_of(&[(scarce, 2)]), &key)
+            .await,
+    )
+    .await;
     assert_eq!(shop.products().stock_of(scarce).await, 3);
 }
 
 #[tokio::test]
 async fn stock_given_back_behind_the_notices_back_is_sold_the_read_decides() {
-    let shop = Shop::open().await;
-    let scarce = shop.products().create("Scarce", 100, 1).await;
-    let first = place(&shop, &shop.customer, scarce, 1).await;
-    assert_eq!(first.json::<Value>().await.unwrap()["status"], "CONFIRMED");
-    refused(&shop, scarce, 1).await;
+    let (shop, scarce) = sold_out().await;
 
     // Given back in SQL: no notice tells the api, which still believes the product sold out.
     sqlx::query("UPDATE products SET stock = 4, initial_stock = initial_stock + 4 WHERE id = $1")
@@ -122,19 +129,13 @@ async fn stock_given_back_behind_the_notices_back_is_sold_the_read_decides() {
         .await
         .unwrap();
 
-    let res = place(&shop, &shop.customer, scarce, 4).await;
-    assert_eq!(res.status(), 201);
-    assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    confirmed(place(&shop, &shop.customer, scarce, 4).await).await;
     assert_eq!(shop.products().stock_of(scarce).await, 0);
 }
 
 #[tokio::test]
 async fn a_burst_of_placements_for_a_sold_out_product_is_refused_every_one() {
-    let shop = Shop::open().await;
-    let scarce = shop.products().create("Scarce", 100, 1).await;
-    let first = place(&shop, &shop.customer, scarce, 1).await;
-    assert_eq!(first.json::<Value>().await.unwrap()["status"], "CONFIRMED");
-    refused(&shop, scarce, 1).await;
+    let (shop, scarce) = sold_out().await;
     let before = recorded(&shop).await;
 
     // Sharing reads: each is answered from a read that began after it asked.
