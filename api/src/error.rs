@@ -106,6 +106,13 @@ pub enum ApiError {
         detail: String,
         extensions: serde_json::Map<String, serde_json::Value>,
     },
+    /// A placement asks for more than a product has left (`extensions` names each short line):
+    /// a 409 of its own type, so a client tells it from a request to retry.
+    #[error("out of stock: {detail}")]
+    OutOfStock {
+        detail: String,
+        extensions: serde_json::Map<String, serde_json::Value>,
+    },
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("payload too large")]
@@ -260,6 +267,12 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Conflict { detail, extensions } => {
                 let mut p = Problem::new(StatusCode::CONFLICT, "about:blank", detail);
+                p.extensions = extensions;
+                p
+            }
+            ApiError::OutOfStock { detail, extensions } => {
+                let mut p = Problem::new(StatusCode::CONFLICT, "/problems/out-of-stock", detail);
+                "Out of stock".clone_into(&mut p.title);
                 p.extensions = extensions;
                 p
             }

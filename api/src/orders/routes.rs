@@ -172,7 +172,7 @@ async fn cancel_order(
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a customer account", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Same Idempotency-Key still in flight, or a product has less stock left than a line asks for (`out_of_stock`: `product_id`, `requested`, `available` per short line; nothing was created)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Same Idempotency-Key still in flight, or a product has less stock left than a line asks for (type `/problems/out-of-stock`; `out_of_stock`: `product_id`, `requested`, `available` per short line; nothing was created)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid lines or shipping address, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The account holds as many unpaid orders as it may (`unpaid_orders`; `order_id` when the order was recorded REJECTED for it)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the oldest unpaid reservation expires"))),

@@ -85,5 +85,5 @@ fn out_of_stock(short: &[Shortfall]) -> ApiError {
             })
             .collect(),
     );
-    ApiError::Conflict { detail, extensions }
+    ApiError::OutOfStock { detail, extensions }
 }

@@ -81,6 +81,8 @@ async fn a_sold_out_product_is_refused_at_once_naming_the_line_and_nothing_is_re
         json!([{"product_id": scarce, "requested": 2, "available": 1}]),
         "{problem}"
     );
+    assert_eq!(problem["type"], "/problems/out-of-stock", "{problem}");
+    assert_eq!(problem["title"], "Out of stock", "{problem}");
     assert!(
         problem["detail"]
             .as_str()
