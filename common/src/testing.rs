@@ -219,13 +219,17 @@ impl TcpProxy {
     }
 }
 
-/// A port of 127.0.0.1 free when asked, for a binary under test to listen on.
+/// A port of 127.0.0.1 free when asked, for a binary under test to listen on: picked at
+/// random below the system's ephemeral range (32768 and up on Linux), where the servers
+/// other tests bind to port 0 are put, so one of them cannot take it before the binary
+/// binds it (and answer its readiness check in its place).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    (0u64..)
+        .map(|attempt| 20_000 + (random.hash_one(attempt) % 12_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or(0)
 }
 
 /// A binary under test running as a child process; killed when dropped, however the test ends.
