@@ -122,33 +122,25 @@ pub async fn place(
     if let Some(max) = state.config.max_unpaid_orders_per_user {
         let unpaid = repo::unpaid(&state.db, user_id, max).await?;
         if unpaid.held >= i64::from(max) {
-            if let Some(key) = idempotency_key {
-                idempotency::release(&state.db, user_id, key).await?;
-            }
             let detail = format!(
                 "{UNPAID_LIMIT_REJECTION}: the account already holds {max}, the most allowed; \
                  pay or cancel one, or wait for one to expire"
             );
-            return Err(unpaid_limit(state, &unpaid, detail, None));
+            let refusal = unpaid_limit(state, &unpaid, detail, None);
+            return unpublished(state, user_id, idempotency_key, refusal).await;
         }
     }
 
     // A product known to have sold out is refused here, once PostgreSQL confirms it, instead
     // of being published and recorded REJECTED.
-    if let Err(refused) = super::sold_out::refuse_unless_stocked(state, &lines).await {
-        if let Some(key) = idempotency_key {
-            idempotency::release(&state.db, user_id, key).await?;
-        }
-        return Err(refused);
+    if let Err(refusal) = super::sold_out::refuse_unless_stocked(state, &lines).await {
+        return unpublished(state, user_id, idempotency_key, refusal).await;
     }
 
     // A disconnected client would queue the command and send it on reconnect, long after the
     // client was told 503; refuse up front instead.
     if state.nats.connection_state() != async_nats::connection::State::Connected {
-        if let Some(key) = idempotency_key {
-            idempotency::release(&state.db, user_id, key).await?;
-        }
-        return Err(broker_unavailable());
+        return unpublished(state, user_id, idempotency_key, broker_unavailable()).await;
     }
     // Listen before publishing, so a fast outcome is not missed; one who waits has the
     // outcome sent straight here as well as announced. Without a waiter, this replica still
@@ -183,10 +175,8 @@ pub async fn place(
     {
         Ok(published) => published,
         Err(e) => {
-            if let Some(key) = idempotency_key {
-                idempotency::release(&state.db, user_id, key).await?;
-            }
-            return Err(not_acknowledged("place", order_id, e));
+            let refusal = not_acknowledged("place", order_id, e);
+            return unpublished(state, user_id, idempotency_key, refusal).await;
         }
     };
     metrics::counter!("orders_placed_total").increment(1);
@@ -235,6 +225,20 @@ pub(super) fn not_acknowledged(
 /// A 429 for an account at its bound of unpaid orders, to retry once the oldest of them
 /// expires (unless paid or cancelled sooner); `order_id` names the order recorded `REJECTED`
 /// for it, if any.
+/// `refusal` for a placement whose command was not published, once its `Idempotency-Key` (if
+/// any) is released: a retry under the key starts afresh.
+async fn unpublished(
+    state: &AppState,
+    user_id: Uuid,
+    idempotency_key: Option<&str>,
+    refusal: ApiError,
+) -> Result<Commanded, ApiError> {
+    if let Some(key) = idempotency_key {
+        idempotency::release(&state.db, user_id, key).await?;
+    }
+    Err(refusal)
+}
+
 fn unpaid_limit(
     state: &AppState,
     unpaid: &repo::Unpaid,
