@@ -75,6 +75,7 @@ impl Existing {
 }
 
 struct Known {
+    products: Json<Vec<Product>>,
     users: Vec<Uuid>,
     existing: Json<Vec<Existing>>,
     /// Unpaid orders per account, counted up to the bound.
@@ -125,27 +126,24 @@ async fn attempt(
         .db
         .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
         .await?;
-    // Locked in id order, as every writer of stock does, so batches cannot deadlock; and
-    // before looking for existing orders, so a copy of this batch's commands handled
-    // elsewhere at the same time is seen once it committed.
-    let products: HashMap<Uuid, Product> = sqlx::query_as!(
-        Product,
-        r#"SELECT id, name, price, currency, stock, archived_at IS NOT NULL AS "archived!"
-             FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
-        &product_ids,
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
-    // The accounts next, in id order (placements are the only writers that lock both), so
-    // two batches of one account's orders take turns; the count reads what committed before
-    // this statement began.
+    // One round trip: the products locked in id order, as every writer of stock does, so
+    // batches cannot deadlock; then the accounts, in id order (placements are the only writers
+    // that lock both), so two batches of one account's orders take turns; then the orders
+    // already recorded and the unpaid ones. PostgreSQL evaluates the select list in order, so
+    // the locks are taken in that order. The reads see what committed before the statement
+    // began: an order recorded meanwhile by another delivery of its command is met by the
+    // write (`ON CONFLICT`, retried), and unpaid orders recorded meanwhile are counted again
+    // by the write.
     let known = sqlx::query_as!(
         Known,
         r#"
-        SELECT ARRAY(SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
+        SELECT coalesce((
+                   SELECT json_agg(p ORDER BY p.id)
+                     FROM (SELECT id, name, price, currency, stock,
+                                  archived_at IS NOT NULL AS archived
+                             FROM products WHERE id = ANY($5) ORDER BY id FOR UPDATE) p), '[]')
+                   AS "products!: Json<Vec<Product>>",
+               ARRAY(SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
                    AS "users!",
                coalesce((
                    SELECT json_agg(json_build_object(
@@ -173,9 +171,12 @@ async fn attempt(
         &order_ids,
         &[OrderStatus::Confirmed, OrderStatus::Rejected] as &[OrderStatus],
         max_unpaid.unwrap_or(0),
+        &product_ids,
     )
     .fetch_one(&mut *tx)
     .await?;
+    let products: HashMap<Uuid, Product> =
+        known.products.0.into_iter().map(|p| (p.id, p)).collect();
     let users: HashSet<Uuid> = known.users.into_iter().collect();
     let mut existing: HashMap<Uuid, Existing> =
         known.existing.0.into_iter().map(|e| (e.id, e)).collect();
