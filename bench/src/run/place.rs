@@ -70,6 +70,7 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     let synchronous = match &ctx.options.jwt_secret {
         Some(secret) => Some(
             crate::synchronous::run(
+                crate::synchronous::Work::Ceiling,
                 &shop,
                 &ctx.options.deployment.database_url,
                 secret,

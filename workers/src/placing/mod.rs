@@ -9,7 +9,7 @@
 //! duplicate window); copies of a command received together share one outcome.
 
 pub mod decide;
-mod new_order;
+pub mod new_order;
 pub mod record;
 mod rows;
 
@@ -43,7 +43,9 @@ pub async fn place(ctx: Context, commands: Vec<Incoming<PlaceOrder>>) -> Vec<Han
         }));
     }
 
-    let recorded = crate::batch::all_or_each(orders, |some| record::record(&ctx, some)).await;
+    let recorded =
+        crate::batch::all_or_each(orders, |some| record::record(record::Store::of(&ctx), some))
+            .await;
     let announced = announce(&ctx, first, recorded).await;
     owner
         .into_iter()

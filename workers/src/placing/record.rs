@@ -85,15 +85,35 @@ struct Known {
 /// How often a batch is decided again when its accounts' unpaid orders changed under it.
 const ATTEMPTS: usize = 3;
 
+/// Where orders are recorded and by which rules: the database, the bound on unpaid orders
+/// per account and the store's currency.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    pub db: &'a sqlx::PgPool,
+    pub max_unpaid: Option<i64>,
+    pub currency: &'a str,
+}
+
+impl<'a> Store<'a> {
+    /// The worker's own.
+    pub fn of(ctx: &'a Context) -> Self {
+        Store {
+            db: &ctx.db,
+            max_unpaid: ctx.config.max_unpaid_orders_per_user.map(i64::from),
+            currency: ctx.config.store_currency.as_str(),
+        }
+    }
+}
+
 /// Records `orders` in one transaction; per order, what was recorded or why it cannot be.
 /// Idempotent: an order recorded before keeps its record, and its event is returned to be
 /// published again.
 pub async fn record(
-    ctx: &Context,
+    store: Store<'_>,
     orders: Vec<NewOrder>,
 ) -> Result<Vec<Result<Stepped, Failure>>, Failure> {
     for _ in 0..ATTEMPTS {
-        if let Some(recorded) = attempt(ctx, &orders).await? {
+        if let Some(recorded) = attempt(store, &orders).await? {
             return Ok(recorded);
         }
     }
@@ -105,10 +125,10 @@ pub async fn record(
 /// One try of [`record`]; `None` when an account's unpaid orders changed while it waited for
 /// the account's lock (nothing is written: the transaction rolls back).
 async fn attempt(
-    ctx: &Context,
+    store: Store<'_>,
     orders: &[NewOrder],
 ) -> Result<Option<Vec<Result<Stepped, Failure>>>, Failure> {
-    let max_unpaid = ctx.config.max_unpaid_orders_per_user.map(i64::from);
+    let max_unpaid = store.max_unpaid;
     let mut product_ids: Vec<Uuid> = orders
         .iter()
         .flat_map(|o| o.lines.iter().map(|l| l.product_id))
@@ -122,7 +142,7 @@ async fn attempt(
     // (and the unpaid count through its partial index) whatever the batch, and planning them
     // for each batch's parameters took several times as long as running them. Set with the
     // BEGIN, in its one round trip.
-    let mut tx = ctx
+    let mut tx = store
         .db
         .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
         .await?;
@@ -208,12 +228,7 @@ async fn attempt(
         max: max_unpaid,
         held: known.unpaid.0,
     };
-    let decisions = decide::decide(
-        &requests,
-        &products,
-        ctx.config.store_currency.as_str(),
-        &unpaid,
-    );
+    let decisions = decide::decide(&requests, &products, store.currency, &unpaid);
     let taken = decide::taken(&requests, &decisions);
 
     let mut rows = Rows::default();
