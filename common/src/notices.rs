@@ -33,7 +33,9 @@ pub struct Notice {
     pub origin: Uuid,
     pub change: Change,
     /// For a stock change: the stock each product had left once it committed, for those the
-    /// sender knows (absent from older senders, ignored by older receivers).
+    /// sender knows, whether or not their stock changed (a placement refused for want of
+    /// stock names its products here and not in the change). Absent from older senders,
+    /// ignored by older receivers.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub left: HashMap<Uuid, i32>,
 }
@@ -83,10 +85,10 @@ impl Notices {
         self.origin
     }
 
-    /// The stock of `products` changed, leaving what `left` says of those it names (nothing
-    /// is sent for no product).
+    /// The stock of `products` changed; `left` says what some products had left, changed or
+    /// not (nothing is sent when both are empty).
     pub async fn stock_changed(&self, mut products: Vec<Uuid>, left: HashMap<Uuid, i32>) {
-        if products.is_empty() {
+        if products.is_empty() && left.is_empty() {
             return;
         }
         products.sort_unstable();

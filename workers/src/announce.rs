@@ -25,8 +25,8 @@ pub struct Stepped {
     pub outcome: Option<PlacedOutcome>,
     /// Products whose available stock the step changed.
     pub stock: Vec<Uuid>,
-    /// What the step left of those products' stock, where it knows (a placement read it
-    /// under the products' locks).
+    /// The stock the step left of products it read under their locks, changed or not (a
+    /// placement: its lines' products, taken or refused).
     pub left: Vec<(Uuid, i32)>,
     /// Refunds the step requested or settled (or had): the payment system is asked for those
     /// still requested, and each one's order event is published.

@@ -213,10 +213,14 @@ impl CatalogueCache {
     }
 
     /// The available stock of `products` changed (an order took or gave it back, or a
-    /// warehouse adjusted it), leaving what `left` says of those it names: forgets every page
-    /// and those products' details.
+    /// warehouse adjusted it): forgets every page and those products' details. `left` says
+    /// what products had left, changed or not (a placement refused changes none).
     pub fn stock_changed(&self, products: &[Uuid], left: &HashMap<Uuid, i32>) {
         self.levels.changed(products, left);
+        if products.is_empty() {
+            // Levels only (a placement refused): no stock shown changed.
+            return;
+        }
         self.pages_stock.fetch_add(1, Ordering::SeqCst);
         for id in products {
             self.stripe(*id).fetch_add(1, Ordering::SeqCst);

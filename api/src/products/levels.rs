@@ -1,5 +1,6 @@
 //! The stock each product had left when this replica last heard of it: from the inventory
-//! worker's stock notice after a placement (it read the stock under the product's lock), or
+//! worker's stock notice after a placement, confirmed or refused (it read the stock under the
+//! product's lock), or
 //! from PostgreSQL when a placement was checked against it. A notice of a change that does
 //! not say what it left (a cancellation, an adjustment) and any product write forget the
 //! product's level.
@@ -49,16 +50,18 @@ impl Default for StockLevels {
 }
 
 impl StockLevels {
-    /// The stock of `products` changed, leaving what `left` says of those it names.
+    /// The stock of `products` changed; `left` says what products had left, changed or not.
+    /// A changed product `left` does not name is forgotten.
     pub fn changed(&self, products: &[Uuid], left: &HashMap<Uuid, i32>) {
         for id in products {
-            match left.get(id) {
-                Some(stock) => self.left.insert(*id, *stock),
-                // Looked up first: a removal costs more than a read, and most products of a
-                // busy catalogue have no level to forget.
-                None if self.left.contains_key(id) => self.left.invalidate(id),
-                None => {}
+            // Looked up first: a removal costs more than a read, and most products of a busy
+            // catalogue have no level to forget.
+            if !left.contains_key(id) && self.left.contains_key(id) {
+                self.left.invalidate(id);
             }
+        }
+        for (id, stock) in left {
+            self.left.insert(*id, *stock);
         }
     }
 
@@ -145,6 +148,8 @@ mod tests {
         assert!(levels.may_lack([(mug, 1), (cup, 3)]));
         levels.changed(&[cup], &HashMap::new());
         assert!(!levels.may_lack([(cup, 3)]), "a cancellation forgets it");
+        levels.changed(&[], &HashMap::from([(cup, 0)]));
+        assert!(levels.may_lack([(cup, 1)]), "a refusal tells what is left");
         learnt(&levels.left, &[(cup, 0)]);
         assert!(levels.may_lack([(cup, 1)]));
         levels.forget_all();

@@ -151,3 +151,21 @@ async fn a_burst_of_placements_for_a_sold_out_product_is_refused_every_one() {
     assert_eq!(statuses, vec![409; 32]);
     assert_eq!(recorded(&shop).await, before);
 }
+
+#[tokio::test]
+async fn a_product_without_stock_is_refused_at_once_after_its_first_refusal() {
+    // Created with none: no placement ever took its stock, so only a refusal tells the api
+    // what it has left (as it tells a replica started after a product sold out).
+    let shop = Shop::open().await;
+    let empty = shop.products().create("Empty", 100, 0).await;
+    let first = place(&shop, &shop.customer, empty, 1).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.json::<Value>().await.unwrap()["status"], "REJECTED");
+
+    let problem = refused(&shop, empty, 1).await;
+    assert_eq!(
+        problem["out_of_stock"],
+        json!([{"product_id": empty, "requested": 1, "available": 0}]),
+        "{problem}"
+    );
+}

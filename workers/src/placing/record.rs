@@ -293,16 +293,20 @@ async fn attempt(
                     OrderStatus::Confirmed => order.lines.iter().map(|l| l.product_id).collect(),
                     _ => Vec::new(),
                 };
-                // What the batch left, read under the products' locks: the api replicas
-                // refuse at once what asks for more (after reading the stock again). Only
-                // where a line could ask for more: the others' levels would only cost every
-                // replica their upkeep.
-                let left = took
+                // What the batch left of the order's products, read under their locks,
+                // whether it took them or was refused them: the api replicas refuse at once
+                // what asks for more (after reading the stock again), so a replica that never
+                // saw the stock taken learns of it from the first refusal. Only where a line
+                // could ask for more: the others' levels would only cost every replica their
+                // upkeep.
+                let left = order
+                    .lines
                     .iter()
+                    .map(|l| l.product_id)
                     .filter_map(|id| {
-                        let stock = products.get(id)?.stock;
-                        let left = stock - taken.get(id).copied().unwrap_or(0);
-                        (left < MAX_LINE_QUANTITY).then_some((*id, left))
+                        let stock = products.get(&id)?.stock;
+                        let left = stock - taken.get(&id).copied().unwrap_or(0);
+                        (left < MAX_LINE_QUANTITY).then_some((id, left))
                     })
                     .collect();
                 let event = OrderStatusChanged {
