@@ -222,9 +222,6 @@ pub(super) fn not_acknowledged(
     ApiError::unavailable_because(BROKER_UNAVAILABLE, cause)
 }
 
-/// A 429 for an account at its bound of unpaid orders, to retry once the oldest of them
-/// expires (unless paid or cancelled sooner); `order_id` names the order recorded `REJECTED`
-/// for it, if any.
 /// `refusal` for a placement whose command was not published, once its `Idempotency-Key` (if
 /// any) is released: a retry under the key starts afresh.
 async fn unpublished(
@@ -239,6 +236,9 @@ async fn unpublished(
     Err(refusal)
 }
 
+/// A 429 for an account at its bound of unpaid orders, to retry once the oldest of them
+/// expires (unless paid or cancelled sooner); `order_id` names the order recorded `REJECTED`
+/// for it, if any.
 fn unpaid_limit(
     state: &AppState,
     unpaid: &repo::Unpaid,
