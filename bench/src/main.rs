@@ -113,7 +113,7 @@ enum Command {
         #[arg(long, default_value_t = 2_000_000)]
         orders: i64,
         /// Currency of the loaded catalogue (the deployment's STORE_CURRENCY).
-        #[arg(long, env = "STORE_CURRENCY", default_value = "USD")]
+        #[arg(long, env = "STORE_CURRENCY", default_value = common::config::DEFAULT_STORE_CURRENCY)]
         currency: String,
     },
     /// Place orders for a while, then check every accepted order settled exactly once and stock

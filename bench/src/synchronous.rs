@@ -13,6 +13,7 @@ use crate::driver::Plan;
 use crate::scenarios::{Measured, Order, Shop};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use common::config::DEFAULT_STORE_CURRENCY;
 use common::correlation::CorrelationId;
 use common::domain::{LineRequest, Lines};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -28,14 +29,7 @@ use workers::placing::record;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlaceBody {
-    items: Vec<Line>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    product_id: Uuid,
-    quantity: i32,
+    items: Vec<LineRequest>,
 }
 
 #[derive(Deserialize)]
@@ -81,21 +75,14 @@ async fn place(
     let Ok(body) = serde_json::from_slice::<PlaceBody>(&body) else {
         return (StatusCode::BAD_REQUEST, String::new());
     };
-    if body.items.is_empty()
-        || body.items.len() > 100
-        || body
-            .items
-            .iter()
-            .any(|l| !(1..=10_000).contains(&l.quantity))
-    {
+    // Checked as the api checks them: merged, sorted by product, within the bounds.
+    let Ok(lines) = Lines::merging(&body.items) else {
         return (StatusCode::UNPROCESSABLE_ENTITY, String::new());
-    }
+    };
     if h.work == Work::Recorded {
-        return recorded(&h, claims.claims.sub, &body.items).await;
+        return recorded(&h, claims.claims.sub, lines).await;
     }
-    let mut products: Vec<Uuid> = body.items.iter().map(|l| l.product_id).collect();
-    products.sort_unstable();
-    products.dedup();
+    let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     match ceiling::one_order(&h.db, &products).await {
         Ok(true) => (
             StatusCode::CREATED,
@@ -109,18 +96,8 @@ async fn place(
     }
 }
 
-/// The inventory worker's transaction for one order of `items`, as the api would send it.
-async fn recorded(h: &Handler, user_id: Uuid, items: &[Line]) -> (StatusCode, String) {
-    let requested: Vec<LineRequest> = items
-        .iter()
-        .map(|l| LineRequest {
-            product_id: l.product_id,
-            quantity: l.quantity,
-        })
-        .collect();
-    let Ok(lines) = Lines::merging(&requested) else {
-        return (StatusCode::UNPROCESSABLE_ENTITY, String::new());
-    };
+/// The inventory worker's transaction for one order of `lines`, as the api would send it.
+async fn recorded(h: &Handler, user_id: Uuid, lines: Lines) -> (StatusCode, String) {
     let order = NewOrder {
         order_id: Uuid::now_v7(),
         user_id,
@@ -182,7 +159,7 @@ pub async fn run(
         validation: Arc::new(validation),
         work,
         currency: std::env::var("STORE_CURRENCY")
-            .unwrap_or_else(|_| "USD".into())
+            .unwrap_or_else(|_| DEFAULT_STORE_CURRENCY.into())
             .into(),
     };
     let app = axum::Router::new()

@@ -41,6 +41,9 @@ pub struct AdminSeed {
     pub password: SecretString,
 }
 
+/// The store's currency when `STORE_CURRENCY` is not set.
+pub const DEFAULT_STORE_CURRENCY: &str = "USD";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The runtime role: reads and writes data, and (see [`Config::migrate_on_start`]) may
@@ -202,8 +205,9 @@ impl Config {
             }
         };
 
-        let store_currency = Currency::new(&var("STORE_CURRENCY").unwrap_or_else(|| "USD".into()))
-            .map_err(|e| ConfigError::new("STORE_CURRENCY", e))?;
+        let store_currency =
+            Currency::new(&var("STORE_CURRENCY").unwrap_or_else(|| DEFAULT_STORE_CURRENCY.into()))
+                .map_err(|e| ConfigError::new("STORE_CURRENCY", e))?;
 
         Ok(Config {
             database_url,
