@@ -1,12 +1,14 @@
 //! `place`: orders from many clients at full speed and at half of it, against the database
-//! ceiling and the synchronous baseline; and `scaling`, the same at several client counts.
+//! ceiling and the synchronous baselines (the ceiling's transaction, and the inventory worker's
+//! own, one order each); and `scaling`, the same at several client counts.
 
 use super::shared::{Run, describe};
 use crate::ceiling;
 use crate::driver::Plan;
 use crate::rss::{self, Sampler};
-use crate::scenarios;
+use crate::scenarios::{self, Measured, Shop};
 use crate::stats::ms;
+use crate::synchronous::Work;
 use std::fmt::Write as _;
 use std::time::Duration;
 pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
@@ -67,21 +69,8 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     )
     .await?;
     let ceiling_stats = ceiling.recorder.snapshot();
-    let synchronous = match &ctx.options.jwt_secret {
-        Some(secret) => Some(
-            crate::synchronous::run(
-                crate::synchronous::Work::Ceiling,
-                &shop,
-                &ctx.options.deployment.database_url,
-                secret,
-                ctx.options.products,
-                ctx.options.concurrency,
-                ctx.options.duration,
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let synchronous = baseline(ctx, &shop, Work::Ceiling).await?;
+    let same_transaction = baseline(ctx, &shop, Work::Recorded).await?;
     let cpu_ceiling = &ceiling.cpu;
     let ceiling_rate = ceiling_stats.accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
 
@@ -104,6 +93,14 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
                 "  vs synchronous      {:.2}x of {:.0} orders/s (target >= 0.8x)",
                 settled / sync.accepted_per_sec().max(1e-9),
                 sync.accepted_per_sec()
+            );
+        }
+        if let Some(same) = &same_transaction {
+            let _ = writeln!(
+                out,
+                "  vs same transaction {:.2}x of {:.0} orders/s (the same records without the bus)",
+                settled / same.accepted_per_sec().max(1e-9),
+                same.accepted_per_sec()
             );
         }
     }
@@ -158,6 +155,16 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
             let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
         }
     }
+    if let Some(same) = &same_transaction {
+        let _ = writeln!(
+            out,
+            "\n== same transaction (bare axum: the inventory worker's transaction, one order each)"
+        );
+        describe(out, same, &["201"]);
+        if let Some(ms) = same.postgres_ms {
+            let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
+        }
+    }
     if let Some(dir) = &ctx.options.charts {
         crate::charts::latency(
             dir,
@@ -178,6 +185,25 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A synchronous baseline doing `work` from as many clients as `place`, for as long; none
+/// without the api's token key.
+async fn baseline(ctx: &Run, shop: &Shop, work: Work) -> anyhow::Result<Option<Measured>> {
+    let Some(secret) = &ctx.options.jwt_secret else {
+        return Ok(None);
+    };
+    let measured = crate::synchronous::run(
+        work,
+        shop,
+        &ctx.options.deployment.database_url,
+        secret,
+        ctx.options.products,
+        ctx.options.concurrency,
+        ctx.options.duration,
+    )
+    .await?;
+    Ok(Some(measured))
 }
 
 /// `scaling`: `place` for a while at each number of clients, and the orders settled per second
