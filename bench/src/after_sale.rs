@@ -156,16 +156,46 @@ pub struct Taken {
     pub failures: Vec<String>,
 }
 
-/// Takes every `every`-th accepted order through the steps after the sale, one at a time, from
-/// the list the load fills, until `until` and the list is worked through.
+/// Takes every `every`-th accepted order through the steps after the sale, from the list the
+/// load fills, until `until` and the list is worked through; `staff` members work at once, each
+/// on its own share (member `k` takes the orders at `k * every`, then every `staff * every`-th),
+/// one order at a time.
 pub async fn drive(
-    staff: Staff,
+    member: Staff,
     accepted: Arc<Mutex<Vec<Uuid>>>,
     every: usize,
+    staff: usize,
+    until: Instant,
+) -> Taken {
+    let every = every.max(1);
+    let staff = staff.max(1);
+    let shares = (0..staff).map(|k| {
+        share(
+            member.clone(),
+            Arc::clone(&accepted),
+            k * every,
+            staff * every,
+            until,
+        )
+    });
+    let mut taken = Taken::default();
+    for share in futures::future::join_all(shares).await {
+        taken.orders.extend(share.orders);
+        taken.failures.extend(share.failures);
+    }
+    taken
+}
+
+/// One member's share: the orders at `first`, then every `stride`-th.
+async fn share(
+    staff: Staff,
+    accepted: Arc<Mutex<Vec<Uuid>>>,
+    first: usize,
+    stride: usize,
     until: Instant,
 ) -> Taken {
     let mut taken = Taken::default();
-    let mut next = 0;
+    let mut next = first;
     loop {
         let id = accepted.lock().ok().and_then(|ids| ids.get(next).copied());
         let Some(id) = id else {
@@ -175,7 +205,7 @@ pub async fn drive(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        next += every.max(1);
+        next += stride;
         match staff.take(id).await {
             Ok(true) => taken.orders.push(id),
             Ok(false) => {}

@@ -19,6 +19,9 @@ pub struct Options {
     pub settle_timeout: Duration,
 }
 
+/// How many staff members take orders through the steps after the sale at once.
+const STAFF: usize = 24;
+
 /// Places orders for `duration` (answers 202), then waits for them to settle and checks.
 pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
     let (api, admin) = o.deployment.sign_in(o.concurrency).await?;
@@ -35,7 +38,9 @@ pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
         o.duration.as_secs(),
         o.concurrency
     );
-    // Staff take every tenth accepted order through the steps after the sale meanwhile.
+    // Staff take every tenth accepted order through the steps after the sale meanwhile, many
+    // of them at once (each step waits for the order worker), so most of it happens while the
+    // faults strike instead of in a backlog after them.
     let ids = Arc::new(Mutex::new(Vec::new()));
     let staff = after_sale::Staff {
         base: shop.api.base.clone(),
@@ -45,7 +50,7 @@ pub async fn run(o: &Options) -> anyhow::Result<(String, Verdict)> {
     let until = Instant::now() + o.duration;
     let ((load, accepted), taken) = tokio::join!(
         scenarios::drill_load(&shop, o.concurrency, o.duration, Arc::clone(&ids)),
-        after_sale::drive(staff, Arc::clone(&ids), 10, until),
+        after_sale::drive(staff, Arc::clone(&ids), 10, STAFF, until),
     );
     eprintln!(
         "drill: load done, {} orders accepted; checking",

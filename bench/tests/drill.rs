@@ -112,7 +112,8 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
     let mut workers = start_workers(worker_config.clone()).await;
 
     // Act: six clients order two lines at a time for a few seconds while the faults happen,
-    // and staff take every fifth accepted order through the steps after the sale.
+    // and two staff members take every fifth accepted order through the steps after the sale,
+    // each its own share.
     let accepted = Arc::new(Mutex::new(Vec::<Uuid>::new()));
     let load_for = Duration::from_secs(6);
     let started = Instant::now();
@@ -125,6 +126,7 @@ async fn every_accepted_order_settles_exactly_once_while_workers_die_and_connect
         staff,
         Arc::clone(&accepted),
         5,
+        2,
         started + load_for,
     ));
     let mut clients = Vec::new();
