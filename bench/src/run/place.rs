@@ -87,21 +87,22 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
             settled / ceiling_rate,
             ceiling_rate
         );
-        if let Some(sync) = &synchronous {
-            let _ = writeln!(
-                out,
-                "  vs synchronous      {:.2}x of {:.0} orders/s (target >= 0.8x)",
-                settled / sync.accepted_per_sec().max(1e-9),
-                sync.accepted_per_sec()
-            );
-        }
-        if let Some(same) = &same_transaction {
-            let _ = writeln!(
-                out,
-                "  vs same transaction {:.2}x of {:.0} orders/s (the same records without the bus)",
-                settled / same.accepted_per_sec().max(1e-9),
-                same.accepted_per_sec()
-            );
+        for (baseline, label, after) in [
+            (&synchronous, "synchronous     ", "target >= 0.8x"),
+            (
+                &same_transaction,
+                "same transaction",
+                "the same records without the bus",
+            ),
+        ] {
+            if let Some(baseline) = baseline {
+                let rate = baseline.accepted_per_sec();
+                let _ = writeln!(
+                    out,
+                    "  vs {label} {:.2}x of {rate:.0} orders/s ({after})",
+                    settled / rate.max(1e-9),
+                );
+            }
         }
     }
     let _ = writeln!(
@@ -145,23 +146,20 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     );
     let _ = writeln!(out, "  outcomes            {}", ceiling_stats.by_status());
     let _ = writeln!(out, "  CPU                 {cpu_ceiling}");
-    if let Some(sync) = &synchronous {
-        let _ = writeln!(
-            out,
-            "\n== synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)"
-        );
-        describe(out, sync, &["201"]);
-        if let Some(ms) = sync.postgres_ms {
-            let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
-        }
-    }
-    if let Some(same) = &same_transaction {
-        let _ = writeln!(
-            out,
-            "\n== same transaction (bare axum: the inventory worker's transaction, one order each)"
-        );
-        describe(out, same, &["201"]);
-        if let Some(ms) = same.postgres_ms {
+    for (baseline, title) in [
+        (
+            &synchronous,
+            "synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)",
+        ),
+        (
+            &same_transaction,
+            "same transaction (bare axum: the inventory worker's transaction, one order each)",
+        ),
+    ] {
+        let Some(baseline) = baseline else { continue };
+        let _ = writeln!(out, "\n== {title}");
+        describe(out, baseline, &["201"]);
+        if let Some(ms) = baseline.postgres_ms {
             let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
         }
     }
