@@ -69,8 +69,12 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     )
     .await?;
     let ceiling_stats = ceiling.recorder.snapshot();
-    let synchronous = baseline(ctx, &shop, Work::Ceiling).await?;
-    let same_transaction = baseline(ctx, &shop, Work::Recorded).await?;
+    let mut baselines = Vec::with_capacity(BASELINES.len());
+    for b in &BASELINES {
+        if let Some(measured) = baseline(ctx, &shop, b.work).await? {
+            baselines.push((b, measured));
+        }
+    }
     let cpu_ceiling = &ceiling.cpu;
     let ceiling_rate = ceiling_stats.accepted as f64 / ceiling.ran.elapsed.as_secs_f64();
 
@@ -87,22 +91,15 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
             settled / ceiling_rate,
             ceiling_rate
         );
-        for (baseline, label, after) in [
-            (&synchronous, "synchronous     ", "target >= 0.8x"),
-            (
-                &same_transaction,
-                "same transaction",
-                "the same records without the bus",
-            ),
-        ] {
-            if let Some(baseline) = baseline {
-                let rate = baseline.accepted_per_sec();
-                let _ = writeln!(
-                    out,
-                    "  vs {label} {:.2}x of {rate:.0} orders/s ({after})",
-                    settled / rate.max(1e-9),
-                );
-            }
+        for (b, measured) in &baselines {
+            let rate = measured.accepted_per_sec();
+            let _ = writeln!(
+                out,
+                "  vs {:<16} {:.2}x of {rate:.0} orders/s ({})",
+                b.label,
+                settled / rate.max(1e-9),
+                b.note
+            );
         }
     }
     let _ = writeln!(
@@ -146,20 +143,10 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     );
     let _ = writeln!(out, "  outcomes            {}", ceiling_stats.by_status());
     let _ = writeln!(out, "  CPU                 {cpu_ceiling}");
-    for (baseline, title) in [
-        (
-            &synchronous,
-            "synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)",
-        ),
-        (
-            &same_transaction,
-            "same transaction (bare axum: the inventory worker's transaction, one order each)",
-        ),
-    ] {
-        let Some(baseline) = baseline else { continue };
-        let _ = writeln!(out, "\n== {title}");
-        describe(out, baseline, &["201"]);
-        if let Some(ms) = baseline.postgres_ms {
+    for (b, measured) in &baselines {
+        let _ = writeln!(out, "\n== {}", b.title);
+        describe(out, measured, &["201"]);
+        if let Some(ms) = measured.postgres_ms {
             let _ = writeln!(out, "  PostgreSQL CPU      {ms:.3} ms per order");
         }
     }
@@ -184,6 +171,33 @@ pub async fn section(ctx: &Run, out: &mut String) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A synchronous baseline as the summary names it.
+struct Baseline {
+    work: Work,
+    /// Its name on place's line of ratios.
+    label: &'static str,
+    /// What place's ratio to it is for.
+    note: &'static str,
+    /// Its section's heading.
+    title: &'static str,
+}
+
+/// The synchronous baselines place is compared with, in the summary's order.
+const BASELINES: [Baseline; 2] = [
+    Baseline {
+        work: Work::Ceiling,
+        label: "synchronous",
+        note: "target >= 0.8x",
+        title: "synchronous baseline (bare axum: same body and bearer token, the ceiling's transaction)",
+    },
+    Baseline {
+        work: Work::Recorded,
+        label: "same transaction",
+        note: "the same records without the bus",
+        title: "same transaction (bare axum: the inventory worker's transaction, one order each)",
+    },
+];
 
 /// A synchronous baseline doing `work` from as many clients as `place`, for as long; none
 /// without the api's token key.
