@@ -157,24 +157,24 @@ pub struct Taken {
 }
 
 /// Takes every `every`-th accepted order through the steps after the sale, from the list the
-/// load fills, until `until` and the list is worked through; `staff` members work at once, each
-/// on its own share (member `k` takes the orders at `k * every`, then every `staff * every`-th),
-/// one order at a time.
+/// load fills, until `until` and the list is worked through; `members` of `staff` work at once,
+/// each on its own share (member `k` takes the orders at `k * every`, then every
+/// `members * every`-th), one order at a time.
 pub async fn drive(
-    member: Staff,
+    staff: Staff,
     accepted: Arc<Mutex<Vec<Uuid>>>,
     every: usize,
-    staff: usize,
+    members: usize,
     until: Instant,
 ) -> Taken {
     let every = every.max(1);
-    let staff = staff.max(1);
-    let shares = (0..staff).map(|k| {
+    let members = members.max(1);
+    let shares = (0..members).map(|k| {
         share(
-            member.clone(),
+            staff.clone(),
             Arc::clone(&accepted),
             k * every,
-            staff * every,
+            members * every,
             until,
         )
     });

@@ -1,9 +1,8 @@
 //! The stock each product had left when this replica last heard of it: from the inventory
 //! worker's stock notice after a placement, confirmed or refused (it read the stock under the
-//! product's lock), or
-//! from PostgreSQL when a placement was checked against it. A notice of a change that does
-//! not say what it left (a cancellation, an adjustment) and any product write forget the
-//! product's level.
+//! product's lock), or from PostgreSQL when a placement was checked against it. A notice of a
+//! change that does not say what it left (a cancellation, an adjustment) and any product write
+//! forget the product's level.
 //!
 //! A level only decides whether a placement is worth checking against PostgreSQL before it is
 //! published: a product sold out is then refused at once instead of being recorded `REJECTED`
